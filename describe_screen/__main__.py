@@ -1,0 +1,3 @@
+from describe_screen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""User settings: one TOML file in the platform's config folder, checked key by key.
+
+Every section is a plain dataclass; a wrong value stops with an error that names the key and the
+allowed values, because a silent fallback would leave a blind user guessing why a key does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from describe_screen.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+APP = "describe-screen"
+
+
+def choice(default: str, *allowed: str) -> Any:
+    """A string setting limited to `allowed` values."""
+    return field(default=default, metadata={"choices": (default, *allowed)})
+
+
+def bounded(default: float, low: float, high: float) -> Any:
+    """A number setting limited to [low, high]."""
+    return field(default=default, metadata={"range": (low, high)})
+
+
+@dataclass
+class HotkeyConfig:
+    """pynput hotkey strings, e.g. "<ctrl>+<alt>+d". An empty string turns an action off."""
+
+    describe_screen: str = "<ctrl>+<alt>+d"
+    describe_window: str = "<ctrl>+<alt>+w"
+    describe_pointer: str = "<ctrl>+<alt>+p"
+    read_text: str = "<ctrl>+<alt>+r"
+    ask: str = "<ctrl>+<alt>+a"
+    repeat: str = "<ctrl>+<alt>+l"
+    stop: str = "<ctrl>+<alt>+s"
+    copy: str = "<ctrl>+<alt>+c"
+
+
+@dataclass
+class SpeechConfig:
+    rate: int = bounded(190, 80, 500)
+    volume: float = bounded(1.0, 0.0, 1.0)
+    voice: str = ""
+    cues: bool = True
+    tick_seconds: float = bounded(1.5, 0.5, 10.0)
+
+
+@dataclass
+class CaptureConfig:
+    target: str = choice("screen", "window", "pointer", "all")
+    pointer_size: int = bounded(480, 64, 4096)
+
+
+@dataclass
+class DescribeConfig:
+    detail: str = choice("brief", "full")
+    model: str = "auto"
+    engine: str = choice("auto", "text", "vlm")
+
+
+@dataclass
+class AskConfig:
+    model: str = "auto"
+    grounding: bool = True
+    reuse_capture_seconds: float = bounded(30.0, 0.0, 3600.0)
+
+
+@dataclass
+class ModelsConfig:
+    dir: str = ""
+    provider: str = choice("auto", "cuda", "cpu")
+    threads: int = bounded(0, 0, 256)
+    max_new_tokens: int = bounded(160, 8, 2048)
+    tiles: str = choice("fast", "default")
+    precision: str = choice("auto", "fp32", "fp16", "int8")
+
+
+@dataclass
+class OcrConfig:
+    engine: str = choice("rapidocr", "florence-2")
+
+
+@dataclass
+class VoiceConfig:
+    asr_model: str = "auto"
+    asr_device: str = choice("auto", "cpu", "cuda")
+    microphone: str = ""
+    max_seconds: float = bounded(30.0, 1.0, 600.0)
+    trim_silence: bool = True
+
+
+@dataclass
+class Config:
+    hotkeys: HotkeyConfig = field(default_factory=HotkeyConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    describe: DescribeConfig = field(default_factory=DescribeConfig)
+    ask: AskConfig = field(default_factory=AskConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    ocr: OcrConfig = field(default_factory=OcrConfig)
+    voice: VoiceConfig = field(default_factory=VoiceConfig)
+
+    def models_dir(self) -> Path:
+        """Where model bundles live: the config value, else the user data folder."""
+        if self.models.dir:
+            return Path(self.models.dir).expanduser()
+        return data_dir() / "models"
+
+
+def config_path() -> Path:
+    """The settings file; DESCRIBE_SCREEN_CONFIG overrides it (tests, portable installs)."""
+    if env := os.environ.get("DESCRIBE_SCREEN_CONFIG"):
+        return Path(env)
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP)) / "config.toml"
+
+
+def data_dir() -> Path:
+    if env := os.environ.get("DESCRIBE_SCREEN_DATA"):
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP))
+
+
+def _check(section: str, f: dataclasses.Field, value: Any) -> Any:
+    key = f"{section}.{f.name}"
+    default = f.default
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"Setting {key} is {value!r}, but it must be true or false.",
+                            f"Edit {key} in {config_path()}.")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                isinstance(default, int) and not isinstance(value, int)):
+            kind = "a whole number" if isinstance(default, int) else "a number"
+            raise UserError(f"Setting {key} is {value!r}, but it must be {kind}.",
+                            f"Edit {key} in {config_path()}.")
+        low, high = f.metadata.get("range", (float("-inf"), float("inf")))
+        if not low <= value <= high:
+            raise UserError(f"Setting {key} is {value}, but it must be from {low:g} to {high:g}.",
+                            f"Edit {key} in {config_path()}.")
+        return type(default)(value)
+    if not isinstance(value, str):
+        raise UserError(f"Setting {key} is {value!r}, but it must be text in quotes.",
+                        f"Edit {key} in {config_path()}.")
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise UserError(f"Setting {key} is {value!r}; allowed values are {', '.join(choices)}.",
+                        f"Edit {key} in {config_path()}.")
+    return value
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build a Config from parsed TOML, refusing unknown sections, keys and bad values."""
+    config = Config()
+    for section, values in data.items():
+        if section not in {f.name for f in dataclasses.fields(Config)}:
+            known = ", ".join(f.name for f in dataclasses.fields(Config))
+            raise UserError(f"The settings file has an unknown section [{section}].",
+                            f"Known sections are {known}.")
+        if not isinstance(values, dict):
+            raise UserError(f"[{section}] in the settings file must be a table of keys.",
+                            f"Edit {config_path()}.")
+        target = getattr(config, section)
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        for key, value in values.items():
+            if key not in fields:
+                raise UserError(f"The settings file has an unknown key {section}.{key}.",
+                                f"Known keys in [{section}] are {', '.join(fields)}.")
+            setattr(target, key, _check(section, fields[key], value))
+    _check_hotkeys(config.hotkeys)
+    return config
+
+
+def _check_hotkeys(hotkeys: HotkeyConfig) -> None:
+    """Each hotkey string must parse; two actions must not share one combination."""
+    from describe_screen.hotkeys import parse_hotkey
+
+    seen: dict[str, str] = {}
+    for f in dataclasses.fields(hotkeys):
+        combo = getattr(hotkeys, f.name)
+        if not combo:
+            continue
+        normal = parse_hotkey(combo, f"hotkeys.{f.name}")
+        if normal in seen:
+            raise UserError(f"Hotkeys {seen[normal]} and hotkeys.{f.name} are both {combo}.",
+                            "Give each action its own key combination in the settings file.")
+        seen[normal] = f"hotkeys.{f.name}"
+
+
+def load(path: Path | None = None) -> Config:
+    """Read the settings file; a missing file means all defaults."""
+    path = path or config_path()
+    if not path.exists():
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"The settings file {path} cannot be read: {exc}.",
+                        "Fix the line it names, or delete the file to use the defaults.") from exc
+    return from_dict(data)
