@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,25 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from describe_screen.virtual_display import start_xvfb
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_xvfb(size: str = "1280x720x24") -> tuple[subprocess.Popen, str]:
-    """Start Xvfb on a free display number (Xvfb picks it and reports it through -displayfd)."""
-    if not shutil.which("Xvfb"):
-        pytest.fail("Xvfb is missing: run installer/test.sh, which installs it.")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp", "+extension", "RECORD"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as pipe:
-        number = pipe.readline().strip()
-    if not number:
-        proc.kill()
-        pytest.fail("Xvfb did not start")
-    return proc, f":{number}"
 
 
 @pytest.fixture(scope="session")
@@ -50,25 +33,6 @@ def xvfb() -> Iterator[str]:
             os.environ["DISPLAY"] = old
 
 
-WINDOW_SCRIPT = r"""
-import sys, tkinter as tk
-title, text, font_size, bg, fg = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-root = tk.Tk()
-root.title(title)
-root.configure(bg=bg)
-root.geometry("+0+0")
-for line in text.split("\n"):
-    tk.Label(root, text=line, font=("DejaVu Sans", font_size), bg=bg, fg=fg, anchor="w").pack(fill="x", padx=20, pady=6)
-buttons = [b for b in sys.argv[6:] if b]
-if buttons:
-    row = tk.Frame(root, bg=bg)
-    row.pack(pady=12)
-    for b in buttons:
-        tk.Button(row, text=b, font=("DejaVu Sans", font_size)).pack(side="left", padx=10)
-root.update()
-print("ready", root.winfo_id(), flush=True)
-root.mainloop()
-"""
 
 
 class Window:
@@ -78,7 +42,7 @@ class Window:
                  fg: str = "black", buttons: tuple[str, ...] = ()) -> None:
         env = dict(os.environ, DISPLAY=display)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WINDOW_SCRIPT, title, text, str(font_size), bg, fg, *buttons],
+            [sys.executable, "-m", "describe_screen.sample_window", title, text, str(font_size), bg, fg, *buttons],
             env=env, stdout=subprocess.PIPE, text=True,
         )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
