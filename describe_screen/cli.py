@@ -1,0 +1,211 @@
+"""The `describe-screen` command: talks to a running daemon, or does the job itself when none runs.
+
+Only the standard library is imported at start, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from describe_screen import __version__
+from describe_screen.errors import UserError
+
+DAEMON_COMMANDS = ("describe", "read", "ask", "repeat", "stop", "status", "copy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="describe-screen",
+        description="Press a key, hear what is on the screen. Everything runs on this computer.",
+    )
+    parser.add_argument("--version", action="version", version=f"describe-screen {__version__}")
+    parser.add_argument("--config", type=Path, help="settings file to use instead of the usual one")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    daemon = sub.add_parser("daemon", help="run in the background: hotkeys, speech, the local socket")
+    daemon.add_argument("--speech-file", type=Path, help="record speech to this WAV instead of playing it")
+    daemon.add_argument("--no-hotkeys", action="store_true", help="serve only the command line")
+
+    def job(name: str, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--target", choices=("screen", "window", "pointer", "all", "clipboard"),
+                       help="what to capture (default: the settings file's capture.target)")
+        p.add_argument("--image", type=Path, help="describe this image file instead of the screen")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.add_argument("--speech-file", type=Path, help="record speech to this WAV (runs without the daemon)")
+        return p
+
+    job("describe", "describe the screen, a window, the area under the pointer, or an image").add_argument(
+        "--detail", choices=("brief", "full"), help="how much to say (default: describe.detail)")
+    job("read", "read all the text, in reading order")
+    ask = job("ask", "ask a question about the last capture (or a new one)")
+    ask.add_argument("question", nargs="?", default="", help="the question, in words")
+    ask.add_argument("--audio", type=Path, help="a WAV file holding the spoken question")
+    for name, text in (("repeat", "say the last result again"), ("stop", "stop speaking now"),
+                       ("status", "what the daemon is doing"), ("copy", "copy the last result to the clipboard")):
+        sub.add_parser(name, help=text).add_argument("--json", action="store_true", help="print JSON")
+
+    doctor = sub.add_parser("doctor", help="check display, capture, hotkeys, speech, GPU and models")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    demo = sub.add_parser("demo", help="a first run: describe the screen, or a sample window when there is none")
+    demo.add_argument("--speech-file", type=Path, help="where to save the speech (default: demo-speech.wav)")
+
+    models = sub.add_parser("models", help="list, export, verify or remove vision models")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    msub.add_parser("list", help="models you can export, and the ones installed")
+    export = msub.add_parser("export", help="download (or take a local folder) and export a model to ONNX")
+    export.add_argument("name", help="a model name from `describe-screen models list`")
+    export.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="int8",
+                        help="int8 for the CPU (default), fp16 for a GPU, fp32 for exactness")
+    export.add_argument("--source", type=Path, help="a local folder holding the checkpoint (no download)")
+    export.add_argument("--out", type=Path, help="where to write the bundle (default: the models folder)")
+    for name, text in (("verify", "check every file of an installed model"), ("remove", "delete an installed model")):
+        msub.add_parser(name, help=text).add_argument("name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"describe-screen: {exc}", file=sys.stderr)
+        _say_error(exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _say_error(exc: UserError) -> None:
+    """Errors before the speaker exists are spoken too, when speech works at all."""
+    try:
+        import pyttsx3
+
+        engine = pyttsx3.init()
+        engine.say(str(exc))
+        engine.runAndWait()
+    except Exception:  # speech itself is broken: the printed line is all we can give
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    from describe_screen import config as settings
+
+    if args.config:
+        import os
+
+        os.environ["DESCRIBE_SCREEN_CONFIG"] = str(args.config)
+    config = settings.load()
+    if args.command == "daemon":
+        from describe_screen.daemon import run as run_daemon
+
+        return run_daemon(config, args.speech_file, hotkeys=not args.no_hotkeys)
+    if args.command == "doctor":
+        from describe_screen.doctor import run as run_doctor
+
+        return run_doctor(config, as_json=args.json)
+    if args.command == "demo":
+        from describe_screen.demo import run as run_demo
+
+        return run_demo(config, args.speech_file)
+    if args.command == "models":
+        from describe_screen.model_commands import run as run_models
+
+        return run_models(config, args)
+    return _daemon_command(config, args)
+
+
+def _request(args: argparse.Namespace) -> dict[str, Any]:
+    request: dict[str, Any] = {"cmd": args.command}
+    for key in ("target", "detail", "question"):
+        if getattr(args, key, None):
+            request[key] = getattr(args, key)
+    for key in ("image", "audio"):
+        if getattr(args, key, None):
+            path = Path(getattr(args, key)).expanduser().resolve()
+            request[key] = str(path)
+    return request
+
+
+def _daemon_command(config: Any, args: argparse.Namespace) -> int:
+    """Send to the running daemon; without one, describe/read/ask run here and now."""
+    from describe_screen import ipc
+
+    request = _request(args)
+    as_json = getattr(args, "json", False)
+    speech_file = getattr(args, "speech_file", None)
+    printer = _Printer(as_json)
+    if speech_file is None and ipc.daemon_running():
+        final = ipc.Client().request(request, printer.event)
+    elif args.command in ("describe", "read", "ask"):
+        final = _one_shot(config, request, speech_file, printer)
+    elif args.command == "status":
+        final = {"event": "done", "result": {"running": False}}
+        if not as_json:
+            print("No describe-screen daemon is running. Start it with: describe-screen daemon")
+            return 0
+    else:
+        raise UserError(f"No describe-screen daemon is running, so there is nothing to {args.command}.",
+                        "Start it with: describe-screen daemon")
+    return printer.finish(final)
+
+
+def _one_shot(config: Any, request: dict, speech_file: Path | None, printer: _Printer) -> dict:
+    from describe_screen.daemon import Daemon
+    from describe_screen.speech import Speaker
+
+    speaker = Speaker(config.speech, speech_file)
+    try:
+        final = Daemon(config, speaker).handle(request, printer.event)
+        speaker.wait_idle()
+    finally:
+        speaker.close()
+    return final
+
+
+class _Printer:
+    """Prints streamed text as it comes (a screen reader reads it too), or JSON once at the end."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.printed = False
+
+    def event(self, event: dict) -> None:
+        if self.as_json:
+            return
+        if event.get("event") == "text":
+            sys.stdout.write(event["text"])
+            sys.stdout.flush()
+            self.printed = True
+        elif event.get("event") == "question":
+            print(f"Question: {event['text']}", flush=True)
+
+    def finish(self, final: dict) -> int:
+        if self.as_json:
+            print(json.dumps(final, ensure_ascii=False))
+            return 0 if final.get("event") == "done" else 1
+        if final.get("event") == "error":
+            print(f"describe-screen: {final.get('problem', '')} {final.get('fix', '')}".rstrip(), file=sys.stderr)
+            return 1
+        result = final.get("result", {})
+        if self.printed:
+            print()
+        elif isinstance(result, dict) and result.get("text") and not result.get("cancelled"):
+            print(result["text"])
+        elif isinstance(result, dict) and "busy" in result:
+            print(_status_words(result))
+        return 0
+
+
+def _status_words(status: dict) -> str:
+    doing = f"working on: {status['busy']}" if status.get("busy") else "idle"
+    last = f" Last result: {status['last']}" if status.get("last") else ""
+    return f"The daemon is running and {doing}.{last}"

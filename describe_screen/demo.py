@@ -1,0 +1,79 @@
+"""`describe-screen demo`: the first run after installing.
+
+On a desktop it describes the real screen and speaks. With no display (a server, a fresh container)
+it starts a virtual display with a sample dialog, describes and reads it, prints the words and saves
+the speech to a WAV, so the whole chain is shown working with real parts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from describe_screen.config import Config
+from describe_screen.daemon import Daemon
+from describe_screen.errors import UserError
+
+SAMPLE_TITLE = "Save changes"
+SAMPLE_TEXT = ("Do you want to save the changes you made to report.txt?\n"
+               "Your changes will be lost if you don't save them.")
+SAMPLE_BUTTONS = ("Save", "Don't Save", "Cancel")
+
+
+def run(config: Config, speech_file: Path | None = None) -> int:
+    from describe_screen.speech import Speaker
+
+    virtual = sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+    if virtual and speech_file is None:
+        speech_file = Path("demo-speech.wav").resolve()
+    speaker = Speaker(config.speech, speech_file)
+    xvfb = window = None
+    try:
+        if virtual:
+            print("No display was found, so the demo opens a sample window on a virtual display.", flush=True)
+            xvfb, window = _sample_desktop()
+        daemon = Daemon(config, speaker)
+        ok = True
+        for request, heading in (({"cmd": "describe", "target": "screen"}, "Description"),
+                                 ({"cmd": "read", "target": "screen"}, "All the text")):
+            print(f"{heading}:", flush=True)
+            final = daemon.handle(request, _print_text)
+            print(flush=True)
+            ok = ok and final.get("event") == "done"
+        speaker.wait_idle()
+    finally:
+        speaker.close()
+        for proc in (window, xvfb):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=10)
+    if speech_file:
+        print(f"The speech was saved to {speech_file}.")
+    print("The demo worked." if ok else "The demo found a problem: see the message above.")
+    return 0 if ok else 1
+
+
+def _print_text(event: dict) -> None:
+    if event.get("event") == "text":
+        sys.stdout.write(event["text"])
+        sys.stdout.flush()
+
+
+def _sample_desktop() -> tuple[subprocess.Popen, subprocess.Popen]:
+    """A virtual display with the sample dialog on it; DISPLAY points at it from here on."""
+    from describe_screen.virtual_display import start_xvfb
+
+    xvfb, display = start_xvfb()
+    os.environ["DISPLAY"] = display
+    window = subprocess.Popen(
+        [sys.executable, "-m", "describe_screen.sample_window", SAMPLE_TITLE, SAMPLE_TEXT, "18", "white", "black",
+         *SAMPLE_BUTTONS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = window.stdout.readline() if window.stdout else ""
+    if not line.startswith("ready"):
+        xvfb.terminate()
+        error = window.stderr.read() if window.stderr else ""
+        raise UserError("The sample window could not open" + (" because Tk is missing." if "tkinter" in error else "."),
+                        "Install Tk for Python (Debian and Ubuntu: sudo apt-get install python3-tk).")
+    return xvfb, window

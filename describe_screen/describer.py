@@ -1,0 +1,194 @@
+"""From a capture to words: the blank check, the text reader, and a vision model when one is installed.
+
+Everything here yields text pieces as soon as they exist, so speech starts on the first sentence
+while the rest is still being worked out. It never speaks or prints itself: the daemon does that.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from describe_screen import vlm
+from describe_screen.config import Config
+from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    from describe_screen.capture import Capture
+    from describe_screen.ocr import TextLine, TextRecognizer
+
+Cancelled = Callable[[], bool]
+
+# How much recognised screen text goes into a model prompt as grounding; more slows prefill down.
+GROUNDING_CHARS = 1200
+INSTALL_VLM = "To install one, run: describe-screen models export smolvlm-256m-instruct."
+
+
+@dataclass
+class Scene:
+    """One capture and what we learnt about it; follow-up questions reuse it."""
+
+    capture: Capture
+    lines: list[TextLine] | None = None
+    history: list[vlm.Turn] = field(default_factory=list)
+
+
+class Describer:
+    """Owns the text reader and the vision models, loading each once, on first use or at warm-up."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._ocr: TextRecognizer | None = None
+        self._models: dict[str, vlm.VisionLanguageModel | None] = {}
+        self.notes: list[str] = []  # problems met while loading, said once to the user
+
+    # -- engines ------------------------------------------------------------------------------
+    @property
+    def ocr(self) -> TextRecognizer:
+        with self._lock:
+            if self._ocr is None:
+                from describe_screen.ocr import TextRecognizer
+
+                self._ocr = TextRecognizer(provider=self.config.models.provider,
+                                           threads=self.config.models.threads)
+            return self._ocr
+
+    def model(self, task: str) -> vlm.VisionLanguageModel | None:
+        """The model for `task`, or None when none is installed or it failed to load (noted once)."""
+        name = self.config.ask.model if task == vlm.ASK else self.config.describe.model
+        with self._lock:
+            if task not in self._models:
+                self._models[task] = self._open(task, name)
+            return self._models[task]
+
+    def _open(self, task: str, name: str) -> vlm.VisionLanguageModel | None:
+        from describe_screen import models
+
+        options = vlm.RuntimeOptions(
+            provider=self.config.models.provider, threads=self.config.models.threads,
+            max_new_tokens=self.config.models.max_new_tokens, tiles=self.config.models.tiles,
+            precision=self.config.models.precision,
+        )
+        folder = self.config.models_dir()
+        try:
+            bundle = models.default_for(task, folder) if name == "auto" else models.find(name, folder)
+            if bundle is None:
+                return None
+            model = vlm.load_model(bundle, options)
+            if task not in model.tasks:
+                raise UserError(f"The model {model.name} cannot do {task.replace('_', ' ')}.",
+                                "Choose another model for it in the settings file.")
+            return model
+        except UserError as exc:
+            self.notes.append(f"The vision model could not be loaded. {exc} Until then I use the text reader.")
+            print(f"describe-screen: {self.notes[-1]}", file=sys.stderr)
+            return None
+
+    def warm_up(self) -> None:
+        """Load the text reader and the installed models now, so the first hotkey press is fast."""
+        self.ocr.warm_up()
+        for task in (vlm.CAPTION_BRIEF, vlm.ASK):
+            if self.config.describe.engine != "text" and (model := self.model(task)):
+                try:
+                    model.warm_up()
+                except UserError as exc:
+                    self._models[task] = None
+                    self.notes.append(f"The vision model could not start. {exc} Until then I use the text reader.")
+
+    def take_notes(self) -> Iterator[str]:
+        """Yield (once) what went wrong while loading, so the user hears why quality dropped."""
+        while self.notes:
+            yield self.notes.pop(0) + " "
+
+    # -- the three jobs -----------------------------------------------------------------------
+    def lines(self, scene: Scene, cancelled: Cancelled) -> list[TextLine]:
+        if scene.lines is None:
+            scene.lines = list(self.ocr.iter_lines(scene.capture.image, cancelled))
+        return scene.lines
+
+    def describe(self, scene: Scene, detail: str, cancelled: Cancelled) -> Iterator[str]:
+        """Title first (known at once), then the vision model's caption or the text reader's summary."""
+        from describe_screen import reader
+
+        if blank := self._blank(scene):
+            yield blank
+            return
+        capture = scene.capture
+        task = vlm.CAPTION_FULL if detail == "full" else vlm.CAPTION_BRIEF
+        model = None if self.config.describe.engine == "text" else self.model(task)
+        yield from self.take_notes()
+        if model is None:
+            lines = self.lines(scene, cancelled)
+            if detail == "full":
+                yield from (piece + " " for piece in reader.full(lines))
+            else:
+                yield reader.brief(lines, capture.title, capture.image.size) + " "
+            return
+        yield self._lead(scene, cancelled)
+        yield from model.stream(capture.image, vlm.Request(task=task), cancelled)
+
+    def read(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
+        """All the text, in reading order, line by line as recognition goes."""
+        if blank := self._blank(scene):
+            yield blank
+            return
+        if scene.lines is not None:
+            yield from (line.text + "\n" for line in scene.lines)
+            return
+        found: list[TextLine] = []
+        for line in self.ocr.iter_lines(scene.capture.image, cancelled):
+            found.append(line)
+            yield line.text + "\n"
+        if not cancelled():
+            scene.lines = found
+        if not found:
+            yield "I found no text on the screen. "
+
+    def ask(self, scene: Scene, question: str, cancelled: Cancelled) -> Iterator[str]:
+        """Answer about the scene; follow-ups see the earlier turns. The turn is kept for the next one."""
+        from describe_screen import textqa
+
+        question = question.strip()
+        if not question:
+            raise UserError("The question is empty.", "Ask again, with the question in words.")
+        if blank := self._blank(scene):
+            yield blank
+            return
+        model = None if self.config.describe.engine == "text" else self.model(vlm.ASK)
+        yield from self.take_notes()
+        capture = scene.capture
+        answer: list[str] = []
+        if model is not None:
+            grounding = ""
+            if self.config.ask.grounding:
+                grounding = " ".join(line.text for line in self.lines(scene, cancelled))[:GROUNDING_CHARS]
+            request = vlm.Request(task=vlm.ASK, question=question, history=list(scene.history),
+                                  grounding=grounding)
+            for piece in model.stream(capture.image, request, cancelled):
+                answer.append(piece)
+                yield piece
+        else:
+            text = textqa.answer(question, self.lines(scene, cancelled), capture.title, capture.image.size)
+            if text is None:
+                text = ("I can only answer questions about the text on the screen, and the text does not "
+                        f"answer that. A vision model is needed for it. {INSTALL_VLM}")
+            answer.append(text)
+            yield text
+        if not cancelled():
+            scene.history.append(vlm.Turn(question, "".join(answer).strip()))
+
+    def _lead(self, scene: Scene, cancelled: Cancelled) -> str:
+        """The quick lead before a model's caption: the window title, else the first line of text."""
+        if scene.capture.title:
+            return f"{scene.capture.title}. "
+        first = next(iter(self.ocr.iter_lines(scene.capture.image, cancelled)), None)
+        return f"{first.text}. " if first else ""
+
+    def _blank(self, scene: Scene) -> str | None:
+        from describe_screen.blank import describe_blank
+
+        return describe_blank(scene.capture.image)

@@ -1,0 +1,208 @@
+"""`describe-screen doctor`: every part checked for real, each answer a sentence with what to fix.
+
+"Available" is not "usable": onnxruntime-gpu lists CUDA on machines with no GPU, so the GPU check
+opens a session and reports the provider it really got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import metadata, resources
+
+from describe_screen.config import Config, config_path
+from describe_screen.errors import UserError
+
+OK, NOTE, PROBLEM = "ok", "note", "problem"
+
+
+@dataclass
+class Check:
+    part: str
+    status: str
+    says: str
+    fix: str = ""
+
+    def line(self) -> str:
+        label = {OK: "OK", NOTE: "NOTE", PROBLEM: "PROBLEM"}[self.status]
+        return f"{label}: {self.part}: {self.says}" + (f" To fix: {self.fix}" if self.fix else "")
+
+
+def check_settings(config: Config) -> Check:
+    path = config_path()
+    where = f"read from {path}" if path.exists() else f"defaults (no file at {path})"
+    return Check("Settings", OK, f"Settings are valid, {where}.")
+
+
+def check_display(config: Config) -> Check:
+    if sys.platform.startswith("linux"):
+        if not os.environ.get("DISPLAY"):
+            wayland = " A Wayland session was found, but screen capture needs X11 or XWayland." if os.environ.get(
+                "WAYLAND_DISPLAY") else ""
+            return Check("Display", PROBLEM, f"No X display is set.{wayland}",
+                         "Run describe-screen inside your desktop session, or try describe-screen demo, "
+                         "which makes a virtual display.")
+        from Xlib import display as xdisplay
+        from Xlib.error import DisplayError
+
+        try:
+            xdisplay.Display().close()
+        except DisplayError as exc:
+            return Check("Display", PROBLEM, f"The X display {os.environ['DISPLAY']} cannot be opened: {exc}.",
+                         "Check that the desktop session is running and DISPLAY is right.")
+        return Check("Display", OK, f"X display {os.environ['DISPLAY']} is open.")
+    return Check("Display", OK, f"Desktop of {sys.platform}.")
+
+
+def check_capture(config: Config) -> Check:
+    from describe_screen.blank import describe_blank
+    from describe_screen.capture import capture
+
+    shot = capture("screen")
+    width, height = shot.image.size
+    blank = describe_blank(shot.image)
+    says = f"The screen was captured, {width} by {height} pixels." + (f" {blank}" if blank else "")
+    return Check("Screen capture", OK, says)
+
+
+def check_hotkeys(config: Config) -> Check:
+    from describe_screen.daemon import spoken_hotkey
+    from describe_screen.hotkeys import HotkeyListener
+
+    bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
+    listener = HotkeyListener(bindings, lambda action: None)
+    listener.start()
+    listener.stop()
+    keys = ", ".join(f"{action.replace('_', ' ')}: {spoken_hotkey(combo)}" for action, combo in bindings.items())
+    return Check("Hotkeys", OK, f"Hotkeys can be heard. {keys}.")
+
+
+def check_speech(config: Config) -> Check:
+    from describe_screen.speech import Speaker
+
+    speaker = Speaker(config.speech)
+    try:
+        return Check("Speech", OK, f"Speech works with {speaker.driver()}.")
+    finally:
+        speaker.close()
+
+
+def check_onnxruntime(config: Config) -> Check:
+    """Which onnxruntime package, what it lists, and what a real session runs on."""
+    packages = [name for name in ("onnxruntime-gpu", "onnxruntime") if _installed(name)]
+    if not packages:
+        return Check("Model runtime", PROBLEM, "onnxruntime is not installed.",
+                     "Reinstall describe-screen with installer/install.sh.")
+    import onnxruntime as ort
+
+    if len(packages) == 2:
+        return Check("Model runtime", PROBLEM, "Both onnxruntime and onnxruntime-gpu are installed; they overwrite "
+                     "each other, so the GPU may be unusable.",
+                     "Run: pip uninstall -y onnxruntime onnxruntime-gpu, then pip install --no-deps onnxruntime-gpu.")
+    listed = ort.get_available_providers()
+    ort.set_default_logger_severity(4)  # the CUDA load failure is reported below in plain words
+    probe = str(resources.files("describe_screen") / "data" / "probe.onnx")
+    wanted = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in listed]
+    used = ort.InferenceSession(probe, providers=wanted).get_providers()[0]
+    ort.set_default_logger_severity(2)
+    head = f"{packages[0]} {ort.__version__} lists {', '.join(listed)}."
+    if used == "CUDAExecutionProvider":
+        return Check("Model runtime", OK, f"{head} Models run on the GPU with CUDA.")
+    if "CUDAExecutionProvider" in listed:
+        return Check("Model runtime", NOTE, f"{head} CUDA is listed but could not start, so models run on the CPU.",
+                     "For the GPU, install an NVIDIA driver with CUDA 12 or 13 and cuDNN 9, as onnxruntime-gpu needs.")
+    return Check("Model runtime", OK, f"{head} Models run on the CPU.")
+
+
+def check_text_reader(config: Config) -> Check:
+    from describe_screen.ocr import TextRecognizer
+
+    reader = TextRecognizer(provider=config.models.provider, threads=config.models.threads)
+    reader.warm_up()
+    return Check("Text reader", OK, f"The text reader is ready, running on {reader.provider()}.")
+
+
+def check_models(config: Config) -> Check:
+    from describe_screen import models, vlm
+
+    folder = config.models_dir()
+    found = models.installed(folder)
+    if not found:
+        return Check("Vision models", NOTE, f"No vision model is installed in {folder}; descriptions use the text "
+                     "reader.", "For descriptions of pictures and free questions, run: "
+                     "describe-screen models export smolvlm-256m-instruct.")
+    names = ", ".join(m.name for m in found)
+    chosen = []
+    for task, label in ((vlm.CAPTION_BRIEF, "describe"), (vlm.ASK, "ask")):
+        bundle = models.default_for(task, folder)
+        chosen.append(f"{label} uses {bundle.name if bundle else 'the text reader'}")
+    return Check("Vision models", OK, f"Installed: {names}. {'; '.join(chosen)}.")
+
+
+def check_voice(config: Config) -> Check:
+    try:
+        from describe_screen.asr import SpeechRecognizer
+    except ImportError:
+        return Check("Voice questions", NOTE, "Speech recognition is not installed; questions can be typed.",
+                     'For spoken questions, run: pip install "describe-screen[voice]".')
+    recognizer = SpeechRecognizer(config.voice.asr_model, config.voice.asr_device)
+    import sounddevice
+
+    inputs = [d for d in sounddevice.query_devices() if d["max_input_channels"] > 0]
+    mic = f"{len(inputs)} microphone(s) found." if inputs else "No microphone was found."
+    status = OK if inputs else NOTE
+    return Check("Voice questions", status, f"Speech recognition: {recognizer.describe()}. {mic}",
+                 "" if inputs else "Plug in a microphone, or ask by typing: describe-screen ask \"your question\".")
+
+
+def check_daemon(config: Config) -> Check:
+    from describe_screen import ipc
+
+    if ipc.daemon_running():
+        return Check("Daemon", OK, f"The daemon is running, listening at {ipc.socket_path()}.")
+    return Check("Daemon", NOTE, "The daemon is not running.", "Start it with: describe-screen daemon.")
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+CHECKS: list[tuple[str, Callable[[Config], Check]]] = [
+    ("Settings", check_settings), ("Display", check_display), ("Screen capture", check_capture),
+    ("Hotkeys", check_hotkeys), ("Speech", check_speech), ("Model runtime", check_onnxruntime),
+    ("Text reader", check_text_reader), ("Vision models", check_models), ("Voice questions", check_voice),
+    ("Daemon", check_daemon),
+]
+
+
+def checks(config: Config) -> list[Check]:
+    """Run every check; one that raises becomes a PROBLEM line, and the rest still run."""
+    results = []
+    for part, check in CHECKS:
+        try:
+            results.append(check(config))
+        except UserError as exc:
+            results.append(Check(part, PROBLEM, exc.problem, exc.fix))
+        except Exception as exc:  # a broken part must not hide the report on the others
+            results.append(Check(part, PROBLEM, f"The check failed: {type(exc).__name__}: {exc}.",
+                                 "Reinstall with installer/install.sh; if it stays, report this line."))
+    return results
+
+
+def run(config: Config, as_json: bool = False) -> int:
+    results = checks(config)
+    if as_json:
+        print(json.dumps([asdict(c) for c in results], indent=2))
+    else:
+        for check in results:
+            print(check.line(), flush=True)
+        problems = sum(c.status == PROBLEM for c in results)
+        print(f"{problems} problem(s) found." if problems else "Everything needed works.")
+    return 1 if any(c.status == PROBLEM for c in results) else 0
