@@ -1,0 +1,205 @@
+"""Grab what the user wants described: a monitor, all monitors, the active window, the area
+around the pointer, an image file, or the clipboard image.
+
+Pixels come from mss on every platform; the active window and the pointer position come from one
+small backend module per platform (_x11, _windows, _macos), the way mss splits its own backends.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+TARGETS = ("screen", "all", "window", "pointer", "image", "clipboard")
+
+# Larger pictures would take gigabytes to decode; no screen is this big (8K is 33 megapixels).
+MAX_PIXELS = 100_000_000
+
+Rect = tuple[int, int, int, int]  # left, top, width, height in screen coordinates
+
+
+@dataclass
+class Capture:
+    """One picture to describe, with where it came from (spoken back to the user and used for follow-ups)."""
+
+    image: Image.Image  # RGB
+    target: str  # one of TARGETS
+    title: str = ""  # window title (or file name) when known
+    origin: tuple[int, int] = (0, 0)  # top-left in screen coordinates
+    taken_at: float = field(default_factory=time.time)
+
+
+def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 480) -> Capture:
+    """Take one capture of `target`; every failure is a UserError that says what to do."""
+    if target == "image":
+        if image_path is None:
+            raise UserError("No image file was given to describe.", "Pass the path of a picture file.")
+        return Capture(load_image(Path(image_path)), "image", title=Path(image_path).name)
+    if target == "clipboard":
+        return Capture(_clipboard_image(), "clipboard")
+    if target not in TARGETS:
+        raise UserError(f"There is no capture target called {target!r}.",
+                        f"Choose one of: {', '.join(TARGETS)}.")
+    backend = _backend()
+    backend.check_access()
+    if target == "window":
+        title, rect = backend.active_window()
+        return _grab(_clip(rect, _monitors()[0], "The active window"), "window", title)
+    monitors = _monitors()
+    if target == "all":
+        return _grab(monitors[0], "all")
+    x, y = backend.pointer_position()
+    monitor = next((m for m in monitors[1:] if _contains(m, x, y)), monitors[1])
+    if target == "screen":
+        return _grab(monitor, "screen")
+    half = pointer_size // 2
+    region = _clip((x - half, y - half, pointer_size, pointer_size), monitor, "The area around the pointer")
+    return _grab(region, "pointer")
+
+
+def load_image(path: Path) -> Image.Image:
+    """Open a picture file as RGB, refusing missing, non-image and oversized files before decoding."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise UserError(f"The image file {path} does not exist.", "Check the path and try again.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise _too_large(path.name, None) from exc
+    except UnidentifiedImageError as exc:
+        raise UserError(f"{path.name} is not a picture this program can read.",
+                        "Use a PNG, JPEG, BMP, GIF, TIFF or WebP file.") from exc
+    except OSError as exc:
+        raise UserError(f"The image file {path} cannot be opened: {exc.strerror or exc}.",
+                        "Check that you are allowed to read it.") from exc
+    return _decode(image, path.name)
+
+
+def _decode(image: Image.Image, name: str) -> Image.Image:
+    """Check the header size, then decode and flatten transparency onto white (as a viewer shows it)."""
+    from PIL import Image
+
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise _too_large(name, (width, height))
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UserError(f"{name} is damaged or incomplete, so it cannot be read.",
+                        "Save the picture again, or take a new screenshot.") from exc
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, "white")
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return image.convert("RGB")
+
+
+def _too_large(name: str, size: tuple[int, int] | None) -> UserError:
+    dims = f" ({size[0]} by {size[1]} pixels)" if size else ""
+    return UserError(f"{name} is too large to describe{dims}; the limit is {MAX_PIXELS // 1_000_000} megapixels.",
+                     "Shrink or crop the picture and try again.")
+
+
+def _clipboard_image() -> Image.Image:
+    from PIL import Image, ImageGrab, UnidentifiedImageError
+
+    try:
+        content = ImageGrab.grabclipboard()
+    except UnidentifiedImageError:  # some xclip versions hand over copied text when asked for an image
+        content = None
+    except NotImplementedError as exc:
+        raise UserError("The clipboard cannot be read: no clipboard tool is installed.",
+                        "Install xclip (on X11) or wl-clipboard (on Wayland).") from exc
+    except (ChildProcessError, OSError) as exc:
+        raise UserError("The clipboard cannot be read.",
+                        "Run describe-screen inside your desktop session and copy the picture again.") from exc
+    if isinstance(content, list):  # copied files: use the first picture among them
+        for name in content:
+            try:
+                return load_image(Path(name))
+            except UserError:
+                continue
+        content = None
+    if not isinstance(content, Image.Image):
+        raise UserError("The clipboard has no picture in it.",
+                        "Copy an image first, for example with the Print Screen key, then try again.")
+    return _decode(content, "The clipboard picture")
+
+
+def _backend() -> ModuleType:
+    """The active-window and pointer backend for this platform."""
+    if sys.platform == "win32":
+        from describe_screen.capture import _windows as backend
+    elif sys.platform == "darwin":
+        from describe_screen.capture import _macos as backend
+    else:
+        from describe_screen.capture import _x11 as backend
+    return backend
+
+
+def _monitors() -> list[dict[str, int]]:
+    """mss monitors: [0] is the bounding box of all of them, then one per monitor."""
+    import mss
+
+    try:
+        with mss.MSS() as sct:
+            return list(sct.monitors)
+    except mss.ScreenShotError as exc:
+        raise _refused(exc) from exc
+
+
+def _grab(region: dict[str, int], target: str, title: str = "") -> Capture:
+    import mss
+    from PIL import Image
+
+    try:
+        with mss.MSS() as sct:
+            shot = sct.grab(region)
+    except mss.ScreenShotError as exc:
+        raise _refused(exc) from exc
+    image = Image.frombytes("RGB", shot.size, shot.rgb)
+    return Capture(image, target, title=title, origin=(region["left"], region["top"]))
+
+
+def _refused(exc: Exception) -> UserError:
+    if sys.platform == "darwin":
+        return UserError("The screen could not be captured: macOS has not allowed screen recording.",
+                         "Open System Settings, Privacy and Security, Screen Recording, allow the app that "
+                         "runs describe-screen, then restart it.")
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return UserError("The screen could not be captured: this Wayland session does not let programs read it.",
+                         "Log in with an X11 session (for example 'GNOME on Xorg'), "
+                         "or describe a picture file or the clipboard instead.")
+    return UserError(f"The screen could not be captured: {exc}.",
+                     "Run describe-screen inside your desktop session, or try describe-screen demo.")
+
+
+def _contains(monitor: dict[str, int], x: int, y: int) -> bool:
+    return (monitor["left"] <= x < monitor["left"] + monitor["width"]
+            and monitor["top"] <= y < monitor["top"] + monitor["height"])
+
+
+def _clip(rect: Rect, bounds: dict[str, int], what: str) -> dict[str, int]:
+    """The part of `rect` inside `bounds`, as an mss region."""
+    left, top = max(rect[0], bounds["left"]), max(rect[1], bounds["top"])
+    right = min(rect[0] + rect[2], bounds["left"] + bounds["width"])
+    bottom = min(rect[1] + rect[3], bounds["top"] + bounds["height"])
+    if right <= left or bottom <= top:
+        raise UserError(f"{what} is off the screen, so there is nothing to capture.",
+                        "Bring it back onto the screen, or describe the whole screen instead.")
+    return {"left": left, "top": top, "width": right - left, "height": bottom - top}
