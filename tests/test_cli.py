@@ -1,0 +1,107 @@
+"""The command line: instant help, one-shot jobs without a daemon, doctor, demo, plain errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "describe_screen", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def isolated_env(tmp_path: Path, **extra: str) -> dict:
+    env = dict(os.environ, DESCRIBE_SCREEN_SOCKET=str(tmp_path / "none.sock"),
+               DESCRIBE_SCREEN_CONFIG=str(tmp_path / "config.toml"), DESCRIBE_SCREEN_DATA=str(tmp_path / "data"))
+    env.update(extra)
+    return env
+
+
+def text_image(path: Path, lines: list[str]) -> Path:
+    image = Image.new("RGB", (900, 80 + 50 * len(lines)), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(FONT, 26)
+    for n, line in enumerate(lines):
+        draw.text((30, 30 + 50 * n), line, fill="black", font=font)
+    image.save(path)
+    return path
+
+
+def test_help_is_instant_and_imports_nothing_heavy():
+    code = ("import sys; from describe_screen import cli; cli.build_parser().format_help(); "
+            "heavy = {'numpy', 'onnxruntime', 'torch', 'PIL', 'rapidocr', 'transformers'} & set(sys.modules); "
+            "print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert "describe" in cli("--help").stdout
+
+
+def test_one_shot_read_of_an_image_prints_and_speaks(tmp_path):
+    image = text_image(tmp_path / "note.png", ["Meeting moved to Thursday", "Room 204 on the second floor"])
+    speech = tmp_path / "out.wav"
+    result = cli("read", "--image", str(image), "--speech-file", str(speech), env=isolated_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "Meeting moved to Thursday" in result.stdout
+    assert "Room 204" in result.stdout
+    with wave.open(str(speech)) as w:
+        assert w.getnframes() / w.getframerate() > 2.0
+
+
+def test_one_shot_question_answered_from_text(tmp_path):
+    image = text_image(tmp_path / "error.png", ["Error", "The file report.txt could not be saved", "OK"])
+    result = cli("ask", "what does the error say?", "--image", str(image), "--speech-file",
+                 str(tmp_path / "a.wav"), env=isolated_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "could not be saved" in result.stdout
+
+
+def test_missing_image_is_a_plain_error(tmp_path):
+    result = cli("describe", "--image", str(tmp_path / "nope.png"), "--speech-file", str(tmp_path / "e.wav"),
+                 env=isolated_env(tmp_path))
+    assert result.returncode == 1
+    assert "nope.png" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_daemon_status_and_stop(tmp_path):
+    env = isolated_env(tmp_path)
+    status = cli("status", env=env)
+    assert status.returncode == 0 and "No describe-screen daemon is running" in status.stdout
+    stop = cli("stop", env=env)
+    assert stop.returncode == 1 and "describe-screen daemon" in stop.stderr
+
+
+def test_bad_setting_is_named(tmp_path):
+    env = isolated_env(tmp_path)
+    Path(env["DESCRIBE_SCREEN_CONFIG"]).write_text('[describe]\ndetail = "everything"\n')
+    result = cli("status", env=env)
+    assert result.returncode == 1
+    assert "describe.detail" in result.stderr and "brief, full" in result.stderr
+
+
+def test_doctor_reports_real_provider(tmp_path, xvfb):
+    result = cli("doctor", env=isolated_env(tmp_path, DISPLAY=xvfb))
+    out = result.stdout
+    assert "OK: Display" in out
+    assert "OK: Screen capture" in out
+    assert "Models run on the CPU" in out  # no GPU here: CUDA is listed but must not be claimed
+    assert "NOTE: Vision models: No vision model is installed" in out
+
+
+def test_demo_without_display_describes_sample_window(tmp_path):
+    env = isolated_env(tmp_path)
+    env.pop("DISPLAY", None)
+    speech = tmp_path / "demo.wav"
+    result = cli("demo", "--speech-file", str(speech), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Save" in result.stdout and "Cancel" in result.stdout
+    assert "report.txt" in result.stdout
+    assert speech.exists() and "The demo worked." in result.stdout

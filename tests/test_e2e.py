@@ -1,0 +1,178 @@
+"""End to end with real parts: Xvfb, a real window, the daemon process, xdotool key presses, espeak-ng.
+
+What is asserted is what a user would hear: the daemon's spoken utterances, and the speech WAV
+transcribed back with the speech recogniser.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from describe_screen import ipc
+from describe_screen.virtual_display import start_xvfb
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+class DaemonProcess:
+    """`describe-screen daemon --speech-file` on a given display, with its own socket and settings."""
+
+    def __init__(self, tmp: Path, display: str, config: str = "") -> None:
+        self.socket = tmp / "run" / "daemon.sock"
+        self.speech = tmp / "speech.wav"
+        (tmp / "config.toml").write_text(config, encoding="utf-8")
+        self.env = dict(os.environ, DISPLAY=display, DESCRIBE_SCREEN_SOCKET=str(self.socket),
+                        DESCRIBE_SCREEN_CONFIG=str(tmp / "config.toml"), DESCRIBE_SCREEN_DATA=str(tmp / "data"))
+        self.log = (tmp / "daemon.log").open("w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "describe_screen", "daemon", "--speech-file", str(self.speech)],
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        self.client = ipc.Client(self.socket, timeout=60)
+        deadline = time.time() + 120
+        while "ready" not in self.output():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise AssertionError(f"daemon did not start:\n{self.output()}")
+            time.sleep(0.2)
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def status(self) -> dict:
+        return self.client.request({"cmd": "status"})["result"]
+
+    def wait_idle(self, after: int, timeout: float = 90) -> dict:
+        """Wait until more than `after` utterances were spoken and the daemon is idle and quiet again."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status = self.status()
+            if len(status["spoken"]) > after and not status["busy"]:
+                time.sleep(1.0)
+                again = self.status()
+                if again["spoken"] == status["spoken"] and not again["busy"]:
+                    return again
+            time.sleep(0.2)
+        raise AssertionError(f"daemon stayed busy: {self.status()}\n{self.output()}")
+
+    def press(self, keys: str) -> None:
+        subprocess.run(["xdotool", "key", keys], env=self.env, check=True)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.log.close()
+        return code
+
+
+@pytest.fixture
+def daemon(tmp_path, xvfb) -> Iterator:
+    started: list[DaemonProcess] = []
+
+    def start(config: str = "", display: str | None = None) -> DaemonProcess:
+        d = DaemonProcess(tmp_path / f"d{len(started)}", display or xvfb, config)
+        started.append(d)
+        return d
+
+    for path in (tmp_path / "d0", tmp_path / "d1"):
+        path.mkdir()
+    yield start
+    for d in started:
+        if d.proc.poll() is None:
+            d.stop()
+
+
+def speech_seconds(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def test_hotkey_reads_the_window_aloud(daemon, window, tmp_path):
+    window("Invoice", "Total amount due 42 euros\nPayment is due by Friday", font_size=22)
+    d = daemon()
+    before = len(d.status()["spoken"])
+    d.press("ctrl+alt+r")
+    status = d.wait_idle(before)
+    spoken = " ".join(status["spoken"][before:])
+    assert {"total", "amount", "due", "42", "euros", "payment", "friday"} <= words(spoken)
+    assert status["last"] and "Friday" in status["last"]
+    # what the user hears: the WAV, transcribed back with the speech recogniser
+    from describe_screen.asr import transcribe_wav
+
+    heard = words(transcribe_wav(d.speech))
+    assert {"total", "amount", "payment", "friday"} <= heard, heard
+
+
+def test_describe_hotkey_names_the_buttons(daemon, window):
+    window("Save changes", "Do you want to save the changes?", buttons=("Save", "Discard", "Cancel"))
+    d = daemon()
+    before = len(d.status()["spoken"])
+    d.press("ctrl+alt+d")
+    spoken = " ".join(d.wait_idle(before)["spoken"][before:])
+    assert {"save", "discard", "cancel"} <= words(spoken), spoken
+
+
+def test_stop_cuts_a_long_reading_short(daemon, window):
+    lines = [f"Line {n} of a long document about the history of the river valley" for n in range(1, 19)]
+    window("Long", "\n".join(lines), font_size=14)
+    d = daemon()
+    before = len(d.status()["spoken"])
+    d.press("ctrl+alt+r")
+    deadline = time.time() + 60
+    while len(d.status()["spoken"]) <= before + 1 and time.time() < deadline:
+        time.sleep(0.1)
+    d.press("ctrl+alt+s")
+    time.sleep(3)
+    status = d.status()
+    said = status["spoken"][before:]
+    assert not status["busy"]
+    assert 1 <= len(said) < 10, said
+    full_length = 18 * 3.0  # each line takes about three seconds to say
+    assert speech_seconds(d.speech) < full_length / 2
+
+
+def test_blank_screen_is_reported_as_blank(daemon):
+    proc, display = start_xvfb("1024x768x24")
+    try:
+        d = daemon(display=display)
+        before = len(d.status()["spoken"])
+        d.press("ctrl+alt+d")
+        spoken = " ".join(d.wait_idle(before)["spoken"][before:]).lower()
+        assert "blank" in spoken and "black" in spoken
+        d.stop()
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def test_second_daemon_refused_bad_messages_survived_and_clean_exit(daemon, tmp_path):
+    d = daemon()
+    second = subprocess.run([sys.executable, "-m", "describe_screen", "daemon", "--speech-file",
+                             str(tmp_path / "second.wav")], env=d.env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1
+    assert "already running" in second.stderr
+    # a malformed and an oversized message get plain errors, and the daemon still serves
+    for payload in (b"this is not json\n", b'{"cmd": "' + b"x" * 100_000 + b'"}\n'):
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.connect(str(d.socket))
+            raw.sendall(payload)
+            reply = raw.makefile().readline()
+        assert '"error"' in reply
+    assert d.client.request({"cmd": "nonsense"})["event"] == "error"
+    assert d.status()["busy"] == ""
+    assert d.stop() == 0
+    assert not d.socket.exists()
+    assert "stopping" in d.output()
