@@ -1,0 +1,124 @@
+"""Export helpers every family uses: source download, support files, manifest, int8/fp16 variants, checks.
+
+Only the family modules import torch and transformers, and only inside their functions; these
+helpers need onnx and onnxruntime at most, so `describe-screen models verify` never loads torch.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from describe_screen.errors import UserError
+from describe_screen.vlm.bundle import MANIFEST, STAMP, write_manifest
+
+if TYPE_CHECKING:
+    from describe_screen.models import ModelManifest
+
+PRECISIONS = ("fp32", "int8", "fp16")
+# Files copied from the source folder when present: tokenizer, processor and generation settings.
+SUPPORT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
+                 "chat_template.json", "chat_template.jinja", "added_tokens.json")
+
+
+def precisions(choice: str) -> list[str]:
+    """"auto" = fp32 + int8 (the CPU runs int8 fastest, fp32 is the reference); "all" adds fp16 for GPUs."""
+    if choice == "auto":
+        return ["fp32", "int8"]
+    if choice == "all":
+        return list(PRECISIONS)
+    if choice not in PRECISIONS:
+        raise UserError(f"The precision {choice!r} is unknown.", "Use auto, all, fp32, int8 or fp16.")
+    return [choice]
+
+
+def variant_name(base: str, precision: str) -> str:
+    """File name of one precision, as onnx-community names them: decoder_model_merged_int8.onnx."""
+    return base if precision == "fp32" else base.replace(".onnx", f"_{precision}.onnx")
+
+
+def resolve_source(manifest: ModelManifest, source: str | Path | None) -> Path:
+    """The folder holding the original weights: `source` if it is a folder, else a download of the
+    manifest's repo at its pinned revision (or of `source` taken as a repo id)."""
+    if source is not None and Path(source).expanduser().is_dir():
+        return Path(source).expanduser()
+    repo = str(source) if source is not None else manifest.repo
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise UserError("Downloading a model needs the huggingface_hub package, which is not installed.",
+                        "Install it with: pip install 'describe-screen[export]'.") from exc
+    try:
+        return Path(snapshot_download(repo_id=repo, revision=manifest.revision if source is None else None,
+                                      allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.txt"]))
+    except Exception as exc:  # network, authentication and missing-revision errors all end here
+        raise UserError(f"The model {repo} could not be downloaded: {exc}.",
+                        "Check the internet connection, or pass a local folder with --source.") from exc
+
+
+def copy_support_files(source: Path, out_dir: Path, names: Iterable[str] = SUPPORT_FILES) -> list[str]:
+    copied = []
+    for name in names:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, out_dir / name)
+            copied.append(name)
+    return copied
+
+
+def check_onnx(path: Path) -> None:
+    """onnx's structural check; a broken graph is caught at export, not on a user's first request."""
+    import onnx
+
+    onnx.checker.check_model(str(path))
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantisation of the MatMul/Gemm weights (activations stay float): for the CPU."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                     per_channel=False, reduce_range=False)
+
+
+def convert_fp16(src: Path, dst: Path) -> None:
+    """float16 weights and compute for GPUs; inputs and outputs stay float32 so the runtime feeds the
+    same tensors whatever the precision."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, disable_shape_infer=True)
+    onnx.save(model, str(dst))
+
+
+def make_variants(out_dir: Path, bases: Iterable[str], wanted: list[str]) -> None:
+    """Write the int8/fp16 variants of each fp32 `bases` file; drop the fp32 file if not wanted."""
+    for base in bases:
+        for precision in wanted:
+            if precision == "int8":
+                quantize_int8(out_dir / base, out_dir / variant_name(base, "int8"))
+            elif precision == "fp16":
+                convert_fp16(out_dir / base, out_dir / variant_name(base, "fp16"))
+        if "fp32" not in wanted:
+            (out_dir / base).unlink()
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """An empty sibling folder to export into; `publish` moves it into place only when complete, so an
+    interrupted export never leaves a half-written bundle where the daemon looks."""
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish(staging: Path, out_dir: Path, manifest: ModelManifest, wanted: list[str], extra: dict) -> Path:
+    """Write manifest.json (with every file's sha256) into `staging`, then swap it in as `out_dir`."""
+    files = [p.name for p in staging.iterdir() if p.is_file() and p.name not in (MANIFEST, STAMP)]
+    write_manifest(staging, {**manifest.bundle_info(), "precisions": wanted, **extra}, files)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return out_dir

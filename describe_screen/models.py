@@ -1,0 +1,132 @@
+"""Which models exist (manifests in models/*.toml) and which are installed (bundles in the models folder).
+
+A manifest pins everything an export needs (repo, revision, family, prompts); an installed bundle is a
+folder named after the model holding the ONNX files and a manifest.json written by the exporter.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from describe_screen.errors import UserError
+from describe_screen.vlm import read_manifest
+from describe_screen.vlm.bundle import MANIFEST, check_bundle
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MANIFEST_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    """One exportable model: where its weights come from and how the daemon should prompt it."""
+
+    name: str
+    repo: str
+    revision: str
+    family: str
+    tasks: tuple[str, ...]
+    prompts: dict[str, str]
+    licence: str
+    size_mb: int  # approximate download + bundle size, told to the user before an export
+    rank: int = 100  # lower ranks are preferred when the settings say model = "auto"
+    description: str = ""
+    export: dict[str, Any] = field(default_factory=dict)  # family-specific export options
+
+    def bundle_info(self) -> dict[str, Any]:
+        """What the exporter copies into the bundle's manifest.json."""
+        return {"name": self.name, "family": self.family, "tasks": list(self.tasks), "prompts": self.prompts,
+                "source": {"repo": self.repo, "revision": self.revision}, "licence": self.licence,
+                "rank": self.rank}
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    name: str
+    path: Path
+    family: str
+    tasks: frozenset[str]
+    precisions: tuple[str, ...]
+    size_bytes: int
+    rank: int
+
+
+def _parse(path: Path) -> ModelManifest:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return ModelManifest(name=data["name"], repo=data["repo"], revision=data["revision"],
+                             family=data["family"], tasks=tuple(data["tasks"]), prompts=dict(data["prompts"]),
+                             licence=data["licence"], size_mb=int(data["size_mb"]),
+                             rank=int(data.get("rank", 100)), description=data.get("description", ""),
+                             export=dict(data.get("export", {})))
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"The model description {path.name} is damaged ({exc}).",
+                        "Reinstall describe-screen.") from exc
+
+
+def available(directory: Path = MANIFEST_DIR) -> list[ModelManifest]:
+    """Every model this version knows how to export, best first."""
+    return sorted((_parse(p) for p in directory.glob("*.toml")), key=lambda m: (m.rank, m.name))
+
+
+def manifest(name: str, directory: Path = MANIFEST_DIR) -> ModelManifest:
+    for candidate in available(directory):
+        if candidate.name == name:
+            return candidate
+    known = ", ".join(m.name for m in available(directory))
+    raise UserError(f"There is no model called {name}.", f"Known models are: {known}.")
+
+
+def _installed_model(path: Path) -> InstalledModel:
+    data = read_manifest(path)
+    size = sum(int(entry.get("size", 0)) for entry in (data.get("files") or {}).values())
+    return InstalledModel(name=str(data.get("name", path.name)), path=path, family=str(data.get("family", "")),
+                          tasks=frozenset(data.get("tasks", [])), precisions=tuple(data.get("precisions", [])),
+                          size_bytes=size, rank=int(data.get("rank", 100)))
+
+
+def installed(models_dir: Path) -> list[InstalledModel]:
+    """Bundles in `models_dir` (folders with a readable manifest.json), best first."""
+    if not models_dir.is_dir():
+        return []
+    found = []
+    for path in sorted(models_dir.iterdir()):
+        if (path / MANIFEST).is_file():
+            try:
+                found.append(_installed_model(path))
+            except UserError:
+                continue  # a damaged bundle is reported by `models verify`, not by listing
+    return sorted(found, key=lambda m: (m.rank, m.name))
+
+
+def find(name: str, models_dir: Path) -> InstalledModel:
+    path = models_dir / name
+    if not (path / MANIFEST).is_file():
+        raise UserError(f"The model {name} is not installed in {models_dir}.",
+                        f"Export it with: describe-screen models export {name}.")
+    return _installed_model(path)
+
+
+def verify(name: str, models_dir: Path) -> InstalledModel:
+    """Re-hash every file of an installed bundle; raises UserError naming the first bad file."""
+    model = find(name, models_dir)
+    check_bundle(model.path, read_manifest(model.path), full=True)
+    return model
+
+
+def remove(name: str, models_dir: Path) -> Path:
+    model = find(name, models_dir)
+    shutil.rmtree(model.path)
+    return model.path
+
+
+def default_for(task: str, models_dir: Path) -> InstalledModel | None:
+    """The best installed model that can do `task`, or None when none can."""
+    return next((m for m in installed(models_dir) if task in m.tasks), None)

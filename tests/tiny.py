@@ -1,0 +1,102 @@
+"""Offline builders of tiny models for tests: a locally trained tokenizer and a tiny random SmolVLM.
+
+Nothing here downloads anything; every builder is deterministic (fixed seeds), so a test that compares
+ONNX with PyTorch compares the same weights every run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+# Text the tokenizers learn from: screen-like words, punctuation and a few multi-byte characters so
+# streaming detokenisation meets characters split across tokens.
+CORPUS = """\
+The window shows a dialog with two buttons, OK and Cancel. A text field reads: Name, Address, City.
+The screen has a menu bar with File, Edit, View, Help. An error says: the file could not be saved.
+Café menu: crème brûlée €4, naïve façade — “quoted” ✓ 日本語 テキスト. Click Save to continue.
+What is on the screen? Describe this image in detail. Answer briefly. Text recognised on screen:
+"""
+
+SMOLVLM_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<end_of_utterance>",
+                   "<fake_token_around_image>", "<global-img>", "<image>",
+                   *(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))]
+
+SMOLVLM_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_tokenizer(out_dir: Path, special_tokens: Iterable[str], vocab_size: int = 400,
+                    corpus: str = CORPUS):
+    """Train a byte-level BPE tokenizer on `corpus` with `special_tokens` first (ids 0, 1, ...) and
+    save it as out_dir/tokenizer.json. Returns the `tokenizers.Tokenizer`. Any family can use it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(corpus.splitlines() * 4, trainer)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(out_dir / "tokenizer.json"))
+    return tokenizer
+
+
+def save_hf_tokenizer(out_dir: Path, tokenizer, chat_template: str, **special: str):
+    """Save `tokenizer` the way transformers does (tokenizer.json + tokenizer_config.json)."""
+    from transformers import PreTrainedTokenizerFast
+
+    hf = PreTrainedTokenizerFast(tokenizer_object=tokenizer, **special)
+    hf.chat_template = chat_template
+    hf.save_pretrained(out_dir)
+    return hf
+
+
+def build_tiny_smolvlm(out_dir: Path, tile: int = 64, patch: int = 8, scale_factor: int = 2,
+                       seed: int = 0) -> Path:
+    """A tiny random SmolVLM (2 vision + 2 text layers) saved with tokenizer and processor configs,
+    in the layout of a Hugging Face repo, so the real exporter exports it from a local folder."""
+    import torch
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(out_dir, SMOLVLM_SPECIAL)
+    save_hf_tokenizer(out_dir, tokenizer, SMOLVLM_CHAT_TEMPLATE, eos_token="<end_of_utterance>",
+                      pad_token="<|im_end|>", bos_token="<|im_start|>", unk_token="<|endoftext|>")
+    vocab = tokenizer.get_vocab_size()
+    eos = tokenizer.token_to_id("<end_of_utterance>")
+    config = SmolVLMConfig(
+        image_token_id=tokenizer.token_to_id("<image>"),
+        scale_factor=scale_factor,
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                       "num_attention_heads": 2, "image_size": tile, "patch_size": patch},
+        text_config={"model_type": "llama", "vocab_size": vocab, "hidden_size": 64, "intermediate_size": 128,
+                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                     "head_dim": 16, "max_position_embeddings": 2048, "rope_theta": 100000.0,
+                     "rms_norm_eps": 1e-5, "pad_token_id": tokenizer.token_to_id("<|im_end|>"),
+                     "bos_token_id": tokenizer.token_to_id("<|im_start|>"), "eos_token_id": eos},
+    )
+    torch.manual_seed(seed)
+    model = SmolVLMForConditionalGeneration(config).eval()
+    with torch.no_grad():  # random init is tiny; larger weights make logits decisive, so greedy ties vanish
+        for parameter in model.parameters():
+            if parameter.dim() > 1:
+                parameter.normal_(0.0, 0.2)
+    model.generation_config.eos_token_id = eos
+    model.generation_config.pad_token_id = config.text_config.pad_token_id
+    model.generation_config.bos_token_id = config.text_config.bos_token_id
+    model.save_pretrained(out_dir)
+    SmolVLMImageProcessorPil(size={"longest_edge": 4 * tile},
+                             max_image_size={"longest_edge": tile}).save_pretrained(out_dir)
+    seq_len = (tile // patch) ** 2 // scale_factor**2
+    (out_dir / "processor_config.json").write_text(
+        json.dumps({"image_seq_len": seq_len, "processor_class": "SmolVLMProcessor"}), encoding="utf-8")
+    return out_dir
