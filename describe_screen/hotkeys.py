@@ -1,0 +1,212 @@
+"""Global hotkeys: pynput-style combos such as "<ctrl>+<alt>+d", with press AND release events.
+
+Release matters for push-to-talk (hold the "ask" combo to record). Callbacks run on a dispatcher
+thread of their own, never on pynput's listener thread: a slow callback must not stall the keyboard
+hook (Windows silently drops low-level hooks that take too long), and one that raises is logged and
+forgotten so the hotkeys keep working.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from describe_screen.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Modifiers in the order the normalised form lists them; left/right variants mean the same key,
+# because pynput folds them together before comparing.
+MODIFIERS = ("ctrl", "alt", "alt_gr", "shift", "cmd")
+SIDED = {f"{m}_{side}": m for m in ("ctrl", "alt", "shift", "cmd") for side in ("l", "r")}
+NAMED_KEYS = frozenset((
+    *MODIFIERS, *SIDED, "backspace", "caps_lock", "delete", "down", "end", "enter", "esc", "home", "left",
+    "page_down", "page_up", "right", "space", "tab", "up", "insert", "menu", "num_lock", "pause",
+    "print_screen", "scroll_lock", "media_play_pause", "media_volume_mute", "media_volume_down",
+    "media_volume_up", "media_previous", "media_next", *(f"f{n}" for n in range(1, 21)),
+))
+EXAMPLE = ("Write it like <ctrl>+<alt>+d: key names in angle brackets such as <ctrl>, <alt>, <shift>, <cmd>, "
+           "<f1> to <f20>, <space>, and single letters or digits as they are.")
+
+# X11 key auto-repeat turns a held key into release+press pairs; a press of the same combo this soon
+# after its release is a repeat, not the user letting go.
+REPEAT_GAP = 0.06
+
+
+def parse_hotkey(combo: str, key_name: str) -> str:
+    """Check a combo and return its normal form (modifiers first, in a fixed order, lower case).
+
+    Works without a display and without importing pynput, so `doctor` can check settings anywhere.
+    """
+    def bad(problem: str) -> UserError:
+        return UserError(f"Setting {key_name} is {combo!r}: {problem}.", EXAMPLE)
+
+    parts, start = [], 0
+    for i, char in enumerate(combo):  # split on "+", but a "+" that starts a part is the plus key
+        if char == "+" and i != start:
+            parts.append(combo[start:i])
+            start = i + 1
+    if start == len(combo):
+        raise bad("it is empty or ends with +")
+    parts.append(combo[start:])
+    mods, keys = set(), []
+    for part in parts:
+        if len(part) == 1 and part.strip():
+            token = part.lower()
+        elif len(part) > 2 and part[0] == "<" and part[-1] == ">":
+            name = part[1:-1].strip().lower()
+            name = SIDED.get(name, name)
+            if name not in NAMED_KEYS and not name.isdigit():  # digits: a raw virtual key code
+                raise bad(f"{part} is not a key name")
+            if name in MODIFIERS:
+                if name in mods:
+                    raise bad(f"{part} appears twice")
+                mods.add(name)
+                continue
+            token = f"<{name}>"
+        elif part.strip().isalnum():
+            raise bad(f"{part!r} is not a key; put key names in angle brackets, like <{part.strip().lower()}>")
+        else:
+            raise bad(f"{part!r} is not a key")
+        if token in keys:
+            raise bad(f"{part} appears twice")
+        keys.append(token)
+    if not keys:
+        raise bad("it has only modifier keys; add the key to press with them, such as d")
+    if not mods and any(len(k) == 1 for k in keys):
+        raise bad("a letter or digit without <ctrl>, <alt> or <cmd> would fire while you type; add a modifier")
+    return "+".join([f"<{m}>" for m in MODIFIERS if m in mods] + keys)
+
+
+class HotkeyListener:
+    """Watch the keyboard system-wide and report action names when their combos go down and up."""
+
+    def __init__(self, bindings: dict[str, str], on_press: Callable[[str], None],
+                 on_release: Callable[[str], None] | None = None) -> None:
+        """`bindings` maps action name to combo; an empty combo leaves that action without a hotkey."""
+        self._combos = {action: parse_hotkey(combo, f"hotkeys.{action}")
+                        for action, combo in bindings.items() if combo}
+        self._on_press, self._on_release = on_press, on_release
+        self._keys: dict[str, set[Any]] = {}
+        self._held: set[Any] = set()
+        self._active: set[str] = set()
+        self._events: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._listener: Any = None
+        self._dispatcher: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Begin listening; raises UserError when the keyboard cannot be watched here."""
+        _check_session()
+        try:
+            from pynput import keyboard
+        except ImportError as exc:
+            raise UserError("Hotkeys cannot work: the keyboard of this session cannot be watched.",
+                            "Run describe-screen inside your desktop session.") from exc
+        self._keys = {action: set(keyboard.HotKey.parse(combo)) for action, combo in self._combos.items()}
+        listener = keyboard.Listener(on_press=self._pressed, on_release=self._released)
+        if sys.platform == "darwin" and not getattr(listener, "IS_TRUSTED", True):
+            raise UserError("macOS has not allowed describe-screen to watch the keyboard, so hotkeys cannot work.",
+                            "Open System Settings, Privacy and Security, and allow the app that runs "
+                            "describe-screen under Accessibility and Input Monitoring, then restart it.")
+        self._listener = listener
+        self._dispatcher = threading.Thread(target=self._dispatch, name="hotkey-dispatch", daemon=True)
+        self._dispatcher.start()
+        listener.start()
+        ready = threading.Event()
+        threading.Thread(target=lambda: (listener.wait(), ready.set()), daemon=True).start()
+        while not ready.wait(0.05):
+            if not listener.is_alive():
+                self.stop()
+                raise UserError("Hotkeys cannot work: watching the keyboard failed to start.",
+                                "Run describe-screen inside your desktop session.")
+
+    def stop(self) -> None:
+        """Stop listening; a combo still held gets its release, so push-to-talk never stays on."""
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        if self._dispatcher is not None:
+            for action in sorted(self._active):
+                self._events.put(("release", action))
+            self._active.clear()
+            self._events.put(None)
+            if self._dispatcher is not threading.current_thread():
+                self._dispatcher.join(timeout=2)
+            self._dispatcher = None
+
+    def _pressed(self, key: Any) -> None:
+        key = self._listener.canonical(key) if self._listener else key
+        self._held.add(key)
+        for action, keys in self._keys.items():
+            if action not in self._active and key in keys and keys <= self._held:
+                self._active.add(action)
+                self._events.put(("press", action))
+
+    def _released(self, key: Any) -> None:
+        key = self._listener.canonical(key) if self._listener else key
+        self._held.discard(key)
+        for action in [a for a in self._active if key in self._keys[a]]:
+            self._active.discard(action)
+            self._events.put(("release", action))
+
+    def _dispatch(self) -> None:
+        """Deliver events in order; hold each release briefly so auto-repeat pairs cancel out."""
+        pending: str | None = None
+        while True:
+            try:
+                item = self._events.get(timeout=REPEAT_GAP if pending else None)
+            except queue.Empty:
+                self._call(self._on_release, pending)
+                pending = None
+                continue
+            if pending is not None:
+                if item == ("press", pending):  # auto-repeat: the combo never really went up
+                    pending = None
+                    continue
+                self._call(self._on_release, pending)
+                pending = None
+            if item is None:
+                return
+            kind, action = item
+            if kind == "press":
+                self._call(self._on_press, action)
+            else:
+                pending = action
+
+    @staticmethod
+    def _call(callback: Callable[[str], None] | None, action: str | None) -> None:
+        if callback is None or action is None:
+            return
+        try:
+            callback(action)
+        except Exception:
+            log.exception("hotkey callback for %s failed", action)
+
+
+def _check_session() -> None:
+    """On Linux, pynput needs an X display with the RECORD extension; say so plainly when it is missing."""
+    if sys.platform in ("win32", "darwin"):
+        return
+    if not os.environ.get("DISPLAY"):
+        raise UserError("Hotkeys need a graphical session, but the DISPLAY variable is not set.",
+                        "Run describe-screen inside your desktop session, or try describe-screen demo.")
+    from Xlib import display, error
+
+    try:
+        dpy = display.Display()
+    except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
+        raise UserError(f"Hotkeys cannot work: cannot connect to the display {os.environ['DISPLAY']}.",
+                        "Run describe-screen inside your desktop session, or try describe-screen demo.") from exc
+    try:
+        has_record = dpy.has_extension("RECORD")
+    finally:
+        dpy.close()
+    if not has_record:
+        raise UserError("Hotkeys cannot work: the X server lacks the RECORD extension that lets programs "
+                        "watch the keyboard.",
+                        "Enable RECORD in the X server settings (for Xvfb, add +extension RECORD).")
