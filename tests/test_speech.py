@@ -1,0 +1,184 @@
+"""Speech through real espeak-ng into a real-time speech file: what a listener would have heard."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from describe_screen.config import SpeechConfig
+from describe_screen.errors import UserError
+from describe_screen.speech import RATE, Speaker, _Voice, read_audio, split_sentences
+
+FAST = SpeechConfig(rate=400)
+READING = " ".join(f"This is sentence number {n} of a long reading about the screen." for n in range(1, 11))
+
+
+def samples(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, RATE)
+        return np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(np.float32) / 32768
+
+
+def loud_fraction(audio: np.ndarray, window: int = RATE // 20) -> float:
+    """Share of 50 ms windows that are clearly not silence."""
+    frames = audio[: len(audio) // window * window].reshape(-1, window)
+    return float(np.mean(np.sqrt(np.mean(frames**2, axis=1)) > 0.02)) if len(frames) else 0.0
+
+
+@pytest.fixture
+def speaker(tmp_path) -> Iterator[Speaker]:
+    s = Speaker(FAST, tmp_path / "speech.wav")
+    yield s
+    s.close()
+
+
+def test_split_sentences_keeps_abbreviations_and_numbers_together() -> None:
+    done, rest = split_sentences("Dr. Smith wrote e.g. this. Version 3.5 is out!\nNext line\nHalf a sent")
+    assert done == ["Dr. Smith wrote e.g. this.", "Version 3.5 is out!", "Next line"]
+    assert rest == "Half a sent"
+    assert split_sentences('He said "stop." Then left') == (['He said "stop."'], "Then left")
+
+
+def test_speech_file_holds_speech_and_spoken_lists_it(speaker, tmp_path) -> None:
+    text = "The quick brown fox jumps over the lazy dog."
+    speaker.say(text)
+    assert speaker.wait_idle(20)
+    assert speaker.spoken == [text]
+    assert "espeak-ng via pyttsx3" in speaker.driver() and "speech.wav" in speaker.driver()
+    speaker.close()
+    audio = samples(tmp_path / "speech.wav")
+    assert 0.8 < len(audio) / RATE < 6
+    assert loud_fraction(audio) > 0.4
+
+
+def test_stop_cuts_a_long_reading_at_once(speaker, tmp_path) -> None:
+    speaker.say(READING)
+    deadline = time.monotonic() + 10
+    while not speaker.spoken and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    with wave.open(str(tmp_path / "speech.wav"), "rb") as growing:  # readable while it grows
+        assert growing.getnframes() > RATE // 4
+    started = time.monotonic()
+    speaker.stop()
+    assert speaker.wait_idle(2)
+    assert time.monotonic() - started < 0.3
+    speaker.say("After the stop.")
+    assert speaker.wait_idle(10)
+    speaker.close()
+    heard = len(samples(tmp_path / "speech.wav")) / RATE
+    reading = split_sentences(READING + " ")[0]
+    assert len(reading) == 10
+    assert speaker.spoken[0] == reading[0]
+    assert speaker.spoken[-1] == "After the stop."
+    assert len(speaker.spoken) <= 3  # one or two sentences of the reading, then the new one
+    voice = _Voice(FAST, tmp_path)  # the whole reading, rendered without playing it
+    full = sum(len(voice.render(sentence)) for sentence in reading) / RATE
+    assert full > 10
+    assert heard < full / 3
+
+
+def test_say_stream_speaks_the_first_sentence_before_the_stream_ends(speaker) -> None:
+    heard_before_end: list[str] = []
+
+    def slow() -> Iterator[str]:
+        yield from ("Two buttons ", "are shown. ")
+        for word in ("The ", "rest ", "of ", "this ", "answer ", "takes ", "a ", "while"):
+            time.sleep(0.15)
+            yield word
+        heard_before_end.extend(speaker.spoken)
+        yield "."
+
+    text = speaker.say_stream(slow())
+    assert text == "Two buttons are shown. The rest of this answer takes a while."
+    assert heard_before_end == ["Two buttons are shown."]
+    assert speaker.wait_idle(20)
+    assert speaker.spoken == ["Two buttons are shown.", "The rest of this answer takes a while."]
+
+
+def test_say_stream_stops_reading_when_cancelled(speaker) -> None:
+    cancel = threading.Event()
+
+    def pieces() -> Iterator[str]:
+        yield "First part. "
+        cancel.set()
+        yield "Second part. "
+
+    assert speaker.say_stream(pieces(), cancel.is_set) == "First part. "
+    assert speaker.wait_idle(10)
+    assert speaker.spoken == ["First part."]
+
+
+def dominant_hz(audio: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(audio))
+    return float(np.fft.rfftfreq(len(audio), 1 / RATE)[int(np.argmax(spectrum))])
+
+
+def test_cues_are_tones_and_can_be_turned_off(tmp_path) -> None:
+    with_cues = Speaker(SpeechConfig(), tmp_path / "cues.wav")
+    with_cues.cue("listen")
+    assert with_cues.wait_idle(5)
+    with pytest.raises(ValueError, match="unknown cue"):
+        with_cues.cue("bogus")
+    with_cues.close()
+    tone = samples(tmp_path / "cues.wav")
+    assert abs(len(tone) / RATE - 0.1) < 0.03
+    assert abs(dominant_hz(tone) - 1000) < 20
+    silent = Speaker(SpeechConfig(cues=False), tmp_path / "none.wav")
+    silent.cue("error")
+    assert silent.wait_idle(5)
+    silent.close()
+    assert len(samples(tmp_path / "none.wav")) == 0
+    assert with_cues.spoken == [] and silent.spoken == []
+
+
+def test_working_ticks_while_busy(tmp_path) -> None:
+    speaker = Speaker(SpeechConfig(tick_seconds=0.5), tmp_path / "ticks.wav")
+    with speaker.working():
+        time.sleep(1.35)
+    assert speaker.wait_idle(5)
+    speaker.close()
+    audio = samples(tmp_path / "ticks.wav")
+    assert abs(len(audio) / RATE - 2 * 0.025) < 0.01  # two ticks, nothing else
+    assert abs(dominant_hz(audio) - 1200) < 60
+
+
+def test_bad_settings_and_paths_are_explained(tmp_path, monkeypatch) -> None:
+    with pytest.raises(UserError, match=r"speech\.voice") as err:
+        Speaker(SpeechConfig(voice="No Such Voice"), tmp_path / "v.wav")
+    assert "Leave speech.voice empty" in err.value.fix
+    with pytest.raises(UserError, match="cannot be written"):
+        Speaker(FAST, tmp_path / "missing-folder" / "v.wav")
+    import sounddevice
+
+    def no_device(*args, **kwargs):
+        raise sounddevice.PortAudioError("Error querying device -1")
+
+    monkeypatch.setattr(sounddevice, "query_devices", no_device)
+    with pytest.raises(UserError, match="No sound output device") as err:
+        Speaker(FAST)
+    assert "--speech-file" in err.value.fix
+
+
+def test_read_audio_converts_aiff_stereo_to_mono_at_output_rate(tmp_path) -> None:
+    """macOS voices write big-endian AIFF; the 80-bit rate field and byte order must come out right."""
+    rate, frames = 11025, 100
+    left = np.full(frames, 8192)
+    right = np.full(frames, 16384)
+    pcm = np.stack([left, right], axis=1).astype(">i2").tobytes()
+    exponent = 16383 + rate.bit_length() - 1
+    comm = struct.pack(">hIh", 2, frames, 16) + struct.pack(">HQ", exponent, rate << (64 - rate.bit_length()))
+    ssnd = struct.pack(">II", 0, 0) + pcm
+    body = b"AIFF" + b"COMM" + struct.pack(">I", len(comm)) + comm + b"SSND" + struct.pack(">I", len(ssnd)) + ssnd
+    path = tmp_path / "voice.aiff"
+    path.write_bytes(b"FORM" + struct.pack(">I", len(body)) + body)
+    audio = read_audio(path)
+    assert len(audio) == frames * RATE // rate
+    assert np.allclose(audio, (0.25 + 0.5) / 2, atol=1e-4)
