@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from describe_screen.capture import MAX_PIXELS, capture, load_image
+from describe_screen.clipboard import copy_text
 from describe_screen.errors import UserError
 
 
@@ -180,3 +181,22 @@ def test_no_display_is_explained(monkeypatch) -> None:
     with pytest.raises(UserError, match="Wayland") as err:
         capture("pointer")
     assert "X11" in err.value.fix
+
+
+def test_copy_text_round_trips_through_the_clipboard(xvfb) -> None:
+    text = "Saved 3 files. Café ✓"
+    copy_text(text)
+    pasted = subprocess.run(["xclip", "-selection", "clipboard", "-o"], capture_output=True, timeout=10,
+                            env={"DISPLAY": xvfb, "PATH": "/usr/bin:/bin"}, check=True)
+    assert pasted.stdout.decode("utf-8") == text
+
+
+def test_copy_text_names_the_missing_tool(xvfb, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(UserError, match="no clipboard tool") as err:
+        copy_text("x")
+    assert "xclip" in err.value.fix
+    monkeypatch.delenv("DISPLAY")
+    with pytest.raises(UserError, match="no graphical session"):
+        copy_text("x")
