@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_screen.errors import UserError
-from describe_screen.vlm.bundle import MANIFEST, STAMP, write_manifest
+from describe_screen.vlm.bundle import MANIFEST, STAMP, variant_name, write_manifest
 
 if TYPE_CHECKING:
     from describe_screen.models import ModelManifest
@@ -33,11 +33,6 @@ def precisions(choice: str) -> list[str]:
     if choice not in PRECISIONS:
         raise UserError(f"The precision {choice!r} is unknown.", "Use auto, all, fp32, int8 or fp16.")
     return [choice]
-
-
-def variant_name(base: str, precision: str) -> str:
-    """File name of one precision, as onnx-community names them: decoder_model_merged_int8.onnx."""
-    return base if precision == "fp32" else base.replace(".onnx", f"_{precision}.onnx")
 
 
 def resolve_source(manifest: ModelManifest, source: str | Path | None) -> Path:

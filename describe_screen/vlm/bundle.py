@@ -29,6 +29,20 @@ def export_fix(manifest: dict) -> str:
     return f"Export it again with: describe-screen models export {manifest.get('name', 'NAME')}."
 
 
+def variant_name(base: str, precision: str) -> str:
+    """File name of one precision, as onnx-community names them: decoder_model_merged_int8.onnx."""
+    return base if precision == "fp32" else base.replace(".onnx", f"_{precision}.onnx")
+
+
+def pick_variant(manifest: dict, base: str, precision: str, device: str) -> str:
+    """The file to load for `base`: the requested precision if the bundle has it, else fp32.
+    "auto" means fp16 on a GPU and int8 on a CPU, the fastest each runs well."""
+    if precision == "auto":
+        precision = "fp16" if device == "cuda" else "int8"
+    name = variant_name(base, precision)
+    return name if name in (manifest.get("files") or {}) else base
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

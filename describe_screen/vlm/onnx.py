@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 PROVIDER_CHOICES = ("auto", "cuda", "cpu")
+# Set once a session asked for CUDA and did not get it, so later sessions in this process go straight
+# to the CPU instead of failing (and logging) again.
+_cuda_unusable: list[bool] = []
 
 
 def physical_cores() -> int:
@@ -61,7 +64,7 @@ def _providers(provider: str) -> list[str]:
                         "Set models.provider in the settings file to auto, cuda or cpu.")
     if provider == "cpu":
         return [CPU]
-    if CUDA not in ort.get_available_providers():
+    if CUDA not in ort.get_available_providers() or (_cuda_unusable and provider == "auto"):
         if provider == "cuda":
             raise UserError("The CUDA provider was requested, but this onnxruntime build has no CUDA support.",
                             "Install onnxruntime-gpu, or set models.provider to auto or cpu.")
@@ -87,6 +90,8 @@ def create_session(path: Path, provider: str = "auto", threads: int = 0) -> ort.
                         f"incomplete ({type(exc).__name__}).",
                         "Export the model again with: describe-screen models export NAME.") from exc
     got = session.get_providers()
+    if CUDA in wanted and CUDA not in got:
+        _cuda_unusable.append(True)
     if provider == "cuda" and CUDA not in got:
         raise UserError("The CUDA provider was requested, but CUDA could not start: no usable NVIDIA GPU, "
                         "driver or CUDA/cuDNN libraries were found.",
@@ -117,8 +122,9 @@ class BoundRunner:
     same path runs with device "cpu", so the code the tests exercise is the code GPUs use.
     """
 
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def __init__(self, session: ort.InferenceSession, label: str = "model") -> None:
         self.session = session
+        self.label = label
         self.device = device_of(session)
         self.output_names = [o.name for o in session.get_outputs()]
         self.input_types = {i.name: i.type for i in session.get_inputs()}
@@ -145,7 +151,12 @@ class BoundRunner:
                 binding.bind_ortvalue_input(name, self.to_device(value))
         for name in self.output_names:
             binding.bind_output(name, "cpu" if name in host else self.device)
-        self.session.run_with_iobinding(binding)
+        try:
+            self.session.run_with_iobinding(binding)
+        except Exception as exc:  # onnxruntime's own error types: out of memory, bad shapes, device loss
+            raise UserError(f"The model file {self.label} failed while running: {str(exc).splitlines()[0][:200]}",
+                            "Try again; if it keeps failing, check the model with: describe-screen models verify, "
+                            "or set models.provider to cpu.") from exc
         values = binding.get_outputs()
         return {name: (value.numpy() if name in host else value)
                 for name, value in zip(self.output_names, values, strict=True)}

@@ -1,0 +1,180 @@
+"""Export SmolVLM (and Idefics3, the same architecture) to three ONNX graphs named as onnx-community does.
+
+- vision_encoder.onnx: pixel_values (tiles, 3, H, W) float32, pixel_attention_mask (tiles, H, W) bool
+  -> image_features (tiles, image_seq_len, text_hidden): SigLIP tower + pixel-shuffle connector.
+- embed_tokens.onnx: input_ids (batch, seq) int64 -> inputs_embeds (batch, seq, hidden).
+- decoder_model_merged.onnx: inputs_embeds, attention_mask (batch, past+seq) int64, position_ids,
+  past_key_values.N.key/value (batch, kv_heads, past, head_dim) -> logits, present.N.key/value.
+  One graph serves the prefill (empty past) and every decoding step. Our logits cover only the last
+  position: the runtime needs nothing else, and a full (seq x vocab) product would dominate the prefill.
+
+The TorchScript exporter (dynamo=False) traces thin wrappers with eager attention, whose explicit mask
+keeps the graph correct for any (new tokens, past) shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from describe_screen.export import common
+
+if TYPE_CHECKING:
+    from describe_screen.models import ModelManifest
+
+VISION = "vision_encoder.onnx"
+EMBED = "embed_tokens.onnx"
+DECODER = "decoder_model_merged.onnx"
+OPSET = 17
+
+
+def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source: str | Path | None) -> Path:
+    """Export `manifest`'s model (from `source` or its pinned download) into the bundle `out_dir`."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    src = common.resolve_source(manifest, source)
+    model = AutoModelForImageTextToText.from_pretrained(src, dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    staging = common.staging_dir(out_dir)
+    opset = int(manifest.export.get("opset", OPSET))
+    with torch.no_grad():
+        export_vision(model, staging / VISION, opset)
+        export_embed(model, staging / EMBED, opset)
+        layers = export_decoder(model, staging / DECODER, opset)
+    for name in (VISION, EMBED, DECODER):
+        common.check_onnx(staging / name)
+    common.copy_support_files(src, staging)
+    # The token embedding is a Gather, which int8/fp16 MatMul rewriting would not change: one file serves all.
+    common.make_variants(staging, (VISION, DECODER), precisions)
+    return common.publish(staging, out_dir, manifest, precisions, {"num_layers": layers})
+
+
+def _vision_wrapper(model):
+    import torch
+
+    inner = model.model
+    patch = inner.config.vision_config.patch_size
+
+    class Vision(torch.nn.Module):
+        """Tiles -> image features, as get_image_features computes them for unpadded images.
+
+        Two changes keep the traced graph valid for any tile count: the padding-image filter (a
+        data-dependent shape) is left out, as the runtime never sends padding tiles; and the patch
+        position buckets are computed with comparisons instead of torch.bucketize, whose ONNX
+        translation feeds a float index to Gather. Both give the same numbers as transformers.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.vision_model = inner.vision_model
+            self.connector = inner.connector
+
+        def embed(self, pixel_values, patch_mask):
+            embeddings = self.vision_model.embeddings
+            tiles = pixel_values.shape[0]
+            patches = embeddings.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
+            side = embeddings.num_patches_per_side
+            boundaries = torch.arange(1 / side, 1.0, 1 / side)
+
+            def buckets(count, length):
+                coords = torch.arange(length, dtype=torch.float32)[None, :] * (1.0 / count)[:, None]
+                coords = torch.clamp(coords, max=1.0 - 1e-6)
+                return (coords[..., None] >= boundaries).sum(-1)  # = bucketize(coords, boundaries, right=True)
+
+            rows = buckets(patch_mask[:, :, 0].sum(1), patch_mask.shape[1])
+            cols = buckets(patch_mask[:, 0, :].sum(1), patch_mask.shape[2])
+            positions = (rows[:, :, None] * side + cols[:, None, :]).reshape(tiles, -1)
+            positions = torch.where(patch_mask.reshape(tiles, -1), positions, torch.zeros_like(positions))
+            return patches + embeddings.position_embedding(positions)
+
+        def forward(self, pixel_values, pixel_attention_mask):
+            tiles, _, height, width = pixel_values.shape
+            grid = pixel_attention_mask.reshape(tiles, height // patch, patch, width // patch, patch)
+            patch_mask = grid.to(torch.int64).sum(dim=(2, 4)) > 0
+            hidden = self.embed(pixel_values, patch_mask)
+            keep = patch_mask.reshape(tiles, 1, 1, -1).to(hidden.dtype)
+            bias = (1.0 - keep) * torch.finfo(hidden.dtype).min  # eager attention adds this to its scores
+            hidden = self.vision_model.encoder(inputs_embeds=hidden, attention_mask=bias).last_hidden_state
+            return self.connector(self.vision_model.post_layernorm(hidden))
+
+    return Vision()
+
+
+def export_vision(model, path: Path, opset: int) -> None:
+    import torch
+
+    size = model.config.vision_config.image_size
+    pixels = torch.randn(2, 3, size, size)
+    mask = torch.ones(2, size, size, dtype=torch.bool)
+    torch.onnx.export(_vision_wrapper(model), (pixels, mask), str(path), dynamo=False, opset_version=opset,
+                      input_names=["pixel_values", "pixel_attention_mask"], output_names=["image_features"],
+                      dynamic_axes={"pixel_values": {0: "num_tiles"}, "pixel_attention_mask": {0: "num_tiles"},
+                                    "image_features": {0: "num_tiles"}})
+
+
+def export_embed(model, path: Path, opset: int) -> None:
+    import torch
+
+    embed = model.get_input_embeddings()
+    ids = torch.tensor([[1, 2, 3]], dtype=torch.int64)
+    torch.onnx.export(embed, (ids,), str(path), dynamo=False, opset_version=opset,
+                      input_names=["input_ids"], output_names=["inputs_embeds"],
+                      dynamic_axes={"input_ids": {0: "batch_size", 1: "sequence_length"},
+                                    "inputs_embeds": {0: "batch_size", 1: "sequence_length"}})
+
+
+def _decoder_wrapper(model, layers: int):
+    import torch
+    from transformers import DynamicCache
+
+    config = model.config
+
+    class Decoder(torch.nn.Module):
+        """Flat past tensors -> DynamicCache -> logits of the last position + flat present tensors."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.text_model = model.model.text_model
+            self.lm_head = model.lm_head
+
+        def forward(self, inputs_embeds, attention_mask, position_ids, *past):
+            cache = DynamicCache(ddp_cache_data=[(past[2 * i], past[2 * i + 1]) for i in range(layers)],
+                                 config=config)
+            out = self.text_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                             past_key_values=cache, use_cache=True)
+            logits = self.lm_head(out.last_hidden_state[:, -1:, :])
+            presents = []
+            for layer in out.past_key_values.layers:
+                presents += [layer.keys, layer.values]
+            return (logits, *presents)
+
+    return Decoder()
+
+
+def export_decoder(model, path: Path, opset: int) -> int:
+    """Export the merged decoder; returns the number of layers (2 cache tensors each)."""
+    import torch
+
+    text = model.config.text_config
+    layers = text.num_hidden_layers
+    heads = text.num_key_value_heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    seq, past_len = 3, 2
+    embeds = torch.randn(1, seq, text.hidden_size)
+    mask = torch.ones(1, past_len + seq, dtype=torch.int64)
+    positions = torch.arange(past_len, past_len + seq, dtype=torch.int64)[None]
+    past = [torch.randn(1, heads, past_len, head_dim) for _ in range(2 * layers)]
+    past_names = [f"past_key_values.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+    present_names = [f"present.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+    axes = {"inputs_embeds": {0: "batch_size", 1: "sequence_length"},
+            "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
+            "position_ids": {0: "batch_size", 1: "sequence_length"},
+            "logits": {0: "batch_size"}}
+    axes |= {name: {0: "batch_size", 2: "past_sequence_length"} for name in past_names}
+    axes |= {name: {0: "batch_size", 2: "total_sequence_length"} for name in present_names}
+    torch.onnx.export(_decoder_wrapper(model, layers), (embeds, mask, positions, *past), str(path), dynamo=False,
+                      opset_version=opset, input_names=["inputs_embeds", "attention_mask", "position_ids",
+                                                        *past_names],
+                      output_names=["logits", *present_names], dynamic_axes=axes)
+    return layers
