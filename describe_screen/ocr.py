@@ -1,0 +1,168 @@
+"""Screen text recognition with rapidocr (PP-OCR detection + recognition ONNX models from its wheel).
+
+We drive rapidocr's detector and recogniser ourselves instead of its one-shot call, so that lines come
+out in reading order as soon as each small batch is recognised: the first words can be spoken while the
+rest of the screen is still being read. Screens are upright, so the rotation classifier is skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+CUDA = "CUDAExecutionProvider"
+FIRST_BATCH = 2  # lines recognised before the first yield: small, so the first words come quickly
+BATCH = 8  # later batches: bigger, so the runtime can work on several lines at once
+REC_HEIGHT = 48  # the recogniser's input height in pixels
+SMALL_TEXT = 32  # crops shorter than this are enlarged with a cubic filter before recognition
+
+
+@dataclass
+class TextLine:
+    """One recognised line of text and where it is on the image."""
+
+    text: str
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
+    score: float
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
+
+class TextRecognizer:
+    """Reads text from screenshots; models load on first use, so creating one costs nothing."""
+
+    def __init__(self, provider: str = "auto", threads: int = 0, min_score: float = 0.5) -> None:
+        self._want = provider
+        self._threads = threads
+        self._min_score = min_score
+        self._engine: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        """Build rapidocr's detector and recogniser once, on the provider asked for (CUDA only if usable)."""
+        with self._lock:
+            if self._engine is None:
+                import onnxruntime
+                from rapidocr import RapidOCR
+
+                use_cuda = self._want in ("auto", "cuda") and CUDA in onnxruntime.get_available_providers()
+                threads = self._threads if self._threads > 0 else -1
+                if self._want == "auto":
+                    # "auto" tries CUDA wherever it is listed; where its libraries are missing the
+                    # runtime falls back to the CPU but logs red errors first. Keep those out of the log.
+                    onnxruntime.set_default_logger_severity(4)
+                try:
+                    engine = RapidOCR(params={
+                        "Global.log_level": "critical",
+                        "Global.use_cls": False,
+                        "EngineConfig.onnxruntime.use_cuda": use_cuda,
+                        "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                        "Rec.rec_batch_num": BATCH,
+                    })
+                    engine._load_det_model()
+                    engine._load_rec_model()
+                except Exception as exc:
+                    raise UserError(
+                        f"The text reader could not start: {exc}.",
+                        "Reinstall describe-screen, or run describe-screen doctor to see what is missing.",
+                    ) from exc
+                finally:
+                    onnxruntime.set_default_logger_severity(2)  # the runtime's own default: warnings
+                self._engine = engine
+        return self._engine
+
+    def warm_up(self) -> None:
+        """Load the models and run them once on a tiny image, so the first real request is quick."""
+        from PIL import Image, ImageDraw
+
+        image = Image.new("RGB", (160, 48), "white")
+        ImageDraw.Draw(image).text((10, 15), "Ready", fill="black")
+        self.read(image)
+
+    def provider(self) -> str:
+        """The onnxruntime provider the models really run on (CUDA can be listed yet unusable)."""
+        return self._load().text_det.session.session.get_providers()[0]
+
+    def read(self, image: Image.Image) -> list[TextLine]:
+        """All text lines on the image, in reading order."""
+        return list(self.iter_lines(image))
+
+    def iter_lines(self, image: Image.Image, cancelled: Callable[[], bool] = lambda: False
+                   ) -> Iterator[TextLine]:
+        """Lines in reading order, each batch yielded as soon as it is recognised.
+
+        Detection runs once on the whole image; recognition then follows reading order in small
+        batches. `cancelled` is checked between batches so a stopped request stops using the CPU.
+        """
+        import numpy as np
+        from rapidocr.ch_ppocr_rec import TextRecInput
+
+        from describe_screen.reader import reading_order
+
+        engine = self._load()
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        boxes = self._detect(engine, bgr)
+        if not boxes or cancelled():
+            return
+        boxes = [boxes[i] for i in reading_order(boxes)]
+        start = 0
+        while start < len(boxes):
+            size = FIRST_BATCH if start == 0 else BATCH
+            chunk = boxes[start:start + size]
+            start += size
+            crops = [_crop(bgr, box) for box in chunk]
+            result = engine.text_rec(TextRecInput(img=crops))
+            for box, text, score in zip(chunk, result.txts, result.scores, strict=True):
+                text = text.strip()
+                if text and score >= self._min_score:
+                    yield TextLine(text, box, float(score))
+            if cancelled():
+                return
+
+    @staticmethod
+    def _detect(engine: Any, bgr: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Axis-aligned boxes of the text lines found (screen text is horizontal)."""
+        h, w = bgr.shape[:2]
+        if min(h, w) < 8:
+            return []
+        found = engine.text_det(bgr)
+        if found.boxes is None:
+            return []
+        boxes = []
+        for poly in found.boxes:
+            x0, y0 = (max(0, int(v)) for v in poly.min(axis=0))
+            x1, y1 = (int(v + 0.5) for v in poly.max(axis=0))
+            box = (x0, y0, min(w, x1), min(h, y1))
+            if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+                boxes.append(box)
+        return boxes
+
+
+def _crop(bgr: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The box's pixels (the detector already adds a margin); small text is enlarged with a cubic filter.
+
+    The recogniser scales every crop to 48 px high with a linear filter, which blurs 10-16 px screen
+    text into look-alike letters (m and rn, w and u); a cubic enlargement first keeps strokes apart.
+    """
+    import cv2
+
+    x0, y0, x1, y1 = box
+    crop = bgr[y0:y1, x0:x1]
+    if crop.shape[0] < SMALL_TEXT:
+        scale = REC_HEIGHT / crop.shape[0]
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    return crop
