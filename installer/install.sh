@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Install describe-screen from this source tree on Linux (apt, dnf, pacman) or macOS (Homebrew):
+# system packages, a Python virtual environment, the package itself, optionally autostart at login,
+# and finally a short demo. Every step prints what it does; a failure says what to do next.
+# Running it again is safe and quick: whatever is already in place is left alone.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: installer/install.sh [--dev] [--autostart] [--no-run]
+
+  --dev        also install the tools for development and model export (pytest, ruff, torch)
+  --autostart  start the describe-screen daemon at every login (systemd user service or launchd agent)
+  --no-run     do not run the demo at the end
+
+Environment: DESCRIBE_SCREEN_VENV  where to create the virtual environment (default: <repo>/.venv)
+             DESCRIBE_SCREEN_PYTHON which Python to build it with (default: python3, 3.10 or newer)
+EOF
+}
+
+DEV=0 AUTOSTART=0 RUN=1
+for arg in "$@"; do
+    case "$arg" in
+        --dev) DEV=1 ;;
+        --autostart) AUTOSTART=1 ;;
+        --no-run) RUN=0 ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; printf '\nUnknown option %s.\n' "$arg" >&2; exit 2 ;;
+    esac
+done
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${DESCRIBE_SCREEN_VENV:-$REPO/.venv}"
+VPY="$VENV/bin/python"
+OS="$(uname -s)"
+ARCH="$(uname -m)"
+
+say() { printf '==> %s\n' "$*"; }
+fail() {
+    printf '\ndescribe-screen was not installed: %s\n' "$1" >&2
+    printf 'What to do: %s\n' "$2" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------- system packages
+
+# Run a command as root: directly when we are root, else through sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        fail "installing system packages needs administrator rights, and sudo is not available." \
+             "Run this installer as root, or install these packages yourself: ${MISSING[*]}"
+    fi
+}
+
+pick_python() {
+    local candidate
+    for candidate in ${DESCRIBE_SCREEN_PYTHON:-} python3 python3.13 python3.12 python3.11 python3.10; do
+        if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+            PYTHON="$(command -v "$candidate")"
+            return 0
+        fi
+    done
+    PYTHON=""
+}
+
+# Each need is checked by trying the thing itself, not by package name, so a Python from pyenv or
+# a self-built Xvfb counts as present. MISSING collects this system's package names for the gaps.
+MISSING=()
+need() {  # need <check command...> -- <package names...>
+    local check=() names=()
+    while [ "$1" != "--" ]; do check+=("$1"); shift; done
+    shift
+    names=("$@")
+    if ! "${check[@]}" >/dev/null 2>&1; then
+        MISSING+=("${names[@]}")
+    fi
+}
+has_lib() { PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q "$1"; }
+python_can() { [ -n "$PYTHON" ] && "$PYTHON" -c "$1"; }
+
+# Args: this system's package names for python, venv, tkinter, PortAudio, Xvfb, shellcheck, then xprop.
+find_missing_linux() {
+    pick_python
+    if [ -z "$PYTHON" ]; then MISSING+=("$1"); fi
+    need python_can 'import ensurepip, venv' -- "$2"
+    need python_can 'import tkinter' -- "$3"
+    need command -v espeak-ng -- espeak-ng
+    need command -v xclip -- xclip
+    need has_lib libportaudio.so.2 -- "$4"
+    need command -v Xvfb -- "$5"
+    need command -v xdotool -- xdotool
+    need command -v xprop -- "${@:7}"
+    if [ "$DEV" -eq 1 ]; then need command -v shellcheck -- "$6"; fi  # the installer's own tests use it
+}
+
+install_system_packages() {
+    case "$OS" in
+        Linux)
+            if command -v apt-get >/dev/null; then
+                find_missing_linux python3 python3-venv python3-tk libportaudio2 xvfb shellcheck x11-utils
+                [ ${#MISSING[@]} -eq 0 ] && return 0
+                say "Installing system packages with apt: ${MISSING[*]}"
+                as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+                as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+                    "${MISSING[@]}"
+            elif command -v dnf >/dev/null; then
+                find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck xprop xdpyinfo
+                [ ${#MISSING[@]} -eq 0 ] && return 0
+                say "Installing system packages with dnf: ${MISSING[*]}"
+                as_root dnf install -y "${MISSING[@]}"
+            elif command -v pacman >/dev/null; then
+                find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck xorg-xprop xorg-xdpyinfo
+                [ ${#MISSING[@]} -eq 0 ] && return 0
+                say "Installing system packages with pacman: ${MISSING[*]}"
+                as_root pacman -S --needed --noconfirm "${MISSING[@]}"
+            else
+                fail "this Linux has none of the package managers the installer knows (apt, dnf, pacman)." \
+                     "Install Python 3.10 or newer with venv and tkinter, espeak-ng, xclip, PortAudio, Xvfb, xdotool and xprop yourself, then run this installer again."
+            fi
+            ;;
+        Darwin)
+            command -v brew >/dev/null \
+                || fail "Homebrew is needed to install PortAudio and Python, and it is not installed." \
+                        "Install it from https://brew.sh, then run this installer again."
+            pick_python
+            [ -n "$PYTHON" ] || MISSING+=(python@3.12)
+            need brew list --versions portaudio -- portaudio
+            if [ "$DEV" -eq 1 ]; then need command -v shellcheck -- shellcheck; fi
+            [ ${#MISSING[@]} -eq 0 ] && return 0
+            say "Installing with Homebrew: ${MISSING[*]}"
+            brew install "${MISSING[@]}"
+            ;;
+        *)
+            fail "this installer is for Linux and macOS, and this system is $OS." \
+                 "On Windows, run installer\\install.ps1 in PowerShell instead."
+            ;;
+    esac
+}
+
+say "Checking system packages"
+install_system_packages || fail "the system packages could not be installed (see the messages above)." \
+    "Fix what the package manager reported, or install the packages yourself, then run this installer again."
+pick_python
+[ -n "$PYTHON" ] || fail "no Python 3.10 or newer was found." \
+    "Install Python 3.10 or newer, or point DESCRIBE_SCREEN_PYTHON at one, then run this installer again."
+say "System packages are in place; using $PYTHON ($("$PYTHON" -V 2>&1))"
+
+# ---------------------------------------------------------------- virtual environment and package
+
+if [ -x "$VPY" ]; then
+    "$VPY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null \
+        || fail "the virtual environment at $VENV does not work or its Python is older than 3.10." \
+                "Delete that folder (rm -r '$VENV'), then run this installer again."
+    say "Using the virtual environment at $VENV"
+else
+    say "Creating a virtual environment at $VENV"
+    "$PYTHON" -m venv "$VENV" || fail "the virtual environment could not be created at $VENV." \
+        "Check that the folder is writable and that Python's venv module is installed, then run this installer again."
+fi
+
+if [ "$DEV" -eq 1 ]; then EXTRAS="dev,export,voice"; else EXTRAS="voice"; fi
+# pip takes a while even when nothing changes, so a stamp records what was installed last time.
+STAMP="$VENV/.describe-screen-installed"
+stamp_text() { printf 'repo=%s\nextras=%s\n' "$REPO" "$EXTRAS"; cat "$REPO/pyproject.toml"; }
+installed_here() {
+    "$VPY" -c 'import sys, describe_screen; sys.exit(not describe_screen.__file__.startswith(sys.argv[1]))' \
+        "$REPO/describe_screen" 2>/dev/null
+}
+
+if [ -f "$STAMP" ] && stamp_text | cmp -s - "$STAMP" && installed_here; then
+    say "describe-screen [$EXTRAS] is already installed in $VENV"
+else
+    rm -f "$STAMP"
+    if [ "$DEV" -eq 1 ]; then
+        # The export extra needs torch. This exact pin finds the CPU wheel where one is kept locally;
+        # an open version range would fetch the CUDA build, gigabytes this tool does not need.
+        say "Installing torch 2.13.0 (needed to export models)"
+        "$VPY" -m pip install -q "torch==2.13.0" || fail "torch could not be installed." \
+            "Check the network connection and free disk space, then run this installer again."
+    fi
+    say "Installing describe-screen [$EXTRAS] and its Python packages (this can take a few minutes)"
+    "$VPY" -m pip install -q -e "${REPO}[$EXTRAS]" || fail "pip could not install describe-screen." \
+        "Read pip's message above; check the network connection and free disk space, then run this installer again."
+    stamp_text >"$STAMP"
+fi
+
+# faster-whisper depends on plain onnxruntime, and installing it overwrites onnxruntime-gpu: both
+# ship the same module. Where the GPU build is the right one, put it back alone.
+if [ "$OS" = Linux ] && [ "$ARCH" = x86_64 ]; then
+    versions="$("$VPY" - <<'EOF'
+from importlib.metadata import PackageNotFoundError, version
+def v(name):
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "-"
+print(v("onnxruntime"), v("onnxruntime-gpu"))
+EOF
+)"
+    read -r ort_cpu ort_gpu <<<"$versions"
+    if [ "$ort_cpu" != "-" ]; then
+        say "Replacing onnxruntime $ort_cpu (pulled in by faster-whisper) with onnxruntime-gpu, which also runs on the CPU"
+        gpu_spec="onnxruntime-gpu"
+        [ "$ort_gpu" != "-" ] && gpu_spec="onnxruntime-gpu==$ort_gpu"
+        if ! { "$VPY" -m pip uninstall -q -y onnxruntime onnxruntime-gpu \
+                && "$VPY" -m pip install -q --no-deps "$gpu_spec"; }; then
+            fail "onnxruntime-gpu could not be reinstalled." \
+                 "Run: '$VPY' -m pip install --force-reinstall --no-deps onnxruntime-gpu, then run this installer again."
+        fi
+    fi
+    say "Checking onnxruntime"
+    "$VPY" -c 'import onnxruntime, sys; p = onnxruntime.get_available_providers(); print("    providers:", ", ".join(p)); sys.exit("CUDAExecutionProvider" not in p)' \
+        || fail "onnxruntime in $VENV is not the GPU build (no CUDAExecutionProvider listed)." \
+                "Run: '$VPY' -m pip uninstall -y onnxruntime onnxruntime-gpu && '$VPY' -m pip install --no-deps onnxruntime-gpu"
+fi
+
+"$VENV/bin/describe-screen" --help >/dev/null 2>&1 || fail "the describe-screen command does not start." \
+    "Run '$VENV/bin/describe-screen' --help to see the error, and report it."
+
+# ---------------------------------------------------------------- autostart
+
+# Fill a template: @DESCRIBE_SCREEN@ becomes the command, @LOG@ the log file, escaped by the caller.
+fill_template() {  # fill_template <template> <command> <log>
+    local text
+    text="$(<"$1")"
+    text="${text//@DESCRIBE_SCREEN@/"$2"}"
+    text="${text//@LOG@/"$3"}"
+    printf '%s\n' "$text"
+}
+
+xml_escape() { local s="${1//&/&amp;}"; s="${s//</&lt;}"; printf '%s' "${s//>/&gt;}"; }
+
+install_autostart() {
+    local exe="$VENV/bin/describe-screen"
+    case "$OS" in
+        Linux)
+            local unit_dir="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
+            say "Installing a systemd user service so the daemon starts at every graphical login"
+            mkdir -p "$unit_dir"
+            # systemd treats % as a specifier: a literal one is written %%.
+            fill_template "$REPO/installer/describe-screen.service" "${exe//%/%%}" "" \
+                >"$unit_dir/describe-screen.service"
+            if systemctl --user daemon-reload 2>/dev/null \
+                && systemctl --user enable describe-screen.service 2>/dev/null; then
+                systemctl --user start describe-screen.service 2>/dev/null \
+                    || say "It will start at your next graphical login."
+            else
+                say "The service file is at $unit_dir/describe-screen.service, but no systemd user session answers here."
+                say "Enable it from your desktop session with: systemctl --user enable --now describe-screen.service"
+            fi
+            ;;
+        Darwin)
+            local agent="$HOME/Library/LaunchAgents/org.describe-screen.daemon.plist"
+            local log_dir="$HOME/Library/Logs/describe-screen"
+            say "Installing a launchd agent so the daemon starts at every login"
+            mkdir -p "$(dirname "$agent")" "$log_dir"
+            fill_template "$REPO/installer/describe-screen.plist" "$(xml_escape "$exe")" \
+                "$(xml_escape "$log_dir/daemon.log")" >"$agent"
+            launchctl bootout "gui/$(id -u)" "$agent" 2>/dev/null || true
+            launchctl bootstrap "gui/$(id -u)" "$agent" \
+                || say "launchd did not load it now; it will start at your next login."
+            say "macOS will ask to allow Screen Recording and Accessibility for Python: allow both, or the hotkeys and captures will not work."
+            ;;
+    esac
+}
+
+if [ "$AUTOSTART" -eq 1 ]; then
+    install_autostart
+fi
+
+# ---------------------------------------------------------------- demo and the spoken last line
+
+if [ "$RUN" -eq 1 ]; then
+    say "Running the demo: describe-screen describes a screen and speaks the result"
+    "$VENV/bin/describe-screen" demo || fail "the demo did not finish (see its message above)." \
+        "describe-screen is installed, but something it needs is not working: follow the advice above, then run '$VENV/bin/describe-screen' demo again."
+fi
+
+say "describe-screen is installed. Start it with: $VENV/bin/describe-screen daemon"
+# Speak the last line too, when there is a sound device to speak on.
+if [ "$OS" = Darwin ]; then
+    command say "describe-screen is installed" 2>/dev/null || true
+elif command -v espeak-ng >/dev/null && { compgen -G '/dev/snd/pcmC*p' >/dev/null || pactl info >/dev/null 2>&1; }; then
+    timeout 20 espeak-ng "describe-screen is installed" 2>/dev/null || true
+fi
