@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 RATE = 22050  # output sample rate; every utterance and tone is converted to it
 POLL = 0.01  # how often playback checks for stop(): the worst-case delay before silence
+KEEP_SPOKEN = 500  # `spoken` keeps the latest utterances only: the daemon runs for days
 
 # Cue tones: a list of (frequency in Hz, seconds) notes and a loudness relative to speech.
 CUES: dict[str, tuple[list[tuple[float, float]], float]] = {
@@ -191,6 +192,7 @@ class Speaker:
                         if generation == self._generation:
                             if kind == "say":
                                 self.spoken.append(payload)
+                                del self.spoken[:-KEEP_SPOKEN]
                             self._output.play(samples, lambda g=generation: g != self._generation)
                 except Exception:  # one bad utterance must not silence everything after it
                     log.exception("speaking %r failed", payload)
@@ -204,6 +206,10 @@ class _Voice:
     """The pyttsx3 engine, rendering text to samples at RATE."""
 
     def __init__(self, config: SpeechConfig, workdir: Path) -> None:
+        if sys.platform == "win32":  # SAPI5 is COM: this (speech) thread needs COM set up for itself
+            import ctypes
+
+            ctypes.windll.ole32.CoInitialize(None)
         try:
             import pyttsx3
 
@@ -264,10 +270,17 @@ def read_audio(path: Path) -> np.ndarray:
     kind, offset, scale = kinds[width]
     samples = (np.frombuffer(pcm, kind).astype(np.float32) - offset) / scale
     samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1)
-    if rate != RATE and len(samples):
-        target = np.arange(round(len(samples) * RATE / rate)) * (rate / RATE)
-        samples = np.interp(target, np.arange(len(samples)), samples).astype(np.float32)
-    return samples
+    return resample(samples, rate, RATE)
+
+
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Linear-interpolation resampling: plenty for speech and beeps."""
+    import numpy as np
+
+    if rate == target or not len(samples):
+        return samples
+    positions = np.arange(round(len(samples) * target / rate)) * (rate / target)
+    return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
 
 
 def _parse_aiff(data: bytes) -> tuple[bytes, int, int, int]:
@@ -359,15 +372,17 @@ class _DeviceOutput:
                             "Install it (for example: sudo apt install libportaudio2), or run with "
                             "--speech-file PATH to write the speech to a WAV file.") from exc
         try:
-            self.device = sd.query_devices(kind="output")["name"]
+            info = sd.query_devices(kind="output")
         except (sd.PortAudioError, ValueError) as exc:
             raise UserError("No sound output device was found, so speech cannot be heard.", fix) from exc
+        self.device = info["name"]
+        self.rate = int(info["default_samplerate"])  # some devices refuse other rates
         self.sd = sd
 
     def play(self, samples: np.ndarray, interrupted: Callable[[], bool]) -> None:
         if not len(samples):
             return
-        self.sd.play(samples, RATE)
+        self.sd.play(resample(samples, RATE, self.rate), self.rate)
         end = time.monotonic() + len(samples) / RATE + 1.0
         stream = self.sd.get_stream()
         while stream.active and time.monotonic() < end:
