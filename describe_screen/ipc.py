@@ -40,7 +40,7 @@ FINAL_EVENTS = frozenset({"done", "error"})
 
 Event = dict[str, Any]
 Send = Callable[[Event], None]
-Handler = Callable[[Event, Send], None]
+Handler = Callable[[Event, Send], Event | None]
 
 START_FIX = "Start it with the command: describe-screen daemon. Then try again."
 
@@ -87,10 +87,11 @@ def _private_dir(folder: Path) -> Path:
 class Server:
     """Serves requests from the describe-screen command; each connection runs on its own thread.
 
-    `handler(request, send)` does the work and calls `send` with events. It should end with a "done"
-    or "error" event; if it returns without one, an empty "done" is sent, and if it raises, the error
-    is sent as an "error" event. `send` never raises when the client has gone away (the daemon keeps
-    going, e.g. finishes speaking), and events after the final one are dropped.
+    `handler(request, send)` does the work, calls `send` with streamed events, and ends the stream
+    either by sending a "done" or "error" event or by returning one (returning None means an empty
+    "done"); if it raises, the error goes back as an "error" event. `send` never raises when the
+    client has gone away (the daemon keeps going, e.g. finishes speaking), and events after the
+    final one are dropped.
     """
 
     request_timeout = 10.0  # seconds a client gets to send its request, and to take each event
@@ -182,11 +183,11 @@ class Server:
             return
         conn.settimeout(self.request_timeout)
         try:
-            self.handler(request, channel.send)
+            final = self.handler(request, channel.send)
+            channel.send(final or {"event": "done", "result": {}})  # dropped if the stream already ended
         except Exception as exc:
             log.exception("request %r failed", request.get("cmd"))
             channel.send(_error_event(exc))
-        channel.send({"event": "done", "result": {}})  # dropped if the handler already ended the stream
 
     def _read_request(self, conn: socket.socket) -> Event | None:
         line = _read_line(conn, time.monotonic() + self.request_timeout)

@@ -79,6 +79,24 @@ def test_handler_without_final_event_gets_an_empty_done(sock: Path) -> None:
         assert seen == [{"event": "text", "text": "only this"}]
 
 
+def test_handler_may_return_its_final_event(sock: Path) -> None:
+    def returns(request: dict, send: Callable[[dict], None]) -> dict:
+        send({"event": "text", "text": "streamed"})
+        return {"event": "done", "result": {"text": "streamed", "cmd": request["cmd"]}}
+
+    def sends_and_returns(request: dict, send: Callable[[dict], None]) -> dict:
+        send({"event": "error", "problem": "First final wins.", "fix": "None needed."})
+        return {"event": "done", "result": {}}
+
+    with ipc.Server(returns, sock):
+        seen: list[dict] = []
+        final = ipc.Client(sock).request({"cmd": "read"}, seen.append)
+    assert seen == [{"event": "text", "text": "streamed"}]
+    assert final == {"event": "done", "result": {"text": "streamed", "cmd": "read"}}
+    with ipc.Server(sends_and_returns, sock):
+        assert ipc.Client(sock).request({"cmd": "x"})["problem"] == "First final wins."
+
+
 def test_socket_is_0600_and_folder_0700(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DESCRIBE_SCREEN_SOCKET", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
