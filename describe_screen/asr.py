@@ -44,10 +44,11 @@ class Choice:
 class SpeechRecognizer:
     """Turns a recorded question (16 kHz mono float32) into text."""
 
-    def __init__(self, model: str = "auto", device: str = "auto", threads: int = 0) -> None:
+    def __init__(self, model: str = "auto", device: str = "auto", threads: int = 0, beam_size: int = 5) -> None:
         self.model_setting = model
         self.device_setting = device
         self.threads = threads
+        self.beam_size = beam_size  # 5 hears synthetic and accented speech better than greedy, for little time
         self._choice: Choice | None = None
         self._model: Any = None
         self._lock = threading.Lock()
@@ -84,7 +85,7 @@ class SpeechRecognizer:
 
     def _run(self, whisper: Any, audio: np.ndarray) -> str:
         segments, _ = whisper.transcribe(
-            audio, language="en" if not whisper.model.is_multilingual else None, beam_size=5,
+            audio, language="en" if not whisper.model.is_multilingual else None, beam_size=self.beam_size,
             vad_filter=False, condition_on_previous_text=False, without_timestamps=True, initial_prompt=PROMPT)
         return " ".join(s.text.strip() for s in segments).strip()
 
