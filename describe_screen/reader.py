@@ -123,7 +123,7 @@ def _plain(text: str) -> str:
 
 
 def buttons(lines: list[TextLine]) -> list[TextLine]:
-    """Lines that look like button labels, left to right.
+    """Lines that look like button labels, row by row, left to right.
 
     A button row is two or more short labels side by side in the lower part of the text, or a single
     short label that is a usual button word (OK, Cancel, Close...) there.
@@ -138,27 +138,22 @@ def buttons(lines: list[TextLine]) -> list[TextLine]:
             rows[-1].append(line)
         else:
             rows.append([line])
-    found: list[TextLine] = []
-    for row in rows:
-        if len(row) >= 2 or _is_button_word(row[0].text):
-            found.extend(row)
-    # a row of buttons is the last thing in a dialog: keep the lowest rows, left to right
-    return sorted(found, key=lambda ln: (round(ln.centre[1] / max(ln.height, 1)), ln.box[0]))
+    return [label for row in rows if len(row) >= 2 or _is_button_word(row[0].text)
+            for label in sorted(row, key=lambda ln: ln.box[0])]
 
 
 def heading(lines: list[TextLine]) -> TextLine | None:
-    """The top heading: the first line in reading order that is clearly taller than body text."""
-    if not lines:
+    """The top heading: a first line on its own that is taller than the text, or short and set apart."""
+    order = blocks(lines)
+    if len(order) < 2 or len(order[0].lines) > 1:
         return None
-    heights = sorted(line.height for line in lines)
-    body = heights[len(heights) // 2]
-    first = blocks(lines)[0].lines[0]
-    tall = [line for line in lines if line.height >= 1.15 * body]
-    if tall:
-        top = min(tall, key=lambda ln: (ln.box[1], ln.box[0]))
-        if top.box[1] <= first.box[1] + 2 * body:
-            return top
-    return None
+    first, after = order[0].lines[0], order[1].lines[0]
+    labels = {id(b) for b in buttons(lines)}
+    heights = sorted(line.height for line in lines if id(line) not in labels and line is not first)
+    body = heights[len(heights) // 2] if heights else first.height
+    tall = first.height >= 1.1 * body
+    set_apart = len(first.text.split()) <= 8 and after.box[1] - first.box[3] >= 0.8 * first.height
+    return first if tall or set_apart else None
 
 
 def spoken_list(items: list[str]) -> str:
@@ -223,3 +218,12 @@ def where(box: Box, size: tuple[int, int]) -> str:
     if row == "middle":
         return f"on the {col}" if col else "in the middle"
     return f"at the {row} {col}".strip()
+
+
+def place(line: TextLine, lines: list[TextLine], size: tuple[int, int]) -> str:
+    """Where a line is, said relative to the dialog when the text sits in one, else to the screen."""
+    if not _is_dialog(lines, size):
+        return where(line.box, size)
+    x0, y0, x1, y1 = _union([ln.box for ln in lines])
+    box = (line.box[0] - x0, line.box[1] - y0, line.box[2] - x0, line.box[3] - y0)
+    return where(box, (x1 - x0, y1 - y0)) + " of the dialog"

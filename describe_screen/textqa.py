@@ -1,0 +1,134 @@
+"""Questions answered from the recognised text alone, for people without a vision model installed.
+
+Only questions whose answer is in the words on screen are taken: the title, the buttons, whether some
+text or button is there and where, what an error or message says, read everything. Anything else
+returns None, so the daemon can say plainly that a vision model is needed, rather than guess.
+"""
+
+from __future__ import annotations
+
+import re
+from difflib import SequenceMatcher
+
+from describe_screen.ocr import TextLine
+from describe_screen.reader import Block, blocks, buttons, heading, place, spoken_list
+
+WHOLE = {"screen", "window", "dialog", "dialogue", "page", "everything", "all", "it", "this", "text",
+         "message box", "popup", "pop up", "all text", "whole screen", "the whole thing"}
+ARTICLES = r"(?:the |a |an |any |some |this |that )?"
+MATCH = 0.8  # similarity a recognised phrase needs to count as the asked-for words (OCR slips a letter)
+
+
+def _plain(text: str) -> str:
+    text = text.lower().replace("’", "'")
+    return re.sub(r"\s+", " ", re.sub(r"[^\w' ]+", " ", text)).strip()
+
+
+def find(target: str, lines: list[TextLine]) -> TextLine | None:
+    """The line that best contains `target`, allowing a letter or two of OCR error; None if absent."""
+    want = _plain(target)
+    if not want:
+        return None
+    size = len(want.split())
+    best, best_score = None, MATCH
+    for line in lines:
+        have = _plain(line.text)
+        if re.search(rf"\b{re.escape(want)}\b", have):
+            return line
+        words = have.split()
+        for i in range(max(1, len(words) - size + 1)):
+            score = SequenceMatcher(None, want, " ".join(words[i:i + size])).ratio()
+            if score > best_score:
+                best, best_score = line, score
+    return best
+
+
+def _block_of(line: TextLine, parts: list[Block]) -> int:
+    return next(i for i, block in enumerate(parts) if any(ln is line for ln in block.lines))
+
+
+def _say(text: str) -> str:
+    text = text.strip()
+    return text if text[-1:] in ".!?" else text + "."
+
+
+def _title(lines: list[TextLine], title: str) -> str | None:
+    head = heading(lines)
+    name = title or (head.text if head else "")
+    return f"The title is {name}." if name else None
+
+
+def _buttons(lines: list[TextLine]) -> str | None:
+    labels = [b.text for b in buttons(lines)]
+    if not labels:
+        return None
+    return f"The button is {labels[0]}." if len(labels) == 1 else f"The buttons are {spoken_list(labels)}."
+
+
+def _is_there(target: str, button: bool, lines: list[TextLine], size: tuple[int, int]) -> str:
+    labels = buttons(lines)
+    if button:
+        hit = find(target, labels)
+        if hit:
+            return f"Yes, a {hit.text} button {place(hit, lines, size)}."
+        others = f" The buttons are {spoken_list([b.text for b in labels])}." if labels else ""
+        return f"No, I cannot find a {target} button.{others}"
+    hit = find(target, lines)
+    if hit:
+        return f"Yes: {_say(hit.text)[:-1]}, {place(hit, lines, size)}."
+    return f"No, I cannot find {target} on the screen."
+
+
+def _where(target: str, lines: list[TextLine], size: tuple[int, int]) -> str:
+    hit = find(target, lines)
+    if hit is None:
+        return f"I cannot find {target} on the screen."
+    if any(b is hit for b in buttons(lines)):
+        return f"The {hit.text} button is {place(hit, lines, size)}."
+    if len(hit.text.split()) <= 4:
+        return f"{_say(hit.text)[:-1]} is {place(hit, lines, size)}."
+    return f"{target.capitalize()} is {place(hit, lines, size)}, in the line: {_say(hit.text)}"
+
+
+def _says(target: str, lines: list[TextLine]) -> str | None:
+    """What the block with `target` says; a lone label like "Error" brings the block after it."""
+    if target in WHOLE:
+        return " ".join(_say(block.text) for block in blocks(lines)) or None
+    hit = find(target, lines)
+    if hit is None:
+        return None
+    parts = blocks(lines)
+    i = _block_of(hit, parts)
+    said = [parts[i].text]
+    if len(parts[i].text.split()) <= 3 and i + 1 < len(parts):
+        said.append(parts[i + 1].text)
+    return f"It says: {' '.join(_say(s) for s in said)}"
+
+
+def answer(question: str, lines: list[TextLine], title: str, size: tuple[int, int]) -> str | None:
+    """A spoken answer from the screen's words, or None when the words cannot answer the question."""
+    q = _plain(question)
+    if not lines and not title:
+        return None
+    if re.search(r"\b(title|titled|called|named)\b", q):
+        return _title(lines, title)
+    if re.fullmatch(r"(what|which) buttons.*|(read|list|name) (the |all )?buttons.*|what are the buttons.*", q):
+        return _buttons(lines)
+    if m := re.fullmatch(rf"(?:is there|are there|do you see|can you see|do i see) {ARTICLES}(.+?)"
+                         r"(?: there| on (?:the )?screen| visible| showing)?", q):
+        target = m.group(1)
+        button = bool(re.search(r"\bbuttons?$", target))
+        target = re.sub(r"\s*\bbuttons?$", "", target).strip()
+        return _is_there(target, button, lines, size) if target else None
+    if m := re.fullmatch(rf"(?:does it say|does the screen say|does it show) {ARTICLES}?(.+)", q):
+        return _is_there(m.group(1), False, lines, size)
+    if m := re.fullmatch(rf"(?:where is|where's|where are|where can i find|find) {ARTICLES}(.+?)(?: button)?", q):
+        return _where(m.group(1), lines, size)
+    if m := re.fullmatch(rf"what (?:does|do) {ARTICLES}(.+?) (?:say|read|tell me)|"
+                         rf"(?:read|read out|read me) {ARTICLES}(.+?)|what(?:'s| is) (?:in |on )?{ARTICLES}"
+                         r"(.+?) (?:message|text|saying)|what is written(?: on)? (.+)", q):
+        target = next(g for g in m.groups() if g)
+        return _says(re.sub(r"^(?:the|a|an|this|that) ", "", target), lines)
+    if re.fullmatch(r"what does it say|what(?:'s| is) (?:written|on (?:the )?screen)|read", q):
+        return _says("screen", lines)
+    return None
