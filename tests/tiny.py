@@ -100,3 +100,19 @@ def build_tiny_smolvlm(out_dir: Path, tile: int = 64, patch: int = 8, scale_fact
     (out_dir / "processor_config.json").write_text(
         json.dumps({"image_seq_len": seq_len, "processor_class": "SmolVLMProcessor"}), encoding="utf-8")
     return out_dir
+
+
+def tiny_smolvlm_bundle(root: Path) -> tuple[Path, Path]:
+    """(source folder, exported fp32+int8 bundle) of the tiny SmolVLM under `root`, built once per
+    test session however many test files ask for it."""
+    import dataclasses
+
+    from describe_screen import models
+    from describe_screen.export import export_model
+
+    source, bundle = root / "tiny-smolvlm-source", root / "models" / "tiny-smolvlm"
+    if not (bundle / "manifest.json").is_file():
+        build_tiny_smolvlm(source)
+        manifest = dataclasses.replace(models.manifest("smolvlm-256m-instruct"), name="tiny-smolvlm")
+        export_model(manifest, bundle, "auto", source=source)
+    return source, bundle

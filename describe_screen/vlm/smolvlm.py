@@ -264,6 +264,19 @@ class SmolVLM:
             return
         yield from greedy(self._stepper(runners, features), ids, limits or self.limits(), cancelled)
 
+    def forced_choices(self, image: Image, request: Request, tokens: list[int]) -> list[int]:
+        """The token this model would pick at each position when `tokens` are fed as its answer
+        (teacher forcing): how int8 or fp16 bundles are scored against fp32 without one early
+        difference hiding all later agreement."""
+        tiles = preprocess(image, self.settings, split=self.options.tiles == "default")
+        step = self._stepper(self._load(), self._image_features(self._load()["vision"], tiles, lambda: False))
+        inputs = self.prompt_ids(request, tiles)
+        choices = []
+        for token in tokens:
+            choices.append(int(step(inputs).argmax()))
+            inputs = [token]
+        return choices
+
     def _image_features(self, vision: onnx.BoundRunner, tiles: Tiles,
                         cancelled: Callable[[], bool]) -> np.ndarray | None:
         import numpy as np
