@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from describe_screen.audio import SAMPLE_RATE
 from describe_screen.errors import UserError
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class SpeechRecognizer:
         audio = np.asarray(audio, np.float32)
         if audio.size == 0:
             return ""
-        pad = np.zeros(int(PAD_SECONDS * 16000), np.float32)
+        pad = np.zeros(int(PAD_SECONDS * SAMPLE_RATE), np.float32)
         return self._run(self._whisper(), np.concatenate([pad, audio, pad]))
 
     def _run(self, whisper: Any, audio: np.ndarray) -> str:
@@ -102,11 +103,15 @@ class SpeechRecognizer:
         c = self.choice()
         try:
             model = _load_whisper(c, self.threads)
-            self._run(model, np.zeros(16000, np.float32))  # CUDA libraries fail only when first used
+            self._run(model, np.zeros(SAMPLE_RATE, np.float32))  # CUDA libraries fail only when first used
             return model
         except RuntimeError as exc:
-            if c.device != "cuda" or self.device_setting != "auto":
+            if c.device != "cuda":
                 raise _load_error(c, exc) from exc
+            if self.device_setting == "cuda":
+                raise UserError(f"Speech recognition could not run on the graphics card: {exc}.",
+                                'Set voice.asr_device to "auto" or "cpu", or install the NVIDIA CUDA 12 and '
+                                "cuDNN 9 libraries.") from exc
             log.warning("speech recognition on CUDA failed (%s); using the CPU", exc)
             self._choice = Choice(c.model, c.source, "cpu", "int8")
             return _load_whisper(self._choice, self.threads)

@@ -94,6 +94,25 @@ def test_auto_device_is_cpu_without_a_gpu_and_loading_is_lazy():
     assert r.describe().endswith("not loaded yet.")
 
 
+def test_cuda_that_cannot_run_falls_back_to_the_cpu_on_auto_and_is_explained_when_chosen(monkeypatch):
+    from describe_screen import asr
+
+    def load(choice, threads):
+        if choice.device == "cuda":
+            raise RuntimeError("CUDA failed with error CUDA driver version is insufficient")
+        return "cpu model"
+
+    monkeypatch.setattr(asr, "_load_whisper", load)
+    monkeypatch.setattr(asr, "_resolve_device", lambda setting: "cuda")
+    auto = SpeechRecognizer("auto", "auto")
+    auto.warm_up()
+    assert auto.describe().endswith("on cpu with int8, loaded.")
+    with pytest.raises(UserError) as err:
+        SpeechRecognizer("auto", "cuda").warm_up()
+    assert err.value.problem.startswith("Speech recognition could not run on the graphics card: CUDA failed")
+    assert 'voice.asr_device to "auto" or "cpu"' in err.value.fix
+
+
 def test_folder_without_a_model_is_refused(tmp_path):
     with pytest.raises(UserError) as err:
         SpeechRecognizer(str(tmp_path)).warm_up()
