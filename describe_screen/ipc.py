@@ -121,8 +121,10 @@ class Server:
         try:
             self._remove_stale()
             self._listener = self._listen()
-        except OSError as exc:
+        except Exception as exc:
             self._release()
+            if not isinstance(exc, OSError):
+                raise
             raise UserError(f"describe-screen could not open its control channel at {self.path}: "
                             f"{exc.strerror or exc}.",
                             "Check that this folder is yours and writable, or set DESCRIBE_SCREEN_SOCKET "
@@ -160,14 +162,19 @@ class Server:
         if USE_TCP:
             self._token = secrets.token_urlsafe(32)
             listener = _Listener(self, socket.AF_INET, ("127.0.0.1", 0))
-            listener.server_bind()
-            port = listener.server_address[1]
-            _write_private(self.path, json.dumps({"port": port, "token": self._token, "pid": os.getpid()}))
         else:
             listener = _Listener(self, socket.AF_UNIX, str(self.path))
+        try:
             listener.server_bind()
-            os.chmod(self.path, 0o600)  # before listen(): no one connects while it is still open to others
-        listener.server_activate()
+            if not USE_TCP:
+                os.chmod(self.path, 0o600)  # before listen(): no one connects while it is open to others
+            listener.server_activate()
+            if USE_TCP:  # only once listening, so a client that reads the file can connect
+                endpoint = {"port": listener.server_address[1], "token": self._token, "pid": os.getpid()}
+                _write_private(self.path, json.dumps(endpoint))
+        except BaseException:
+            listener.server_close()
+            raise
         return listener
 
     def serve_connection(self, conn: socket.socket) -> None:

@@ -252,6 +252,16 @@ def test_a_plain_file_at_the_socket_path_is_left_alone(sock: Path) -> None:
     with pytest.raises(UserError, match="not a describe-screen socket"):
         ipc.Server(echo_words, sock).start()
     assert sock.read_text() == "precious"
+    sock.unlink()
+    with ipc.Server(echo_words, sock):  # the refusal did not keep the lock
+        assert ipc.daemon_running(sock)
+
+
+def test_unusable_socket_path_is_a_plain_error(tmp_path: Path) -> None:
+    too_long = tmp_path / ("x" * 120) / "daemon.sock"
+    with pytest.raises(UserError, match="could not open its control channel") as err:
+        ipc.Server(echo_words, too_long).start()
+    assert "DESCRIBE_SCREEN_SOCKET" in err.value.fix
 
 
 def test_close_removes_the_socket_and_allows_a_restart(sock: Path) -> None:
