@@ -59,10 +59,11 @@ def save_hf_tokenizer(out_dir: Path, tokenizer, chat_template: str, **special: s
     return hf
 
 
-def build_tiny_smolvlm(out_dir: Path, tile: int = 64, patch: int = 8, scale_factor: int = 2,
-                       seed: int = 0) -> Path:
-    """A tiny random SmolVLM (2 vision + 2 text layers) saved with tokenizer and processor configs,
-    in the layout of a Hugging Face repo, so the real exporter exports it from a local folder."""
+def build_smolvlm(out_dir: Path, vision: dict, text: dict, tile: int, patch: int, scale_factor: int,
+                  seed: int = 0, init_std: float | None = None) -> Path:
+    """A random SmolVLM of any size, saved with tokenizer and processor configs in the layout of a
+    Hugging Face repo, so the real exporter exports it from a local folder. `init_std` redraws the
+    weight matrices with a larger spread (None keeps transformers' own initialisation)."""
     import torch
     from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
     from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
@@ -71,25 +72,22 @@ def build_tiny_smolvlm(out_dir: Path, tile: int = 64, patch: int = 8, scale_fact
     tokenizer = build_tokenizer(out_dir, SMOLVLM_SPECIAL)
     save_hf_tokenizer(out_dir, tokenizer, SMOLVLM_CHAT_TEMPLATE, eos_token="<end_of_utterance>",
                       pad_token="<|im_end|>", bos_token="<|im_start|>", unk_token="<|endoftext|>")
-    vocab = tokenizer.get_vocab_size()
     eos = tokenizer.token_to_id("<end_of_utterance>")
     config = SmolVLMConfig(
         image_token_id=tokenizer.token_to_id("<image>"),
         scale_factor=scale_factor,
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 2, "image_size": tile, "patch_size": patch},
-        text_config={"model_type": "llama", "vocab_size": vocab, "hidden_size": 64, "intermediate_size": 128,
-                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                     "head_dim": 16, "max_position_embeddings": 2048, "rope_theta": 100000.0,
+        vision_config={**vision, "image_size": tile, "patch_size": patch},
+        text_config={"model_type": "llama", "vocab_size": tokenizer.get_vocab_size(), "rope_theta": 100000.0,
                      "rms_norm_eps": 1e-5, "pad_token_id": tokenizer.token_to_id("<|im_end|>"),
-                     "bos_token_id": tokenizer.token_to_id("<|im_start|>"), "eos_token_id": eos},
+                     "bos_token_id": tokenizer.token_to_id("<|im_start|>"), "eos_token_id": eos, **text},
     )
     torch.manual_seed(seed)
     model = SmolVLMForConditionalGeneration(config).eval()
-    with torch.no_grad():  # random init is tiny; larger weights make logits decisive, so greedy ties vanish
-        for parameter in model.parameters():
-            if parameter.dim() > 1:
-                parameter.normal_(0.0, 0.2)
+    if init_std is not None:
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.dim() > 1:
+                    parameter.normal_(0.0, init_std)
     model.generation_config.eos_token_id = eos
     model.generation_config.pad_token_id = config.text_config.pad_token_id
     model.generation_config.bos_token_id = config.text_config.bos_token_id
@@ -100,6 +98,17 @@ def build_tiny_smolvlm(out_dir: Path, tile: int = 64, patch: int = 8, scale_fact
     (out_dir / "processor_config.json").write_text(
         json.dumps({"image_seq_len": seq_len, "processor_class": "SmolVLMProcessor"}), encoding="utf-8")
     return out_dir
+
+
+def build_tiny_smolvlm(out_dir: Path, seed: int = 0) -> Path:
+    """2 vision + 2 text layers, 64 px tiles of 16 image tokens. Weights are drawn wider than
+    transformers' init so logits are decisive and greedy ties (which would make token parity
+    depend on rounding) do not occur."""
+    return build_smolvlm(
+        out_dir, tile=64, patch=8, scale_factor=2, seed=seed, init_std=0.2,
+        vision={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
+        text={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 2048})
 
 
 def tiny_smolvlm_bundle(root: Path) -> tuple[Path, Path]:
