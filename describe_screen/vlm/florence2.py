@@ -106,7 +106,12 @@ class Preprocess:
         if min(image.size) < MIN_SIDE:
             raise UserError(f"The captured image is only {image.width} by {image.height} pixels, too small "
                             "to describe.", "Capture the screen or a larger window again.")
-        rgb = images.to_rgb(images.shrink_huge(image))
+        # Shrinking first keeps a huge capture from being copied to RGB at full size; Pillow's reduce
+        # only knows the common modes, so others (1-bit, palette) are converted first.
+        if image.mode in ("RGB", "RGBA", "L", "LA"):
+            rgb = images.to_rgb(images.shrink_huge(image))
+        else:
+            rgb = images.shrink_huge(images.to_rgb(image))
         resized = images.resize(rgb, self.width, self.height, self.resample)
         return images.normalise(resized, self.rescale, self.mean, self.std)[None]
 
