@@ -51,6 +51,8 @@ function Fail([string]$Problem, [string]$Fix) {
 # with -Quiet), never into the return value. Windows PowerShell turns a program's error output into
 # a terminating error under 'Stop', so programs run with 'Continue' and are judged by exit code.
 function Invoke-Native([string]$Program, [string[]]$Arguments, [switch]$Quiet) {
+    # A missing program would leave $LASTEXITCODE from an earlier one, so check first.
+    if (-not (Get-Command $Program -ErrorAction SilentlyContinue)) { return $false }
     $ErrorActionPreference = 'Continue'
     if ($Quiet) { & $Program @Arguments *> $null } else { & $Program @Arguments | Out-Host }
     return $LASTEXITCODE -eq 0
@@ -72,7 +74,6 @@ function Find-Python {
     $candidates += [pscustomobject]@{ Program = 'python'; Arguments = @() }
     $check = 'import sys; sys.exit(sys.version_info < (3, 10))'
     foreach ($candidate in $candidates) {
-        if (-not (Get-Command $candidate.Program -ErrorAction SilentlyContinue)) { continue }
         # The Microsoft Store's "python" stand-in fails this check, so it is never picked.
         if (Invoke-Native -Quiet $candidate.Program ($candidate.Arguments + @('-c', $check))) {
             return $candidate
