@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-QUESTION = "Could you tell me what the error message in this window says?"
+QUESTION = "Could you tell me what the error message says?"  # 3.0 s at 140 words a minute
 
 
 def median_seconds(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:

@@ -143,6 +143,18 @@ def _input_rate(sd: Any, device: str) -> int:
     return int(info["default_samplerate"])
 
 
+def microphones() -> list[str]:
+    """Names of the sound devices that can record (for `doctor` and voice.microphone); [] when none."""
+    try:
+        sd = _sounddevice()
+    except UserError:
+        return []
+    try:
+        return [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
+    except sd.PortAudioError:
+        return []
+
+
 class WavFileRecorder:
     """A WAV file standing in for the microphone (tests, `describe-screen ask --audio q.wav`).
 

@@ -264,6 +264,15 @@ def test_microphone_recorder_names_a_missing_configured_device():
     assert "voice.microphone" in err.value.fix
 
 
+def test_microphone_list_is_empty_here_and_names_only_recording_devices(monkeypatch):
+    import sounddevice
+
+    assert audio.microphones() == []  # this machine (and CI) has no sound card
+    monkeypatch.setattr(sounddevice, "query_devices", lambda: [
+        {"name": "HDMI out", "max_input_channels": 0}, {"name": "USB mic", "max_input_channels": 1}])
+    assert audio.microphones() == ["USB mic"]
+
+
 class FakeStream:
     """Stands in for sounddevice.InputStream: on start it delivers `source` in 10 ms blocks."""
 
