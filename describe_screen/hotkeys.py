@@ -8,12 +8,13 @@ forgotten so the hotkeys keep working.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from describe_screen.errors import UserError
@@ -101,29 +102,29 @@ class HotkeyListener:
 
     def start(self) -> None:
         """Begin listening; raises UserError when the keyboard cannot be watched here."""
-        _check_session()
-        try:
-            from pynput import keyboard
-        except ImportError as exc:
-            raise UserError("Hotkeys cannot work: the keyboard of this session cannot be watched.",
-                            "Run describe-screen inside your desktop session.") from exc
-        self._keys = {action: set(keyboard.HotKey.parse(combo)) for action, combo in self._combos.items()}
-        listener = keyboard.Listener(on_press=self._pressed, on_release=self._released)
-        if sys.platform == "darwin" and not getattr(listener, "IS_TRUSTED", True):
-            raise UserError("macOS has not allowed describe-screen to watch the keyboard, so hotkeys cannot work.",
-                            "Open System Settings, Privacy and Security, and allow the app that runs "
-                            "describe-screen under Accessibility and Input Monitoring, then restart it.")
-        self._listener = listener
-        self._dispatcher = threading.Thread(target=self._dispatch, name="hotkey-dispatch", daemon=True)
-        self._dispatcher.start()
-        listener.start()
-        ready = threading.Event()
-        threading.Thread(target=lambda: (listener.wait(), ready.set()), daemon=True).start()
-        while not ready.wait(0.05):
-            if not listener.is_alive():
-                self.stop()
-                raise UserError("Hotkeys cannot work: watching the keyboard failed to start.",
-                                "Run describe-screen inside your desktop session.")
+        with _session():
+            try:
+                from pynput import keyboard
+            except ImportError as exc:
+                raise UserError("Hotkeys cannot work: the keyboard of this session cannot be watched.",
+                                "Run describe-screen inside your desktop session.") from exc
+            self._keys = {action: set(keyboard.HotKey.parse(combo)) for action, combo in self._combos.items()}
+            listener = keyboard.Listener(on_press=self._pressed, on_release=self._released)
+            if sys.platform == "darwin" and not getattr(listener, "IS_TRUSTED", True):
+                raise UserError("macOS has not allowed describe-screen to watch the keyboard, so hotkeys cannot "
+                                "work.", "Open System Settings, Privacy and Security, and allow the app that runs "
+                                "describe-screen under Accessibility and Input Monitoring, then restart it.")
+            self._listener = listener
+            self._dispatcher = threading.Thread(target=self._dispatch, name="hotkey-dispatch", daemon=True)
+            self._dispatcher.start()
+            listener.start()
+            ready = threading.Event()
+            threading.Thread(target=lambda: (listener.wait(), ready.set()), daemon=True).start()
+            while not ready.wait(0.05):
+                if not listener.is_alive():
+                    self.stop()
+                    raise UserError("Hotkeys cannot work: watching the keyboard failed to start.",
+                                    "Run describe-screen inside your desktop session.")
 
     def stop(self) -> None:
         """Stop listening; a combo still held gets its release, so push-to-talk never stays on."""
@@ -188,9 +189,12 @@ class HotkeyListener:
             log.exception("hotkey callback for %s failed", action)
 
 
-def _check_session() -> None:
-    """On Linux, pynput needs an X display with the RECORD extension; say so plainly when it is missing."""
+@contextlib.contextmanager
+def _session() -> Iterator[None]:
+    """On Linux, check for an X display with the RECORD extension, and stay connected while pynput
+    connects (an X server whose last client leaves resets itself and drops new connections meanwhile)."""
     if sys.platform in ("win32", "darwin"):
+        yield
         return
     if not os.environ.get("DISPLAY"):
         raise UserError("Hotkeys need a graphical session, but the DISPLAY variable is not set.",
@@ -203,10 +207,10 @@ def _check_session() -> None:
         raise UserError(f"Hotkeys cannot work: cannot connect to the display {os.environ['DISPLAY']}.",
                         "Run describe-screen inside your desktop session, or try describe-screen demo.") from exc
     try:
-        has_record = dpy.has_extension("RECORD")
+        if not dpy.has_extension("RECORD"):
+            raise UserError("Hotkeys cannot work: the X server lacks the RECORD extension that lets programs "
+                            "watch the keyboard.",
+                            "Enable RECORD in the X server settings (for Xvfb, add +extension RECORD).")
+        yield
     finally:
         dpy.close()
-    if not has_record:
-        raise UserError("Hotkeys cannot work: the X server lacks the RECORD extension that lets programs "
-                        "watch the keyboard.",
-                        "Enable RECORD in the X server settings (for Xvfb, add +extension RECORD).")

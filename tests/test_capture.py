@@ -200,3 +200,17 @@ def test_copy_text_names_the_missing_tool(xvfb, monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("DISPLAY")
     with pytest.raises(UserError, match="no graphical session"):
         copy_text("x")
+
+
+def test_repeated_captures_on_an_idle_server(monkeypatch) -> None:
+    """An X server with no clients resets when our last connection closes; the next capture must still work."""
+    from conftest import start_xvfb
+
+    server, display = start_xvfb("640x480x24")
+    monkeypatch.setenv("DISPLAY", display)
+    try:
+        sizes = [capture(target).image.size for target in ("screen", "pointer", "all", "screen")]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert sizes == [(640, 480), (480, 480), (640, 480), (640, 480)]

@@ -11,6 +11,8 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 from describe_screen.errors import UserError
 
 if TYPE_CHECKING:
+    import mss
     from PIL import Image
 
 TARGETS = ("screen", "all", "window", "pointer", "image", "clipboard")
@@ -51,21 +54,20 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
     if target not in TARGETS:
         raise UserError(f"There is no capture target called {target!r}.",
                         f"Choose one of: {', '.join(TARGETS)}.")
-    backend = _backend()
-    backend.check_access()
-    if target == "window":
-        title, rect = backend.active_window()
-        return _grab(_clip(rect, _monitors()[0], "The active window"), "window", title)
-    monitors = _monitors()
-    if target == "all":
-        return _grab(monitors[0], "all")
-    x, y = backend.pointer_position()
-    monitor = next((m for m in monitors[1:] if _contains(m, x, y)), monitors[1])
-    if target == "screen":
-        return _grab(monitor, "screen")
-    half = pointer_size // 2
-    region = _clip((x - half, y - half, pointer_size, pointer_size), monitor, "The area around the pointer")
-    return _grab(region, "pointer")
+    with _backend().Desktop() as desktop, _screen() as sct:
+        monitors = sct.monitors
+        if target == "window":
+            title, rect = desktop.active_window()
+            return _grab(sct, _clip(rect, monitors[0], "The active window"), "window", title)
+        if target == "all":
+            return _grab(sct, monitors[0], "all")
+        x, y = desktop.pointer_position()
+        monitor = next((m for m in monitors[1:] if _contains(m, x, y)), monitors[1])
+        if target == "screen":
+            return _grab(sct, monitor, "screen")
+        half = pointer_size // 2
+        region = _clip((x - half, y - half, pointer_size, pointer_size), monitor, "The area around the pointer")
+        return _grab(sct, region, "pointer")
 
 
 def load_image(path: Path) -> Image.Image:
@@ -142,7 +144,7 @@ def _clipboard_image() -> Image.Image:
 
 
 def _backend() -> ModuleType:
-    """The active-window and pointer backend for this platform."""
+    """The backend module for this platform; its Desktop class finds the active window and the pointer."""
     if sys.platform == "win32":
         from describe_screen.capture import _windows as backend
     elif sys.platform == "darwin":
@@ -152,26 +154,23 @@ def _backend() -> ModuleType:
     return backend
 
 
-def _monitors() -> list[dict[str, int]]:
-    """mss monitors: [0] is the bounding box of all of them, then one per monitor."""
+@contextmanager
+def _screen() -> Iterator[mss.MSS]:
+    """One mss connection for the whole capture (opened inside the backend's, so an X server
+    with no other clients never resets between our steps)."""
     import mss
 
     try:
         with mss.MSS() as sct:
-            return list(sct.monitors)
+            yield sct
     except mss.ScreenShotError as exc:
         raise _refused(exc) from exc
 
 
-def _grab(region: dict[str, int], target: str, title: str = "") -> Capture:
-    import mss
+def _grab(sct: mss.MSS, region: dict[str, int], target: str, title: str = "") -> Capture:
     from PIL import Image
 
-    try:
-        with mss.MSS() as sct:
-            shot = sct.grab(region)
-    except mss.ScreenShotError as exc:
-        raise _refused(exc) from exc
+    shot = sct.grab(region)
     image = Image.frombytes("RGB", shot.size, shot.rgb)
     return Capture(image, target, title=title, origin=(region["left"], region["top"]))
 

@@ -5,16 +5,30 @@ from __future__ import annotations
 from describe_screen.errors import UserError
 
 
-def check_access() -> None:
-    """Screen recording needs the user's permission; without it captures show only the wallpaper."""
-    import Quartz
+class Desktop:
+    """Finds the frontmost window and the pointer, after checking the screen-recording permission."""
 
-    preflight = getattr(Quartz, "CGPreflightScreenCaptureAccess", None)  # macOS 10.15 and later
-    if preflight is not None and not preflight():
-        Quartz.CGRequestScreenCaptureAccess()
-        raise UserError("macOS has not allowed describe-screen to record the screen.",
-                        "Open System Settings, Privacy and Security, Screen Recording, allow the app that "
-                        "runs describe-screen, then restart it.")
+    def __init__(self) -> None:
+        import Quartz
+
+        preflight = getattr(Quartz, "CGPreflightScreenCaptureAccess", None)  # macOS 10.15 and later
+        if preflight is not None and not preflight():  # without it captures show only the wallpaper
+            Quartz.CGRequestScreenCaptureAccess()
+            raise UserError("macOS has not allowed describe-screen to record the screen.",
+                            "Open System Settings, Privacy and Security, Screen Recording, allow the app "
+                            "that runs describe-screen, then restart it.")
+
+    def __enter__(self) -> Desktop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def pointer_position(self) -> tuple[int, int]:
+        return pointer_position()
+
+    def active_window(self) -> tuple[str, tuple[int, int, int, int]]:
+        return active_window()
 
 
 def pointer_position() -> tuple[int, int]:

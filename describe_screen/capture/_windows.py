@@ -11,8 +11,20 @@ from describe_screen.errors import UserError
 DWMWA_EXTENDED_FRAME_BOUNDS = 9
 
 
-def check_access() -> None:
-    """Windows always lets a desktop program read its own session's screen."""
+class Desktop:
+    """Finds the foreground window and the pointer; Windows needs no connection or permission for it."""
+
+    def __enter__(self) -> Desktop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def pointer_position(self) -> tuple[int, int]:
+        return pointer_position()
+
+    def active_window(self) -> tuple[str, tuple[int, int, int, int]]:
+        return active_window()
 
 
 def pointer_position() -> tuple[int, int]:

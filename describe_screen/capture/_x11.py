@@ -7,8 +7,7 @@ property is absent, so the window holding the keyboard focus is used instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from typing import TYPE_CHECKING
 
 from describe_screen.errors import UserError
@@ -17,47 +16,49 @@ if TYPE_CHECKING:
     from Xlib.display import Display
     from Xlib.xobject.drawable import Window
 
+RETRIES = 10  # connection attempts, 0.1 s apart
 NO_DISPLAY_FIX = "Run describe-screen inside your desktop session, or try describe-screen demo for a virtual one."
 
 
-def check_access() -> None:
-    """Fail early with a plain reason when there is no X display to read."""
-    with _display():
-        pass
+class Desktop:
+    """One X connection for one capture: finds the active window and the pointer."""
 
+    def __init__(self) -> None:
+        if not os.environ.get("DISPLAY"):
+            if os.environ.get("WAYLAND_DISPLAY"):
+                raise UserError("The screen cannot be read: this is a Wayland session without X11 access.",
+                                "Log in with an X11 session (for example 'GNOME on Xorg'), or make sure "
+                                "Xwayland is running so DISPLAY is set.")
+            raise UserError("No graphical display was found: the DISPLAY variable is not set.", NO_DISPLAY_FIX)
+        from Xlib import display, error
 
-@contextmanager
-def _display() -> Iterator[Display]:
-    if not os.environ.get("DISPLAY"):
-        if os.environ.get("WAYLAND_DISPLAY"):
-            raise UserError("The screen cannot be read: this is a Wayland session without X11 access.",
-                            "Log in with an X11 session (for example 'GNOME on Xorg'), or make sure "
-                            "Xwayland is running so DISPLAY is set.")
-        raise UserError("No graphical display was found: the DISPLAY variable is not set.", NO_DISPLAY_FIX)
-    from Xlib import display, error
+        for attempt in range(RETRIES):
+            try:
+                self.dpy = display.Display()
+                break
+            except error.ConnectionClosedError as exc:  # the server is resetting after its last client left
+                if attempt == RETRIES - 1:
+                    raise UserError(f"Cannot connect to the display {os.environ['DISPLAY']}.", NO_DISPLAY_FIX) from exc
+                time.sleep(0.1)
+            except (error.DisplayError, OSError) as exc:
+                raise UserError(f"Cannot connect to the display {os.environ['DISPLAY']}.", NO_DISPLAY_FIX) from exc
+        self.root = self.dpy.screen().root
 
-    try:
-        dpy = display.Display()
-    except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
-        raise UserError(f"Cannot connect to the display {os.environ['DISPLAY']}.", NO_DISPLAY_FIX) from exc
-    try:
-        yield dpy
-    finally:
-        dpy.close()
+    def __enter__(self) -> Desktop:
+        return self
 
+    def __exit__(self, *exc: object) -> None:
+        self.dpy.close()
 
-def pointer_position() -> tuple[int, int]:
-    with _display() as dpy:
-        reply = dpy.screen().root.query_pointer()
+    def pointer_position(self) -> tuple[int, int]:
+        reply = self.root.query_pointer()
         return reply.root_x, reply.root_y
 
+    def active_window(self) -> tuple[str, tuple[int, int, int, int]]:
+        """Title and (left, top, width, height) of the window the user is working in."""
+        from Xlib import X, error
 
-def active_window() -> tuple[str, tuple[int, int, int, int]]:
-    """Title and (left, top, width, height) of the window the user is working in."""
-    from Xlib import X, error
-
-    with _display() as dpy:
-        root = dpy.screen().root
+        dpy, root = self.dpy, self.root
         prop = root.get_full_property(dpy.intern_atom("_NET_ACTIVE_WINDOW"), X.AnyPropertyType)
         window = dpy.create_resource_object("window", prop.value[0]) if prop and prop.value[0] else None
         if window is None:
@@ -69,8 +70,7 @@ def active_window() -> tuple[str, tuple[int, int, int, int]]:
                             "Switch to a window first, or describe the whole screen instead.")
         try:
             chain = _ancestors(window, root)
-            top = chain[-1]
-            geometry = top.get_geometry()  # a child of the root: x and y are screen coordinates
+            geometry = chain[-1].get_geometry()  # a child of the root: x and y are screen coordinates
             title = next((t for t in (_title(dpy, w) for w in reversed(chain)) if t), "")
         except error.BadWindow as exc:
             raise UserError("The active window closed before it could be captured.",
