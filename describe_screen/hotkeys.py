@@ -196,6 +196,10 @@ def _session() -> Iterator[None]:
     if sys.platform in ("win32", "darwin"):
         yield
         return
+    if os.environ.get("XDG_SESSION_TYPE") == "wayland":  # pynput would see only keys typed into X11 apps
+        raise UserError("Hotkeys cannot work in a Wayland session: it does not let programs watch the keyboard.",
+                        "Log in with an X11 session, or bind describe-screen commands such as "
+                        "'describe-screen describe' to keys in your desktop's keyboard settings.")
     if not os.environ.get("DISPLAY"):
         raise UserError("Hotkeys need a graphical session, but the DISPLAY variable is not set.",
                         "Run describe-screen inside your desktop session, or try describe-screen demo.")

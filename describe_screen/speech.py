@@ -170,6 +170,8 @@ class Speaker:
 
     def _enqueue(self, kind: str, payload: str) -> None:
         with self._state:
+            if not self._thread.is_alive():  # closed: nothing would ever play it
+                return
             self._pending += 1
             self._queue.put((self._generation, kind, payload))
 

@@ -214,3 +214,19 @@ def test_repeated_captures_on_an_idle_server(monkeypatch) -> None:
         server.terminate()
         server.wait(timeout=10)
     assert sizes == [(640, 480), (480, 480), (640, 480), (640, 480)]
+
+
+def test_blank_capture_in_a_wayland_session_is_explained(monkeypatch) -> None:
+    """Xwayland hands back a blank picture instead of the Wayland windows: say so, do not describe it."""
+    from conftest import start_xvfb
+
+    server, display = start_xvfb("320x200x24")  # nothing on it: one flat colour
+    monkeypatch.setenv("DISPLAY", display)
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    try:
+        with pytest.raises(UserError, match="Wayland session") as err:
+            capture("screen")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert "X11" in err.value.fix

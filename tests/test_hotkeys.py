@@ -135,8 +135,13 @@ def test_stop_releases_a_held_combo(xvfb) -> None:
         xdotool(xvfb, "keyup", "ctrl+alt+a")
 
 
-def test_start_without_display_or_record_is_explained(monkeypatch) -> None:
+def test_start_without_display_wayland_or_record_is_explained(monkeypatch) -> None:
     listener = HotkeyListener({"describe_screen": "<ctrl>+<alt>+d"}, print)
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    with pytest.raises(UserError, match="Wayland") as err:
+        listener.start()
+    assert "keyboard settings" in err.value.fix
+    monkeypatch.delenv("XDG_SESSION_TYPE")
     monkeypatch.delenv("DISPLAY", raising=False)
     with pytest.raises(UserError, match="DISPLAY"):
         listener.start()

@@ -56,6 +56,9 @@ def test_speech_file_holds_speech_and_spoken_lists_it(speaker, tmp_path) -> None
     audio = samples(tmp_path / "speech.wav")
     assert 0.8 < len(audio) / RATE < 6
     assert loud_fraction(audio) > 0.4
+    speaker.say("Nobody hears this.")  # after close(): ignored, never waited for
+    assert speaker.wait_idle(0.1)
+    assert speaker.spoken == [text]
 
 
 def test_stop_cuts_a_long_reading_at_once(speaker, tmp_path) -> None:

@@ -172,6 +172,8 @@ def _grab(sct: mss.MSS, region: dict[str, int], target: str, title: str = "") ->
 
     shot = sct.grab(region)
     image = Image.frombytes("RGB", shot.size, shot.rgb)
+    if os.environ.get("XDG_SESSION_TYPE") == "wayland" and all(low == high for low, high in image.getextrema()):
+        raise _refused(RuntimeError("the picture came back blank"))  # Xwayland hides Wayland windows
     return Capture(image, target, title=title, origin=(region["left"], region["top"]))
 
 
@@ -180,7 +182,7 @@ def _refused(exc: Exception) -> UserError:
         return UserError("The screen could not be captured: macOS has not allowed screen recording.",
                          "Open System Settings, Privacy and Security, Screen Recording, allow the app that "
                          "runs describe-screen, then restart it.")
-    if os.environ.get("WAYLAND_DISPLAY"):
+    if os.environ.get("WAYLAND_DISPLAY") or os.environ.get("XDG_SESSION_TYPE") == "wayland":
         return UserError("The screen could not be captured: this Wayland session does not let programs read it.",
                          "Log in with an X11 session (for example 'GNOME on Xorg'), "
                          "or describe a picture file or the clipboard instead.")
