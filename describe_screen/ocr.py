@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 CUDA = "CUDAExecutionProvider"
 FIRST_BATCH = 2  # lines recognised before the first yield: small, so the first words come quickly
 BATCH = 8  # later batches: bigger, so the runtime can work on several lines at once
+DET_MAX_SIDE = 3840  # detection runs at the screen's own scale up to 4K: shrinking loses small text
 REC_HEIGHT = 48  # the recogniser's input height in pixels
 SMALL_TEXT = 32  # crops shorter than this are enlarged with a cubic filter before recognition
 
@@ -69,6 +70,10 @@ class TextRecognizer:
                     engine = RapidOCR(params={
                         "Global.log_level": "critical",
                         "Global.use_cls": False,
+                        # rapidocr's default scales the short side up to 736 px, which makes a small
+                        # window capture many times bigger and slower without reading it better
+                        "Det.limit_type": "max",
+                        "Det.limit_side_len": DET_MAX_SIDE,
                         "EngineConfig.onnxruntime.use_cuda": use_cuda,
                         "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                         "Rec.rec_batch_num": BATCH,

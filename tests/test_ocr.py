@@ -1,0 +1,103 @@
+"""OCR quality on rendered screens and on a real window, reading order, streaming and cancelling."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from PIL import Image
+from screens import FONTS, SENTENCES, dialog, page
+
+from describe_screen.ocr import TextLine, TextRecognizer
+
+
+@pytest.fixture(scope="module")
+def ocr() -> TextRecognizer:
+    recognizer = TextRecognizer(provider="cpu")
+    recognizer.warm_up()
+    return recognizer
+
+
+def _plain(word: str) -> str:
+    return re.sub(r"[^a-z0-9']", "", word.lower())
+
+
+def _recall(expected: list[str], lines: list[TextLine]) -> tuple[int, list[str]]:
+    """How many expected words were read (each read word used once), and the missed ones."""
+    pool = [_plain(w) for line in lines for w in line.text.split()]
+    missed = []
+    for word in expected:
+        if _plain(word) in pool:
+            pool.remove(_plain(word))
+        else:
+            missed.append(word)
+    return len(expected) - len(missed), missed
+
+
+def test_word_recall_across_fonts_sizes_and_themes(ocr: TextRecognizer) -> None:
+    cases = [(f, s, t, False) for f in FONTS for s in (12, 16, 20, 28) for t in ("light", "dark")]
+    cases += [(f, s, "light", True) for f in FONTS for s in (12, 16)]  # bitmap-like, no anti-aliasing
+    hits = total = 0
+    missed: list[tuple] = []
+    for i, (font_name, size, theme, aliased) in enumerate(cases):
+        text = [SENTENCES[(i + k) % len(SENTENCES)] for k in range(3)]
+        screen = page(text, font_name=font_name, size=size, theme=theme, aliased=aliased, canvas=(1000, 200))
+        found, lost = _recall(screen.words(), ocr.read(screen.image))
+        hits, total = hits + found, total + len(screen.words())
+        missed += [(font_name, size, theme, aliased, w) for w in lost]
+    recall = hits / total
+    print(f"\nword recall {recall:.3f} ({hits}/{total} words, {len(cases)} screens); missed: {missed}")
+    assert total > 1000
+    assert recall >= 0.95
+
+
+def test_lines_come_in_reading_order_with_boxes(ocr: TextRecognizer) -> None:
+    screen = dialog("Save changes", ["Your document has unsaved changes."], ["Save", "Don't Save", "Cancel"])
+    lines = ocr.read(screen.image)
+    assert [line.text for line in lines] == screen.lines
+    title, body, save, dont, cancel = lines
+    assert title.box[3] <= body.box[1] < save.box[1]
+    assert save.box[2] < dont.box[0] < dont.box[2] < cancel.box[0]
+    assert all(0.5 <= line.score <= 1.0 for line in lines)
+    assert 16 <= body.height <= 40
+
+
+def test_iter_lines_yields_first_lines_before_reading_the_rest(ocr: TextRecognizer) -> None:
+    screen = page(SENTENCES, size=16)
+    stream = ocr.iter_lines(screen.image)
+    first = next(stream)
+    assert first.text == SENTENCES[0]
+    stream.close()
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 1  # stop after the first batch
+
+    lines = list(ocr.iter_lines(screen.image, cancelled=cancelled))
+    assert [line.text for line in lines] == SENTENCES[:2]
+
+
+def test_blank_and_tiny_images_have_no_text(ocr: TextRecognizer) -> None:
+    assert ocr.read(Image.new("RGB", (1280, 720), "black")) == []
+    assert ocr.read(Image.new("RGB", (1, 1), "white")) == []
+    assert ocr.read(Image.new("L", (300, 5), 255)) == []
+
+
+def test_provider_is_the_one_really_used() -> None:
+    assert TextRecognizer(provider="cpu").provider() == "CPUExecutionProvider"
+    # CUDA is listed by onnxruntime-gpu here but cannot run: "auto" must report the CPU it fell back to
+    assert TextRecognizer(provider="auto").provider() in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+
+def test_reads_a_real_window_on_the_virtual_display(ocr: TextRecognizer, window, xvfb: str) -> None:
+    import mss
+
+    window("Printer", "The printer is out of paper\nAdd paper and press Continue", font_size=16,
+           buttons=("Continue", "Cancel"))
+    with mss.MSS(display=xvfb) as grabber:
+        shot = grabber.grab(grabber.monitors[1])
+        image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
+    texts = [line.text for line in ocr.read(image)]
+    assert texts[:2] == ["The printer is out of paper", "Add paper and press Continue"]
+    assert texts[2:] == ["Continue", "Cancel"]
