@@ -182,7 +182,7 @@ def brief(lines: list[TextLine], title: str, size: tuple[int, int]) -> str:
     name = title or (head.text if head else "")
     label_ids = {id(b) for b in labels}
     body = blocks([ln for ln in lines if id(ln) not in label_ids and ln is not head])
-    kind = "A dialog" if labels and _is_dialog(lines, size) else "A window" if labels else "A screen"
+    kind = "A dialog" if _is_dialog(lines, size) else "A window" if labels else "A screen"
     said = f"{kind} titled {name}" if name else kind
     if labels:
         plural = "buttons" if len(labels) > 1 else "a button"
@@ -195,9 +195,9 @@ def brief(lines: list[TextLine], title: str, size: tuple[int, int]) -> str:
 
 
 def _is_dialog(lines: list[TextLine], size: tuple[int, int]) -> bool:
-    """Text confined to a smaller area than the screen, as in a message box."""
+    """A message box: buttons, with all the text in a smaller area than the screen."""
     x0, y0, x1, y1 = _union([line.box for line in lines])
-    return (x1 - x0) * (y1 - y0) < 0.5 * size[0] * size[1]
+    return (x1 - x0) * (y1 - y0) < 0.5 * size[0] * size[1] and bool(buttons(lines))
 
 
 def _count(n: int, noun: str) -> str:

@@ -1,0 +1,84 @@
+"""Questions answered from the text on rendered screens; questions text cannot answer give None."""
+
+from __future__ import annotations
+
+import pytest
+from screens import dialog, page
+
+from describe_screen.ocr import TextLine, TextRecognizer
+from describe_screen.textqa import answer, find
+
+SIZE = (1280, 720)
+
+
+@pytest.fixture(scope="module")
+def upload() -> list[TextLine]:
+    screen = dialog("Upload failed", ["Error: the file photo.jpg is too large.",
+                                      "The limit is 25 megabytes. Choose a smaller file."],
+                    ["Retry", "Cancel"], theme="dark", font_name="liberation-sans", size=14)
+    return TextRecognizer(provider="cpu").read(screen.image)
+
+
+@pytest.fixture(scope="module")
+def settings() -> list[TextLine]:
+    screen = page(["Settings", "", "Warning", "", "Your password expires in 3 days", "",
+                   "Display brightness", "Sound volume"], size=18)
+    return TextRecognizer(provider="cpu").read(screen.image)
+
+
+def ask(question: str, lines: list[TextLine], title: str = "") -> str | None:
+    return answer(question, lines, title, SIZE)
+
+
+def test_what_does_the_error_say(upload: list[TextLine]) -> None:
+    said = ask("What does the error say?", upload)
+    assert said == ("It says: Error: the file photo.jpg is too large. "
+                    "The limit is 25 megabytes. Choose a smaller file.")
+    assert ask("what is the error message", upload) == said
+
+
+def test_a_lone_label_brings_the_text_after_it(settings: list[TextLine]) -> None:
+    assert ask("What does the warning say?", settings) == "It says: Warning. Your password expires in 3 days."
+
+
+def test_is_there_a_button(upload: list[TextLine]) -> None:
+    assert ask("Is there a Retry button?", upload) == "Yes, a Retry button at the bottom right of the dialog."
+    assert ask("is there a submit button", upload) == (
+        "No, I cannot find a submit button. The buttons are Retry and Cancel.")
+    assert ask("What buttons are there?", upload) == "The buttons are Retry and Cancel."
+
+
+def test_is_there_some_text(upload: list[TextLine], settings: list[TextLine]) -> None:
+    assert ask("Does it say megabytes?", upload) == (
+        "Yes: The limit is 25 megabytes. Choose a smaller file, in the middle of the dialog.")
+    assert ask("Is there a sound volume setting?", settings) is not None
+    assert ask("Do you see Bluetooth?", settings) == "No, I cannot find bluetooth on the screen."
+
+
+def test_where_is(upload: list[TextLine], settings: list[TextLine]) -> None:
+    assert ask("Where is Cancel?", upload) == "The Cancel button is at the bottom right of the dialog."
+    assert ask("Where's the password?", settings) == (
+        "Password is at the top left, in the line: Your password expires in 3 days.")
+    assert ask("where is the printer", settings) == "I cannot find printer on the screen."
+
+
+def test_title_and_read_everything(upload: list[TextLine]) -> None:
+    assert ask("What is the title?", upload) == "The title is Upload failed."
+    assert ask("what is this window called", upload, title="Photos") == "The title is Photos."
+    assert ask("Read the dialog.", upload) == (
+        "Upload failed. Error: the file photo.jpg is too large. The limit is 25 megabytes. "
+        "Choose a smaller file. Retry. Cancel.")
+
+
+def test_questions_text_cannot_answer_return_none(upload: list[TextLine]) -> None:
+    for question in ("What colour is the background?", "Describe the picture.", "Is the file saved?",
+                     "Who is in the photo?", "What does the icon look like?"):
+        assert ask(question, upload) is None, question
+    assert ask("What does it say?", []) is None
+    assert ask("What does the error say?", [TextLine("All good", (0, 0, 80, 20), 0.9)]) is None
+
+
+def test_find_tolerates_one_misread_letter() -> None:
+    lines = [TextLine("Meeting moved to Thursday aftemoon", (0, 0, 300, 20), 0.9)]
+    assert find("afternoon", lines) is lines[0]
+    assert find("breakfast", lines) is None
