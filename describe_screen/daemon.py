@@ -182,8 +182,9 @@ class Daemon:
 
         self._scene_for_question(request)
         voice = self.config.voice
-        if audio := request.get("audio"):
-            self._recorder = WavFileRecorder(Path(audio), max_seconds=voice.max_seconds)
+        audio = request.get("audio") or (voice.microphone if voice.microphone.lower().endswith(".wav") else "")
+        if audio:  # a recorded question stands in for the microphone
+            self._recorder = WavFileRecorder(Path(audio).expanduser(), max_seconds=voice.max_seconds)
         else:
             self._recorder = MicrophoneRecorder(voice.microphone, max_seconds=voice.max_seconds)
         self._recorder.start()
@@ -196,12 +197,18 @@ class Daemon:
             raise UserError("No question is being recorded.", "Hold the ask key while you speak, then let go.")
         audio = recorder.stop()
         self.speaker.cue("listen_end")
+        if recorder.note:
+            self.speaker.say(recorder.note)
         return self._recognise(audio)
 
     def _transcribe_file(self, path: Path) -> str:
-        from describe_screen.audio import load_wav
+        from describe_screen.audio import cut_note, read_wav
 
-        return self._recognise(load_wav(path, self.config.voice.max_seconds))
+        limit = self.config.voice.max_seconds
+        audio, seconds = read_wav(path, limit)
+        if seconds > limit:
+            self.speaker.say(cut_note(limit))
+        return self._recognise(audio)
 
     def _recognise(self, audio: Any) -> str:
         from describe_screen.audio import has_speech, trim_silence

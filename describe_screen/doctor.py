@@ -148,10 +148,10 @@ def check_voice(config: Config) -> Check:
     except ImportError:
         return Check("Voice questions", NOTE, "Speech recognition is not installed; questions can be typed.",
                      'For spoken questions, run: pip install "describe-screen[voice]".')
-    recognizer = SpeechRecognizer(config.voice.asr_model, config.voice.asr_device)
-    import sounddevice
+    from describe_screen.audio import microphones
 
-    inputs = [d for d in sounddevice.query_devices() if d["max_input_channels"] > 0]
+    recognizer = SpeechRecognizer(config.voice.asr_model, config.voice.asr_device)
+    inputs = microphones()
     mic = f"{len(inputs)} microphone(s) found." if inputs else "No microphone was found."
     status = OK if inputs else NOTE
     return Check("Voice questions", status, f"Speech recognition: {recognizer.describe()}. {mic}",
