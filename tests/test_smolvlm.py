@@ -205,11 +205,32 @@ def test_int8_bundle_agrees_with_fp32(tiny):
     assert agreement >= 0.8
 
 
+def test_fp16_variant_runs_with_float32_inputs_and_agrees(tiny, tmp_path):
+    import shutil
+
+    from describe_screen.export.common import make_variants
+    from describe_screen.vlm.bundle import MANIFEST, write_manifest
+
+    bundle = Path(shutil.copytree(tiny[1], tmp_path / "tiny-smolvlm"))
+    make_variants(bundle, ("vision_encoder.onnx", "decoder_model_merged.onnx"), ["fp32", "fp16"])
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    write_manifest(bundle, {k: v for k, v in manifest.items() if k not in ("files", "format")},
+                   [*manifest["files"], "vision_encoder_fp16.onnx", "decoder_model_merged_fp16.onnx"])
+    fp32 = load_model(bundle, RuntimeOptions(provider="cpu", precision="fp32"))
+    fp16 = load_model(bundle, RuntimeOptions(provider="cpu", precision="fp16"))
+    assert fp16._load()["vision"].label == "vision_encoder_fp16.onnx"
+    image, request = CASES[2][0], CASES[2][2]
+    answer = list(fp32.token_ids(image, request, lambda: False, FORCED))
+    choices = fp16.forced_choices(image, request, answer)
+    assert sum(a == b for a, b in zip(answer, choices, strict=True)) >= 0.9 * len(answer)
+
+
 def test_warm_up_runs_on_the_cpu_and_eos_ends_the_answer(tiny):
     _, bundle = tiny
     model = load_model(bundle, RuntimeOptions(provider="auto", max_new_tokens=12))
     model.warm_up()
     assert model.provider() == "CPUExecutionProvider"
+    assert model._load()["decoder"].label == "decoder_model_merged_int8.onnx"  # "auto" on a CPU = int8
     assert model.tasks == {CAPTION_BRIEF, CAPTION_FULL, ASK}
     eos = model.limits().eos_ids
     assert model.tokenizer.token_to_id("<end_of_utterance>") in eos

@@ -59,10 +59,12 @@ def _vision_wrapper(model):
     class Vision(torch.nn.Module):
         """Tiles -> image features, as get_image_features computes them for unpadded images.
 
-        Two changes keep the traced graph valid for any tile count: the padding-image filter (a
-        data-dependent shape) is left out, as the runtime never sends padding tiles; and the patch
-        position buckets are computed with comparisons instead of torch.bucketize, whose ONNX
-        translation feeds a float index to Gather. Both give the same numbers as transformers.
+        Three changes keep one traced graph valid for any tile count and for float16: the
+        padding-image filter (a data-dependent shape) is left out, as the runtime never sends padding
+        tiles; patch positions use integer arithmetic, floor(index * side / patches), instead of
+        float torch.bucketize (whose ONNX form feeds a float index to Gather, and which float16 would
+        round differently); the attention bias is -1e4, not float32's minimum, which is -inf in
+        float16. For the full tiles the processor makes, the numbers equal transformers' exactly.
         """
 
         def __init__(self) -> None:
@@ -75,12 +77,11 @@ def _vision_wrapper(model):
             tiles = pixel_values.shape[0]
             patches = embeddings.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
             side = embeddings.num_patches_per_side
-            boundaries = torch.arange(1 / side, 1.0, 1 / side)
 
             def buckets(count, length):
-                coords = torch.arange(length, dtype=torch.float32)[None, :] * (1.0 / count)[:, None]
-                coords = torch.clamp(coords, max=1.0 - 1e-6)
-                return (coords[..., None] >= boundaries).sum(-1)  # = bucketize(coords, boundaries, right=True)
+                index = torch.arange(length)[None, :] * side
+                return torch.clamp(torch.div(index, count.clamp(min=1)[:, None], rounding_mode="floor"),
+                                   max=side - 1)
 
             rows = buckets(patch_mask[:, :, 0].sum(1), patch_mask.shape[1])
             cols = buckets(patch_mask[:, 0, :].sum(1), patch_mask.shape[2])
@@ -93,8 +94,8 @@ def _vision_wrapper(model):
             grid = pixel_attention_mask.reshape(tiles, height // patch, patch, width // patch, patch)
             patch_mask = grid.to(torch.int64).sum(dim=(2, 4)) > 0
             hidden = self.embed(pixel_values, patch_mask)
-            keep = patch_mask.reshape(tiles, 1, 1, -1).to(hidden.dtype)
-            bias = (1.0 - keep) * torch.finfo(hidden.dtype).min  # eager attention adds this to its scores
+            keep = patch_mask.reshape(tiles, 1, 1, -1)
+            bias = torch.where(keep, torch.zeros((), dtype=hidden.dtype), torch.full((), -1e4, dtype=hidden.dtype))
             hidden = self.vision_model.encoder(inputs_embeds=hidden, attention_mask=bias).last_hidden_state
             return self.connector(self.vision_model.post_layernorm(hidden))
 

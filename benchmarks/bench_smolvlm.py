@@ -1,0 +1,201 @@
+"""SmolVLM-256M speed on this machine: the ONNX runtime (fp32, int8; one tile, default tiling) against
+transformers/PyTorch generate() on the same weights, in the same run.
+
+The model has the published SmolVLM-256M-Instruct architecture (SigLIP base-patch16-512 vision tower,
+pixel-shuffle factor 4 -> 64 tokens per tile, SmolLM2-135M text model) with random weights: speed
+depends on shapes, not on training. Every configuration runs in its own process (clean peak RSS),
+is warmed up once, then timed; 48 new tokens are forced (no EOS, no loop stop).
+
+    .venv/bin/python benchmarks/bench_smolvlm.py [--work DIR] [--tokens 48]
+
+Prints a Markdown table for BENCHMARKS.md. CPU-heavy: several minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+# HuggingFaceTB/SmolVLM-256M-Instruct config.json (vision_config / text_config), random weights.
+VISION = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12}
+TEXT = {"vocab_size": 49280, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+        "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64, "max_position_embeddings": 8192}
+TILE, PATCH, SCALE = 512, 16, 4
+
+
+def screen():
+    """A 1280x720 screen-like picture: window, title bar, text lines, two buttons."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (1280, 720), (235, 235, 240))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((200, 120, 1080, 600), fill="white", outline="black")
+    draw.rectangle((200, 120, 1080, 160), fill=(40, 80, 160))
+    for row in range(10):
+        draw.text((230, 190 + row * 30), f"Line {row}: the quick brown fox jumps over the lazy dog.", fill="black")
+    for x, label in ((760, "OK"), (900, "Cancel")):
+        draw.rectangle((x, 540, x + 120, 580), outline="black", fill=(220, 220, 220))
+        draw.text((x + 40, 552), label, fill="black")
+    return image
+
+
+def request():
+    from describe_screen.vlm import CAPTION_BRIEF, Request
+
+    return Request(task=CAPTION_BRIEF)
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def onnx_worker(bundle: Path, precision: str, tiles: str, tokens: int) -> dict:
+    """Phase timings of one warmed-up request, using the runtime's own pieces in order."""
+    from describe_screen.vlm import RuntimeOptions, load_model
+    from describe_screen.vlm.smolvlm import preprocess
+
+    started = time.perf_counter()
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision=precision, tiles=tiles))
+    runners = model._load()
+    load_s = time.perf_counter() - started
+    image, req = screen(), request()
+
+    def once() -> dict:
+        t0 = time.perf_counter()
+        made = preprocess(image, model.settings, split=tiles == "default")
+        ids = model.prompt_ids(req, made)
+        t1 = time.perf_counter()
+        model._features = None  # time the vision encoder every run, not the follow-up cache
+        features = model._image_features(runners["vision"], made, lambda: False)
+        t2 = time.perf_counter()
+        step = model._stepper(runners, features)
+        token = int(step(ids).argmax())
+        t3 = time.perf_counter()
+        for _ in range(tokens - 1):
+            token = int(step([token]).argmax())
+        t4 = time.perf_counter()
+        return {"tiles": len(made.pixel_values), "prompt_tokens": len(ids), "preprocess_ms": (t1 - t0) * 1e3,
+                "vision_ms": (t2 - t1) * 1e3, "prefill_ms": (t3 - t2) * 1e3,
+                "decode_ms_per_token": (t4 - t3) * 1e3 / max(tokens - 1, 1), "ttft_s": t3 - t0, "total_s": t4 - t0}
+
+    once()  # warm-up: first-run allocations and kernel choices
+    result = once()
+    return {**result, "load_s": load_s, "provider": model.provider(), "peak_rss_mb": rss_mb(),
+            "decoder": runners["decoder"].label}
+
+
+def torch_worker(source: Path, tiles: str, tokens: int) -> dict:
+    """transformers generate() with the same pixels and prompt ids (PyTorch eager, CPU, same threads)."""
+    import torch
+    from transformers import SmolVLMForConditionalGeneration
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+
+    from describe_screen.vlm import RuntimeOptions, load_model
+    from describe_screen.vlm.onnx import physical_cores
+    from describe_screen.vlm.smolvlm import Tiles
+
+    torch.set_num_threads(physical_cores())
+    started = time.perf_counter()
+    model = SmolVLMForConditionalGeneration.from_pretrained(source, dtype=torch.float32).eval()
+    processor = SmolVLMImageProcessorPil.from_pretrained(source)
+    load_s = time.perf_counter() - started
+    bundle_like = load_model(Path(sys.argv[sys.argv.index("--bundle") + 1]), RuntimeOptions(provider="cpu"))
+    image, req = screen(), request()
+
+    def run(new_tokens: int) -> tuple[float, int]:
+        t0 = time.perf_counter()
+        pixels = processor(images=[[image]], do_image_splitting=tiles == "default", return_row_col_info=True,
+                           return_tensors="np")
+        made = Tiles(pixels["pixel_values"][0], pixels["rows"][0][0], pixels["cols"][0][0])
+        ids = bundle_like.prompt_ids(req, made)
+        with torch.no_grad():
+            model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                           pixel_values=torch.from_numpy(pixels["pixel_values"]),
+                           pixel_attention_mask=torch.from_numpy(pixels["pixel_attention_mask"]),
+                           max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+        return time.perf_counter() - t0, len(made.pixel_values)
+
+    run(2)  # warm-up
+    ttft, count = run(1)
+    total, _ = run(tokens)
+    return {"tiles": count, "ttft_s": ttft, "total_s": total,
+            "decode_ms_per_token": (total - ttft) * 1e3 / max(tokens - 1, 1), "load_s": load_s,
+            "peak_rss_mb": rss_mb(), "provider": f"PyTorch {torch.__version__} ({model.config._attn_implementation})"}
+
+
+def prepare(work: Path) -> tuple[Path, Path]:
+    from tiny import build_smolvlm
+
+    from describe_screen import models
+    from describe_screen.export import export_model
+
+    source, bundle = work / "smolvlm-256m-random", work / "models" / "bench-smolvlm-256m"
+    if not (source / "model.safetensors").is_file():
+        build_smolvlm(source, VISION, TEXT, TILE, PATCH, SCALE)
+    if not (bundle / "manifest.json").is_file():
+        started = time.perf_counter()
+        manifest = dataclasses.replace(models.manifest("smolvlm-256m-instruct"), name="bench-smolvlm-256m")
+        export_model(manifest, bundle, "auto", source=source)
+        print(f"export (fp32 + int8): {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return source, bundle
+
+
+def spawn(*args: str) -> dict:
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=3600)
+    if done.returncode:
+        raise SystemExit(f"worker {args} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "describe-screen-bench")
+    parser.add_argument("--tokens", type=int, default=48)
+    parser.add_argument("--worker", choices=("onnx", "torch"))
+    parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--source", type=Path)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--tiles", default="fast")
+    args = parser.parse_args()
+    if args.worker == "onnx":
+        print(json.dumps(onnx_worker(args.bundle, args.precision, args.tiles, args.tokens)))
+        return
+    if args.worker == "torch":
+        print(json.dumps(torch_worker(args.source, args.tiles, args.tokens)))
+        return
+
+    source, bundle = prepare(args.work)
+    common = ["--bundle", str(bundle), "--tokens", str(args.tokens)]
+    rows = []
+    for tiles in ("fast", "default"):
+        reference = spawn("--worker", "torch", "--source", str(source), "--tiles", tiles, *common)
+        rows.append(("PyTorch eager", "fp32", tiles, reference, None))
+        for precision in ("fp32", "int8"):
+            result = spawn("--worker", "onnx", "--precision", precision, "--tiles", tiles, *common)
+            rows.append(("onnxruntime", precision, tiles, result, reference["total_s"] / result["total_s"]))
+    print(f"SmolVLM-256M architecture, random weights, 1280x720 screen, {args.tokens} new tokens forced, "
+          f"CPU threads = physical cores\n")
+    print("| engine | precision | tiling | tiles | vision ms | prefill ms | decode ms/token | TTFT s | "
+          "end-to-end s | peak RSS MB | speed-up vs PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for engine, precision, tiles, r, ratio in rows:
+        vision = f"{r['vision_ms']:.0f}" if "vision_ms" in r else "-"
+        prefill = f"{r['prefill_ms']:.0f}" if "prefill_ms" in r else "-"
+        speed = f"{ratio:.2f}x" if ratio else "1.00x"
+        print(f"| {engine} | {precision} | {tiles} | {r['tiles']} | {vision} | {prefill} | "
+              f"{r['decode_ms_per_token']:.1f} | {r['ttft_s']:.2f} | {r['total_s']:.2f} | {r['peak_rss_mb']:.0f} | "
+              f"{speed} |")
+
+
+if __name__ == "__main__":
+    main()
