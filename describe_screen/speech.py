@@ -165,7 +165,7 @@ class Speaker:
         self._output.close()
 
     def driver(self) -> str:
-        """What speaks and where to, for `doctor`, e.g. "espeak-ng via pyttsx3, to the sound card default"."""
+        """What speaks and where to, for `doctor`, e.g. "espeak-ng via pyttsx3, playing on default"."""
         return f"{self._driver} via pyttsx3, {self._output.describe()}"
 
     def _enqueue(self, kind: str, payload: str) -> None:
@@ -182,6 +182,9 @@ class Speaker:
                 self._driver = voice.name
             except UserError as exc:
                 self._failure = exc
+                return
+            except Exception as exc:  # a broken driver install fails in many ways; all mean "no voice"
+                self._failure = UserError(f"The speech synthesiser failed to start ({exc}).", _install_hint())
                 return
             finally:
                 started.set()
@@ -202,6 +205,10 @@ class Speaker:
                     with self._state:
                         self._pending -= 1
                         self._state.notify_all()
+
+
+# pyttsx3.init() hands every caller the same engine per process: two Speakers must take turns.
+_ENGINE_LOCK = threading.Lock()
 
 
 class _Voice:
@@ -231,10 +238,11 @@ class _Voice:
         self.path = workdir / ("utterance.aiff" if self.engine.driver_name == "nsss" else "utterance.wav")
 
     def render(self, text: str) -> np.ndarray:
-        self.path.unlink(missing_ok=True)
-        self.engine.save_to_file(text, str(self.path))
-        self.engine.runAndWait()
-        return read_audio(self.path)
+        with _ENGINE_LOCK:
+            self.path.unlink(missing_ok=True)
+            self.engine.save_to_file(text, str(self.path))
+            self.engine.runAndWait()
+            return read_audio(self.path)
 
 
 def _voice_id(engine: Any, wanted: str) -> str:

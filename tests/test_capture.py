@@ -134,6 +134,8 @@ def test_image_file_errors_are_plain(tmp_path) -> None:
     (tmp_path / "cut.png").write_bytes(whole.read_bytes()[:80])
     with pytest.raises(UserError, match="damaged"):
         capture("image", image_path=tmp_path / "cut.png")
+    with pytest.raises(UserError, match="is a folder"):
+        capture("image", image_path=tmp_path)
     with pytest.raises(UserError, match="No image file"):
         capture("image")
     with pytest.raises(UserError, match="no capture target"):
@@ -151,6 +153,19 @@ def test_huge_image_is_refused_from_its_header(tmp_path, size) -> None:
     assert err.value.fix
 
 
+def clipboard_shows(display: str, expected: str, target: str = "UTF8_STRING", timeout: float = 3.0) -> bool:
+    """Whether the clipboard comes to hold `expected` (xclip takes it over just after it returns)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["xclip", "-selection", "clipboard", "-t", target, "-o"], capture_output=True,
+                             timeout=10, env={"DISPLAY": display, "PATH": "/usr/bin:/bin"})
+        got = out.stdout.decode("utf-8", "replace")
+        if got == expected or expected in got.splitlines():  # TARGETS lists one type a line
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_clipboard_image_and_empty_clipboard(xvfb, tmp_path) -> None:
     path = tmp_path / "clip.png"
     Image.new("RGB", (5, 4), (1, 2, 3)).save(path)
@@ -158,11 +173,13 @@ def test_clipboard_image_and_empty_clipboard(xvfb, tmp_path) -> None:
     # xclip stays alive to serve the selection until someone else owns it (or the display closes).
     subprocess.run(["xclip", "-selection", "clipboard", "-t", "image/png", "-i", str(path)], env=env,
                    check=True, timeout=10)
+    assert clipboard_shows(xvfb, "image/png", "TARGETS")
     shot = capture("clipboard")
     assert shot.target == "clipboard" and shot.image.size == (5, 4)
     assert shot.image.getpixel((4, 3)) == (1, 2, 3)
     subprocess.run(["xclip", "-selection", "clipboard", "-i"], input=b"only text", env=env, check=True,
                    timeout=10)
+    assert clipboard_shows(xvfb, "only text")
     with pytest.raises(UserError, match="no picture"):
         capture("clipboard")
 
@@ -184,11 +201,8 @@ def test_no_display_is_explained(monkeypatch) -> None:
 
 
 def test_copy_text_round_trips_through_the_clipboard(xvfb) -> None:
-    text = "Saved 3 files. Café ✓"
-    copy_text(text)
-    pasted = subprocess.run(["xclip", "-selection", "clipboard", "-o"], capture_output=True, timeout=10,
-                            env={"DISPLAY": xvfb, "PATH": "/usr/bin:/bin"}, check=True)
-    assert pasted.stdout.decode("utf-8") == text
+    copy_text("Saved 3 files. Café ✓")
+    assert clipboard_shows(xvfb, "Saved 3 files. Café ✓")
 
 
 def test_copy_text_names_the_missing_tool(xvfb, monkeypatch, tmp_path) -> None:

@@ -48,7 +48,8 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
     if target == "image":
         if image_path is None:
             raise UserError("No image file was given to describe.", "Pass the path of a picture file.")
-        return Capture(load_image(Path(image_path)), "image", title=Path(image_path).name)
+        path = Path(image_path).expanduser()
+        return Capture(load_image(path), "image", title=path.name)
     if target == "clipboard":
         return Capture(_clipboard_image(), "clipboard")
     if target not in TARGETS:
@@ -74,6 +75,8 @@ def load_image(path: Path) -> Image.Image:
     """Open a picture file as RGB, refusing missing, non-image and oversized files before decoding."""
     from PIL import Image, UnidentifiedImageError
 
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a picture file.", "Give the path of one picture inside it.")
     if not path.is_file():
         raise UserError(f"The image file {path} does not exist.", "Check the path and try again.")
     try:
