@@ -127,6 +127,40 @@ def remove(name: str, models_dir: Path) -> Path:
     return model.path
 
 
+def import_bundle(folder: Path, name: str, models_dir: Path) -> InstalledModel:
+    """Install a folder exported elsewhere with our file names, e.g. an onnx-community download
+    (configs and tokenizer at the top, graphs in onnx/), as the known model `name`, whose manifest
+    supplies family, tasks and prompts. fp32, int8 and fp16 graphs are kept; q4/bnb4/uint8 are skipped."""
+    from describe_screen.export import common
+
+    spec = manifest(name)
+    graphs = folder / "onnx" if (folder / "onnx").is_dir() else folder
+    staging = common.staging_dir(models_dir / name)
+    found: set[str] = set()
+    for path in sorted(graphs.glob("*.onnx*")):
+        precision = _graph_precision(path.name)
+        if precision:
+            shutil.copy2(path, staging / path.name)
+            found.add(precision)
+    if "fp32" not in found:
+        shutil.rmtree(staging)
+        raise UserError(f"The folder {folder} has no full-precision ONNX files for {name}.",
+                        f"Pick the folder that holds the onnx subfolder, or export with: "
+                        f"describe-screen models export {name}.")
+    common.copy_support_files(folder, staging)
+    return _installed_model(common.publish(staging, models_dir / name, spec,
+                                           [p for p in common.PRECISIONS if p in found]))
+
+
+def _graph_precision(filename: str) -> str:
+    """"fp32", "int8" or "fp16" for graphs (and their external data) we run; "" for other quantisations."""
+    stem = filename.split(".onnx")[0]
+    suffix = stem.rsplit("_", 1)[-1]
+    if suffix in ("int8", "fp16"):
+        return suffix
+    return "" if suffix in ("q4", "q4f16", "bnb4", "uint8", "quantized", "q8") else "fp32"
+
+
 def default_for(task: str, models_dir: Path) -> InstalledModel | None:
     """The best installed model that can do `task`, or None when none can."""
     return next((m for m in installed(models_dir) if task in m.tasks), None)

@@ -73,7 +73,7 @@ def test_export_writes_manifest_with_hashes_and_prompts(tiny):
     from describe_screen.vlm.bundle import sha256_of
 
     manifest = read_manifest(bundle)
-    assert manifest["family"] == "smolvlm" and manifest["num_layers"] == 2
+    assert manifest["family"] == "smolvlm" and manifest["precisions"] == ["fp32", "int8"]
     assert manifest["prompts"] == models.manifest("smolvlm-256m-instruct").prompts
     expected = {"vision_encoder.onnx", "vision_encoder_int8.onnx", "embed_tokens.onnx",
                 "decoder_model_merged.onnx", "decoder_model_merged_int8.onnx", "tokenizer.json",
@@ -99,3 +99,32 @@ def test_exported_graphs_use_onnx_community_names(tiny):
     assert inputs == ["inputs_embeds", "attention_mask", "position_ids", "past_key_values.0.key",
                       "past_key_values.0.value", "past_key_values.1.key", "past_key_values.1.value"]
     assert outputs == ["logits", "present.0.key", "present.0.value", "present.1.key", "present.1.value"]
+
+
+def test_import_onnx_community_layout(tiny, tmp_path):
+    from PIL import Image
+
+    from describe_screen.vlm import CAPTION_BRIEF, Request, RuntimeOptions, load_model
+    from describe_screen.vlm.decoding import Limits
+
+    _, bundle = tiny
+    folder = tmp_path / "download"
+    (folder / "onnx").mkdir(parents=True)
+    for path in bundle.iterdir():
+        if path.suffix == ".onnx":
+            shutil.copy(path, folder / "onnx" / path.name)
+        elif path.name not in ("manifest.json", ".verified.json"):
+            shutil.copy(path, folder / path.name)
+    (folder / "onnx" / "decoder_model_merged_q4.onnx").write_bytes(b"other quantisation")
+    imported = models.import_bundle(folder, "smolvlm-256m-instruct", tmp_path / "models")
+    assert imported.precisions == ("fp32", "int8") and imported.tasks == {"caption_brief", "caption_full", "ask"}
+    assert not (imported.path / "decoder_model_merged_q4.onnx").exists()
+    image, request = Image.new("RGB", (90, 60), "green"), Request(task=CAPTION_BRIEF)
+
+    def answer(path: Path) -> list[int]:
+        model = load_model(path, RuntimeOptions(provider="cpu"))
+        return list(model.token_ids(image, request, lambda: False, Limits(8, repeat_span=0)))
+
+    assert answer(imported.path) == answer(bundle)
+    with pytest.raises(UserError, match="no full-precision ONNX files"):
+        models.import_bundle(tmp_path, "smolvlm-256m-instruct", tmp_path / "elsewhere")

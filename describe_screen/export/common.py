@@ -110,10 +110,12 @@ def staging_dir(out_dir: Path) -> Path:
     return staging
 
 
-def publish(staging: Path, out_dir: Path, manifest: ModelManifest, wanted: list[str], extra: dict) -> Path:
-    """Write manifest.json (with every file's sha256) into `staging`, then swap it in as `out_dir`."""
+def publish(staging: Path, out_dir: Path, manifest: ModelManifest, wanted: list[str],
+            extra: dict | None = None) -> Path:
+    """Write manifest.json (every file's sha256, the model's info, `extra` family facts) into
+    `staging`, then swap it in as `out_dir`."""
     files = [p.name for p in staging.iterdir() if p.is_file() and p.name not in (MANIFEST, STAMP)]
-    write_manifest(staging, {**manifest.bundle_info(), "precisions": wanted, **extra}, files)
+    write_manifest(staging, {**manifest.bundle_info(), "precisions": wanted, **(extra or {})}, files)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)

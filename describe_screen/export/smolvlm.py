@@ -41,13 +41,13 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
     with torch.no_grad():
         export_vision(model, staging / VISION, opset)
         export_embed(model, staging / EMBED, opset)
-        layers = export_decoder(model, staging / DECODER, opset)
+        export_decoder(model, staging / DECODER, opset)
     for name in (VISION, EMBED, DECODER):
         common.check_onnx(staging / name)
     common.copy_support_files(src, staging)
     # The token embedding is a Gather, which int8/fp16 MatMul rewriting would not change: one file serves all.
     common.make_variants(staging, (VISION, DECODER), precisions)
-    return common.publish(staging, out_dir, manifest, precisions, {"num_layers": layers})
+    return common.publish(staging, out_dir, manifest, precisions)
 
 
 def _vision_wrapper(model):
@@ -153,8 +153,8 @@ def _decoder_wrapper(model, layers: int):
     return Decoder()
 
 
-def export_decoder(model, path: Path, opset: int) -> int:
-    """Export the merged decoder; returns the number of layers (2 cache tensors each)."""
+def export_decoder(model, path: Path, opset: int) -> None:
+    """Export the merged decoder: 2 cache tensors (key, value) per layer in and out."""
     import torch
 
     text = model.config.text_config
@@ -178,4 +178,3 @@ def export_decoder(model, path: Path, opset: int) -> int:
                       opset_version=opset, input_names=["inputs_embeds", "attention_mask", "position_ids",
                                                         *past_names],
                       output_names=["logits", *present_names], dynamic_axes=axes)
-    return layers

@@ -220,10 +220,7 @@ class SmolVLM:
         bundle.check_bundle(self.path, self.manifest, only=[vision_file, decoder_file])
         vision = bundle.open_session(self.path, self.manifest, vision_file,
                                      ["pixel_values", "pixel_attention_mask"], opts.provider, opts.threads)
-        layers = int(self.manifest.get("num_layers", 0))
-        if layers <= 0:
-            raise UserError(f"The model manifest in {self.path} does not say how many layers the decoder has.",
-                            bundle.export_fix(self.manifest))
+        layers = int(self._json("config.json").get("text_config", {}).get("num_hidden_layers", 0))
         past = [f"past_key_values.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
         decoder = bundle.open_session(self.path, self.manifest, decoder_file,
                                       ["inputs_embeds", "attention_mask", "position_ids", *past],
