@@ -241,7 +241,8 @@ class Daemon:
         return {"stopped": True}
 
     def _status(self, request: dict) -> dict:
-        return {"busy": self._busy, "last": self.last_text, "spoken": self.speaker.spoken[-20:],
+        return {"busy": self._busy, "speaking": not self.speaker.wait_idle(0), "last": self.last_text,
+                "spoken": self.speaker.spoken[-20:],
                 "capture": self.scene.capture.target if self.scene else "",
                 "questions": len(self.scene.history) if self.scene else 0}
 

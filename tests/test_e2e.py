@@ -60,11 +60,8 @@ class DaemonProcess:
         deadline = time.time() + timeout
         while time.time() < deadline:
             status = self.status()
-            if len(status["spoken"]) > after and not status["busy"]:
-                time.sleep(1.0)
-                again = self.status()
-                if again["spoken"] == status["spoken"] and not again["busy"]:
-                    return again
+            if len(status["spoken"]) > after and not status["busy"] and not status["speaking"]:
+                return status
             time.sleep(0.2)
         raise AssertionError(f"daemon stayed busy: {self.status()}\n{self.output()}")
 
@@ -73,9 +70,7 @@ class DaemonProcess:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
-        self.log.close()
-        return code
+        return self.proc.wait(timeout=30)
 
 
 @pytest.fixture
@@ -93,6 +88,7 @@ def daemon(tmp_path, xvfb) -> Iterator:
     for d in started:
         if d.proc.poll() is None:
             d.stop()
+        d.log.close()
 
 
 def speech_seconds(path: Path) -> float:
