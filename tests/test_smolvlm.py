@@ -154,6 +154,17 @@ def test_empty_image_and_empty_question_are_refused_in_plain_words(tiny):
     assert "Type or say a question" in empty_question.value.fix
 
 
+def test_user_texts_cap_grounding_and_refuse_unknown_tasks():
+    prompts = {"caption_brief": "Describe.", "ask": "{question}", "grounding": "Text:\n{text}\n\n"}
+    first, current = user_texts(Request(task=ASK, question=" Why? ", grounding="word " * 2000), prompts)
+    assert first == current and current.startswith("Text:\nword word") and current.endswith("\n\nWhy?")
+    assert len(current) < 2100
+    history = [Turn("What is shown?", " A dialog.")]
+    assert user_texts(Request(task=ASK, question="Which?", history=history), prompts) == ("What is shown?", "Which?")
+    with pytest.raises(UserError, match="cannot do the task 'ocr'"):
+        user_texts(Request(task="ocr"), prompts)
+
+
 def test_streamed_text_joins_to_the_full_decode(tiny):
     from tokenizers import Tokenizer
 
