@@ -86,14 +86,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _say_error(exc: UserError) -> None:
     """Errors before the speaker exists are spoken too, when speech works at all."""
-    try:
-        import pyttsx3
+    from describe_screen.config import SpeechConfig
+    from describe_screen.speech import Speaker
 
-        engine = pyttsx3.init()
-        engine.say(str(exc))
-        engine.runAndWait()
-    except Exception:  # speech itself is broken: the printed line is all we can give
-        pass
+    try:
+        speaker = Speaker(SpeechConfig())
+    except UserError:  # no voice or no sound device: the printed line is all we can give
+        return
+    try:
+        speaker.say(str(exc))
+        speaker.wait_idle(30)
+    finally:
+        speaker.close()
 
 
 def run(args: argparse.Namespace) -> int:

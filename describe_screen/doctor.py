@@ -154,7 +154,7 @@ def check_voice(config: Config) -> Check:
     inputs = microphones()
     mic = f"{len(inputs)} microphone(s) found." if inputs else "No microphone was found."
     status = OK if inputs else NOTE
-    return Check("Voice questions", status, f"Speech recognition: {recognizer.describe()}. {mic}",
+    return Check("Voice questions", status, f"{recognizer.describe().rstrip('.')}. {mic}",
                  "" if inputs else "Plug in a microphone, or ask by typing: describe-screen ask \"your question\".")
 
 
