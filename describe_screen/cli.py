@@ -59,10 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="models you can export, and the ones installed")
     export = msub.add_parser("export", help="download (or take a local folder) and export a model to ONNX")
     export.add_argument("name", help="a model name from `describe-screen models list`")
-    export.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="int8",
-                        help="int8 for the CPU (default), fp16 for a GPU, fp32 for exactness")
+    export.add_argument("--precision", choices=("auto", "all", "fp32", "fp16", "int8"), default="auto",
+                        help="auto: fp32 and int8 (the CPU runs int8); all: adds fp16 for a GPU")
     export.add_argument("--source", type=Path, help="a local folder holding the checkpoint (no download)")
     export.add_argument("--out", type=Path, help="where to write the bundle (default: the models folder)")
+    imported = msub.add_parser("import", help="install a folder exported elsewhere (e.g. an onnx-community download)")
+    imported.add_argument("folder", type=Path)
+    imported.add_argument("name", help="which known model it is, e.g. smolvlm-256m-instruct")
     for name, text in (("verify", "check every file of an installed model"), ("remove", "delete an installed model")):
         msub.add_parser(name, help=text).add_argument("name")
     return parser

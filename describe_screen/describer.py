@@ -75,10 +75,10 @@ class Describer:
         )
         folder = self.config.models_dir()
         try:
-            bundle = models.default_for(task, folder) if name == "auto" else models.find(name, folder)
-            if bundle is None:
+            installed = models.default_for(task, folder) if name == "auto" else models.find(name, folder)
+            if installed is None:
                 return None
-            model = vlm.load_model(bundle, options)
+            model = vlm.load_model(installed.path, options)
             if task not in model.tasks:
                 raise UserError(f"The model {model.name} cannot do {task.replace('_', ' ')}.",
                                 "Choose another model for it in the settings file.")

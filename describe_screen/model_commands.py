@@ -1,0 +1,44 @@
+"""`describe-screen models list|export|import|verify|remove`: the model folder, in plain sentences."""
+
+from __future__ import annotations
+
+import argparse
+
+from describe_screen import models
+from describe_screen.config import Config
+
+
+def run(config: Config, args: argparse.Namespace) -> int:
+    folder = config.models_dir()
+    action = args.models_command
+    if action == "list":
+        present = {m.name: m for m in models.installed(folder)}
+        print(f"Models folder: {folder}")
+        for spec in models.available():
+            got = present.get(spec.name)
+            state = (f"installed ({', '.join(got.precisions)}, {got.size_bytes / 1e6:.0f} MB)" if got
+                     else f"not installed, about {spec.size_mb} MB")
+            print(f"{spec.name}: {spec.family}, does {', '.join(t.replace('_', ' ') for t in spec.tasks)}; "
+                  f"{spec.licence} licence; {state}.")
+        for name in sorted(set(present) - {spec.name for spec in models.available()}):
+            print(f"{name}: installed, no manifest here.")
+        return 0
+    if action == "export":
+        from describe_screen.export import export_model
+
+        out = args.out or folder / args.name
+        print(f"Exporting {args.name} to {out}. This takes several minutes.", flush=True)
+        path = export_model(args.name, out, args.precision, args.source)
+        print(f"The model {args.name} is installed in {path}.")
+        return 0
+    if action == "import":
+        model = models.import_bundle(args.folder, args.name, folder)
+        print(f"The model {model.name} is installed in {model.path}, with {', '.join(model.precisions)} weights.")
+        return 0
+    if action == "verify":
+        model = models.verify(args.name, folder)
+        print(f"Every file of {model.name} is intact.")
+        return 0
+    path = models.remove(args.name, folder)
+    print(f"The model {args.name} was removed from {path}.")
+    return 0
