@@ -98,7 +98,7 @@ def speech_seconds(path: Path) -> float:
 
 def test_hotkey_reads_the_window_aloud(daemon, window, tmp_path):
     window("Invoice", "Total amount due 42 euros\nPayment is due by Friday", font_size=22)
-    d = daemon()
+    d = daemon("[speech]\ncues = false\n")  # ticks land at timing-dependent places; keep the WAV repeatable
     before = len(d.status()["spoken"])
     d.press("ctrl+alt+r")
     status = d.wait_idle(before)
@@ -172,3 +172,27 @@ def test_second_daemon_refused_bad_messages_survived_and_clean_exit(daemon, tmp_
     assert d.stop() == 0
     assert not d.socket.exists()
     assert "stopping" in d.output()
+
+
+def test_push_to_talk_question_is_answered_aloud(daemon, window, tmp_path):
+    """Hold the ask key, a recorded question stands in for the microphone, release: the answer is spoken."""
+    from test_audio import speak
+
+    from describe_screen.asr import transcribe_wav
+
+    question = speak(tmp_path, "What does the error say?")
+    window("Error", "Error\nThe printer is out of paper", font_size=24, buttons=("OK",))
+    # cues off and a calmer rate: the check below is what Whisper tiny hears, not what a person hears
+    d = daemon(f'[voice]\nmicrophone = "{question}"\n[speech]\ncues = false\nrate = 150\n')
+    before = len(d.status()["spoken"])
+    subprocess.run(["xdotool", "keydown", "ctrl+alt+a"], env=d.env, check=True)
+    time.sleep(0.8)
+    subprocess.run(["xdotool", "keyup", "ctrl+alt+a"], env=d.env, check=True)
+    status = d.wait_idle(before, timeout=120)
+    spoken = " ".join(status["spoken"][before:])
+    assert {"printer", "paper"} <= words(spoken), spoken
+    assert {"printer", "paper"} <= words(transcribe_wav(d.speech)), "the answer must be heard in the WAV"
+    # a follow-up typed question is about the same capture
+    final = d.client.request({"cmd": "ask", "question": "is there an OK button?"})
+    assert final["event"] == "done" and final["result"]["text"].lower().startswith("yes")
+    assert d.status()["questions"] == 2
