@@ -283,14 +283,16 @@ class Florence2:
         return s["encoder"].run(["last_hidden_state"], {"inputs_embeds": embeds, "attention_mask": mask})[0]
 
     def generate_ids(self, image: Image, prompt: str, max_new_tokens: int | None = None,
-                     cancelled: Callable[[], bool] = lambda: False) -> Iterator[int]:
-        """Greedy token ids for `prompt` (a task token or plain text) about `image`, EOS excluded."""
+                     cancelled: Callable[[], bool] = lambda: False, limits: Limits | None = None) -> Iterator[int]:
+        """Greedy token ids for `prompt` (a task token or plain text) about `image`, EOS excluded.
+
+        `limits` replaces the stopping rules (the benchmark forces an exact token count with it)."""
         s = self._load()
         gen: Generation = s["generation"]
         try:
             hidden = self.encode(image, prompt)
             step = self._decoder_step(hidden, gen)
-            limits = Limits(max_new_tokens=max_new_tokens or self.options.max_new_tokens, eos_ids=gen.eos)
+            limits = limits or Limits(max_new_tokens=max_new_tokens or self.options.max_new_tokens, eos_ids=gen.eos)
             yield from greedy(step, [gen.decoder_start], limits, cancelled)
         except UserError:
             raise
