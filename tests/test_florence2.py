@@ -143,7 +143,7 @@ def test_tasks_map_to_task_tokens(model: f2.Florence2) -> None:
     assert model.tasks == {CAPTION_BRIEF, CAPTION_FULL, OCR}
     assert model.prompts[CAPTION_FULL] == "<DETAILED_CAPTION>"
     assert f2.task_sentence("<MORE_DETAILED_CAPTION>") == "Describe with a paragraph what is shown in the image."
-    with pytest.raises(UserError, match="only captions and reads text"):
+    with pytest.raises(UserError, match="cannot answer questions"):
         list(model.stream(IMAGES["noise"], Request(task="ask", question="What is this?"), lambda: False))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.vlm import CAPTION_BRIEF, CAPTION_FULL, OCR, Request, RuntimeOptions, onnx
+from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, OCR, Request, RuntimeOptions, onnx
 from describe_screen.vlm import bundle as bundle_files
 from describe_screen.vlm.decoding import Limits, greedy, stream_text
 
@@ -205,8 +205,8 @@ class Florence2:
 
         files = {base: file_for(base, self.precision) for base in (VISION, ENCODER, DECODER)}
         files[EMBED] = EMBED if EMBED in (self.manifest.get("files") or {}) else file_for(EMBED, self.precision)
-        support = [n for n in ("tokenizer.json", "preprocessor_config.json", "generation_config.json")
-                   if n in (self.manifest.get("files") or {})]
+        support = [n for n in ("tokenizer.json", "config.json", "generation_config.json", "preprocessor_config.json",
+                               "processor_config.json") if n in (self.manifest.get("files") or {})]
         bundle_files.check_bundle(self.bundle, self.manifest, only=[*files.values(), *support])
         try:
             tokenizer = Tokenizer.from_file(str(self.bundle / "tokenizer.json"))
@@ -249,8 +249,10 @@ class Florence2:
 
     def stream(self, image: Image, request: Request, cancelled: Callable[[], bool]) -> Iterator[str]:
         if request.task not in self.tasks:
-            raise UserError(f"The Florence-2 model cannot {request.task.replace('_', ' ')}; it only captions "
-                            "and reads text.", "Install a model that answers questions, such as SmolVLM.")
+            wanted = "answer questions" if request.task == ASK else f"do the task {request.task}"
+            raise UserError(f"The Florence-2 model can only describe the screen and read its text; it cannot "
+                            f"{wanted}.", "Use a model that answers questions, such as SmolVLM: "
+                            "describe-screen models export smolvlm-256m-instruct.")
         ids = self.generate_ids(image, self.prompts[request.task], cancelled=cancelled)
         yield from stream_text(self._load()["tokenizer"], ids)
 
