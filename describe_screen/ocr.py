@@ -24,6 +24,8 @@ BATCH = 4  # later batches: larger sizes measured no faster here, and smaller on
 DET_MAX_SIDE = 3840  # detection runs at the screen's own scale up to 4K: shrinking loses small text
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
+CONTRAST_WINDOW = 41  # px: wider than screen text is tall, so each window holds both ink and paper
+FLAT_SPREAD = 48  # grey levels: a window spanning less than this has no text in it
 REC_HEIGHT = 48  # the recogniser's input height in pixels
 SMALL_TEXT = 32  # crops shorter than this are enlarged with a cubic filter before recognition
 
@@ -156,7 +158,7 @@ class TextRecognizer:
         h, w = bgr.shape[:2]
         if min(h, w) < 8:
             return []
-        found = engine.text_det(bgr)
+        found = engine.text_det(_for_detection(bgr))
         if found.boxes is None:
             return []
         boxes = []
@@ -167,6 +169,27 @@ class TextRecognizer:
             if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
                 boxes.append(box)
         return boxes
+
+
+def _for_detection(bgr: np.ndarray) -> np.ndarray:
+    """A grey copy with local contrast stretched to full black and white, for the detector only.
+
+    The detector misses short words on a plain background unless ink and paper are near pure black
+    and white: "OK" in light grey on a dark grey theme is not found, the same word stretched is. Each
+    pixel is stretched between the darkest and lightest pixel around it; flat areas (no text nearby)
+    become pure black or white, whichever they are closer to.
+    """
+    import cv2
+    import numpy as np
+
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (CONTRAST_WINDOW, CONTRAST_WINDOW))
+    low, high = cv2.erode(grey, kernel), cv2.dilate(grey, kernel)
+    spread = high.astype(np.float32) - low
+    stretched = (grey - low) * (255.0 / np.maximum(spread, 1.0))
+    flat = np.where(grey < 128, 0.0, 255.0)
+    out = np.where(spread < FLAT_SPREAD, flat, stretched).astype(np.uint8)
+    return cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
 
 
 def _failed(exc: Exception) -> UserError:
