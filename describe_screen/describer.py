@@ -17,6 +17,8 @@ from describe_screen.config import Config
 from describe_screen.errors import UserError
 
 if TYPE_CHECKING:
+    from PIL.Image import Image
+
     from describe_screen.capture import Capture
     from describe_screen.ocr import TextLine, TextRecognizer
 
@@ -84,8 +86,7 @@ class Describer:
                                 "Choose another model for it in the settings file.")
             return model
         except UserError as exc:
-            self.notes.append(f"The vision model could not be loaded. {exc} Until then I use the text reader.")
-            print(f"describe-screen: {self.notes[-1]}", file=sys.stderr)
+            self._note("could not be loaded", exc)
             return None
 
     def warm_up(self) -> None:
@@ -97,7 +98,11 @@ class Describer:
                     model.warm_up()
                 except UserError as exc:
                     self._models[task] = None
-                    self.notes.append(f"The vision model could not start. {exc} Until then I use the text reader.")
+                    self._note("could not start", exc)
+
+    def _note(self, what: str, exc: UserError) -> None:
+        self.notes.append(f"The vision model {what}. {exc} Until then I use the text reader.")
+        print(f"describe-screen: {self.notes[-1]}", file=sys.stderr)
 
     def take_notes(self) -> Iterator[str]:
         """Yield (once) what went wrong while loading, so the user hears why quality dropped."""
@@ -121,15 +126,19 @@ class Describer:
         task = vlm.CAPTION_FULL if detail == "full" else vlm.CAPTION_BRIEF
         model = None if self.config.describe.engine == "text" else self.model(task)
         yield from self.take_notes()
-        if model is None:
+
+        def text_reader() -> Iterator[str]:
             lines = self.lines(scene, cancelled)
             if detail == "full":
                 yield from (piece + " " for piece in reader.full(lines))
             else:
                 yield reader.brief(lines, capture.title, capture.image.size) + " "
+
+        if model is None:
+            yield from text_reader()
             return
         yield self._lead(scene, cancelled)
-        yield from model.stream(capture.image, vlm.Request(task=task), cancelled)
+        yield from self._stream(task, model, capture.image, vlm.Request(task=task), cancelled, text_reader)
 
     def read(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
         """All the text, in reading order, line by line as recognition goes."""
@@ -162,28 +171,44 @@ class Describer:
         yield from self.take_notes()
         capture = scene.capture
         answer: list[str] = []
+
+        def text_answer() -> Iterator[str]:
+            text = textqa.answer(question, self.lines(scene, cancelled), capture.title, capture.image.size)
+            yield text or ("I can only answer questions about the text on the screen, and the text does not "
+                           f"answer that. A vision model is needed for it. {INSTALL_VLM}")
+
         if model is not None:
             grounding = ""
             if self.config.ask.grounding:
                 grounding = " ".join(line.text for line in self.lines(scene, cancelled))[:GROUNDING_CHARS]
             request = vlm.Request(task=vlm.ASK, question=question, history=list(scene.history),
                                   grounding=grounding)
-            for piece in model.stream(capture.image, request, cancelled):
-                answer.append(piece)
-                yield piece
+            pieces = self._stream(vlm.ASK, model, capture.image, request, cancelled, text_answer)
         else:
-            text = textqa.answer(question, self.lines(scene, cancelled), capture.title, capture.image.size)
-            if text is None:
-                text = ("I can only answer questions about the text on the screen, and the text does not "
-                        f"answer that. A vision model is needed for it. {INSTALL_VLM}")
-            answer.append(text)
-            yield text
+            pieces = text_answer()
+        for piece in pieces:
+            answer.append(piece)
+            yield piece
         if not cancelled():
             scene.history.append(vlm.Turn(question, "".join(answer).strip()))
 
+    def _stream(self, task: str, model: vlm.VisionLanguageModel, image: Image, request: vlm.Request,
+                cancelled: Cancelled, fallback: Callable[[], Iterator[str]]) -> Iterator[str]:
+        """The model's words; if the model breaks (a damaged file found at first use), say so once,
+        stop using it, and let the text reader answer instead."""
+        try:
+            yield from model.stream(image, request, cancelled)
+        except UserError as exc:
+            with self._lock:
+                self._models = {t: (None if m is model else m) for t, m in self._models.items()}
+                self._models[task] = None
+            self._note("could not be loaded", exc)
+            yield from self.take_notes()
+            yield from fallback()
+
     def _lead(self, scene: Scene, cancelled: Cancelled) -> str:
-        """The quick lead before a model's caption: the window title, else the first line of text."""
-        if scene.capture.title:
+        """The quick lead before a model's caption: the window's title, else the first line of text."""
+        if scene.capture.target == "window" and scene.capture.title:
             return f"{scene.capture.title}. "
         first = next(iter(self.ocr.iter_lines(scene.capture.image, cancelled)), None)
         return f"{first.text}. " if first else ""

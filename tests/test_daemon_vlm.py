@@ -1,0 +1,120 @@
+"""The daemon with a vision model installed (the tiny SmolVLM, exported by the user-facing exporter).
+
+Asserts what reaches the model (prompt tokens: the question, the screen's text as grounding, the
+earlier turns) and what the user hears (the model's own tokens, decoded, spoken), plus the fallback
+to the text reader, said aloud, when the bundle is damaged.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from tiny import tiny_smolvlm_bundle
+
+from describe_screen import vlm
+from describe_screen.config import Config
+from describe_screen.daemon import Daemon
+from describe_screen.speech import Speaker
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.getbasetemp()
+    tiny_smolvlm_bundle(root)
+    return root / "models"
+
+
+@pytest.fixture(scope="module")
+def screen(tmp_path_factory) -> Path:
+    image = Image.new("RGB", (640, 360), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((40, 40), "Sign up for the newsletter", fill="black", font=ImageFont.truetype(FONT, 28))
+    draw.rectangle((40, 200, 200, 250), outline="black", width=2)
+    draw.text((70, 210), "Submit", fill="black", font=ImageFont.truetype(FONT, 24))
+    path = tmp_path_factory.mktemp("screen") / "form.png"
+    image.save(path)
+    return path
+
+
+def make_daemon(models: Path, tmp_path: Path) -> Daemon:
+    config = Config()
+    config.models.dir = str(models)
+    config.models.max_new_tokens = 8
+    config.speech.cues = False
+    return Daemon(config, Speaker(config.speech, tmp_path / "speech.wav"))
+
+
+class PromptSpy:
+    """Records the prompt token ids the model builds, and still builds them with the real code."""
+
+    def __init__(self, model) -> None:
+        self.prompts: list[str] = []
+        real = model.prompt_ids
+
+        def prompt_ids(request, tiles):
+            ids = real(request, tiles)
+            self.prompts.append(model.tokenizer.decode(ids, skip_special_tokens=False))
+            return ids
+
+        model.prompt_ids = prompt_ids
+
+
+def test_question_and_grounding_reach_the_model_and_its_answer_is_spoken(models_dir, screen, tmp_path):
+    daemon = make_daemon(models_dir, tmp_path)
+    model = daemon.describer.model(vlm.ASK)
+    assert model is not None and model.name == "tiny-smolvlm"
+    spy = PromptSpy(model)
+
+    final = daemon.handle({"cmd": "ask", "image": str(screen), "question": "Is there a Submit button?"})
+    daemon.speaker.wait_idle(60)
+    assert final["event"] == "done", final
+    answer = final["result"]["text"]
+    # the model's own greedy answer, computed independently, is what was said
+    request = vlm.Request(task=vlm.ASK, question="Is there a Submit button?",
+                          grounding=" ".join(line.text for line in daemon.scene.lines))
+    expected = "".join(model.stream(Image.open(screen).convert("RGB"), request, lambda: False)).strip()
+    assert answer == expected and answer
+    assert " ".join(daemon.speaker.spoken).replace(" ", "") == answer.replace(" ", "")
+    prompt = spy.prompts[0]
+    assert "Is there a Submit button?" in prompt
+    assert "Sign up for the newsletter" in prompt and "Submit" in prompt  # OCR grounding
+
+    # a follow-up sees the first turn
+    daemon.handle({"cmd": "ask", "question": "What is it for?"})
+    follow = spy.prompts[-1]
+    assert "Is there a Submit button?" in follow and "What is it for?" in follow
+    assert answer.split()[0] in follow
+    daemon.speaker.close()
+
+
+def test_describe_leads_with_screen_text_then_the_caption(models_dir, screen, tmp_path):
+    daemon = make_daemon(models_dir, tmp_path)
+    final = daemon.handle({"cmd": "describe", "image": str(screen)})
+    daemon.speaker.wait_idle(60)
+    daemon.speaker.close()
+    text = final["result"]["text"]
+    assert " ".join(daemon.speaker.spoken).replace(" ", "") == text.replace(" ", "")
+    assert text.startswith("Sign up for the newsletter.")
+    assert len(text) > len("Sign up for the newsletter.") + 1  # the model's caption follows
+
+
+def test_damaged_bundle_falls_back_to_the_text_reader_and_says_so(models_dir, screen, tmp_path):
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir / "tiny-smolvlm", broken / "tiny-smolvlm")
+    for decoder in (broken / "tiny-smolvlm").glob("decoder_model_merged*.onnx"):  # every precision
+        decoder.write_bytes(decoder.read_bytes()[:1000])
+    daemon = make_daemon(broken, tmp_path)
+    final = daemon.handle({"cmd": "describe", "image": str(screen)})
+    daemon.speaker.wait_idle(60)
+    daemon.speaker.close()
+    spoken = " ".join(daemon.speaker.spoken)
+    assert final["event"] == "done"
+    assert "vision model could not be loaded" in spoken
+    assert "decoder_model_merged" in spoken
+    assert "text reader" in spoken
+    assert "Submit" in final["result"]["text"]  # the text reader's description still came
