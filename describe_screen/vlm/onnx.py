@@ -85,6 +85,7 @@ def create_session(path: Path, provider: str = "auto", threads: int = 0) -> ort.
         session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=wanted)
     except Exception as exc:  # onnxruntime raises several private exception types for bad files
         if CUDA in wanted and provider == "auto" and _looks_like_cuda_failure(exc):
+            _cuda_unusable.append(True)
             return create_session(path, "cpu", threads)
         raise UserError(f"The model file {path.name} in {path.parent} cannot be loaded: it is damaged or "
                         f"incomplete ({type(exc).__name__}).",
@@ -95,7 +96,8 @@ def create_session(path: Path, provider: str = "auto", threads: int = 0) -> ort.
     if provider == "cuda" and CUDA not in got:
         raise UserError("The CUDA provider was requested, but CUDA could not start: no usable NVIDIA GPU, "
                         "driver or CUDA/cuDNN libraries were found.",
-                        "Install the NVIDIA driver and CUDA 12 libraries, or set models.provider to cpu.")
+                        "Install the NVIDIA driver and the CUDA and cuDNN versions your onnxruntime-gpu release "
+                        "names, or set models.provider to cpu.")
     return session
 
 
