@@ -176,6 +176,19 @@ def test_ocr_regions_decodes_loc_tokens(model: f2.Florence2, monkeypatch: pytest
     assert tokenizer.token_to_id("<loc_100>") in ids
     monkeypatch.setattr(model, "generate_ids", lambda image, prompt, cancelled=None: iter([0, *ids]))
     assert model.ocr_regions(Image.new("RGB", (1280, 720))) == f2.parse_regions(OCR_TEXT, 1280, 720)
+    consumed: list[int] = []
+
+    def tokens(image, prompt, cancelled=None):
+        for token in [0, *ids]:
+            consumed.append(token)
+            yield token
+
+    monkeypatch.setattr(model, "generate_ids", tokens)
+    lines = model.iter_lines(Image.new("RGB", (1280, 720)))
+    first = next(lines)
+    assert (first.text, first.box, first.score) == ("Save file", (128, 144, 384, 180), 1.0)
+    assert len(consumed) < len(ids) / 2 + 2  # streamed: out before the second line's tokens were read
+    assert [line.text for line in lines] == ["Cancel"]
 
 
 def test_no_repeat_ngram_ban() -> None:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image
 
+    from describe_screen.ocr import TextLine
+
 # The transformers Florence2Processor's task table: a task token is never fed to the model itself.
 TASK_SENTENCES = {
     "<OCR>": "What is the text in the image?",
@@ -256,12 +258,34 @@ class Florence2:
         ids = self.generate_ids(image, self.prompts[request.task], cancelled=cancelled)
         yield from stream_text(self._load()["tokenizer"], ids)
 
+    def iter_lines(self, image: Image, cancelled: Callable[[], bool] = lambda: False) -> Iterator[TextLine]:
+        """Text lines with boxes from <OCR_WITH_REGION>, each yielded as soon as its 8 coordinates are out.
+
+        The same interface as describe_screen.ocr.TextRecognizer (with warm_up and provider), so the
+        daemon can use Florence-2 as its text reader. Lines come in the order the model writes them,
+        which is reading order for screens; the model gives no confidence, so score is 1.
+        """
+        from describe_screen.ocr import TextLine
+
+        tokenizer = self._load()["tokenizer"]
+        ids: list[int] = []
+        locs = 0
+        for token in self.generate_ids(image, "<OCR_WITH_REGION>", cancelled=cancelled):
+            ids.append(token)
+            locs += (tokenizer.id_to_token(token) or "").startswith("<loc_")
+            if locs == 8:
+                text = tokenizer.decode(ids, skip_special_tokens=False)
+                for line, box in parse_regions(text, image.width, image.height):
+                    yield TextLine(line, box, 1.0)
+                ids, locs = [], 0
+
+    def read(self, image: Image) -> list[TextLine]:
+        return list(self.iter_lines(image))
+
     def ocr_regions(self, image: Image, cancelled: Callable[[], bool] = lambda: False,
                     ) -> list[tuple[str, tuple[int, int, int, int]]]:
         """Text lines with their boxes (left, top, right, bottom) in the pixels of `image`."""
-        ids = list(self.generate_ids(image, "<OCR_WITH_REGION>", cancelled=cancelled))
-        text = self._load()["tokenizer"].decode(ids, skip_special_tokens=False)
-        return parse_regions(text, image.width, image.height)
+        return [(line.text, line.box) for line in self.iter_lines(image, cancelled)]
 
     # -- inference ------------------------------------------------------------------------------------
 
