@@ -294,3 +294,20 @@ def test_runtime_imports_no_torch(bundle: Path) -> None:
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["CPUExecutionProvider", "True", "False", "False"]
+
+
+def test_onnx_community_layout_imports_and_runs(bundle: Path, model: f2.Florence2, tmp_path: Path) -> None:
+    """A download laid out like onnx-community/Florence-2-base (graphs in onnx/, configs on top)."""
+    from describe_screen import models
+
+    download = tmp_path / "Florence-2-base"
+    (download / "onnx").mkdir(parents=True)
+    for path in bundle.iterdir():
+        if path.suffix == ".onnx":
+            shutil.copy(path, download / "onnx" / path.name)
+        elif path.suffix == ".json" and path.name != "manifest.json":
+            shutil.copy(path, download / path.name)
+    installed = models.import_bundle(download, "florence-2-base", tmp_path / "models")
+    imported = load_model(installed.path, RuntimeOptions(provider="cpu", precision="fp32"))
+    expected = list(model.generate_ids(IMAGES["screen"], "<OCR>", max_new_tokens=MAX_NEW))
+    assert list(imported.generate_ids(IMAGES["screen"], "<OCR>", max_new_tokens=MAX_NEW)) == expected
