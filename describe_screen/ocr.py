@@ -7,6 +7,8 @@ rest of the screen is still being read. Screens are upright, so the rotation cla
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,12 +20,15 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
+Box = tuple[int, int, int, int]
 CUDA = "CUDAExecutionProvider"
 FIRST_BATCH = 1  # lines recognised before the first yield: one, so the first words come quickly
 BATCH = 4  # later batches: larger sizes measured no faster here, and smaller ones stop sooner
 DET_MAX_SIDE = 3840  # detection runs at the screen's own scale up to 4K: shrinking loses small text
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
+TILE = 1280  # px: the largest detector input that still finds lone words (see _tiles)
+TILE_OVERLAP = 96  # px: taller than a line of screen text
 CONTRAST_WINDOW = 41  # px: wider than screen text is tall, so each window holds both ink and paper
 FLAT_SPREAD = 48  # grey levels: a window spanning less than this has no text in it
 REC_HEIGHT = 48  # the recogniser's input height in pixels
@@ -35,7 +40,7 @@ class TextLine:
     """One recognised line of text and where it is on the image."""
 
     text: str
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
+    box: Box  # x0, y0, x1, y1 in image pixels
     score: float
 
     @property
@@ -153,22 +158,62 @@ class TextRecognizer:
                 return
 
     @staticmethod
-    def _detect(engine: Any, bgr: np.ndarray) -> list[tuple[int, int, int, int]]:
-        """Axis-aligned boxes of the text lines found (screen text is horizontal)."""
+    def _detect(engine: Any, bgr: np.ndarray) -> list[Box]:
+        """Axis-aligned boxes of the text lines found (screen text is horizontal), tile by tile."""
+        import numpy as np
+
         h, w = bgr.shape[:2]
         if min(h, w) < 8:
             return []
-        found = engine.text_det(_for_detection(bgr))
-        if found.boxes is None:
-            return []
-        boxes = []
-        for poly in found.boxes:
-            x0, y0 = (max(0, int(v)) for v in poly.min(axis=0))
-            x1, y1 = (int(v + 0.5) for v in poly.max(axis=0))
-            box = (x0, y0, min(w, x1), min(h, y1))
-            if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
-                boxes.append(box)
-        return boxes
+        prepared = _for_detection(bgr)
+        found: list[tuple[Box, int]] = []
+        for tile, (x, y, x1, y1) in enumerate(_tiles(w, h)):
+            result = engine.text_det(np.ascontiguousarray(prepared[y:y1, x:x1]))
+            for poly in [] if result.boxes is None else result.boxes:
+                bx0, by0 = (max(0, int(v)) for v in poly.min(axis=0))
+                bx1, by1 = (int(v + 0.5) for v in poly.max(axis=0))
+                box = (x + bx0, y + by0, x + min(x1 - x, bx1), y + min(y1 - y, by1))
+                if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+                    found.append((box, tile))
+        return _merge_across_tiles(found)
+
+
+def _tiles(w: int, h: int) -> list[Box]:
+    """Overlapping tiles no larger than TILE, covering a w x h image.
+
+    The detector loses short, isolated words on inputs much wider than 1280 px (an "OK" alone on a
+    1920 x 1080 screen is not found, the same pixels cut to 1280 x 720 are), so big screens are
+    detected in tiles at their own scale. The overlap is taller than a line, so every line lies
+    whole inside some tile.
+    """
+    def spans(size: int) -> list[tuple[int, int]]:
+        n = max(1, math.ceil((size - TILE_OVERLAP) / (TILE - TILE_OVERLAP)))
+        step = (size - TILE_OVERLAP) / n
+        return [(int(i * step), min(size, int(i * step + step + TILE_OVERLAP))) for i in range(n)]
+
+    return [(x0, y0, x1, y1) for y0, y1 in spans(h) for x0, x1 in spans(w)]
+
+
+def _merge_across_tiles(found: list[tuple[Box, int]]) -> list[Box]:
+    """One box per line: pieces of a line cut by a tile edge, or seen twice in an overlap, are joined.
+
+    Only boxes from different tiles are joined, and only when they share a row and overlap, so
+    neighbouring lines and separate words on one row stay apart.
+    """
+    merged: list[tuple[Box, set[int]]] = [(box, {tile}) for box, tile in found]
+    joined = True
+    while joined:
+        joined = False
+        for i, j in itertools.combinations(range(len(merged)), 2):
+            (a, ta), (b, tb) = merged[i], merged[j]
+            shared_row = min(a[3], b[3]) - max(a[1], b[1]) >= 0.5 * min(a[3] - a[1], b[3] - b[1])
+            if not ta & tb and shared_row and min(a[2], b[2]) >= max(a[0], b[0]):
+                box = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                merged[i] = (box, ta | tb)
+                del merged[j]
+                joined = True
+                break
+    return [box for box, _ in merged]
 
 
 def _for_detection(bgr: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from PIL import Image
 from screens import FONTS, SENTENCES, dialog, page
 
 from describe_screen.errors import UserError
-from describe_screen.ocr import TextLine, TextRecognizer
+from describe_screen.ocr import TextLine, TextRecognizer, _tiles
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,17 @@ def test_lone_short_words_on_a_plain_screen_are_found(ocr: TextRecognizer, theme
         for size in (12, 14, 20):
             screen = page([word], size=size, theme=theme, x=300, y=300)
             assert [line.text for line in ocr.read(screen.image)] == [word], (word, size)
+
+
+def test_big_screens_are_detected_in_tiles_without_splitting_lines(ocr: TextRecognizer) -> None:
+    tiles = _tiles(1920, 1080)
+    assert tiles == [(0, 0, 1008, 1080), (912, 0, 1920, 1080)]
+    assert len(_tiles(3840, 2160)) == 4 * 2 and _tiles(1280, 720) == [(0, 0, 1280, 720)]
+    # these lines cross the seam between the two tiles of a 1920 x 1080 screen
+    screen = page(SENTENCES[:2], size=20, canvas=(1920, 1080), x=700, y=480)
+    assert [line.text for line in ocr.read(screen.image)] == SENTENCES[:2]
+    lone = page(["OK"], size=12, canvas=(2560, 1440), x=1270, y=700)
+    assert [line.text for line in ocr.read(lone.image)] == ["OK"]
 
 
 def test_lines_come_in_reading_order_with_boxes(ocr: TextRecognizer) -> None:
