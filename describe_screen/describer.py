@@ -51,6 +51,14 @@ class Describer:
     # -- engines ------------------------------------------------------------------------------
     @property
     def ocr(self) -> TextRecognizer:
+        """RapidOCR, or Florence-2's <OCR_WITH_REGION> when the settings ask for it and it is installed."""
+        if self.config.ocr.engine == "florence-2" and self._ocr is None:
+            model = self.model(vlm.OCR)
+            if model is not None and hasattr(model, "iter_lines"):
+                self._ocr = model  # same interface: warm_up, provider, read, iter_lines
+            else:
+                self.notes.append("Florence-2 is not installed, so I read text with the built-in reader. "
+                                  "To install it, run: describe-screen models export florence-2-base. ")
         with self._lock:
             if self._ocr is None:
                 from describe_screen.ocr import TextRecognizer
@@ -61,7 +69,8 @@ class Describer:
 
     def model(self, task: str) -> vlm.VisionLanguageModel | None:
         """The model for `task`, or None when none is installed or it failed to load (noted once)."""
-        name = self.config.ask.model if task == vlm.ASK else self.config.describe.model
+        names = {vlm.ASK: self.config.ask.model, vlm.OCR: "auto"}
+        name = names.get(task, self.config.describe.model)
         with self._lock:
             if task not in self._models:
                 self._models[task] = self._open(task, name)
