@@ -239,9 +239,11 @@ def _export_decoder(model: torch.nn.Module, step: torch.nn.Module, cross: torch.
 def merge_with_cross_branch(step: onnx.ModelProto, cross: onnx.ModelProto, layers: int) -> onnx.ModelProto:
     """Make the step graph take past encoder keys/values or encoder_hidden_states, chosen by use_cache_branch.
 
-    `step` reads cross.{i}.key/value as inputs; `cross` computes them from encoder_hidden_states. The result
-    feeds cross.{i}.* from an If node: then-branch passes past_key_values.{i}.encoder.* through, else-branch
-    runs the `cross` graph (its names prefixed so they cannot clash with the outer graph).
+    `step` reads cross.{i}.key/value as inputs; `cross` computes them from encoder_hidden_states. An If
+    node outputs them as present.{i}.encoder.*, which the step's nodes then read: the then-branch passes
+    past_key_values.{i}.encoder.* through, the else-branch runs the `cross` graph (its names prefixed so
+    they cannot clash with the outer graph). Every node between input and output copies the (encoder
+    length x width) tensors on each step, so there is exactly one: the then-branch's Identity.
     """
     from onnx import TensorProto, helper
 
@@ -249,6 +251,7 @@ def merge_with_cross_branch(step: onnx.ModelProto, cross: onnx.ModelProto, layer
     cross_names = [f"cross.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
     kv_inputs = {i.name: i for i in graph.input if i.name in cross_names}
     past_encoder = _kv_names(layers, "past_key_values", "encoder")
+    present_encoder = dict(zip(cross_names, _kv_names(layers, "present", "encoder"), strict=True))
 
     then_nodes = [helper.make_node("Identity", [src], [f"then/{dst}"])
                   for src, dst in zip(past_encoder, cross_names, strict=True)]
@@ -256,18 +259,20 @@ def merge_with_cross_branch(step: onnx.ModelProto, cross: onnx.ModelProto, layer
                                    [_like(kv_inputs[n], f"then/{n}") for n in cross_names])
     else_graph = _prefixed_subgraph(cross.graph, "cross_kv/", keep={"encoder_hidden_states"})
 
-    if_node = helper.make_node("If", ["use_cache_branch"], cross_names, name="cross_kv_if",
+    if_node = helper.make_node("If", ["use_cache_branch"], list(present_encoder.values()), name="cross_kv_if",
                                then_branch=then_graph, else_branch=else_graph)
-    identities = [helper.make_node("Identity", [src], [dst]) for src, dst in
-                  zip(cross_names, _kv_names(layers, "present", "encoder"), strict=True)]
-    nodes = [if_node, *graph.node, *identities]
+    for node in graph.node:
+        node.input[:] = [present_encoder.get(name, name) for name in node.input]
+    nodes = [if_node, *graph.node]
 
     inputs = [i for i in graph.input if i.name not in kv_inputs]
-    inputs += [_like(kv_inputs[c], p) for c, p in zip(cross_names, past_encoder, strict=True)]
+    # Step 0 feeds empty encoder pasts whose length differs from the presents': the two must not share a
+    # symbolic dimension, or onnxruntime plans one buffer for both.
+    inputs += [_like(kv_inputs[c], p, {2: "past_encoder_sequence_length"})
+               for c, p in zip(cross_names, past_encoder, strict=True)]
     inputs.append(cross.graph.input[0])
     inputs.append(helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1]))
-    outputs = list(graph.output) + [_like(kv_inputs[c], p) for c, p in
-                                    zip(cross_names, _kv_names(layers, "present", "encoder"), strict=True)]
+    outputs = list(graph.output) + [_like(kv_inputs[c], p) for c, p in present_encoder.items()]
     merged_graph = helper.make_graph(nodes, "florence2_decoder_merged", _order(inputs, layers),
                                      _order(outputs, layers), list(graph.initializer))
     model = helper.make_model(merged_graph, opset_imports=step.opset_import, producer_name="describe-screen")
@@ -275,10 +280,13 @@ def merge_with_cross_branch(step: onnx.ModelProto, cross: onnx.ModelProto, layer
     return model
 
 
-def _like(info: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:
+def _like(info: onnx.ValueInfoProto, name: str, dims: dict[int, str] | None = None) -> onnx.ValueInfoProto:
+    """A copy of `info` named `name`, with the symbolic dimensions in `dims` renamed."""
     copy = type(info)()
     copy.CopyFrom(info)
     copy.name = name
+    for axis, param in (dims or {}).items():
+        copy.type.tensor_type.shape.dim[axis].dim_param = param
     return copy
 
 
