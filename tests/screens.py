@@ -118,18 +118,18 @@ def columns(heading: str, left: list[str], right: list[str], *, size: int = 18,
 
 
 def busy(canvas: tuple[int, int], size: int = 16) -> Screen:
-    """A screen full of text lines in three columns, for timing a whole-screen read."""
+    """A screen filled with columns of text lines, for timing a whole-screen read."""
     bg, fg, _, _ = THEMES["light"]
     image = Image.new("RGB", canvas, bg)
     draw = ImageDraw.Draw(image)
     f = font("dejavu-sans", size)
+    col_w = max(int(draw.textlength(t, font=f)) for t in SENTENCES) + 3 * size
     lines: list[str] = []
-    col_w = canvas[0] // 3
-    for c in range(3):
+    for c in range(canvas[0] // col_w):
         y, i = 20, c
         while y < canvas[1] - 2 * size:
             text = SENTENCES[i % len(SENTENCES)]
             draw.text((20 + c * col_w, y), text, font=f, fill=fg)
             lines.append(text)
-            y, i = y + int(size * 2), i + 1
+            y, i = y + 2 * size, i + 1
     return Screen(image, "", lines)

@@ -36,16 +36,18 @@ def _recall(expected: list[str], lines: list[TextLine]) -> tuple[int, list[str]]
 
 
 def test_word_recall_across_fonts_sizes_and_themes(ocr: TextRecognizer) -> None:
-    cases = [(f, s, t, False) for f in FONTS for s in (12, 16, 20, 28) for t in ("light", "dark")]
-    cases += [(f, s, "light", True) for f in FONTS for s in (12, 16)]  # bitmap-like, no anti-aliasing
+    small, full_hd = (1000, 200), (1920, 1080)
+    cases = [(f, s, t, False, small) for f in FONTS for s in (12, 16, 20, 28) for t in ("light", "dark")]
+    cases += [(f, s, "light", True, small) for f in FONTS for s in (12, 16)]  # bitmap-like: no anti-aliasing
+    cases += [(f, 12, t, False, full_hd) for f in FONTS for t in ("light", "dark")]  # shrunk for detection
     hits = total = 0
     missed: list[tuple] = []
-    for i, (font_name, size, theme, aliased) in enumerate(cases):
+    for i, (font_name, size, theme, aliased, canvas) in enumerate(cases):
         text = [SENTENCES[(i + k) % len(SENTENCES)] for k in range(3)]
-        screen = page(text, font_name=font_name, size=size, theme=theme, aliased=aliased, canvas=(1000, 200))
+        screen = page(text, font_name=font_name, size=size, theme=theme, aliased=aliased, canvas=canvas)
         found, lost = _recall(screen.words(), ocr.read(screen.image))
         hits, total = hits + found, total + len(screen.words())
-        missed += [(font_name, size, theme, aliased, w) for w in lost]
+        missed += [(font_name, size, theme, aliased, canvas, w) for w in lost]
     recall = hits / total
     print(f"\nword recall {recall:.3f} ({hits}/{total} words, {len(cases)} screens); missed: {missed}")
     assert total > 1000

@@ -1,0 +1,64 @@
+"""Text reader timing: time to the first spoken line and to the whole screen, against rapidocr's own call.
+
+Prints a table; the peer is rapidocr's one-shot `RapidOCR()(image)` with default settings, run in the
+same process on the same screens, so the ratio holds on any machine. Target: first words <= 1.0 s.
+
+    .venv/bin/python benchmarks/bench_reader.py [runs]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from screens import busy
+
+from describe_screen.ocr import TextRecognizer
+
+
+def timed_stream(recognizer: TextRecognizer, image) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
+    """(seconds to the first line, seconds to the last, line count) for one read."""
+    start = time.perf_counter()
+    first, count = None, 0
+    for _ in recognizer.iter_lines(image):
+        count += 1
+        if first is None:
+            first = time.perf_counter() - start
+    return first or 0.0, time.perf_counter() - start, count
+
+
+def main() -> None:
+    import numpy as np
+    from rapidocr import RapidOCR
+
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    ours = TextRecognizer()
+    ours.warm_up()
+    peer = RapidOCR(params={"Global.log_level": "critical"})
+    print(f"provider {ours.provider()}, median of {runs} runs, load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
+    print(f"{'screen':>10} {'lines':>6} {'first words s':>14} {'full read s':>12} {'rapidocr s':>11} {'ratio':>6}")
+    for size in ((1280, 720), (1920, 1080)):
+        screen = busy(size)
+        bgr = np.ascontiguousarray(np.asarray(screen.image)[:, :, ::-1])
+        peer(bgr)  # warm the peer's sessions too
+        firsts, fulls, peers, count = [], [], [], 0
+        for _ in range(runs):
+            first, full, count = timed_stream(ours, screen.image)
+            firsts.append(first)
+            fulls.append(full)
+            start = time.perf_counter()
+            peer(bgr)
+            peers.append(time.perf_counter() - start)
+        full_s, peer_s = statistics.median(fulls), statistics.median(peers)
+        print(f"{size[0]}x{size[1]:<5} {count:>6} {statistics.median(firsts):>14.3f} {full_s:>12.3f} "
+              f"{peer_s:>11.3f} {full_s / peer_s:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
