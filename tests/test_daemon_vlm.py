@@ -118,3 +118,19 @@ def test_damaged_bundle_falls_back_to_the_text_reader_and_says_so(models_dir, sc
     assert "decoder_model_merged" in spoken
     assert "text reader" in spoken
     assert "Submit" in final["result"]["text"]  # the text reader's description still came
+
+
+def test_auto_picks_florence_to_describe_and_smolvlm_to_answer(tmp_path):
+    """With both families installed, describe and read use Florence-2, questions SmolVLM (issue 4's defaults)."""
+    import json
+
+    from describe_screen import models
+
+    for spec in models.available():
+        folder = tmp_path / spec.name
+        folder.mkdir()
+        (folder / "manifest.json").write_text(json.dumps(spec.bundle_info()))
+    picks = {task: models.default_for(task, tmp_path).name
+             for task in (vlm.CAPTION_BRIEF, vlm.CAPTION_FULL, vlm.ASK, vlm.OCR)}
+    assert picks == {vlm.CAPTION_BRIEF: "florence-2-base", vlm.CAPTION_FULL: "florence-2-base",
+                     vlm.ASK: "smolvlm-256m-instruct", vlm.OCR: "florence-2-base"}
