@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 Box = tuple[int, int, int, int]
 CUDA = "CUDAExecutionProvider"
+MAX_AUTO_THREADS = 4  # these models are small: more threads barely help and take CPU from speech
 FIRST_BATCH = 1  # lines recognised before the first yield: one, so the first words come quickly
 BATCH = 4  # later batches: larger sizes measured no faster here, and smaller ones stop sooner
 DET_PIXELS = 1280 * 720  # screens with more pixels are shrunk for detection (see _detect) ...
@@ -71,7 +73,7 @@ class TextRecognizer:
                 from rapidocr import RapidOCR
 
                 use_cuda = self._want in ("auto", "cuda") and CUDA in onnxruntime.get_available_providers()
-                threads = self._threads if self._threads > 0 else -1
+                threads = self._threads or min(MAX_AUTO_THREADS, os.cpu_count() or 1)
                 if self._want == "auto":
                     # "auto" tries CUDA wherever it is listed; where its libraries are missing the
                     # runtime falls back to the CPU but logs red errors first. Keep those out of the log.
@@ -97,7 +99,7 @@ class TextRecognizer:
                     engine._load_rec_model()
                 except Exception as exc:
                     raise UserError(
-                        f"The text reader could not start: {exc}.",
+                        f"The text reader could not start ({type(exc).__name__}: its models did not load).",
                         "Reinstall describe-screen, or run describe-screen doctor to see what is missing.",
                     ) from exc
                 finally:

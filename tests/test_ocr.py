@@ -126,6 +126,12 @@ def test_provider_is_the_one_really_used() -> None:
     assert TextRecognizer(provider="auto").provider() in ("CPUExecutionProvider", "CUDAExecutionProvider")
 
 
+def test_threads_setting_reaches_the_runtime() -> None:
+    engine = TextRecognizer(provider="cpu", threads=1)._load()
+    assert engine.text_det.session.session.get_session_options().intra_op_num_threads == 1
+    assert engine.text_rec.session.session.get_session_options().intra_op_num_threads == 1
+
+
 def test_reads_a_real_window_on_the_virtual_display(ocr: TextRecognizer, window, xvfb: str) -> None:
     import mss
 
