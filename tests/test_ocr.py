@@ -10,6 +10,7 @@ from screens import FONTS, SENTENCES, dialog, page
 
 from describe_screen.errors import UserError
 from describe_screen.ocr import TextLine, TextRecognizer, _tiles
+from describe_screen.reader import brief
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +141,9 @@ def test_reads_a_real_window_on_the_virtual_display(ocr: TextRecognizer, window,
     with mss.MSS(display=xvfb) as grabber:
         shot = grabber.grab(grabber.monitors[1])
         image = Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
-    texts = [line.text for line in ocr.read(image)]
-    assert texts[:2] == ["The printer is out of paper", "Add paper and press Continue"]
-    assert texts[2:] == ["Continue", "Cancel"]
+    lines = ocr.read(image)
+    assert [line.text for line in lines] == ["The printer is out of paper", "Add paper and press Continue",
+                                             "Continue", "Cancel"]
+    assert brief(lines, "Printer", image.size) == (
+        "A dialog titled Printer, with buttons Continue and Cancel. "
+        "It says: The printer is out of paper Add paper and press Continue.")
