@@ -87,7 +87,8 @@ class SpeechRecognizer:
     def _run(self, whisper: Any, audio: np.ndarray) -> str:
         segments, _ = whisper.transcribe(
             audio, language="en" if not whisper.model.is_multilingual else None, beam_size=self.beam_size,
-            vad_filter=False, condition_on_previous_text=False, without_timestamps=True, initial_prompt=PROMPT)
+            vad_filter=False, condition_on_previous_text=False, without_timestamps=True, initial_prompt=PROMPT,
+            temperature=0.0)  # no sampling fallback: the same recording always gives the same words
         return " ".join(s.text.strip() for s in segments).strip()
 
     def _whisper(self) -> Any:

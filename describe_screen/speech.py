@@ -231,14 +231,17 @@ class _Voice:
         espeak = sys.modules.get("pyttsx3.drivers.espeak")
         if espeak is not None:
             espeak.print = lambda *args, **kwargs: None
-        self.engine.setProperty("rate", config.rate)
-        self.engine.setProperty("volume", config.volume)
+        self.properties = {"rate": config.rate, "volume": config.volume}
         if config.voice:
-            self.engine.setProperty("voice", _voice_id(self.engine, config.voice))
+            self.properties["voice"] = _voice_id(self.engine, config.voice)
         self.path = workdir / ("utterance.aiff" if self.engine.driver_name == "nsss" else "utterance.wav")
 
     def render(self, text: str) -> np.ndarray:
         with _ENGINE_LOCK:
+            # set for every utterance: the engine is shared per process, and the espeak driver was seen
+            # to fall back to its default rate between utterances
+            for name, value in self.properties.items():
+                self.engine.setProperty(name, value)
             self.path.unlink(missing_ok=True)
             self.engine.save_to_file(text, str(self.path))
             self.engine.runAndWait()
