@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from describe_screen.capture._stateless import StatelessDesktop
 from describe_screen.errors import UserError
 
 
-class Desktop:
+class Desktop(StatelessDesktop):
     """Finds the frontmost window and the pointer, after checking the screen-recording permission."""
 
     def __init__(self) -> None:
@@ -17,12 +18,6 @@ class Desktop:
             raise UserError("macOS has not allowed describe-screen to record the screen.",
                             "Open System Settings, Privacy and Security, Screen Recording, allow the app "
                             "that runs describe-screen, then restart it.")
-
-    def __enter__(self) -> Desktop:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
     def pointer_position(self) -> tuple[int, int]:
         return pointer_position()

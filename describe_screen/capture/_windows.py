@@ -5,20 +5,15 @@ from __future__ import annotations
 import ctypes
 from ctypes import wintypes
 
+from describe_screen.capture._stateless import StatelessDesktop
 from describe_screen.errors import UserError
 
 # Window bounds without the invisible resize border that GetWindowRect includes on Windows 10 and later.
 DWMWA_EXTENDED_FRAME_BOUNDS = 9
 
 
-class Desktop:
+class Desktop(StatelessDesktop):
     """Finds the foreground window and the pointer; Windows needs no connection or permission for it."""
-
-    def __enter__(self) -> Desktop:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
     def pointer_position(self) -> tuple[int, int]:
         return pointer_position()
