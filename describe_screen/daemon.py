@@ -180,7 +180,7 @@ class Daemon:
     def _listen_start(self, request: dict) -> dict:
         from describe_screen.audio import MicrophoneRecorder, WavFileRecorder
 
-        self._scene_for_question(request)
+        self.describer.read_ahead(self._scene_for_question(request))
         voice = self.config.voice
         audio = request.get("audio") or (voice.microphone if voice.microphone.lower().endswith(".wav") else "")
         if audio:  # a recorded question stands in for the microphone

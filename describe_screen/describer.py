@@ -36,6 +36,7 @@ class Scene:
     capture: Capture
     lines: list[TextLine] | None = None
     history: list[vlm.Turn] = field(default_factory=list)
+    reading: threading.Lock = field(default_factory=threading.Lock)  # one recognition of it at a time
 
 
 class Describer:
@@ -120,9 +121,18 @@ class Describer:
 
     # -- the three jobs -----------------------------------------------------------------------
     def lines(self, scene: Scene, cancelled: Cancelled) -> list[TextLine]:
-        if scene.lines is None:
-            scene.lines = list(self.ocr.iter_lines(scene.capture.image, cancelled))
-        return scene.lines
+        with scene.reading:
+            if scene.lines is None:
+                lines = list(self.ocr.iter_lines(scene.capture.image, cancelled))
+                if cancelled():
+                    return lines
+                scene.lines = lines
+            return scene.lines
+
+    def read_ahead(self, scene: Scene) -> None:
+        """Recognise the scene's text in the background (while a question is being spoken), so the
+        answer does not wait for it."""
+        threading.Thread(target=self.lines, args=(scene, lambda: False), daemon=True).start()
 
     def describe(self, scene: Scene, detail: str, cancelled: Cancelled) -> Iterator[str]:
         """Title first (known at once), then the vision model's caption or the text reader's summary."""
