@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import re
 import struct
@@ -176,7 +177,7 @@ class Speaker:
             self._queue.put((self._generation, kind, payload))
 
     def _run(self, started: threading.Event) -> None:
-        with tempfile.TemporaryDirectory(prefix="describe-screen-speech-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="describe-screen-speech-", dir=memory_dir()) as tmp:
             try:
                 voice = _Voice(self.config, Path(tmp))
                 self._driver = voice.name
@@ -205,6 +206,16 @@ class Speaker:
                     with self._state:
                         self._pending -= 1
                         self._state.notify_all()
+
+
+def memory_dir() -> str | None:
+    """A folder in memory (tmpfs) for the synthesiser's per-sentence sound files, so spoken screen text
+    never reaches the disk; None (the system temp folder) where there is none, as on Windows and macOS."""
+
+    for folder in (os.environ.get("XDG_RUNTIME_DIR", ""), "/dev/shm"):
+        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK):
+            return folder
+    return None
 
 
 # pyttsx3.init() hands every caller the same engine per process: two Speakers must take turns.

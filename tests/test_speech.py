@@ -185,3 +185,13 @@ def test_read_audio_converts_aiff_stereo_to_mono_at_output_rate(tmp_path) -> Non
     audio = read_audio(path)
     assert len(audio) == frames * RATE // rate
     assert np.allclose(audio, (0.25 + 0.5) / 2, atol=1e-4)
+
+
+def test_spoken_text_is_rendered_in_memory_not_on_disk(monkeypatch, tmp_path):
+    """Privacy: the per-sentence sound files live in a tmpfs folder (XDG_RUNTIME_DIR or /dev/shm)."""
+    from describe_screen.speech import memory_dir
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert memory_dir() == str(tmp_path)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "missing"))
+    assert memory_dir() == "/dev/shm"
