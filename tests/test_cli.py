@@ -107,3 +107,35 @@ def test_demo_without_display_describes_sample_window(tmp_path):
     assert "Save" in result.stdout and "Cancel" in result.stdout
     assert "report.txt" in result.stdout
     assert speech.exists() and "The demo worked." in result.stdout
+
+
+def test_ask_by_recorded_question(tmp_path):
+    """`ask --audio` transcribes the recording and answers from the screen's text."""
+    from test_audio import speak
+
+    image = text_image(tmp_path / "dialog.png", ["Warning", "The battery is almost empty", "OK"])
+    question = speak(tmp_path, "What does the warning say?")
+    result = cli("ask", "--audio", str(question), "--image", str(image), "--speech-file", str(tmp_path / "a.wav"),
+                 env=isolated_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "Question:" in result.stdout and "warning" in result.stdout.lower()
+    assert "battery is almost empty" in result.stdout
+
+
+def test_silent_or_broken_recordings_are_plain_errors(tmp_path):
+    import wave
+
+    silent = tmp_path / "silent.wav"
+    with wave.open(str(silent), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0\0" * 32000)
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not a sound file")
+    image = text_image(tmp_path / "x.png", ["Hello"])
+    for recording, words in ((silent, "heard no speech"), (broken, "broken.wav")):
+        result = cli("ask", "--audio", str(recording), "--image", str(image), "--speech-file",
+                     str(tmp_path / "e.wav"), env=isolated_env(tmp_path))
+        assert result.returncode == 1
+        assert words in result.stderr and "Traceback" not in result.stderr
