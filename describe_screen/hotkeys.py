@@ -36,7 +36,7 @@ EXAMPLE = ("Write it like <ctrl>+<alt>+d: key names in angle brackets such as <c
 
 # X11 key auto-repeat turns a held key into release+press pairs; a press of the same combo this soon
 # after its release is a repeat, not the user letting go.
-REPEAT_GAP = 0.06
+REPEAT_GAP = 0.12  # repeats come every 25-40 ms; a loaded machine can delay their delivery
 
 
 def parse_hotkey(combo: str, key_name: str) -> str:
