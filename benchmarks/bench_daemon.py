@@ -14,6 +14,7 @@ Prints a Markdown table (medians) to paste into BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from describe_screen import ipc
@@ -30,13 +32,17 @@ LINES = "\n".join(f"Quarterly report section {n}: revenue grew in the northern r
                   for n in range(1, 13))
 
 
-def measure(size: str, runs: int) -> dict[str, list[float]]:
+@contextlib.contextmanager
+def running_daemon(size: str, title: str, text: str, buttons: tuple[str, ...],
+                   config: str = "") -> Iterator[tuple[ipc.Client, dict, Path]]:
+    """Xvfb of `size` with one sample window, and the daemon on it; yields (client, env, tmp folder)."""
     xvfb, display = start_xvfb(size + "x24")
     tmp = Path(tempfile.mkdtemp())
+    (tmp / "config.toml").write_text(config)
     env = dict(os.environ, DISPLAY=display, DESCRIBE_SCREEN_SOCKET=str(tmp / "d.sock"),
-               DESCRIBE_SCREEN_CONFIG=str(tmp / "none.toml"), DESCRIBE_SCREEN_DATA=str(tmp / "data"))
-    window = subprocess.Popen([sys.executable, "-m", "describe_screen.sample_window", "Report", LINES, "16",
-                               "white", "black", "OK", "Cancel"], env=env, stdout=subprocess.PIPE, text=True)
+               DESCRIBE_SCREEN_CONFIG=str(tmp / "config.toml"), DESCRIBE_SCREEN_DATA=str(tmp / "data"))
+    window = subprocess.Popen([sys.executable, "-m", "describe_screen.sample_window", title, text, "16",
+                               "white", "black", *buttons], env=env, stdout=subprocess.PIPE, text=True)
     assert window.stdout and window.stdout.readline().startswith("ready")
     daemon = subprocess.Popen([sys.executable, "-m", "describe_screen", "daemon", "--speech-file",
                                str(tmp / "s.wav")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -44,8 +50,18 @@ def measure(size: str, runs: int) -> dict[str, list[float]]:
     while daemon.stdout and "ready" not in daemon.stdout.readline():
         pass
     client = ipc.Client(tmp / "d.sock")
-    times: dict[str, list[float]] = {"read: first words": [], "read: all text": [], "describe: first words": []}
     try:
+        yield client, env, tmp
+    finally:
+        client.request({"cmd": "stop"})
+        for proc in (daemon, window, xvfb):
+            proc.terminate()
+            proc.wait()
+
+
+def measure(size: str, runs: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {"read: first words": [], "read: all text": [], "describe: first words": []}
+    with running_daemon(size, "Report", LINES, ("OK", "Cancel")) as (client, env, _):
         for _ in range(runs):
             for keys, label in (("ctrl+alt+r", "read"), ("ctrl+alt+d", "describe")):
                 client.request({"cmd": "stop"})
@@ -65,37 +81,19 @@ def measure(size: str, runs: int) -> dict[str, list[float]]:
                 times[f"{label}: first words"].append(first)
                 if label == "read":
                     times["read: all text"].append(now - start)
-    finally:
-        client.request({"cmd": "stop"})
-        for proc in (daemon, window, xvfb):
-            proc.terminate()
-            proc.wait()
     return times
 
 
 def measure_push_to_talk(runs: int) -> list[float]:
     """Key release -> first words of the answer, for a 3 s spoken question (a WAV stands in for the
     microphone), answered by the text reader."""
-    xvfb, display = start_xvfb("1280x720x24")
     tmp = Path(tempfile.mkdtemp())
     question = tmp / "question.wav"
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "140", "-w", str(question),
                     "Could you tell me what the error message says?"], check=True)
-    (tmp / "config.toml").write_text(f'[voice]\nmicrophone = "{question}"\n')
-    env = dict(os.environ, DISPLAY=display, DESCRIBE_SCREEN_SOCKET=str(tmp / "d.sock"),
-               DESCRIBE_SCREEN_CONFIG=str(tmp / "config.toml"), DESCRIBE_SCREEN_DATA=str(tmp / "data"))
-    window = subprocess.Popen([sys.executable, "-m", "describe_screen.sample_window", "Error",
-                               "Error\nThe report could not be saved because the disk is full", "16", "white",
-                               "black", "OK"], env=env, stdout=subprocess.PIPE, text=True)
-    assert window.stdout and window.stdout.readline().startswith("ready")
-    daemon = subprocess.Popen([sys.executable, "-m", "describe_screen", "daemon", "--speech-file",
-                               str(tmp / "s.wav")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)
-    while daemon.stdout and "ready" not in daemon.stdout.readline():
-        pass
-    client = ipc.Client(tmp / "d.sock")
     times = []
-    try:
+    with running_daemon("1280x720", "Error", "Error\nThe report could not be saved because the disk is full",
+                        ("OK",), f'[voice]\nmicrophone = "{question}"\n') as (client, env, _):
         for _ in range(runs):
             client.request({"cmd": "stop"})
             time.sleep(1.0)
@@ -109,11 +107,6 @@ def measure_push_to_talk(runs: int) -> list[float]:
             times.append(time.perf_counter() - start)
             while client.request({"cmd": "status"})["result"]["busy"]:
                 time.sleep(0.05)
-    finally:
-        client.request({"cmd": "stop"})
-        for proc in (daemon, window, xvfb):
-            proc.terminate()
-            proc.wait()
     return times
 
 

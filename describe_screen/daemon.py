@@ -287,6 +287,7 @@ def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -
         daemon.describer.warm_up()
     except UserError as exc:
         daemon.report_error(exc)
+    _warm_up_voice(daemon)
     combo = config.hotkeys.describe_screen
     ready = "describe-screen is ready." + (f" Press {spoken_hotkey(combo)} to describe the screen." if combo else "")
     print(ready, flush=True)
@@ -302,6 +303,15 @@ def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -
         speaker.stop()
         speaker.close()
     return 0
+
+
+def _warm_up_voice(daemon: Daemon) -> None:
+    """Load speech recognition at start when it is installed, so the first spoken question is as quick
+    as the others; without the voice extra there is nothing to load, and typed questions still work."""
+    try:
+        daemon.asr().warm_up()
+    except UserError as exc:
+        print(f"describe-screen: voice questions are off. {exc}", file=sys.stderr, flush=True)
 
 
 def _start_hotkeys(config: Config, daemon: Daemon) -> Any:
