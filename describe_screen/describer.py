@@ -17,6 +17,8 @@ from describe_screen.config import Config
 from describe_screen.errors import UserError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL.Image import Image
 
     from describe_screen.capture import Capture
@@ -46,7 +48,8 @@ class Describer:
         self.config = config
         self._lock = threading.Lock()
         self._ocr: TextRecognizer | None = None
-        self._models: dict[str, vlm.VisionLanguageModel | None] = {}
+        self._models: dict[str, vlm.VisionLanguageModel | None] = {}  # by task
+        self._bundles: dict[Path, vlm.VisionLanguageModel] = {}  # by folder: tasks share one loaded model
         self.notes: list[str] = []  # problems met while loading, said once to the user
 
     # -- engines ------------------------------------------------------------------------------
@@ -69,7 +72,10 @@ class Describer:
             return self._ocr
 
     def model(self, task: str) -> vlm.VisionLanguageModel | None:
-        """The model for `task`, or None when none is installed or it failed to load (noted once)."""
+        """The model for `task`, or None when none is installed, it failed to load (noted once), or the
+        settings say to describe with the text reader only."""
+        if task != vlm.OCR and self.config.describe.engine == "text":
+            return None
         names = {vlm.ASK: self.config.ask.model, vlm.OCR: "auto"}
         name = names.get(task, self.config.describe.model)
         with self._lock:
@@ -90,10 +96,11 @@ class Describer:
             installed = models.default_for(task, folder) if name == "auto" else models.find(name, folder)
             if installed is None:
                 return None
-            model = vlm.load_model(installed.path, options)
+            model = self._bundles.get(installed.path) or vlm.load_model(installed.path, options)
             if task not in model.tasks:
                 raise UserError(f"The model {model.name} cannot do {task.replace('_', ' ')}.",
                                 "Choose another model for it in the settings file.")
+            self._bundles[installed.path] = model
             return model
         except UserError as exc:
             self._note("could not be loaded", exc)
@@ -102,13 +109,21 @@ class Describer:
     def warm_up(self) -> None:
         """Load the text reader and the installed models now, so the first hotkey press is fast."""
         self.ocr.warm_up()
+        warm: list[vlm.VisionLanguageModel] = []
         for task in (vlm.CAPTION_BRIEF, vlm.ASK):
-            if self.config.describe.engine != "text" and (model := self.model(task)):
+            if (model := self.model(task)) and model not in warm:
                 try:
                     model.warm_up()
+                    warm.append(model)
                 except UserError as exc:
-                    self._models[task] = None
+                    self._forget(model)
                     self._note("could not start", exc)
+
+    def _forget(self, model: vlm.VisionLanguageModel) -> None:
+        """A broken model serves no task any more; each task it served falls back to the text reader."""
+        with self._lock:
+            self._models = {t: (None if m is model else m) for t, m in self._models.items()}
+            self._bundles = {path: m for path, m in self._bundles.items() if m is not model}
 
     def _note(self, what: str, exc: UserError) -> None:
         self.notes.append(f"The vision model {what}. {exc} Until then I use the text reader.")
@@ -143,7 +158,7 @@ class Describer:
             return
         capture = scene.capture
         task = vlm.CAPTION_FULL if detail == "full" else vlm.CAPTION_BRIEF
-        model = None if self.config.describe.engine == "text" else self.model(task)
+        model = self.model(task)
         yield from self.take_notes()
 
         def text_reader() -> Iterator[str]:
@@ -186,7 +201,7 @@ class Describer:
         if blank := self._blank(scene):
             yield blank
             return
-        model = None if self.config.describe.engine == "text" else self.model(vlm.ASK)
+        model = self.model(vlm.ASK)
         yield from self.take_notes()
         capture = scene.capture
         answer: list[str] = []
@@ -218,9 +233,7 @@ class Describer:
         try:
             yield from model.stream(image, request, cancelled)
         except UserError as exc:
-            with self._lock:
-                self._models = {t: (None if m is model else m) for t, m in self._models.items()}
-                self._models[task] = None
+            self._forget(model)
             self._note("could not be loaded", exc)
             yield from self.take_notes()
             yield from fallback()

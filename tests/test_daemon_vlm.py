@@ -92,6 +92,17 @@ def test_question_and_grounding_reach_the_model_and_its_answer_is_spoken(models_
     daemon.speaker.close()
 
 
+def test_tasks_share_one_loaded_model_and_text_engine_uses_none(models_dir, tmp_path):
+    daemon = make_daemon(models_dir, tmp_path)
+    describer = daemon.describer
+    assert describer.model(vlm.CAPTION_BRIEF) is describer.model(vlm.ASK) is describer.model(vlm.CAPTION_FULL)
+    fresh = make_daemon(models_dir, tmp_path)
+    fresh.config.describe.engine = "text"
+    assert fresh.describer.model(vlm.ASK) is None and fresh.describer.model(vlm.CAPTION_BRIEF) is None
+    daemon.speaker.close()
+    fresh.speaker.close()
+
+
 def test_describe_leads_with_screen_text_then_the_caption(models_dir, screen, tmp_path):
     daemon = make_daemon(models_dir, tmp_path)
     final = daemon.handle({"cmd": "describe", "image": str(screen)})
