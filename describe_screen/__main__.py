@@ -1,3 +1,3 @@
-from describe_screen.cli import main
+from describe_screen.commands.cli import main
 
 raise SystemExit(main())

@@ -82,7 +82,8 @@ need() {  # need <check command...> -- <package names...>
 has_lib() { PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q "$1"; }
 python_can() { [ -n "$PYTHON" ] && "$PYTHON" -c "$1"; }
 
-# Args: this system's package names for python, venv, tkinter, PortAudio, Xvfb, shellcheck, then xprop.
+# Args: this system's package names for python, venv, tkinter, PortAudio, Xvfb, shellcheck, xprop (one
+# argument that may name two packages), then the DejaVu and Liberation fonts the tests draw with.
 find_missing_linux() {
     pick_python
     if [ -z "$PYTHON" ]; then MISSING+=("$1"); fi
@@ -93,27 +94,36 @@ find_missing_linux() {
     need has_lib libportaudio.so.2 -- "$4"
     need command -v Xvfb -- "$5"
     need command -v xdotool -- xdotool
-    need command -v xprop -- "${@:7}"
-    if [ "$DEV" -eq 1 ]; then need command -v shellcheck -- "$6"; fi  # the installer's own tests use it
+    # shellcheck disable=SC2086  # $7 may name two packages (xprop and xdpyinfo)
+    need command -v xprop -- $7
+    if [ "$DEV" -eq 1 ]; then  # what the tests use beyond the program itself
+        need command -v shellcheck -- "$6"
+        need command -v sox -- sox
+        need test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf -- "$8"
+        need test -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf -- "$9"
+    fi
 }
 
 install_system_packages() {
     case "$OS" in
         Linux)
             if command -v apt-get >/dev/null; then
-                find_missing_linux python3 python3-venv python3-tk libportaudio2 xvfb shellcheck x11-utils
+                find_missing_linux python3 python3-venv python3-tk libportaudio2 xvfb shellcheck x11-utils \
+                    fonts-dejavu-core fonts-liberation
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with apt: ${MISSING[*]}"
                 as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
                 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
                     "${MISSING[@]}"
             elif command -v dnf >/dev/null; then
-                find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck xprop xdpyinfo
+                find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck "xprop xdpyinfo" \
+                    dejavu-sans-fonts liberation-sans-fonts
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with dnf: ${MISSING[*]}"
                 as_root dnf install -y "${MISSING[@]}"
             elif command -v pacman >/dev/null; then
-                find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck xorg-xprop xorg-xdpyinfo
+                find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck "xorg-xprop xorg-xdpyinfo" \
+                    ttf-dejavu ttf-liberation
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with pacman: ${MISSING[*]}"
                 as_root pacman -S --needed --noconfirm "${MISSING[@]}"

@@ -36,7 +36,7 @@ def text_image(path: Path, lines: list[str]) -> Path:
 
 
 def test_help_is_instant_and_imports_nothing_heavy():
-    code = ("import sys; from describe_screen import cli; cli.build_parser().format_help(); "
+    code = ("import sys; from describe_screen.commands import cli; cli.build_parser().format_help(); "
             "heavy = {'numpy', 'onnxruntime', 'torch', 'PIL', 'rapidocr', 'transformers'} & set(sys.modules); "
             "print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -116,15 +116,15 @@ def run(args: argparse.Namespace) -> int:
 
         return run_daemon(config, args.speech_file, hotkeys=not args.no_hotkeys)
     if args.command == "doctor":
-        from describe_screen.doctor import run as run_doctor
+        from describe_screen.commands.doctor import run as run_doctor
 
         return run_doctor(config, as_json=args.json)
     if args.command == "demo":
-        from describe_screen.demo import run as run_demo
+        from describe_screen.commands.demo import run as run_demo
 
         return run_demo(config, args.speech_file)
     if args.command == "models":
-        from describe_screen.model_commands import run as run_models
+        from describe_screen.commands.models import run as run_models
 
         return run_models(config, args)
     return _daemon_command(config, args)
