@@ -12,16 +12,15 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.reader import Box, TextLine, reading_order
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-Box = tuple[int, int, int, int]
 CUDA = "CUDAExecutionProvider"
 MAX_AUTO_THREADS = 4  # these models are small: more threads barely help and take CPU from speech
 FIRST_BATCH = 1  # lines recognised before the first yield: one, so the first words come quickly
@@ -36,23 +35,6 @@ CONTRAST_WINDOW = 41  # px: wider than screen text is tall, so each window holds
 FLAT_SPREAD = 48  # grey levels: a window spanning less than this has no text in it
 REC_HEIGHT = 48  # the recogniser's input height in pixels
 SMALL_TEXT = 32  # crops shorter than this are enlarged with a cubic filter before recognition
-
-
-@dataclass
-class TextLine:
-    """One recognised line of text and where it is on the image."""
-
-    text: str
-    box: Box  # x0, y0, x1, y1 in image pixels
-    score: float
-
-    @property
-    def height(self) -> int:
-        return self.box[3] - self.box[1]
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
 
 
 class TextRecognizer:
@@ -133,8 +115,6 @@ class TextRecognizer:
         """
         import numpy as np
         from rapidocr.ch_ppocr_rec import TextRecInput
-
-        from describe_screen.reader import reading_order
 
         engine = self._load()
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])

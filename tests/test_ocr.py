@@ -9,8 +9,8 @@ from PIL import Image
 from screens import FONTS, SENTENCES, busy, dialog, page
 
 from describe_screen.errors import UserError
-from describe_screen.ocr import TextLine, TextRecognizer, _tiles
-from describe_screen.reader import brief
+from describe_screen.ocr import TextRecognizer, _tiles
+from describe_screen.reader import TextLine, brief
 
 
 @pytest.fixture(scope="module")
