@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -209,3 +210,58 @@ def test_push_to_talk_question_is_answered_aloud(daemon, window, tmp_path):
     final = d.client.request({"cmd": "ask", "question": "is there an OK button?"})
     assert final["event"] == "done" and final["result"]["text"].lower().startswith("yes")
     assert d.status()["questions"] == 2
+
+
+def text_page(path: Path, size: tuple[int, int], lines: list[str], font_size: int) -> Path:
+    """A picture file full of text (a 4K capture takes the text reader many seconds)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", font_size)
+    for n, line in enumerate(lines):
+        draw.text((40 + (n % 2) * size[0] // 2, 30 + (n // 2) * int(font_size * 1.6)), line, fill="black",
+                  font=font)
+    image.save(path)
+    return path
+
+
+def four_k_page(tmp: Path) -> Path:
+    lines = [f"Row {n} of the quarterly ledger shows revenue for the northern region" for n in range(80)]
+    return text_page(tmp / "4k.png", (3840, 2160), lines, 30)
+
+
+def request_in_thread(d: DaemonProcess, request: dict) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+    client = ipc.Client(d.socket, timeout=180)
+    thread = threading.Thread(target=lambda: out.update(client.request(request)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def speech_frames(path: Path) -> int:
+    with wave.open(str(path)) as w:
+        return w.getnframes()
+
+
+def test_stop_silences_a_4k_description_and_the_request_queued_behind_it(daemon, tmp_path):
+    big = four_k_page(tmp_path)
+    queued = text_page(tmp_path / "queued.png", (900, 200), ["Pelican marmalade xylophone"], 40)
+    d = daemon()
+    before = len(d.status()["spoken"])
+    running, running_result = request_in_thread(d, {"cmd": "describe", "image": str(big)})
+    time.sleep(0.15)
+    waiting, waiting_result = request_in_thread(d, {"cmd": "read", "image": str(queued)})
+    time.sleep(0.15)
+    assert d.client.request({"cmd": "stop"})["result"] == {"stopped": True}
+    time.sleep(0.5)
+    silent_from = speech_frames(d.speech)
+    assert not d.status()["speaking"]
+    running.join(120)
+    waiting.join(120)
+    time.sleep(1.0)  # anything still to be said would have started by now
+    assert running_result["result"]["cancelled"] and waiting_result["result"]["cancelled"]
+    assert speech_frames(d.speech) == silent_from, "speech went on after the stop"
+    spoken = " ".join(d.status()["spoken"][before:]).lower()
+    assert "pelican" not in spoken and "ledger" not in spoken, spoken
+
