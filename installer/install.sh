@@ -83,7 +83,8 @@ has_lib() { PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q "$1";
 python_can() { [ -n "$PYTHON" ] && "$PYTHON" -c "$1"; }
 
 # Args: this system's package names for python, venv, tkinter, PortAudio, Xvfb, shellcheck, xprop (one
-# argument that may name two packages), then the DejaVu and Liberation fonts the tests draw with.
+# argument that may name two packages), then the DejaVu and Liberation fonts the tests draw with, then
+# Chromium and the X bitmap fonts (the text reader's corpus of real screens).
 find_missing_linux() {
     pick_python
     if [ -z "$PYTHON" ]; then MISSING+=("$1"); fi
@@ -102,6 +103,11 @@ find_missing_linux() {
         need command -v strace -- strace  # the no-network test watches the daemon's system calls
         need test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf -- "$8"
         need test -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf -- "$9"
+        # the text reader's corpus: real web pages, GTK dialogs and terminals with a bitmap font
+        need command -v chromium -- "${10}"
+        need command -v zenity -- zenity
+        need command -v xterm -- xterm
+        need test -f /usr/share/fonts/X11/misc/6x13-ISO8859-1.pcf.gz -- "${11}"  # xterm -fn fixed
     fi
 }
 
@@ -110,7 +116,7 @@ install_system_packages() {
         Linux)
             if command -v apt-get >/dev/null; then
                 find_missing_linux python3 python3-venv python3-tk libportaudio2 xvfb shellcheck x11-utils \
-                    fonts-dejavu-core fonts-liberation
+                    fonts-dejavu-core fonts-liberation chromium xfonts-base
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with apt: ${MISSING[*]}"
                 as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -118,13 +124,13 @@ install_system_packages() {
                     "${MISSING[@]}"
             elif command -v dnf >/dev/null; then
                 find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck "xprop xdpyinfo" \
-                    dejavu-sans-fonts liberation-sans-fonts
+                    dejavu-sans-fonts liberation-sans-fonts chromium xorg-x11-fonts-misc
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with dnf: ${MISSING[*]}"
                 as_root dnf install -y "${MISSING[@]}"
             elif command -v pacman >/dev/null; then
                 find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck "xorg-xprop xorg-xdpyinfo" \
-                    ttf-dejavu ttf-liberation
+                    ttf-dejavu ttf-liberation chromium xorg-fonts-misc
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with pacman: ${MISSING[*]}"
                 as_root pacman -S --needed --noconfirm "${MISSING[@]}"
