@@ -83,12 +83,14 @@ class ModelsConfig:
     threads: int = bounded(0, 0, 256)
     max_new_tokens: int = bounded(160, 8, 2048)
     tiles: str = choice("fast", "default")
-    precision: str = choice("auto", "fp32", "fp16", "int8")
+    precision: str = choice("auto", "fp32", "fp16", "int8", "q4", "q4f16")
 
 
 @dataclass
 class OcrConfig:
-    engine: str = choice("rapidocr", "florence-2")
+    # "model": the best installed model that reads text, by the catalogue's ranks ("florence-2", the
+    # older name of this setting, means the same).
+    engine: str = choice("rapidocr", "model", "florence-2")
 
 
 @dataclass
