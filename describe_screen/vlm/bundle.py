@@ -39,9 +39,6 @@ STAMP = ".verified.json"
 FORMAT = 1
 # Weight sets, named by the suffix onnx-community and HuggingFaceTB give their files (fp32 has none).
 PRECISIONS = ("fp32", "fp16", "int8", "q4", "q4f16")
-# What "auto" takes, best first: on a CPU the 8-bit integer graphs run fastest (BENCHMARKS.md, "Weight
-# sets on the CPU"); on a GPU half-precision floats. The same order for every family.
-AUTO_ORDER = {"cpu": ("int8", "q4", "fp32", "q4f16", "fp16"), "cuda": ("fp16", "q4f16", "fp32", "int8", "q4")}
 # Files copied from a source folder when present: tokenizer, processor and generation settings.
 SUPPORT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                  "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
@@ -73,12 +70,12 @@ def variant_name(base: str, precision: str) -> str:
 
 
 def choose_precision(requested: str, available: Iterable[str], device: str) -> str:
-    """The weight set to run: the one asked for, or for "auto" the first of AUTO_ORDER[device] present."""
+    """The weight set to run: the one asked for, or for "auto" the first of onnx.AUTO_ORDER[device] present."""
     present = [p for p in PRECISIONS if p in set(available)]
     if not present:
         raise UserError("The model has no weight files.", "Export or install the model again.")
     if requested == "auto":
-        return next(p for p in AUTO_ORDER[device] if p in present)
+        return next(p for p in onnx.AUTO_ORDER[device] if p in present)
     if requested not in present:
         raise UserError(f"The model has no {requested} weights; it has {', '.join(present)}.",
                         f"Set models.precision to auto or {present[0]}, or install the model with that precision.")
