@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen.config import SpeechConfig
 from describe_screen.errors import UserError
+from describe_screen.sound import read_sound, resample
 
 if TYPE_CHECKING:
     import numpy as np
@@ -393,7 +394,7 @@ class _Voice:
             raise SpeechLost(f"the synthesiser failed: {self._error}")
         try:
             return read_audio(self.path)
-        except (OSError, EOFError, wave.Error, ValueError, KeyError, struct.error) as exc:
+        except (UserError, OSError, ValueError, KeyError, struct.error) as exc:
             raise SpeechLost(f"the synthesised sound cannot be read: {exc}") from exc
 
     def close(self) -> None:
@@ -422,56 +423,8 @@ def _install_hint() -> str:
 
 def read_audio(path: Path) -> np.ndarray:
     """Mono float32 samples at RATE from a WAV or AIFF file (what the pyttsx3 drivers write)."""
-    import numpy as np
-
-    data = path.read_bytes()
-    if data[:4] == b"FORM":
-        pcm, rate, channels, width = _parse_aiff(data)
-    else:
-        with wave.open(str(path), "rb") as wav:
-            pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
-            channels, width = wav.getnchannels(), wav.getsampwidth()
-    kinds = {1: ("u1", 128.0, 128.0), 2: ("<i2", 0.0, 32768.0), 4: ("<i4", 0.0, 2147483648.0)}
-    if width not in kinds:
-        raise ValueError(f"unsupported sample width {width}")
-    kind, offset, scale = kinds[width]
-    samples = (np.frombuffer(pcm, kind).astype(np.float32) - offset) / scale
-    samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1)
+    samples, rate, _ = read_sound(path)
     return resample(samples, rate, RATE)
-
-
-def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Linear-interpolation resampling: plenty for speech and beeps."""
-    import numpy as np
-
-    if rate == target or not len(samples):
-        return samples
-    positions = np.arange(round(len(samples) * target / rate)) * (rate / target)
-    return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
-
-
-def _parse_aiff(data: bytes) -> tuple[bytes, int, int, int]:
-    """PCM (as little-endian), rate, channels and sample width of an AIFF/AIFF-C file."""
-    import numpy as np
-
-    chunks, pos = {}, 12
-    while pos + 8 <= len(data):
-        kind, size = data[pos:pos + 4], struct.unpack(">I", data[pos + 4:pos + 8])[0]
-        chunks[kind] = data[pos + 8:pos + 8 + size]
-        pos += 8 + size + (size & 1)
-    comm = chunks[b"COMM"]
-    channels, _, bits = struct.unpack(">hIh", comm[:8])
-    exponent, mantissa = struct.unpack(">HQ", comm[8:18])
-    rate = round(mantissa * 2.0 ** ((exponent & 0x7FFF) - 16383 - 63))
-    little = data[8:12] == b"AIFC" and comm[18:22] == b"sowt"
-    offset = struct.unpack(">I", chunks[b"SSND"][:4])[0]
-    pcm = chunks[b"SSND"][8 + offset:]
-    width = bits // 8
-    if not little and width > 1:
-        pcm = np.frombuffer(pcm[: len(pcm) // width * width], f">i{width}").astype(f"<i{width}").tobytes()
-    elif width == 1:  # AIFF bytes are signed; WAV bytes (what read_audio expects) are unsigned
-        pcm = (np.frombuffer(pcm, "i1").astype(np.int16) + 128).astype("u1").tobytes()
-    return pcm, rate, channels, width
 
 
 def _tone(notes: list[tuple[float, float]], level: float) -> np.ndarray:
