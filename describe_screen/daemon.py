@@ -21,7 +21,7 @@ from describe_screen.describer import Cancelled, Describer, Scene
 from describe_screen.errors import UserError
 
 if TYPE_CHECKING:
-    from describe_screen.audio import Recorder
+    from describe_screen.microphone import Recorder
     from describe_screen.speech import Speaker
 
 Send = Callable[[dict], None]
@@ -177,7 +177,7 @@ class Daemon:
 
     # -- voice --------------------------------------------------------------------------------
     def _listen_start(self, request: dict) -> dict:
-        from describe_screen.audio import MicrophoneRecorder, WavFileRecorder
+        from describe_screen.microphone import MicrophoneRecorder, WavFileRecorder
 
         self.describer.read_ahead(self._scene_for_question(request))
         voice = self.config.voice
@@ -201,7 +201,7 @@ class Daemon:
         return self._recognise(audio)
 
     def _transcribe_file(self, path: Path) -> str:
-        from describe_screen.audio import cut_note, read_wav
+        from describe_screen.microphone import cut_note, read_wav
 
         limit = self.config.voice.max_seconds
         audio, seconds = read_wav(path, limit)
@@ -210,7 +210,7 @@ class Daemon:
         return self._recognise(audio)
 
     def _recognise(self, audio: Any) -> str:
-        from describe_screen.audio import has_speech, trim_silence
+        from describe_screen.microphone import has_speech, trim_silence
 
         if self.config.voice.trim_silence:
             audio = trim_silence(audio)

@@ -171,7 +171,7 @@ def _daemon_command(config: Any, args: argparse.Namespace) -> int:
 
 def _one_shot(config: Any, request: dict, speech_file: Path | None, printer: _Printer) -> dict:
     from describe_screen.daemon import Daemon
-    from describe_screen.speech import Speaker
+    from describe_screen.speech import Speaker, lost_speech_error
 
     speaker = Speaker(config.speech, speech_file)
     try:
@@ -179,6 +179,9 @@ def _one_shot(config: Any, request: dict, speech_file: Path | None, printer: _Pr
         speaker.wait_idle()
     finally:
         speaker.close()
+    if speaker.lost:  # the user did not hear the whole answer: say why, and exit non-zero
+        error = lost_speech_error(speaker.lost)
+        return {"event": "error", "problem": error.problem, "fix": error.fix}
     return final
 
 

@@ -184,7 +184,7 @@ def check_voice(config: Config) -> Check:
     except ImportError:
         return Check("Voice questions", NOTE, "Speech recognition is not installed; questions can be typed.",
                      'For spoken questions, run: pip install "describe-screen[voice]".')
-    from describe_screen.audio import microphones
+    from describe_screen.microphone import microphones
 
     recognizer = SpeechRecognizer(config.voice.asr_model, config.voice.asr_device)
     inputs = microphones()
