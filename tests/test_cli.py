@@ -139,3 +139,29 @@ def test_silent_or_broken_recordings_are_plain_errors(tmp_path):
                      str(tmp_path / "e.wav"), env=isolated_env(tmp_path))
         assert result.returncode == 1
         assert words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_with_a_refused_socket_folder_does_not_claim_no_daemon(tmp_path):
+    """A daemon may well run behind a folder we refuse to use: say what is wrong, not "not running"."""
+    env = isolated_env(tmp_path, TMPDIR=str(tmp_path))
+    del env["DESCRIBE_SCREEN_SOCKET"]
+    env.pop("XDG_RUNTIME_DIR", None)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / f"describe-screen-{os.getuid()}").symlink_to(tmp_path / "elsewhere")
+    status = cli("status", env=env)
+    assert status.returncode == 1
+    assert "not a plain folder" in status.stderr
+    assert "No describe-screen daemon is running" not in status.stdout + status.stderr
+
+
+def test_status_and_stop_of_a_busy_daemon_do_not_claim_it_is_gone(tmp_path):
+    """A listener whose connection queue stays full: the command waits, then says the daemon is busy."""
+    from test_ipc import busy_listener
+
+    sock = tmp_path / "busy.sock"
+    with busy_listener(sock):
+        for command in ("status", "stop"):
+            done = cli(command, env=isolated_env(tmp_path, DESCRIBE_SCREEN_SOCKET=str(sock)))
+            assert done.returncode == 1
+            assert "too busy" in done.stderr
+            assert "not running" not in done.stdout + done.stderr

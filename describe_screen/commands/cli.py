@@ -150,9 +150,12 @@ def _daemon_command(config: Any, args: argparse.Namespace) -> int:
     as_json = getattr(args, "json", False)
     speech_file = getattr(args, "speech_file", None)
     printer = _Printer(as_json)
-    if speech_file is None and ipc.daemon_running():
-        final = ipc.Client().request(request, printer.event)
-    elif args.command in ("describe", "read", "ask"):
+    if speech_file is None:
+        try:  # straight to the daemon: checking first and then connecting again could race a busy one
+            return printer.finish(ipc.Client().request(request, printer.event))
+        except ipc.NotRunning:
+            pass
+    if args.command in ("describe", "read", "ask"):
         final = _one_shot(config, request, speech_file, printer)
     elif args.command == "status":
         final = {"event": "done", "result": {"running": False}}
