@@ -74,7 +74,7 @@ class Daemon:
             if cmd in WORK:
                 return self._work(request, send)
             quick = {"stop": self._stop, "status": self._status, "repeat": self._repeat,
-                     "copy": self._copy, "ping": lambda r: {}}
+                     "copy": self._copy, "say": self._say, "ping": lambda r: {}}
             if cmd not in quick:
                 known = ", ".join((*WORK[:3], *quick))
                 raise UserError(f"Unknown request {cmd!r}.", f"Known requests are {known}.")
@@ -253,6 +253,13 @@ class Daemon:
         self.speaker.stop()
         self.speaker.say(self.last_text)
         return {"text": self.last_text}
+
+    def _say(self, request: dict) -> dict:
+        """Speak a short message from another describe-screen command, e.g. a model install's progress."""
+        text = str(request.get("text", "")).strip()[:500]
+        if text:
+            self.speaker.say(text)
+        return {"text": text}
 
     def _copy(self, request: dict) -> dict:
         from describe_screen.clipboard import copy_text
