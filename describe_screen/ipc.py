@@ -209,6 +209,9 @@ class Server:
         except ValueError as exc:
             raise UserError("The request to describe-screen is not valid JSON.",
                             "Send one JSON object per line, encoded as UTF-8.") from exc
+        except RecursionError as exc:
+            raise UserError("The request to describe-screen is nested too deeply to read.",
+                            'Send a flat object such as {"cmd": "describe"}.') from exc
         if not isinstance(request, dict):
             raise UserError("The request to describe-screen is not a JSON object.",
                             'Send an object such as {"cmd": "describe"}.')

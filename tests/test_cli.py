@@ -69,6 +69,7 @@ def test_missing_image_is_a_plain_error(tmp_path):
     assert result.returncode == 1
     assert "nope.png" in result.stderr
     assert "Traceback" not in result.stderr
+    assert result.stderr.count("does not exist") == 1, result.stderr  # printed once, not twice
 
 
 def test_no_daemon_status_and_stop(tmp_path):
@@ -165,3 +166,32 @@ def test_status_and_stop_of_a_busy_daemon_do_not_claim_it_is_gone(tmp_path):
             assert done.returncode == 1
             assert "too busy" in done.stderr
             assert "not running" not in done.stdout + done.stderr
+
+
+def test_a_settings_path_that_is_a_folder_is_a_plain_error(tmp_path):
+    env = isolated_env(tmp_path)
+    Path(env["DESCRIBE_SCREEN_CONFIG"]).mkdir()
+    result = cli("status", env=env)
+    assert result.returncode == 1
+    assert "is a folder, not a file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_models_import_into_an_uncreatable_folder_is_a_plain_error(tmp_path):
+    (tmp_path / "plain-file").write_text("not a folder")
+    env = isolated_env(tmp_path, DESCRIBE_SCREEN_DATA=str(tmp_path / "plain-file" / "data"))
+    (tmp_path / "bundle").mkdir()
+    result = cli("models", "import", str(tmp_path / "bundle"), "smolvlm-256m-instruct", env=env)
+    assert result.returncode == 1
+    assert "cannot be created" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_output_cut_short_by_head_gives_no_traceback(tmp_path):
+    lines = [f"Line {n} of the shopping list" for n in range(1, 9)]
+    image = text_image(tmp_path / "list.png", lines)
+    command = (f"{sys.executable} -m describe_screen read --image {image} --speech-file {tmp_path / 'r.wav'}"
+               " | head -1")
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=180,
+                            env=isolated_env(tmp_path))
+    assert result.stdout.startswith("Line 1")
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+    assert "went wrong" not in result.stderr

@@ -150,6 +150,7 @@ def test_symlinked_fallback_folder_is_refused(tmp_path: Path, monkeypatch: pytes
     (b'{"text": "no command"}\n', 'no "cmd"'),
     (b'{"cmd": ""}\n', 'no "cmd"'),
     (b"\n", "not valid JSON"),
+    (b'{"cmd": ' + b"[" * 30_000 + b"]" * 30_000 + b"}\n", "nested too deeply"),
     (b'{"cmd": "describe", "text": "' + b"x" * (70 * 1024) + b'"}\n', "larger than 64 KiB"),
 ])
 def test_bad_requests_get_an_error_and_the_server_keeps_serving(
