@@ -209,8 +209,14 @@ def load(path: Path | None = None) -> Config:
     path = path or config_path()
     if not path.exists():
         return Config()
+    if path.is_dir():
+        raise UserError(f"The settings file {path} is a folder, not a file.",
+                        "Point DESCRIBE_SCREEN_CONFIG or --config at a file, or remove that folder.")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"The settings file {path} cannot be read: {exc.strerror or exc}.",
+                        "Check that you are allowed to read it, or delete it to use the defaults.") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"The settings file {path} cannot be read: {exc}.",
                         "Fix the line it names, or delete the file to use the defaults.") from exc

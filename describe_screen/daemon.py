@@ -49,6 +49,17 @@ def spoken_hotkey(combo: str) -> str:
     return " ".join(names.get(p, p.upper() if len(p) == 1 else p.capitalize()) for p in parts)
 
 
+# request fields and their JSON types (the socket accepts any JSON from any program of this user)
+TEXT_FIELDS = ("cmd", "image", "audio", "target", "detail", "question")
+
+
+def _check_fields(request: dict) -> None:
+    for key in TEXT_FIELDS:
+        if key in request and not isinstance(request[key], str):
+            raise UserError(f'The request field "{key}" must be text, not {type(request[key]).__name__}.',
+                            'Send it as a JSON string, for example {"cmd": "describe", "target": "window"}.')
+
+
 class Daemon:
     """Request handling and the state kept between requests (last capture, conversation, last text)."""
 
@@ -71,6 +82,7 @@ class Daemon:
         """Serve one request; returns the final event (also what the IPC client receives last)."""
         cmd = request.get("cmd")
         try:
+            _check_fields(request)
             if cmd in WORK:
                 return self._work(request, send)
             quick = {"stop": self._stop, "status": self._status, "repeat": self._repeat,
