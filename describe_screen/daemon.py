@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.config import Config
-from describe_screen.describer import Describer, Scene
+from describe_screen.describer import Cancelled, Describer, Scene
 from describe_screen.errors import UserError
 
 if TYPE_CHECKING:
@@ -60,9 +60,9 @@ class Daemon:
         self.scene: Scene | None = None
         self.last_text = ""
         self._run = threading.Lock()
-        self._cancel = threading.Event()
+        self._order = threading.Lock()
         self._tickets = itertools.count(1)
-        self._latest = 0
+        self._latest = 0  # requests with a smaller ticket are cancelled, running or waiting
         self._busy: str = ""
         self._recorder: Recorder | None = None
         self._asr: Any = None
@@ -78,7 +78,7 @@ class Daemon:
             if cmd in WORK:
                 return self._work(request, send)
             quick = {"stop": self._stop, "status": self._status, "repeat": self._repeat,
-                     "copy": self._copy, "ping": lambda r: {}}
+                     "copy": self._copy, "say": self._say, "ping": lambda r: {}}
             if cmd not in quick:
                 known = ", ".join((*WORK[:3], *quick))
                 raise UserError(f"Unknown request {cmd!r}.", f"Known requests are {known}.")
@@ -100,23 +100,22 @@ class Daemon:
 
     # -- work requests: one at a time, newest wins -------------------------------------------
     def _work(self, request: dict, send: Send) -> dict:
-        ticket = next(self._tickets)
-        self._latest = ticket
+        with self._order:
+            ticket = next(self._tickets)
+            if request["cmd"] != "listen_stop":  # letting go of the ask key finishes that question
+                self._latest = ticket
         if request["cmd"] != "listen_stop":
-            self._cancel.set()
             self.speaker.stop()
         with self._run:
-            if ticket != self._latest and request["cmd"] != "listen_stop":
+            if self._latest > ticket:  # a newer request or a stop came while this one waited
                 return {"event": "done", "result": {"cancelled": True, "text": ""}}
-            cancel = threading.Event()
-            self._cancel = cancel
             self._busy = request["cmd"]
             try:
-                return self._run_work(request, send, cancel)
+                return self._run_work(request, send, lambda: self._latest > ticket)
             finally:
                 self._busy = ""
 
-    def _run_work(self, request: dict, send: Send, cancel: threading.Event) -> dict:
+    def _run_work(self, request: dict, send: Send, cancelled: Cancelled) -> dict:
         cmd = request["cmd"]
         if cmd == "listen_start":
             return self._listen_start(request)
@@ -128,11 +127,11 @@ class Daemon:
             request = {**request, "question": self._transcribe_file(Path(request["audio"]))}
             send({"event": "question", "text": request["question"]})
         self.speaker.cue("start")
-        with self.speaker.working():
-            pieces = self._pieces(request, cancel)
-            text = self.speaker.say_stream(self._forward(pieces, send), cancel.is_set)
+        with self.speaker.working(cancelled):
+            pieces = self._pieces(request, cancelled)
+            text = self.speaker.say_stream(self._forward(pieces, send), cancelled)
         text = text.strip()
-        if cancel.is_set():
+        if cancelled():
             return {"event": "done", "result": {"cancelled": True, "text": text}}
         self.last_text = text
         result: dict[str, Any] = {"text": text, "cmd": request["cmd"]}
@@ -146,18 +145,18 @@ class Daemon:
             send({"event": "text", "text": piece})
             yield piece
 
-    def _pieces(self, request: dict, cancel: threading.Event) -> Iterator[str]:
+    def _pieces(self, request: dict, cancelled: Cancelled) -> Iterator[str]:
         cmd = request["cmd"]
         if cmd == "ask":
             scene = self._scene_for_question(request)
-            return self.describer.ask(scene, str(request.get("question", "")), cancel.is_set)
+            return self.describer.ask(scene, str(request.get("question", "")), cancelled)
         scene = self._new_scene(request)
         if cmd == "read":
-            return self.describer.read(scene, cancel.is_set)
+            return self.describer.read(scene, cancelled)
         detail = request.get("detail") or self.config.describe.detail
         if detail not in ("brief", "full"):
             raise UserError(f"Detail {detail!r} is not known.", "Use brief or full.")
-        return self.describer.describe(scene, detail, cancel.is_set)
+        return self.describer.describe(scene, detail, cancelled)
 
     def _new_scene(self, request: dict) -> Scene:
         from describe_screen.capture import capture
@@ -246,7 +245,9 @@ class Daemon:
 
     # -- quick requests -----------------------------------------------------------------------
     def _stop(self, request: dict) -> dict:
-        self._cancel.set()
+        """Cancel the running request and every waiting one, and silence the speech, at once."""
+        with self._order:
+            self._latest = next(self._tickets)
         self.speaker.stop()
         return {"stopped": True}
 
@@ -262,6 +263,13 @@ class Daemon:
         self.speaker.stop()
         self.speaker.say(self.last_text)
         return {"text": self.last_text}
+
+    def _say(self, request: dict) -> dict:
+        """Speak a short message from another describe-screen command, e.g. a model install's progress."""
+        text = str(request.get("text", "")).strip()[:500]
+        if text:
+            self.speaker.say(text)
+        return {"text": text}
 
     def _copy(self, request: dict) -> dict:
         from describe_screen.clipboard import copy_text

@@ -28,7 +28,7 @@ Cancelled = Callable[[], bool]
 
 # How much recognised screen text goes into a model prompt as grounding; more slows prefill down.
 GROUNDING_CHARS = 1200
-INSTALL_VLM = "To install one, run: describe-screen models export smolvlm-256m-instruct."
+INSTALL_VLM = "To install one, run: describe-screen models install smolvlm-256m-instruct."
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Describer:
                 self._ocr = model  # same interface: warm_up, provider, read, iter_lines
             else:
                 self.notes.append("Florence-2 is not installed, so I read text with the built-in reader. "
-                                  "To install it, run: describe-screen models export florence-2-base. ")
+                                  "To install it, run: describe-screen models install florence-2-base. ")
         with self._lock:
             if self._ocr is None:
                 from describe_screen.ocr import TextRecognizer

@@ -21,7 +21,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MANIFEST_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def _manifest_dir() -> Path:
+    """models/ beside the package in a source tree (and an editable install); a wheel ships the same
+    files inside the package as describe_screen/manifests (see setup.py)."""
+    source = Path(__file__).resolve().parent.parent / "models"
+    return source if source.is_dir() else Path(__file__).resolve().parent / "manifests"
+
+
+MANIFEST_DIR = _manifest_dir()
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class ModelManifest:
     rank: int = 100  # lower ranks are preferred when the settings say model = "auto"
     description: str = ""
     export: dict[str, Any] = field(default_factory=dict)  # family-specific export options
+    published: dict[str, Any] = field(default_factory=dict)  # ready ONNX files: repo, revision, graphs
 
     def bundle_info(self) -> dict[str, Any]:
         """What the exporter copies into the bundle's manifest.json."""
@@ -65,7 +75,7 @@ def _parse(path: Path) -> ModelManifest:
                              family=data["family"], tasks=tuple(data["tasks"]), prompts=dict(data["prompts"]),
                              licence=data["licence"], size_mb=int(data["size_mb"]),
                              rank=int(data.get("rank", 100)), description=data.get("description", ""),
-                             export=dict(data.get("export", {})))
+                             export=dict(data.get("export", {})), published=dict(data.get("published", {})))
     except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"The model description {path.name} is damaged ({exc}).",
                         "Reinstall describe-screen.") from exc

@@ -12,16 +12,15 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.reader import Box, TextLine, reading_order
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-Box = tuple[int, int, int, int]
 CUDA = "CUDAExecutionProvider"
 MAX_AUTO_THREADS = 4  # these models are small: more threads barely help and take CPU from speech
 FIRST_BATCH = 1  # lines recognised before the first yield: one, so the first words come quickly
@@ -36,23 +35,6 @@ CONTRAST_WINDOW = 41  # px: wider than screen text is tall, so each window holds
 FLAT_SPREAD = 48  # grey levels: a window spanning less than this has no text in it
 REC_HEIGHT = 48  # the recogniser's input height in pixels
 SMALL_TEXT = 32  # crops shorter than this are enlarged with a cubic filter before recognition
-
-
-@dataclass
-class TextLine:
-    """One recognised line of text and where it is on the image."""
-
-    text: str
-    box: Box  # x0, y0, x1, y1 in image pixels
-    score: float
-
-    @property
-    def height(self) -> int:
-        return self.box[3] - self.box[1]
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
 
 
 class TextRecognizer:
@@ -127,18 +109,17 @@ class TextRecognizer:
                    ) -> Iterator[TextLine]:
         """Lines in reading order, each batch yielded as soon as it is recognised.
 
-        Detection runs once on the whole image; recognition then follows reading order in small
-        batches. `cancelled` is checked between batches so a stopped request stops using the CPU.
+        Detection runs once on the whole image, tile by tile; recognition then follows reading order
+        in small batches. `cancelled` is checked after every tile and every batch, so a stopped (or
+        superseded) request stops using the CPU within one tile or batch, with the lines read so far.
         """
         import numpy as np
         from rapidocr.ch_ppocr_rec import TextRecInput
 
-        from describe_screen.reader import reading_order
-
         engine = self._load()
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
         try:
-            boxes = self._detect(engine, bgr)
+            boxes = self._detect(engine, bgr, cancelled)
         except Exception as exc:
             raise _failed(exc) from exc
         if not boxes or cancelled():
@@ -162,12 +143,12 @@ class TextRecognizer:
                 return
 
     @staticmethod
-    def _detect(engine: Any, bgr: np.ndarray) -> list[Box]:
+    def _detect(engine: Any, bgr: np.ndarray, cancelled: Callable[[], bool] = lambda: False) -> list[Box]:
         """Axis-aligned boxes of the text lines found (screen text is horizontal), tile by tile.
 
         Screens bigger than 1280 x 720 are shrunk for detection only, down to 3/4 at most: detection
         time follows the pixel count, and 12 px text still stands out at 9 px. Recognition always
-        reads the full-resolution pixels.
+        reads the full-resolution pixels. Returns early (boxes so far) once `cancelled` says so.
         """
         import cv2
         import numpy as np
@@ -181,6 +162,8 @@ class TextRecognizer:
         found: list[tuple[Box, int]] = []
         sh, sw = prepared.shape[:2]
         for tile, (x, y, x1, y1) in enumerate(_tiles(sw, sh)):
+            if tile and cancelled():  # iter_lines checks once more after the last tile
+                break
             result = engine.text_det(np.ascontiguousarray(prepared[y:y1, x:x1]))
             offset = np.array((x, y))
             for poly in [] if result.boxes is None else result.boxes:

@@ -1,4 +1,5 @@
-"""Layout of recognised text: reading order, blocks, buttons, and what to say about them.
+"""Layout of recognised text: the line type every text reader yields, reading order, blocks, buttons,
+and what to say about them. It imports no reader, so readers (ocr, Florence-2) can import it.
 
 Reading order uses recursive XY cuts: split the screen at the widest empty band (a column gutter or
 a gap between paragraphs), recurse into each part. That keeps two columns apart and a row of buttons
@@ -11,9 +12,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from describe_screen.ocr import TextLine
-
-Box = tuple[int, int, int, int]
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
 
 BUTTON_WORDS = {
     "ok", "cancel", "yes", "no", "close", "apply", "save", "open", "submit", "next", "back", "finish",
@@ -23,6 +22,23 @@ BUTTON_WORDS = {
 }
 MAX_BUTTON_CHARS = 20
 SUMMARY_WORDS = 25
+
+
+@dataclass
+class TextLine:
+    """One recognised line of text and where it is on the image."""
+
+    text: str
+    box: Box  # x0, y0, x1, y1 in image pixels
+    score: float
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
 
 
 @dataclass

@@ -134,12 +134,13 @@ class Speaker:
             self._enqueue("tone", name)
 
     @contextlib.contextmanager
-    def working(self) -> Iterator[None]:
-        """A soft tick every config.tick_seconds while the block runs, so silence never means "hung"."""
+    def working(self, cancelled: Callable[[], bool] = lambda: False) -> Iterator[None]:
+        """A soft tick every config.tick_seconds while the block runs, so silence never means "hung";
+        none once the work is cancelled (the user asked for silence)."""
         finished = threading.Event()
 
         def tick() -> None:
-            while not finished.wait(self.config.tick_seconds):
+            while not finished.wait(self.config.tick_seconds) and not cancelled():
                 if self.config.cues and self._pending == 0:  # never tick over speech
                     self._enqueue("tone", "tick")
 

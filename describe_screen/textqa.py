@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-from describe_screen.ocr import TextLine
-from describe_screen.reader import Block, blocks, buttons, heading, place, spoken_list
+from describe_screen.reader import Block, TextLine, blocks, buttons, heading, place, spoken_list
 
 WHOLE = {"screen", "window", "dialog", "dialogue", "page", "everything", "all", "it", "this", "text",
          "message box", "popup", "pop up", "all text", "whole screen", "the whole thing"}

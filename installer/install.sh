@@ -99,6 +99,7 @@ find_missing_linux() {
     if [ "$DEV" -eq 1 ]; then  # what the tests use beyond the program itself
         need command -v shellcheck -- "$6"
         need command -v sox -- sox
+        need command -v strace -- strace  # the no-network test watches the daemon's system calls
         need test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf -- "$8"
         need test -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf -- "$9"
     fi

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # before anything imports onnxruntime (describe_screen sets it too)
+
 from describe_screen.virtual_display import start_xvfb
 
 ROOT = Path(__file__).resolve().parent.parent

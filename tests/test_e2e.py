@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -30,16 +31,20 @@ def words(text: str) -> set[str]:
 class DaemonProcess:
     """`describe-screen daemon --speech-file` on a given display, with its own socket and settings."""
 
-    def __init__(self, tmp: Path, display: str, config: str = "") -> None:
+    def __init__(self, tmp: Path, display: str, config: str = "", wrapper: tuple[str, ...] = (),
+                 env: dict | None = None) -> None:
+        """`wrapper` runs the daemon under another program (strace); `env` adds to its environment."""
         self.socket = tmp / "run" / "daemon.sock"
         self.speech = tmp / "speech.wav"
         (tmp / "config.toml").write_text(config, encoding="utf-8")
         self.env = dict(os.environ, DISPLAY=display, DESCRIBE_SCREEN_SOCKET=str(self.socket),
-                        DESCRIBE_SCREEN_CONFIG=str(tmp / "config.toml"), DESCRIBE_SCREEN_DATA=str(tmp / "data"))
+                        DESCRIBE_SCREEN_CONFIG=str(tmp / "config.toml"), DESCRIBE_SCREEN_DATA=str(tmp / "data"),
+                        **(env or {}))
         self.log = (tmp / "daemon.log").open("w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "describe_screen", "daemon", "--speech-file", str(self.speech)],
+            [*wrapper, sys.executable, "-m", "describe_screen", "daemon", "--speech-file", str(self.speech)],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        self.wrapped = bool(wrapper)
         self.client = ipc.Client(self.socket, timeout=60)
         deadline = time.time() + 120
         while "ready" not in self.output() or self.status()["speaking"]:  # the ready message is said in full
@@ -69,7 +74,11 @@ class DaemonProcess:
         subprocess.run(["xdotool", "key", keys], env=self.env, check=True)
 
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+        if self.wrapped:  # signal the daemon itself, not the program it runs under
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            os.kill(int(children[0]), signal.SIGTERM)
+        else:
+            self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=30)
 
 
@@ -77,8 +86,8 @@ class DaemonProcess:
 def daemon(tmp_path, xvfb) -> Iterator:
     started: list[DaemonProcess] = []
 
-    def start(config: str = "", display: str | None = None) -> DaemonProcess:
-        d = DaemonProcess(tmp_path / f"d{len(started)}", display or xvfb, config)
+    def start(config: str = "", display: str | None = None, **options) -> DaemonProcess:
+        d = DaemonProcess(tmp_path / f"d{len(started)}", display or xvfb, config, **options)
         started.append(d)
         return d
 
@@ -209,3 +218,97 @@ def test_push_to_talk_question_is_answered_aloud(daemon, window, tmp_path):
     final = d.client.request({"cmd": "ask", "question": "is there an OK button?"})
     assert final["event"] == "done" and final["result"]["text"].lower().startswith("yes")
     assert d.status()["questions"] == 2
+
+
+def text_page(path: Path, size: tuple[int, int], lines: list[str], font_size: int) -> Path:
+    """A picture file full of text (a 4K capture takes the text reader many seconds)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", font_size)
+    for n, line in enumerate(lines):
+        draw.text((40 + (n % 2) * size[0] // 2, 30 + (n // 2) * int(font_size * 1.6)), line, fill="black",
+                  font=font)
+    image.save(path)
+    return path
+
+
+def four_k_page(tmp: Path) -> Path:
+    lines = [f"Row {n} of the quarterly ledger shows revenue for the northern region" for n in range(80)]
+    return text_page(tmp / "4k.png", (3840, 2160), lines, 30)
+
+
+def request_in_thread(d: DaemonProcess, request: dict) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+    client = ipc.Client(d.socket, timeout=180)
+    thread = threading.Thread(target=lambda: out.update(client.request(request)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def speech_frames(path: Path) -> int:
+    with wave.open(str(path)) as w:
+        return w.getnframes()
+
+
+def test_stop_silences_a_4k_description_and_the_request_queued_behind_it(daemon, tmp_path):
+    big = four_k_page(tmp_path)
+    queued = text_page(tmp_path / "queued.png", (900, 200), ["Pelican marmalade xylophone"], 40)
+    d = daemon()
+    before = len(d.status()["spoken"])
+    running, running_result = request_in_thread(d, {"cmd": "describe", "image": str(big)})
+    time.sleep(0.15)
+    waiting, waiting_result = request_in_thread(d, {"cmd": "read", "image": str(queued)})
+    time.sleep(0.15)
+    assert d.client.request({"cmd": "stop"})["result"] == {"stopped": True}
+    time.sleep(0.5)
+    silent_from = speech_frames(d.speech)
+    assert not d.status()["speaking"]
+    running.join(120)
+    waiting.join(120)
+    time.sleep(1.0)  # anything still to be said would have started by now
+    assert running_result["result"]["cancelled"] and waiting_result["result"]["cancelled"]
+    assert speech_frames(d.speech) == silent_from, "speech went on after the stop"
+    spoken = " ".join(d.status()["spoken"][before:]).lower()
+    assert "pelican" not in spoken and "ledger" not in spoken, spoken
+
+
+
+def network_use(trace: Path) -> list[str]:
+    """The lines of an strace log that reach beyond this machine's Unix sockets: an internet socket
+    connected, sent on or bound to a non-loopback address, or a name lookup (resolver files and services).
+    urllib3's import-time IPv6 probe (a socket bound to ::1, never connected) stays on the machine."""
+    found = []
+    for line in trace.read_text(errors="replace").splitlines():
+        call = line.split(None, 1)[-1]
+        inet = "AF_INET" in call
+        sends = call.startswith(("connect(", "sendto(", "sendmsg(")) and inet
+        binds_out = call.startswith("bind(") and inet and '"::1"' not in call and '"127.0.0.1"' not in call
+        looks_up = any(name in call for name in ("/etc/resolv.conf", "/etc/hosts", "nscd", "resolve/io.systemd"))
+        if sends or binds_out or looks_up:
+            found.append(line)
+    return found
+
+
+def test_daemon_never_uses_the_network_nor_writes_to_the_home_folder(daemon, tmp_path):
+    """Under strace with an empty home folder: a describe and a read, then a clean exit."""
+    home = tmp_path / "home"
+    home.mkdir()
+    trace = tmp_path / "trace.txt"
+    # every per-user cache, config or state folder inside the home folder, so any file written there shows
+    env = {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "XDG_CONFIG_HOME": str(home / ".config"),
+           "XDG_DATA_HOME": str(home / ".local/share"), "XDG_STATE_HOME": str(home / ".local/state"),
+           # a desktop session always has one; without it the sound library links its runtime folder from ~
+           "XDG_RUNTIME_DIR": str(tmp_path / "runtime")}
+    (tmp_path / "runtime").mkdir(mode=0o700)
+    wrapper = ("strace", "-f", "-qq", "-o", str(trace), "-e", "trace=socket,connect,bind,sendto,sendmsg,openat")
+    page = text_page(tmp_path / "page.png", (1280, 720), ["Invoice total is 42 euros", "Pay by Friday"], 32)
+    d = daemon(wrapper=wrapper, env=env)
+    for cmd in ("describe", "read"):
+        final = d.client.request({"cmd": cmd, "image": str(page)})
+        assert "42 euros" in final["result"]["text"]
+    assert d.stop() == 0
+    assert "socket(AF_UNIX" in trace.read_text()  # the trace did see the daemon's own socket
+    assert network_use(trace) == []
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []

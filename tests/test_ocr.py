@@ -6,11 +6,11 @@ import re
 
 import pytest
 from PIL import Image
-from screens import FONTS, SENTENCES, dialog, page
+from screens import FONTS, SENTENCES, busy, dialog, page
 
 from describe_screen.errors import UserError
-from describe_screen.ocr import TextLine, TextRecognizer, _tiles
-from describe_screen.reader import brief
+from describe_screen.ocr import TextRecognizer, _tiles
+from describe_screen.reader import TextLine, brief
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,34 @@ def test_iter_lines_yields_first_lines_before_reading_the_rest(ocr: TextRecogniz
 
     lines = list(ocr.iter_lines(screen.image, cancelled=cancelled))
     assert [line.text for line in lines] == SENTENCES[:1]
+
+
+def test_a_cancelled_read_of_a_4k_screen_stops_within_one_tile(ocr: TextRecognizer,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    engine = ocr._load()
+    detected, recognised = [], []
+    detect, recognise = engine.text_det, engine.text_rec
+    monkeypatch.setattr(engine, "text_det", lambda img: detected.append(1) or detect(img))
+    monkeypatch.setattr(engine, "text_rec", lambda crops: recognised.append(1) or recognise(crops))
+    screen = busy((3840, 2160))
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    start = time.perf_counter()
+    lines = list(ocr.iter_lines(screen.image, stop.is_set))
+    spent = time.perf_counter() - start
+    # detection of the 6 tiles stops at the tile running when stop came; no line is recognised
+    assert lines == [] and recognised == []
+    assert 1 <= len(detected) <= 2, detected
+    assert spent < 0.3 + 10.0  # one tile, with a wide margin for a loaded machine
+
+    # stopped while recognising: the lines read so far come back, in reading order, and no more batches
+    detected.clear()
+    lines = list(ocr.iter_lines(screen.image, lambda: len(recognised) >= 2))
+    assert len(detected) == len(_tiles(2880, 1620)) and len(recognised) == 2  # detected at 3/4 scale
+    assert 1 <= len(lines) <= 5 and [line.text for line in lines] == screen.lines[:len(lines)]
 
 
 def test_blank_and_tiny_images_have_no_text(ocr: TextRecognizer) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from screens import SENTENCES, columns, dialog
 
-from describe_screen.ocr import TextLine, TextRecognizer
-from describe_screen.reader import blocks, brief, buttons, full, heading, reading_order, where
+from describe_screen.ocr import TextRecognizer
+from describe_screen.reader import TextLine, blocks, brief, buttons, full, heading, reading_order, where
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a first run: describe the screen, or a sample window when there is none")
     demo.add_argument("--speech-file", type=Path, help="where to save the speech (default: demo-speech.wav)")
 
-    models = sub.add_parser("models", help="list, export, verify or remove vision models")
+    models = sub.add_parser("models", help="list, install, export, verify or remove vision models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     msub.add_parser("list", help="models you can export, and the ones installed")
     export = msub.add_parser("export", help="download (or take a local folder) and export a model to ONNX")
@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: fp32 and int8 (the CPU runs int8); all: adds fp16 for a GPU")
     export.add_argument("--source", type=Path, help="a local folder holding the checkpoint (no download)")
     export.add_argument("--out", type=Path, help="where to write the bundle (default: the models folder)")
+    install = msub.add_parser("install", help="download a model's published ONNX files (no export needed)")
+    install.add_argument("name", help="a model name from `describe-screen models list`")
+    install.add_argument("--precision", choices=("auto", "fp32", "fp16", "int8", "q4", "q4f16"), default="auto",
+                         help="auto: int8 on the CPU, fp16 when CUDA really works")
     imported = msub.add_parser("import", help="install a folder exported elsewhere (e.g. an onnx-community download)")
     imported.add_argument("folder", type=Path)
     imported.add_argument("name", help="which known model it is, e.g. smolvlm-256m-instruct")

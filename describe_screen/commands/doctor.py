@@ -175,7 +175,7 @@ def check_models(config: Config) -> Check:
     if not found:
         return Check("Vision models", NOTE, f"No vision model is installed in {folder}; descriptions use the text "
                      "reader.", "For descriptions of pictures and free questions, run: "
-                     "describe-screen models export smolvlm-256m-instruct.")
+                     "describe-screen models install smolvlm-256m-instruct.")
     names = ", ".join(m.name for m in found)
     chosen = []
     for task, label in ((vlm.CAPTION_BRIEF, "describe"), (vlm.ASK, "ask")):

@@ -1,11 +1,14 @@
-"""`describe-screen models list|export|import|verify|remove`: the model folder, in plain sentences."""
+"""`describe-screen models list|install|export|import|verify|remove`: the model folder, in plain sentences."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Callable
 
 from describe_screen import models
 from describe_screen.config import Config
+from describe_screen.errors import UserError
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
@@ -22,6 +25,12 @@ def run(config: Config, args: argparse.Namespace) -> int:
                   f"{spec.licence} licence; {state}.")
         for name in sorted(set(present) - {spec.name for spec in models.available()}):
             print(f"{name}: installed, no manifest here.")
+        return 0
+    if action == "install":
+        from describe_screen.download import install
+
+        model = install(models.manifest(args.name), folder, args.precision, tell=_teller())
+        print(f"It is in {model.path}, with {', '.join(model.precisions)} weights.")
         return 0
     if action == "export":
         from describe_screen.export import export_model
@@ -42,3 +51,19 @@ def run(config: Config, args: argparse.Namespace) -> int:
     path = models.remove(args.name, folder)
     print(f"The model {args.name} was removed from {path}.")
     return 0
+
+
+def _teller() -> Callable[[str], None]:
+    """Print each progress sentence, and have a running daemon speak it too, so the start and the end of
+    a long download are heard."""
+    from describe_screen import ipc
+
+    speak = ipc.daemon_running()
+
+    def tell(text: str) -> None:
+        print(text, flush=True)
+        if speak:
+            with contextlib.suppress(OSError, UserError):  # the daemon went away: the printed line stands
+                ipc.Client(timeout=10).request({"cmd": "say", "text": text})
+
+    return tell

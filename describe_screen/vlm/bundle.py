@@ -38,9 +38,14 @@ def pick_variant(manifest: dict, base: str, precision: str, device: str) -> str:
     """The file to load for `base`: the requested precision if the bundle has it, else fp32.
     "auto" means fp16 on a GPU and int8 on a CPU, the fastest each runs well."""
     if precision == "auto":
-        precision = "fp16" if device == "cuda" else "int8"
+        precision = onnx.auto_precision(device)
+    files = manifest.get("files") or {}
     name = variant_name(base, precision)
-    return name if name in (manifest.get("files") or {}) else base
+    if name in files or base in files:
+        return name if name in files else base
+    # an installed bundle may hold one precision only (e.g. int8 from `models install`): use that one
+    return next((variant_name(base, p) for p in manifest.get("precisions") or [] if variant_name(base, p) in files),
+                base)
 
 
 def sha256_of(path: Path) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,101 @@ def _providers(provider: str) -> list[str]:
     return [CUDA, CPU]
 
 
+def auto_precision(device: str) -> str:
+    """The weights "auto" means on `device`: fp16 on CUDA, int8 on the CPU, the fastest each runs well.
+    Installing and loading both ask here, so `models install` downloads what the runtime will pick."""
+    return "fp16" if device == "cuda" else "int8"
+
+
+def nvidia_driver() -> bool:
+    """An NVIDIA driver is present (the kernel module's /proc entry, or nvidia-smi on the PATH)."""
+    import shutil
+
+    return os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None
+
+
+@dataclass(frozen=True)
+class CudaLibraries:
+    """Which CUDA/cuDNN libraries onnxruntime-gpu needs, and where each was loaded from ("" = missing)."""
+
+    found: dict[str, str]
+    optional: frozenset[str] = frozenset()
+
+    @property
+    def missing(self) -> list[str]:
+        return [name for name, where in self.found.items() if not where and name not in self.optional]
+
+
+_preloaded: list[CudaLibraries] = []
+
+
+def preload_cuda() -> CudaLibraries:
+    """Load the CUDA and cuDNN libraries of the nvidia-* pip packages (onnxruntime-gpu[cuda,cudnn]) before
+    the first CUDA session; without this, onnxruntime finds them only if the system happens to have the
+    exact versions. Runs once per process; does nothing without a CUDA build or an NVIDIA driver."""
+    if _preloaded:
+        return _preloaded[0]
+    import contextlib
+    import io
+
+    import onnxruntime as ort
+
+    result = CudaLibraries({})
+    if CUDA in ort.get_available_providers() and nvidia_driver() and hasattr(ort, "preload_dlls"):
+        with contextlib.redirect_stdout(io.StringIO()):  # its own messages name files, not what to do
+            ort.preload_dlls()
+        result = loaded_cuda_libraries(_needed_libraries(), _mapped_libraries())
+    _preloaded.append(result)
+    return result
+
+
+def _needed_libraries() -> list[str]:
+    """The library files this onnxruntime-gpu build loads, as its preload function lists them."""
+    import sys
+
+    import onnxruntime as ort
+
+    listing = getattr(ort, "_get_nvidia_dll_paths", None)
+    if listing is None:  # an older or newer build without that helper: the CUDA 13 / cuDNN 9 set
+        return ["libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcurand.so.10", "libcufft.so.12",
+                "libcudnn.so.9"]
+    return [parts[-1] for parts in listing(sys.platform == "win32", True, True)]
+
+
+def _mapped_libraries() -> list[str]:
+    """Paths of the shared libraries this process has loaded (Linux; elsewhere, empty)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return sorted({line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6})
+    except OSError:
+        return []
+
+
+def loaded_cuda_libraries(needed: list[str], mapped: list[str]) -> CudaLibraries:
+    """Match each needed library file name with the loaded path of that name ("" when none is loaded).
+    cuFFT and NVRTC are optional, as onnxruntime treats them."""
+    by_name = {path.replace("\\", "/").rsplit("/", 1)[-1]: path for path in mapped}
+    return CudaLibraries({name: by_name.get(name, "") for name in needed},
+                         frozenset(name for name in needed if "cufft" in name or "nvrtc" in name))
+
+
+def cuda_works() -> bool:
+    """True when a real session starts on CUDA here (a tiny probe graph), not merely when CUDA is listed."""
+    from importlib import resources
+
+    import onnxruntime as ort
+
+    if CUDA not in ort.get_available_providers() or not nvidia_driver():
+        return False
+    preload_cuda()
+    probe = resources.files("describe_screen") / "data" / "probe.onnx"
+    try:
+        session = ort.InferenceSession(str(probe), sess_options=session_options(1), providers=[CUDA, CPU])
+    except Exception:  # onnxruntime's private error types: a CUDA that cannot start means "no"
+        return False
+    return CUDA in session.get_providers()
+
+
 def create_session(path: Path, provider: str = "auto", threads: int = 0) -> ort.InferenceSession:
     """Open one .onnx file on the best usable provider; "cuda" fails loudly if CUDA cannot really run.
 
@@ -81,6 +177,8 @@ def create_session(path: Path, provider: str = "auto", threads: int = 0) -> ort.
     import onnxruntime as ort
 
     wanted = _providers(provider)
+    if CUDA in wanted:
+        preload_cuda()
     try:
         session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=wanted)
     except Exception as exc:  # onnxruntime raises several private exception types for bad files

@@ -215,8 +215,9 @@ class SmolVLM:
         if self._runners:
             return self._runners
         opts = self.options
-        bundle.check_bundle(self.path, self.manifest, only=[EMBED])
-        embed = bundle.open_session(self.path, self.manifest, EMBED, ["input_ids"], opts.provider, opts.threads)
+        embed_file = bundle.pick_variant(self.manifest, EMBED, "fp32", "cpu")  # fp32 unless only one precision
+        bundle.check_bundle(self.path, self.manifest, only=[embed_file])
+        embed = bundle.open_session(self.path, self.manifest, embed_file, ["input_ids"], opts.provider, opts.threads)
         device = onnx.device_of(embed)
         vision_file = bundle.pick_variant(self.manifest, VISION, opts.precision, device)
         decoder_file = bundle.pick_variant(self.manifest, DECODER, opts.precision, device)
@@ -228,7 +229,7 @@ class SmolVLM:
         decoder = bundle.open_session(self.path, self.manifest, decoder_file,
                                       ["inputs_embeds", "attention_mask", "position_ids", *past],
                                       opts.provider, opts.threads)
-        self._runners = {"vision": onnx.BoundRunner(vision, vision_file), "embed": onnx.BoundRunner(embed, EMBED),
+        self._runners = {"vision": onnx.BoundRunner(vision, vision_file), "embed": onnx.BoundRunner(embed, embed_file),
                          "decoder": onnx.BoundRunner(decoder, decoder_file)}
         return self._runners
 

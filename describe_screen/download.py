@@ -1,0 +1,230 @@
+"""Install a model from its published ONNX files: only one precision's graphs, checked, published whole.
+
+The hub lists, for a pinned commit, every file's size and (for large files) its SHA-256; huggingface_hub
+downloads each file with resumable Range requests into `<models>/<name>.download`, which survives a lost
+connection or Ctrl+C so the next attempt resumes. Only when every file is present and matches the hub's
+checksum are the files moved, flat and under onnx-community's names, into a staging folder whose
+manifest.json is written last; the folder is then renamed into place. A bundle is therefore either
+absent or whole: nothing half-installed is ever loaded. No torch and no transformers here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    from describe_screen.models import InstalledModel, ModelManifest
+
+# File name suffix of each precision the hub publishes, as onnx-community and transformers.js name them.
+SUFFIXES = {"fp32": "", "fp16": "_fp16", "int8": "_int8", "q4": "_q4", "q4f16": "_q4f16"}
+PRECISION_CHOICES = ("auto", *SUFFIXES)
+# Tokenizer, processor, generation and chat-template files the runtime reads (the ones a repo has).
+SUPPORT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
+                 "chat_template.json", "chat_template.jinja", "added_tokens.json")
+# Room left free besides the files: the manifest, the hub client's metadata, and the rest of the system.
+SPARE_BYTES = 64 * 1024 * 1024
+DOWNLOAD_SUFFIX = ".download"
+STAGING_SUFFIX = ".partial"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of the repo at the pinned commit: its path there, its name in the bundle, and its hashes."""
+
+    path: str
+    size: int
+    sha256: str  # from the hub's LFS metadata; "" for small files kept in git
+    git_sha1: str  # the git blob id, which checks small files
+
+    @property
+    def bundle_name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def choose_precision(precision: str) -> str:
+    """"auto" picks the weights the runtime would pick here: fp16 when CUDA really runs, int8 on the CPU."""
+    if precision != "auto":
+        if precision not in SUFFIXES:
+            raise UserError(f"The precision {precision!r} is unknown.", f"Use one of: {', '.join(PRECISION_CHOICES)}.")
+        return precision
+    from describe_screen.vlm import onnx
+
+    return onnx.auto_precision("cuda" if onnx.cuda_works() else "cpu")
+
+
+def wanted_files(spec: ModelManifest, precision: str, listing: dict[str, RemoteFile]) -> list[RemoteFile]:
+    """The graphs of one precision (with their external weight files) and the support files."""
+    published = spec.published
+    suffix = SUFFIXES[precision]
+    chosen = []
+    for graph in published["graphs"]:
+        path = f"onnx/{graph}{suffix}.onnx"
+        if path not in listing:
+            other = "fp32" if precision != "fp32" else "int8"
+            raise UserError(f"{published['repo']} publishes no {precision} weights for {spec.name} ({path} is "
+                            "missing).", f"Choose another precision, for example: describe-screen models install "
+                            f"{spec.name} --precision {other}.")
+        chosen.append(listing[path])
+        chosen += [f for p, f in sorted(listing.items()) if p.startswith(path + "_data")]
+    chosen += [listing[name] for name in SUPPORT_FILES if name in listing]
+    return chosen
+
+
+def _listing(repo: str, revision: str) -> tuple[str, dict[str, RemoteFile]]:
+    """(commit, files) of `repo` at `revision`, as the hub reports them."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo, revision=revision, files_metadata=True)
+    files = {}
+    for sibling in info.siblings or []:
+        lfs = sibling.lfs
+        files[sibling.rfilename] = RemoteFile(path=sibling.rfilename, size=int(lfs.size if lfs else sibling.size or 0),
+                                              sha256=lfs.sha256 if lfs else "", git_sha1=sibling.blob_id or "")
+    if not info.sha:
+        raise UserError(f"The model server did not say which version of {repo} it serves.",
+                        "Try again later.")
+    return info.sha, files
+
+
+def _git_blob_sha1(path: Path) -> str:
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def check_file(path: Path, remote: RemoteFile) -> bool:
+    """True when the downloaded file is exactly the one the hub lists (size, then SHA-256 or git hash)."""
+    from describe_screen.vlm.bundle import sha256_of
+
+    if path.stat().st_size != remote.size:
+        return False
+    if remote.sha256:
+        return sha256_of(path) == remote.sha256
+    return _git_blob_sha1(path) == remote.git_sha1
+
+
+def free_bytes(folder: Path) -> int:
+    """Free space on the disk that holds `folder` (or its nearest existing parent)."""
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def _check_space(folder: Path, needed: int, name: str) -> None:
+    free = free_bytes(folder)
+    if free < needed + SPARE_BYTES:
+        raise UserError(f"There is not enough free disk space to install {name}: it needs "
+                        f"{megabytes(needed + SPARE_BYTES)} megabytes and {megabytes(free)} are free in {folder}.",
+                        "Free some space, or choose a smaller precision such as int8 or q4, then try again.")
+
+
+def megabytes(size: int) -> int:
+    return max(1, round(size / 1e6))
+
+
+def _network_error(exc: BaseException) -> bool:
+    """Errors that mean the hub could not be reached or the transfer broke off."""
+    import httpx2 as httpx
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    return isinstance(exc, (httpx.TransportError, LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError,
+                            TimeoutError))
+
+
+def _explain(exc: Exception, repo: str, name: str, download: Path) -> UserError:
+    """One plain sentence for every way a download fails."""
+    import errno
+
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    if isinstance(exc, UserError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        shutil.rmtree(download, ignore_errors=True)  # a full disk is worse than a lost resume point
+        return UserError(f"The disk filled up while {name} was downloading, so it was not installed.",
+                         "Free some space, then run the install again.")
+    if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError)):
+        return UserError(f"The model server has no {repo} at the version this describe-screen expects.",
+                         "Update describe-screen, then try again.")
+    if _network_error(exc) or (isinstance(exc, HfHubHTTPError) and exc.response is not None
+                               and exc.response.status_code >= 500):
+        return UserError(f"The model server could not be reached, so {name} was not installed.",
+                         "Check the internet connection and run the install again: it resumes where it stopped.")
+    return UserError(f"{name} could not be downloaded ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}).",
+                     "Run the install again; if it keeps failing, check the internet connection.")
+
+
+def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
+            tell: Callable[[str], None] = print) -> InstalledModel:
+    """Download, check and publish one precision of `spec` as `models_dir/<name>`; `tell` hears the
+    sentences a user should hear (start, size, end)."""
+    from describe_screen import models
+
+    if not spec.published:
+        raise UserError(f"{spec.name} has no published ONNX files to install.",
+                        f"Export it instead with: describe-screen models export {spec.name}.")
+    precision = choose_precision(precision)
+    repo = spec.published["repo"]
+    out = models_dir / spec.name
+    download = models_dir / (spec.name + DOWNLOAD_SUFFIX)
+    try:
+        commit, listing = _listing(repo, spec.published["revision"])
+        files = wanted_files(spec, precision, listing)
+        total = sum(f.size for f in files)
+        present = sum(f.size for f in files if _complete(download / f.path, f))
+        _check_space(models_dir, total - present, spec.name)
+        tell(f"Downloading {spec.name}, {precision}, {megabytes(total)} megabytes.")
+        _fetch(repo, commit, files, download)
+    except Exception as exc:
+        raise _explain(exc, repo, spec.name, download) from exc
+    bad = [f for f in files if not check_file(download / f.path, f)]
+    if bad:
+        for remote in bad:
+            (download / remote.path).unlink()
+        raise UserError(f"The file {bad[0].path} of {spec.name} does not match the checksum the model server "
+                        "lists for it, so the model was not installed.",
+                        "Run the install again; if this keeps happening, the download is being tampered with.")
+    path = _publish(download, out, files, spec.bundle_info() | {
+        "precisions": [precision], "source": {"repo": repo, "revision": commit, "published": True}})
+    tell(f"{spec.name} is installed.")
+    return models.find(path.name, models_dir)
+
+
+def _complete(path: Path, remote: RemoteFile) -> bool:
+    return path.is_file() and path.stat().st_size == remote.size
+
+
+def _fetch(repo: str, commit: str, files: list[RemoteFile], download: Path) -> None:
+    """Resumable downloads into `download` (huggingface_hub keeps partial files there between tries)."""
+    from huggingface_hub import hf_hub_download
+
+    download.mkdir(parents=True, exist_ok=True)
+    for remote in files:
+        hf_hub_download(repo, remote.path, revision=commit, local_dir=download)
+
+
+def _publish(download: Path, out: Path, files: list[RemoteFile], info: dict[str, Any]) -> Path:
+    """Move the checked files flat into a staging folder, write manifest.json there last, then rename
+    the folder into place; the download folder (and the hub client's bookkeeping in it) goes away."""
+    from describe_screen.vlm.bundle import write_manifest
+
+    staging = out.with_name(out.name + STAGING_SUFFIX)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for remote in files:
+        (download / remote.path).rename(staging / remote.bundle_name)
+    write_manifest(staging, info, [f.bundle_name for f in files])
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    shutil.rmtree(download, ignore_errors=True)
+    return out

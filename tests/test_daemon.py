@@ -1,0 +1,105 @@
+"""Request handling in the daemon with a fake describer and real speech: newest request wins, stop
+silences the running and every waiting request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from describe_screen.config import Config, SpeechConfig
+from describe_screen.daemon import Daemon
+from describe_screen.speech import Speaker
+
+
+class FakeDescriber:
+    """Says what it is told per image name; "slow" images keep working until cancelled, "stubborn"
+    ones until the test lets them go (like a long text detection that cannot look at the flag)."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.saw_cancel: list[str] = []
+        self.release = threading.Event()
+
+    def describe(self, scene, detail: str, cancelled) -> Iterator[str]:
+        name = Path(scene.capture.title).stem
+        self.started.append(name)
+        yield f"Words from {name}. "
+        if name == "stubborn":
+            self.release.wait(30)
+        while name in ("slow", "stubborn"):
+            if cancelled():
+                self.saw_cancel.append(name)
+                return
+            time.sleep(0.01)
+        yield "All done. "
+
+    def read(self, scene, cancelled) -> Iterator[str]:
+        return self.describe(scene, "full", cancelled)
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> dict[str, str]:
+    paths = {}
+    for name in ("slow", "stubborn", "quick", "waiting"):
+        Image.new("RGB", (64, 48), "white").save(tmp_path / f"{name}.png")
+        paths[name] = str(tmp_path / f"{name}.png")
+    return paths
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    config = Config()
+    config.speech = SpeechConfig(rate=400, cues=False)
+    speaker = Speaker(config.speech, tmp_path / "speech.wav")
+    d = Daemon(config, speaker, FakeDescriber())  # type: ignore[arg-type]
+    yield d
+    speaker.close()
+
+
+def in_thread(d: Daemon, request: dict) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.update(d.handle(request)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def wait_for(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_newer_request_cancels_the_running_one(daemon: Daemon, images: dict[str, str]) -> None:
+    old, old_result = in_thread(daemon, {"cmd": "describe", "image": images["slow"]})
+    wait_for(lambda: daemon.describer.started == ["slow"])
+    final = daemon.handle({"cmd": "describe", "image": images["quick"]})
+    old.join(5)
+    assert old_result["result"] == {"cancelled": True, "text": "Words from slow."}
+    assert final["result"]["text"] == "Words from quick. All done."
+    assert daemon.describer.saw_cancel == ["slow"]
+    daemon.speaker.wait_idle(20)
+    assert "Words from quick." in daemon.speaker.spoken and "All done." in daemon.speaker.spoken
+    assert daemon.last_text == "Words from quick. All done."
+
+
+def test_stop_cancels_the_running_and_every_waiting_request(daemon: Daemon, images: dict[str, str]) -> None:
+    running, running_result = in_thread(daemon, {"cmd": "describe", "image": images["stubborn"]})
+    wait_for(lambda: daemon.describer.started == ["stubborn"])
+    waiting, waiting_result = in_thread(daemon, {"cmd": "read", "image": images["waiting"]})
+    time.sleep(0.2)  # the second request is now queued behind the first
+    assert daemon.handle({"cmd": "stop"})["result"] == {"stopped": True}
+    daemon.describer.release.set()
+    running.join(5)
+    waiting.join(5)
+    assert running_result["result"]["cancelled"] and waiting_result["result"]["cancelled"]
+    assert daemon.describer.started == ["stubborn"]  # the waiting request never ran
+    daemon.speaker.wait_idle(20)
+    assert not any("waiting" in said or "All done" in said for said in daemon.speaker.spoken)
+    # and the daemon serves the next request as usual
+    assert daemon.handle({"cmd": "read", "image": images["quick"]})["result"]["text"].endswith("All done.")

@@ -1,0 +1,204 @@
+"""`describe-screen models install`: the real huggingface_hub client downloads a tiny SmolVLM's published-
+style files from a hub served on 127.0.0.1 (tests/fake_hub.py), checks them and publishes the bundle, which
+then describes a picture; lost connections, tampered files, no network and full disks are all refused
+in one sentence and never leave a bundle that loads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_hub import FakeHub, Faults, Repo, repo_from_bundle
+from PIL import Image, ImageDraw, ImageFont
+from tiny import tiny_smolvlm_bundle
+
+from describe_screen import models
+
+NAME = "smolvlm-256m-instruct"
+SPEC = models.manifest(NAME)
+REPO = SPEC.published["repo"]
+DECODER = "onnx/decoder_model_merged_int8.onnx"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, Path]:
+    return tiny_smolvlm_bundle(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def published(tiny) -> dict[str, bytes]:
+    """The tiny model as the hub publishes SmolVLM: configs at the top, onnx/<graph>[_int8].onnx."""
+    source, bundle = tiny
+    return repo_from_bundle(source, bundle, SPEC.published["graphs"])
+
+
+def hub_repo(files: dict[str, bytes]) -> dict[str, Repo]:
+    return {REPO: Repo(files, revisions={SPEC.published["revision"]})}
+
+
+def env_for(tmp_path: Path, endpoint: str, data: Path | None = None) -> dict[str, str]:
+    (tmp_path / "config.toml").write_text("[models]\nmax_new_tokens = 8\n[speech]\ncues = false\n")
+    return dict(os.environ, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
+                DESCRIBE_SCREEN_SOCKET=str(tmp_path / "none.sock"),
+                DESCRIBE_SCREEN_CONFIG=str(tmp_path / "config.toml"),
+                DESCRIBE_SCREEN_DATA=str(data or tmp_path / "data"))
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "describe_screen", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def one_sentence_error(result: subprocess.CompletedProcess) -> str:
+    """The failure as the user reads it: exit code 1, no traceback, one 'describe-screen: ...' line."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("describe-screen: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def left_behind(models_dir: Path) -> list[str]:
+    return sorted(p.name for p in models_dir.iterdir()) if models_dir.exists() else []
+
+
+def test_install_then_describe_speaks_the_installed_models_words(published, tiny, tmp_path):
+    with FakeHub(hub_repo(published)) as hub:
+        env = env_for(tmp_path, hub.url)
+        result = cli("models", "install", NAME, env=env)
+    assert result.returncode == 0, result.stderr
+    total_mb = max(1, round(sum(len(v) for k, v in published.items()
+                                if k.endswith("_int8.onnx") or not k.endswith(".onnx")) / 1e6))
+    assert f"Downloading {NAME}, int8, {total_mb} megabytes." in result.stdout
+    assert f"{NAME} is installed." in result.stdout
+    bundle = tmp_path / "data" / "models" / NAME
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["precisions"] == ["int8"]
+    assert manifest["source"] == {"repo": REPO, "revision": Repo({}).commit, "published": True}
+    # flat, onnx-community names, each file byte-identical to the published one
+    graphs = {f"{g}_int8.onnx" for g in SPEC.published["graphs"]}
+    assert graphs <= set(manifest["files"])
+    assert not any(name.endswith(".onnx") and name not in graphs for name in manifest["files"])
+    for name, entry in manifest["files"].items():
+        served = published[f"onnx/{name}" if name.endswith(".onnx") else name]
+        assert entry == {"size": len(served), "sha256": hashlib.sha256(served).hexdigest()}
+    assert left_behind(bundle.parent) == [NAME]  # no download or staging folder stays
+    # only the int8 graphs and support files crossed the wire
+    fetched = {path.split("/resolve/", 1)[1].split("/", 1)[1] for method, path, _ in hub.log if method == "GET"
+               and "/resolve/" in path}
+    assert not any(p.endswith(".onnx") and not p.endswith("_int8.onnx") for p in fetched)
+
+    image = tmp_path / "form.png"
+    picture = Image.new("RGB", (640, 360), "white")
+    ImageDraw.Draw(picture).text((40, 40), "Sign up for the newsletter", fill="black",
+                                 font=ImageFont.truetype(FONT, 28))
+    picture.save(image)
+    speech = tmp_path / "out.wav"
+    described = cli("describe", "--image", str(image), "--json", "--speech-file", str(speech), env=env)
+    assert described.returncode == 0, described.stderr
+    text = json.loads(described.stdout)["result"]["text"]
+    # the same words the tiny model says from the files it was exported to, before any download
+    reference = tmp_path / "reference"
+    (reference / "models").mkdir(parents=True)
+    (reference / "models" / NAME).symlink_to(tiny[1])
+    expected = cli("describe", "--image", str(image), "--json", "--speech-file", str(tmp_path / "ref.wav"),
+                   env=env_for(tmp_path, hub.url, data=reference))
+    assert expected.returncode == 0, expected.stderr
+    assert text == json.loads(expected.stdout)["result"]["text"]
+    assert text.startswith("Sign up for the newsletter.") and len(text) > len("Sign up for the newsletter.") + 1
+    with wave.open(str(speech)) as wav:
+        assert wav.getnframes() / wav.getframerate() > 1.5  # the description was spoken
+
+
+def test_connection_cut_mid_file_is_resumed_with_a_range_request(published, tmp_path):
+    """A 24 MB external-weights file (the way large graphs are published) breaks off halfway; the client
+    keeps what it wrote (10 MB blocks) and asks for the rest with a Range request."""
+    weights = f"{DECODER}_data"
+    files = {**published, weights: os.urandom(24 * 1024 * 1024)}
+    with FakeHub(hub_repo(files), Faults(cut_once={weights})) as hub:
+        result = cli("models", "install", NAME, env=env_for(tmp_path, hub.url))
+    assert result.returncode == 0, result.stderr
+    ranges = [rng for method, path, rng in hub.log if method == "GET" and path.endswith(weights)]
+    assert ranges == ["", f"bytes={10 * 1024 * 1024}-"]  # the first transfer broke off; the second went on
+    bundle = tmp_path / "data" / "models" / NAME
+    assert (bundle / "decoder_model_merged_int8.onnx_data").read_bytes() == files[weights]
+    listed = json.loads((bundle / "manifest.json").read_text())["files"]["decoder_model_merged_int8.onnx_data"]
+    assert listed["sha256"] == hashlib.sha256(files[weights]).hexdigest()
+
+
+def test_file_with_wrong_checksum_is_refused_and_nothing_is_published(published, tmp_path):
+    with FakeHub(hub_repo(published), Faults(tampered={"onnx/embed_tokens_int8.onnx"})) as hub:
+        env = env_for(tmp_path, hub.url)
+        result = cli("models", "install", NAME, env=env)
+    line = one_sentence_error(result)
+    assert "onnx/embed_tokens_int8.onnx" in line and "does not match the checksum" in line
+    models_dir = tmp_path / "data" / "models"
+    assert NAME not in left_behind(models_dir)
+    assert not list(models_dir.rglob("manifest.json"))
+    listing = cli("models", "list", env=env)
+    line = next(line for line in listing.stdout.splitlines() if line.startswith(f"{NAME}:"))
+    assert "not installed" in line
+
+
+def test_no_network_is_one_plain_sentence(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on: the hub is unreachable
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    result = cli("models", "install", NAME, env=env_for(tmp_path, closed), timeout=120)
+    line = one_sentence_error(result)
+    assert line.startswith(f"describe-screen: The model server could not be reached, so {NAME} was not installed.")
+    assert "Check the internet connection" in line
+    assert left_behind(tmp_path / "data" / "models") == []
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Iterator[callable]:
+    """Mount tmpfs folders of a chosen size (the test runs as root in CI; elsewhere it cannot mount)."""
+    mounted: list[Path] = []
+
+    def mount(megabytes: int) -> Path:
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(where)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.fail(f"A small tmpfs could not be mounted ({done.stderr.strip()}); this test needs root.")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_too_little_free_space_is_refused_before_downloading(published, small_disk, tmp_path):
+    disk = small_disk(8)
+    with FakeHub(hub_repo(published)) as hub:
+        result = cli("models", "install", NAME, env=env_for(tmp_path, hub.url, data=disk))
+    line = one_sentence_error(result)
+    assert f"There is not enough free disk space to install {NAME}" in line
+    assert not any(method == "GET" and "/resolve/" in path for method, path, _ in hub.log)
+    assert left_behind(disk / "models") == []
+
+
+def test_disk_filling_up_mid_download_leaves_nothing(published, small_disk, tmp_path):
+    """The listing says the decoder is small, so the space check passes, but 80 MB arrive on a 72 MB disk."""
+    disk = small_disk(72)
+    files = dict(published)
+    files[DECODER] = published[DECODER] + bytes(80 * 1024 * 1024)
+    faults = Faults(listed_smaller={DECODER: len(published[DECODER])})
+    with FakeHub(hub_repo(files), faults) as hub:
+        result = cli("models", "install", NAME, env=env_for(tmp_path, hub.url, data=disk))
+    line = one_sentence_error(result)
+    assert f"The disk filled up while {NAME} was downloading, so it was not installed." in line
+    assert left_behind(disk / "models") == []
