@@ -45,6 +45,7 @@ class HotkeyConfig:
     repeat: str = "<ctrl>+<alt>+l"
     stop: str = "<ctrl>+<alt>+s"
     copy: str = "<ctrl>+<alt>+c"
+    describe_focus: str = "<ctrl>+<alt>+f"
 
 
 @dataclass
@@ -58,8 +59,11 @@ class SpeechConfig:
 
 @dataclass
 class CaptureConfig:
-    target: str = choice("screen", "window", "pointer", "all")
+    target: str = choice("screen", "window", "pointer", "all", "focus")
     pointer_size: int = bounded(480, 64, 4096)
+    # Wayland: "screencopy" is grim (wlroots compositors, no permission needed), "portal" the desktop's
+    # screenshot portal (asks once); "auto" uses screencopy where the compositor offers it.
+    wayland: str = choice("auto", "screencopy", "portal")
 
 
 @dataclass

@@ -38,12 +38,13 @@ class Camera:
     seed: int = 0
 
 
-def photo(lines: list[str] = LETTER, camera: Camera = Camera(), *, size: int = 22,
+def photo(lines: list[str] = LETTER, camera: Camera | None = None, *, size: int = 22,
           font_name: str = "liberation-serif", canvas: tuple[int, int] = (1280, 720)) -> Screen:
-    """A page of `lines` on paper, photographed through `camera`."""
+    """A page of `lines` on paper, photographed through `camera` (default: a straight, sharp one)."""
     import cv2
     import numpy as np
 
+    camera = camera or Camera()
     rng = np.random.default_rng(camera.seed)
     paper = (236, 232, 222)
     image = Image.new("RGB", canvas, paper)
