@@ -40,7 +40,7 @@ class Camera:
 
 def photo(lines: list[str] = LETTER, camera: Camera | None = None, *, size: int = 22,
           font_name: str = "liberation-serif", canvas: tuple[int, int] = (1280, 720)) -> Screen:
-    """A page of `lines` on paper, photographed through `camera`."""
+    """A page of `lines` on paper, photographed through `camera` (default: a straight, sharp one)."""
     import cv2
     import numpy as np
 
