@@ -115,8 +115,8 @@ def _check_manifest(path: Path, data: dict) -> None:
         if key in data and not isinstance(data[key], kind):
             raise _bad(path, f"{key} should be a {kind.__name__}, not {type(data[key]).__name__}", fix)
     if data.get("family") not in FAMILIES:
-        raise UserError(f"The model in {path.parent} is of family {data.get('family')!r}, which this version "
-                        f"cannot run (its manifest {path.name} names it).",
+        raise UserError(f"The model file {path.name} in {path.parent} names the family {data.get('family')!r}, "
+                        "which this version cannot run.",
                         "Update describe-screen, or remove the model with: describe-screen models remove.")
     if "rank" in data and (isinstance(data["rank"], bool) or not isinstance(data["rank"], int)):
         raise _bad(path, f"rank should be a whole number, not {data['rank']!r}", fix)
