@@ -162,6 +162,7 @@ class Describer:
         """Title first (known at once), then the vision model's caption or the text reader's summary."""
         from describe_screen import reader
 
+        yield from self._context(scene)
         if blank := self._blank(scene):
             yield blank
             return
@@ -185,6 +186,7 @@ class Describer:
 
     def read(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
         """All the text, in reading order, line by line as recognition goes."""
+        yield from self._context(scene)
         if blank := self._blank(scene):
             yield blank
             return
@@ -255,6 +257,13 @@ class Describer:
             return f"{scene.capture.title}. "
         first = next(iter(self.ocr.iter_lines(scene.capture.image, cancelled)), None)
         return f"{first.text}. " if first else ""
+
+    @staticmethod
+    def _context(scene: Scene) -> Iterator[str]:
+        """What the desktop says about the capture (the focused object's role and name) comes first:
+        it is exact, where a picture of a small control can be misread."""
+        if scene.capture.context:
+            yield scene.capture.context + " "
 
     def _blank(self, scene: Scene) -> str | None:
         from describe_screen.blank import describe_blank
