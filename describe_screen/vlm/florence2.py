@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from describe_screen.errors import UserError
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, OCR, Request, onnx
 from describe_screen.vlm.bundle import Graph
-from describe_screen.vlm.decoding import Limits, Rules, Step, greedy, stream_text
+from describe_screen.vlm.decoding import Limits, Rules, Step, greedy, stream_text, teacher_forced
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -264,6 +264,12 @@ class Florence2:
             raise UserError(f"The Florence-2 model failed while working on the image ({type(exc).__name__}).",
                             f"Try again; if it keeps failing, check the model with: describe-screen models "
                             f"verify {self.name}.") from exc
+
+    def forced_choices(self, image: Image, prompt: str, tokens: list[int]) -> list[int]:
+        """decoding.teacher_forced for one prompt: this model's pick at each position of `tokens`."""
+        start, _, rules = self.generation
+        hidden = self.encode_prompt(self.encode_image(self.pixels(image)), prompt)
+        return teacher_forced(self.decoder_step(hidden), [start], tokens, rules)
 
     def decoder_step(self, hidden: np.ndarray) -> Step:
         """The decoding closure for `greedy`: feeds tokens, keeps the cache. Step 0 runs with
