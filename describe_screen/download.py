@@ -132,12 +132,13 @@ def megabytes(size: int) -> int:
 
 
 def _network_error(exc: BaseException) -> bool:
-    """Errors that mean the hub could not be reached or the transfer broke off."""
-    import httpx2 as httpx
+    """Errors that mean the hub could not be reached or the transfer broke off: huggingface_hub's own,
+    and its HTTP library's transport errors (httpx, or the fork newer releases use), named by module."""
     from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    return isinstance(exc, (httpx.TransportError, LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError,
-                            TimeoutError))
+    transport = type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "requests", "urllib3")
+    return transport or isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError,
+                                         TimeoutError))
 
 
 def _explain(exc: Exception, repo: str, name: str, download: Path) -> UserError:
@@ -164,11 +165,12 @@ def _explain(exc: Exception, repo: str, name: str, download: Path) -> UserError:
 
 
 def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
-            tell: Callable[[str], None] = print) -> InstalledModel:
+            tell: Callable[..., None] | None = None) -> InstalledModel:
     """Download, check and publish one precision of `spec` as `models_dir/<name>`; `tell` hears the
-    sentences a user should hear (start, size, end)."""
+    sentences a user should hear (start and size; the end, with installed=True)."""
     from describe_screen import models
 
+    tell = tell or (lambda text, installed=False: print(text, flush=True))
     if not spec.published:
         raise UserError(f"{spec.name} has no published ONNX files to install.",
                         f"Export it instead with: describe-screen models export {spec.name}.")
@@ -184,6 +186,9 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
         _check_space(models_dir, total - present, spec.name)
         tell(f"Downloading {spec.name}, {precision}, {megabytes(total)} megabytes.")
         _fetch(repo, commit, files, download)
+    except KeyboardInterrupt as exc:  # finished files stay in the download folder for the next attempt
+        raise UserError(f"The install of {spec.name} was stopped, so it is not installed.",
+                        "Run the same command again to go on from where it stopped.") from exc
     except Exception as exc:
         raise _explain(exc, repo, spec.name, download) from exc
     bad = [f for f in files if not check_file(download / f.path, f)]
@@ -195,7 +200,7 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
                         "Run the install again; if this keeps happening, the download is being tampered with.")
     path = _publish(download, out, files, spec.bundle_info() | {
         "precisions": [precision], "source": {"repo": repo, "revision": commit, "published": True}})
-    tell(f"{spec.name} is installed.")
+    tell(f"{spec.name} is installed.", installed=True)
     return models.find(path.name, models_dir)
 
 
