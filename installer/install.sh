@@ -114,12 +114,38 @@ find_missing_linux() {
     fi
 }
 
+# The focus target reads AT-SPI through the system's PyGObject; a Wayland session captures through grim
+# (wlroots) or the screenshot portal. Tests run a headless sway with its portals, PipeWire (which
+# xdg-desktop-portal-wlr needs), a GTK window and wtype. Args: this system's names for PyGObject with
+# the Atspi typelib, grim, xdg-desktop-portal, then the test set: sway, wtype, the wlr and gtk portals,
+# the GTK 3 typelib, PipeWire, the D-Bus daemon; last gsettings (GNOME key bindings).
+# shellcheck disable=SC2086  # $1 and $8 may name several packages
+find_missing_desktop_linux() {
+    need /usr/bin/python3 -c 'import gi; gi.require_version("Atspi", "2.0")' -- $1
+    if [ -n "${WAYLAND_DISPLAY:-}" ] || [ "$DEV" -eq 1 ]; then
+        need command -v grim -- "$2"
+        need test -x /usr/libexec/xdg-desktop-portal -- "$3"
+        need command -v gsettings -- "${11}"
+    fi
+    if [ "$DEV" -eq 1 ]; then
+        need command -v sway -- "$4"
+        need command -v wtype -- "$5"
+        need test -x /usr/libexec/xdg-desktop-portal-wlr -- "$6"
+        need test -x /usr/libexec/xdg-desktop-portal-gtk -- "$7"
+        need /usr/bin/python3 -c 'import gi; gi.require_version("Gtk", "3.0")' -- $8
+        need command -v pipewire -- "$9"
+        need command -v dbus-daemon -- "${10}"
+    fi
+}
+
 install_system_packages() {
     case "$OS" in
         Linux)
             if command -v apt-get >/dev/null; then
                 find_missing_linux python3 python3-venv python3-tk libportaudio2 xvfb shellcheck x11-utils \
                     fonts-dejavu-core fonts-liberation
+                find_missing_desktop_linux "python3-gi gir1.2-atspi-2.0 at-spi2-core" grim xdg-desktop-portal sway \
+                    wtype xdg-desktop-portal-wlr xdg-desktop-portal-gtk gir1.2-gtk-3.0 pipewire dbus-daemon libglib2.0-bin
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with apt: ${MISSING[*]}"
                 as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -128,12 +154,16 @@ install_system_packages() {
             elif command -v dnf >/dev/null; then
                 find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck "xprop xdpyinfo" \
                     dejavu-sans-fonts liberation-sans-fonts
+                find_missing_desktop_linux "python3-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
+                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with dnf: ${MISSING[*]}"
                 as_root dnf install -y "${MISSING[@]}"
             elif command -v pacman >/dev/null; then
                 find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck "xorg-xprop xorg-xdpyinfo" \
                     ttf-dejavu ttf-liberation
+                find_missing_desktop_linux "python-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
+                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with pacman: ${MISSING[*]}"
                 as_root pacman -S --needed --noconfirm "${MISSING[@]}"
@@ -301,6 +331,37 @@ fill_template() {  # fill_template <template> <command> <log>
 
 xml_escape() { local s="${1//&/&amp;}"; s="${s//</&lt;}"; printf '%s' "${s//>/&gt;}"; }
 
+# A Wayland session: hand the session's variables to systemd (the service needs them to reach the
+# compositor and the portals), and bind the keys in the desktop's own settings, with consent.
+WAYLAND_VARS="WAYLAND_DISPLAY XDG_SESSION_TYPE XDG_CURRENT_DESKTOP DBUS_SESSION_BUS_ADDRESS SWAYSOCK HYPRLAND_INSTANCE_SIGNATURE DISPLAY"
+wayland_session_setup() {  # wayland_session_setup <describe-screen command>
+    local keys="$VPY -m describe_screen.wayland_keys"
+    # shellcheck disable=SC2086  # one word per variable name
+    systemctl --user import-environment $WAYLAND_VARS 2>/dev/null \
+        || say "systemd did not take the session's variables; the service may not reach the desktop."
+    case "${XDG_CURRENT_DESKTOP:-}" in
+        *GNOME*|*gnome*)
+            local answer=""
+            if [ -t 0 ]; then
+                read -r -p "Bind describe-screen's keys (Control Alt D and the others) in GNOME's keyboard settings? [y/N] " answer || answer=""
+            fi
+            case "$answer" in
+                y|Y|yes)
+                    $keys install --desktop gnome --program "$1" \
+                        && say "To take them out again: $keys remove --desktop gnome" ;;
+                *) say "Keys not bound. To bind them later: $keys install --desktop gnome --program '$1'" ;;
+            esac
+            ;;
+        *sway*|*Hyprland*|*hyprland*)
+            local desktop=sway
+            case "$XDG_CURRENT_DESKTOP" in *yprland*) desktop=hyprland ;; esac
+            say "Add these lines to your $desktop config so the service starts with it and the keys work:"
+            printf 'exec systemctl --user import-environment %s; systemctl --user start describe-screen.service\n' "$WAYLAND_VARS"
+            $keys show --desktop "$desktop" --program "$1"
+            ;;
+    esac
+}
+
 install_autostart() {
     local exe="$VENV/bin/describe-screen"
     case "$OS" in
@@ -311,6 +372,7 @@ install_autostart() {
             # systemd treats % as a specifier: a literal one is written %%.
             fill_template "$REPO/installer/describe-screen.service" "${exe//%/%%}" "" \
                 >"$unit_dir/describe-screen.service"
+            if [ -n "${WAYLAND_DISPLAY:-}" ]; then wayland_session_setup "$exe"; fi
             if systemctl --user daemon-reload 2>/dev/null \
                 && systemctl --user enable describe-screen.service 2>/dev/null; then
                 systemctl --user start describe-screen.service 2>/dev/null \

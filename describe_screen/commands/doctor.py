@@ -42,6 +42,10 @@ def check_settings(config: Config) -> Check:
 
 
 def check_display(config: Config) -> Check:
+    from describe_screen.capture import session
+
+    if session.current().kind == "wayland":
+        return check_wayland(config)
     if sys.platform.startswith("linux"):
         if not os.environ.get("DISPLAY"):
             wayland = " A Wayland session was found, but screen capture needs X11 or XWayland." if os.environ.get(
@@ -61,11 +65,38 @@ def check_display(config: Config) -> Check:
     return Check("Display", OK, f"Desktop of {sys.platform}.")
 
 
+def check_wayland(config: Config) -> Check:
+    """Which Wayland path is in use, and what the desktop gives or withholds."""
+    from describe_screen.capture import _wayland, session
+
+    now = session.current()
+    how = _wayland.route(now, config.capture.wayland)
+    capture = ("Screen capture uses wlroots screencopy through grim, which needs no permission." if how == "screencopy"
+               else "Screen capture uses the desktop's screenshot portal; the first time, the desktop asks you "
+                    "to allow describe-screen to take screenshots: choose Allow.")
+    windows = ("Window outlines come from the compositor." if now.compositor in ("sway", "hyprland")
+               else "This desktop does not tell programs where windows are, so 'window' describes the whole "
+                    "screen and names the active window.")
+    return Check("Display", OK, f"This is {now.describe()}, used through its own interfaces (not Xwayland). "
+                 f"{capture} {windows} The pointer position is not available on Wayland: use the focus key "
+                 "to describe the focused object.")
+
+
+def check_focus(config: Config) -> Check:
+    from describe_screen import atspi
+
+    try:
+        atspi._atspi()
+    except UserError as exc:
+        return Check("Focused object", NOTE, f"The focus target cannot work. {exc.problem}", exc.fix)
+    return Check("Focused object", OK, "The focused object is read from the accessibility bus (AT-SPI).")
+
+
 def check_capture(config: Config) -> Check:
     from describe_screen.blank import describe_blank
     from describe_screen.capture import capture
 
-    shot = capture("screen")
+    shot = capture("screen", wayland=config.capture.wayland)
     width, height = shot.image.size
     blank = describe_blank(shot.image)
     says = f"The screen was captured, {width} by {height} pixels." + (f" {blank}" if blank else "")
@@ -73,10 +104,21 @@ def check_capture(config: Config) -> Check:
 
 
 def check_hotkeys(config: Config) -> Check:
+    from describe_screen.capture import session
     from describe_screen.daemon import spoken_hotkey
     from describe_screen.hotkeys import HotkeyListener
 
     bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
+    if session.current().kind == "wayland":
+        from describe_screen import wayland_keys
+
+        if wayland_keys.portal_version():
+            return Check("Hotkeys", OK, "Hotkeys come from the desktop's global shortcuts portal, with press and "
+                         "release, so holding the ask key works. The desktop asks once which keys to use.")
+        return Check("Hotkeys", NOTE, "This Wayland desktop has no global shortcuts portal, so describe-screen's "
+                     f"keys must be bound in the desktop's own settings. {wayland_keys.PRESS_TWICE}",
+                     "Run: python -m describe_screen.wayland_keys install (GNOME), or add the lines from "
+                     "python -m describe_screen.wayland_keys show to your sway or Hyprland config.")
     listener = HotkeyListener(bindings, lambda action: None)
     listener.start()
     listener.stop()
@@ -184,7 +226,7 @@ def check_voice(config: Config) -> Check:
     except ImportError:
         return Check("Voice questions", NOTE, "Speech recognition is not installed; questions can be typed.",
                      'For spoken questions, run: pip install "describe-screen[voice]".')
-    from describe_screen.audio import microphones
+    from describe_screen.microphone import microphones
 
     recognizer = SpeechRecognizer(config.voice.asr_model, config.voice.asr_device)
     inputs = microphones()
@@ -212,7 +254,8 @@ def _installed(name: str) -> bool:
 
 CHECKS: list[tuple[str, Callable[[Config], Check]]] = [
     ("Settings", check_settings), ("Display", check_display), ("Screen capture", check_capture),
-    ("Hotkeys", check_hotkeys), ("Speech", check_speech), ("GPU", check_gpu), ("Model runtime", check_onnxruntime),
+    ("Focused object", check_focus), ("Hotkeys", check_hotkeys), ("Speech", check_speech), ("GPU", check_gpu),
+    ("Model runtime", check_onnxruntime),
     ("Text reader", check_text_reader), ("Vision models", check_models), ("Voice questions", check_voice),
     ("Daemon", check_daemon),
 ]
