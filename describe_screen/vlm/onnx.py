@@ -121,7 +121,8 @@ def preload_cuda() -> CudaLibraries:
     if CUDA in ort.get_available_providers() and nvidia_driver() and hasattr(ort, "preload_dlls"):
         with contextlib.redirect_stdout(io.StringIO()):  # its own messages name files, not what to do
             ort.preload_dlls()
-        result = loaded_cuda_libraries(_needed_libraries(), _mapped_libraries())
+        needed = _needed_libraries()
+        result = loaded_cuda_libraries(needed, _mapped_libraries(needed))
     _preloaded.append(result)
     return result
 
@@ -139,8 +140,22 @@ def _needed_libraries() -> list[str]:
     return [parts[-1] for parts in listing(sys.platform == "win32", True, True)]
 
 
-def _mapped_libraries() -> list[str]:
-    """Paths of the shared libraries this process has loaded (Linux; elsewhere, empty)."""
+def _mapped_libraries(needed: list[str]) -> list[str]:
+    """Paths of the shared libraries this process has loaded: all of them on Linux (/proc/self/maps),
+    the `needed` ones on Windows (asked of the loader by name)."""
+    import sys
+
+    if sys.platform == "win32":
+        import ctypes
+
+        kernel = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        found = []
+        for name in needed:
+            if handle := kernel.GetModuleHandleW(name):
+                path = ctypes.create_unicode_buffer(32768)
+                kernel.GetModuleFileNameW(ctypes.c_void_p(handle), path, len(path))
+                found.append(path.value)
+        return found
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             return sorted({line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6})
