@@ -293,3 +293,31 @@ def spoken_when_quiet(env: dict[str, str], timeout: float = 120) -> list[str]:
         if not status["speaking"] or time.monotonic() > deadline:
             return status["spoken"]
         time.sleep(0.5)
+
+
+def test_florence_installs_its_four_graphs_from_onnx_community_and_says_the_same_tokens(tmp_path):
+    """Florence-2 comes from onnx-community (a different repo than its checkpoint) with an encoder graph
+    as well; the installed int8 bundle decodes exactly the tokens of the files it was served from."""
+    from tiny_florence import build_tiny_florence
+
+    from describe_screen.export import export_model
+    from describe_screen.vlm import RuntimeOptions, load_model
+
+    spec = models.manifest("florence-2-base")
+    assert spec.published["repo"] == "onnx-community/Florence-2-base"
+    source = build_tiny_florence(tmp_path / "florence-source")
+    reference = export_model("florence-2-base", tmp_path / "reference" / "florence-2-base", "auto", source=source)
+    files = repo_from_bundle(source, reference, spec.published["graphs"])
+    with FakeHub({spec.published["repo"]: Repo(files, revisions={spec.published["revision"]})}) as hub:
+        result = cli("models", "install", "florence-2-base", env=env_for(tmp_path, hub.url))
+    assert result.returncode == 0, result.stderr
+    bundle = tmp_path / "data" / "models" / "florence-2-base"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert {f"{g}_int8.onnx" for g in ("vision_encoder", "embed_tokens", "encoder_model", "decoder_model_merged")} \
+        <= set(manifest["files"])
+    image = Image.new("RGB", (400, 300), "white")
+    ImageDraw.Draw(image).text((20, 20), "Invoice 42 is paid", fill="black", font=ImageFont.truetype(FONT, 24))
+    ours = load_model(bundle, RuntimeOptions(provider="cpu"))
+    theirs = load_model(reference, RuntimeOptions(provider="cpu", precision="int8"))
+    said = list(ours.generate_ids(image, "<CAPTION>", max_new_tokens=8))
+    assert said and said == list(theirs.generate_ids(image, "<CAPTION>", max_new_tokens=8))
