@@ -1,11 +1,12 @@
 """Install a model from its published ONNX files: only one precision's graphs, checked, published whole.
 
-The hub lists, for a pinned commit, every file's size and (for large files) its SHA-256; huggingface_hub
-downloads each file with resumable Range requests into `<models>/<name>.download`, which survives a lost
-connection or Ctrl+C so the next attempt resumes. Only when every file is present and matches the hub's
-checksum are the files moved, flat and under onnx-community's names, into a staging folder whose
-manifest.json is written last; the folder is then renamed into place. A bundle is therefore either
-absent or whole: nothing half-installed is ever loaded. No torch and no transformers here.
+The hub lists, for a pinned commit, every file's size and (for large files) its SHA-256. huggingface_hub
+downloads each file into `<models>/<name>.download`; a transfer that breaks off is taken up again with a
+Range request, and files already finished stay there, so after Ctrl+C or a lost connection the next
+attempt fetches only what is missing. Only when every file is present and matches the hub's checksum are
+the files moved, flat and under onnx-community's names, into a staging folder whose manifest.json is
+written last; the folder is then renamed into place. A bundle is therefore either absent or whole:
+nothing half-installed is ever loaded. No torch and no transformers here.
 """
 
 from __future__ import annotations
@@ -198,8 +199,13 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
         raise UserError(f"The file {bad[0].path} of {spec.name} does not match the checksum the model server "
                         "lists for it, so the model was not installed.",
                         "Run the install again; if this keeps happening, the download is being tampered with.")
-    path = _publish(download, out, files, spec.bundle_info() | {
-        "precisions": [precision], "source": {"repo": repo, "revision": commit, "published": True}})
+    info = spec.bundle_info() | {"precisions": [precision],
+                                 "source": {"repo": repo, "revision": commit, "published": True}}
+    try:
+        path = _publish(download, out, files, info)
+    except OSError as exc:
+        shutil.rmtree(out.with_name(out.name + STAGING_SUFFIX), ignore_errors=True)
+        raise _explain(exc, repo, spec.name, download) from exc
     tell(f"{spec.name} is installed.", installed=True)
     return models.find(path.name, models_dir)
 
@@ -209,7 +215,8 @@ def _complete(path: Path, remote: RemoteFile) -> bool:
 
 
 def _fetch(repo: str, commit: str, files: list[RemoteFile], download: Path) -> None:
-    """Resumable downloads into `download` (huggingface_hub keeps partial files there between tries)."""
+    """Downloads into `download`: huggingface_hub resumes a broken transfer with Range requests, and
+    skips files a previous attempt finished (it keeps their commit and ETag beside them)."""
     from huggingface_hub import hf_hub_download
 
     download.mkdir(parents=True, exist_ok=True)
