@@ -68,6 +68,14 @@ def one_sentence_error(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def form_image(path: Path) -> Path:
+    picture = Image.new("RGB", (640, 360), "white")
+    ImageDraw.Draw(picture).text((40, 40), "Sign up for the newsletter", fill="black",
+                                 font=ImageFont.truetype(FONT, 28))
+    picture.save(path)
+    return path
+
+
 def left_behind(models_dir: Path) -> list[str]:
     return sorted(p.name for p in models_dir.iterdir()) if models_dir.exists() else []
 
@@ -98,11 +106,7 @@ def test_install_then_describe_speaks_the_installed_models_words(published, tiny
                and "/resolve/" in path}
     assert not any(p.endswith(".onnx") and not p.endswith("_int8.onnx") for p in fetched)
 
-    image = tmp_path / "form.png"
-    picture = Image.new("RGB", (640, 360), "white")
-    ImageDraw.Draw(picture).text((40, 40), "Sign up for the newsletter", fill="black",
-                                 font=ImageFont.truetype(FONT, 28))
-    picture.save(image)
+    image = form_image(tmp_path / "form.png")
     speech = tmp_path / "out.wav"
     described = cli("describe", "--image", str(image), "--json", "--speech-file", str(speech), env=env)
     assert described.returncode == 0, described.stderr
@@ -240,11 +244,7 @@ def test_disk_filling_up_mid_download_leaves_nothing(published, small_disk, tmp_
 def test_install_through_a_running_daemon_is_heard_and_used_at_once(published, tmp_path):
     """With the daemon running, the install's first and last sentences are spoken by it, and its very
     next description comes from the new model instead of the text reader."""
-    image = tmp_path / "form.png"
-    picture = Image.new("RGB", (640, 360), "white")
-    ImageDraw.Draw(picture).text((40, 40), "Sign up for the newsletter", fill="black",
-                                 font=ImageFont.truetype(FONT, 28))
-    picture.save(image)
+    image = form_image(tmp_path / "form.png")
     with FakeHub(hub_repo(published)) as hub:
         env = env_for(tmp_path, hub.url)
         daemon = subprocess.Popen([sys.executable, "-m", "describe_screen", "daemon", "--no-hotkeys",

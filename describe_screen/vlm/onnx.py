@@ -171,6 +171,26 @@ def loaded_cuda_libraries(needed: list[str], mapped: list[str]) -> CudaLibraries
                          frozenset(name for name in needed if "cufft" in name or "nvrtc" in name))
 
 
+def missing_cuda_wheels() -> list[str]:
+    """The pip packages of onnxruntime-gpu's [cuda,cudnn] extras that are not installed (all of them
+    without onnxruntime-gpu): the installer adds them on machines with an NVIDIA GPU."""
+    import re
+    from importlib import metadata
+
+    try:
+        wanted = [r for r in metadata.requires("onnxruntime-gpu") or [] if re.search(r'extra == "(cuda|cudnn)"', r)]
+    except metadata.PackageNotFoundError:
+        return ["onnxruntime-gpu"]
+    missing = []
+    for requirement in wanted:
+        name = re.split(r"[ ;<>=~!\[]", requirement, maxsplit=1)[0]
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
 def cuda_works() -> bool:
     """True when a real session starts on CUDA here (a tiny probe graph), not merely when CUDA is listed."""
     from importlib import resources
