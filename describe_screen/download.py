@@ -23,9 +23,10 @@ from describe_screen.errors import UserError
 if TYPE_CHECKING:
     from describe_screen.models import InstalledModel, ModelManifest
 
-# File name suffix of each precision the hub publishes, as onnx-community and transformers.js name them.
-SUFFIXES = {"fp32": "", "fp16": "_fp16", "int8": "_int8", "q4": "_q4", "q4f16": "_q4f16"}
-PRECISION_CHOICES = ("auto", *SUFFIXES)
+# Precisions the hub publishes that we install: onnx/<graph>.onnx (fp32) and onnx/<graph>_<precision>.onnx,
+# as onnx-community and transformers.js name them (bundle.variant_name). uint8, bnb4 and "quantized" are left out.
+PRECISIONS = ("fp32", "fp16", "int8", "q4", "q4f16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 # Tokenizer, processor, generation and chat-template files the runtime reads (the ones a repo has).
 SUPPORT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                  "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
@@ -53,7 +54,7 @@ class RemoteFile:
 def choose_precision(precision: str) -> str:
     """"auto" picks the weights the runtime would pick here: fp16 when CUDA really runs, int8 on the CPU."""
     if precision != "auto":
-        if precision not in SUFFIXES:
+        if precision not in PRECISIONS:
             raise UserError(f"The precision {precision!r} is unknown.", f"Use one of: {', '.join(PRECISION_CHOICES)}.")
         return precision
     from describe_screen.vlm import onnx
@@ -63,11 +64,12 @@ def choose_precision(precision: str) -> str:
 
 def wanted_files(spec: ModelManifest, precision: str, listing: dict[str, RemoteFile]) -> list[RemoteFile]:
     """The graphs of one precision (with their external weight files) and the support files."""
+    from describe_screen.vlm.bundle import variant_name
+
     published = spec.published
-    suffix = SUFFIXES[precision]
     chosen = []
     for graph in published["graphs"]:
-        path = f"onnx/{graph}{suffix}.onnx"
+        path = "onnx/" + variant_name(f"{graph}.onnx", precision)
         if path not in listing:
             other = "fp32" if precision != "fp32" else "int8"
             raise UserError(f"{published['repo']} publishes no {precision} weights for {spec.name} ({path} is "
