@@ -124,6 +124,12 @@ class Describer:
                     self._forget(model)
                     self._note("could not start", exc)
 
+    def models_changed(self) -> None:
+        """A model was installed or removed: choose again at the next request. Loaded bundles stay
+        loaded, so a task that keeps its model does not load it twice."""
+        with self._lock:
+            self._models.clear()
+
     def _forget(self, model: vlm.VisionLanguageModel) -> None:
         """A broken model serves no task any more; each task it served falls back to the text reader."""
         with self._lock:

@@ -247,19 +247,7 @@ has_nvidia_gpu() {
 # extras bring them as pip packages (about 1 GB), which the program preloads. Only with a GPU.
 install_cuda_libraries() {
     has_nvidia_gpu || return 0
-    if "$VPY" - <<'EOF'
-import re, sys
-from importlib import metadata
-wanted = [r for r in metadata.requires("onnxruntime-gpu") or [] if re.search(r'extra == "(cuda|cudnn)"', r)]
-names = [re.split(r"[ ;<>=~!\[]", r, maxsplit=1)[0] for r in wanted]
-def present(name):
-    try:
-        return bool(metadata.version(name))
-    except metadata.PackageNotFoundError:
-        return False
-sys.exit(0 if names and all(present(n) for n in names) else 1)
-EOF
-    then
+    if "$VPY" -c 'import sys; from describe_screen.vlm import onnx; sys.exit(bool(onnx.missing_cuda_wheels()))'; then
         say "An NVIDIA GPU was found; its CUDA and cuDNN libraries are already installed"
         return 0
     fi
