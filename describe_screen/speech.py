@@ -32,6 +32,8 @@ from describe_screen.sound import read_sound, resample
 if TYPE_CHECKING:
     import numpy as np
 
+    from describe_screen.screenreader import Choice, ScreenReader
+
 log = logging.getLogger(__name__)
 
 RATE = 22050  # output sample rate; every utterance and tone is converted to it
@@ -79,7 +81,19 @@ class Speaker:
         self.lost: list[str] = []  # sentences the synthesiser failed on twice: the user did not hear them
         if paced is None:
             paced = os.environ.get("DESCRIBE_SCREEN_FAST_SPEECH_FILE", "") != "1"
-        self._output: _FileOutput | _DeviceOutput = _FileOutput(speech_file, paced) if speech_file else _DeviceOutput()
+        # a speech file is always our own voice (tests, headless machines); else speech.output decides
+        self._reader: ScreenReader | None = None
+        self.reason = "A speech file was asked for: speaking with our own voice into it."
+        if speech_file is None:
+            choice = choose_reader(config.output)
+            self._reader, self.reason = choice.reader, choice.reason
+        self._output: _FileOutput | _DeviceOutput | None
+        if speech_file:
+            self._output = _FileOutput(speech_file, paced)
+        elif self._reader is None:
+            self._output = _DeviceOutput()
+        else:  # the screen reader speaks; our cues still need a sound card, and go without one
+            self._output = _optional_device()
         self._queue: queue.Queue[tuple[int, str, str] | None] = queue.Queue()
         self._state = threading.Condition()
         self._generation = 0  # bumped by stop(): queued or playing items of older generations are dropped
@@ -91,7 +105,7 @@ class Speaker:
         self._thread.start()
         started.wait()
         if self._failure is not None:
-            self._output.close()
+            self._close_outputs()
             raise self._failure
 
     def say(self, text: str) -> None:
@@ -132,6 +146,8 @@ class Speaker:
                     break
                 self._pending -= 1
             self._state.notify_all()
+        if self._reader is not None:
+            self._reader.cancel()
 
     def cue(self, name: str) -> None:
         """Queue a short tone: "start", "done", "error", "listen", "listen_end" (or "tick")."""
@@ -171,10 +187,20 @@ class Speaker:
         self.stop()
         self._queue.put(None)
         self._thread.join(timeout=10)
-        self._output.close()
+        self._close_outputs()
+
+    def _close_outputs(self) -> None:
+        if self._output is not None:
+            self._output.close()
+        if self._reader is not None:
+            self._reader.close()
 
     def driver(self) -> str:
         """What speaks and where to, for `doctor`, e.g. "espeak-ng via pyttsx3, playing on default"."""
+        if self._reader is not None:
+            cues = f"cues {self._output.describe()}" if self._output and self.config.cues else "no cues"
+            return f"{self._reader.name}, {cues}"
+        assert self._output is not None
         return f"{self._driver} via pyttsx3, {self._output.describe()}"
 
     def _enqueue(self, kind: str, payload: str) -> None:
@@ -185,6 +211,10 @@ class Speaker:
             self._queue.put((self._generation, kind, payload))
 
     def _run(self, started: threading.Event) -> None:
+        if self._reader is not None:
+            started.set()
+            self._run_reader(self._reader)
+            return
         with tempfile.TemporaryDirectory(prefix="describe-screen-speech-", dir=memory_dir()) as tmp:
             try:
                 voice = _Voice(self.config, Path(tmp))
@@ -220,7 +250,33 @@ class Speaker:
             finally:
                 voice.close()
 
+    def _run_reader(self, reader: ScreenReader) -> None:
+        """The screen reader says the sentences; tones still play here (when there is a sound card)."""
+        tones = {name: _tone(notes, level * self.config.volume) for name, (notes, level) in CUES.items()}
+        while (item := self._queue.get()) is not None:
+            generation, kind, payload = item
+            try:
+                if generation != self._generation:
+                    continue
+                if kind == "tone":
+                    if self._output is not None:
+                        self._play(tones[payload], generation)
+                    continue
+                self.spoken.append(payload)
+                del self.spoken[:-KEEP_SPOKEN]
+                said = reader.speak(payload, lambda g=generation: g != self._generation)
+                if not said and generation == self._generation:
+                    log.info("the screen reader interrupted us: the rest of this answer is dropped")
+                    self.stop()
+            except Exception:  # the screen reader went away mid-answer: keep serving, say it in the log
+                log.exception("speaking %r through %s failed", payload, reader.name)
+            finally:
+                with self._state:
+                    self._pending -= 1
+                    self._state.notify_all()
+
     def _play(self, samples: np.ndarray, generation: int) -> None:
+        assert self._output is not None
         self._output.play(samples, lambda: generation != self._generation)
 
     @staticmethod
@@ -246,6 +302,19 @@ class Speaker:
         self._play(error_tone, generation)
         if notice is not None:
             self._play(notice, generation)
+
+
+def choose_reader(output: str) -> Choice:
+    from describe_screen.screenreader import choose
+
+    return choose(output)
+
+
+def _optional_device() -> _DeviceOutput | None:
+    try:
+        return _DeviceOutput()
+    except UserError:
+        return None
 
 
 def memory_dir() -> str | None:
