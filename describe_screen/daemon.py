@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 Send = Callable[[dict], None]
 
-TARGETS = ("screen", "window", "pointer", "all", "clipboard", "image")
+TARGETS = ("screen", "window", "pointer", "all", "focus", "clipboard", "image")
 WORK = ("describe", "read", "ask", "listen_start", "listen_stop")
 
 # hotkey action -> the request it makes
@@ -39,6 +39,7 @@ HOTKEY_REQUESTS: dict[str, dict[str, Any]] = {
     "repeat": {"cmd": "repeat"},
     "stop": {"cmd": "stop"},
     "copy": {"cmd": "copy"},
+    "describe_focus": {"cmd": "describe", "target": "focus"},
 }
 
 
@@ -47,6 +48,17 @@ def spoken_hotkey(combo: str) -> str:
     names = {"ctrl": "Control", "alt": "Alt", "shift": "Shift", "cmd": "Command", "super": "Super"}
     parts = [p.strip("<>") for p in combo.split("+")]
     return " ".join(names.get(p, p.upper() if len(p) == 1 else p.capitalize()) for p in parts)
+
+
+# request fields and their JSON types (the socket accepts any JSON from any program of this user)
+TEXT_FIELDS = ("cmd", "image", "audio", "target", "detail", "question")
+
+
+def _check_fields(request: dict) -> None:
+    for key in TEXT_FIELDS:
+        if key in request and not isinstance(request[key], str):
+            raise UserError(f'The request field "{key}" must be text, not {type(request[key]).__name__}.',
+                            'Send it as a JSON string, for example {"cmd": "describe", "target": "window"}.')
 
 
 class Daemon:
@@ -70,7 +82,11 @@ class Daemon:
     def handle(self, request: dict, send: Send = lambda event: None) -> dict:
         """Serve one request; returns the final event (also what the IPC client receives last)."""
         cmd = request.get("cmd")
+        if cmd == "listen":  # one key that starts a question and, pressed again, sends it
+            cmd = "listen_stop" if self._recorder is not None else "listen_start"
+            request = {**request, "cmd": cmd}
         try:
+            _check_fields(request)
             if cmd in WORK:
                 return self._work(request, send)
             quick = {"stop": self._stop, "status": self._status, "repeat": self._repeat,
@@ -162,7 +178,8 @@ class Daemon:
         if target not in TARGETS:
             raise UserError(f"Capture target {target!r} is not known.", f"Use one of {', '.join(TARGETS)}.")
         shot = capture(target, image_path=Path(image) if image else None,
-                       pointer_size=self.config.capture.pointer_size)
+                       pointer_size=self.config.capture.pointer_size, say=self._say_now,
+                       wayland=self.config.capture.wayland)
         self.scene = Scene(shot)
         return self.scene
 
@@ -174,6 +191,11 @@ class Daemon:
         if self.scene is not None and (self.scene.history or age <= self.config.ask.reuse_capture_seconds):
             return self.scene
         return self._new_scene(request)
+
+    def _say_now(self, text: str) -> None:
+        """Say `text` in full before going on (the desktop's permission question comes next)."""
+        self.speaker.say(text)
+        self.speaker.wait_idle(30)
 
     # -- voice --------------------------------------------------------------------------------
     def _listen_start(self, request: dict) -> dict:
@@ -326,6 +348,7 @@ def _start_hotkeys(config: Config, daemon: Daemon) -> Any:
     """Hotkeys call the daemon on their own threads: the listener thread must never wait for work."""
     from dataclasses import asdict
 
+    from describe_screen.capture import session
     from describe_screen.hotkeys import HotkeyListener
 
     def fire(request: dict) -> None:
@@ -339,6 +362,10 @@ def _start_hotkeys(config: Config, daemon: Daemon) -> Any:
             fire({"cmd": "listen_stop"})
 
     bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
+    if session.current().kind == "wayland":
+        from describe_screen import wayland_keys
+
+        return wayland_keys.start(bindings, pressed, released, daemon.report_error)
     listener = HotkeyListener(bindings, pressed, released)
     try:
         listener.start()

@@ -14,7 +14,7 @@ from typing import Any
 from describe_screen import __version__
 from describe_screen.errors import UserError
 
-DAEMON_COMMANDS = ("describe", "read", "ask", "repeat", "stop", "status", "copy")
+DAEMON_COMMANDS = ("describe", "read", "ask", "repeat", "stop", "status", "copy", "listen")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def job(name: str, text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
-        p.add_argument("--target", choices=("screen", "window", "pointer", "all", "clipboard"),
+        p.add_argument("--target", choices=("screen", "window", "pointer", "all", "focus", "clipboard"),
                        help="what to capture (default: the settings file's capture.target)")
         p.add_argument("--image", type=Path, help="describe this image file instead of the screen")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="?", default="", help="the question, in words")
     ask.add_argument("--audio", type=Path, help="a WAV file holding the spoken question")
     for name, text in (("repeat", "say the last result again"), ("stop", "stop speaking now"),
-                       ("status", "what the daemon is doing"), ("copy", "copy the last result to the clipboard")):
+                       ("status", "what the daemon is doing"), ("copy", "copy the last result to the clipboard"),
+                       ("listen", "start a spoken question; the next listen sends it (for desktop key bindings)")):
         sub.add_parser(name, help=text).add_argument("--json", action="store_true", help="print JSON")
 
     doctor = sub.add_parser("doctor", help="check display, capture, hotkeys, speech, GPU and models")
@@ -154,9 +155,12 @@ def _daemon_command(config: Any, args: argparse.Namespace) -> int:
     as_json = getattr(args, "json", False)
     speech_file = getattr(args, "speech_file", None)
     printer = _Printer(as_json)
-    if speech_file is None and ipc.daemon_running():
-        final = ipc.Client().request(request, printer.event)
-    elif args.command in ("describe", "read", "ask"):
+    if speech_file is None:
+        try:  # straight to the daemon: checking first and then connecting again could race a busy one
+            return printer.finish(ipc.Client().request(request, printer.event))
+        except ipc.NotRunning:
+            pass
+    if args.command in ("describe", "read", "ask"):
         final = _one_shot(config, request, speech_file, printer)
     elif args.command == "status":
         final = {"event": "done", "result": {"running": False}}
@@ -176,6 +180,7 @@ def _one_shot(config: Any, request: dict, speech_file: Path | None, printer: _Pr
     speaker = Speaker(config.speech, speech_file)
     try:
         final = Daemon(config, speaker).handle(request, printer.event)
+        printer.error_shown = final.get("event") == "error"  # the daemon's report_error printed it
         speaker.wait_idle()
     finally:
         speaker.close()
@@ -186,37 +191,54 @@ def _one_shot(config: Any, request: dict, speech_file: Path | None, printer: _Pr
 
 
 class _Printer:
-    """Prints streamed text as it comes (a screen reader reads it too), or JSON once at the end."""
+    """Prints streamed text as it comes (a screen reader reads it too), or JSON once at the end.
+
+    A reader that stops reading (`| head -1`) ends the printing quietly; the speech goes on.
+    """
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.printed = False
+        self.error_shown = False  # a one-shot run's error was already printed where it happened
+        self._gone = False
 
     def event(self, event: dict) -> None:
         if self.as_json:
             return
         if event.get("event") == "text":
-            sys.stdout.write(event["text"])
-            sys.stdout.flush()
+            self._write(event["text"])
             self.printed = True
         elif event.get("event") == "question":
-            print(f"Question: {event['text']}", flush=True)
+            self._write(f"Question: {event['text']}\n")
 
     def finish(self, final: dict) -> int:
         if self.as_json:
-            print(json.dumps(final, ensure_ascii=False))
+            self._write(json.dumps(final, ensure_ascii=False) + "\n")
             return 0 if final.get("event") == "done" else 1
         if final.get("event") == "error":
-            print(f"describe-screen: {final.get('problem', '')} {final.get('fix', '')}".rstrip(), file=sys.stderr)
+            if not self.error_shown:
+                print(f"describe-screen: {final.get('problem', '')} {final.get('fix', '')}".rstrip(), file=sys.stderr)
             return 1
         result = final.get("result", {})
         if self.printed:
-            print()
+            self._write("\n")
         elif isinstance(result, dict) and result.get("text") and not result.get("cancelled"):
-            print(result["text"])
+            self._write(result["text"] + "\n")
         elif isinstance(result, dict) and "busy" in result:
-            print(_status_words(result))
+            self._write(_status_words(result) + "\n")
         return 0
+
+    def _write(self, text: str) -> None:
+        if self._gone:
+            return
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            import os
+
+            self._gone = True  # and Python's own flush at exit must not fail on the closed pipe again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _status_words(status: dict) -> str:
