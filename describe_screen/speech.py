@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from describe_screen.screenreader import Choice, ScreenReader
+    from describe_screen.screenreader.braille import BrailleDisplay
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,12 @@ def split_sentences(text: str) -> tuple[list[str], str]:
 class Speaker:
     """Queue speech and cues; play them in order on one thread; stop() silences everything at once."""
 
-    def __init__(self, config: SpeechConfig, speech_file: Path | None = None, paced: bool | None = None) -> None:
+    def __init__(self, config: SpeechConfig, speech_file: Path | None = None, paced: bool | None = None,
+                 braille: bool | None = None) -> None:
         """`paced=False` writes a speech file as fast as it is made instead of in real time (tests that do
-        not time the stop key); None follows DESCRIBE_SCREEN_FAST_SPEECH_FILE, which test suites set."""
+        not time the stop key); None follows DESCRIBE_SCREEN_FAST_SPEECH_FILE, which test suites set.
+        `braille`: show answers on a connected braille display (default: when speaking to a person, i.e.
+        without a speech file)."""
         self.config = config
         self.spoken: list[str] = []  # utterances actually started, in order
         self.lost: list[str] = []  # sentences the synthesiser failed on twice: the user did not hear them
@@ -94,6 +98,11 @@ class Speaker:
             self._output = _DeviceOutput()
         else:  # the screen reader speaks; our cues still need a sound card, and go without one
             self._output = _optional_device()
+        self._braille: BrailleDisplay | None = None
+        if braille or (braille is None and speech_file is None):
+            from describe_screen.screenreader.braille import connect
+
+            self._braille = connect()
         self._queue: queue.Queue[tuple[int, str, str] | None] = queue.Queue()
         self._state = threading.Condition()
         self._generation = 0  # bumped by stop(): queued or playing items of older generations are dropped
@@ -148,6 +157,8 @@ class Speaker:
             self._state.notify_all()
         if self._reader is not None:
             self._reader.cancel()
+        if self._braille is not None:
+            self._braille.release()
 
     def cue(self, name: str) -> None:
         """Queue a short tone: "start", "done", "error", "listen", "listen_end" (or "tick")."""
@@ -194,6 +205,12 @@ class Speaker:
             self._output.close()
         if self._reader is not None:
             self._reader.close()
+        if self._braille is not None:
+            self._braille.close()
+
+    def braille(self) -> str:
+        """The braille display answers are shown on, for `doctor`; "" when none."""
+        return self._braille.name if self._braille is not None else ""
 
     def driver(self) -> str:
         """What speaks and where to, for `doctor`, e.g. "espeak-ng via pyttsx3, playing on default"."""
@@ -236,8 +253,7 @@ class Speaker:
                             samples = self._render(voice, payload) if kind == "say" else tones[payload]
                             if generation == self._generation:
                                 if kind == "say":
-                                    self.spoken.append(payload)
-                                    del self.spoken[:-KEEP_SPOKEN]
+                                    self._started(payload, generation)
                                 self._play(samples, generation)
                     except SpeechLost:
                         self._report_lost(voice, payload, tones["error"], generation)
@@ -262,8 +278,7 @@ class Speaker:
                     if self._output is not None:
                         self._play(tones[payload], generation)
                     continue
-                self.spoken.append(payload)
-                del self.spoken[:-KEEP_SPOKEN]
+                self._started(payload, generation)
                 said = reader.speak(payload, lambda g=generation: g != self._generation)
                 if not said and generation == self._generation:
                     log.info("the screen reader interrupted us: the rest of this answer is dropped")
@@ -274,6 +289,13 @@ class Speaker:
                 with self._state:
                     self._pending -= 1
                     self._state.notify_all()
+
+    def _started(self, sentence: str, generation: int) -> None:
+        """A sentence starts being spoken: list it, and show it in braille."""
+        self.spoken.append(sentence)
+        del self.spoken[:-KEEP_SPOKEN]
+        if self._braille is not None:
+            self._braille.show(generation, sentence)
 
     def _play(self, samples: np.ndarray, generation: int) -> None:
         assert self._output is not None
