@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -29,8 +30,9 @@ class VirtualDisplay:
         VirtualDisplay.opened += 1
         self.host = f":{60 + (os.getpid() + VirtualDisplay.opened) % 180}"
         path = folder / "display.sock"
+        brltty = shutil.which("brltty", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") or "brltty"
         self.brltty = subprocess.Popen(
-            ["brltty", "-n", "-f", "/dev/null", "-b", "vr", "-d", f"server:{path}", "-x", "no", "-s", "no",
+            [brltty, "-n", "-f", "/dev/null", "-b", "vr", "-d", f"server:{path}", "-x", "no", "-s", "no",
              "-A", f"auth=none,host={self.host}", "-W", str(folder), "-P", str(folder / "pid"), "-e"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20

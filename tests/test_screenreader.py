@@ -245,3 +245,131 @@ def test_pyttsx3_output_never_looks_for_a_screen_reader() -> None:
         raise AssertionError("looked")
 
     assert choose("pyttsx3", [Candidate("Orca", boom, boom)]).reader is None
+
+
+class FakeTolk:
+    """cytolk's tolk module as a stand-in: these paths cannot run on Linux."""
+
+    def __init__(self, running: str | None) -> None:
+        self.running, self.said, self.silenced = running, [], 0
+
+    def detect_screen_reader(self) -> str | None:
+        return self.running
+
+    def output(self, text: str, interrupt: bool) -> None:
+        self.said.append(text)
+
+    def silence(self) -> None:
+        self.silenced += 1
+
+    def unload(self) -> None: ...
+
+
+def test_windows_speaks_through_the_running_screen_reader_tolk_detects() -> None:
+    from describe_screen.screenreader import windows
+
+    tolk = FakeTolk("NVDA")
+    choice = choose("auto", windows.candidates(lambda: tolk))
+    assert choice.reason == "NVDA is running: speaking through NVDA."
+    assert choice.reader.speak("Saved.", lambda: True)  # interrupted at once: silenced
+    assert tolk.said == ["Saved."] and tolk.silenced == 1
+
+
+def test_windows_without_a_screen_reader_or_cytolk_uses_pyttsx3() -> None:
+    from describe_screen.screenreader import windows
+
+    assert choose("auto", windows.candidates(lambda: FakeTolk(None))).reader is None  # e.g. Narrator
+    assert windows.candidates(lambda: None) == []
+    with pytest.raises(UserError, match="no screen reader that programs can speak through is running"):
+        choose("screen-reader", windows.candidates(lambda: FakeTolk(None)))
+
+
+class FakeAppKit:
+    """pyobjc's AppKit as a stand-in, recording announcements."""
+
+    NSAccessibilityAnnouncementRequestedNotification = "AXAnnouncementRequested"
+    NSAccessibilityAnnouncementKey = "AXAnnouncementKey"
+    NSAccessibilityPriorityKey = "AXPriorityKey"
+    NSAccessibilityPriorityHigh = 90
+
+    def __init__(self, voiceover: bool) -> None:
+        self.voiceover, self.posted = voiceover, []
+        outer = self
+
+        class Workspace:
+            def isVoiceOverEnabled(self) -> bool:
+                return outer.voiceover
+
+        self.NSWorkspace = type("NSWorkspace", (), {"sharedWorkspace": staticmethod(Workspace)})
+        self.NSApplication = type("NSApplication", (), {"sharedApplication": staticmethod(lambda: "app")})
+
+    def NSAccessibilityPostNotificationWithUserInfo(self, element, notification, info) -> None:
+        self.posted.append((element, notification, info))
+
+
+def test_macos_announces_through_voiceover_when_it_runs() -> None:
+    from describe_screen.screenreader import macos
+
+    appkit = FakeAppKit(voiceover=True)
+    choice = choose("auto", macos.candidates(lambda: appkit))
+    assert choice.reason == "VoiceOver is running: speaking through VoiceOver."
+    choice.reader.speak("Two windows are open.", lambda: False)
+    element, notification, info = appkit.posted[0]
+    assert element == "app"
+    assert notification == "AXAnnouncementRequested"
+    assert info == {"AXAnnouncementKey": "Two windows are open.", "AXPriorityKey": 90}
+    assert choose("auto", macos.candidates(lambda: FakeAppKit(voiceover=False))).reader is None
+    assert macos.candidates(lambda: None) == []
+
+
+def test_linux_prefers_orca_on_d_bus_and_otherwise_speech_dispatcher(monkeypatch) -> None:
+    from describe_screen.screenreader import linux
+
+    names = [(c.name, c.open) for c in linux.candidates()]
+    assert names == [("Orca", linux.OrcaRemote), ("Orca", linux.SpeechDispatcher)]
+    monkeypatch.setattr(linux, "orca_running", lambda: False)
+    assert choose("auto", linux.candidates()).reason == "No screen reader is running: speaking with pyttsx3."
+
+
+def test_orca_is_found_by_its_process_name(tmp_path) -> None:
+    from describe_screen.screenreader.linux import orca_running
+
+    (tmp_path / "4242").mkdir()
+    (tmp_path / "4242" / "comm").write_text("bash\n")
+    assert not orca_running(tmp_path)
+    (tmp_path / "4243").mkdir()
+    (tmp_path / "4243" / "comm").write_text("orca\n")
+    assert orca_running(tmp_path)
+
+
+def test_without_orca_on_d_bus_the_remote_controller_is_unavailable(tmp_path, monkeypatch) -> None:
+    """A real session bus (dbus-daemon) with no Orca on it."""
+    from describe_screen.screenreader.linux import OrcaRemote
+
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address"], stdout=subprocess.PIPE,
+                           text=True)
+    try:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", bus.stdout.readline().strip())
+        with pytest.raises(Unavailable, match="no D-Bus remote controller"):
+            OrcaRemote()
+    finally:
+        bus.terminate()
+        bus.wait(timeout=10)
+
+
+def test_a_system_module_is_loaded_alone_and_a_missing_one_is_unavailable() -> None:
+    speechd = import_system("speechd")
+    assert hasattr(speechd, "SSIPClient")
+    with pytest.raises(Unavailable, match="no_such_client is not installed"):
+        import_system("no_such_client")
+
+
+def test_doctor_says_which_output_speaks_and_why(server, tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[speech]\noutput = "screen-reader"\n')
+    env = dict(os.environ, DESCRIBE_SCREEN_CONFIG=str(config), DESCRIBE_SCREEN_SOCKET=str(tmp_path / "none.sock"),
+               DESCRIBE_SCREEN_DATA=str(tmp_path / "data"))
+    run = subprocess.run([sys.executable, "-m", "describe_screen", "doctor"], capture_output=True, text=True,
+                         timeout=300, env=env)
+    speech = next(line for line in run.stdout.splitlines() if "Speech" in line)
+    assert "speech.output is screen-reader: speaking through speech-dispatcher." in speech, run.stdout

@@ -13,6 +13,7 @@ import importlib
 import importlib.machinery
 import importlib.util
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -127,3 +128,18 @@ def import_system(name: str, folders: Sequence[str] = SYSTEM_PACKAGES) -> Module
         del sys.modules[name]
         raise Unavailable(f"its Python module {name} cannot be loaded ({exc})") from exc
     return module
+
+
+POLL = 0.01  # how often a sentence being spoken checks for stop()
+WORDS_PER_SECOND = 3.0  # a brisk speaking rate, for screen readers that do not say when a message ends
+
+
+def wait_while_spoken(text: str, interrupted: Callable[[], bool], cancel: Callable[[], None]) -> bool:
+    """Wait the time a brisk reader needs to say `text`; cancel() and return at once when `interrupted()`."""
+    deadline = time.monotonic() + max(0.5, len(text.split()) / WORDS_PER_SECOND)
+    while time.monotonic() < deadline:
+        if interrupted():
+            cancel()
+            break
+        time.sleep(POLL)
+    return True

@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from describe_screen.screenreader import Candidate, Unavailable, import_system
+from describe_screen.screenreader import POLL, Candidate, Unavailable, import_system, wait_while_spoken
 
-POLL = 0.01  # how often a sentence being spoken checks for stop()
 CLIENT_NAME = "describe-screen"
 
 
@@ -83,7 +82,6 @@ class SpeechDispatcher:
 
 # Orca 51 renamed its service (org.gnome.Orca1.Service); 49 and 50 use org.gnome.Orca.Service.
 ORCA_SERVICES = ("Orca1", "Orca")
-WORDS_PER_SECOND = 3.0  # Orca does not say when a message ends: pace sentences at a brisk speaking rate
 
 
 class OrcaRemote:
@@ -120,13 +118,7 @@ class OrcaRemote:
 
     def speak(self, text: str, interrupted: Callable[[], bool]) -> bool:
         self._call("", f"org.gnome.{self._version}.Service", "PresentMessage", "s", (text,))
-        deadline = time.monotonic() + max(0.5, len(text.split()) / WORDS_PER_SECOND)
-        while time.monotonic() < deadline:
-            if interrupted():
-                self.cancel()
-                return True
-            time.sleep(POLL)
-        return True
+        return wait_while_spoken(text, interrupted, self.cancel)  # Orca does not say when it is done
 
     def cancel(self) -> None:
         self._call("/SpeechAndVerbosityManager", f"org.gnome.{self._version}.Module", "ExecuteCommand", "sb",
