@@ -1,10 +1,12 @@
 """Speak results aloud, sentence by sentence, and stop at once when asked.
 
-One speech thread owns the pyttsx3 engine (SAPI5's COM objects belong to the thread that made them)
-and renders each utterance to samples; an output then plays them: the sound card (sounddevice), or,
-with a speech file, one growing WAV file paced in real time so it holds exactly what a listener
-would have heard, including speech cut short by stop(). Cues and ticks are short tones through the
-same output, so they never talk over speech.
+When the user runs a screen reader (speech.output, see describe_screen/screenreader), it says the
+sentences in the user's own voice and a braille display shows them. Otherwise one speech thread owns
+the pyttsx3 engine (SAPI5's COM objects belong to the thread that made them) and renders each utterance
+to samples, completely or not at all (a sentence that fails twice is reported in `lost`); an output then
+plays them: the sound card (sounddevice), or, with a speech file, one growing WAV file paced in real
+time so it holds exactly what a listener would have heard, including speech cut short by stop().
+Cues and ticks are short tones through the same output, so they never talk over our own speech.
 """
 
 from __future__ import annotations
