@@ -271,10 +271,11 @@ class Speaker:
     def _run_reader(self, reader: ScreenReader) -> None:
         """The screen reader says the sentences; tones still play here (when there is a sound card)."""
         tones = {name: _tone(notes, level * self.config.volume) for name, (notes, level) in CUES.items()}
+        silenced = -1  # an answer the screen reader talked over: the rest of it, even still streaming, is dropped
         while (item := self._queue.get()) is not None:
             generation, kind, payload = item
             try:
-                if generation != self._generation:
+                if generation != self._generation or generation == silenced:
                     continue
                 if kind == "tone":
                     if self._output is not None:
@@ -284,7 +285,7 @@ class Speaker:
                 said = reader.speak(payload, lambda g=generation: g != self._generation)
                 if not said and generation == self._generation:
                     log.info("the screen reader interrupted us: the rest of this answer is dropped")
-                    self.stop()
+                    silenced = generation
             except Exception:  # the screen reader went away mid-answer: keep serving, say it in the log
                 log.exception("speaking %r through %s failed", payload, reader.name)
             finally:

@@ -167,11 +167,16 @@ def test_the_screen_reader_speaking_interrupts_us_and_we_drop_the_rest(server) -
         orca.set_priority(speechd.Priority.TEXT)
         orca.speak("Focus moved to the address bar.")
         assert speaker.wait_idle(10)
+        speaker.say("A late sentence of the same answer, still streaming.")  # dropped too
+        assert speaker.wait_idle(10)
         time.sleep(1)
+        speaker.stop()  # what the daemon does for the next request, which is heard again
+        speaker.say("The next answer.")
+        assert speaker.wait_idle(30)
     finally:
         orca.close()
         speaker.close()
-    assert server.said() == ["Line 1 of our long answer.", "Focus moved to the address bar."]
+    assert server.said() == ["Line 1 of our long answer.", "Focus moved to the address bar.", "The next answer."]
 
 
 @pytest.mark.parametrize("command", ["describe", "read", "ask"])
