@@ -55,6 +55,8 @@ class SpeechConfig:
     voice: str = ""
     cues: bool = True
     tick_seconds: float = bounded(1.5, 0.5, 10.0)
+    # auto: the screen reader the user runs when one is found, else pyttsx3 (see describe_screen/screenreader)
+    output: str = choice("auto", "screen-reader", "pyttsx3")
 
 
 @dataclass

@@ -138,6 +138,21 @@ find_missing_desktop_linux() {
     fi
 }
 
+# Speech and braille through the user's screen reader use the system's own clients (Orca brings them);
+# the tests run a real speech-dispatcher (espeak-ng module) playing into a PulseAudio null sink, and a
+# BRLTTY whose Virtual driver stands in for a braille display. Args: the speech-dispatcher and BrlAPI
+# Python clients, speech-dispatcher, its espeak-ng module, PulseAudio, BRLTTY.
+find_missing_screenreader_linux() {
+    if [ "$DEV" -eq 1 ]; then
+        need /usr/bin/python3 -c 'import speechd' -- "$1"
+        need /usr/bin/python3 -c 'import brlapi' -- "$2"
+        need command -v speech-dispatcher -- "$3"
+        need sh -c 'ls /usr/lib*/speech-dispatcher-modules/sd_espeak-ng /usr/libexec/speech-dispatcher-modules/sd_espeak-ng' -- "$4"
+        need command -v pulseaudio -- "$5"
+        need env PATH="$PATH:/sbin:/usr/sbin" sh -c 'command -v brltty' -- "$6"
+    fi
+}
+
 install_system_packages() {
     case "$OS" in
         Linux)
@@ -146,6 +161,8 @@ install_system_packages() {
                     fonts-dejavu-core fonts-liberation
                 find_missing_desktop_linux "python3-gi gir1.2-atspi-2.0 at-spi2-core" grim xdg-desktop-portal sway \
                     wtype xdg-desktop-portal-wlr xdg-desktop-portal-gtk gir1.2-gtk-3.0 pipewire dbus-daemon libglib2.0-bin
+                find_missing_screenreader_linux python3-speechd python3-brlapi speech-dispatcher \
+                    speech-dispatcher-espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with apt: ${MISSING[*]}"
                 as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -156,6 +173,8 @@ install_system_packages() {
                     dejavu-sans-fonts liberation-sans-fonts
                 find_missing_desktop_linux "python3-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
                     xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2
+                find_missing_screenreader_linux python3-speechd python3-brlapi speech-dispatcher \
+                    speech-dispatcher-espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with dnf: ${MISSING[*]}"
                 as_root dnf install -y "${MISSING[@]}"
@@ -164,6 +183,7 @@ install_system_packages() {
                     ttf-dejavu ttf-liberation
                 find_missing_desktop_linux "python-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
                     xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2
+                find_missing_screenreader_linux speech-dispatcher brltty speech-dispatcher espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with pacman: ${MISSING[*]}"
                 as_root pacman -S --needed --noconfirm "${MISSING[@]}"

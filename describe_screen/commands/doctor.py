@@ -131,7 +131,9 @@ def check_speech(config: Config) -> Check:
 
     speaker = Speaker(config.speech)
     try:
-        return Check("Speech", OK, f"Speech works with {speaker.driver()}.")
+        braille = speaker.braille()
+        braille = f" Answers are also shown on the {braille}." if braille else ""
+        return Check("Speech", OK, f"{speaker.reason} Speech works with {speaker.driver()}.{braille}")
     finally:
         speaker.close()
 
