@@ -6,6 +6,8 @@ failure is spoken and printed as a plain sentence, and the daemon goes on servin
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import signal
 import sys
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 Send = Callable[[dict], None]
 
 TARGETS = ("screen", "window", "pointer", "all", "clipboard", "image")
+DETAILS = ("brief", "full")
 WORK = ("describe", "read", "ask", "listen_start", "listen_stop")
 
 # hotkey action -> the request it makes
@@ -122,6 +125,7 @@ class Daemon:
                 return self._run_work(request, send, lambda: self._latest > ticket)
             finally:
                 self._busy = ""
+                _return_freed_memory()
 
     def _run_work(self, request: dict, send: Send, cancelled: Cancelled) -> dict:
         cmd = request["cmd"]
@@ -157,14 +161,18 @@ class Daemon:
         cmd = request["cmd"]
         if cmd == "ask":
             scene = self._scene_for_question(request)
-            return self.describer.ask(scene, str(request.get("question", "")), cancelled)
-        scene = self._new_scene(request)
-        if cmd == "read":
-            return self.describer.read(scene, cancelled)
-        detail = request.get("detail") or self.config.describe.detail
-        if detail not in ("brief", "full"):
-            raise UserError(f"Detail {detail!r} is not known.", "Use brief or full.")
-        return self.describer.describe(scene, detail, cancelled)
+            pieces = self.describer.ask(scene, str(request.get("question", "")), cancelled)
+        elif cmd == "read":
+            scene = self._new_scene(request)
+            pieces = self.describer.read(scene, cancelled)
+        else:
+            detail = request.get("detail") or self.config.describe.detail
+            if detail not in DETAILS:
+                raise UserError(f"Detail {detail!r} is not known.", f"Use {' or '.join(DETAILS)}.")
+            scene = self._new_scene(request)
+            pieces = self.describer.describe(scene, detail, cancelled)
+        note, scene.capture.note = scene.capture.note, ""  # said once per capture, before its words
+        return itertools.chain([note] if note else [], pieces)
 
     def _new_scene(self, request: dict) -> Scene:
         from describe_screen.capture import capture
@@ -281,6 +289,14 @@ class Daemon:
         copy_text(self.last_text)
         self.speaker.say("Copied.")
         return {"text": self.last_text}
+
+
+def _return_freed_memory() -> None:
+    """Hand freed heap pages back to the system: glibc keeps them, and after a 10000 x 10000 picture the
+    daemon stayed 350 MB larger than it needed to for the rest of the session."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # another C library (musl) has no malloc_trim
+            ctypes.CDLL(None).malloc_trim(0)
 
 
 def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -> int:

@@ -114,3 +114,13 @@ def test_fields_of_the_wrong_type_are_plain_errors(daemon: Daemon, request_: dic
     assert final["event"] == "error"
     assert "must be text" in final["problem"] and "went wrong" not in final["problem"]
     assert daemon.describer.started == []
+
+
+def test_an_animated_picture_is_said_to_be_described_from_its_first_frame(daemon: Daemon, tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "blue")]
+    frames[0].save(tmp_path / "quick.gif", save_all=True, append_images=frames[1:], duration=100)
+    final = daemon.handle({"cmd": "describe", "image": str(tmp_path / "quick.gif")})
+    assert final["result"]["text"].startswith("This picture is animated; I describe its first frame.")
+    daemon.speaker.wait_idle(20)
+    assert daemon.speaker.spoken[0] == "This picture is animated; I describe its first frame."
+    assert daemon.handle({"cmd": "ask", "question": "and?"})  # a follow-up does not say it again

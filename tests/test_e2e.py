@@ -334,3 +334,26 @@ def test_a_new_request_over_a_4k_description_speaks_within_a_second(daemon, tmp_
     # the target is 1 s (BENCHMARKS.md); the margin is for a loaded 2-core machine (without cancellation
     # inside text detection this took 8 s here, and 20-50 s on a busier machine)
     assert first_words < 4.0, f"first words after {first_words:.2f} s"
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """The process's peak (VmHWM) and current (VmRSS) resident memory."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmHWM", "VmRSS")}
+
+
+def test_a_10000_pixel_jpeg_neither_balloons_nor_stays_in_memory(daemon, tmp_path):
+    make = ("from PIL import Image, ImageDraw, ImageFont; im = Image.new('RGB', (10000, 10000), 'white'); "
+            "f = ImageFont.truetype('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf', 160); "
+            "ImageDraw.Draw(im).text((400, 400), 'Poster for the summer fair', fill='black', font=f); "
+            f"im.save({str(tmp_path / 'poster.jpg')!r}, quality=80)")
+    subprocess.run([sys.executable, "-c", make], check=True)  # in its own process: no memory kept here
+    d = daemon("[speech]\ncues = false\n")
+    start = memory_mb(d.proc.pid)
+    final = ipc.Client(d.socket, timeout=300).request({"cmd": "describe", "image": str(tmp_path / "poster.jpg")})
+    assert "summer fair" in final["result"]["text"].lower()
+    end = memory_mb(d.proc.pid)
+    print(start, end)
+    # was: a 4.4 GB peak and 1.9 GB kept afterwards
+    assert end["VmHWM"] < 1500, end
+    assert end["VmRSS"] - start["VmRSS"] < 400, (start, end)
