@@ -45,6 +45,7 @@ class HotkeyConfig:
     repeat: str = "<ctrl>+<alt>+l"
     stop: str = "<ctrl>+<alt>+s"
     copy: str = "<ctrl>+<alt>+c"
+    describe_focus: str = "<ctrl>+<alt>+f"
 
 
 @dataclass
@@ -58,8 +59,11 @@ class SpeechConfig:
 
 @dataclass
 class CaptureConfig:
-    target: str = choice("screen", "window", "pointer", "all")
+    target: str = choice("screen", "window", "pointer", "all", "focus")
     pointer_size: int = bounded(480, 64, 4096)
+    # Wayland: "screencopy" is grim (wlroots compositors, no permission needed), "portal" the desktop's
+    # screenshot portal (asks once); "auto" uses screencopy where the compositor offers it.
+    wayland: str = choice("auto", "screencopy", "portal")
 
 
 @dataclass
@@ -83,12 +87,14 @@ class ModelsConfig:
     threads: int = bounded(0, 0, 256)
     max_new_tokens: int = bounded(160, 8, 2048)
     tiles: str = choice("fast", "default")
-    precision: str = choice("auto", "fp32", "fp16", "int8")
+    precision: str = choice("auto", "fp32", "fp16", "int8", "q4", "q4f16")
 
 
 @dataclass
 class OcrConfig:
-    engine: str = choice("rapidocr", "florence-2")
+    # "model": the best installed model that reads text, by the catalogue's ranks ("florence-2", the
+    # older name of this setting, means the same).
+    engine: str = choice("rapidocr", "model", "florence-2")
 
 
 @dataclass

@@ -23,12 +23,12 @@ from describe_screen.describer import Cancelled, Describer, Scene
 from describe_screen.errors import UserError
 
 if TYPE_CHECKING:
-    from describe_screen.audio import Recorder
+    from describe_screen.microphone import Recorder
     from describe_screen.speech import Speaker
 
 Send = Callable[[dict], None]
 
-TARGETS = ("screen", "window", "pointer", "all", "clipboard", "image")
+TARGETS = ("screen", "window", "pointer", "all", "focus", "clipboard", "image")
 DETAILS = ("brief", "full")
 WORK = ("describe", "read", "ask", "listen_start", "listen_stop")
 
@@ -42,6 +42,7 @@ HOTKEY_REQUESTS: dict[str, dict[str, Any]] = {
     "repeat": {"cmd": "repeat"},
     "stop": {"cmd": "stop"},
     "copy": {"cmd": "copy"},
+    "describe_focus": {"cmd": "describe", "target": "focus"},
 }
 
 
@@ -84,6 +85,9 @@ class Daemon:
     def handle(self, request: dict, send: Send = lambda event: None) -> dict:
         """Serve one request; returns the final event (also what the IPC client receives last)."""
         cmd = request.get("cmd")
+        if cmd == "listen":  # one key that starts a question and, pressed again, sends it
+            cmd = "listen_stop" if self._recorder is not None else "listen_start"
+            request = {**request, "cmd": cmd}
         try:
             _check_fields(request)
             if cmd in WORK:
@@ -182,7 +186,8 @@ class Daemon:
         if target not in TARGETS:
             raise UserError(f"Capture target {target!r} is not known.", f"Use one of {', '.join(TARGETS)}.")
         shot = capture(target, image_path=Path(image) if image else None,
-                       pointer_size=self.config.capture.pointer_size)
+                       pointer_size=self.config.capture.pointer_size, say=self._say_now,
+                       wayland=self.config.capture.wayland)
         self.scene = Scene(shot)
         return self.scene
 
@@ -195,9 +200,14 @@ class Daemon:
             return self.scene
         return self._new_scene(request)
 
+    def _say_now(self, text: str) -> None:
+        """Say `text` in full before going on (the desktop's permission question comes next)."""
+        self.speaker.say(text)
+        self.speaker.wait_idle(30)
+
     # -- voice --------------------------------------------------------------------------------
     def _listen_start(self, request: dict) -> dict:
-        from describe_screen.audio import MicrophoneRecorder, WavFileRecorder
+        from describe_screen.microphone import MicrophoneRecorder, WavFileRecorder
 
         self.describer.read_ahead(self._scene_for_question(request))
         voice = self.config.voice
@@ -221,7 +231,7 @@ class Daemon:
         return self._recognise(audio)
 
     def _transcribe_file(self, path: Path) -> str:
-        from describe_screen.audio import cut_note, read_wav
+        from describe_screen.microphone import cut_note, read_wav
 
         limit = self.config.voice.max_seconds
         audio, seconds = read_wav(path, limit)
@@ -230,7 +240,7 @@ class Daemon:
         return self._recognise(audio)
 
     def _recognise(self, audio: Any) -> str:
-        from describe_screen.audio import has_speech, trim_silence
+        from describe_screen.microphone import has_speech, trim_silence
 
         if self.config.voice.trim_silence:
             audio = trim_silence(audio)
@@ -354,6 +364,7 @@ def _start_hotkeys(config: Config, daemon: Daemon) -> Any:
     """Hotkeys call the daemon on their own threads: the listener thread must never wait for work."""
     from dataclasses import asdict
 
+    from describe_screen.capture import session
     from describe_screen.hotkeys import HotkeyListener
 
     def fire(request: dict) -> None:
@@ -367,6 +378,10 @@ def _start_hotkeys(config: Config, daemon: Daemon) -> Any:
             fire({"cmd": "listen_stop"})
 
     bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
+    if session.current().kind == "wayland":
+        from describe_screen import wayland_keys
+
+        return wayland_keys.start(bindings, pressed, released, daemon.report_error)
     listener = HotkeyListener(bindings, pressed, released)
     try:
         listener.start()

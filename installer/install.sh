@@ -7,26 +7,35 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: installer/install.sh [--dev] [--autostart] [--no-run]
+Usage: installer/install.sh [--dev] [--autostart] [--no-run] [--model NAME]
 
-  --dev        also install the tools for development and model export (pytest, ruff, torch)
-  --autostart  start the describe-screen daemon at every login (systemd user service or launchd agent)
-  --no-run     do not run the demo at the end
+  --dev         also install the tools for development and model export (pytest, ruff, torch)
+  --autostart   start the describe-screen daemon at every login (systemd user service or launchd agent)
+  --no-run      do not run the demo at the end
+  --model NAME  also install a vision model, e.g. smolvlm-256m-instruct (describe-screen models list)
+
+On Linux with an NVIDIA GPU (its driver is installed), the CUDA and cuDNN libraries onnxruntime-gpu needs
+are installed too; without one, none of them is downloaded.
 
 Environment: DESCRIBE_SCREEN_VENV  where to create the virtual environment (default: <repo>/.venv)
              DESCRIBE_SCREEN_PYTHON which Python to build it with (default: python3, 3.10 or newer)
 EOF
 }
 
-DEV=0 AUTOSTART=0 RUN=1
-for arg in "$@"; do
-    case "$arg" in
+DEV=0 AUTOSTART=0 RUN=1 MODEL=""
+while [ $# -gt 0 ]; do
+    case "$1" in
         --dev) DEV=1 ;;
         --autostart) AUTOSTART=1 ;;
         --no-run) RUN=0 ;;
+        --model=*) MODEL="${1#--model=}" ;;
+        --model)
+            [ $# -ge 2 ] || { usage >&2; printf '\nThe option --model needs a model name.\n' >&2; exit 2; }
+            MODEL="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
-        *) usage >&2; printf '\nUnknown option %s.\n' "$arg" >&2; exit 2 ;;
+        *) usage >&2; printf '\nUnknown option %s.\n' "$1" >&2; exit 2 ;;
     esac
+    shift
 done
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -105,12 +114,38 @@ find_missing_linux() {
     fi
 }
 
+# The focus target reads AT-SPI through the system's PyGObject; a Wayland session captures through grim
+# (wlroots) or the screenshot portal. Tests run a headless sway with its portals, PipeWire (which
+# xdg-desktop-portal-wlr needs), a GTK window and wtype. Args: this system's names for PyGObject with
+# the Atspi typelib, grim, xdg-desktop-portal, then the test set: sway, wtype, the wlr and gtk portals,
+# the GTK 3 typelib, PipeWire, the D-Bus daemon; last gsettings (GNOME key bindings).
+# shellcheck disable=SC2086  # $1 and $8 may name several packages
+find_missing_desktop_linux() {
+    need /usr/bin/python3 -c 'import gi; gi.require_version("Atspi", "2.0")' -- $1
+    if [ -n "${WAYLAND_DISPLAY:-}" ] || [ "$DEV" -eq 1 ]; then
+        need command -v grim -- "$2"
+        need test -x /usr/libexec/xdg-desktop-portal -- "$3"
+        need command -v gsettings -- "${11}"
+    fi
+    if [ "$DEV" -eq 1 ]; then
+        need command -v sway -- "$4"
+        need command -v wtype -- "$5"
+        need test -x /usr/libexec/xdg-desktop-portal-wlr -- "$6"
+        need test -x /usr/libexec/xdg-desktop-portal-gtk -- "$7"
+        need /usr/bin/python3 -c 'import gi; gi.require_version("Gtk", "3.0")' -- $8
+        need command -v pipewire -- "$9"
+        need command -v dbus-daemon -- "${10}"
+    fi
+}
+
 install_system_packages() {
     case "$OS" in
         Linux)
             if command -v apt-get >/dev/null; then
                 find_missing_linux python3 python3-venv python3-tk libportaudio2 xvfb shellcheck x11-utils \
                     fonts-dejavu-core fonts-liberation
+                find_missing_desktop_linux "python3-gi gir1.2-atspi-2.0 at-spi2-core" grim xdg-desktop-portal sway \
+                    wtype xdg-desktop-portal-wlr xdg-desktop-portal-gtk gir1.2-gtk-3.0 pipewire dbus-daemon libglib2.0-bin
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with apt: ${MISSING[*]}"
                 as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -119,12 +154,16 @@ install_system_packages() {
             elif command -v dnf >/dev/null; then
                 find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck "xprop xdpyinfo" \
                     dejavu-sans-fonts liberation-sans-fonts
+                find_missing_desktop_linux "python3-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
+                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with dnf: ${MISSING[*]}"
                 as_root dnf install -y "${MISSING[@]}"
             elif command -v pacman >/dev/null; then
                 find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck "xorg-xprop xorg-xdpyinfo" \
                     ttf-dejavu ttf-liberation
+                find_missing_desktop_linux "python-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
+                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with pacman: ${MISSING[*]}"
                 as_root pacman -S --needed --noconfirm "${MISSING[@]}"
@@ -199,6 +238,43 @@ else
     stamp_text >"$STAMP"
 fi
 
+# An NVIDIA GPU with its driver: the kernel module's /proc entry, or nvidia-smi naming a GPU.
+has_nvidia_gpu() {
+    [ -e /proc/driver/nvidia/version ] || { command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; }
+}
+
+# onnxruntime-gpu finds CUDA and cuDNN only in the exact versions it was built for; its [cuda,cudnn]
+# extras bring them as pip packages (about 1 GB), which the program preloads. Only with a GPU.
+install_cuda_libraries() {
+    has_nvidia_gpu || return 0
+    if "$VPY" - <<'EOF'
+import re, sys
+from importlib import metadata
+wanted = [r for r in metadata.requires("onnxruntime-gpu") or [] if re.search(r'extra == "(cuda|cudnn)"', r)]
+names = [re.split(r"[ ;<>=~!\[]", r, maxsplit=1)[0] for r in wanted]
+def present(name):
+    try:
+        return bool(metadata.version(name))
+    except metadata.PackageNotFoundError:
+        return False
+sys.exit(0 if names and all(present(n) for n in names) else 1)
+EOF
+    then
+        say "An NVIDIA GPU was found; its CUDA and cuDNN libraries are already installed"
+        return 0
+    fi
+    local version
+    version="$("$VPY" -c 'from importlib.metadata import version; print(version("onnxruntime-gpu"))')"
+    say "An NVIDIA GPU was found: installing the CUDA and cuDNN libraries onnxruntime-gpu $version needs (about 1 GB)"
+    "$VPY" -m pip install -q "onnxruntime-gpu[cuda,cudnn]==$version" || fail "the CUDA libraries could not be installed." \
+        "Check the network connection and free disk space, then run this installer again."
+    if "$VPY" -c 'import sys; from describe_screen.vlm import onnx; sys.exit(not onnx.cuda_works())' 2>/dev/null; then
+        say "CUDA works: models will run on the GPU"
+    else
+        say "CUDA could not start, so models will run on the CPU; '$VENV/bin/describe-screen' doctor says which library is missing"
+    fi
+}
+
 # faster-whisper depends on plain onnxruntime, and installing it overwrites onnxruntime-gpu: both
 # ship the same module. Where the GPU build is the right one, put it back alone.
 if [ "$OS" = Linux ] && [ "$ARCH" = x86_64 ]; then
@@ -223,6 +299,7 @@ EOF
                  "Run: '$VPY' -m pip install --force-reinstall --no-deps onnxruntime-gpu, then run this installer again."
         fi
     fi
+    install_cuda_libraries
     say "Checking onnxruntime"
     "$VPY" -c 'import onnxruntime, sys; p = onnxruntime.get_available_providers(); print("    providers:", ", ".join(p)); sys.exit("CUDAExecutionProvider" not in p)' \
         || fail "onnxruntime in $VENV is not the GPU build (no CUDAExecutionProvider listed)." \
@@ -231,6 +308,15 @@ fi
 
 "$VENV/bin/describe-screen" --help >/dev/null 2>&1 || fail "the describe-screen command does not start." \
     "Run '$VENV/bin/describe-screen' --help to see the error, and report it."
+
+# ---------------------------------------------------------------- a vision model
+
+if [ -n "$MODEL" ]; then
+    say "Installing the vision model $MODEL"
+    # The command says in one sentence why it could not (no network, no disk space); set-up goes on.
+    "$VENV/bin/describe-screen" models install "$MODEL" \
+        || say "describe-screen will use its text reader until you run: '$VENV/bin/describe-screen' models install $MODEL"
+fi
 
 # ---------------------------------------------------------------- autostart
 
@@ -245,6 +331,37 @@ fill_template() {  # fill_template <template> <command> <log>
 
 xml_escape() { local s="${1//&/&amp;}"; s="${s//</&lt;}"; printf '%s' "${s//>/&gt;}"; }
 
+# A Wayland session: hand the session's variables to systemd (the service needs them to reach the
+# compositor and the portals), and bind the keys in the desktop's own settings, with consent.
+WAYLAND_VARS="WAYLAND_DISPLAY XDG_SESSION_TYPE XDG_CURRENT_DESKTOP DBUS_SESSION_BUS_ADDRESS SWAYSOCK HYPRLAND_INSTANCE_SIGNATURE DISPLAY"
+wayland_session_setup() {  # wayland_session_setup <describe-screen command>
+    local keys="$VPY -m describe_screen.wayland_keys"
+    # shellcheck disable=SC2086  # one word per variable name
+    systemctl --user import-environment $WAYLAND_VARS 2>/dev/null \
+        || say "systemd did not take the session's variables; the service may not reach the desktop."
+    case "${XDG_CURRENT_DESKTOP:-}" in
+        *GNOME*|*gnome*)
+            local answer=""
+            if [ -t 0 ]; then
+                read -r -p "Bind describe-screen's keys (Control Alt D and the others) in GNOME's keyboard settings? [y/N] " answer || answer=""
+            fi
+            case "$answer" in
+                y|Y|yes)
+                    $keys install --desktop gnome --program "$1" \
+                        && say "To take them out again: $keys remove --desktop gnome" ;;
+                *) say "Keys not bound. To bind them later: $keys install --desktop gnome --program '$1'" ;;
+            esac
+            ;;
+        *sway*|*Hyprland*|*hyprland*)
+            local desktop=sway
+            case "$XDG_CURRENT_DESKTOP" in *yprland*) desktop=hyprland ;; esac
+            say "Add these lines to your $desktop config so the service starts with it and the keys work:"
+            printf 'exec systemctl --user import-environment %s; systemctl --user start describe-screen.service\n' "$WAYLAND_VARS"
+            $keys show --desktop "$desktop" --program "$1"
+            ;;
+    esac
+}
+
 install_autostart() {
     local exe="$VENV/bin/describe-screen"
     case "$OS" in
@@ -255,6 +372,7 @@ install_autostart() {
             # systemd treats % as a specifier: a literal one is written %%.
             fill_template "$REPO/installer/describe-screen.service" "${exe//%/%%}" "" \
                 >"$unit_dir/describe-screen.service"
+            if [ -n "${WAYLAND_DISPLAY:-}" ]; then wayland_session_setup "$exe"; fi
             if systemctl --user daemon-reload 2>/dev/null \
                 && systemctl --user enable describe-screen.service 2>/dev/null; then
                 systemctl --user start describe-screen.service 2>/dev/null \

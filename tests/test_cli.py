@@ -112,7 +112,7 @@ def test_demo_without_display_describes_sample_window(tmp_path):
 
 def test_ask_by_recorded_question(tmp_path):
     """`ask --audio` transcribes the recording and answers from the screen's text."""
-    from test_audio import speak
+    from test_microphone import speak
 
     image = text_image(tmp_path / "dialog.png", ["Warning", "The battery is almost empty", "OK"])
     question = speak(tmp_path, "What does the warning say?")

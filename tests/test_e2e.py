@@ -23,6 +23,8 @@ import pytest
 from describe_screen import ipc
 from describe_screen.virtual_display import start_xvfb
 
+REAL_TIME_SPEECH = {"DESCRIBE_SCREEN_FAST_SPEECH_FILE": "0"}  # for the tests that time the stop key
+
 
 def words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower()))
@@ -146,7 +148,7 @@ def test_describe_hotkey_names_the_buttons(daemon, window):
 def test_stop_cuts_a_long_reading_short(daemon, window):
     lines = [f"Line {n} of a long document about the history of the river valley" for n in range(1, 19)]
     window("Long", "\n".join(lines), font_size=14)
-    d = daemon()
+    d = daemon(env=REAL_TIME_SPEECH)
     before = len(d.status()["spoken"])
     d.press("ctrl+alt+r")
     deadline = time.time() + 60
@@ -198,7 +200,7 @@ def test_second_daemon_refused_bad_messages_survived_and_clean_exit(daemon, tmp_
 
 def test_push_to_talk_question_is_answered_aloud(daemon, window, tmp_path):
     """Hold the ask key, a recorded question stands in for the microphone, release: the answer is spoken."""
-    from test_audio import speak
+    from test_microphone import speak
 
     question = speak(tmp_path, "What does the error say?")
     window("Error", "Error\nThe report could not be saved", font_size=24, buttons=("OK",))
@@ -255,7 +257,7 @@ def speech_frames(path: Path) -> int:
 def test_stop_silences_a_4k_description_and_the_request_queued_behind_it(daemon, tmp_path):
     big = four_k_page(tmp_path)
     queued = text_page(tmp_path / "queued.png", (900, 200), ["Pelican marmalade xylophone"], 40)
-    d = daemon()
+    d = daemon(env=REAL_TIME_SPEECH)
     before = len(d.status()["spoken"])
     running, running_result = request_in_thread(d, {"cmd": "describe", "image": str(big)})
     time.sleep(0.15)

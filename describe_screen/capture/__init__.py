@@ -1,31 +1,33 @@
 """Grab what the user wants described: a monitor, all monitors, the active window, the area
-around the pointer, an image file, or the clipboard image.
+around the pointer, the focused object, an image file, or the clipboard image.
 
-Pixels come from mss on every platform; the active window and the pointer position come from one
-small backend module per platform (_x11, _windows, _macos), the way mss splits its own backends.
+The session is picked once (session.current()). On X11, Windows and macOS pixels come from mss and
+the active window and the pointer position from one small backend module per platform (_x11,
+_windows, _macos), the way mss splits its own backends; a Wayland session has its own backend
+(_wayland: grim or the screenshot portal, the compositor's IPC). The focused object comes from AT-SPI.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from describe_screen.capture import session
 from describe_screen.errors import UserError
 
 if TYPE_CHECKING:
     import mss
     from PIL import Image
 
-TARGETS = ("screen", "all", "window", "pointer", "image", "clipboard")
+TARGETS = ("screen", "all", "window", "pointer", "focus", "image", "clipboard")
 
 # Larger pictures would take gigabytes to decode; no screen is this big (8K is 33 megapixels).
 MAX_PIXELS = 100_000_000
@@ -46,10 +48,16 @@ class Capture:
     note: str = ""  # said before the description, e.g. that only an animation's first frame is described
     origin: tuple[int, int] = (0, 0)  # top-left in screen coordinates
     taken_at: float = field(default_factory=time.time)
+    context: str = ""  # what the desktop itself says about it (the focused object), spoken first
 
 
-def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 480) -> Capture:
-    """Take one capture of `target`; every failure is a UserError that says what to do."""
+def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 480,
+            say: Callable[[str], None] | None = None, wayland: str = "auto") -> Capture:
+    """Take one capture of `target`; every failure is a UserError that says what to do.
+
+    `say` tells the user, before it happens, that the desktop is about to ask for permission (the
+    screenshot portal, the first time); `wayland` is the setting capture.wayland.
+    """
     if target == "image":
         if image_path is None:
             raise UserError("No image file was given to describe.", "Pass the path of a picture file.")
@@ -62,8 +70,17 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
     if target not in TARGETS:
         raise UserError(f"There is no capture target called {target!r}.",
                         f"Choose one of: {', '.join(TARGETS)}.")
+    if session.current().kind == "wayland":
+        from describe_screen.capture import _wayland
+        from describe_screen.config import data_dir
+
+        how = _wayland.route(session.current(), wayland)
+        with _wayland.Desktop(session.current(), how, say, data_dir() / "screenshot-portal-asked") as desktop:
+            return _wayland.capture(desktop, target)
     with _backend().Desktop() as desktop, _screen() as sct:
         monitors = sct.monitors
+        if target == "focus":
+            return _focus_x11(sct, monitors[0])
         if target == "window":
             title, rect = desktop.active_window()
             return _grab(sct, _clip(rect, monitors[0], "The active window"), "window", title)
@@ -76,6 +93,17 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
         half = pointer_size // 2
         region = _clip((x - half, y - half, pointer_size, pointer_size), monitor, "The area around the pointer")
         return _grab(sct, region, "pointer")
+
+
+def _focus_x11(sct: mss.MSS, bounds: dict[str, int]) -> Capture:
+    from describe_screen import atspi
+    from describe_screen.capture import focus
+
+    info = atspi.focused()
+    screen = (bounds["left"], bounds["top"], bounds["width"], bounds["height"])
+    rect = focus.place_x11(info, screen) or screen
+    shot = _grab(sct, {"left": rect[0], "top": rect[1], "width": rect[2], "height": rect[3]}, "focus")
+    return focus.finish(shot, info, cropped=rect != screen)
 
 
 def load_image(path: Path) -> Image.Image:
@@ -192,8 +220,6 @@ def _grab(sct: mss.MSS, region: dict[str, int], target: str, title: str = "") ->
 
     shot = sct.grab(region)
     image = Image.frombytes("RGB", shot.size, shot.rgb)
-    if os.environ.get("XDG_SESSION_TYPE") == "wayland" and all(low == high for low, high in image.getextrema()):
-        raise _refused(RuntimeError("the picture came back blank"))  # Xwayland hides Wayland windows
     return Capture(image, target, title=title, origin=(region["left"], region["top"]))
 
 
@@ -202,10 +228,6 @@ def _refused(exc: Exception) -> UserError:
         return UserError("The screen could not be captured: macOS has not allowed screen recording.",
                          "Open System Settings, Privacy and Security, Screen Recording, allow the app that "
                          "runs describe-screen, then restart it.")
-    if os.environ.get("WAYLAND_DISPLAY") or os.environ.get("XDG_SESSION_TYPE") == "wayland":
-        return UserError("The screen could not be captured: this Wayland session does not let programs read it.",
-                         "Log in with an X11 session (for example 'GNOME on Xorg'), "
-                         "or describe a picture file or the clipboard instead.")
     return UserError(f"The screen could not be captured: {exc}.",
                      "Run describe-screen inside your desktop session, or try describe-screen demo.")
 

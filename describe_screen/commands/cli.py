@@ -14,7 +14,7 @@ from typing import Any
 from describe_screen import __version__
 from describe_screen.errors import UserError
 
-DAEMON_COMMANDS = ("describe", "read", "ask", "repeat", "stop", "status", "copy")
+DAEMON_COMMANDS = ("describe", "read", "ask", "repeat", "stop", "status", "copy", "listen")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def job(name: str, text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
-        p.add_argument("--target", choices=("screen", "window", "pointer", "all", "clipboard"),
+        p.add_argument("--target", choices=("screen", "window", "pointer", "all", "focus", "clipboard"),
                        help="what to capture (default: the settings file's capture.target)")
         p.add_argument("--image", type=Path, help="describe this image file instead of the screen")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="?", default="", help="the question, in words")
     ask.add_argument("--audio", type=Path, help="a WAV file holding the spoken question")
     for name, text in (("repeat", "say the last result again"), ("stop", "stop speaking now"),
-                       ("status", "what the daemon is doing"), ("copy", "copy the last result to the clipboard")):
+                       ("status", "what the daemon is doing"), ("copy", "copy the last result to the clipboard"),
+                       ("listen", "start a spoken question; the next listen sends it (for desktop key bindings)")):
         sub.add_parser(name, help=text).add_argument("--json", action="store_true", help="print JSON")
 
     doctor = sub.add_parser("doctor", help="check display, capture, hotkeys, speech, GPU and models")
@@ -174,7 +175,7 @@ def _daemon_command(config: Any, args: argparse.Namespace) -> int:
 
 def _one_shot(config: Any, request: dict, speech_file: Path | None, printer: _Printer) -> dict:
     from describe_screen.daemon import Daemon
-    from describe_screen.speech import Speaker
+    from describe_screen.speech import Speaker, lost_speech_error
 
     speaker = Speaker(config.speech, speech_file)
     try:
@@ -183,6 +184,9 @@ def _one_shot(config: Any, request: dict, speech_file: Path | None, printer: _Pr
         speaker.wait_idle()
     finally:
         speaker.close()
+    if speaker.lost:  # the user did not hear the whole answer: say why, and exit non-zero
+        error = lost_speech_error(speaker.lost)
+        return {"event": "error", "problem": error.problem, "fix": error.fix}
     return final
 
 

@@ -12,9 +12,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata, resources
+from typing import TYPE_CHECKING
 
 from describe_screen.config import Config, config_path
 from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    from describe_screen.vlm.onnx import CudaLibraries
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
 
@@ -38,6 +42,10 @@ def check_settings(config: Config) -> Check:
 
 
 def check_display(config: Config) -> Check:
+    from describe_screen.capture import session
+
+    if session.current().kind == "wayland":
+        return check_wayland(config)
     if sys.platform.startswith("linux"):
         if not os.environ.get("DISPLAY"):
             wayland = " A Wayland session was found, but screen capture needs X11 or XWayland." if os.environ.get(
@@ -57,11 +65,38 @@ def check_display(config: Config) -> Check:
     return Check("Display", OK, f"Desktop of {sys.platform}.")
 
 
+def check_wayland(config: Config) -> Check:
+    """Which Wayland path is in use, and what the desktop gives or withholds."""
+    from describe_screen.capture import _wayland, session
+
+    now = session.current()
+    how = _wayland.route(now, config.capture.wayland)
+    capture = ("Screen capture uses wlroots screencopy through grim, which needs no permission." if how == "screencopy"
+               else "Screen capture uses the desktop's screenshot portal; the first time, the desktop asks you "
+                    "to allow describe-screen to take screenshots: choose Allow.")
+    windows = ("Window outlines come from the compositor." if now.compositor in ("sway", "hyprland")
+               else "This desktop does not tell programs where windows are, so 'window' describes the whole "
+                    "screen and names the active window.")
+    return Check("Display", OK, f"This is {now.describe()}, used through its own interfaces (not Xwayland). "
+                 f"{capture} {windows} The pointer position is not available on Wayland: use the focus key "
+                 "to describe the focused object.")
+
+
+def check_focus(config: Config) -> Check:
+    from describe_screen import atspi
+
+    try:
+        atspi._atspi()
+    except UserError as exc:
+        return Check("Focused object", NOTE, f"The focus target cannot work. {exc.problem}", exc.fix)
+    return Check("Focused object", OK, "The focused object is read from the accessibility bus (AT-SPI).")
+
+
 def check_capture(config: Config) -> Check:
     from describe_screen.blank import describe_blank
     from describe_screen.capture import capture
 
-    shot = capture("screen")
+    shot = capture("screen", wayland=config.capture.wayland)
     width, height = shot.image.size
     blank = describe_blank(shot.image)
     says = f"The screen was captured, {width} by {height} pixels." + (f" {blank}" if blank else "")
@@ -69,10 +104,21 @@ def check_capture(config: Config) -> Check:
 
 
 def check_hotkeys(config: Config) -> Check:
+    from describe_screen.capture import session
     from describe_screen.daemon import spoken_hotkey
     from describe_screen.hotkeys import HotkeyListener
 
     bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
+    if session.current().kind == "wayland":
+        from describe_screen import wayland_keys
+
+        if wayland_keys.portal_version():
+            return Check("Hotkeys", OK, "Hotkeys come from the desktop's global shortcuts portal, with press and "
+                         "release, so holding the ask key works. The desktop asks once which keys to use.")
+        return Check("Hotkeys", NOTE, "This Wayland desktop has no global shortcuts portal, so describe-screen's "
+                     f"keys must be bound in the desktop's own settings. {wayland_keys.PRESS_TWICE}",
+                     "Run: python -m describe_screen.wayland_keys install (GNOME), or add the lines from "
+                     "python -m describe_screen.wayland_keys show to your sway or Hyprland config.")
     listener = HotkeyListener(bindings, lambda action: None)
     listener.start()
     listener.stop()
@@ -103,18 +149,50 @@ def check_onnxruntime(config: Config) -> Check:
                      "each other, so the GPU may be unusable.",
                      "Run: pip uninstall -y onnxruntime onnxruntime-gpu, then pip install --no-deps onnxruntime-gpu.")
     listed = ort.get_available_providers()
+    from describe_screen.vlm import onnx
+
+    onnx.preload_cuda()  # as the runtime does before its first CUDA session
     ort.set_default_logger_severity(4)  # the CUDA load failure is reported below in plain words
     probe = str(resources.files("describe_screen") / "data" / "probe.onnx")
     wanted = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in listed]
     used = ort.InferenceSession(probe, providers=wanted).get_providers()[0]
     ort.set_default_logger_severity(2)
-    head = f"{packages[0]} {ort.__version__} lists {', '.join(listed)}."
+    head = f"{packages[0]} {ort.__version__} lists {', '.join(listed)}; a test session ran on {used}."
     if used == "CUDAExecutionProvider":
         return Check("Model runtime", OK, f"{head} Models run on the GPU with CUDA.")
+    if "CUDAExecutionProvider" in listed and not onnx.nvidia_driver():
+        return Check("Model runtime", OK, f"{head} There is no NVIDIA GPU driver, so models run on the CPU.")
     if "CUDAExecutionProvider" in listed:
         return Check("Model runtime", NOTE, f"{head} CUDA is listed but could not start, so models run on the CPU.",
                      "For the GPU, install an NVIDIA driver with CUDA 12 or 13 and cuDNN 9, as onnxruntime-gpu needs.")
     return Check("Model runtime", OK, f"{head} Models run on the CPU.")
+
+
+def check_gpu(config: Config) -> Check:
+    """Which CUDA and cuDNN libraries were loaded, and from where; or exactly which one is missing."""
+    import onnxruntime as ort
+
+    from describe_screen.vlm import onnx
+
+    listed = "CUDAExecutionProvider" in ort.get_available_providers()
+    return gpu_check(listed, onnx.nvidia_driver(), onnx.preload_cuda())
+
+
+def gpu_check(listed: bool, driver: bool, libraries: CudaLibraries) -> Check:
+    """The GPU line from the facts: CUDA in this onnxruntime build, an NVIDIA driver, the libraries found."""
+    if not driver:
+        return Check("GPU", OK, "No NVIDIA GPU driver was found, so no CUDA library was loaded; models run on the CPU.")
+    if not listed:
+        return Check("GPU", NOTE, "An NVIDIA GPU driver is present, but this onnxruntime has no CUDA support, so "
+                     "models run on the CPU.", "Run the installer again: with an NVIDIA GPU it installs "
+                     "onnxruntime-gpu with its CUDA and cuDNN libraries.")
+    loaded = "; ".join(f"{name} from {where}" for name, where in libraries.found.items() if where)
+    if libraries.missing:
+        missing = ", ".join(libraries.missing)
+        return Check("GPU", NOTE, f"An NVIDIA GPU driver is present, but these CUDA libraries were not found: "
+                     f"{missing}, so CUDA cannot start." + (f" Loaded: {loaded}." if loaded else ""),
+                     "Install them with: pip install \"onnxruntime-gpu[cuda,cudnn]\", or run the installer again.")
+    return Check("GPU", OK, f"CUDA and cuDNN libraries loaded: {loaded}.")
 
 
 def check_text_reader(config: Config) -> Check:
@@ -148,7 +226,7 @@ def check_voice(config: Config) -> Check:
     except ImportError:
         return Check("Voice questions", NOTE, "Speech recognition is not installed; questions can be typed.",
                      'For spoken questions, run: pip install "describe-screen[voice]".')
-    from describe_screen.audio import microphones
+    from describe_screen.microphone import microphones
 
     recognizer = SpeechRecognizer(config.voice.asr_model, config.voice.asr_device)
     inputs = microphones()
@@ -176,7 +254,8 @@ def _installed(name: str) -> bool:
 
 CHECKS: list[tuple[str, Callable[[Config], Check]]] = [
     ("Settings", check_settings), ("Display", check_display), ("Screen capture", check_capture),
-    ("Hotkeys", check_hotkeys), ("Speech", check_speech), ("Model runtime", check_onnxruntime),
+    ("Focused object", check_focus), ("Hotkeys", check_hotkeys), ("Speech", check_speech), ("GPU", check_gpu),
+    ("Model runtime", check_onnxruntime),
     ("Text reader", check_text_reader), ("Vision models", check_models), ("Voice questions", check_voice),
     ("Daemon", check_daemon),
 ]

@@ -28,6 +28,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
                   f"{spec.licence} licence; {state}.")
         for name in sorted(set(present) - {spec.name for spec in models.available()}):
             print(f"{name}: installed, no manifest here.")
+        for problem in models.broken(folder):
+            print(f"Broken: {problem}")
         return 0
     if action == "install":
         from describe_screen.download import install

@@ -1,0 +1,194 @@
+"""Wayland: the desktop's own interfaces, never Xwayland (which sees only X11 programs).
+
+Pixels come from wlroots screencopy through `grim` on sway, Hyprland, river and Wayfire (standard
+there and needs no permission), else from the screenshot portal (GNOME, KDE Plasma: the desktop may
+ask the user once). Window rectangles come from the compositor's IPC where it has one (sway,
+Hyprland); the pointer position is not given to programs on Wayland at all.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from describe_screen.capture.session import Session, have
+from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from describe_screen.capture import Capture, Rect
+
+GRIM_SECONDS = 20
+POINTER = UserError("This Wayland desktop does not tell programs where the pointer is, so I cannot describe "
+                    "the area around it.",
+                    "Describe the focused object instead (the focus key, Control Alt F, or describe-screen "
+                    "describe --target focus), or the whole screen.")
+
+
+def route(session: Session, setting: str) -> str:
+    """'screencopy' (grim) or 'portal', from the setting capture.wayland; 'auto' picks screencopy where the
+    compositor offers it to every program, else the portal."""
+    if setting == "auto":
+        return "screencopy" if session.wlroots and have("grim") else "portal"
+    return setting
+
+
+class Desktop:
+    """One capture on Wayland: the outputs, the focused window, and the pixels."""
+
+    def __init__(self, session: Session, how: str, say: Callable[[str], None] | None, marker: Path | None) -> None:
+        self.session, self.how, self.say, self.marker = session, how, say, marker
+        self._whole: Image.Image | None = None  # the portal answers with every output at once
+
+    def __enter__(self) -> Desktop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._whole = None
+
+    def pointer_position(self) -> tuple[int, int]:
+        raise POINTER
+
+    def active_window(self) -> tuple[str, Rect] | None:
+        """Title and content rectangle of the focused window, or None when the compositor has no IPC."""
+        if self.session.compositor == "sway" and have("swaymsg"):
+            node = _focused_node(_ipc(["swaymsg", "-t", "get_tree", "-r"]))
+            if node is None:
+                raise UserError("No window is active, so there is no window to describe.",
+                                "Switch to a window first, or describe the whole screen instead.")
+            outer, inner = node["rect"], node.get("window_rect") or {}
+            rect = (outer["x"] + inner.get("x", 0), outer["y"] + inner.get("y", 0),
+                    inner.get("width") or outer["width"], inner.get("height") or outer["height"])
+            return str(node.get("name") or ""), rect
+        if self.session.compositor == "hyprland" and have("hyprctl"):
+            window = _ipc(["hyprctl", "-j", "activewindow"])
+            if not window or "at" not in window:
+                raise UserError("No window is active, so there is no window to describe.",
+                                "Switch to a window first, or describe the whole screen instead.")
+            return str(window.get("title") or ""), (*window["at"], *window["size"])
+        return None
+
+    def outputs(self) -> tuple[Rect, Rect]:
+        """(all outputs together, the focused output), in screen coordinates."""
+        found: list[tuple[Rect, bool]] = []
+        if self.session.compositor == "sway" and have("swaymsg"):
+            found = [((o["rect"]["x"], o["rect"]["y"], o["rect"]["width"], o["rect"]["height"]), o.get("focused"))
+                     for o in _ipc(["swaymsg", "-t", "get_outputs", "-r"]) or [] if o.get("active")]
+        elif self.session.compositor == "hyprland" and have("hyprctl"):
+            found = [((m["x"], m["y"], m["width"], m["height"]), m.get("focused"))
+                     for m in _ipc(["hyprctl", "-j", "monitors"]) or []]
+        if not found:  # no IPC: the whole desktop is one picture, as the portal gives it
+            width, height = self.whole().size
+            return (0, 0, width, height), (0, 0, width, height)
+        left = min(r[0] for r, _ in found)
+        top = min(r[1] for r, _ in found)
+        right = max(r[0] + r[2] for r, _ in found)
+        bottom = max(r[1] + r[3] for r, _ in found)
+        focused = next((r for r, f in found if f), found[0][0])
+        return (left, top, right - left, bottom - top), focused
+
+    def grab(self, rect: Rect) -> Image.Image:
+        if self.how == "screencopy":
+            return _grim(["-g", f"{rect[0]},{rect[1]} {rect[2]}x{rect[3]}"])
+        whole = self.whole()
+        return whole.crop((rect[0], rect[1], rect[0] + rect[2], rect[1] + rect[3]))
+
+    def whole(self) -> Image.Image:
+        if self._whole is None:
+            if self.how == "screencopy":
+                self._whole = _grim([])
+            else:
+                from describe_screen.capture import portal
+
+                self._whole = portal.screenshot(self.say, self.marker)
+        return self._whole
+
+
+def capture(desktop: Desktop, target: str) -> Capture:
+    """`target` is screen, all, window or focus (pointer is refused: Wayland does not say where it is)."""
+    from describe_screen import atspi
+    from describe_screen.capture import focus as _focus
+
+    if target == "pointer":
+        raise POINTER
+    everything, output = desktop.outputs()
+    if target == "all":
+        return _shot(desktop, everything, "all")
+    if target == "screen":
+        return _shot(desktop, output, "screen")
+    window = desktop.active_window()
+    if target == "window":
+        if window is not None:
+            return _shot(desktop, window[1], "window", window[0])
+        shot = _shot(desktop, output, "window")
+        name = atspi.active_window_name() if _can_atspi() else ""
+        shot.title = name
+        shot.context = ("This desktop does not tell programs where windows are, so the picture is the whole "
+                        "screen." + (f" The active window is '{name}'." if name else ""))
+        return shot
+    info = atspi.focused()
+    region = _focus.place_wayland(info, everything, window[1] if window else None)
+    shot = _shot(desktop, region or output, "focus")
+    return _focus.finish(shot, info, cropped=region is not None)
+
+
+def _shot(desktop: Desktop, rect: Rect, target: str, title: str = "") -> Capture:
+    from describe_screen.capture import Capture
+
+    return Capture(desktop.grab(rect), target, title=title, origin=(rect[0], rect[1]))
+
+
+def _can_atspi() -> bool:
+    try:
+        from describe_screen import atspi
+
+        atspi._atspi()
+    except UserError:
+        return False
+    return True
+
+
+def _grim(args: list[str]) -> Image.Image:
+    from PIL import Image
+
+    try:
+        done = subprocess.run(["grim", "-t", "ppm", *args, "-"], capture_output=True, timeout=GRIM_SECONDS)
+    except FileNotFoundError as exc:
+        raise UserError("The screen cannot be captured: grim is not installed.",
+                        "Install grim (sudo apt install grim), or set capture.wayland = \"portal\" in the "
+                        "settings file.") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise UserError("The screen could not be captured: the compositor did not answer in time.",
+                        "Try again; if it keeps happening, restart the session.") from exc
+    if done.returncode or not done.stdout:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        raise UserError(f"The screen could not be captured: grim failed ({said[-1] if said else 'no picture'}).",
+                        "Set capture.wayland = \"portal\" in the settings file to capture through the desktop's "
+                        "screenshot portal instead.")
+    image = Image.open(BytesIO(done.stdout))
+    image.load()
+    return image.convert("RGB")
+
+
+def _ipc(argv: list[str]) -> Any:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
+        return None
+
+
+def _focused_node(tree: Any) -> dict | None:
+    """The focused view in sway's tree (a container or a floating one)."""
+    stack = [tree] if isinstance(tree, dict) else []
+    while stack:
+        node = stack.pop()
+        if node.get("focused") and node.get("type") in ("con", "floating_con"):
+            return node
+        stack.extend(node.get("nodes", []) + node.get("floating_nodes", []))
+    return None

@@ -1,0 +1,126 @@
+"""The screenshot portal (org.freedesktop.portal.Screenshot of xdg-desktop-portal), over D-Bus with jeepney.
+
+This is how a Wayland desktop without a permission-free route (GNOME, KDE Plasma) lets a program see
+the screen: the program asks, the desktop may ask the user once, then answers with a picture file.
+The portal writes that file into the user's pictures folder; it is read and deleted at once, so the
+screen never stays on disk.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+BUS_NAME = "org.freedesktop.portal.Desktop"
+OBJECT = "/org/freedesktop/portal/desktop"
+SCREENSHOT = "org.freedesktop.portal.Screenshot"
+ANSWER_SECONDS = 120  # the first time, the user reads the desktop's question and answers it
+MISSING_FIX = ("Install xdg-desktop-portal and your desktop's portal (xdg-desktop-portal-gnome, -kde or -wlr), "
+               "log out and in again, then try again.")
+FIRST_TIME = ("Your desktop is about to ask whether describe-screen may take screenshots. Please allow it: "
+              "that is how I see the screen to describe it. It asks only this once.")
+
+
+class Bus:
+    """One connection to the session bus for portal calls; a context manager that closes it."""
+
+    def __init__(self) -> None:
+        from jeepney.io.blocking import open_dbus_connection
+
+        try:
+            self.conn = open_dbus_connection(bus="SESSION")
+        except (OSError, KeyError, ValueError) as exc:
+            raise UserError("The screen cannot be captured: the desktop's message bus (D-Bus) cannot be reached.",
+                            "Run describe-screen inside your desktop session, where DBUS_SESSION_BUS_ADDRESS "
+                            "is set.") from exc
+
+    def __enter__(self) -> Bus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+    def version(self, interface: str) -> int:
+        """The portal interface's version, or 0 when this desktop does not offer it."""
+        from jeepney import DBusAddress, Properties
+
+        address = DBusAddress(OBJECT, bus_name=BUS_NAME, interface=interface)
+        try:
+            reply = self.conn.send_and_get_reply(Properties(address).get("version"), timeout=30)
+        except TimeoutError:  # nothing answered for the portal's name
+            return 0
+        if reply.header.message_type.name == "error":
+            return 0
+        return int(reply.body[0][1])
+
+    def request(self, interface: str, method: str, signature: str, args: tuple,
+                timeout: float = ANSWER_SECONDS) -> tuple[int, dict[str, Any]]:
+        """Call a portal method that answers through a Request object: (response code, results).
+
+        The Request's path is known before the call (from the handle_token), so the answer is
+        subscribed to first and cannot be missed.
+        """
+        from jeepney import DBusAddress, MatchRule, message_bus, new_method_call
+        from jeepney.io.blocking import Proxy
+
+        token = f"describe_screen_{secrets.token_hex(8)}"
+        sender = self.conn.unique_name.lstrip(":").replace(".", "_")
+        rule = MatchRule(type="signal", interface="org.freedesktop.portal.Request", member="Response",
+                         path=f"{OBJECT}/request/{sender}/{token}")
+        Proxy(message_bus, self.conn).AddMatch(rule)
+        options = args[-1]
+        options["handle_token"] = ("s", token)
+        address = DBusAddress(OBJECT, bus_name=BUS_NAME, interface=interface)
+        with self.conn.filter(rule) as answers:
+            reply = self.conn.send_and_get_reply(new_method_call(address, method, signature, args), timeout=30)
+            if reply.header.message_type.name == "error":
+                raise _missing(str(reply.body[0]) if reply.body else "")
+            try:
+                signal = self.conn.recv_until_filtered(answers, timeout=timeout)
+            except TimeoutError as exc:
+                raise UserError("The desktop did not answer the screenshot request in time.",
+                                "If it showed a question, answer it, then try again.") from exc
+        code, results = signal.body
+        return int(code), {key: value[1] for key, value in results.items()}
+
+
+def screenshot(say: Callable[[str], None] | None = None, marker: Path | None = None) -> Image.Image:
+    """The whole screen through the portal, non-interactive; the first time (no `marker` file yet),
+    `say` tells the user what the desktop is about to ask and why."""
+    from describe_screen.capture import load_image
+
+    with Bus() as bus:
+        if not bus.version(SCREENSHOT):
+            raise _missing("")
+        if marker is not None and not marker.exists():
+            if say:
+                say(FIRST_TIME)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        code, results = bus.request(SCREENSHOT, "Screenshot", "sa{sv}", ("", {"interactive": ("b", False)}))
+    if code == 1:
+        raise UserError("The screen could not be captured: the desktop refused the screenshot request.",
+                        "Allow describe-screen to take screenshots when the desktop asks (on GNOME: Settings, "
+                        "Apps, describe-screen, Screenshots), then try again.")
+    if code != 0 or "uri" not in results:
+        raise UserError("The screen could not be captured: the desktop's screenshot portal failed.",
+                        "Try again; if it keeps failing, restart the session or run describe-screen doctor.")
+    path = Path(unquote(urlparse(results["uri"]).path))
+    try:
+        return load_image(path)
+    finally:
+        path.unlink(missing_ok=True)  # the portal saved the screen in the pictures folder: never keep it
+
+
+def _missing(detail: str) -> UserError:
+    said = f" ({detail})" if detail else ""
+    return UserError(f"The screen cannot be captured: this desktop offers no screenshot portal{said}.",
+                     MISSING_FIX)

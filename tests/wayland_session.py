@@ -1,0 +1,163 @@
+"""A real Wayland desktop for tests and benchmarks: headless sway on its own D-Bus session bus, with
+xdg-desktop-portal(-wlr) and the accessibility bus activated on that bus as a user's session would.
+
+sway refuses to run as root. An ordinary user cannot work here either: the daemon and the command
+that sway's key bindings run must be the same user (the daemon's socket is private to its user), and
+the test virtualenv's Python lives under /root, which other users cannot enter. So under root sway
+alone runs in a new user namespace (`unshare --user`), where it is not root; everything runs with a
+private XDG_RUNTIME_DIR. Every process started here, and every process the bus activated for it, is
+ended by `close()`: they are found by that private runtime folder in their environment, so nothing
+else on the machine is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GTK_WINDOW = Path(__file__).resolve().parent / "gtk_window.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+PORTALS = Path("/usr/share/xdg-desktop-portal/portals")  # its PyGObject matches the system's GTK typelibs
+
+
+class HeadlessSway:
+    """sway (headless, pixman) + a private session bus; `env` is what a program in that session sees."""
+
+    def __init__(self, bindings: dict[str, str] | None = None, size: str = "1280x720",
+                 portals: tuple[str, ...] = ("wlr",)) -> None:
+        """`portals` names the portal back-ends the session offers (other installed ones stay unused)."""
+        self.base = Path(tempfile.mkdtemp(prefix="dscreen-wl-"))
+        self.runtime = self.base / "run"
+        self.runtime.mkdir(mode=0o700)
+        (self.base / "portals").mkdir()
+        for name in portals:
+            shutil.copy(PORTALS / f"{name}.portal", self.base / "portals")
+        self.procs: list[subprocess.Popen] = []
+        self.env = {
+            **os.environ, "XDG_RUNTIME_DIR": str(self.runtime), "XDG_SESSION_TYPE": "wayland",
+            "XDG_CURRENT_DESKTOP": "sway", "WAYLAND_DISPLAY": "wayland-1", "GDK_BACKEND": "wayland",
+            "DBUS_SESSION_BUS_ADDRESS": f"unix:path={self.runtime}/bus", "PYTHONPATH": str(ROOT),
+            "XDG_DESKTOP_PORTAL_DIR": str(self.base / "portals"), "HOME": str(self.base / "home"),
+            # describe-screen's own files for this session (the portal saves pictures under HOME too)
+            "DESCRIBE_SCREEN_SOCKET": str(self.base / "daemon.sock"),
+            "DESCRIBE_SCREEN_CONFIG": str(self.base / "config.toml"), "DESCRIBE_SCREEN_DATA": str(self.base / "data"),
+        }
+        (self.base / "home").mkdir()
+        for name in ("DISPLAY", "SWAYSOCK", "HYPRLAND_INSTANCE_SIGNATURE", "NO_AT_BRIDGE"):
+            self.env.pop(name, None)
+        config = self.base / "sway.conf"
+        lines = [f"output HEADLESS-1 resolution {size}", "default_border none", "xwayland disable"]
+        lines += [f"bindsym {keys} exec {command}" for keys, command in (bindings or {}).items()]
+        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        try:
+            self.start(["dbus-daemon", "--session", "--nofork", "--nosyslog",
+                        f"--address={self.env['DBUS_SESSION_BUS_ADDRESS']}"])
+            self._wait_for(self.runtime / "bus", "the session bus")
+            not_root = ["unshare", "--user"] if os.geteuid() == 0 else []
+            self.start([*not_root, "sway", "--config", str(config)], WLR_BACKENDS="headless",
+                       WLR_LIBINPUT_NO_DEVICES="1", WLR_RENDERER="pixman")
+            self._wait_for(self.runtime / "wayland-1", "sway's Wayland socket")
+            self.env["SWAYSOCK"] = str(self._wait_glob("sway-ipc.*.sock"))
+            self.start(["pipewire"])  # xdg-desktop-portal-wlr will not start without it
+            self._wait_for(self.runtime / "pipewire-0", "PipeWire's socket")
+            # A seat without a keyboard gives no window the keyboard focus, so nothing would be focused:
+            # a virtual keyboard stays plugged in for the session (it types F24 after a day).
+            self.start(["wtype", "-s", "86400000", "-k", "F24"])
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self, argv: list[str], **extra: str) -> subprocess.Popen:
+        """Run a program inside the session, in a process group of its own, its output in a log."""
+        with open(self.base / f"{Path(argv[0]).name}-{len(self.procs)}.log", "ab") as out:
+            proc = subprocess.Popen(argv, env={**self.env, **extra}, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def run(self, argv: list[str], timeout: float = 60, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, env={**self.env, **extra}, capture_output=True, text=True, timeout=timeout)
+
+    def gtk_window(self, title: str, text: str, *buttons: str) -> subprocess.Popen:
+        """A native GTK window; returns once it has drawn and focused its last button."""
+        proc = subprocess.Popen([SYSTEM_PYTHON, str(GTK_WINDOW), title, text, *buttons], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        self.procs.append(proc)
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line.startswith("ready"):
+            raise RuntimeError("the GTK test window did not open")
+        time.sleep(1.0)  # sway maps it and the next frame shows it
+        return proc
+
+    def __enter__(self) -> HeadlessSway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        end_all(self.procs, f"XDG_RUNTIME_DIR={self.runtime}")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def _wait_for(self, path: Path, what: str, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        while not path.exists():
+            if time.time() > deadline or any(p.poll() is not None for p in self.procs):
+                raise RuntimeError(f"{what} did not appear: {self._logs()}")
+            time.sleep(0.05)
+
+    def _wait_glob(self, pattern: str, timeout: float = 60) -> Path:
+        deadline = time.time() + timeout
+        while not (found := sorted(self.runtime.glob(pattern))):
+            if time.time() > deadline:
+                raise RuntimeError(f"{pattern} did not appear: {self._logs()}")
+            time.sleep(0.05)
+        return found[0]
+
+    def _logs(self) -> str:
+        return "\n".join(f"{p.name}: {p.read_text(errors='replace')[-2000:]}" for p in self.base.glob("*.log"))
+
+
+def _end(pid: int, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def processes_with(variable: str) -> list[int]:
+    """Processes whose environment holds `variable` ("NAME=value"): what one test session started,
+    including what its D-Bus activated, and nothing else on the machine."""
+    marker, found = variable.encode(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def end_all(procs: list[subprocess.Popen], variable: str) -> None:
+    """End `procs` (each in its own process group), then anything else carrying `variable`."""
+    for proc in reversed(procs):
+        _end(proc.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+    for pid in processes_with(variable):
+        _end(pid)
+    deadline = time.time() + 10
+    while processes_with(variable) and time.time() < deadline:
+        time.sleep(0.1)
+    for pid in processes_with(variable):
+        _end(pid, signal.SIGKILL)
