@@ -124,3 +124,24 @@ def test_an_animated_picture_is_said_to_be_described_from_its_first_frame(daemon
     daemon.speaker.wait_idle(20)
     assert daemon.speaker.spoken[0] == "This picture is animated; I describe its first frame."
     assert daemon.handle({"cmd": "ask", "question": "and?"})  # a follow-up does not say it again
+
+
+def test_voice_input_turns_a_held_key_recording_into_the_question(tmp_path: Path) -> None:
+    """start() when the ask key goes down, stop() when it comes up: the question in words."""
+    from test_microphone import speak
+
+    from describe_screen.config import VoiceConfig
+    from describe_screen.errors import UserError
+    from describe_screen.voice import VoiceInput
+
+    speaker = Speaker(SpeechConfig(rate=400, cues=False), tmp_path / "speech.wav")
+    try:
+        voice = VoiceInput(VoiceConfig(), speaker)
+        voice.start(str(speak(tmp_path, "What does the error say?")))
+        assert voice.listening
+        assert "error" in voice.stop().lower()
+        assert not voice.listening
+        with pytest.raises(UserError, match="No question is being recorded"):
+            voice.stop()
+    finally:
+        speaker.close()

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 
 from describe_screen.capture import session
 from describe_screen.errors import UserError
+from describe_screen.options import TARGETS
 
 if TYPE_CHECKING:
     import mss
     from PIL import Image
 
-TARGETS = ("screen", "all", "window", "pointer", "focus", "image", "clipboard")
 
 # Larger pictures would take gigabytes to decode; no screen is this big (8K is 33 megapixels).
 MAX_PIXELS = 100_000_000
