@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wayland_session import HeadlessSway
+from wayland_session import HeadlessSway, captures
 
-from describe_screen import ipc
+from describe_screen import ipc, wayland_keys
 from describe_screen.capture import session
 
 TEXT = "Quarterly report ready for review"
@@ -67,8 +67,11 @@ class SessionDaemon:
 @pytest.fixture(scope="module")
 def desktop() -> Iterator[HeadlessSway]:
     """sway with the describe key bound to the describe-screen command, and a GTK window with a focused button."""
-    command = f"{sys.executable} -m describe_screen describe --target screen"
-    with HeadlessSway(bindings={"Ctrl+Mod1+d": command}, portals=("wlr", "gtk")) as sway:
+    # the line `python -m describe_screen.wayland_keys show --desktop sway` prints for the describe key
+    [binding] = [line for line in wayland_keys.commands({"describe_screen": "<ctrl>+<alt>+d"}, sys.executable
+                                                         + " -m describe_screen")]
+    config = (wayland_keys.sway_line(binding[1], binding[2]),)
+    with HeadlessSway(config, portals=("wlr", "gtk")) as sway:
         sway.gtk_window("New message", TEXT, "Cancel", "Send")
         yield sway
 
@@ -135,20 +138,14 @@ def test_pointer_on_wayland_says_why_and_suggests_focus(daemon):
     assert "does not tell programs where the pointer is" in said and "focus" in said
 
 
-def test_screencopy_window_and_focus_crops_in_process(desktop, monkeypatch):
+def test_screencopy_window_and_focus_crops(desktop):
     """grim (wlroots screencopy) and sway's window rectangle, without the daemon."""
-    from describe_screen.capture import capture
-
-    for key, value in desktop.env.items():
-        monkeypatch.setenv(key, value)
-    screen = capture("screen")
-    window = capture("window")
-    focused = capture("focus")
-    assert screen.image.size == (1280, 720) and len(screen.image.getcolors(1 << 16) or ()) > 2
-    assert window.title == "New message" and window.image.size == (1280, 720)
+    screen, window, focused = captures(desktop.env, "screen", "window", "focus")
+    assert screen["size"] == [1280, 720] and screen["colours"] > 2
+    assert window["title"] == "New message" and window["size"] == [1280, 720]
     # the Send button is about 100x40 at the lower left: the crop is that plus a small margin
-    assert focused.image.size[0] < 200 and focused.image.size[1] < 100, focused.image.size
-    assert focused.origin[1] > 500 and focused.context.startswith("A push button, 'Send'")
+    assert focused["size"][0] < 200 and focused["size"][1] < 100, focused
+    assert focused["origin"][1] > 500 and focused["context"].startswith("A push button, 'Send'")
 
 
 def test_missing_portal_is_one_plain_sentence_not_blank(desktop, tmp_path):

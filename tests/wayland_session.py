@@ -13,10 +13,12 @@ else on the machine is touched.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,9 +32,10 @@ PORTALS = Path("/usr/share/xdg-desktop-portal/portals")  # its PyGObject matches
 class HeadlessSway:
     """sway (headless, pixman) + a private session bus; `env` is what a program in that session sees."""
 
-    def __init__(self, bindings: dict[str, str] | None = None, size: str = "1280x720",
+    def __init__(self, config: tuple[str, ...] = (), size: str = "1280x720",
                  portals: tuple[str, ...] = ("wlr",)) -> None:
-        """`portals` names the portal back-ends the session offers (other installed ones stay unused)."""
+        """`config`: more lines for sway's config (key bindings); `portals` names the portal back-ends the
+        session offers (other installed ones stay unused)."""
         self.base = Path(tempfile.mkdtemp(prefix="dscreen-wl-"))
         self.runtime = self.base / "run"
         self.runtime.mkdir(mode=0o700)
@@ -52,16 +55,15 @@ class HeadlessSway:
         (self.base / "home").mkdir()
         for name in ("DISPLAY", "SWAYSOCK", "HYPRLAND_INSTANCE_SIGNATURE", "NO_AT_BRIDGE"):
             self.env.pop(name, None)
-        config = self.base / "sway.conf"
-        lines = [f"output HEADLESS-1 resolution {size}", "default_border none", "xwayland disable"]
-        lines += [f"bindsym {keys} exec {command}" for keys, command in (bindings or {}).items()]
-        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        sway_config = self.base / "sway.conf"
+        lines = [f"output HEADLESS-1 resolution {size}", "default_border none", "xwayland disable", *config]
+        sway_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         try:
             self.start(["dbus-daemon", "--session", "--nofork", "--nosyslog",
                         f"--address={self.env['DBUS_SESSION_BUS_ADDRESS']}"])
             self._wait_for(self.runtime / "bus", "the session bus")
             not_root = ["unshare", "--user"] if os.geteuid() == 0 else []
-            self.start([*not_root, "sway", "--config", str(config)], WLR_BACKENDS="headless",
+            self.start([*not_root, "sway", "--config", str(sway_config)], WLR_BACKENDS="headless",
                        WLR_LIBINPUT_NO_DEVICES="1", WLR_RENDERER="pixman")
             self._wait_for(self.runtime / "wayland-1", "sway's Wayland socket")
             self.env["SWAYSOCK"] = str(self._wait_glob("sway-ipc.*.sock"))
@@ -161,3 +163,22 @@ def end_all(procs: list[subprocess.Popen], variable: str) -> None:
         time.sleep(0.1)
     for pid in processes_with(variable):
         _end(pid, signal.SIGKILL)
+
+
+CAPTURE = """
+import json, sys
+from describe_screen.capture import capture
+for target in sys.argv[1:]:
+    shot = capture(target)
+    print(json.dumps({"size": shot.image.size, "origin": shot.origin, "title": shot.title,
+                      "context": shot.context, "colours": len(shot.image.getcolors(1 << 16) or ())}))
+"""
+
+
+def captures(env: dict[str, str], *targets: str) -> list[dict]:
+    """Capture `targets` in a fresh process with `env`, as the daemon of that session would (the
+    accessibility library keeps its first bus for the life of a process)."""
+    done = subprocess.run([sys.executable, "-c", CAPTURE, *targets], env={**env, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
