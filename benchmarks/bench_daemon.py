@@ -34,8 +34,9 @@ LINES = "\n".join(f"Quarterly report section {n}: revenue grew in the northern r
 
 @contextlib.contextmanager
 def running_daemon(size: str, title: str, text: str, buttons: tuple[str, ...],
-                   config: str = "") -> Iterator[tuple[ipc.Client, dict, Path]]:
-    """Xvfb of `size` with one sample window, and the daemon on it; yields (client, env, tmp folder)."""
+                   config: str = "") -> Iterator[tuple[ipc.Client, dict, Path, int]]:
+    """Xvfb of `size` with one sample window, and the daemon on it; yields (client, env, tmp folder,
+    the daemon's process id)."""
     xvfb, display = start_xvfb(size + "x24")
     tmp = Path(tempfile.mkdtemp())
     (tmp / "config.toml").write_text(config)
@@ -51,7 +52,7 @@ def running_daemon(size: str, title: str, text: str, buttons: tuple[str, ...],
         pass
     client = ipc.Client(tmp / "d.sock")
     try:
-        yield client, env, tmp
+        yield client, env, tmp, daemon.pid
     finally:
         client.request({"cmd": "stop"})
         for proc in (daemon, window, xvfb):
@@ -61,7 +62,7 @@ def running_daemon(size: str, title: str, text: str, buttons: tuple[str, ...],
 
 def measure(size: str, runs: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"read: first words": [], "read: all text": [], "describe: first words": []}
-    with running_daemon(size, "Report", LINES, ("OK", "Cancel")) as (client, env, _):
+    with running_daemon(size, "Report", LINES, ("OK", "Cancel")) as (client, env, _, _):
         for _ in range(runs):
             for keys, label in (("ctrl+alt+r", "read"), ("ctrl+alt+d", "describe")):
                 client.request({"cmd": "stop"})
@@ -93,7 +94,7 @@ def measure_push_to_talk(runs: int) -> list[float]:
                     "Could you tell me what the error message says?"], check=True)
     times = []
     with running_daemon("1280x720", "Error", "Error\nThe report could not be saved because the disk is full",
-                        ("OK",), f'[voice]\nmicrophone = "{question}"\n') as (client, env, _):
+                        ("OK",), f'[voice]\nmicrophone = "{question}"\n') as (client, env, _, _):
         for _ in range(runs):
             client.request({"cmd": "stop"})
             time.sleep(1.0)

@@ -83,17 +83,14 @@ def worker_onnx(bundle: Path, precision: str, threads: int) -> dict:
     model = load_model(bundle, RuntimeOptions(provider="cpu", threads=threads, precision=precision))
     model.warm_up()
     image = screen_image()
-    s = model._load()
-    pixels = s["preprocess"].pixels(image)
+    pixels = model.pixels(image)
     limits = Limits(max_new_tokens=NEW_TOKENS, eos_ids=frozenset(), repeat_span=0)
-    ids = np.asarray([model.prompt_ids("<CAPTION>")], dtype=np.int64)
     runs = []
     for _ in range(REPEATS):
         t0 = time.perf_counter()
-        features = s["vision"].run(None, {"pixel_values": pixels})[0]
+        features = model.encode_image(pixels)
         t1 = time.perf_counter()
-        embeds = np.concatenate([features, s["embed"].run(None, {"input_ids": ids})[0]], axis=1)
-        s["encoder"].run(None, {"inputs_embeds": embeds, "attention_mask": np.ones(embeds.shape[:2], np.int64)})
+        model.encode_prompt(features, "<CAPTION>")
         t2 = time.perf_counter()
         stamps, tokens = [], []
         start, cpu = time.perf_counter(), time.process_time()

@@ -75,23 +75,23 @@ def rss_mb() -> float:
 def onnx_worker(bundle: Path, precision: str, tiles: str, tokens: int) -> dict:
     """Phase timings of one warmed-up request, using the runtime's own pieces in order."""
     from describe_screen.vlm import RuntimeOptions, load_model
-    from describe_screen.vlm.smolvlm import preprocess
+    from describe_screen.vlm.smolvlm import DECODER, GRAPHS
 
     started = time.perf_counter()
     model = load_model(bundle, RuntimeOptions(provider="cpu", precision=precision, tiles=tiles))
-    runners = model._load()
+    for graph in GRAPHS:
+        model.bundle.runner(graph)
     load_s = time.perf_counter() - started
     image, req = screen(), request()
 
     def once() -> dict:
         t0 = time.perf_counter()
-        made = preprocess(image, model.settings, split=tiles == "default")
+        made = model.tiles(image)
         ids = model.prompt_ids(req, made)
         t1 = time.perf_counter()
-        model._features = None  # time the vision encoder every run, not the follow-up cache
-        features = model._image_features(runners["vision"], made, lambda: False)
+        features = model.encode_image(made, reuse=False)  # time the vision encoder every run
         t2 = time.perf_counter()
-        step = model._stepper(runners, features)
+        step = model.decoder_step(features)
         token = int(step(ids).argmax())
         t3 = time.perf_counter()
         for _ in range(tokens - 1):
@@ -104,7 +104,7 @@ def onnx_worker(bundle: Path, precision: str, tiles: str, tokens: int) -> dict:
     once()  # warm-up: first-run allocations and kernel choices
     result = best([once() for _ in range(REPEATS)])
     return {**result, "load_s": load_s, "provider": model.provider(), "peak_rss_mb": rss_mb(),
-            "decoder": runners["decoder"].label}
+            "decoder": model.bundle.runner(DECODER).label}
 
 
 def torch_worker(source: Path, tiles: str, tokens: int) -> dict:

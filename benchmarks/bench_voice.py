@@ -40,7 +40,7 @@ def main() -> None:
     from faster_whisper import decode_audio
 
     from describe_screen.asr import SpeechRecognizer
-    from describe_screen.audio import SAMPLE_RATE, has_speech, load_wav, trim_silence
+    from describe_screen.microphone import SAMPLE_RATE, has_speech, load_wav, trim_silence
 
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "q.wav"

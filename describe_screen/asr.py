@@ -1,6 +1,6 @@
 """Speech recognition for spoken questions with faster-whisper (CTranslate2: int8 on the CPU, float16 on CUDA).
 
-faster-whisper's own voice-activity filter is left off: describe_screen.audio already trims and checks
+faster-whisper's own voice-activity filter is left off: describe_screen.microphone already trims and checks
 the recording, and the filter would only add an onnxruntime session per question. The model loads
 on `warm_up` or the first question, never at import, and only once per recogniser.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from describe_screen.audio import SAMPLE_RATE
 from describe_screen.errors import UserError
+from describe_screen.microphone import SAMPLE_RATE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -186,6 +186,6 @@ def default_recognizer() -> SpeechRecognizer:
 
 def transcribe_wav(path: Path, recognizer: SpeechRecognizer | None = None, max_seconds: float = 600.0) -> str:
     """The words spoken in a WAV file, trimmed of silence first (used by end-to-end tests)."""
-    from describe_screen.audio import load_wav, trim_silence
+    from describe_screen.microphone import load_wav, trim_silence
 
     return (recognizer or default_recognizer()).transcribe(trim_silence(load_wav(path, max_seconds)))

@@ -87,12 +87,14 @@ class ModelsConfig:
     threads: int = bounded(0, 0, 256)
     max_new_tokens: int = bounded(160, 8, 2048)
     tiles: str = choice("fast", "default")
-    precision: str = choice("auto", "fp32", "fp16", "int8")
+    precision: str = choice("auto", "fp32", "fp16", "int8", "q4", "q4f16")
 
 
 @dataclass
 class OcrConfig:
-    engine: str = choice("rapidocr", "florence-2")
+    # "model": the best installed model that reads text, by the catalogue's ranks ("florence-2", the
+    # older name of this setting, means the same).
+    engine: str = choice("rapidocr", "model", "florence-2")
 
 
 @dataclass
@@ -211,8 +213,14 @@ def load(path: Path | None = None) -> Config:
     path = path or config_path()
     if not path.exists():
         return Config()
+    if path.is_dir():
+        raise UserError(f"The settings file {path} is a folder, not a file.",
+                        "Point DESCRIBE_SCREEN_CONFIG or --config at a file, or remove that folder.")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"The settings file {path} cannot be read: {exc.strerror or exc}.",
+                        "Check that you are allowed to read it, or delete it to use the defaults.") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"The settings file {path} cannot be read: {exc}.",
                         "Fix the line it names, or delete the file to use the defaults.") from exc

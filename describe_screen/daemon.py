@@ -21,7 +21,7 @@ from describe_screen.describer import Cancelled, Describer, Scene
 from describe_screen.errors import UserError
 
 if TYPE_CHECKING:
-    from describe_screen.audio import Recorder
+    from describe_screen.microphone import Recorder
     from describe_screen.speech import Speaker
 
 Send = Callable[[dict], None]
@@ -50,6 +50,17 @@ def spoken_hotkey(combo: str) -> str:
     return " ".join(names.get(p, p.upper() if len(p) == 1 else p.capitalize()) for p in parts)
 
 
+# request fields and their JSON types (the socket accepts any JSON from any program of this user)
+TEXT_FIELDS = ("cmd", "image", "audio", "target", "detail", "question")
+
+
+def _check_fields(request: dict) -> None:
+    for key in TEXT_FIELDS:
+        if key in request and not isinstance(request[key], str):
+            raise UserError(f'The request field "{key}" must be text, not {type(request[key]).__name__}.',
+                            'Send it as a JSON string, for example {"cmd": "describe", "target": "window"}.')
+
+
 class Daemon:
     """Request handling and the state kept between requests (last capture, conversation, last text)."""
 
@@ -75,6 +86,7 @@ class Daemon:
             cmd = "listen_stop" if self._recorder is not None else "listen_start"
             request = {**request, "cmd": cmd}
         try:
+            _check_fields(request)
             if cmd in WORK:
                 return self._work(request, send)
             quick = {"stop": self._stop, "status": self._status, "repeat": self._repeat,
@@ -187,7 +199,7 @@ class Daemon:
 
     # -- voice --------------------------------------------------------------------------------
     def _listen_start(self, request: dict) -> dict:
-        from describe_screen.audio import MicrophoneRecorder, WavFileRecorder
+        from describe_screen.microphone import MicrophoneRecorder, WavFileRecorder
 
         self.describer.read_ahead(self._scene_for_question(request))
         voice = self.config.voice
@@ -211,7 +223,7 @@ class Daemon:
         return self._recognise(audio)
 
     def _transcribe_file(self, path: Path) -> str:
-        from describe_screen.audio import cut_note, read_wav
+        from describe_screen.microphone import cut_note, read_wav
 
         limit = self.config.voice.max_seconds
         audio, seconds = read_wav(path, limit)
@@ -220,7 +232,7 @@ class Daemon:
         return self._recognise(audio)
 
     def _recognise(self, audio: Any) -> str:
-        from describe_screen.audio import has_speech, trim_silence
+        from describe_screen.microphone import has_speech, trim_silence
 
         if self.config.voice.trim_silence:
             audio = trim_silence(audio)

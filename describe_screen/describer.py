@@ -22,13 +22,12 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from describe_screen.capture import Capture
-    from describe_screen.ocr import TextLine, TextRecognizer
+    from describe_screen.ocr import TextLine
 
 Cancelled = Callable[[], bool]
 
 # How much recognised screen text goes into a model prompt as grounding; more slows prefill down.
 GROUNDING_CHARS = 1200
-INSTALL_VLM = "To install one, run: describe-screen models install smolvlm-256m-instruct."
 
 
 @dataclass
@@ -47,22 +46,26 @@ class Describer:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._lock = threading.Lock()
-        self._ocr: TextRecognizer | None = None
+        self._ocr: vlm.TextReader | None = None
         self._models: dict[str, vlm.VisionLanguageModel | None] = {}  # by task
         self._bundles: dict[Path, vlm.VisionLanguageModel] = {}  # by folder: tasks share one loaded model
         self.notes: list[str] = []  # problems met while loading, said once to the user
+        self._noted: set[str] = set()
 
     # -- engines ------------------------------------------------------------------------------
     @property
-    def ocr(self) -> TextRecognizer:
-        """RapidOCR, or Florence-2's <OCR_WITH_REGION> when the settings ask for it and it is installed."""
-        if self.config.ocr.engine == "florence-2" and self._ocr is None:
+    def ocr(self) -> vlm.TextReader:
+        """RapidOCR, or the best installed model that reads text (by the catalogue's ranks) when the
+        settings ask for a model reader."""
+        if self.config.ocr.engine != "rapidocr" and self._ocr is None:
             model = self.model(vlm.OCR)
-            if model is not None and hasattr(model, "iter_lines"):
-                self._ocr = model  # same interface: warm_up, provider, read, iter_lines
+            if isinstance(model, vlm.TextReader):
+                self._ocr = model
             else:
-                self.notes.append("Florence-2 is not installed, so I read text with the built-in reader. "
-                                  "To install it, run: describe-screen models install florence-2-base. ")
+                from describe_screen import models
+
+                self.notes.append("No installed vision model reads text, so I read text with the built-in "
+                                  f"reader. {models.install_hint(vlm.OCR)} ")
         with self._lock:
             if self._ocr is None:
                 from describe_screen.ocr import TextRecognizer
@@ -92,6 +95,8 @@ class Describer:
             precision=self.config.models.precision,
         )
         folder = self.config.models_dir()
+        for problem in models.broken(folder) if name == "auto" else ():
+            self._note("could not be loaded", problem)
         try:
             installed = models.default_for(task, folder) if name == "auto" else models.find(name, folder)
             if installed is None:
@@ -126,8 +131,12 @@ class Describer:
             self._bundles = {path: m for path, m in self._bundles.items() if m is not model}
 
     def _note(self, what: str, exc: UserError) -> None:
-        self.notes.append(f"The vision model {what}. {exc} Until then I use the text reader.")
-        print(f"describe-screen: {self.notes[-1]}", file=sys.stderr)
+        """Say a model problem once, however many tasks met it."""
+        note = f"The vision model {what}. {exc} Until then I use the text reader."
+        if note not in self._noted:
+            self._noted.add(note)
+            self.notes.append(note)
+            print(f"describe-screen: {note}", file=sys.stderr)
 
     def take_notes(self) -> Iterator[str]:
         """Yield (once) what went wrong while loading, so the user hears why quality dropped."""
@@ -209,9 +218,11 @@ class Describer:
         answer: list[str] = []
 
         def text_answer() -> Iterator[str]:
+            from describe_screen import models
+
             text = textqa.answer(question, self.lines(scene, cancelled), capture.title, capture.image.size)
             yield text or ("I can only answer questions about the text on the screen, and the text does not "
-                           f"answer that. A vision model is needed for it. {INSTALL_VLM}")
+                           f"answer that. A vision model is needed for it. {models.install_hint(vlm.ASK)}")
 
         if model is not None:
             grounding = ""

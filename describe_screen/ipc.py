@@ -43,6 +43,7 @@ Send = Callable[[Event], None]
 Handler = Callable[[Event, Send], Event | None]
 
 START_FIX = "Start it with the command: describe-screen daemon. Then try again."
+BUSY_WAIT = 5.0  # seconds a client retries a daemon whose queue of new connections is full
 
 
 def socket_path() -> Path:
@@ -208,6 +209,9 @@ class Server:
         except ValueError as exc:
             raise UserError("The request to describe-screen is not valid JSON.",
                             "Send one JSON object per line, encoded as UTF-8.") from exc
+        except RecursionError as exc:
+            raise UserError("The request to describe-screen is nested too deeply to read.",
+                            'Send a flat object such as {"cmd": "describe"}.') from exc
         if not isinstance(request, dict):
             raise UserError("The request to describe-screen is not a JSON object.",
                             'Send an object such as {"cmd": "describe"}.')
@@ -225,7 +229,7 @@ class _Listener(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
     daemon_threads = True  # a request still running must not hold up shutdown
     block_on_close = False
-    request_queue_size = 16
+    request_queue_size = 128  # a burst of hotkey and command requests must not overflow it
 
     def __init__(self, owner: Server, family: socket.AddressFamily, address: Any) -> None:
         self.owner = owner
@@ -349,35 +353,65 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class NotRunning(UserError):
+    """Nothing listens at the socket path: no daemon (unlike one that is busy or out of reach)."""
+
+
+class Busy(UserError):
+    """A daemon listens, but its queue of new connections stayed full (a burst of requests)."""
+
+
 def _connect(path: Path, timeout: float) -> tuple[socket.socket, str]:
-    """Open a connection to the daemon; returns it with the token requests must carry ("" on Unix)."""
-    try:
-        if USE_TCP:
-            endpoint = json.loads(path.read_text(encoding="utf-8"))
-            port, token = int(endpoint["port"]), str(endpoint["token"])
-            return socket.create_connection(("127.0.0.1", port), timeout=timeout), token
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.settimeout(timeout)
+    """Open a connection to the daemon; returns it with the token requests must carry ("" on Unix).
+
+    A full queue of new connections (EAGAIN) means a daemon is there and busy, so the connection is
+    retried for up to BUSY_WAIT seconds instead of being taken for "not running".
+    """
+    deadline = time.monotonic() + min(timeout, BUSY_WAIT)
+    while True:
         try:
-            conn.connect(str(path))
-        except OSError:
-            conn.close()
-            raise
-        return conn, ""
-    except (FileNotFoundError, ConnectionRefusedError, ValueError, KeyError, TypeError) as exc:
-        # ValueError/KeyError/TypeError: a half-written or foreign endpoint file, i.e. no daemon.
-        raise UserError("describe-screen is not running, so nothing can answer this request.",
-                        START_FIX) from exc
-    except OSError as exc:
-        raise UserError(f"describe-screen could not be reached at {path}: {exc.strerror or exc}.",
-                        "Check that this folder is yours, or restart the daemon with: "
-                        "describe-screen daemon.") from exc
+            return _open(path, timeout)
+        except BlockingIOError as exc:
+            if time.monotonic() >= deadline:
+                raise Busy("describe-screen is running but too busy to take this request: "
+                           "many requests arrived at once.", "Wait a moment, then try again.") from exc
+            time.sleep(0.02)
+        except (FileNotFoundError, ConnectionRefusedError, ValueError, KeyError, TypeError) as exc:
+            # ValueError/KeyError/TypeError: a half-written or foreign endpoint file, i.e. no daemon.
+            raise NotRunning("describe-screen is not running, so nothing can answer this request.",
+                             START_FIX) from exc
+        except OSError as exc:
+            raise UserError(f"describe-screen could not be reached at {path}: {exc.strerror or exc}.",
+                            "Check that this folder is yours, or restart the daemon with: "
+                            "describe-screen daemon.") from exc
+
+
+def _open(path: Path, timeout: float) -> tuple[socket.socket, str]:
+    if USE_TCP:
+        endpoint = json.loads(path.read_text(encoding="utf-8"))
+        port, token = int(endpoint["port"]), str(endpoint["token"])
+        return socket.create_connection(("127.0.0.1", port), timeout=timeout), token
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
+    try:
+        conn.connect(str(path))
+    except OSError:
+        conn.close()
+        raise
+    return conn, ""
 
 
 def daemon_running(path: Path | None = None) -> bool:
-    """True if a daemon accepts connections at `path` (default: socket_path())."""
+    """True if a daemon listens at `path` (default: socket_path()), even one too busy to accept now.
+
+    A socket path that cannot be used at all (a refused folder) raises its UserError: that is not
+    the same as "no daemon".
+    """
+    path = path or socket_path()
     try:
-        conn, _ = _connect(path or socket_path(), timeout=2.0)
+        conn, _ = _connect(path, timeout=2.0)
+    except Busy:
+        return True
     except UserError:
         return False
     conn.close()

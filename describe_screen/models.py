@@ -1,7 +1,10 @@
-"""Which models exist (manifests in models/*.toml) and which are installed (bundles in the models folder).
+"""The catalogue: which models exist (manifests in models/*.toml) and which are installed (bundles in the
+models folder).
 
 A manifest pins everything an export needs (repo, revision, family, prompts); an installed bundle is a
-folder named after the model holding the ONNX files and a manifest.json written by the exporter.
+folder named after the model holding the ONNX files and a manifest.json written by the exporter. The
+ranks decide which model serves which task, so no other module names a model. Reading and writing
+bundle files is describe_screen.vlm.bundle's job.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from describe_screen.errors import UserError
-from describe_screen.vlm import read_manifest
-from describe_screen.vlm.bundle import MANIFEST, check_bundle
+from describe_screen.vlm import bundle
+from describe_screen.vlm.bundle import MANIFEST, check_bundle, read_manifest
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,9 +97,18 @@ def manifest(name: str, directory: Path = MANIFEST_DIR) -> ModelManifest:
     raise UserError(f"There is no model called {name}.", f"Known models are: {known}.")
 
 
+def install_hint(task: str, directory: Path = MANIFEST_DIR) -> str:
+    """How to get the best catalogued model for `task`, in one sentence for the user."""
+    best = next((m for m in available(directory) if task in m.tasks), None)
+    if best is None:
+        return ""
+    verb = "install" if best.published else "export"
+    return f"To install one, run: describe-screen models {verb} {best.name}."
+
+
 def _installed_model(path: Path) -> InstalledModel:
     data = read_manifest(path)
-    size = sum(int(entry.get("size", 0)) for entry in (data.get("files") or {}).values())
+    size = sum(entry["size"] for entry in (data.get("files") or {}).values())
     return InstalledModel(name=str(data.get("name", path.name)), path=path, family=str(data.get("family", "")),
                           tasks=frozenset(data.get("tasks", [])), precisions=tuple(data.get("precisions", [])),
                           size_bytes=size, rank=int(data.get("rank", 100)))
@@ -112,8 +124,21 @@ def installed(models_dir: Path) -> list[InstalledModel]:
             try:
                 found.append(_installed_model(path))
             except UserError:
-                continue  # a damaged bundle is reported by `models verify`, not by listing
+                continue  # listed by broken(), which the daemon and `models list` say aloud
     return sorted(found, key=lambda m: (m.rank, m.name))
+
+
+def broken(models_dir: Path) -> list[UserError]:
+    """What is wrong with each bundle in `models_dir` whose manifest cannot be used (one error each)."""
+    problems = []
+    if models_dir.is_dir():
+        for path in sorted(models_dir.iterdir()):
+            if (path / MANIFEST).is_file():
+                try:
+                    read_manifest(path)
+                except UserError as exc:
+                    problems.append(exc)
+    return problems
 
 
 def find(name: str, models_dir: Path) -> InstalledModel:
@@ -141,11 +166,9 @@ def import_bundle(folder: Path, name: str, models_dir: Path) -> InstalledModel:
     """Install a folder exported elsewhere with our file names, e.g. an onnx-community download
     (configs and tokenizer at the top, graphs in onnx/), as the known model `name`, whose manifest
     supplies family, tasks and prompts. fp32, int8 and fp16 graphs are kept; q4/bnb4/uint8 are skipped."""
-    from describe_screen.export import common
-
     spec = manifest(name)
     graphs = folder / "onnx" if (folder / "onnx").is_dir() else folder
-    staging = common.staging_dir(models_dir / name)
+    staging = bundle.staging_dir(models_dir / name)
     found: set[str] = set()
     for path in sorted(graphs.glob("*.onnx*")):
         precision = _graph_precision(path.name)
@@ -157,9 +180,12 @@ def import_bundle(folder: Path, name: str, models_dir: Path) -> InstalledModel:
         raise UserError(f"The folder {folder} has no full-precision ONNX files for {name}.",
                         f"Pick the folder that holds the onnx subfolder, or export with: "
                         f"describe-screen models export {name}.")
-    common.copy_support_files(folder, staging)
-    return _installed_model(common.publish(staging, models_dir / name, spec,
-                                           [p for p in common.PRECISIONS if p in found]))
+    bundle.copy_support_files(folder, staging)
+    return _installed_model(bundle.publish(staging, models_dir / name, spec.bundle_info(),
+                                           [p for p in IMPORTED if p in found]))
+
+
+IMPORTED = ("fp32", "int8", "fp16")
 
 
 def _graph_precision(filename: str) -> str:

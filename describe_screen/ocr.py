@@ -33,7 +33,9 @@ TILE = 1280  # px: the largest detector input that still finds lone words (see _
 TILE_OVERLAP = 96  # px: taller than a line of screen text
 CONTRAST_WINDOW = 41  # px: wider than screen text is tall, so each window holds both ink and paper
 FLAT_SPREAD = 48  # grey levels: a window spanning less than this has no text in it
+DRAWN_PIXELS = 0.5  # a screen has at least half its pixels equal to their neighbour; photos have few
 REC_HEIGHT = 48  # the recogniser's input height in pixels
+TILT = 0.01  # a line whose top edge slopes by more than 1 in 100 (0.6 degrees) is straightened
 SMALL_TEXT = 32  # crops shorter than this are enlarged with a cubic filter before recognition
 
 
@@ -119,23 +121,23 @@ class TextRecognizer:
         engine = self._load()
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
         try:
-            boxes = self._detect(engine, bgr, cancelled)
+            found = self._detect(engine, bgr, cancelled)
         except Exception as exc:
             raise _failed(exc) from exc
-        if not boxes or cancelled():
+        if not found or cancelled():
             return
-        boxes = [boxes[i] for i in reading_order(boxes)]
+        found = [found[i] for i in reading_order([box for box, _ in found])]
         start = 0
-        while start < len(boxes):
+        while start < len(found):
             size = FIRST_BATCH if start == 0 else BATCH
-            chunk = boxes[start:start + size]
+            chunk = found[start:start + size]
             start += size
-            crops = [_crop(bgr, box) for box in chunk]
+            crops = [_crop(bgr, box, quad) for box, quad in chunk]
             try:
                 result = engine.text_rec(TextRecInput(img=crops))
             except Exception as exc:
                 raise _failed(exc) from exc
-            for box, text, score in zip(chunk, result.txts, result.scores, strict=True):
+            for (box, _), text, score in zip(chunk, result.txts, result.scores, strict=True):
                 text = text.strip()
                 if text and score >= self._min_score:
                     yield TextLine(text, box, float(score))
@@ -143,8 +145,12 @@ class TextRecognizer:
                 return
 
     @staticmethod
-    def _detect(engine: Any, bgr: np.ndarray, cancelled: Callable[[], bool] = lambda: False) -> list[Box]:
-        """Axis-aligned boxes of the text lines found (screen text is horizontal), tile by tile.
+    def _detect(engine: Any, bgr: np.ndarray, cancelled: Callable[[], bool] = lambda: False
+                ) -> list[tuple[Box, np.ndarray | None]]:
+        """Each text line found, tile by tile: its axis-aligned box, and its corners when it is tilted.
+
+        Screen text is level, so most lines are read from their box; a line on a photographed or
+        scanned page may slope, and is then cut out along its four corners (see _crop).
 
         Screens bigger than 1280 x 720 are shrunk for detection only, down to 3/4 at most: detection
         time follows the pixel count, and 12 px text still stands out at 9 px. Recognition always
@@ -159,7 +165,7 @@ class TextRecognizer:
         scale = max(DET_MIN_SCALE, min(1.0, math.sqrt(DET_PIXELS / (w * h))))
         small = bgr if scale == 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         prepared = _for_detection(small)
-        found: list[tuple[Box, int]] = []
+        found: list[tuple[Box, np.ndarray | None, int]] = []
         sh, sw = prepared.shape[:2]
         for tile, (x, y, x1, y1) in enumerate(_tiles(sw, sh)):
             if tile and cancelled():  # iter_lines checks once more after the last tile
@@ -171,7 +177,8 @@ class TextRecognizer:
                 box = (max(0, int(bx0 / scale)), max(0, int(by0 / scale)),
                        min(w, math.ceil(bx1 / scale)), min(h, math.ceil(by1 / scale)))
                 if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
-                    found.append((box, tile))
+                    quad = (poly + offset) / scale
+                    found.append((box, quad if _tilted(quad) else None, tile))
         return _merge_across_tiles(found)
 
 
@@ -191,13 +198,21 @@ def _tiles(w: int, h: int) -> list[Box]:
     return [(x0, y0, x1, y1) for y0, y1 in spans(h) for x0, x1 in spans(w)]
 
 
-def _merge_across_tiles(found: list[tuple[Box, int]]) -> list[Box]:
+def _tilted(quad: np.ndarray) -> bool:
+    """The line's top edge rises or falls by more than a few pixels over its length (not screen text)."""
+    (x0, y0), (x1, y1) = quad[0], quad[1]
+    return abs(y1 - y0) > max(2.0, TILT * abs(x1 - x0))
+
+
+def _merge_across_tiles(found: list[tuple[Box, np.ndarray | None, int]]) -> list[tuple[Box, np.ndarray | None]]:
     """One box per line: pieces of a line cut by a tile edge, or seen twice in an overlap, are joined.
 
     Only boxes from different tiles are joined, and only when they share a row and overlap, so
-    neighbouring lines and separate words on one row stay apart.
+    neighbouring lines and separate words on one row stay apart. A joined line loses its corners
+    (tilted lines come from photos, which fit in one tile).
     """
-    merged: list[tuple[Box, set[int]]] = [(box, {tile}) for box, tile in found]
+    quads = {box: quad for box, quad, _ in found}
+    merged: list[tuple[Box, set[int]]] = [(box, {tile}) for box, _, tile in found]
     joined = True
     while joined:
         joined = False
@@ -210,20 +225,36 @@ def _merge_across_tiles(found: list[tuple[Box, int]]) -> list[Box]:
                 del merged[j]
                 joined = True
                 break
-    return [box for box, _ in merged]
+    return [(box, quads.get(box) if len(tiles) == 1 else None) for box, tiles in merged]
+
+
+def photographed(bgr: np.ndarray) -> bool:
+    """The image is a photo or scan (camera noise everywhere), not pixels drawn by a toolkit.
+
+    A rendered screen is mostly flat colour, so most pixels equal their right-hand neighbour; a
+    camera's noise, blur and lighting make that rare. Sampled on every 4th row: quick on a 4K screen.
+    """
+    import numpy as np
+
+    rows = bgr[::4].astype(np.int16)
+    same = np.all(np.abs(rows[:, 1:] - rows[:, :-1]) <= 1, axis=2)
+    return float(same.mean()) < DRAWN_PIXELS if same.size else False
 
 
 def _for_detection(bgr: np.ndarray) -> np.ndarray:
-    """A grey copy with local contrast stretched to full black and white, for the detector only.
+    """For a screen, a grey copy with local contrast stretched to full black and white (detector only).
 
     The detector misses short words on a plain background unless ink and paper are near pure black
     and white: "OK" in light grey on a dark grey theme is not found, the same word stretched is. Each
     pixel is stretched between the darkest and lightest pixel around it; flat areas (no text nearby)
-    become pure black or white, whichever they are closer to.
+    become pure black or white, whichever they are closer to. A photographed or scanned page is left
+    as it is: stretching its noise and soft edges hides whole lines from the detector.
     """
     import cv2
     import numpy as np
 
+    if photographed(bgr):
+        return bgr
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (CONTRAST_WINDOW, CONTRAST_WINDOW))
     low, high = cv2.erode(grey, kernel), cv2.dilate(grey, kernel)
@@ -239,17 +270,23 @@ def _failed(exc: Exception) -> UserError:
                      "Try again. If it keeps failing, run describe-screen doctor.")
 
 
-def _crop(bgr: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The box's pixels (the detector already adds a margin); small text is enlarged with a cubic filter.
+def _crop(bgr: np.ndarray, box: Box, quad: np.ndarray | None = None) -> np.ndarray:
+    """The line's pixels, level (the detector already adds a margin); small text enlarged with a cubic filter.
 
-    The recogniser scales every crop to 48 px high with a linear filter, which blurs 10-16 px screen
-    text into look-alike letters (m and rn, w and u); a cubic enlargement first keeps strokes apart.
+    A tilted line is straightened along its four corners, as rapidocr itself does. The recogniser
+    scales every crop to 48 px high with a linear filter, which blurs 10-16 px screen text into
+    look-alike letters (m and rn, w and u); a cubic enlargement first keeps strokes apart.
     """
     import cv2
+    import numpy as np
+    from rapidocr.utils.process_img import get_rotate_crop_image
 
-    x0, y0, x1, y1 = box
-    crop = bgr[y0:y1, x0:x1]
+    if quad is None:
+        x0, y0, x1, y1 = box
+        crop = bgr[y0:y1, x0:x1]
+    else:
+        crop = get_rotate_crop_image(bgr, np.asarray(quad, dtype=np.float32))
     if crop.shape[0] < SMALL_TEXT:
-        scale = REC_HEIGHT / crop.shape[0]
+        scale = REC_HEIGHT / max(crop.shape[0], 1)
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     return crop

@@ -10,6 +10,7 @@ same output, so they never talk over speech.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen.config import SpeechConfig
 from describe_screen.errors import UserError
+from describe_screen.sound import read_sound, resample
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,10 +71,15 @@ def split_sentences(text: str) -> tuple[list[str], str]:
 class Speaker:
     """Queue speech and cues; play them in order on one thread; stop() silences everything at once."""
 
-    def __init__(self, config: SpeechConfig, speech_file: Path | None = None) -> None:
+    def __init__(self, config: SpeechConfig, speech_file: Path | None = None, paced: bool | None = None) -> None:
+        """`paced=False` writes a speech file as fast as it is made instead of in real time (tests that do
+        not time the stop key); None follows DESCRIBE_SCREEN_FAST_SPEECH_FILE, which test suites set."""
         self.config = config
         self.spoken: list[str] = []  # utterances actually started, in order
-        self._output: _FileOutput | _DeviceOutput = _FileOutput(speech_file) if speech_file else _DeviceOutput()
+        self.lost: list[str] = []  # sentences the synthesiser failed on twice: the user did not hear them
+        if paced is None:
+            paced = os.environ.get("DESCRIBE_SCREEN_FAST_SPEECH_FILE", "") != "1"
+        self._output: _FileOutput | _DeviceOutput = _FileOutput(speech_file, paced) if speech_file else _DeviceOutput()
         self._queue: queue.Queue[tuple[int, str, str] | None] = queue.Queue()
         self._state = threading.Condition()
         self._generation = 0  # bumped by stop(): queued or playing items of older generations are dropped
@@ -191,22 +198,54 @@ class Speaker:
             finally:
                 started.set()
             tones = {name: _tone(notes, level * self.config.volume) for name, (notes, level) in CUES.items()}
-            while (item := self._queue.get()) is not None:
-                generation, kind, payload = item
-                try:
-                    if generation == self._generation:
-                        samples = voice.render(payload) if kind == "say" else tones[payload]
+            try:
+                while (item := self._queue.get()) is not None:
+                    generation, kind, payload = item
+                    try:
                         if generation == self._generation:
-                            if kind == "say":
-                                self.spoken.append(payload)
-                                del self.spoken[:-KEEP_SPOKEN]
-                            self._output.play(samples, lambda g=generation: g != self._generation)
-                except Exception:  # one bad utterance must not silence everything after it
-                    log.exception("speaking %r failed", payload)
-                finally:
-                    with self._state:
-                        self._pending -= 1
-                        self._state.notify_all()
+                            samples = self._render(voice, payload) if kind == "say" else tones[payload]
+                            if generation == self._generation:
+                                if kind == "say":
+                                    self.spoken.append(payload)
+                                    del self.spoken[:-KEEP_SPOKEN]
+                                self._play(samples, generation)
+                    except SpeechLost:
+                        self._report_lost(voice, payload, tones["error"], generation)
+                    except Exception:  # one bad utterance must not silence everything after it
+                        log.exception("speaking %r failed", payload)
+                    finally:
+                        with self._state:
+                            self._pending -= 1
+                            self._state.notify_all()
+            finally:
+                voice.close()
+
+    def _play(self, samples: np.ndarray, generation: int) -> None:
+        self._output.play(samples, lambda: generation != self._generation)
+
+    @staticmethod
+    def _render(voice: _Voice, text: str) -> np.ndarray:
+        """Synthesise `text`, trying a second time before giving the sentence up as lost."""
+        try:
+            return voice.render(text)
+        except SpeechLost as exc:
+            log.warning("speech synthesis failed (%s); trying %r once more", exc, text)
+            return voice.render(text)
+
+    def _report_lost(self, voice: _Voice, text: str, error_tone: np.ndarray, generation: int) -> None:
+        """A sentence failed twice: remember it (the CLI then exits non-zero), log it and say so."""
+        self.lost.append(text)
+        del self.lost[:-KEEP_SPOKEN]
+        log.error("speech synthesis failed twice; the user did not hear: %r", text)
+        if generation != self._generation:
+            return
+        try:
+            notice = voice.render(LOST_NOTICE)
+        except SpeechLost:  # the synthesiser is broken for good: the tone and the printed error remain
+            notice = None
+        self._play(error_tone, generation)
+        if notice is not None:
+            self._play(notice, generation)
 
 
 def memory_dir() -> str | None:
@@ -222,9 +261,37 @@ def memory_dir() -> str | None:
 # pyttsx3.init() hands every caller the same engine per process: two Speakers must take turns.
 _ENGINE_LOCK = threading.Lock()
 
+# Drivers that write their file on a thread of their own and announce its end ("finished-utterance").
+_ANNOUNCES_END = {"nsss"}
+ESPEAK_RATE = 22050  # what espeak-ng's voices are made at (pyttsx3's espeak driver assumes the same)
+# How long synthesis may take before it counts as failed: generous, since a loaded machine is slow.
+SYNTH_TIMEOUT = 15.0
+SYNTH_TIMEOUT_PER_CHAR = 0.05
+
+LOST_NOTICE = "Part of the answer could not be spoken. It is printed in full."
+
+
+class SpeechLost(Exception):
+    """The synthesiser did not deliver a complete utterance."""
+
+
+def lost_speech_error(lost: list[str]) -> UserError:
+    """What the user is told when sentences could not be spoken even on a second try."""
+    count = f"{len(lost)} sentence" + ("s" if len(lost) > 1 else "")
+    return UserError(f"The speech synthesiser failed, so {count} of the answer could not be spoken: "
+                     + " ".join(lost), "Run the command again; if it keeps failing, run describe-screen doctor.")
+
 
 class _Voice:
-    """The pyttsx3 engine, rendering text to samples at RATE."""
+    """The pyttsx3 engine, rendering text to samples at RATE; render() returns only complete utterances.
+
+    pyttsx3's runAndWait() returns once synthesis has *started* with the espeak and NSSpeechSynthesizer
+    drivers, which write the file later on a thread of their own. The espeak driver also cancels the
+    next utterance when espeak is still busy with a queued setting. So with espeak-ng the sound is taken
+    from pyttsx3's own binding (`pyttsx3.drivers._espeak`) straight into memory, and completion is
+    espeak-ng's end-of-message event; NSSpeechSynthesizer announces its end ("finished-utterance");
+    SAPI5 writes the file before save_to_file returns.
+    """
 
     def __init__(self, config: SpeechConfig, workdir: Path) -> None:
         if sys.platform == "win32":  # SAPI5 is COM: this (speech) thread needs COM set up for itself
@@ -239,25 +306,101 @@ class _Voice:
             raise UserError("No speech synthesiser could be started, so nothing can be spoken.",
                             _install_hint()) from exc
         self.name = DRIVER_NAMES.get(self.engine.driver_name, self.engine.driver_name)
-        # The espeak driver prints "Audio saved to ..." after every file; keep the user's terminal clean.
-        espeak = sys.modules.get("pyttsx3.drivers.espeak")
-        if espeak is not None:
-            espeak.print = lambda *args, **kwargs: None
         self.properties = {"rate": config.rate, "volume": config.volume}
         if config.voice:
             self.properties["voice"] = _voice_id(self.engine, config.voice)
         self.path = workdir / ("utterance.aiff" if self.engine.driver_name == "nsss" else "utterance.wav")
+        self._ended = threading.Event()
+        self._completed = False
+        self._error: BaseException | None = None
+        self._connections = [self.engine.connect("finished-utterance", self._on_finished),
+                             self.engine.connect("error", self._on_error)]
+        self._utterances = itertools.count(1)
+
+    def _on_finished(self, name: str | None = None, completed: bool = True) -> None:
+        self._completed = bool(completed)
+        self._ended.set()
+
+    def _on_error(self, name: str | None = None, exception: BaseException | None = None) -> None:
+        self._error = exception or RuntimeError("unknown error")
+        self._ended.set()
 
     def render(self, text: str) -> np.ndarray:
+        """The whole utterance as samples, or SpeechLost: never a missing, half-written or cut sound."""
         with _ENGINE_LOCK:
-            # set for every utterance: the engine is shared per process, and the espeak driver was seen
-            # to fall back to its default rate between utterances
+            render = self._render_espeak if self.engine.driver_name == "espeak" else self._render_file
+            samples = render(text)
+        if not len(samples) and any(c.isalnum() for c in text):
+            raise SpeechLost("the synthesiser produced no sound")
+        return samples
+
+    def _render_espeak(self, text: str) -> np.ndarray:
+        import ctypes
+
+        import numpy as np
+        from pyttsx3.drivers import _espeak
+
+        tag = next(self._utterances)  # user_data of this utterance: late sound of an abandoned one is ignored
+        chunks: list[bytes] = []
+        ended = threading.Event()
+
+        def on_sound(wav: Any, count: int, events: Any) -> int:
+            if events[0].user_data != tag:
+                return 0
+            if count > 0:
+                chunks.append(ctypes.string_at(wav, count * 2))
+            i = 0
+            while events[i].type != _espeak.EVENT_LIST_TERMINATED:
+                if events[i].type == _espeak.EVENT_MSG_TERMINATED:
+                    ended.set()
+                i += 1
+            return 0
+
+        try:
+            _espeak.SetSynthCallback(on_sound)  # replaces the pyttsx3 driver's, which we never use to speak
             for name, value in self.properties.items():
-                self.engine.setProperty(name, value)
-            self.path.unlink(missing_ok=True)
+                self.engine.proxy._driver.setProperty(name, value)  # the driver's own mapping, applied now
+            status = _espeak.Synth(text, flags=_espeak.ENDPAUSE | _espeak.CHARS_UTF8, user_data=tag)
+        except Exception as exc:
+            raise SpeechLost(f"the synthesiser failed: {exc}") from exc
+        if status != _espeak.EE_OK:
+            raise SpeechLost(f"espeak-ng refused the text (status {status})")
+        if not ended.wait(SYNTH_TIMEOUT + SYNTH_TIMEOUT_PER_CHAR * len(text)):
+            _espeak.Cancel()
+            raise SpeechLost("the synthesiser never finished the utterance")
+        _espeak.Synchronize()  # espeak-ng is idle again before the next utterance's settings
+        pcm = np.frombuffer(b"".join(chunks), "<i2").astype(np.float32) / 32768.0
+        return resample(pcm, ESPEAK_RATE, RATE)
+
+    def _render_file(self, text: str) -> np.ndarray:
+        # set for every utterance: the engine is shared per process
+        for name, value in self.properties.items():
+            self.engine.setProperty(name, value)
+        self.path.unlink(missing_ok=True)
+        self._ended.clear()
+        self._completed, self._error = False, None
+        try:
             self.engine.save_to_file(text, str(self.path))
             self.engine.runAndWait()
+        except Exception as exc:
+            raise SpeechLost(f"the synthesiser failed: {exc}") from exc
+        if self.engine.driver_name in _ANNOUNCES_END:
+            if not self._ended.wait(SYNTH_TIMEOUT + SYNTH_TIMEOUT_PER_CHAR * len(text)):
+                self.engine.stop()
+                raise SpeechLost("the synthesiser never finished the utterance")
+            if not self._completed:
+                raise SpeechLost("the synthesiser cut the utterance short")
+        if self._error is not None:
+            raise SpeechLost(f"the synthesiser failed: {self._error}")
+        try:
             return read_audio(self.path)
+        except (UserError, OSError, ValueError, KeyError, struct.error) as exc:
+            raise SpeechLost(f"the synthesised sound cannot be read: {exc}") from exc
+
+    def close(self) -> None:
+        """Unhook from the engine, which lives on (pyttsx3 keeps one per process)."""
+        for token in self._connections:
+            self.engine.disconnect(token)
 
 
 def _voice_id(engine: Any, wanted: str) -> str:
@@ -280,56 +423,8 @@ def _install_hint() -> str:
 
 def read_audio(path: Path) -> np.ndarray:
     """Mono float32 samples at RATE from a WAV or AIFF file (what the pyttsx3 drivers write)."""
-    import numpy as np
-
-    data = path.read_bytes()
-    if data[:4] == b"FORM":
-        pcm, rate, channels, width = _parse_aiff(data)
-    else:
-        with wave.open(str(path), "rb") as wav:
-            pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
-            channels, width = wav.getnchannels(), wav.getsampwidth()
-    kinds = {1: ("u1", 128.0, 128.0), 2: ("<i2", 0.0, 32768.0), 4: ("<i4", 0.0, 2147483648.0)}
-    if width not in kinds:
-        raise ValueError(f"unsupported sample width {width}")
-    kind, offset, scale = kinds[width]
-    samples = (np.frombuffer(pcm, kind).astype(np.float32) - offset) / scale
-    samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1)
+    samples, rate, _ = read_sound(path)
     return resample(samples, rate, RATE)
-
-
-def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Linear-interpolation resampling: plenty for speech and beeps."""
-    import numpy as np
-
-    if rate == target or not len(samples):
-        return samples
-    positions = np.arange(round(len(samples) * target / rate)) * (rate / target)
-    return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
-
-
-def _parse_aiff(data: bytes) -> tuple[bytes, int, int, int]:
-    """PCM (as little-endian), rate, channels and sample width of an AIFF/AIFF-C file."""
-    import numpy as np
-
-    chunks, pos = {}, 12
-    while pos + 8 <= len(data):
-        kind, size = data[pos:pos + 4], struct.unpack(">I", data[pos + 4:pos + 8])[0]
-        chunks[kind] = data[pos + 8:pos + 8 + size]
-        pos += 8 + size + (size & 1)
-    comm = chunks[b"COMM"]
-    channels, _, bits = struct.unpack(">hIh", comm[:8])
-    exponent, mantissa = struct.unpack(">HQ", comm[8:18])
-    rate = round(mantissa * 2.0 ** ((exponent & 0x7FFF) - 16383 - 63))
-    little = data[8:12] == b"AIFC" and comm[18:22] == b"sowt"
-    offset = struct.unpack(">I", chunks[b"SSND"][:4])[0]
-    pcm = chunks[b"SSND"][8 + offset:]
-    width = bits // 8
-    if not little and width > 1:
-        pcm = np.frombuffer(pcm[: len(pcm) // width * width], f">i{width}").astype(f"<i{width}").tobytes()
-    elif width == 1:  # AIFF bytes are signed; WAV bytes (what read_audio expects) are unsigned
-        pcm = (np.frombuffer(pcm, "i1").astype(np.int16) + 128).astype("u1").tobytes()
-    return pcm, rate, channels, width
 
 
 def _tone(notes: list[tuple[float, float]], level: float) -> np.ndarray:
@@ -350,10 +445,15 @@ class _FileOutput:
 
     CHUNK = RATE // 50  # 20 ms
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, paced: bool = True) -> None:
         self.path = Path(path)
+        self.paced = paced
         try:
-            self._file = open(self.path, "wb")  # noqa: SIM115 - lives as long as the Speaker
+            # private (0600): the file holds screen text, spoken
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+            self._file = os.fdopen(fd, "wb")
         except OSError as exc:
             raise UserError(f"The speech file {self.path} cannot be written: {exc.strerror}.",
                             "Choose a file in a folder you can write to.") from exc
@@ -368,6 +468,11 @@ class _FileOutput:
         import numpy as np
 
         pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+        if not self.paced:
+            if not interrupted():
+                self._wav.writeframes(pcm.tobytes())
+                self._file.flush()
+            return
         start = time.monotonic()
         for offset in range(0, len(pcm), self.CHUNK):
             if not _sleep_until(start + offset / RATE, interrupted):

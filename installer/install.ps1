@@ -16,6 +16,14 @@ Start the describe-screen daemon at every logon.
 .PARAMETER NoRun
 Do not run the demo at the end.
 
+.PARAMETER Model
+Also install a vision model, e.g. smolvlm-256m-instruct (see describe-screen models list). With no
+network the installer says so in one sentence and finishes; describe-screen then uses its text reader.
+
+.NOTES
+With an NVIDIA GPU (its driver provides nvidia-smi), the CUDA and cuDNN libraries onnxruntime-gpu needs
+are installed too; without one, none of them is downloaded.
+
 .EXAMPLE
 powershell -ExecutionPolicy Bypass -File installer\install.ps1 -Autostart
 #>
@@ -23,7 +31,8 @@ powershell -ExecutionPolicy Bypass -File installer\install.ps1 -Autostart
 param(
     [switch]$Dev,
     [switch]$Autostart,
-    [switch]$NoRun
+    [switch]$NoRun,
+    [string]$Model = ''
 )
 
 Set-StrictMode -Version Latest
@@ -132,6 +141,46 @@ else {
     Set-Content -NoNewline -Encoding UTF8 -Path $Stamp -Value $StampText
 }
 
+# An NVIDIA GPU with its driver: the driver installs nvidia-smi, which names each GPU.
+function Test-NvidiaGpu {
+    if (-not (Get-Command nvidia-smi -ErrorAction SilentlyContinue)) { return $false }
+    $ErrorActionPreference = 'Continue'
+    $gpus = & nvidia-smi -L 2>$null
+    return ($LASTEXITCODE -eq 0) -and ("$gpus" -match '^GPU')
+}
+
+# onnxruntime-gpu finds CUDA and cuDNN only in the exact versions it was built for; its [cuda,cudnn]
+# extras bring them as pip packages (about 1 GB), which the program preloads. Only with a GPU.
+function Install-CudaLibraries {
+    if (-not (Test-NvidiaGpu)) { return }
+    $checkScript = @'
+import re, sys
+from importlib import metadata
+wanted = [r for r in metadata.requires("onnxruntime-gpu") or [] if re.search(r'extra == "(cuda|cudnn)"', r)]
+names = [re.split(r"[ ;<>=~!\[]", r, maxsplit=1)[0] for r in wanted]
+def present(name):
+    try:
+        return bool(metadata.version(name))
+    except metadata.PackageNotFoundError:
+        return False
+sys.exit(0 if names and all(present(n) for n in names) else 1)
+'@
+    if ((Invoke-PythonCode $checkScript).Ok) {
+        Say 'An NVIDIA GPU was found; its CUDA and cuDNN libraries are already installed'
+        return
+    }
+    $version = (Invoke-PythonCode 'from importlib.metadata import version; print(version("onnxruntime-gpu"))').Output
+    Say "An NVIDIA GPU was found: installing the CUDA and cuDNN libraries onnxruntime-gpu $version needs (about 1 GB)"
+    if (-not (Invoke-Native $VenvPython @('-m', 'pip', 'install', '-q', "onnxruntime-gpu[cuda,cudnn]==$version"))) {
+        Fail 'the CUDA libraries could not be installed.' 'Check the network connection and free disk space, then run this installer again.'
+    }
+    if ((Invoke-PythonCode 'import sys; from describe_screen.vlm import onnx; sys.exit(not onnx.cuda_works())').Ok) {
+        Say 'CUDA works: models will run on the GPU'
+    } else {
+        Say "CUDA could not start, so models will run on the CPU; & '$Exe' doctor says which library is missing"
+    }
+}
+
 # faster-whisper depends on plain onnxruntime, and installing it overwrites onnxruntime-gpu: both
 # ship the same module. On x86-64 the GPU build is the right one (it also runs on the CPU).
 if ($env:PROCESSOR_ARCHITECTURE -eq 'AMD64') {
@@ -157,6 +206,7 @@ print(v("onnxruntime"), v("onnxruntime-gpu"))
                  "Run: & '$VenvPython' -m pip install --force-reinstall --no-deps onnxruntime-gpu, then run this installer again."
         }
     }
+    Install-CudaLibraries
     Say 'Checking onnxruntime'
     $providers = Invoke-PythonCode 'import onnxruntime; print(", ".join(onnxruntime.get_available_providers()))'
     Write-Host "    providers: $($providers.Output)"
@@ -168,6 +218,16 @@ print(v("onnxruntime"), v("onnxruntime-gpu"))
 
 if (-not (Invoke-Native -Quiet $Exe @('--help'))) {
     Fail 'the describe-screen command does not start.' "Run & '$Exe' --help to see the error, and report it."
+}
+
+# ---------------------------------------------------------------- a vision model
+
+if ($Model) {
+    Say "Installing the vision model $Model"
+    # The command says in one sentence why it could not (no network, no disk space); set-up goes on.
+    if (-not (Invoke-Native $Exe @('models', 'install', $Model))) {
+        Say "describe-screen will use its text reader until you run: & '$Exe' models install $Model"
+    }
 }
 
 # ---------------------------------------------------------------- start at logon

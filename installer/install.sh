@@ -7,26 +7,35 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: installer/install.sh [--dev] [--autostart] [--no-run]
+Usage: installer/install.sh [--dev] [--autostart] [--no-run] [--model NAME]
 
-  --dev        also install the tools for development and model export (pytest, ruff, torch)
-  --autostart  start the describe-screen daemon at every login (systemd user service or launchd agent)
-  --no-run     do not run the demo at the end
+  --dev         also install the tools for development and model export (pytest, ruff, torch)
+  --autostart   start the describe-screen daemon at every login (systemd user service or launchd agent)
+  --no-run      do not run the demo at the end
+  --model NAME  also install a vision model, e.g. smolvlm-256m-instruct (describe-screen models list)
+
+On Linux with an NVIDIA GPU (its driver is installed), the CUDA and cuDNN libraries onnxruntime-gpu needs
+are installed too; without one, none of them is downloaded.
 
 Environment: DESCRIBE_SCREEN_VENV  where to create the virtual environment (default: <repo>/.venv)
              DESCRIBE_SCREEN_PYTHON which Python to build it with (default: python3, 3.10 or newer)
 EOF
 }
 
-DEV=0 AUTOSTART=0 RUN=1
-for arg in "$@"; do
-    case "$arg" in
+DEV=0 AUTOSTART=0 RUN=1 MODEL=""
+while [ $# -gt 0 ]; do
+    case "$1" in
         --dev) DEV=1 ;;
         --autostart) AUTOSTART=1 ;;
         --no-run) RUN=0 ;;
+        --model=*) MODEL="${1#--model=}" ;;
+        --model)
+            [ $# -ge 2 ] || { usage >&2; printf '\nThe option --model needs a model name.\n' >&2; exit 2; }
+            MODEL="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
-        *) usage >&2; printf '\nUnknown option %s.\n' "$arg" >&2; exit 2 ;;
+        *) usage >&2; printf '\nUnknown option %s.\n' "$1" >&2; exit 2 ;;
     esac
+    shift
 done
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -229,6 +238,43 @@ else
     stamp_text >"$STAMP"
 fi
 
+# An NVIDIA GPU with its driver: the kernel module's /proc entry, or nvidia-smi naming a GPU.
+has_nvidia_gpu() {
+    [ -e /proc/driver/nvidia/version ] || { command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; }
+}
+
+# onnxruntime-gpu finds CUDA and cuDNN only in the exact versions it was built for; its [cuda,cudnn]
+# extras bring them as pip packages (about 1 GB), which the program preloads. Only with a GPU.
+install_cuda_libraries() {
+    has_nvidia_gpu || return 0
+    if "$VPY" - <<'EOF'
+import re, sys
+from importlib import metadata
+wanted = [r for r in metadata.requires("onnxruntime-gpu") or [] if re.search(r'extra == "(cuda|cudnn)"', r)]
+names = [re.split(r"[ ;<>=~!\[]", r, maxsplit=1)[0] for r in wanted]
+def present(name):
+    try:
+        return bool(metadata.version(name))
+    except metadata.PackageNotFoundError:
+        return False
+sys.exit(0 if names and all(present(n) for n in names) else 1)
+EOF
+    then
+        say "An NVIDIA GPU was found; its CUDA and cuDNN libraries are already installed"
+        return 0
+    fi
+    local version
+    version="$("$VPY" -c 'from importlib.metadata import version; print(version("onnxruntime-gpu"))')"
+    say "An NVIDIA GPU was found: installing the CUDA and cuDNN libraries onnxruntime-gpu $version needs (about 1 GB)"
+    "$VPY" -m pip install -q "onnxruntime-gpu[cuda,cudnn]==$version" || fail "the CUDA libraries could not be installed." \
+        "Check the network connection and free disk space, then run this installer again."
+    if "$VPY" -c 'import sys; from describe_screen.vlm import onnx; sys.exit(not onnx.cuda_works())' 2>/dev/null; then
+        say "CUDA works: models will run on the GPU"
+    else
+        say "CUDA could not start, so models will run on the CPU; '$VENV/bin/describe-screen' doctor says which library is missing"
+    fi
+}
+
 # faster-whisper depends on plain onnxruntime, and installing it overwrites onnxruntime-gpu: both
 # ship the same module. Where the GPU build is the right one, put it back alone.
 if [ "$OS" = Linux ] && [ "$ARCH" = x86_64 ]; then
@@ -253,6 +299,7 @@ EOF
                  "Run: '$VPY' -m pip install --force-reinstall --no-deps onnxruntime-gpu, then run this installer again."
         fi
     fi
+    install_cuda_libraries
     say "Checking onnxruntime"
     "$VPY" -c 'import onnxruntime, sys; p = onnxruntime.get_available_providers(); print("    providers:", ", ".join(p)); sys.exit("CUDAExecutionProvider" not in p)' \
         || fail "onnxruntime in $VENV is not the GPU build (no CUDAExecutionProvider listed)." \
@@ -261,6 +308,15 @@ fi
 
 "$VENV/bin/describe-screen" --help >/dev/null 2>&1 || fail "the describe-screen command does not start." \
     "Run '$VENV/bin/describe-screen' --help to see the error, and report it."
+
+# ---------------------------------------------------------------- a vision model
+
+if [ -n "$MODEL" ]; then
+    say "Installing the vision model $MODEL"
+    # The command says in one sentence why it could not (no network, no disk space); set-up goes on.
+    "$VENV/bin/describe-screen" models install "$MODEL" \
+        || say "describe-screen will use its text reader until you run: '$VENV/bin/describe-screen' models install $MODEL"
+fi
 
 # ---------------------------------------------------------------- autostart
 

@@ -17,6 +17,10 @@ from describe_screen.virtual_display import start_xvfb
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Speech files are written as fast as speech is made, not in real time: only the tests that time the
+# stop key need real-time pacing, and they ask for it (Speaker(paced=True), or this variable set to "0").
+os.environ.setdefault("DESCRIBE_SCREEN_FAST_SPEECH_FILE", "1")
+
 
 @pytest.fixture(scope="session")
 def xvfb() -> Iterator[str]:

@@ -11,11 +11,11 @@ import sys
 
 import numpy as np
 import pytest
-from test_audio import speak, write_wav
+from test_microphone import speak, write_wav
 
 from describe_screen.asr import SpeechRecognizer, default_recognizer, transcribe_wav
-from describe_screen.audio import SAMPLE_RATE, WavFileRecorder, load_wav, trim_silence
 from describe_screen.errors import UserError
+from describe_screen.microphone import SAMPLE_RATE, WavFileRecorder, load_wav, trim_silence
 
 
 def words(text: str) -> set[str]:

@@ -69,6 +69,7 @@ def test_missing_image_is_a_plain_error(tmp_path):
     assert result.returncode == 1
     assert "nope.png" in result.stderr
     assert "Traceback" not in result.stderr
+    assert result.stderr.count("does not exist") == 1, result.stderr  # printed once, not twice
 
 
 def test_no_daemon_status_and_stop(tmp_path):
@@ -111,7 +112,7 @@ def test_demo_without_display_describes_sample_window(tmp_path):
 
 def test_ask_by_recorded_question(tmp_path):
     """`ask --audio` transcribes the recording and answers from the screen's text."""
-    from test_audio import speak
+    from test_microphone import speak
 
     image = text_image(tmp_path / "dialog.png", ["Warning", "The battery is almost empty", "OK"])
     question = speak(tmp_path, "What does the warning say?")
@@ -139,3 +140,58 @@ def test_silent_or_broken_recordings_are_plain_errors(tmp_path):
                      str(tmp_path / "e.wav"), env=isolated_env(tmp_path))
         assert result.returncode == 1
         assert words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_with_a_refused_socket_folder_does_not_claim_no_daemon(tmp_path):
+    """A daemon may well run behind a folder we refuse to use: say what is wrong, not "not running"."""
+    env = isolated_env(tmp_path, TMPDIR=str(tmp_path))
+    del env["DESCRIBE_SCREEN_SOCKET"]
+    env.pop("XDG_RUNTIME_DIR", None)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / f"describe-screen-{os.getuid()}").symlink_to(tmp_path / "elsewhere")
+    status = cli("status", env=env)
+    assert status.returncode == 1
+    assert "not a plain folder" in status.stderr
+    assert "No describe-screen daemon is running" not in status.stdout + status.stderr
+
+
+def test_status_and_stop_of_a_busy_daemon_do_not_claim_it_is_gone(tmp_path):
+    """A listener whose connection queue stays full: the command waits, then says the daemon is busy."""
+    from test_ipc import busy_listener
+
+    sock = tmp_path / "busy.sock"
+    with busy_listener(sock):
+        for command in ("status", "stop"):
+            done = cli(command, env=isolated_env(tmp_path, DESCRIBE_SCREEN_SOCKET=str(sock)))
+            assert done.returncode == 1
+            assert "too busy" in done.stderr
+            assert "not running" not in done.stdout + done.stderr
+
+
+def test_a_settings_path_that_is_a_folder_is_a_plain_error(tmp_path):
+    env = isolated_env(tmp_path)
+    Path(env["DESCRIBE_SCREEN_CONFIG"]).mkdir()
+    result = cli("status", env=env)
+    assert result.returncode == 1
+    assert "is a folder, not a file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_models_import_into_an_uncreatable_folder_is_a_plain_error(tmp_path):
+    (tmp_path / "plain-file").write_text("not a folder")
+    env = isolated_env(tmp_path, DESCRIBE_SCREEN_DATA=str(tmp_path / "plain-file" / "data"))
+    (tmp_path / "bundle").mkdir()
+    result = cli("models", "import", str(tmp_path / "bundle"), "smolvlm-256m-instruct", env=env)
+    assert result.returncode == 1
+    assert "cannot be created" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_output_cut_short_by_head_gives_no_traceback(tmp_path):
+    lines = [f"Line {n} of the shopping list" for n in range(1, 9)]
+    image = text_image(tmp_path / "list.png", lines)
+    command = (f"{sys.executable} -m describe_screen read --image {image} --speech-file {tmp_path / 'r.wav'}"
+               " | head -1")
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=180,
+                            env=isolated_env(tmp_path))
+    assert result.stdout.startswith("Line 1")
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+    assert "went wrong" not in result.stderr

@@ -103,3 +103,14 @@ def test_stop_cancels_the_running_and_every_waiting_request(daemon: Daemon, imag
     assert not any("waiting" in said or "All done" in said for said in daemon.speaker.spoken)
     # and the daemon serves the next request as usual
     assert daemon.handle({"cmd": "read", "image": images["quick"]})["result"]["text"].endswith("All done.")
+
+
+@pytest.mark.parametrize("request_", [
+    {"cmd": "describe", "image": 5}, {"cmd": "ask", "question": {"text": "what?"}},
+    {"cmd": "describe", "target": ["screen"]}, {"cmd": "describe", "detail": None}, {"cmd": 7},
+])
+def test_fields_of_the_wrong_type_are_plain_errors(daemon: Daemon, request_: dict) -> None:
+    final = daemon.handle(request_)
+    assert final["event"] == "error"
+    assert "must be text" in final["problem"] and "went wrong" not in final["problem"]
+    assert daemon.describer.started == []

@@ -23,6 +23,8 @@ import pytest
 from describe_screen import ipc
 from describe_screen.virtual_display import start_xvfb
 
+REAL_TIME_SPEECH = {"DESCRIBE_SCREEN_FAST_SPEECH_FILE": "0"}  # for the tests that time the stop key
+
 
 def words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower()))
@@ -146,7 +148,7 @@ def test_describe_hotkey_names_the_buttons(daemon, window):
 def test_stop_cuts_a_long_reading_short(daemon, window):
     lines = [f"Line {n} of a long document about the history of the river valley" for n in range(1, 19)]
     window("Long", "\n".join(lines), font_size=14)
-    d = daemon()
+    d = daemon(env=REAL_TIME_SPEECH)
     before = len(d.status()["spoken"])
     d.press("ctrl+alt+r")
     deadline = time.time() + 60
@@ -198,7 +200,7 @@ def test_second_daemon_refused_bad_messages_survived_and_clean_exit(daemon, tmp_
 
 def test_push_to_talk_question_is_answered_aloud(daemon, window, tmp_path):
     """Hold the ask key, a recorded question stands in for the microphone, release: the answer is spoken."""
-    from test_audio import speak
+    from test_microphone import speak
 
     question = speak(tmp_path, "What does the error say?")
     window("Error", "Error\nThe report could not be saved", font_size=24, buttons=("OK",))
@@ -255,7 +257,7 @@ def speech_frames(path: Path) -> int:
 def test_stop_silences_a_4k_description_and_the_request_queued_behind_it(daemon, tmp_path):
     big = four_k_page(tmp_path)
     queued = text_page(tmp_path / "queued.png", (900, 200), ["Pelican marmalade xylophone"], 40)
-    d = daemon()
+    d = daemon(env=REAL_TIME_SPEECH)
     before = len(d.status()["spoken"])
     running, running_result = request_in_thread(d, {"cmd": "describe", "image": str(big)})
     time.sleep(0.15)
@@ -312,3 +314,25 @@ def test_daemon_never_uses_the_network_nor_writes_to_the_home_folder(daemon, tmp
     assert "socket(AF_UNIX" in trace.read_text()  # the trace did see the daemon's own socket
     assert network_use(trace) == []
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
+
+
+def test_a_new_request_over_a_4k_description_speaks_within_a_second(daemon, tmp_path):
+    big = four_k_page(tmp_path)
+    small = text_page(tmp_path / "small.png", (700, 160), ["Pelican marmalade"], 40)
+    d = daemon("[speech]\ncues = false\n")
+    before = len(d.status()["spoken"])
+    old, old_result = request_in_thread(d, {"cmd": "describe", "image": str(big)})
+    time.sleep(0.3)
+    start = time.monotonic()
+    new, new_result = request_in_thread(d, {"cmd": "read", "image": str(small)})
+    while not any("Pelican" in said for said in d.status()["spoken"][before:]):
+        assert time.monotonic() - start < 30, d.status()
+        time.sleep(0.02)
+    first_words = time.monotonic() - start
+    old.join(120)
+    new.join(120)
+    assert old_result["result"]["cancelled"]
+    assert new_result["result"]["text"].startswith("Pelican")
+    # the target is 1 s (BENCHMARKS.md); the margin is for a loaded 2-core machine (without cancellation
+    # inside text detection this took 8 s here, and 20-50 s on a busier machine)
+    assert first_words < 4.0, f"first words after {first_words:.2f} s"

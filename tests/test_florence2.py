@@ -18,6 +18,8 @@ from PIL import Image
 from describe_screen.errors import UserError
 from describe_screen.vlm import CAPTION_BRIEF, CAPTION_FULL, OCR, Request, RuntimeOptions, load_model
 from describe_screen.vlm import florence2 as f2
+from describe_screen.vlm.bundle import choose_precision
+from describe_screen.vlm.decoding import banned_by_ngrams
 
 TASKS = ["<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>", "<OCR>", "<OCR_WITH_REGION>"]
 MAX_NEW = 24
@@ -110,7 +112,7 @@ def test_pixel_values_equal_processor(model: f2.Florence2, reference, name: str)
     else:
         image = IMAGES[name]
     expected = reference[1].image_processor(image, return_tensors="np")["pixel_values"]
-    got = model._load()["preprocess"].pixels(image)
+    got = model.pixels(image)
     assert got.shape == expected.shape == (1, 3, 768, 768)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
@@ -171,7 +173,7 @@ def test_ocr_with_region_parsing_matches_transformers(reference) -> None:
 
 
 def test_ocr_regions_decodes_loc_tokens(model: f2.Florence2, monkeypatch: pytest.MonkeyPatch) -> None:
-    tokenizer = model._load()["tokenizer"]
+    tokenizer = model.tokenizer
     ids = tokenizer.encode(OCR_TEXT[len("</s><s>"):-len("</s>")], add_special_tokens=False).ids
     assert tokenizer.token_to_id("<loc_100>") in ids
     monkeypatch.setattr(model, "generate_ids", lambda image, prompt, cancelled=None: iter([0, *ids]))
@@ -192,9 +194,9 @@ def test_ocr_regions_decodes_loc_tokens(model: f2.Florence2, monkeypatch: pytest
 
 
 def test_no_repeat_ngram_ban() -> None:
-    assert f2.banned_by_ngrams([2, 5, 7, 9, 5, 7], 3) == [9]
-    assert f2.banned_by_ngrams([2, 0, 5, 7, 5, 7], 3) == [5]
-    assert f2.banned_by_ngrams([2, 0], 3) == []
+    assert banned_by_ngrams([2, 5, 7, 9, 5, 7], 3) == [9]
+    assert banned_by_ngrams([2, 0, 5, 7, 5, 7], 3) == [5]
+    assert banned_by_ngrams([2, 0], 3) == []
 
 
 def test_int8_and_fp16_run_and_mostly_agree(bundle: Path, reference) -> None:
@@ -211,11 +213,11 @@ def test_int8_and_fp16_run_and_mostly_agree(bundle: Path, reference) -> None:
 
 
 def test_auto_precision_prefers_int8_on_cpu() -> None:
-    assert f2.choose_precision("auto", ["fp32", "int8"], "cpu") == "int8"
-    assert f2.choose_precision("auto", ["fp32", "int8", "fp16"], "cuda") == "fp16"
-    assert f2.choose_precision("auto", ["fp32"], "auto") == "fp32"
+    assert choose_precision("auto", ["fp32", "int8"], "cpu") == "int8"
+    assert choose_precision("auto", ["fp32", "int8", "fp16"], "cuda") == "fp16"
+    assert choose_precision("auto", ["fp32"], "cpu") == "fp32"
     with pytest.raises(UserError, match="no fp16 weights"):
-        f2.choose_precision("fp16", ["fp32", "int8"], "cpu")
+        choose_precision("fp16", ["fp32", "int8"], "cpu")
 
 
 def test_tiny_image_is_refused(model: f2.Florence2) -> None:
@@ -227,8 +229,8 @@ def test_tiny_image_is_refused(model: f2.Florence2) -> None:
 def test_huge_image_is_shrunk_then_described(model: f2.Florence2) -> None:
     huge = Image.new("L", (20000, 20000), 255)
     huge.paste(0, (4000, 4000, 12000, 9000))
-    pixels = model._load()["preprocess"].pixels(huge)
-    expected = model._load()["preprocess"].pixels(huge.reduce(3).convert("RGB"))
+    pixels = model.pixels(huge)
+    expected = model.pixels(huge.reduce(3).convert("RGB"))
     np.testing.assert_array_equal(pixels, expected)
     assert pixels.min() < -1.5 and pixels.max() > 1.5  # the dark block survived the shrink
     del huge

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -149,6 +150,7 @@ def test_symlinked_fallback_folder_is_refused(tmp_path: Path, monkeypatch: pytes
     (b'{"text": "no command"}\n', 'no "cmd"'),
     (b'{"cmd": ""}\n', 'no "cmd"'),
     (b"\n", "not valid JSON"),
+    (b'{"cmd": ' + b"[" * 30_000 + b"]" * 30_000 + b"}\n", "nested too deeply"),
     (b'{"cmd": "describe", "text": "' + b"x" * (70 * 1024) + b'"}\n', "larger than 64 KiB"),
 ])
 def test_bad_requests_get_an_error_and_the_server_keeps_serving(
@@ -358,3 +360,90 @@ class TestWindowsTransport:
         with ipc.Server(echo_words, sock):
             assert json.loads(sock.read_text())["token"] != "old"
             assert ipc.Client(sock).request({"cmd": "describe", "text": "new"})["result"]["words"] == 1
+
+
+@contextlib.contextmanager
+def busy_listener(path: Path) -> Iterator[socket.socket]:
+    """A listener that does not accept, with its queue of new connections full (a daemon in a burst)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(0)
+        queued = []
+        while True:  # Linux queues one connection for listen(0); the next is refused with EAGAIN
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.setblocking(False)
+            try:
+                conn.connect(str(path))
+            except BlockingIOError:
+                conn.close()
+                break
+            queued.append(conn)
+        try:
+            yield listener
+        finally:
+            for conn in queued:
+                conn.close()
+
+
+@pytest.fixture
+def full_backlog(sock: Path) -> Iterator[socket.socket]:
+    with busy_listener(sock) as listener:
+        yield listener
+
+
+def test_a_full_backlog_is_busy_not_gone(sock: Path, full_backlog: socket.socket,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ipc.daemon_running(sock)
+    monkeypatch.setattr(ipc, "BUSY_WAIT", 0.3)
+    with pytest.raises(ipc.Busy) as err:
+        ipc.Client(sock).request({"cmd": "stop"})
+    assert "busy" in err.value.problem and "not running" not in err.value.problem
+
+
+def test_a_request_waits_out_a_short_burst(sock: Path, full_backlog: socket.socket) -> None:
+    """The client retries while the queue is full and is served once the daemon catches up."""
+    def serve() -> None:
+        time.sleep(0.5)
+        for _ in range(3):  # the connection queued before, which never speaks, then ours
+            conn, _ = full_backlog.accept()
+            conn.settimeout(1.0)
+            with conn, contextlib.suppress(TimeoutError):
+                if conn.makefile("rb").readline():
+                    conn.sendall(b'{"event": "done", "result": {"stopped": true}}\n')
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    assert ipc.Client(sock).request({"cmd": "stop"})["result"] == {"stopped": True}
+
+
+def test_a_burst_of_reads_and_stops_all_reach_the_server(sock: Path) -> None:
+    """40 reads and 20 stops at once, each on its own connection: every stop arrives and is answered."""
+    stops = []
+
+    def daemon_like(request: dict, send: Callable[[dict], None]) -> dict:
+        if request["cmd"] == "stop":
+            stops.append(request["n"])
+            return {"event": "done", "result": {"stopped": True}}
+        time.sleep(0.2)  # a read at work
+        return {"event": "done", "result": {"text": "words"}}
+
+    requests = [{"cmd": "read", "n": n} for n in range(40)] + [{"cmd": "stop", "n": n} for n in range(20)]
+    replies: list[dict] = []
+    start = threading.Barrier(len(requests))
+
+    def send(request: dict) -> None:
+        start.wait()
+        try:
+            replies.append(ipc.Client(sock, timeout=30).request(request))
+        except UserError as exc:
+            replies.append({"event": "error", "problem": exc.problem})
+
+    with ipc.Server(daemon_like, sock):
+        threads = [threading.Thread(target=send, args=(r,)) for r in requests]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert sorted(stops) == list(range(20))
+    assert [r for r in replies if r["event"] != "done"] == []
+    assert len(replies) == 60

@@ -16,7 +16,7 @@ from tiny import tiny_smolvlm_bundle
 from describe_screen.errors import UserError
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, RuntimeOptions, Turn, load_model
 from describe_screen.vlm.decoding import Limits, greedy, repeating_tail, stream_text
-from describe_screen.vlm.smolvlm import preprocess, user_texts
+from describe_screen.vlm.smolvlm import DECODER, VISION, preprocess, user_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TOKENS = 24
@@ -202,7 +202,7 @@ def test_int8_bundle_agrees_with_fp32(tiny):
     _, bundle = tiny
     fp32 = load_model(bundle, RuntimeOptions(provider="cpu", precision="fp32"))
     int8 = load_model(bundle, RuntimeOptions(provider="cpu", precision="int8"))
-    assert int8._load()["decoder"].label == "decoder_model_merged_int8.onnx"
+    assert int8.bundle.runner(DECODER).label == "decoder_model_merged_int8.onnx"
     same = total = 0
     for image, tiles, request in CASES:
         fp32.options.tiles = int8.options.tiles = tiles
@@ -229,7 +229,7 @@ def test_fp16_variant_runs_with_float32_inputs_and_agrees(tiny, tmp_path):
                    [*manifest["files"], "vision_encoder_fp16.onnx", "decoder_model_merged_fp16.onnx"])
     fp32 = load_model(bundle, RuntimeOptions(provider="cpu", precision="fp32"))
     fp16 = load_model(bundle, RuntimeOptions(provider="cpu", precision="fp16"))
-    assert fp16._load()["vision"].label == "vision_encoder_fp16.onnx"
+    assert fp16.bundle.runner(VISION).label == "vision_encoder_fp16.onnx"
     image, request = CASES[2][0], CASES[2][2]
     answer = list(fp32.token_ids(image, request, lambda: False, FORCED))
     choices = fp16.forced_choices(image, request, answer)
@@ -241,7 +241,7 @@ def test_warm_up_runs_on_the_cpu_and_eos_ends_the_answer(tiny):
     model = load_model(bundle, RuntimeOptions(provider="auto", max_new_tokens=12))
     model.warm_up()
     assert model.provider() == "CPUExecutionProvider"
-    assert model._load()["decoder"].label == "decoder_model_merged_int8.onnx"  # "auto" on a CPU = int8
+    assert model.bundle.runner(DECODER).label == "decoder_model_merged_int8.onnx"  # "auto" on a CPU = int8
     assert model.tasks == {CAPTION_BRIEF, CAPTION_FULL, ASK}
     eos = model.limits().eos_ids
     assert model.tokenizer.token_to_id("<end_of_utterance>") in eos

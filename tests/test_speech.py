@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import struct
+import subprocess
+import sys
 import threading
 import time
 import wave
@@ -61,7 +65,8 @@ def test_speech_file_holds_speech_and_spoken_lists_it(speaker, tmp_path) -> None
     assert speaker.spoken == [text]
 
 
-def test_stop_cuts_a_long_reading_at_once(speaker, tmp_path) -> None:
+def test_stop_cuts_a_long_reading_at_once(tmp_path) -> None:
+    speaker = Speaker(FAST, tmp_path / "speech.wav", paced=True)  # real time: what a listener hears
     speaker.say(READING)
     deadline = time.monotonic() + 10
     while not speaker.spoken and time.monotonic() < deadline:
@@ -195,3 +200,130 @@ def test_spoken_text_is_rendered_in_memory_not_on_disk(monkeypatch, tmp_path):
     assert memory_dir() == str(tmp_path)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "missing"))
     assert memory_dir() == "/dev/shm"
+
+
+def test_every_sentence_is_rendered_whole_however_many_in_a_row(tmp_path) -> None:
+    """The espeak driver writes its file on a thread of its own: render waits for the real end."""
+    voice = _Voice(FAST, tmp_path)
+    try:
+        sounds = [voice.render("Every sentence must arrive whole, however busy the machine is.") for _ in range(25)]
+    finally:
+        voice.close()
+    lengths = [len(sound) for sound in sounds]
+    assert max(lengths) - min(lengths) < 0.02 * max(lengths), lengths  # espeak-ng itself varies below 1 %
+    assert min(lengths) / RATE > 1.0
+    for sound in sounds:  # each ends with espeak-ng's closing pause: nothing was cut off
+        assert np.abs(sound[-RATE // 50:]).max() < 1e-3
+
+
+def test_a_sentence_that_fails_twice_is_reported_and_the_rest_still_spoken(tmp_path, monkeypatch) -> None:
+    from pyttsx3.drivers import _espeak
+
+    synth = _espeak.Synth
+    attempts = []
+
+    def failing(text: str, *args, **kwargs):
+        if "Zebra" in text:
+            attempts.append(text)
+            raise RuntimeError("synthesis refused")
+        return synth(text, *args, **kwargs)
+
+    monkeypatch.setattr(_espeak, "Synth", failing)
+    speaker = Speaker(SpeechConfig(rate=400, cues=False), tmp_path / "s.wav", paced=False)
+    speaker.say("First one is fine. Zebra crossing ahead. Last one is fine too.")
+    assert speaker.wait_idle(30)
+    speaker.close()
+    assert len(attempts) == 2  # tried once more before giving up
+    assert speaker.lost == ["Zebra crossing ahead."]
+    assert speaker.spoken == ["First one is fine.", "Last one is fine too."]
+    from describe_screen.speech import LOST_NOTICE, lost_speech_error
+
+    assert "1 sentence of the answer could not be spoken: Zebra crossing ahead." in str(lost_speech_error(speaker.lost))
+    notice = len(_render_once(tmp_path, LOST_NOTICE))
+    parts = sum(len(_render_once(tmp_path, s)) for s in speaker.spoken)
+    assert len(samples(tmp_path / "s.wav")) > parts + notice - RATE // 10  # the notice was spoken too
+
+
+def _render_once(tmp_path: Path, text: str) -> np.ndarray:
+    voice = _Voice(SpeechConfig(rate=400), tmp_path)
+    try:
+        return voice.render(text)
+    finally:
+        voice.close()
+
+
+def test_speech_file_is_private(tmp_path) -> None:
+    path = tmp_path / "screen-text.wav"
+    path.write_bytes(b"")
+    path.chmod(0o644)
+    Speaker(FAST, path).close()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+# -- one-shot runs of the command line: the whole answer is heard, or the command says it was not -------
+
+def _describe(tmp_path: Path, image: Path, speech: Path, rate: int = 400, **env: str) -> subprocess.CompletedProcess:
+    config = tmp_path / "config.toml"
+    config.write_text(f"[speech]\nrate = {rate}\ncues = false\n")
+    full_env = dict(os.environ, DESCRIBE_SCREEN_SOCKET=str(tmp_path / "none.sock"),
+                    DESCRIBE_SCREEN_CONFIG=str(config), DESCRIBE_SCREEN_DATA=str(tmp_path / "data"),
+                    DESCRIBE_SCREEN_FAST_SPEECH_FILE="1", **env)
+    return subprocess.run([sys.executable, "-m", "describe_screen", "describe", "--image", str(image),
+                           "--speech-file", str(speech)], capture_output=True, text=True, timeout=300, env=full_env)
+
+
+def _text_image(path: Path, lines: list[str]) -> Path:
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (900, 60 + 50 * len(lines)), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 26)
+    for n, line in enumerate(lines):
+        draw.text((30, 30 + 50 * n), line, fill="black", font=font)
+    image.save(path)
+    return path
+
+
+def test_thirty_one_shot_describes_on_busy_cores_all_speak_the_whole_answer(tmp_path) -> None:
+    image = _text_image(tmp_path / "bill.png", ["Invoice due on Friday"])
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        runs = [_describe(tmp_path, image, tmp_path / f"run{n}.wav") for n in range(30)]
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert "Invoice due on Friday" in run.stdout
+    seconds = [len(samples(tmp_path / f"run{n}.wav")) / RATE for n in range(30)]
+    middle = sorted(seconds)[15]
+    assert middle > 1.0
+    assert all(abs(s - middle) <= 0.02 * middle for s in seconds), seconds
+    assert all((tmp_path / f"run{n}.wav").stat().st_mode & 0o777 == 0o600 for n in range(30))
+
+
+def test_a_forced_synthesis_failure_is_spoken_printed_and_exits_non_zero(tmp_path) -> None:
+    """espeak-ng refuses every sentence naming Friday: the rest and the notice are heard, the exit code is 1."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "from pyttsx3.drivers import _espeak\n"
+        "_synth = _espeak.Synth\n"
+        "def _refuse(text, *args, **kwargs):\n"
+        "    if 'Friday' in text:\n"
+        "        raise RuntimeError('refused for the test')\n"
+        "    return _synth(text, *args, **kwargs)\n"
+        "_espeak.Synth = _refuse\n")
+    image = _text_image(tmp_path / "bill.png", ["Invoice due on Friday"])
+    speech = tmp_path / "out.wav"
+    path = os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])
+    run = _describe(tmp_path, image, speech, rate=170, PYTHONPATH=path)
+    assert run.returncode == 1, run.stderr
+    assert "Invoice due on Friday" in run.stdout  # the answer is printed in full
+    assert "could not be spoken" in run.stderr and "Invoice due on Friday" in run.stderr
+    from describe_screen.asr import transcribe_wav
+
+    heard = set(re.findall(r"[a-z]+", transcribe_wav(speech).lower()))
+    assert {"answer", "could", "spoken", "printed"} <= heard, heard
+    assert "friday" not in heard

@@ -155,9 +155,12 @@ def _daemon_command(config: Any, args: argparse.Namespace) -> int:
     as_json = getattr(args, "json", False)
     speech_file = getattr(args, "speech_file", None)
     printer = _Printer(as_json)
-    if speech_file is None and ipc.daemon_running():
-        final = ipc.Client().request(request, printer.event)
-    elif args.command in ("describe", "read", "ask"):
+    if speech_file is None:
+        try:  # straight to the daemon: checking first and then connecting again could race a busy one
+            return printer.finish(ipc.Client().request(request, printer.event))
+        except ipc.NotRunning:
+            pass
+    if args.command in ("describe", "read", "ask"):
         final = _one_shot(config, request, speech_file, printer)
     elif args.command == "status":
         final = {"event": "done", "result": {"running": False}}
@@ -172,49 +175,70 @@ def _daemon_command(config: Any, args: argparse.Namespace) -> int:
 
 def _one_shot(config: Any, request: dict, speech_file: Path | None, printer: _Printer) -> dict:
     from describe_screen.daemon import Daemon
-    from describe_screen.speech import Speaker
+    from describe_screen.speech import Speaker, lost_speech_error
 
     speaker = Speaker(config.speech, speech_file)
     try:
         final = Daemon(config, speaker).handle(request, printer.event)
+        printer.error_shown = final.get("event") == "error"  # the daemon's report_error printed it
         speaker.wait_idle()
     finally:
         speaker.close()
+    if speaker.lost:  # the user did not hear the whole answer: say why, and exit non-zero
+        error = lost_speech_error(speaker.lost)
+        return {"event": "error", "problem": error.problem, "fix": error.fix}
     return final
 
 
 class _Printer:
-    """Prints streamed text as it comes (a screen reader reads it too), or JSON once at the end."""
+    """Prints streamed text as it comes (a screen reader reads it too), or JSON once at the end.
+
+    A reader that stops reading (`| head -1`) ends the printing quietly; the speech goes on.
+    """
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.printed = False
+        self.error_shown = False  # a one-shot run's error was already printed where it happened
+        self._gone = False
 
     def event(self, event: dict) -> None:
         if self.as_json:
             return
         if event.get("event") == "text":
-            sys.stdout.write(event["text"])
-            sys.stdout.flush()
+            self._write(event["text"])
             self.printed = True
         elif event.get("event") == "question":
-            print(f"Question: {event['text']}", flush=True)
+            self._write(f"Question: {event['text']}\n")
 
     def finish(self, final: dict) -> int:
         if self.as_json:
-            print(json.dumps(final, ensure_ascii=False))
+            self._write(json.dumps(final, ensure_ascii=False) + "\n")
             return 0 if final.get("event") == "done" else 1
         if final.get("event") == "error":
-            print(f"describe-screen: {final.get('problem', '')} {final.get('fix', '')}".rstrip(), file=sys.stderr)
+            if not self.error_shown:
+                print(f"describe-screen: {final.get('problem', '')} {final.get('fix', '')}".rstrip(), file=sys.stderr)
             return 1
         result = final.get("result", {})
         if self.printed:
-            print()
+            self._write("\n")
         elif isinstance(result, dict) and result.get("text") and not result.get("cancelled"):
-            print(result["text"])
+            self._write(result["text"] + "\n")
         elif isinstance(result, dict) and "busy" in result:
-            print(_status_words(result))
+            self._write(_status_words(result) + "\n")
         return 0
+
+    def _write(self, text: str) -> None:
+        if self._gone:
+            return
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            import os
+
+            self._gone = True  # and Python's own flush at exit must not fail on the closed pipe again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _status_words(status: dict) -> str:

@@ -12,9 +12,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata, resources
+from typing import TYPE_CHECKING
 
 from describe_screen.config import Config, config_path
 from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    from describe_screen.vlm.onnx import CudaLibraries
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
 
@@ -145,18 +149,50 @@ def check_onnxruntime(config: Config) -> Check:
                      "each other, so the GPU may be unusable.",
                      "Run: pip uninstall -y onnxruntime onnxruntime-gpu, then pip install --no-deps onnxruntime-gpu.")
     listed = ort.get_available_providers()
+    from describe_screen.vlm import onnx
+
+    onnx.preload_cuda()  # as the runtime does before its first CUDA session
     ort.set_default_logger_severity(4)  # the CUDA load failure is reported below in plain words
     probe = str(resources.files("describe_screen") / "data" / "probe.onnx")
     wanted = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in listed]
     used = ort.InferenceSession(probe, providers=wanted).get_providers()[0]
     ort.set_default_logger_severity(2)
-    head = f"{packages[0]} {ort.__version__} lists {', '.join(listed)}."
+    head = f"{packages[0]} {ort.__version__} lists {', '.join(listed)}; a test session ran on {used}."
     if used == "CUDAExecutionProvider":
         return Check("Model runtime", OK, f"{head} Models run on the GPU with CUDA.")
+    if "CUDAExecutionProvider" in listed and not onnx.nvidia_driver():
+        return Check("Model runtime", OK, f"{head} There is no NVIDIA GPU driver, so models run on the CPU.")
     if "CUDAExecutionProvider" in listed:
         return Check("Model runtime", NOTE, f"{head} CUDA is listed but could not start, so models run on the CPU.",
                      "For the GPU, install an NVIDIA driver with CUDA 12 or 13 and cuDNN 9, as onnxruntime-gpu needs.")
     return Check("Model runtime", OK, f"{head} Models run on the CPU.")
+
+
+def check_gpu(config: Config) -> Check:
+    """Which CUDA and cuDNN libraries were loaded, and from where; or exactly which one is missing."""
+    import onnxruntime as ort
+
+    from describe_screen.vlm import onnx
+
+    listed = "CUDAExecutionProvider" in ort.get_available_providers()
+    return gpu_check(listed, onnx.nvidia_driver(), onnx.preload_cuda())
+
+
+def gpu_check(listed: bool, driver: bool, libraries: CudaLibraries) -> Check:
+    """The GPU line from the facts: CUDA in this onnxruntime build, an NVIDIA driver, the libraries found."""
+    if not driver:
+        return Check("GPU", OK, "No NVIDIA GPU driver was found, so no CUDA library was loaded; models run on the CPU.")
+    if not listed:
+        return Check("GPU", NOTE, "An NVIDIA GPU driver is present, but this onnxruntime has no CUDA support, so "
+                     "models run on the CPU.", "Run the installer again: with an NVIDIA GPU it installs "
+                     "onnxruntime-gpu with its CUDA and cuDNN libraries.")
+    loaded = "; ".join(f"{name} from {where}" for name, where in libraries.found.items() if where)
+    if libraries.missing:
+        missing = ", ".join(libraries.missing)
+        return Check("GPU", NOTE, f"An NVIDIA GPU driver is present, but these CUDA libraries were not found: "
+                     f"{missing}, so CUDA cannot start." + (f" Loaded: {loaded}." if loaded else ""),
+                     "Install them with: pip install \"onnxruntime-gpu[cuda,cudnn]\", or run the installer again.")
+    return Check("GPU", OK, f"CUDA and cuDNN libraries loaded: {loaded}.")
 
 
 def check_text_reader(config: Config) -> Check:
@@ -190,7 +226,7 @@ def check_voice(config: Config) -> Check:
     except ImportError:
         return Check("Voice questions", NOTE, "Speech recognition is not installed; questions can be typed.",
                      'For spoken questions, run: pip install "describe-screen[voice]".')
-    from describe_screen.audio import microphones
+    from describe_screen.microphone import microphones
 
     recognizer = SpeechRecognizer(config.voice.asr_model, config.voice.asr_device)
     inputs = microphones()
@@ -218,7 +254,7 @@ def _installed(name: str) -> bool:
 
 CHECKS: list[tuple[str, Callable[[Config], Check]]] = [
     ("Settings", check_settings), ("Display", check_display), ("Screen capture", check_capture),
-    ("Focused object", check_focus), ("Hotkeys", check_hotkeys), ("Speech", check_speech),
+    ("Focused object", check_focus), ("Hotkeys", check_hotkeys), ("Speech", check_speech), ("GPU", check_gpu),
     ("Model runtime", check_onnxruntime),
     ("Text reader", check_text_reader), ("Vision models", check_models), ("Voice questions", check_voice),
     ("Daemon", check_daemon),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 
 from describe_screen import models
 from describe_screen.config import Config
@@ -14,6 +15,8 @@ from describe_screen.errors import UserError
 def run(config: Config, args: argparse.Namespace) -> int:
     folder = config.models_dir()
     action = args.models_command
+    if action in ("install", "import") or (action == "export" and not args.out):
+        _make_folder(folder)
     if action == "list":
         present = {m.name: m for m in models.installed(folder)}
         print(f"Models folder: {folder}")
@@ -25,6 +28,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
                   f"{spec.licence} licence; {state}.")
         for name in sorted(set(present) - {spec.name for spec in models.available()}):
             print(f"{name}: installed, no manifest here.")
+        for problem in models.broken(folder):
+            print(f"Broken: {problem}")
         return 0
     if action == "install":
         from describe_screen.download import install
@@ -67,3 +72,13 @@ def _teller() -> Callable[[str], None]:
                 ipc.Client(timeout=10).request({"cmd": "say", "text": text})
 
     return tell
+
+
+def _make_folder(folder: Path) -> None:
+    """The models folder must exist before anything is written into it; say so plainly if it cannot."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"The models folder {folder} cannot be created: {exc.strerror or exc}.",
+                        "Set models.dir in the settings file to a folder you can write to, "
+                        "or check the folders above it.") from exc

@@ -1,13 +1,13 @@
 """Turn a Hugging Face model into an ONNX bundle the daemon can run without torch.
 
-Each family has one module here (`describe_screen.export.<family>`) with
-`export(manifest, out_dir, precisions, source) -> Path`; adding a family adds one module.
-torch and transformers are imported only inside those modules, never by the daemon.
+Each family has one module here with `export(manifest, out_dir, precisions, source) -> Path`, listed in
+EXPORTERS; adding a family adds one module and one line. torch and transformers are imported only
+inside those modules, never by the daemon.
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,24 @@ from describe_screen.export.common import precisions
 if TYPE_CHECKING:
     from describe_screen.models import ModelManifest
 
+Exporter = Callable[["ModelManifest", Path, list[str], "str | Path | None"], Path]
+
+
+def _smolvlm() -> Exporter:
+    from describe_screen.export import smolvlm
+
+    return smolvlm.export
+
+
+def _florence2() -> Exporter:
+    from describe_screen.export import florence2
+
+    return florence2.export
+
+
+# Every family this version can export, by manifest family name; each entry imports its module when used.
+EXPORTERS: dict[str, Callable[[], Exporter]] = {"smolvlm": _smolvlm, "florence2": _florence2}
+
 
 def export_model(name_or_manifest: str | ModelManifest, out_dir: Path, precision: str = "auto",
                  source: str | Path | None = None) -> Path:
@@ -25,12 +43,13 @@ def export_model(name_or_manifest: str | ModelManifest, out_dir: Path, precision
     from describe_screen import models
 
     manifest = models.manifest(name_or_manifest) if isinstance(name_or_manifest, str) else name_or_manifest
+    if manifest.family not in EXPORTERS:
+        raise UserError(f"This version cannot export models of family {manifest.family!r}.",
+                        "Update describe-screen.")
     try:
-        module = importlib.import_module(f"describe_screen.export.{manifest.family}")
+        return EXPORTERS[manifest.family]()(manifest, Path(out_dir), precisions(precision), source)
     except ModuleNotFoundError as exc:
-        if exc.name in ("torch", "transformers", "onnx"):
+        if exc.name in ("torch", "transformers", "onnx", "onnx_ir"):
             raise UserError(f"Exporting models needs {exc.name}, which is not installed.",
                             "Install it with: pip install 'describe-screen[export]'.") from exc
-        raise UserError(f"This version cannot export models of family {manifest.family!r}.",
-                        "Update describe-screen.") from exc
-    return module.export(manifest, Path(out_dir), precisions(precision), source)
+        raise

@@ -1,4 +1,4 @@
-"""Export helpers every family uses: source download, support files, manifest, int8/fp16 variants, checks.
+"""Export helpers every family uses: source download, weight-set variants, checks.
 
 Only the family modules import torch and transformers, and only inside their functions; these
 helpers need onnx and onnxruntime at most, so `describe-screen models verify` never loads torch.
@@ -6,22 +6,17 @@ helpers need onnx and onnxruntime at most, so `describe-screen models verify` ne
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_screen.errors import UserError
-from describe_screen.vlm.bundle import MANIFEST, STAMP, variant_name, write_manifest
+from describe_screen.vlm.bundle import variant_name
 
 if TYPE_CHECKING:
     from describe_screen.models import ModelManifest
 
 PRECISIONS = ("fp32", "int8", "fp16")
-# Files copied from the source folder when present: tokenizer, processor and generation settings.
-SUPPORT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
-                 "chat_template.json", "chat_template.jinja", "added_tokens.json")
 
 
 def precisions(choice: str) -> list[str]:
@@ -52,15 +47,6 @@ def resolve_source(manifest: ModelManifest, source: str | Path | None) -> Path:
     except Exception as exc:  # network, authentication and missing-revision errors all end here
         raise UserError(f"The model {repo} could not be downloaded: {exc}.",
                         "Check the internet connection, or pass a local folder with --source.") from exc
-
-
-def copy_support_files(source: Path, out_dir: Path, names: Iterable[str] = SUPPORT_FILES) -> list[str]:
-    copied = []
-    for name in names:
-        if (source / name).is_file():
-            shutil.copyfile(source / name, out_dir / name)
-            copied.append(name)
-    return copied
 
 
 def check_onnx(path: Path) -> None:
@@ -99,24 +85,3 @@ def make_variants(out_dir: Path, bases: Iterable[str], wanted: list[str]) -> Non
                 convert_fp16(out_dir / base, out_dir / variant_name(base, "fp16"))
         if "fp32" not in wanted:
             (out_dir / base).unlink()
-
-
-def staging_dir(out_dir: Path) -> Path:
-    """An empty sibling folder to export into; `publish` moves it into place only when complete, so an
-    interrupted export never leaves a half-written bundle where the daemon looks."""
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    return staging
-
-
-def publish(staging: Path, out_dir: Path, manifest: ModelManifest, wanted: list[str],
-            extra: dict | None = None) -> Path:
-    """Write manifest.json (every file's sha256, the model's info, `extra` family facts) into
-    `staging`, then swap it in as `out_dir`."""
-    files = [p.name for p in staging.iterdir() if p.is_file() and p.name not in (MANIFEST, STAMP)]
-    write_manifest(staging, {**manifest.bundle_info(), "precisions": wanted, **(extra or {})}, files)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
-    return out_dir

@@ -19,13 +19,14 @@ decoder presents of the previous step, the encoder presents of step 0, and true.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_screen.export import common
-from describe_screen.vlm.florence2 import Preprocess
+from describe_screen.vlm import bundle
+from describe_screen.vlm.florence2 import DECODER, EMBED, ENCODER, GRAPHS, VISION, Preprocess
 
 if TYPE_CHECKING:
     import onnx
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from describe_screen.models import ModelManifest
 
 OPSET = 17
-GRAPHS = ("vision_encoder.onnx", "embed_tokens.onnx", "encoder_model.onnx", "decoder_model_merged.onnx")
-EMBED = GRAPHS[1]
 
 
 def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source: str | Path | None) -> Path:
@@ -45,16 +44,16 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
 
     src = common.resolve_source(manifest, source)
     model = Florence2ForConditionalGeneration.from_pretrained(src, dtype=torch.float32, attn_implementation="eager")
-    staging = common.staging_dir(out_dir)
-    size = Preprocess.read(src).height
+    staging = bundle.staging_dir(out_dir)
+    size = Preprocess.read(lambda name, required: bundle.read_json(src / name, required), src).height
     paths = export_graphs(model, staging, int(manifest.export.get("opset", OPSET)), size)
     for path in paths:
         common.check_onnx(path)
-    common.copy_support_files(src, staging)
+    bundle.copy_support_files(src, staging)
     # The token embedding is a Gather, which int8/fp16 MatMul rewriting would not change: one file serves all.
-    common.make_variants(staging, [name for name in GRAPHS if name != EMBED], precisions)
-    return common.publish(staging, out_dir, manifest, precisions,
-                          {"num_layers": model.config.text_config.decoder_layers})
+    common.make_variants(staging, [graph.file for graph in GRAPHS if graph != EMBED], precisions)
+    return bundle.publish(staging, out_dir, {**manifest.bundle_info(),
+                                             "num_layers": model.config.text_config.decoder_layers}, precisions)
 
 
 def export_graphs(model: torch.nn.Module, out_dir: Path, opset: int = OPSET, image_size: int = 768) -> list[Path]:
@@ -70,21 +69,21 @@ def export_graphs(model: torch.nn.Module, out_dir: Path, opset: int = OPSET, ima
     text = model.config.text_config
     modules = _modules(model)
     with torch.no_grad(), _channel_attention_without_wide_transposes():
-        _export(modules["vision"], opset, (torch.zeros(1, 3, image_size, image_size),), out_dir / GRAPHS[0],
-                ["pixel_values"], ["image_features"], {"pixel_values": {0: "batch_size"},
-                                                        "image_features": {0: "batch_size"}})
+        _export(modules["vision"], opset, (torch.zeros(1, 3, image_size, image_size),), out_dir / VISION.file,
+                VISION.inputs, VISION.outputs, {"pixel_values": {0: "batch_size"},
+                                                "image_features": {0: "batch_size"}})
         ids = torch.ones(1, 5, dtype=torch.long)
-        _export(model.get_input_embeddings(), opset, (ids,), out_dir / GRAPHS[1], ["input_ids"], ["inputs_embeds"],
+        _export(model.get_input_embeddings(), opset, (ids,), out_dir / EMBED.file, EMBED.inputs, EMBED.outputs,
                 {"input_ids": {0: "batch_size", 1: "sequence_length"},
                  "inputs_embeds": {0: "batch_size", 1: "sequence_length"}})
         embeds = torch.randn(1, 7, text.d_model)
-        _export(modules["encoder"], opset, (embeds, torch.ones(1, 7, dtype=torch.long)), out_dir / GRAPHS[2],
-                ["inputs_embeds", "attention_mask"], ["last_hidden_state"],
+        _export(modules["encoder"], opset, (embeds, torch.ones(1, 7, dtype=torch.long)), out_dir / ENCODER.file,
+                ENCODER.inputs, ENCODER.outputs,
                 {"inputs_embeds": {0: "batch_size", 1: "encoder_sequence_length"},
                  "attention_mask": {0: "batch_size", 1: "encoder_sequence_length"},
                  "last_hidden_state": {0: "batch_size", 1: "encoder_sequence_length"}})
-        _export_decoder(model, modules["step"], modules["cross"], out_dir / GRAPHS[3], opset)
-    return [out_dir / name for name in GRAPHS]
+        _export_decoder(model, modules["step"], modules["cross"], out_dir / DECODER.file, opset)
+    return [out_dir / graph.file for graph in GRAPHS]
 
 
 @contextmanager
@@ -116,11 +115,12 @@ def _channel_attention_without_wide_transposes() -> Iterator[None]:
         florence.Florence2VisionChannelAttention.forward = original
 
 
-def _export(module: torch.nn.Module, opset: int, args: tuple, path: Path, inputs: list[str], outputs: list[str],
-            axes: dict[str, dict[int, str]]) -> None:
+def _export(module: torch.nn.Module, opset: int, args: tuple, path: Path, inputs: Sequence[str],
+            outputs: Sequence[str], axes: dict[str, dict[int, str]]) -> None:
     import torch
 
-    torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs, dynamic_axes=axes,
+    torch.onnx.export(module, args, str(path), input_names=list(inputs), output_names=list(outputs),
+                      dynamic_axes=axes,
                       opset_version=opset, do_constant_folding=True, dynamo=False)
 
 

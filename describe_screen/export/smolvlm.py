@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_screen.export import common
+from describe_screen.vlm import bundle
+from describe_screen.vlm.smolvlm import DECODER, EMBED, VISION, cache_names
 
 if TYPE_CHECKING:
     from describe_screen.models import ModelManifest
 
-VISION = "vision_encoder.onnx"
-EMBED = "embed_tokens.onnx"
-DECODER = "decoder_model_merged.onnx"
 OPSET = 17
 
 
@@ -36,18 +35,18 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
     src = common.resolve_source(manifest, source)
     model = AutoModelForImageTextToText.from_pretrained(src, dtype=torch.float32, attn_implementation="eager")
     model.eval()
-    staging = common.staging_dir(out_dir)
+    staging = bundle.staging_dir(out_dir)
     opset = int(manifest.export.get("opset", OPSET))
     with torch.no_grad():
-        export_vision(model, staging / VISION, opset)
-        export_embed(model, staging / EMBED, opset)
-        export_decoder(model, staging / DECODER, opset)
-    for name in (VISION, EMBED, DECODER):
-        common.check_onnx(staging / name)
-    common.copy_support_files(src, staging)
+        export_vision(model, staging / VISION.file, opset)
+        export_embed(model, staging / EMBED.file, opset)
+        export_decoder(model, staging / DECODER.file, opset)
+    for graph in (VISION, EMBED, DECODER):
+        common.check_onnx(staging / graph.file)
+    bundle.copy_support_files(src, staging)
     # The token embedding is a Gather, which int8/fp16 MatMul rewriting would not change: one file serves all.
-    common.make_variants(staging, (VISION, DECODER), precisions)
-    return common.publish(staging, out_dir, manifest, precisions)
+    common.make_variants(staging, (VISION.file, DECODER.file), precisions)
+    return bundle.publish(staging, out_dir, manifest.bundle_info(), precisions)
 
 
 def _vision_wrapper(model):
@@ -109,7 +108,7 @@ def export_vision(model, path: Path, opset: int) -> None:
     pixels = torch.randn(2, 3, size, size)
     mask = torch.ones(2, size, size, dtype=torch.bool)
     torch.onnx.export(_vision_wrapper(model), (pixels, mask), str(path), dynamo=False, opset_version=opset,
-                      input_names=["pixel_values", "pixel_attention_mask"], output_names=["image_features"],
+                      input_names=list(VISION.inputs), output_names=list(VISION.outputs),
                       dynamic_axes={"pixel_values": {0: "num_tiles"}, "pixel_attention_mask": {0: "num_tiles"},
                                     "image_features": {0: "num_tiles"}})
 
@@ -120,7 +119,7 @@ def export_embed(model, path: Path, opset: int) -> None:
     embed = model.get_input_embeddings()
     ids = torch.tensor([[1, 2, 3]], dtype=torch.int64)
     torch.onnx.export(embed, (ids,), str(path), dynamo=False, opset_version=opset,
-                      input_names=["input_ids"], output_names=["inputs_embeds"],
+                      input_names=list(EMBED.inputs), output_names=list(EMBED.outputs),
                       dynamic_axes={"input_ids": {0: "batch_size", 1: "sequence_length"},
                                     "inputs_embeds": {0: "batch_size", 1: "sequence_length"}})
 
@@ -166,8 +165,7 @@ def export_decoder(model, path: Path, opset: int) -> None:
     mask = torch.ones(1, past_len + seq, dtype=torch.int64)
     positions = torch.arange(past_len, past_len + seq, dtype=torch.int64)[None]
     past = [torch.randn(1, heads, past_len, head_dim) for _ in range(2 * layers)]
-    past_names = [f"past_key_values.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
-    present_names = [f"present.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+    past_names, present_names = cache_names(layers, "past_key_values"), cache_names(layers, "present")
     axes = {"inputs_embeds": {0: "batch_size", 1: "sequence_length"},
             "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
             "position_ids": {0: "batch_size", 1: "sequence_length"},
@@ -175,6 +173,5 @@ def export_decoder(model, path: Path, opset: int) -> None:
     axes |= {name: {0: "batch_size", 2: "past_sequence_length"} for name in past_names}
     axes |= {name: {0: "batch_size", 2: "total_sequence_length"} for name in present_names}
     torch.onnx.export(_decoder_wrapper(model, layers), (embeds, mask, positions, *past), str(path), dynamo=False,
-                      opset_version=opset, input_names=["inputs_embeds", "attention_mask", "position_ids",
-                                                        *past_names],
-                      output_names=["logits", *present_names], dynamic_axes=axes)
+                      opset_version=opset, input_names=[*DECODER.inputs, *past_names],
+                      output_names=[*DECODER.outputs, *present_names], dynamic_axes=axes)

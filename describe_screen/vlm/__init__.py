@@ -1,23 +1,23 @@
 """Vision-language models run with onnxruntime: one module per family behind one small interface.
 
-A bundle folder holds `manifest.json`, whose "family" names the module here that runs it
-(`describe_screen.vlm.<family>`), so adding a family adds one module and touches nothing else.
-Nothing in this package imports torch or transformers.
+A bundle folder holds `manifest.json`, whose "family" is a key of FAMILIES below; `bundle.Bundle`
+reads and opens every bundle the same way. Adding a family adds its module, one line in FAMILIES (and
+one in the exporter's table) and a manifest in models/: which model serves which task is decided by the
+catalogue's ranks, so nothing else names a family. Nothing in this package imports torch or transformers.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
-
-from describe_screen.errors import UserError
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+
+    from describe_screen.ocr import TextLine
+    from describe_screen.vlm.bundle import Bundle
 
 # Tasks a family may support; the daemon asks `model.tasks` before choosing a model.
 CAPTION_BRIEF = "caption_brief"
@@ -74,25 +74,43 @@ class VisionLanguageModel(Protocol):
         ...
 
 
+@runtime_checkable
+class TextReader(Protocol):
+    """What reads a screen's text line by line: the built-in OCR, or a model whose family can."""
+
+    def warm_up(self) -> None: ...
+
+    def provider(self) -> str: ...
+
+    def iter_lines(self, image: Image, cancelled: Callable[[], bool] = ...) -> Iterator[TextLine]: ...
+
+
+def _smolvlm(bundle: Bundle) -> VisionLanguageModel:
+    from describe_screen.vlm.smolvlm import SmolVLM
+
+    return SmolVLM(bundle)
+
+
+def _florence2(bundle: Bundle) -> VisionLanguageModel:
+    from describe_screen.vlm.florence2 import Florence2
+
+    return Florence2(bundle)
+
+
+# Every family this version runs, by the name manifest.json gives it.
+FAMILIES: dict[str, Callable[[Bundle], VisionLanguageModel]] = {"smolvlm": _smolvlm, "florence2": _florence2}
+
+
 def read_manifest(bundle: Path) -> dict:
-    path = bundle / "manifest.json"
-    if not path.is_file():
-        raise UserError(f"The model folder {bundle} has no manifest.json, so it is not a model bundle.",
-                        "Export the model again with: describe-screen models export NAME.")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"The model manifest {path} is damaged: {exc}.",
-                        "Export the model again with: describe-screen models export NAME.") from exc
+    """manifest.json of a bundle folder, checked (see bundle.read_manifest)."""
+    from describe_screen.vlm.bundle import read_manifest
+
+    return read_manifest(bundle)
 
 
 def load_model(bundle: Path, options: RuntimeOptions | None = None) -> VisionLanguageModel:
     """Open a bundle with the module of its family. Sessions load lazily (on warm_up or first use)."""
-    manifest = read_manifest(bundle)
-    family = str(manifest.get("family", ""))
-    try:
-        module = importlib.import_module(f"describe_screen.vlm.{family}")
-    except ModuleNotFoundError as exc:
-        raise UserError(f"The model in {bundle} is of family {family!r}, which this version cannot run.",
-                        "Update describe-screen, or remove the model with: describe-screen models remove.") from exc
-    return module.load(bundle, manifest, options or RuntimeOptions())
+    from describe_screen.vlm.bundle import Bundle
+
+    opened = Bundle(bundle, options or RuntimeOptions())
+    return FAMILIES[opened.family](opened)

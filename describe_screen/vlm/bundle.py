@@ -1,8 +1,17 @@
-"""Bundle integrity: every file the manifest lists is present, whole and the one that was exported.
+"""A model bundle: one folder, read and opened in one place for every family.
 
-Hashing a 500 MB model takes seconds, so the full sha256 check runs on `models verify` and on the first
-load after an install; that load leaves a stamp (size + mtime per file) and later loads only compare it.
-Every failure names the file and says how to repair it, because a user cannot inspect the folder.
+`Bundle` owns, once and under a lock, what every family used to read for itself: manifest.json and
+the config files, the precision choice, the checksum checks, and one `onnx.BoundRunner` per graph.
+A family module only says which graphs it needs (`Graph`) and which settings it reads.
+
+Every problem with a bundle is a UserError naming the file and saying how to repair it, whatever its
+type (a list where a table belongs, a word where a number belongs): a user cannot inspect the folder,
+and a bad model must never take the daemon down with it.
+
+Integrity: hashing a 500 MB model takes seconds, so the full sha256 check runs on `models verify` and
+on the first load after an install; that load leaves a stamp (size + mtime per file) and later loads
+only compare it. The staging and publishing helpers here write bundles atomically, for every writer
+(exporter, importer, installer).
 """
 
 from __future__ import annotations
@@ -10,23 +19,49 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from describe_screen.errors import UserError
 from describe_screen.vlm import onnx
 
 if TYPE_CHECKING:
-    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from describe_screen.vlm import RuntimeOptions
 
 MANIFEST = "manifest.json"
 STAMP = ".verified.json"
 FORMAT = 1
+# Weight sets, named by the suffix onnx-community and HuggingFaceTB give their files (fp32 has none).
+PRECISIONS = ("fp32", "fp16", "int8", "q4", "q4f16")
+# Files copied from a source folder when present: tokenizer, processor and generation settings.
+SUPPORT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
+                 "chat_template.json", "chat_template.jinja", "added_tokens.json")
+CACHE_PREFIX = "past_key_values."
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Graph:
+    """One ONNX graph of a family: its fp32 file name and the tensor names the runtime feeds and reads.
+
+    Cache inputs (past_key_values.*) are not listed: like optimum, the runtime reads them from the session.
+    """
+
+    file: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
 
 
 def export_fix(manifest: dict) -> str:
-    return f"Export it again with: describe-screen models export {manifest.get('name', 'NAME')}."
+    name = manifest.get("name") if isinstance(manifest, dict) and isinstance(manifest.get("name"), str) else "NAME"
+    return f"Export it again with: describe-screen models export {name}."
 
 
 def variant_name(base: str, precision: str) -> str:
@@ -34,19 +69,80 @@ def variant_name(base: str, precision: str) -> str:
     return base if precision == "fp32" else base.replace(".onnx", f"_{precision}.onnx")
 
 
-def pick_variant(manifest: dict, base: str, precision: str, device: str) -> str:
-    """The file to load for `base`: the requested precision if the bundle has it, else fp32.
-    "auto" means fp16 on a GPU and int8 on a CPU, the fastest each runs well."""
-    if precision == "auto":
-        precision = onnx.auto_precision(device)
-    files = manifest.get("files") or {}
-    name = variant_name(base, precision)
-    if name in files or base in files:
-        return name if name in files else base
-    # an installed bundle may hold one precision only (e.g. int8 from `models install`): use that one
-    return next((variant_name(base, p) for p in manifest.get("precisions") or [] if variant_name(base, p) in files),
-                base)
+def choose_precision(requested: str, available: Iterable[str], device: str) -> str:
+    """The weight set to run: the one asked for, or for "auto" the first of onnx.AUTO_ORDER[device] present."""
+    present = [p for p in PRECISIONS if p in set(available)]
+    if not present:
+        raise UserError("The model has no weight files.", "Export or install the model again.")
+    if requested == "auto":
+        return next(p for p in onnx.AUTO_ORDER[device] if p in present)
+    if requested not in present:
+        raise UserError(f"The model has no {requested} weights; it has {', '.join(present)}.",
+                        f"Set models.precision to auto or {present[0]}, or install the model with that precision.")
+    return requested
 
+
+# -- reading files --------------------------------------------------------------------------------------------
+
+def read_json(path: Path, required: bool = True, fix: str = "") -> dict[str, Any]:
+    """A JSON file holding a table; {} when it is absent and not `required`."""
+    fix = fix or "Export the model again with: describe-screen models export NAME."
+    if not path.is_file():
+        if required:
+            raise UserError(f"The model file {path.name} is missing from {path.parent}.", fix)
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError covers bad JSON and bad UTF-8
+        raise UserError(f"The model file {path.name} in {path.parent} is damaged: {exc}.", fix) from exc
+    if not isinstance(data, dict):
+        raise UserError(f"The model file {path.name} in {path.parent} is damaged: it holds a "
+                        f"{type(data).__name__}, not a table of settings.", fix)
+    return data
+
+
+def _bad(path: Path, what: str, fix: str) -> UserError:
+    return UserError(f"The model file {path.name} in {path.parent} is damaged: {what}.", fix)
+
+
+def _check_manifest(path: Path, data: dict) -> None:
+    """Every key the runtime and the catalogue read, with the type they need."""
+    from describe_screen.vlm import FAMILIES
+
+    fix = export_fix(data)
+    for key, kind in (("name", str), ("family", str), ("tasks", list), ("prompts", dict), ("files", dict),
+                      ("precisions", list)):
+        if key in data and not isinstance(data[key], kind):
+            raise _bad(path, f"{key} should be a {kind.__name__}, not {type(data[key]).__name__}", fix)
+    if data.get("family") not in FAMILIES:
+        raise UserError(f"The model in {path.parent} is of family {data.get('family')!r}, which this version "
+                        f"cannot run (its manifest {path.name} names it).",
+                        "Update describe-screen, or remove the model with: describe-screen models remove.")
+    if "rank" in data and (isinstance(data["rank"], bool) or not isinstance(data["rank"], int)):
+        raise _bad(path, f"rank should be a whole number, not {data['rank']!r}", fix)
+    for key in ("tasks", "precisions"):
+        if not all(isinstance(item, str) for item in data.get(key, ())):
+            raise _bad(path, f"{key} should be a list of words", fix)
+    if not all(isinstance(v, str) for v in data.get("prompts", {}).values()):
+        raise _bad(path, "every prompt should be text", fix)
+    for name, entry in data.get("files", {}).items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and not isinstance(entry["size"], bool)
+                and isinstance(entry.get("sha256"), str)):
+            raise _bad(path, f"the entry for {name} needs a size in bytes and a sha256", fix)
+
+
+def read_manifest(bundle: Path) -> dict:
+    """manifest.json of a bundle, checked key by key."""
+    path = bundle / MANIFEST
+    if not path.is_file():
+        raise UserError(f"The model folder {bundle} has no manifest.json, so it is not a model bundle.",
+                        "Export the model again with: describe-screen models export NAME.")
+    data = read_json(path)
+    _check_manifest(path, data)
+    return data
+
+
+# -- integrity -------------------------------------------------------------------------------------------------
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
@@ -80,9 +176,10 @@ def _stat_key(path: Path) -> dict[str, int]:
 
 def _read_stamp(bundle: Path) -> dict[str, Any]:
     try:
-        return json.loads((bundle / STAMP).read_text(encoding="utf-8"))
+        stamp = json.loads((bundle / STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return stamp if isinstance(stamp, dict) else {}
 
 
 def _write_stamp(bundle: Path, files: dict[str, dict[str, Any]], base: dict | None = None) -> None:
@@ -118,8 +215,8 @@ def check_bundle(bundle: Path, manifest: dict, full: bool = False, only: Iterabl
             raise UserError(f"The model file {name} in {bundle} has {size} bytes instead of {entry['size']}: "
                             "it is incomplete or was replaced.", export_fix(manifest))
         seen = stamp.get(name)
-        if seen and seen.get("sha256") == entry["sha256"] and {k: seen.get(k) for k in ("size", "mtime_ns")} \
-                == _stat_key(path):
+        if isinstance(seen, dict) and seen.get("sha256") == entry["sha256"] and \
+                {k: seen.get(k) for k in ("size", "mtime_ns")} == _stat_key(path):
             continue
         if sha256_of(path) != entry["sha256"]:
             raise UserError(f"The model file {name} in {bundle} is damaged: its checksum does not match "
@@ -129,21 +226,152 @@ def check_bundle(bundle: Path, manifest: dict, full: bool = False, only: Iterabl
         _write_stamp(bundle, {name: files[name] for name in wanted}, base=_read_stamp(bundle))
 
 
-def open_session(bundle: Path, manifest: dict, name: str, inputs: Iterable[str], provider: str = "auto",
-                 threads: int = 0) -> ort.InferenceSession:
-    """Create the session for one bundle file and insist on exactly the input names the runtime feeds."""
-    try:
-        session = onnx.create_session(bundle / name, provider, threads)
-    except UserError as exc:
-        if "cannot be loaded" in exc.problem:
-            raise UserError(exc.problem, export_fix(manifest)) from exc
-        raise
-    got = {i.name for i in session.get_inputs()}
-    expected = set(inputs)
-    if missing := sorted(expected - got):
-        raise UserError(f"The model file {name} in {bundle} has no input named {missing[0]}, so it does not "
-                        "match this version of describe-screen.", export_fix(manifest))
-    if extra := sorted(got - expected):
-        raise UserError(f"The model file {name} in {bundle} expects an input named {extra[0]} that this "
-                        "version of describe-screen does not provide.", export_fix(manifest))
-    return session
+# -- writing bundles -------------------------------------------------------------------------------------------
+
+def staging_dir(out_dir: Path) -> Path:
+    """An empty sibling folder to write a bundle into; `publish` moves it into place only when complete,
+    so an interrupted export or install never leaves a half-written bundle where the daemon looks."""
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def copy_support_files(source: Path, out_dir: Path, names: Iterable[str] = SUPPORT_FILES) -> list[str]:
+    copied = []
+    for name in names:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, out_dir / name)
+            copied.append(name)
+    return copied
+
+
+def publish(staging: Path, out_dir: Path, info: dict[str, Any], wanted: list[str]) -> Path:
+    """Write manifest.json (every file's sha256, the model's `info`, the `wanted` precisions) into
+    `staging`, then swap it in as `out_dir`."""
+    files = [p.name for p in staging.iterdir() if p.is_file() and p.name not in (MANIFEST, STAMP)]
+    write_manifest(staging, {**info, "precisions": wanted}, files)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return out_dir
+
+
+# -- the bundle object -----------------------------------------------------------------------------------------
+
+class Bundle:
+    """One bundle folder opened with some RuntimeOptions: settings, precision, tokenizer and graph runners.
+
+    Everything loads on first use and once, under one lock, so a warm-up and a first request arriving
+    together share the same sessions.
+    """
+
+    def __init__(self, path: Path, options: RuntimeOptions, manifest: dict | None = None) -> None:
+        self.path = path
+        self.options = options
+        self.manifest = read_manifest(path) if manifest is None else manifest
+        self.name = str(self.manifest.get("name", path.name))
+        self.family = str(self.manifest.get("family", ""))
+        self.tasks = frozenset(self.manifest.get("tasks", ()))
+        self.prompts: dict[str, str] = dict(self.manifest.get("prompts") or {})
+        self.fix = export_fix(self.manifest)
+        self._lock = threading.RLock()
+        self._json: dict[str, dict[str, Any]] = {}
+        self._runners: dict[str, onnx.BoundRunner] = {}
+        self._tokenizer: Tokenizer | None = None
+        self._precision = ""
+
+    # -- settings files
+    def json(self, name: str, required: bool = True) -> dict[str, Any]:
+        """A JSON settings file of the bundle (config.json, generation_config.json, ...), read once."""
+        with self._lock:
+            if name not in self._json:
+                if name in (self.manifest.get("files") or {}):
+                    check_bundle(self.path, self.manifest, only=[name])
+                self._json[name] = read_json(self.path / name, required, self.fix)
+            return self._json[name]
+
+    def value(self, name: str, keys: str, kind: Callable[[Any], T], default: Any = ...) -> T:
+        """One setting, e.g. value("config.json", "text_config.num_hidden_layers", int, 0); a missing key
+        gives `default` (or an error when there is none), a value of the wrong type always an error."""
+        data: Any = self.json(name, required=default is ...)
+        for key in keys.split("."):
+            if not isinstance(data, dict) or key not in data or data[key] is None:
+                if default is ...:
+                    raise _bad(self.path / name, f"it has no setting {keys}", self.fix)
+                return default
+            data = data[key]
+        try:
+            if kind is int and (isinstance(data, bool) or not isinstance(data, (int, float))):
+                raise TypeError(data)
+            return kind(data)
+        except (TypeError, ValueError) as exc:
+            raise _bad(self.path / name, f"the setting {keys} has the unusable value {data!r}", self.fix) from exc
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        with self._lock:
+            if self._tokenizer is None:
+                from tokenizers import Tokenizer
+
+                check_bundle(self.path, self.manifest, only=["tokenizer.json"])
+                try:
+                    self._tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+                except Exception as exc:  # tokenizers raises a bare Exception for unreadable files
+                    raise UserError(f"The model file tokenizer.json in {self.path} cannot be read.",
+                                    self.fix) from exc
+            return self._tokenizer
+
+    # -- weights
+    def precisions(self) -> list[str]:
+        """Weight sets present: a precision counts when some graph file carries its suffix (fp32: no suffix)."""
+        files = set(self.manifest.get("files") or {})
+        found = {p for p in PRECISIONS[1:] if any(f.endswith(f"_{p}.onnx") for f in files)}
+        if any(f.endswith(".onnx") and not any(f.endswith(f"_{p}.onnx") for p in PRECISIONS[1:]) for f in files):
+            found.add("fp32")
+        return [p for p in PRECISIONS if p in found]
+
+    @property
+    def precision(self) -> str:
+        """The weight set this bundle runs, chosen once: see choose_precision and onnx.usable_device."""
+        with self._lock:
+            if not self._precision:
+                device = "cpu" if self.options.precision != "auto" else onnx.usable_device(self.options.provider)
+                self._precision = choose_precision(self.options.precision, self.precisions(), device)
+            return self._precision
+
+    def graph_file(self, graph: Graph) -> str:
+        """The file of `graph` in the chosen precision; a graph stored once for every precision (an
+        exported embed_tokens.onnx, which quantisation would not change) is used as it is."""
+        files = self.manifest.get("files") or {}
+        wanted = variant_name(graph.file, self.precision)
+        return wanted if wanted in files or graph.file not in files else graph.file
+
+    def runner(self, graph: Graph) -> onnx.BoundRunner:
+        """The session of `graph`, opened once, after its file passed the checks, and checked to take
+        exactly the inputs the runtime feeds (the named ones plus any cache inputs)."""
+        with self._lock:
+            if graph.file not in self._runners:
+                name = self.graph_file(graph)
+                check_bundle(self.path, self.manifest, only=[name])
+                self._runners[graph.file] = onnx.BoundRunner(self._session(name, graph), name)
+            return self._runners[graph.file]
+
+    def _session(self, name: str, graph: Graph) -> Any:
+        try:
+            session = onnx.create_session(self.path / name, self.options.provider, self.options.threads)
+        except UserError as exc:
+            if "cannot be loaded" in exc.problem:
+                raise UserError(exc.problem, self.fix) from exc
+            raise
+        got = [i.name for i in session.get_inputs()]
+        if missing := sorted(set(graph.inputs) - set(got)):
+            raise UserError(f"The model file {name} in {self.path} has no input named {missing[0]}, so it does "
+                            "not match this version of describe-screen.", self.fix)
+        if extra := sorted(n for n in got if n not in graph.inputs and not n.startswith(CACHE_PREFIX)):
+            raise UserError(f"The model file {name} in {self.path} expects an input named {extra[0]} that this "
+                            "version of describe-screen does not provide.", self.fix)
+        return session
+
+    def check(self, names: Iterable[str]) -> None:
+        check_bundle(self.path, self.manifest, only=names)

@@ -1,8 +1,10 @@
-"""The greedy decoding loop every family shares, and streaming detokenisation.
+"""The greedy decoding loop every family shares, the generation rules it honours, and streaming
+detokenisation.
 
 A family supplies `step(token_ids) -> logits`: a closure that owns its key/value cache, is called once
 with the whole prompt (the prefill) and then with one new token at a time, and returns the logits of
-the last position. The loop only chooses tokens and decides when to stop.
+the last position. The loop only chooses tokens (under `Rules`, read from generation_config.json) and
+decides when to stop (`Limits`).
 """
 
 from __future__ import annotations
@@ -48,8 +50,39 @@ def repeating_tail(ids: list[int], limits: Limits) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class Rules:
+    """transformers' logits processors that greedy decoding must apply to pick the same tokens:
+    `forced_first` (forced_bos_token_id) is the first generated token whatever the logits say;
+    `no_repeat_ngram` (no_repeat_ngram_size) bans any token that would repeat an n-gram of the sequence."""
+
+    forced_first: int | None = None
+    no_repeat_ngram: int = 0
+
+    def apply(self, logits: np.ndarray, sequence: list[int], generated: int) -> np.ndarray:
+        """`logits` for the next token after `sequence` (prompt and `generated` tokens), rules applied."""
+        import numpy as np
+
+        if self.forced_first is not None and generated == 0:
+            forced = np.full(logits.shape, -np.inf, dtype=np.float32)
+            forced[self.forced_first] = 0.0
+            return forced
+        if banned := banned_by_ngrams(sequence, self.no_repeat_ngram):
+            logits = logits.astype(np.float32)  # a copy: the step's own buffer stays untouched
+            logits[banned] = -np.inf
+        return logits
+
+
+def banned_by_ngrams(ids: list[int], n: int) -> list[int]:
+    """Tokens that would repeat an n-gram already in `ids` (transformers' no_repeat_ngram_size)."""
+    if n <= 0 or len(ids) + 1 < n:
+        return []
+    prefix = tuple(ids[len(ids) - n + 1:])
+    return [ids[i + n - 1] for i in range(len(ids) - n + 1) if tuple(ids[i:i + n - 1]) == prefix]
+
+
 def greedy(step: Step, prompt_ids: list[int], limits: Limits,
-           cancelled: Callable[[], bool] = lambda: False) -> Iterator[int]:
+           cancelled: Callable[[], bool] = lambda: False, rules: Rules = Rules()) -> Iterator[int]:
     """Yield greedily chosen token ids until EOS, the token limit, a loop, or `cancelled()`.
 
     EOS is not yielded. Cancellation is checked before every model call, so a stop request waits
@@ -58,7 +91,8 @@ def greedy(step: Step, prompt_ids: list[int], limits: Limits,
     generated: list[int] = []
     inputs = list(prompt_ids)
     while len(generated) < limits.max_new_tokens and not cancelled():
-        logits = step(inputs)
+        sequence = [*prompt_ids, *generated] if rules.no_repeat_ngram else generated
+        logits = rules.apply(step(inputs), sequence, len(generated))
         token = int(logits.argmax())
         if token in limits.eos_ids:
             return

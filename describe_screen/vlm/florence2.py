@@ -2,31 +2,46 @@
 
 A request runs the vision encoder once (image -> 577 features), the BART encoder once over the image
 features followed by the embedded task sentence, then the merged decoder one token at a time with its
-key/value cache (see describe_screen.export.florence2 for the graph layout, shared with onnx-community).
-Florence-2 is prompted with task tokens such as <CAPTION>, which the transformers processor replaces
-by fixed English sentences before tokenising; TASK_SENTENCES mirrors that table.
+key/value cache. Florence-2 is prompted with task tokens such as <CAPTION>, which the transformers
+processor replaces by fixed English sentences before tokenising; TASK_SENTENCES mirrors that table.
+
+The published files (onnx-community/Florence-2-base and -large, folder onnx/, run by transformers.js's
+Florence2ForConditionalGeneration), whose names our exporter (describe_screen.export.florence2) shares:
+
+- vision_encoder: pixel_values (batch, 3, 768, 768) -> image_features (batch, 577, d_model).
+- embed_tokens: input_ids int64 -> inputs_embeds.
+- encoder_model: inputs_embeds, attention_mask int64 -> last_hidden_state.
+- decoder_model_merged: inputs_embeds, encoder_hidden_states, encoder_attention_mask int64,
+  use_cache_branch bool (1,), past_key_values.{i}.decoder.key/.value and .encoder.key/.value
+  (batch, heads, length, head_dim) -> logits, present.{i}.* ; step 0 runs with use_cache_branch false
+  and empty pasts, later steps with true and the encoder presents of step 0.
+
+Weight sets as for SmolVLM (fp32, _fp16, _int8, _q4 with MatMulNBits, _q4f16); types are read from each
+session, never assumed.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, OCR, Request, RuntimeOptions, onnx
-from describe_screen.vlm import bundle as bundle_files
-from describe_screen.vlm.decoding import Limits, greedy, stream_text
+from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, OCR, Request, onnx
+from describe_screen.vlm.bundle import Graph
+from describe_screen.vlm.decoding import Limits, Rules, Step, greedy, stream_text
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     from PIL.Image import Image
+    from tokenizers import Tokenizer
 
     from describe_screen.ocr import TextLine
+    from describe_screen.vlm.bundle import Bundle
 
 # The transformers Florence2Processor's task table: a task token is never fed to the model itself.
 TASK_SENTENCES = {
@@ -37,15 +52,15 @@ TASK_SENTENCES = {
     "<MORE_DETAILED_CAPTION>": "Describe with a paragraph what is shown in the image.",
 }
 DEFAULT_PROMPTS = {CAPTION_BRIEF: "<CAPTION>", CAPTION_FULL: "<DETAILED_CAPTION>", OCR: "<OCR>"}
-VISION, EMBED, ENCODER, DECODER = ("vision_encoder.onnx", "embed_tokens.onnx", "encoder_model.onnx",
-                                   "decoder_model_merged.onnx")
+VISION = Graph("vision_encoder.onnx", ("pixel_values",), ("image_features",))
+EMBED = Graph("embed_tokens.onnx", ("input_ids",), ("inputs_embeds",))
+ENCODER = Graph("encoder_model.onnx", ("inputs_embeds", "attention_mask"), ("last_hidden_state",))
+DECODER = Graph("decoder_model_merged.onnx",
+                ("inputs_embeds", "encoder_hidden_states", "encoder_attention_mask", "use_cache_branch"), ("logits",))
+GRAPHS = (VISION, EMBED, ENCODER, DECODER)
 LOC_BINS = 1000
 MIN_SIDE = 8  # smaller captures are capture failures, not screens
 _QUAD = re.compile(r"(.+?)" + r"<loc_(\d+)>" * 8)
-
-
-def load(bundle: Path, manifest: dict, options: RuntimeOptions) -> Florence2:
-    return Florence2(bundle, manifest, options)
 
 
 def task_sentence(prompt: str) -> str:
@@ -57,26 +72,6 @@ def task_sentence(prompt: str) -> str:
         raise UserError(f"The Florence-2 prompt {prompt!r} mixes a task token with other text.",
                         "Use the task token alone, for example <CAPTION>.")
     return prompt
-
-
-def choose_precision(precision: str, available: list[str], provider: str) -> str:
-    """The weight set to run: what the settings ask for, else fp16 on a requested GPU and int8 on the CPU.
-
-    "auto" never picks fp16 on a GPU that is merely listed: onnxruntime-gpu lists CUDA on machines
-    without one, and fp16 graphs crawl on the CPU.
-    """
-    if precision != "auto":
-        if precision not in available:
-            raise UserError(f"The Florence-2 model has no {precision} weights; it has {', '.join(available)}.",
-                            f"Set models.precision to auto or {available[0]}, or export the model again "
-                            f"with that precision.")
-        return precision
-    order = ("fp16", "int8", "fp32") if provider == "cuda" else ("int8", "fp32", "fp16")
-    return next(p for p in order if p in available)
-
-
-def file_for(base: str, precision: str) -> str:
-    return base if precision == "fp32" else base.replace(".onnx", f"_{precision}.onnx")
 
 
 @dataclass
@@ -91,15 +86,24 @@ class Preprocess:
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
 
     @classmethod
-    def read(cls, bundle: Path) -> Preprocess:
+    def read(cls, read_json: Callable[[str, bool], dict], where: Path) -> Preprocess:
         """From preprocessor_config.json, or the "image_processor" part of processor_config.json, where
-        transformers 5 saves it."""
-        data = _read_json(bundle / "preprocessor_config.json") or \
-            _read_json(bundle / "processor_config.json").get("image_processor", {})
-        size = data.get("size") or {}
-        return cls(width=int(size.get("width", 768)), height=int(size.get("height", 768)),
-                   resample=int(data.get("resample", 3)), rescale=float(data.get("rescale_factor", 1 / 255)),
-                   mean=tuple(data.get("image_mean", cls.mean)), std=tuple(data.get("image_std", cls.std)))
+        transformers 5 saves it; `read_json(name, required)` reads a file of the folder `where`."""
+        from describe_screen.vlm import images
+
+        name = "preprocessor_config.json"
+        data = read_json(name, False)
+        if not data:
+            name, data = "processor_config.json", read_json("processor_config.json", False).get("image_processor", {})
+        try:
+            size = data.get("size") or {}
+            return cls(width=int(size.get("width", 768)), height=int(size.get("height", 768)),
+                       resample=int(data.get("resample", 3)), rescale=float(data.get("rescale_factor", 1 / 255)),
+                       mean=images.floats(data.get("image_mean", cls.mean)),
+                       std=images.floats(data.get("image_std", cls.std)))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise UserError(f"The model file {name} in {where} is damaged: its image settings are unusable.",
+                            "Export the model again with: describe-screen models export NAME.") from exc
 
     def pixels(self, image: Image) -> np.ndarray:
         """(1, 3, H, W) float32 equal to the transformers processor's pixel_values for the same image."""
@@ -116,49 +120,6 @@ class Preprocess:
             rgb = images.shrink_huge(images.to_rgb(image))
         resized = images.resize(rgb, self.width, self.height, self.resample)
         return images.normalise(resized, self.rescale, self.mean, self.std)[None]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"The model file {path.name} in {path.parent} is damaged: {exc}.",
-                        "Export the model again with: describe-screen models export NAME.") from exc
-
-
-def _text_config(bundle: Path) -> dict[str, Any]:
-    """The BART settings (layers, heads, width) the decoder's cache shapes follow."""
-    config = _read_json(bundle / "config.json")
-    return config.get("text_config") or config
-
-
-@dataclass
-class Generation:
-    """The parts of generation_config.json greedy decoding honours (beam search is not run)."""
-
-    decoder_start: int = 2
-    eos: frozenset[int] = frozenset({2})
-    forced_bos: int | None = 0
-    no_repeat_ngram: int = 3
-
-    @classmethod
-    def read(cls, bundle: Path) -> Generation:
-        data = _read_json(bundle / "generation_config.json")
-        eos = data.get("eos_token_id", 2)
-        return cls(decoder_start=int(data.get("decoder_start_token_id", 2)),
-                   eos=frozenset(eos if isinstance(eos, list) else [eos]),
-                   forced_bos=data.get("forced_bos_token_id"),
-                   no_repeat_ngram=int(data.get("no_repeat_ngram_size") or 0))
-
-
-def banned_by_ngrams(ids: list[int], n: int) -> list[int]:
-    """Tokens that would repeat an n-gram already in `ids` (transformers' no_repeat_ngram_size)."""
-    if n <= 0 or len(ids) + 1 < n:
-        return []
-    prefix = tuple(ids[len(ids) - n + 1:])
-    return [ids[i + n - 1] for i in range(len(ids) - n + 1) if tuple(ids[i:i + n - 1]) == prefix]
 
 
 def parse_regions(text: str, width: int, height: int) -> list[tuple[str, tuple[int, int, int, int]]]:
@@ -180,68 +141,47 @@ def parse_regions(text: str, width: int, height: int) -> list[tuple[str, tuple[i
 
 
 class Florence2:
-    """One Florence-2 bundle; sessions open on first use and are shared by every request."""
+    """One Florence-2 bundle; sessions open on first use (bundle.Bundle) and are shared by every request."""
 
-    def __init__(self, bundle: Path, manifest: dict, options: RuntimeOptions) -> None:
+    def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
-        self.manifest = manifest
-        self.options = options
-        self.name = str(manifest.get("name", bundle.name))
-        self.prompts = {**DEFAULT_PROMPTS, **(manifest.get("prompts") or {})}
-        self.tasks = frozenset(t for t in manifest.get("tasks", DEFAULT_PROMPTS) if t in self.prompts)
-        self.precision = choose_precision(options.precision, list(manifest.get("precisions") or ["fp32"]),
-                                          options.provider)
+        self.options = bundle.options
+        self.name = bundle.name
+        self.prompts = {**DEFAULT_PROMPTS, **bundle.prompts}
+        self.tasks = frozenset(t for t in (bundle.tasks or DEFAULT_PROMPTS) if t in self.prompts)
         self._lock = threading.Lock()
-        self._sessions: dict[str, Any] = {}
+        self._preprocess: Preprocess | None = None
 
-    # -- loading -------------------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.bundle.tokenizer
 
-    def _load(self) -> dict[str, Any]:
+    @property
+    def preprocess(self) -> Preprocess:
         with self._lock:
-            if not self._sessions:
-                self._sessions = self._open()
-            return self._sessions
+            if self._preprocess is None:
+                self._preprocess = Preprocess.read(self.bundle.json, self.bundle.path)
+            return self._preprocess
 
-    def _open(self) -> dict[str, Any]:
-        from tokenizers import Tokenizer
+    def _generation(self) -> tuple[int, frozenset[int], Rules]:
+        """(decoder start token, end tokens, rules) from generation_config.json; beam search is not run."""
+        def value(key: str, kind: Callable[[Any], Any], default: Any) -> Any:
+            return self.bundle.value("generation_config.json", key, kind, default)
 
-        files = {base: file_for(base, self.precision) for base in (VISION, ENCODER, DECODER)}
-        files[EMBED] = EMBED if EMBED in (self.manifest.get("files") or {}) else file_for(EMBED, self.precision)
-        support = [n for n in ("tokenizer.json", "config.json", "generation_config.json", "preprocessor_config.json",
-                               "processor_config.json") if n in (self.manifest.get("files") or {})]
-        bundle_files.check_bundle(self.bundle, self.manifest, only=[*files.values(), *support])
-        try:
-            tokenizer = Tokenizer.from_file(str(self.bundle / "tokenizer.json"))
-        except Exception as exc:  # tokenizers raises a bare Exception for unreadable files
-            raise UserError(f"The tokenizer of the model in {self.bundle} cannot be read.",
-                            bundle_files.export_fix(self.manifest)) from exc
-        provider, threads = self.options.provider, self.options.threads
+        eos = value("eos_token_id", lambda v: frozenset(int(i) for i in (v if isinstance(v, list) else [v])), {2})
+        return (value("decoder_start_token_id", int, 2), frozenset(eos),
+                Rules(forced_first=value("forced_bos_token_id", int, None),
+                      no_repeat_ngram=value("no_repeat_ngram_size", int, 0)))
 
-        def session(base: str, inputs: list[str]) -> Any:
-            return bundle_files.open_session(self.bundle, self.manifest, files[base], inputs, provider, threads)
+    def _text(self, key: str, default: int) -> int:
+        """A BART setting (layers, heads, width), from text_config or, in older configs, the top level."""
+        nested = isinstance(self.bundle.json("config.json", False).get("text_config"), dict)
+        return self.bundle.value("config.json", f"text_config.{key}" if nested else key, int, default)
 
-        text = _text_config(self.bundle)
-        layers = int(text.get("decoder_layers", 6))
-        heads = int(text.get("decoder_attention_heads", 12))
-        past = {f"past_key_values.{i}.{part}.{kind}": (heads, int(text.get("d_model", 768)) // heads)
-                for i in range(layers) for part in ("decoder", "encoder") for kind in ("key", "value")}
-        decoder_inputs = ["inputs_embeds", "encoder_hidden_states", "encoder_attention_mask", "use_cache_branch",
-                          *past]
-        return {
-            "tokenizer": tokenizer,
-            "preprocess": Preprocess.read(self.bundle),
-            "generation": Generation.read(self.bundle),
-            "vision": session(VISION, ["pixel_values"]),
-            "embed": session(EMBED, ["input_ids"]),
-            "encoder": session(ENCODER, ["inputs_embeds", "attention_mask"]),
-            "decoder": onnx.BoundRunner(session(DECODER, decoder_inputs)),
-            "past": past,
-        }
-
-    # -- the VisionLanguageModel interface -------------------------------------------------------------
+    # -- the VisionLanguageModel and TextReader interfaces ----------------------------------------------
 
     def provider(self) -> str:
-        return onnx.main_provider(self._load()["decoder"].session)
+        return onnx.main_provider(self.bundle.runner(DECODER).session)
 
     def warm_up(self) -> None:
         from PIL import Image as PILImage
@@ -253,21 +193,20 @@ class Florence2:
         if request.task not in self.tasks:
             wanted = "answer questions" if request.task == ASK else f"do the task {request.task}"
             raise UserError(f"The Florence-2 model can only describe the screen and read its text; it cannot "
-                            f"{wanted}.", "Use a model that answers questions, such as SmolVLM: "
-                            "describe-screen models export smolvlm-256m-instruct.")
+                            f"{wanted}.", "Use a model that answers questions for it: see describe-screen models list.")
         ids = self.generate_ids(image, self.prompts[request.task], cancelled=cancelled)
-        yield from stream_text(self._load()["tokenizer"], ids)
+        yield from stream_text(self.tokenizer, ids)
 
     def iter_lines(self, image: Image, cancelled: Callable[[], bool] = lambda: False) -> Iterator[TextLine]:
         """Text lines with boxes from <OCR_WITH_REGION>, each yielded as soon as its 8 coordinates are out.
 
-        The same interface as describe_screen.ocr.TextRecognizer (with warm_up and provider), so the
-        daemon can use Florence-2 as its text reader. Lines come in the order the model writes them,
-        which is reading order for screens; the model gives no confidence, so score is 1.
+        The vlm.TextReader interface (with warm_up and provider), so the daemon can use Florence-2 as its
+        text reader. Lines come in the order the model writes them, which is reading order for screens;
+        the model gives no confidence, so score is 1.
         """
         from describe_screen.ocr import TextLine
 
-        tokenizer = self._load()["tokenizer"]
+        tokenizer = self.tokenizer
         ids: list[int] = []
         locs = 0
         for token in self.generate_ids(image, "<OCR_WITH_REGION>", cancelled=cancelled):
@@ -291,35 +230,39 @@ class Florence2:
 
     def prompt_ids(self, prompt: str) -> list[int]:
         """<s> + the tokenised task sentence + </s>, as the processor builds after the image tokens."""
-        tokenizer = self._load()["tokenizer"]
+        tokenizer = self.tokenizer
         bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
         return [bos, *tokenizer.encode(task_sentence(prompt), add_special_tokens=False).ids, eos]
 
-    def encode(self, image: Image, prompt: str) -> np.ndarray:
+    def pixels(self, image: Image) -> np.ndarray:
+        """(1, 3, H, W) float32 equal to the transformers processor's pixel_values for the same image."""
+        return self.preprocess.pixels(image)
+
+    def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        """The vision encoder's (1, 577, d) image features."""
+        return self.bundle.runner(VISION).run({"pixel_values": pixels}, VISION.outputs)["image_features"]
+
+    def encode_prompt(self, features: np.ndarray, prompt: str) -> np.ndarray:
         """The BART encoder's output over [image features, prompt embeddings]: (1, 577 + prompt, d)."""
         import numpy as np
 
-        s = self._load()
-        pixels = s["preprocess"].pixels(image)
-        features = s["vision"].run(["image_features"], {"pixel_values": pixels})[0]
         ids = np.asarray([self.prompt_ids(prompt)], dtype=np.int64)
-        text = s["embed"].run(["inputs_embeds"], {"input_ids": ids})[0]
-        embeds = np.concatenate([features, text.astype(features.dtype)], axis=1)
+        text = self.bundle.runner(EMBED).run({"input_ids": ids}, EMBED.outputs)["inputs_embeds"]
+        embeds = np.concatenate([features.astype(np.float32), text.astype(np.float32)], axis=1)
         mask = np.ones(embeds.shape[:2], dtype=np.int64)
-        return s["encoder"].run(["last_hidden_state"], {"inputs_embeds": embeds, "attention_mask": mask})[0]
+        return self.bundle.runner(ENCODER).run({"inputs_embeds": embeds, "attention_mask": mask},
+                                               ENCODER.outputs)["last_hidden_state"]
 
     def generate_ids(self, image: Image, prompt: str, max_new_tokens: int | None = None,
                      cancelled: Callable[[], bool] = lambda: False, limits: Limits | None = None) -> Iterator[int]:
         """Greedy token ids for `prompt` (a task token or plain text) about `image`, EOS excluded.
 
         `limits` replaces the stopping rules (the benchmark forces an exact token count with it)."""
-        s = self._load()
-        gen: Generation = s["generation"]
         try:
-            hidden = self.encode(image, prompt)
-            step = self._decoder_step(hidden, gen)
-            limits = limits or Limits(max_new_tokens=max_new_tokens or self.options.max_new_tokens, eos_ids=gen.eos)
-            yield from greedy(step, [gen.decoder_start], limits, cancelled)
+            start, eos, rules = self._generation()
+            hidden = self.encode_prompt(self.encode_image(self.pixels(image)), prompt)
+            limits = limits or Limits(max_new_tokens=max_new_tokens or self.options.max_new_tokens, eos_ids=eos)
+            yield from greedy(self.decoder_step(hidden), [start], limits, cancelled, rules)
         except UserError:
             raise
         except Exception as exc:  # onnxruntime raises private types; the daemon must hear a sentence
@@ -327,37 +270,28 @@ class Florence2:
                             f"Try again; if it keeps failing, check the model with: describe-screen models "
                             f"verify {self.name}.") from exc
 
-    def _decoder_step(self, hidden: np.ndarray, gen: Generation) -> Callable[[list[int]], np.ndarray]:
-        """A closure for decoding.greedy: feeds one token, keeps the cache, applies forced BOS and the
-        no-repeat-n-gram ban so greedy's argmax equals transformers' greedy generate."""
+    def decoder_step(self, hidden: np.ndarray) -> Step:
+        """The decoding closure for `greedy`: feeds tokens, keeps the cache. Step 0 runs with
+        use_cache_branch false, which computes the cross-attention cache from `hidden`; later steps pass
+        that cache back with true."""
         import numpy as np
 
-        s = self._load()
-        runner: onnx.BoundRunner = s["decoder"]
-        mask = np.ones(hidden.shape[:2], dtype=np.int64)
-        feeds: dict[str, Any] = {"encoder_hidden_states": runner.to_device(hidden),
-                                 "encoder_attention_mask": mask, "use_cache_branch": np.array([False])}
-        for name, (heads, head_dim) in s["past"].items():
-            feeds[name] = np.zeros((1, heads, 0, head_dim), np.float32)
-        history: list[int] = []
+        embed, runner = self.bundle.runner(EMBED), self.bundle.runner(DECODER)
+        heads = self._text("decoder_attention_heads", 12)
+        feeds: dict[str, Any] = {"encoder_hidden_states": runner.to_device(hidden, "encoder_hidden_states"),
+                                 "encoder_attention_mask": np.ones(hidden.shape[:2], dtype=np.int64),
+                                 "use_cache_branch": np.array([False]),
+                                 **runner.empty_cache(heads, self._text("d_model", 768) // heads)}
 
         def step(tokens: list[int]) -> np.ndarray:
-            history.extend(tokens)
             ids = np.asarray([tokens], dtype=np.int64)
-            feeds["inputs_embeds"] = s["embed"].run(["inputs_embeds"], {"input_ids": ids})[0]
+            feeds["inputs_embeds"] = embed.run({"input_ids": ids}, EMBED.outputs)["inputs_embeds"]
             out = runner.run(feeds, to_host=["logits"])
             first = not feeds["use_cache_branch"][0]
             for name, value in out.items():
                 if name.startswith("present.") and (first or ".encoder." not in name):
                     feeds["past_key_values." + name[len("present."):]] = value
             feeds["use_cache_branch"] = np.array([True])
-            logits = out["logits"][0, -1].astype(np.float32)
-            generated = history[1:]
-            if not generated and gen.forced_bos is not None:
-                forced = np.full_like(logits, -np.inf)
-                forced[gen.forced_bos] = 0.0
-                return forced
-            logits[banned_by_ngrams(history, gen.no_repeat_ngram)] = -np.inf
-            return logits
+            return out["logits"][0, -1].astype(np.float32)
 
         return step

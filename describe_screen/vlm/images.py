@@ -63,3 +63,11 @@ def normalise(image: Image, rescale: float, mean: Sequence[float], std: Sequence
     pixels = (np.asarray(image, dtype=np.uint8).astype(np.float64) * rescale).astype(np.float32)
     pixels = (pixels - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def floats(values: Sequence[float]) -> tuple[float, ...]:
+    """A per-channel setting (image_mean, image_std) as read from a processor config: three numbers."""
+    result = tuple(float(v) for v in values)
+    if len(result) not in (1, 3) or any(isinstance(v, (bool, str)) for v in values):
+        raise ValueError(values)
+    return result

@@ -73,10 +73,15 @@ def _providers(provider: str) -> list[str]:
     return [CUDA, CPU]
 
 
+# What precision "auto" takes, best first, for every family: on a CPU the 8-bit integer graphs run
+# fastest (BENCHMARKS.md, "Weight sets on the CPU"); on a GPU half-precision floats.
+AUTO_ORDER = {"cpu": ("int8", "q4", "fp32", "q4f16", "fp16"), "cuda": ("fp16", "q4f16", "fp32", "int8", "q4")}
+
+
 def auto_precision(device: str) -> str:
-    """The weights "auto" means on `device`: fp16 on CUDA, int8 on the CPU, the fastest each runs well.
-    Installing and loading both ask here, so `models install` downloads what the runtime will pick."""
-    return "fp16" if device == "cuda" else "int8"
+    """The weights "auto" means on `device`. Installing and loading both ask here, so `models install`
+    downloads what the runtime will pick."""
+    return AUTO_ORDER[device][0]
 
 
 def nvidia_driver() -> bool:
@@ -214,6 +219,18 @@ def device_of(session: ort.InferenceSession) -> str:
     return "cuda" if main_provider(session) == CUDA else "cpu"
 
 
+def usable_device(provider: str = "auto") -> str:
+    """Where sessions asked for with `provider` really run ("cuda" or "cpu"), learnt before any model file
+    is chosen: a listed CUDA provider is not yet a usable one (see cuda_works)."""
+    return "cuda" if provider != "cpu" and cuda_works() else "cpu"
+
+
+# onnxruntime's tensor type names and the numpy types that feed them.
+NUMPY_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(bool)": "bool", "tensor(uint8)": "uint8",
+               "tensor(int8)": "int8"}
+
+
 class BoundRunner:
     """Runs a session through I/O binding so chosen outputs stay on the session's device.
 
@@ -228,12 +245,40 @@ class BoundRunner:
         self.device = device_of(session)
         self.output_names = [o.name for o in session.get_outputs()]
         self.input_types = {i.name: i.type for i in session.get_inputs()}
+        self.input_shapes = {i.name: i.shape for i in session.get_inputs()}
 
-    def to_device(self, array: np.ndarray) -> ort.OrtValue:
-        """Copy a host array to the session's device once, e.g. an empty cache or image features."""
+    def host_input(self, name: str, array: np.ndarray) -> np.ndarray:
+        """`array` in the type the graph declares for input `name`: published graphs differ per precision
+        (an fp16 decoder may take float32 embeddings but a float16 cache), so the session decides."""
+        wanted = NUMPY_TYPES.get(self.input_types.get(name, ""))
+        if wanted is None or array.dtype == wanted:
+            return array
+        # Only what published graphs really vary in: float width, and masks as bool or integers. Any
+        # other mismatch (e.g. int32 ids) is a bug of ours and must fail loudly.
+        if (array.dtype.kind == "f" and wanted.startswith("float")) or array.dtype.kind == "b":
+            return array.astype(wanted)
+        return array
+
+    def to_device(self, array: np.ndarray, name: str = "") -> ort.OrtValue:
+        """Copy a host array to the session's device once, e.g. an empty cache or image features; with
+        `name`, in the type of that input."""
         import onnxruntime as ort
 
-        return ort.OrtValue.ortvalue_from_numpy(array, self.device, 0)
+        return ort.OrtValue.ortvalue_from_numpy(self.host_input(name, array) if name else array, self.device, 0)
+
+    def empty_cache(self, heads: int, head_dim: int) -> dict[str, ort.OrtValue]:
+        """Zero-length past_key_values.* for the first step, named, typed and shaped as the session says
+        (a fixed dimension in the graph wins over the config's `heads` and `head_dim`)."""
+        import numpy as np
+
+        cache = {}
+        for name, shape in self.input_shapes.items():
+            if name.startswith("past_key_values."):
+                fallback = (1, heads, 0, head_dim)
+                dims = [d if isinstance(d, int) else fallback[axis] for axis, d in enumerate(shape)]
+                dims[0], dims[2] = 1, 0
+                cache[name] = self.to_device(np.zeros(dims, np.float32), name)
+        return cache
 
     def run(self, inputs: Mapping[str, Any], to_host: Iterable[str]) -> dict[str, Any]:
         """Run once; `inputs` values are numpy arrays or OrtValues. Returns numpy for `to_host`
@@ -242,13 +287,16 @@ class BoundRunner:
 
         host = set(to_host)
         binding = self.session.io_binding()
+        kept = []  # converted inputs must outlive the run: the binding points at their memory
         for name, value in inputs.items():
             if isinstance(value, ort.OrtValue):
                 binding.bind_ortvalue_input(name, value)
             elif self.device == "cpu":
-                binding.bind_cpu_input(name, value)
+                kept.append(self.host_input(name, value))
+                binding.bind_cpu_input(name, kept[-1])
             else:
-                binding.bind_ortvalue_input(name, self.to_device(value))
+                kept.append(self.to_device(value, name))
+                binding.bind_ortvalue_input(name, kept[-1])
         for name in self.output_names:
             binding.bind_output(name, "cpu" if name in host else self.device)
         try:

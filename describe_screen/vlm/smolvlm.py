@@ -1,32 +1,60 @@
 """SmolVLM run with onnxruntime: preprocessing, prompt and decoding identical to transformers, no torch.
 
-The bundle holds three graphs (see describe_screen/export/smolvlm.py): the vision encoder turns 512 px
-tiles into 64 features each, embed_tokens turns prompt ids into vectors, and the decoder, with its
-key/value cache, turns vectors into next-token logits. Image features replace the <image> placeholder
-vectors of the prompt, exactly as SmolVLMModel.inputs_merger does.
+Three graphs: the vision encoder turns 512 px tiles into 64 features each, embed_tokens turns prompt
+ids into vectors, and the decoder, with its key/value cache, turns vectors into next-token logits.
+Image features replace the <image> placeholder vectors of the prompt, exactly as
+SmolVLMModel.inputs_merger does.
+
+The published files (HuggingFaceTB/SmolVLM-256M-Instruct and -500M-Instruct, folder onnx/, run by
+transformers.js's Idefics3ForConditionalGeneration; names checked against the model card's onnxruntime
+sample and the repository's file list) have these signatures, which our exporter reproduces:
+
+- vision_encoder: pixel_values float32 (batch, images, 3, 512, 512), pixel_attention_mask bool
+  (batch, images, 512, 512) -> image_features (64 rows of `hidden` per image). Older exports of ours
+  take (images, 3, H, W); the rank is read from the session.
+- embed_tokens: input_ids int64 (batch, seq) -> inputs_embeds (batch, seq, hidden).
+- decoder_model_merged: inputs_embeds, attention_mask int64 (batch, past + seq), position_ids int64
+  (batch, seq), past_key_values.{i}.key/.value (batch, kv_heads, past, head_dim) -> logits,
+  present.{i}.key/.value. No use_cache_branch: the first step feeds empty pasts.
+
+Per weight set (`<graph><suffix>.onnx`): fp32 (no suffix); _fp16 (the decoder takes float32
+inputs_embeds through a Cast added upstream but keeps a float16 cache and float16 logits); _int8
+(dynamic quantisation: DynamicQuantizeLinear + MatMulInteger, float32 I/O); _q4 (4-bit blocks in
+com.microsoft MatMulNBits, float32 I/O); _q4f16 (MatMulNBits over a float16 graph, I/O as _fp16). The
+runtime never assumes a type: every input is fed in the type its session declares (onnx.BoundRunner).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.vlm import ASK, Request, RuntimeOptions, Turn, bundle, images, onnx
-from describe_screen.vlm.decoding import Limits, greedy, stream_text
+from describe_screen.vlm import ASK, Request, Turn, images, onnx
+from describe_screen.vlm.bundle import Graph
+from describe_screen.vlm.decoding import Limits, Step, greedy, stream_text
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image
     from tokenizers import Tokenizer
 
-VISION = "vision_encoder.onnx"
-EMBED = "embed_tokens.onnx"
-DECODER = "decoder_model_merged.onnx"
+    from describe_screen.vlm.bundle import Bundle
+
+VISION = Graph("vision_encoder.onnx", ("pixel_values", "pixel_attention_mask"), ("image_features",))
+EMBED = Graph("embed_tokens.onnx", ("input_ids",), ("inputs_embeds",))
+DECODER = Graph("decoder_model_merged.onnx", ("inputs_embeds", "attention_mask", "position_ids"), ("logits",))
+GRAPHS = (VISION, EMBED, DECODER)
+CONFIG = "config.json"
+
+
+def cache_names(layers: int, prefix: str) -> list[str]:
+    """past_key_values.{i}.key/.value (prefix "past_key_values") or present.{i}.* (prefix "present")."""
+    return [f"{prefix}.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
+
+
 MAX_IMAGE_SIDE = 4096  # transformers' MAX_IMAGE_SIZE for this processor
 TILE_BATCH = 4  # tiles per vision-encoder run: bounds memory, and a stop request waits for one batch at most
 # OCR text offered as grounding is cut to this many characters: a full screen of text would make the
@@ -54,13 +82,14 @@ class ImageSettings:
     std: tuple[float, ...]
 
     @classmethod
-    def from_config(cls, config: dict) -> ImageSettings:
-        return cls(longest_edge=int(config.get("size", {}).get("longest_edge", 2048)),
-                   tile=int(config.get("max_image_size", {}).get("longest_edge", 512)),
-                   resample=int(config.get("resample", 1)),
-                   rescale=float(config.get("rescale_factor", 1 / 255)),
-                   mean=tuple(config.get("image_mean", (0.5, 0.5, 0.5))),
-                   std=tuple(config.get("image_std", (0.5, 0.5, 0.5))))
+    def read(cls, bundle: Bundle) -> ImageSettings:
+        def value(key: str, kind: Callable[[Any], Any], default: Any) -> Any:
+            return bundle.value("preprocessor_config.json", key, kind, default)
+
+        return cls(longest_edge=value("size.longest_edge", int, 2048),
+                   tile=value("max_image_size.longest_edge", int, 512), resample=value("resample", int, 1),
+                   rescale=value("rescale_factor", float, 1 / 255), mean=value("image_mean", images.floats, (0.5,) * 3),
+                   std=value("image_std", images.floats, (0.5,) * 3))
 
 
 def _fit_longest(height: int, width: int, longest: int) -> tuple[int, int]:
@@ -161,80 +190,38 @@ def user_texts(request: Request, prompts: dict[str, str]) -> tuple[str, str]:
 
 
 class SmolVLM:
-    """A SmolVLM bundle. Sessions load on first use; features of the last image are kept so a
-    follow-up question about the same capture skips the vision encoder."""
+    """A SmolVLM bundle. Sessions load on first use (see bundle.Bundle); features of the last image
+    are kept so a follow-up question about the same capture skips the vision encoder."""
 
-    def __init__(self, path: Path, manifest: dict, options: RuntimeOptions) -> None:
-        self.path = path
-        self.manifest = manifest
-        self.options = options
-        self.name = str(manifest.get("name", path.name))
-        self.tasks = frozenset(manifest.get("tasks", ()))
-        self._runners: dict[str, onnx.BoundRunner] = {}
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.options = bundle.options
+        self.path, self.manifest, self.name, self.tasks = bundle.path, bundle.manifest, bundle.name, bundle.tasks
         self._features: tuple[bytes, np.ndarray] | None = None
-        config = self._json("config.json")
-        self.image_token_id = int(config["image_token_id"])
-        self.settings = ImageSettings.from_config(self._json("preprocessor_config.json"))
-        vision = config.get("vision_config", {})
-        processor = self._json("processor_config.json", required=False)
-        self.seq_len = int(processor.get("image_seq_len") or (
-            (vision["image_size"] // vision["patch_size"]) ** 2 // config.get("scale_factor", 2) ** 2))
-        generation = self._json("generation_config.json", required=False)
-        self._eos = generation.get("eos_token_id")
-        self._tokenizer: Tokenizer | None = None
-
-    def _json(self, name: str, required: bool = True) -> dict[str, Any]:
-        path = self.path / name
-        if not path.is_file():
-            if required:
-                raise UserError(f"The model file {name} is missing from {self.path}.", bundle.export_fix(self.manifest))
-            return {}
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UserError(f"The model file {name} in {self.path} is damaged.",
-                            bundle.export_fix(self.manifest)) from exc
+        self.image_token_id = bundle.value(CONFIG, "image_token_id", int)
+        self.settings = ImageSettings.read(bundle)
+        side = bundle.value(CONFIG, "vision_config.image_size", int, 512) // bundle.value(
+            CONFIG, "vision_config.patch_size", int, 16)
+        self.seq_len = bundle.value("processor_config.json", "image_seq_len", int,
+                                    side**2 // bundle.value(CONFIG, "scale_factor", int, 2) ** 2)
+        self.layers = bundle.value(CONFIG, "text_config.num_hidden_layers", int, 0)
+        heads = bundle.value(CONFIG, "text_config.num_attention_heads", int, 1)
+        self.kv_heads = bundle.value(CONFIG, "text_config.num_key_value_heads", int, heads)
+        self.head_dim = bundle.value(CONFIG, "text_config.head_dim", int,
+                                     bundle.value(CONFIG, "text_config.hidden_size", int, 64) // max(heads, 1))
+        self._eos = bundle.value("generation_config.json", "eos_token_id", _ids, [])
 
     @property
     def tokenizer(self) -> Tokenizer:
-        if self._tokenizer is None:
-            from tokenizers import Tokenizer
-
-            bundle.check_bundle(self.path, self.manifest, only=["tokenizer.json"])
-            self._tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
-        return self._tokenizer
+        return self.bundle.tokenizer
 
     def limits(self) -> Limits:
-        eos = self._eos if isinstance(self._eos, list) else [self._eos] if self._eos is not None else []
         end = self.tokenizer.token_to_id("<end_of_utterance>")
         return Limits(max_new_tokens=self.options.max_new_tokens,
-                      eos_ids=frozenset(int(e) for e in eos) | ({end} if end is not None else set()))
-
-    def _load(self) -> dict[str, onnx.BoundRunner]:
-        """Open the three sessions once, on the precision the device runs best (see bundle.pick_variant)."""
-        if self._runners:
-            return self._runners
-        opts = self.options
-        embed_file = bundle.pick_variant(self.manifest, EMBED, "fp32", "cpu")  # fp32 unless only one precision
-        bundle.check_bundle(self.path, self.manifest, only=[embed_file])
-        embed = bundle.open_session(self.path, self.manifest, embed_file, ["input_ids"], opts.provider, opts.threads)
-        device = onnx.device_of(embed)
-        vision_file = bundle.pick_variant(self.manifest, VISION, opts.precision, device)
-        decoder_file = bundle.pick_variant(self.manifest, DECODER, opts.precision, device)
-        bundle.check_bundle(self.path, self.manifest, only=[vision_file, decoder_file])
-        vision = bundle.open_session(self.path, self.manifest, vision_file,
-                                     ["pixel_values", "pixel_attention_mask"], opts.provider, opts.threads)
-        layers = int(self._json("config.json").get("text_config", {}).get("num_hidden_layers", 0))
-        past = [f"past_key_values.{i}.{kind}" for i in range(layers) for kind in ("key", "value")]
-        decoder = bundle.open_session(self.path, self.manifest, decoder_file,
-                                      ["inputs_embeds", "attention_mask", "position_ids", *past],
-                                      opts.provider, opts.threads)
-        self._runners = {"vision": onnx.BoundRunner(vision, vision_file), "embed": onnx.BoundRunner(embed, embed_file),
-                         "decoder": onnx.BoundRunner(decoder, decoder_file)}
-        return self._runners
+                      eos_ids=frozenset(self._eos) | ({end} if end is not None else set()))
 
     def provider(self) -> str:
-        return onnx.main_provider(self._load()["decoder"].session)
+        return onnx.main_provider(self.bundle.runner(DECODER).session)
 
     def warm_up(self) -> None:
         from PIL import Image as PILImage
@@ -248,8 +235,11 @@ class SmolVLM:
     def stream(self, image: Image, request: Request, cancelled: Callable[[], bool]) -> Iterator[str]:
         yield from stream_text(self.tokenizer, self.token_ids(image, request, cancelled))
 
+    def tiles(self, image: Image) -> Tiles:
+        return preprocess(image, self.settings, split=self.options.tiles == "default")
+
     def prompt_ids(self, request: Request, tiles: Tiles) -> list[int]:
-        first, current = user_texts(request, self.manifest.get("prompts", {}))
+        first, current = user_texts(request, self.bundle.prompts)
         text = chat_prompt(first, request.history, current)
         text = text.replace(IMAGE, image_prompt(tiles.rows, tiles.cols, self.seq_len), 1)
         return self.tokenizer.encode(text, add_special_tokens=True).ids
@@ -257,20 +247,19 @@ class SmolVLM:
     def token_ids(self, image: Image, request: Request, cancelled: Callable[[], bool],
                   limits: Limits | None = None) -> Iterator[int]:
         """Greedy token ids for one request (EOS excluded); `limits` overrides the stop rules."""
-        tiles = preprocess(image, self.settings, split=self.options.tiles == "default")
+        tiles = self.tiles(image)
         ids = self.prompt_ids(request, tiles)
-        runners = self._load()
-        features = self._image_features(runners["vision"], tiles, cancelled)
+        features = self.encode_image(tiles, cancelled)
         if features is None:
             return
-        yield from greedy(self._stepper(runners, features), ids, limits or self.limits(), cancelled)
+        yield from greedy(self.decoder_step(features), ids, limits or self.limits(), cancelled)
 
     def forced_choices(self, image: Image, request: Request, tokens: list[int]) -> list[int]:
         """The token this model would pick at each position when `tokens` are fed as its answer
-        (teacher forcing): how int8 or fp16 bundles are scored against fp32 without one early
+        (teacher forcing): how quantised bundles are scored against fp32 without one early
         difference hiding all later agreement."""
-        tiles = preprocess(image, self.settings, split=self.options.tiles == "default")
-        step = self._stepper(self._load(), self._image_features(self._load()["vision"], tiles, lambda: False))
+        tiles = self.tiles(image)
+        step = self.decoder_step(self.encode_image(tiles))
         inputs = self.prompt_ids(request, tiles)
         choices = []
         for token in tokens:
@@ -278,48 +267,49 @@ class SmolVLM:
             inputs = [token]
         return choices
 
-    def _image_features(self, vision: onnx.BoundRunner, tiles: Tiles,
-                        cancelled: Callable[[], bool]) -> np.ndarray | None:
+    def encode_image(self, tiles: Tiles, cancelled: Callable[[], bool] = lambda: False,
+                     reuse: bool = True) -> np.ndarray | None:
+        """(tiles x image_seq_len, hidden) features, None when cancelled; the last image's are reused
+        unless `reuse` is false (the benchmark times the encoder every run)."""
         import numpy as np
 
         key = hashlib.blake2b(tiles.pixel_values.tobytes(), digest_size=16).digest()
-        if self._features and self._features[0] == key:
+        if reuse and self._features and self._features[0] == key:
             return self._features[1]
-        mask_type = np.bool_ if vision.input_types["pixel_attention_mask"] == "tensor(bool)" else np.int64
+        vision = self.bundle.runner(VISION)
+        batched = len(vision.input_shapes["pixel_values"]) == 5  # published graphs: (batch, images, 3, H, W)
         parts = []
         for start in range(0, len(tiles.pixel_values), TILE_BATCH):
             if cancelled():
                 return None
             batch = tiles.pixel_values[start:start + TILE_BATCH]
-            mask = np.ones((batch.shape[0], *batch.shape[2:]), dtype=mask_type)
-            parts.append(vision.run({"pixel_values": batch, "pixel_attention_mask": mask}, ["image_features"])
+            mask = np.ones((batch.shape[0], *batch.shape[2:]), dtype=np.bool_)
+            if batched:
+                batch, mask = batch[None], mask[None]
+            parts.append(vision.run({"pixel_values": batch, "pixel_attention_mask": mask}, VISION.outputs)
                          ["image_features"])
-        features = np.concatenate(parts).reshape(-1, parts[0].shape[-1])
+        features = np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts])
         self._features = (key, features)
         return features
 
-    def _stepper(self, runners: dict[str, onnx.BoundRunner], features: np.ndarray) -> Callable[[list[int]], Any]:
-        """The decoding closure: it owns the key/value cache (device-resident OrtValues after step one)."""
+    def decoder_step(self, features: np.ndarray) -> Step:
+        """The decoding closure for `greedy`: it owns the key/value cache (device-resident OrtValues
+        after step one) and puts `features` in the places of the prompt's <image> tokens."""
         import numpy as np
 
-        decoder = runners["decoder"]
-        past: dict[str, Any] = {}
-        for meta in decoder.session.get_inputs():
-            if meta.name.startswith("past_key_values."):
-                _, heads, _, head_dim = meta.shape
-                dtype = np.float16 if meta.type == "tensor(float16)" else np.float32
-                past[meta.name] = decoder.to_device(np.zeros((1, heads, 0, head_dim), dtype=dtype))
+        embed, decoder = self.bundle.runner(EMBED), self.bundle.runner(DECODER)
+        past: dict[str, Any] = decoder.empty_cache(self.kv_heads, self.head_dim)
         state = {"length": 0}
 
         def step(tokens: list[int]) -> np.ndarray:
             ids = np.asarray([tokens], dtype=np.int64)
-            embeds = runners["embed"].run({"input_ids": ids}, ["inputs_embeds"])["inputs_embeds"]
+            embeds = embed.run({"input_ids": ids}, EMBED.outputs)["inputs_embeds"]
             if state["length"] == 0:
                 where = ids[0] == self.image_token_id
                 if int(where.sum()) != len(features):
                     raise UserError(f"The prompt has {int(where.sum())} image places but the image gave "
                                     f"{len(features)} features, so the model files do not belong together.",
-                                    bundle.export_fix(self.manifest))
+                                    self.bundle.fix)
                 embeds[0, where] = features.astype(embeds.dtype)
             start = state["length"]
             state["length"] += len(tokens)
@@ -334,6 +324,6 @@ class SmolVLM:
         return step
 
 
-def load(path: Path, manifest: dict, options: RuntimeOptions) -> SmolVLM:
-    """The family entry point used by describe_screen.vlm.load_model."""
-    return SmolVLM(path, manifest, options)
+def _ids(value: Any) -> list[int]:
+    """eos_token_id: one id or a list of them."""
+    return [int(v) for v in value] if isinstance(value, list) else [int(value)]

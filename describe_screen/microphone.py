@@ -1,4 +1,4 @@
-"""Spoken questions as sound: push-to-talk recorders, WAV reading, resampling, silence checks.
+"""Spoken questions from the microphone (or a WAV standing in for it): push-to-talk recorders, silence checks.
 
 Everything leaves this module as float32 mono at 16 kHz, the one format Whisper takes, so the
 recogniser never has to care where the sound came from. numpy and sounddevice are imported inside
@@ -8,13 +8,12 @@ functions so that `describe-screen --help` stays instant.
 from __future__ import annotations
 
 import logging
-import struct
 import threading
-from math import gcd
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from describe_screen.errors import UserError
+from describe_screen.sound import read_sound, resample
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,7 +114,7 @@ class MicrophoneRecorder:
             if self._cut:
                 self.note = cut_note(self.max_seconds)
                 log.warning("recording cut to the first %g seconds", self.max_seconds)
-        return resample(audio, rate)
+        return resample(audio, rate, SAMPLE_RATE)
 
 
 def _sounddevice() -> Any:
@@ -182,136 +181,15 @@ class WavFileRecorder:
         return np.zeros(0, np.float32) if audio is None else audio
 
 
+def read_wav(path: Path, max_seconds: float) -> tuple[np.ndarray, float]:
+    """`load_wav` plus the file's full length in seconds, so callers can tell the user about a cut."""
+    samples, rate, seconds = read_sound(path, max_seconds)
+    return resample(samples, rate, SAMPLE_RATE), seconds
+
+
 def load_wav(path: Path, max_seconds: float) -> np.ndarray:
     """Any PCM or float WAV (any rate, channels, sample width) as 16 kHz mono, cut to max_seconds."""
     return read_wav(path, max_seconds)[0]
-
-
-def read_wav(path: Path, max_seconds: float) -> tuple[np.ndarray, float]:
-    """`load_wav` plus the file's full length in seconds, so callers can tell the user about a cut.
-
-    Only the first max_seconds are read from disk, so a ten-minute file costs no more than a short one.
-    """
-    import numpy as np
-
-    path = Path(path)
-    fmt, rate, channels, width, data_at, data_size = _wav_layout(path)
-    frame_bytes = channels * width
-    seconds = data_size // frame_bytes / rate
-    keep = min(data_size // frame_bytes, int(max_seconds * rate))
-    with path.open("rb") as f:
-        f.seek(data_at)
-        raw = f.read(keep * frame_bytes)
-    frames = len(raw) // frame_bytes
-    if frames == 0:
-        raise UserError(f"The sound file {path.name} is empty.", "Record the question again.")
-    samples = _decode(raw[:frames * frame_bytes], fmt, width).reshape(frames, channels).mean(axis=1)
-    if seconds > max_seconds:
-        log.warning("%s is %.0f seconds long; only the first %g seconds are used", path, seconds, max_seconds)
-    return resample(samples.astype(np.float32), rate), seconds
-
-
-_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
-
-
-def _wav_layout(path: Path) -> tuple[int, int, int, int, int, int]:
-    """Walk the RIFF chunks: (format, rate, channels, bytes per sample, data offset, data bytes)."""
-    not_wav = UserError(f"The file {path.name} is not a WAV sound file.",
-                        "Save the question as a WAV file, for example with: sox question.mp3 question.wav.")
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                raise not_wav
-            fmt_chunk = None
-            while True:
-                chunk = f.read(8)
-                if len(chunk) < 8:
-                    break
-                name, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-                if name == b"fmt ":
-                    fmt_chunk = f.read(length)
-                elif name == b"data":
-                    if fmt_chunk is None:
-                        raise not_wav
-                    # writers that stream to a pipe leave the size unknown; the file end bounds it
-                    return (*_parse_fmt(path, fmt_chunk), f.tell(), min(length, size - f.tell()))
-                else:
-                    f.seek(length, 1)
-                if length % 2:
-                    f.seek(1, 1)
-    except FileNotFoundError as exc:
-        raise UserError(f"The sound file {path} does not exist.", "Check the file name and try again.") from exc
-    except IsADirectoryError as exc:
-        raise UserError(f"{path} is a folder, not a sound file.", "Give the path of a WAV file.") from exc
-    except OSError as exc:
-        raise UserError(f"The sound file {path} cannot be read: {exc.strerror or exc}.",
-                        "Check that the file exists and that you may read it.") from exc
-    if fmt_chunk is None:
-        raise not_wav
-    raise UserError(f"The sound file {path.name} is empty.", "Record the question again.")
-
-
-def _parse_fmt(path: Path, chunk: bytes) -> tuple[int, int, int, int]:
-    """(format, rate, channels, bytes per sample) from a fmt chunk, refusing encodings we cannot read."""
-    if len(chunk) < 16:
-        raise UserError(f"The file {path.name} is a damaged WAV file.", "Record the question again.")
-    fmt, channels, rate, _, _, bits = struct.unpack("<HHIIHH", chunk[:16])
-    if fmt == _EXTENSIBLE and len(chunk) >= 26:
-        fmt = struct.unpack("<H", chunk[24:26])[0]  # the first two bytes of the sub-format GUID
-    width = bits // 8
-    readable = (fmt == _PCM and width in (1, 2, 3, 4)) or (fmt == _FLOAT and width in (4, 8))
-    if not readable or channels < 1 or rate < 1000 or bits % 8:
-        raise UserError(f"The sound file {path.name} uses a WAV encoding I cannot read.",
-                        f"Convert it to plain 16-bit WAV, for example with: sox {path.name} -b 16 question.wav.")
-    return fmt, rate, channels, width
-
-
-def _decode(raw: bytes, fmt: int, width: int) -> np.ndarray:
-    """Little-endian samples to float64 in [-1, 1]."""
-    import numpy as np
-
-    if fmt == _FLOAT:
-        return np.frombuffer(raw, "<f4" if width == 4 else "<f8").astype(np.float64)
-    if width == 1:  # 8-bit WAV is the one unsigned width
-        return (np.frombuffer(raw, np.uint8).astype(np.float64) - 128.0) / 128.0
-    if width == 3:  # place the three bytes in the top of an int32 so the sign comes along
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
-        ints = (b[:, 0] << 8) | (b[:, 1] << 16) | (b[:, 2] << 24)
-        return ints.astype(np.float64) / 2.0**31
-    return np.frombuffer(raw, f"<i{width}").astype(np.float64) / 2.0 ** (8 * width - 1)
-
-
-def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """Band-limited resampling with a Hann-windowed sinc, one precomputed filter per phase.
-
-    The rate ratio is reduced to up/down integers, so output sample n always sits at phase
-    (n * down) mod up and the filter table is built once; the cut-off follows the lower of the two
-    rates so that downsampling does not fold high frequencies back into the speech band.
-    """
-    import numpy as np
-
-    audio = np.asarray(audio, np.float32)
-    if rate == target or audio.size == 0:
-        return audio
-    g = gcd(rate, target)
-    up, down = target // g, rate // g
-    cutoff = min(1.0, target / rate)  # as a fraction of the input Nyquist
-    half = int(np.ceil(12 / cutoff))  # input samples either side of each output sample
-    taps = np.arange(-half + 1, half + 1)
-    distance = (np.arange(up) / up)[:, None] - taps[None, :]  # row p: output at input index + p/up
-    table = cutoff * np.sinc(cutoff * distance) * (0.5 + 0.5 * np.cos(np.pi * distance / half))
-    table = (table / table.sum(axis=1, keepdims=True)).astype(np.float32)  # exact gain at 0 Hz
-    n_out = len(audio) * up // down
-    padded = np.pad(audio, half)
-    out = np.empty(n_out, np.float32)
-    step = max(1, 2**20 // len(taps))
-    for first in range(0, n_out, step):
-        n = np.arange(first, min(first + step, n_out), dtype=np.int64)
-        index = (n * down // up)[:, None] + taps[None, :] + half
-        out[n] = np.einsum("ij,ij->i", padded[index], table[n * down % up])
-    return out
 
 
 def _frame_db(audio: np.ndarray) -> np.ndarray:

@@ -14,18 +14,18 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from describe_screen import audio
-from describe_screen.audio import (
+from describe_screen import microphone as audio
+from describe_screen.errors import UserError
+from describe_screen.microphone import (
     SAMPLE_RATE,
     MicrophoneRecorder,
     WavFileRecorder,
     has_speech,
     load_wav,
     read_wav,
-    resample,
     trim_silence,
 )
-from describe_screen.errors import UserError
+from describe_screen.sound import resample
 
 
 def speak(folder: Path, text: str, name: str = "q.wav") -> Path:
@@ -95,13 +95,13 @@ def test_stereo_16bit_becomes_16khz_mono_with_same_duration_and_content(tmp_path
 
 def test_downsampling_removes_sound_above_8khz_instead_of_folding_it_down(tmp_path):
     # 12 kHz would fold to 4 kHz if 44.1 kHz were decimated without a low-pass filter
-    x = resample(tone(12000, 1.0, 44100).astype(np.float32), 44100)
+    x = resample(tone(12000, 1.0, 44100).astype(np.float32), 44100, SAMPLE_RATE)
     assert np.abs(x[800:-800]).max() < 0.02
     assert amplitude_at(x[800:-800], 4000) < 0.005
 
 
 def test_resampled_sine_matches_the_exact_sine():
-    x = resample(tone(440, 1.0, 44100).astype(np.float32), 44100)
+    x = resample(tone(440, 1.0, 44100).astype(np.float32), 44100, SAMPLE_RATE)
     exact = tone(440, 1.0, SAMPLE_RATE)
     assert np.abs(x - exact)[400:-400].max() < 1e-3
 

@@ -1,0 +1,13 @@
+"""Packaging that pyproject.toml cannot say: models/*.toml ship inside the wheel as describe_screen/manifests.
+
+The folder stays at the top of the source tree, where people read and edit it; describe_screen.models finds
+it there (source tree, editable install) or inside the installed package (a normal install from a wheel).
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    packages=[*find_packages(include=["describe_screen*"]), "describe_screen.manifests"],
+    package_dir={"describe_screen.manifests": "models"},
+    package_data={"describe_screen": ["data/*"], "describe_screen.manifests": ["*.toml"]},
+)
