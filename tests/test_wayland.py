@@ -67,10 +67,10 @@ class SessionDaemon:
 @pytest.fixture(scope="module")
 def desktop() -> Iterator[HeadlessSway]:
     """sway with the describe key bound to the describe-screen command, and a GTK window with a focused button."""
-    # the line `python -m describe_screen.wayland_keys show --desktop sway` prints for the describe key
-    [binding] = [line for line in wayland_keys.commands({"describe_screen": "<ctrl>+<alt>+d"}, sys.executable
-                                                         + " -m describe_screen")]
-    config = (wayland_keys.sway_line(binding[1], binding[2]),)
+    # the lines `python -m describe_screen.wayland_keys show --desktop sway` prints for these keys
+    keys = {"describe_screen": "<ctrl>+<alt>+d", "ask": "<ctrl>+<alt>+a"}
+    program = f"{sys.executable} -m describe_screen"
+    config = tuple(wayland_keys.sway_line(combo, command) for _, combo, command in wayland_keys.commands(keys, program))
     with HeadlessSway(config, portals=("wlr", "gtk")) as sway:
         sway.gtk_window("New message", TEXT, "Cancel", "Send")
         yield sway
@@ -78,7 +78,10 @@ def desktop() -> Iterator[HeadlessSway]:
 
 @pytest.fixture(scope="module")
 def daemon(desktop: HeadlessSway) -> SessionDaemon:
-    return SessionDaemon(desktop, '[capture]\nwayland = "portal"\n')
+    from test_microphone import speak
+
+    question = speak(desktop.base, "Is there a Cancel button?")  # stands in for the microphone
+    return SessionDaemon(desktop, f'rate = 140\n[capture]\nwayland = "portal"\n[voice]\nmicrophone = "{question}"\n')
 
 
 def test_session_is_picked_from_the_environment(desktop, monkeypatch):
@@ -116,6 +119,19 @@ def test_key_bound_in_sway_describes_through_the_daemon(daemon, desktop):
     said = daemon.said_after(before)
     assert {"quarterly", "report"} <= words(said), said
     assert daemon.status()["capture"] == "screen"
+
+
+def test_ask_key_bound_in_sway_is_press_to_start_press_again_to_send(daemon, desktop):
+    """A desktop key binding runs a command only on key down: the first press starts the question,
+    the second sends it, and the answer is spoken."""
+    before = daemon.status()
+    for _ in range(2):
+        typed = desktop.run(["wtype", "-M", "ctrl", "-M", "alt", "-k", "a", "-m", "alt", "-m", "ctrl"])
+        assert typed.returncode == 0, typed.stderr
+        time.sleep(2.0)  # the recording runs between the presses
+    said = daemon.said_after(len(before["spoken"]))
+    assert daemon.status()["questions"] >= 1, said  # the question was heard and answered about the screen
+    assert {"yes", "cancel"} <= words(said), said
 
 
 def test_focus_speaks_the_focused_buttons_role_and_name(daemon):
