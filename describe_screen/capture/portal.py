@@ -38,7 +38,8 @@ class Bus:
         try:
             self.conn = open_dbus_connection(bus="SESSION")
         except (OSError, KeyError, ValueError) as exc:
-            raise UserError("The screen cannot be captured: the desktop's message bus (D-Bus) cannot be reached.",
+            raise UserError("describe-screen cannot reach the desktop's message bus (D-Bus), which it needs to "
+                            "ask the desktop for screenshots and shortcuts.",
                             "Run describe-screen inside your desktop session, where DBUS_SESSION_BUS_ADDRESS "
                             "is set.") from exc
 
@@ -82,7 +83,9 @@ class Bus:
         with self.conn.filter(rule) as answers:
             reply = self.conn.send_and_get_reply(new_method_call(address, method, signature, args), timeout=30)
             if reply.header.message_type.name == "error":
-                raise _missing(str(reply.body[0]) if reply.body else "")
+                detail = f" ({reply.body[0]})" if reply.body else ""
+                raise UserError(f"The desktop's {interface.rsplit('.', 1)[-1]} portal refused the request{detail}.",
+                                MISSING_FIX)
             try:
                 signal = self.conn.recv_until_filtered(answers, timeout=timeout)
             except TimeoutError as exc:
