@@ -264,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Bind describe-screen's keys in a Wayland desktop's settings.")
     parser.add_argument("action", choices=("show", "install", "remove"))
     parser.add_argument("--desktop", choices=("gnome", "sway", "hyprland"), default=current().compositor or "gnome")
-    parser.add_argument("--program", default="describe-screen", help="the command the keys run")
+    parser.add_argument("--program", default="describe-screen",
+                        help="the command the keys run, in shell words (quote a path with spaces)")
     args = parser.parse_args(argv)
     bindings = asdict(settings.load().hotkeys)
     try:

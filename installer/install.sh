@@ -338,8 +338,8 @@ xml_escape() { local s="${1//&/&amp;}"; s="${s//</&lt;}"; printf '%s' "${s//>/&g
 # A Wayland session: hand the session's variables to systemd (the service needs them to reach the
 # compositor and the portals), and bind the keys in the desktop's own settings, with consent.
 WAYLAND_VARS="WAYLAND_DISPLAY XDG_SESSION_TYPE XDG_CURRENT_DESKTOP DBUS_SESSION_BUS_ADDRESS SWAYSOCK HYPRLAND_INSTANCE_SIGNATURE DISPLAY"
+wayland_keys() { "$VPY" -m describe_screen.wayland_keys "$@"; }
 wayland_session_setup() {  # wayland_session_setup <describe-screen command>
-    local keys="$VPY -m describe_screen.wayland_keys"
     # shellcheck disable=SC2086  # one word per variable name
     systemctl --user import-environment $WAYLAND_VARS 2>/dev/null \
         || say "systemd did not take the session's variables; the service may not reach the desktop."
@@ -351,9 +351,9 @@ wayland_session_setup() {  # wayland_session_setup <describe-screen command>
             fi
             case "$answer" in
                 y|Y|yes)
-                    $keys install --desktop gnome --program "$1" \
-                        && say "To take them out again: $keys remove --desktop gnome" ;;
-                *) say "Keys not bound. To bind them later: $keys install --desktop gnome --program '$1'" ;;
+                    wayland_keys install --desktop gnome --program "'$1'" \
+                        && say "To take them out again: '$VPY' -m describe_screen.wayland_keys remove --desktop gnome" ;;
+                *) say "Keys not bound. To bind them later: '$VPY' -m describe_screen.wayland_keys install --desktop gnome --program \"'$1'\"" ;;
             esac
             ;;
         *sway*|*Hyprland*|*hyprland*)
@@ -361,7 +361,7 @@ wayland_session_setup() {  # wayland_session_setup <describe-screen command>
             case "$XDG_CURRENT_DESKTOP" in *yprland*) desktop=hyprland ;; esac
             say "Add these lines to your $desktop config so the service starts with it and the keys work:"
             printf 'exec systemctl --user import-environment %s; systemctl --user start describe-screen.service\n' "$WAYLAND_VARS"
-            $keys show --desktop "$desktop" --program "$1"
+            wayland_keys show --desktop "$desktop" --program "'$1'"
             ;;
     esac
 }

@@ -186,3 +186,17 @@ def test_missing_portal_is_one_plain_sentence_not_blank(desktop, tmp_path):
     assert "this desktop offers no screenshot portal" in out, out
     assert "blank" not in out.lower()
     assert done.returncode != 0
+
+
+def test_doctor_names_the_wayland_path_and_push_to_talk(desktop):
+    import json
+
+    done = desktop.run([sys.executable, "-m", "describe_screen", "doctor", "--json"], timeout=300)
+    checks = {check["part"]: check for check in json.loads(done.stdout)}
+    assert "a Wayland session (sway)" in checks["Display"]["says"]
+    assert "grim" in checks["Display"]["says"] and "pointer position is not available" in checks["Display"]["says"]
+    assert checks["Screen capture"]["status"] == "ok" and "blank" not in checks["Screen capture"]["says"]
+    assert checks["Focused object"]["status"] == "ok"
+    hotkeys = checks["Hotkeys"]
+    assert hotkeys["status"] == "note" and "press it again to send it" in hotkeys["says"]
+    assert "wayland_keys" in hotkeys["fix"]
