@@ -119,7 +119,8 @@ find_missing_linux() {
 # xdg-desktop-portal-wlr needs), a GTK window and wtype. Args: this system's names for PyGObject with
 # the Atspi typelib, grim, xdg-desktop-portal, then the test set: sway, wtype, the wlr and gtk portals,
 # the GTK 3 typelib, PipeWire, the D-Bus daemon; then gsettings (GNOME key bindings) and, for the
-# tests, GNOME's media-keys settings schema that the key bindings are written into.
+# tests, GNOME's media-keys settings schema that the key bindings are written into, GNOME Shell and
+# its portal (the tests run GNOME headless).
 # shellcheck disable=SC2086  # $1 and $8 may name several packages
 find_missing_desktop_linux() {
     need /usr/bin/python3 -c 'import gi; gi.require_version("Atspi", "2.0")' -- $1
@@ -138,6 +139,8 @@ find_missing_desktop_linux() {
         need command -v dbus-daemon -- "${10}"
         need test -f /usr/share/glib-2.0/schemas/org.gnome.settings-daemon.plugins.media-keys.gschema.xml \
             -- "${12}"
+        need command -v gnome-shell -- "${13}"
+        need test -x /usr/libexec/xdg-desktop-portal-gnome -- "${14}"
     fi
 }
 
@@ -149,7 +152,7 @@ install_system_packages() {
                     fonts-dejavu-core fonts-liberation
                 find_missing_desktop_linux "python3-gi gir1.2-atspi-2.0 at-spi2-core" grim xdg-desktop-portal sway \
                     wtype xdg-desktop-portal-wlr xdg-desktop-portal-gtk gir1.2-gtk-3.0 pipewire dbus-daemon libglib2.0-bin \
-                    gnome-settings-daemon-common
+                    gnome-settings-daemon-common gnome-shell xdg-desktop-portal-gnome
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with apt: ${MISSING[*]}"
                 as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -159,7 +162,8 @@ install_system_packages() {
                 find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck "xprop xdpyinfo" \
                     dejavu-sans-fonts liberation-sans-fonts
                 find_missing_desktop_linux "python3-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
-                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2 gnome-settings-daemon
+                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2 gnome-settings-daemon \
+                    gnome-shell xdg-desktop-portal-gnome
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with dnf: ${MISSING[*]}"
                 as_root dnf install -y "${MISSING[@]}"
@@ -167,7 +171,8 @@ install_system_packages() {
                 find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck "xorg-xprop xorg-xdpyinfo" \
                     ttf-dejavu ttf-liberation
                 find_missing_desktop_linux "python-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
-                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2 gnome-settings-daemon
+                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2 gnome-settings-daemon \
+                    gnome-shell xdg-desktop-portal-gnome
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with pacman: ${MISSING[*]}"
                 as_root pacman -S --needed --noconfirm "${MISSING[@]}"

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 BUS_NAME = "org.freedesktop.portal.Desktop"
 OBJECT = "/org/freedesktop/portal/desktop"
 SCREENSHOT = "org.freedesktop.portal.Screenshot"
+STORE = "org.freedesktop.impl.portal.PermissionStore"
+STORE_OBJECT = "/org/freedesktop/impl/portal/PermissionStore"
+FORGET = (f"gdbus call --session --dest {STORE} --object-path {STORE_OBJECT} "
+          f"--method {STORE}.DeletePermission screenshot screenshot ''")
 ANSWER_SECONDS = 120  # the first time, the user reads the desktop's question and answers it
 MISSING_FIX = ("Install xdg-desktop-portal and your desktop's portal (xdg-desktop-portal-gnome, -kde or -wlr), "
                "log out and in again, then try again.")
@@ -61,6 +65,21 @@ class Bus:
         if reply.header.message_type.name == "error":
             return 0
         return int(reply.body[0][1])
+
+    def stored_answer(self, table: str, key: str) -> str:
+        """The user's stored answer for programs outside a sandbox (app id "") in the portal's permission
+        store, e.g. "yes" or "no"; "" when none is stored or there is no store."""
+        from jeepney import DBusAddress, new_method_call
+
+        store = DBusAddress(STORE_OBJECT, bus_name=STORE, interface=STORE)
+        try:
+            reply = self.conn.send_and_get_reply(new_method_call(store, "Lookup", "ss", (table, key)), timeout=10)
+        except TimeoutError:
+            return ""
+        if reply.header.message_type.name == "error":
+            return ""
+        answers = reply.body[0].get("", [])
+        return answers[0] if answers else ""
 
     def request(self, interface: str, method: str, signature: str, args: tuple,
                 timeout: float = ANSWER_SECONDS) -> tuple[int, dict[str, Any]]:
@@ -109,10 +128,15 @@ def screenshot(say: Callable[[str], None] | None = None, marker: Path | None = N
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
         code, results = bus.request(SCREENSHOT, "Screenshot", "sa{sv}", ("", {"interactive": ("b", False)}))
+        refused = code != 0 and bus.stored_answer("screenshot", "screenshot") == "no"
+    if (refused or code == 1) and marker is not None:
+        marker.unlink(missing_ok=True)  # when the desktop asks again, say so first again
+    if refused:
+        raise UserError("The screen could not be captured: the desktop keeps an earlier answer not to let "
+                        "describe-screen take screenshots.", f"To be asked again, run: {FORGET}")
     if code == 1:
-        raise UserError("The screen could not be captured: the desktop refused the screenshot request.",
-                        "Allow describe-screen to take screenshots when the desktop asks (on GNOME: Settings, "
-                        "Apps, describe-screen, Screenshots), then try again.")
+        raise UserError("The screen could not be captured: the screenshot request was refused or cancelled.",
+                        "Try again, and choose Allow when the desktop asks.")
     if code != 0 or "uri" not in results:
         raise UserError("The screen could not be captured: the desktop's screenshot portal failed.",
                         "Try again; if it keeps failing, restart the session or run describe-screen doctor.")
