@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/bench_capture_wayland.py [--runs 15]
 
-Starts Xvfb (1280x720) and a headless sway (1280x720, pixman, with a GTK window), then captures the
-screen in turns — X11 (mss), Wayland screencopy (grim), Wayland screenshot portal (xdg-desktop-portal
-with the wlr back-end) — interleaved, so the machine's load falls on all three alike. The first portal
-request (which starts the portal services) is left out. Prints a Markdown table to paste into
+Starts Xvfb (1280x720), a headless sway (pixman) and a headless GNOME Shell (virtual monitor), each
+1280x720 with a GTK window, then captures the screen in turns — X11 (mss), sway through grim (wlroots
+screencopy), sway through the screenshot portal (xdg-desktop-portal-wlr), GNOME through its portal
+(xdg-desktop-portal-gnome, screenshots allowed in the permission store as the user's Allow would) —
+interleaved, so the machine's load falls on all alike. The first request to each portal (which starts
+the portal services) is left out. Prints a Markdown table to paste into
 BENCHMARKS.md: medians, and each Wayland path's median ratio to X11 with its range over the rounds.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from wayland_session import HeadlessSway
+from wayland_session import HeadlessDesktop, HeadlessGnome, HeadlessSway
 
 from describe_screen.capture import capture
 from describe_screen.virtual_display import start_xvfb
@@ -46,29 +48,38 @@ def main() -> None:
     args = parser.parse_args()
     xvfb, display = start_xvfb("1280x720x24")
     sway = HeadlessSway(portals=("wlr", "gtk"))
+    gnome = HeadlessGnome()
     saved = dict(os.environ)
     try:
-        sway.gtk_window("Report", "Quarterly report ready for review", "Cancel", "Send")
+        for desktop in (sway, gnome):
+            desktop.gtk_window("Report", "Quarterly report ready for review", "Cancel", "Send")
+        gnome.answer_screenshots("yes")
 
         def x11() -> None:
             os.environ.clear()
             os.environ.update({k: v for k, v in saved.items() if k not in WAYLAND_KEYS}, DISPLAY=display)
 
-        def wayland() -> None:
-            os.environ.clear()
-            os.environ.update(saved, **{k: sway.env[k] for k in WAYLAND_KEYS})
-            os.environ.pop("DISPLAY", None)
+        def inside(desktop: HeadlessDesktop) -> Callable[[], None]:
+            def enter() -> None:
+                os.environ.clear()
+                os.environ.update(saved, **{k: desktop.env[k] for k in WAYLAND_KEYS if k in desktop.env})
+                for name in ("DISPLAY", *(k for k in WAYLAND_KEYS if k not in desktop.env)):
+                    os.environ.pop(name, None)
+            return enter
 
-        timed(wayland, "portal")  # starts xdg-desktop-portal and its back-ends: not part of a request
-        times: dict[str, list[float]] = {"x11": [], "screencopy": [], "portal": []}
+        timed(inside(sway), "portal")  # starts xdg-desktop-portal and its back-ends: not part of a request
+        timed(inside(gnome), "portal")
+        times: dict[str, list[float]] = {"x11": [], "screencopy": [], "portal": [], "gnome": []}
         for _ in range(args.runs):
             times["x11"].append(timed(x11, "auto"))
-            times["screencopy"].append(timed(wayland, "screencopy"))
-            times["portal"].append(timed(wayland, "portal"))
+            times["screencopy"].append(timed(inside(sway), "screencopy"))
+            times["portal"].append(timed(inside(sway), "portal"))
+            times["gnome"].append(timed(inside(gnome), "portal"))
     finally:
         os.environ.clear()
         os.environ.update(saved)
         sway.close()
+        gnome.close()
         xvfb.terminate()
         xvfb.wait()
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
@@ -76,7 +87,8 @@ def main() -> None:
     print("| Path (1280x720) | Request to pixels, median | Ratio to X11, median (range) |")
     print("|---|---|---|")
     labels = {"x11": "X11, mss (Xvfb)", "screencopy": "Wayland, grim (wlroots screencopy, sway)",
-              "portal": "Wayland, screenshot portal (xdg-desktop-portal-wlr)"}
+              "portal": "Wayland, screenshot portal (xdg-desktop-portal-wlr, sway)",
+              "gnome": "Wayland, screenshot portal (xdg-desktop-portal-gnome, GNOME Shell 43)"}
     for name, values in times.items():
         ratios = [v / x for v, x in zip(values, times["x11"], strict=True)]
         ratio = "1" if name == "x11" else (f"{statistics.median(ratios):.1f} "

@@ -188,10 +188,11 @@ def test_missing_portal_is_one_plain_sentence_not_blank(desktop, tmp_path):
     assert done.returncode != 0
 
 
-def test_doctor_names_the_wayland_path_and_push_to_talk(desktop):
+def test_doctor_names_the_wayland_path_and_push_to_talk(desktop, tmp_path):
     import json
 
-    done = desktop.run([sys.executable, "-m", "describe_screen", "doctor", "--json"], timeout=300)
+    done = desktop.run([sys.executable, "-m", "describe_screen", "doctor", "--json"], timeout=300,
+                       DESCRIBE_SCREEN_CONFIG=str(tmp_path / "none.toml"))  # default settings: grim on sway
     checks = {check["part"]: check for check in json.loads(done.stdout)}
     assert "a Wayland session (sway)" in checks["Display"]["says"]
     assert "grim" in checks["Display"]["says"] and "pointer position is not available" in checks["Display"]["says"]

@@ -79,6 +79,57 @@ class HeadlessDesktop:
         """What the session needs once the compositor runs."""
 
 
+    def start(self, argv: list[str], **extra: str) -> subprocess.Popen:
+        """Run a program inside the session, in a process group of its own, its output in a log."""
+        with open(self.base / f"{Path(argv[0]).name}-{len(self.procs)}.log", "ab") as out:
+            proc = subprocess.Popen(argv, env={**self.env, **extra}, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def run(self, argv: list[str], timeout: float = 60, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, env={**self.env, **extra}, capture_output=True, text=True, timeout=timeout)
+
+    def gtk_window(self, title: str, text: str, *buttons: str) -> subprocess.Popen:
+        """A native GTK window; returns once it has drawn and focused its last button."""
+        proc = subprocess.Popen([SYSTEM_PYTHON, str(GTK_WINDOW), title, text, *buttons], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        self.procs.append(proc)
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line.startswith("ready"):
+            raise RuntimeError("the GTK test window did not open")
+        time.sleep(1.0)  # sway maps it and the next frame shows it
+        return proc
+
+    def __enter__(self) -> HeadlessDesktop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        end_all(self.procs, f"XDG_RUNTIME_DIR={self.runtime}")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def _wait_for(self, path: Path, what: str, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        while not path.exists():
+            if time.time() > deadline or any(p.poll() is not None for p in self.procs):
+                raise RuntimeError(f"{what} did not appear: {self._logs()}")
+            time.sleep(0.05)
+
+    def _wait_glob(self, pattern: str, timeout: float = 60) -> Path:
+        deadline = time.time() + timeout
+        while not (found := sorted(self.runtime.glob(pattern))):
+            if time.time() > deadline:
+                raise RuntimeError(f"{pattern} did not appear: {self._logs()}")
+            time.sleep(0.05)
+        return found[0]
+
+    def _logs(self) -> str:
+        return "\n".join(f"{p.name}: {p.read_text(errors='replace')[-2000:]}" for p in self.base.glob("*.log"))
+
+
 class HeadlessSway(HeadlessDesktop):
     """sway, headless with the pixman renderer, with PipeWire (xdg-desktop-portal-wlr will not start
     without it) and a virtual keyboard."""
@@ -132,56 +183,6 @@ class HeadlessGnome(HeadlessDesktop):
                          "org.freedesktop.impl.portal.PermissionStore.SetPermission",
                          "screenshot", "true", "screenshot", "", f"['{answer}']"])
         assert done.returncode == 0, done.stderr
-
-    def start(self, argv: list[str], **extra: str) -> subprocess.Popen:
-        """Run a program inside the session, in a process group of its own, its output in a log."""
-        with open(self.base / f"{Path(argv[0]).name}-{len(self.procs)}.log", "ab") as out:
-            proc = subprocess.Popen(argv, env={**self.env, **extra}, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def run(self, argv: list[str], timeout: float = 60, **extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(argv, env={**self.env, **extra}, capture_output=True, text=True, timeout=timeout)
-
-    def gtk_window(self, title: str, text: str, *buttons: str) -> subprocess.Popen:
-        """A native GTK window; returns once it has drawn and focused its last button."""
-        proc = subprocess.Popen([SYSTEM_PYTHON, str(GTK_WINDOW), title, text, *buttons], env=self.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-        self.procs.append(proc)
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line.startswith("ready"):
-            raise RuntimeError("the GTK test window did not open")
-        time.sleep(1.0)  # sway maps it and the next frame shows it
-        return proc
-
-    def __enter__(self) -> HeadlessSway:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        end_all(self.procs, f"XDG_RUNTIME_DIR={self.runtime}")
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    def _wait_for(self, path: Path, what: str, timeout: float = 60) -> None:
-        deadline = time.time() + timeout
-        while not path.exists():
-            if time.time() > deadline or any(p.poll() is not None for p in self.procs):
-                raise RuntimeError(f"{what} did not appear: {self._logs()}")
-            time.sleep(0.05)
-
-    def _wait_glob(self, pattern: str, timeout: float = 60) -> Path:
-        deadline = time.time() + timeout
-        while not (found := sorted(self.runtime.glob(pattern))):
-            if time.time() > deadline:
-                raise RuntimeError(f"{pattern} did not appear: {self._logs()}")
-            time.sleep(0.05)
-        return found[0]
-
-    def _logs(self) -> str:
-        return "\n".join(f"{p.name}: {p.read_text(errors='replace')[-2000:]}" for p in self.base.glob("*.log"))
 
 
 def _end(pid: int, sig: int = signal.SIGTERM) -> None:
