@@ -7,17 +7,13 @@ import os
 import subprocess
 from pathlib import Path
 
-from test_installer import INSTALLER, stand_in_venv
+from test_installer import INSTALLER, fake_systemctl, stand_in_venv
 
 
 def autostart(tmp_path: Path, desktop: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     venv = tmp_path / "my venv"  # a space: the printed commands must quote it
     stand_in_venv(venv)
-    fake_bin = tmp_path / "fake-bin"
-    fake_bin.mkdir()
-    calls = tmp_path / "systemctl-calls"
-    (fake_bin / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexit 0\n')
-    (fake_bin / "systemctl").chmod(0o755)
+    fake_bin, calls = fake_systemctl(tmp_path)
     env = dict(os.environ, DESCRIBE_SCREEN_VENV=str(venv), HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "c"),
                PATH=f"{fake_bin}:{os.environ['PATH']}", WAYLAND_DISPLAY="wayland-1", XDG_SESSION_TYPE="wayland",
                XDG_CURRENT_DESKTOP=desktop, DESCRIBE_SCREEN_CONFIG=str(tmp_path / "none.toml"))
