@@ -116,15 +116,14 @@ class Bus:
 
 def screenshot(say: Callable[[str], None] | None = None, marker: Path | None = None) -> Image.Image:
     """The whole screen through the portal, non-interactive; the first time (no `marker` file yet),
-    `say` tells the user what the desktop is about to ask and why."""
+    `say` tells the user what the desktop is about to ask and why, and the marker is made."""
     from describe_screen.capture import load_image
 
     with Bus() as bus:
         if not bus.version(SCREENSHOT):
             raise _missing("")
-        if marker is not None and not marker.exists():
-            if say:
-                say(FIRST_TIME)
+        if say is not None and marker is not None and not marker.exists():  # doctor says it in writing
+            say(FIRST_TIME)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
         code, results = bus.request(SCREENSHOT, "Screenshot", "sa{sv}", ("", {"interactive": ("b", False)}))
