@@ -187,7 +187,9 @@ class Describer:
             yield from text_reader()
             return
         yield self._lead(scene, cancelled)
-        yield from self._stream(task, model, capture.image, vlm.Request(task=task), cancelled, text_reader)
+        # what the desktop says about the capture (the focused object) is the model's context too
+        request = vlm.Request(task=task, grounding=capture.context)
+        yield from self._stream(task, model, capture.image, request, cancelled, text_reader)
 
     def read(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
         """All the text, in reading order, line by line as recognition goes."""
@@ -230,9 +232,10 @@ class Describer:
                            f"answer that. A vision model is needed for it. {models.install_hint(vlm.ASK)}")
 
         if model is not None:
-            grounding = ""
+            grounding = capture.context
             if self.config.ask.grounding:
-                grounding = " ".join(line.text for line in self.lines(scene, cancelled))[:GROUNDING_CHARS]
+                recognised = " ".join(line.text for line in self.lines(scene, cancelled))
+                grounding = f"{grounding} {recognised}".strip()[:GROUNDING_CHARS]
             request = vlm.Request(task=vlm.ASK, question=question, history=list(scene.history),
                                   grounding=grounding)
             pieces = self._stream(vlm.ASK, model, capture.image, request, cancelled, text_answer)

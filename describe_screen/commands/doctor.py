@@ -86,7 +86,7 @@ def check_focus(config: Config) -> Check:
     from describe_screen import atspi
 
     try:
-        atspi._atspi()
+        atspi.check()
     except UserError as exc:
         return Check("Focused object", NOTE, f"The focus target cannot work. {exc.problem}", exc.fix)
     return Check("Focused object", OK, "The focused object is read from the accessibility bus (AT-SPI).")
