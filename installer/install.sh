@@ -92,7 +92,8 @@ has_lib() { PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q "$1";
 python_can() { [ -n "$PYTHON" ] && "$PYTHON" -c "$1"; }
 
 # Args: this system's package names for python, venv, tkinter, PortAudio, Xvfb, shellcheck, xprop (one
-# argument that may name two packages), then the DejaVu and Liberation fonts the tests draw with.
+# argument that may name two packages), then the DejaVu and Liberation fonts the tests draw with, then
+# the C++ compiler that builds llama.cpp's server for the model-server tests.
 find_missing_linux() {
     pick_python
     if [ -z "$PYTHON" ]; then MISSING+=("$1"); fi
@@ -111,6 +112,8 @@ find_missing_linux() {
         need command -v strace -- strace  # the no-network test watches the daemon's system calls
         need test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf -- "$8"
         need test -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf -- "$9"
+        need command -v cmake -- cmake
+        need command -v g++ -- "${10}"
     fi
 }
 
@@ -143,7 +146,7 @@ install_system_packages() {
         Linux)
             if command -v apt-get >/dev/null; then
                 find_missing_linux python3 python3-venv python3-tk libportaudio2 xvfb shellcheck x11-utils \
-                    fonts-dejavu-core fonts-liberation
+                    fonts-dejavu-core fonts-liberation g++
                 find_missing_desktop_linux "python3-gi gir1.2-atspi-2.0 at-spi2-core" grim xdg-desktop-portal sway \
                     wtype xdg-desktop-portal-wlr xdg-desktop-portal-gtk gir1.2-gtk-3.0 pipewire dbus-daemon libglib2.0-bin
                 [ ${#MISSING[@]} -eq 0 ] && return 0
@@ -153,7 +156,7 @@ install_system_packages() {
                     "${MISSING[@]}"
             elif command -v dnf >/dev/null; then
                 find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck "xprop xdpyinfo" \
-                    dejavu-sans-fonts liberation-sans-fonts
+                    dejavu-sans-fonts liberation-sans-fonts gcc-c++
                 find_missing_desktop_linux "python3-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
                     xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2
                 [ ${#MISSING[@]} -eq 0 ] && return 0
@@ -161,7 +164,7 @@ install_system_packages() {
                 as_root dnf install -y "${MISSING[@]}"
             elif command -v pacman >/dev/null; then
                 find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck "xorg-xprop xorg-xdpyinfo" \
-                    ttf-dejavu ttf-liberation
+                    ttf-dejavu ttf-liberation gcc
                 find_missing_desktop_linux "python-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
                     xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2
                 [ ${#MISSING[@]} -eq 0 ] && return 0
