@@ -134,3 +134,20 @@ def test_xmessage_is_not_read_fully_yet(cases: list[Case], read: dict) -> None:
     case = next(c for c in cases if c.name == "xmessage")
     hits, total = recall(case.words, [ln.text for ln in read[case.name][0]])
     assert hits / total < 0.98  # when this fails, xmessage is read: move it out of NOT_YET
+
+
+def test_typed_questions_are_answered_from_real_screens(cases: list[Case], read: dict) -> None:
+    from describe_screen.textqa import answer
+
+    def ask(name: str, question: str) -> str | None:
+        case = next(c for c in cases if c.name == name)
+        return answer(question, read[name][0], "", case.image.size)
+
+    assert ask("web-table-light", "What buttons are there?") == "The button is Download PDF."
+    assert ask("web-table-dark", "what is the balance?") == "The balance is 4,512.30 on 12 October."
+    assert ask("web-form-light", "what buttons are there") == "The buttons are Create account and Cancel."
+    assert ask("zenity-question", "What buttons are there?") == "The buttons are Keep and Delete."
+    assert ask("xterm-small-ttf", "What does the error say?") == (
+        "It says: error: connection refused by server at port 8080.")
+    assert ask("web-landing-dark", "Is there a Pricing button?") == (
+        "No, I cannot find a pricing button. The buttons are Start free trial and Contact sales.")
