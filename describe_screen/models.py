@@ -120,6 +120,8 @@ def installed(models_dir: Path) -> list[InstalledModel]:
         return []
     found = []
     for path in sorted(models_dir.iterdir()):
+        if path.name.endswith((".partial", ".download")):
+            continue  # an export or install still under way (or stopped): never a bundle to load
         if (path / MANIFEST).is_file():
             try:
                 found.append(_installed_model(path))
