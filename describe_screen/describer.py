@@ -1,12 +1,12 @@
 """From a capture to words: the blank check, the text reader, and a vision model when one is installed.
 
 Everything here yields text pieces as soon as they exist, so speech starts on the first sentence
-while the rest is still being worked out. It never speaks or prints itself: the daemon does that.
+while the rest is still being worked out. It never speaks or prints itself: problems met while loading
+are kept in `notes` and yielded once with the next answer; the daemon says and logs them.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -142,7 +142,6 @@ class Describer:
         if note not in self._noted:
             self._noted.add(note)
             self.notes.append(note)
-            print(f"describe-screen: {note}", file=sys.stderr)
 
     def take_notes(self) -> Iterator[str]:
         """Yield (once) what went wrong while loading, so the user hears why quality dropped."""

@@ -152,9 +152,13 @@ def find(name: str, models_dir: Path) -> InstalledModel:
 
 
 def verify(name: str, models_dir: Path) -> InstalledModel:
-    """Re-hash every file of an installed bundle; raises UserError naming the first bad file."""
+    """Re-hash every file of an installed bundle and read its settings; raises UserError naming the first
+    bad file."""
+    from describe_screen.vlm import RuntimeOptions, load_model
+
     model = find(name, models_dir)
     check_bundle(model.path, read_manifest(model.path), full=True)
+    load_model(model.path, RuntimeOptions(provider="cpu"))  # reads every setting the family needs
     return model
 
 

@@ -92,7 +92,8 @@ has_lib() { PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q "$1";
 python_can() { [ -n "$PYTHON" ] && "$PYTHON" -c "$1"; }
 
 # Args: this system's package names for python, venv, tkinter, PortAudio, Xvfb, shellcheck, xprop (one
-# argument that may name two packages), then the DejaVu and Liberation fonts the tests draw with.
+# argument that may name two packages), then the DejaVu and Liberation fonts the tests draw with, then
+# Chromium and the X bitmap fonts (the text reader's corpus of real screens).
 find_missing_linux() {
     pick_python
     if [ -z "$PYTHON" ]; then MISSING+=("$1"); fi
@@ -111,6 +112,11 @@ find_missing_linux() {
         need command -v strace -- strace  # the no-network test watches the daemon's system calls
         need test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf -- "$8"
         need test -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf -- "$9"
+        # the text reader's corpus: real web pages, GTK dialogs and terminals with a bitmap font
+        need command -v chromium -- "${10}"
+        need command -v zenity -- zenity
+        need command -v xterm -- xterm
+        need test -f /usr/share/fonts/X11/misc/6x13-ISO8859-1.pcf.gz -- "${11}"  # xterm -fn fixed
     fi
 }
 
@@ -138,14 +144,31 @@ find_missing_desktop_linux() {
     fi
 }
 
+# Speech and braille through the user's screen reader use the system's own clients (Orca brings them);
+# the tests run a real speech-dispatcher (espeak-ng module) playing into a PulseAudio null sink, and a
+# BRLTTY whose Virtual driver stands in for a braille display. Args: the speech-dispatcher and BrlAPI
+# Python clients, speech-dispatcher, its espeak-ng module, PulseAudio, BRLTTY.
+find_missing_screenreader_linux() {
+    if [ "$DEV" -eq 1 ]; then
+        need /usr/bin/python3 -c 'import speechd' -- "$1"
+        need /usr/bin/python3 -c 'import brlapi' -- "$2"
+        need command -v speech-dispatcher -- "$3"
+        need sh -c 'ls /usr/lib*/speech-dispatcher-modules/sd_espeak-ng /usr/libexec/speech-dispatcher-modules/sd_espeak-ng' -- "$4"
+        need command -v pulseaudio -- "$5"
+        need env PATH="$PATH:/sbin:/usr/sbin" sh -c 'command -v brltty' -- "$6"
+    fi
+}
+
 install_system_packages() {
     case "$OS" in
         Linux)
             if command -v apt-get >/dev/null; then
                 find_missing_linux python3 python3-venv python3-tk libportaudio2 xvfb shellcheck x11-utils \
-                    fonts-dejavu-core fonts-liberation
+                    fonts-dejavu-core fonts-liberation chromium xfonts-base
                 find_missing_desktop_linux "python3-gi gir1.2-atspi-2.0 at-spi2-core" grim xdg-desktop-portal sway \
                     wtype xdg-desktop-portal-wlr xdg-desktop-portal-gtk gir1.2-gtk-3.0 pipewire dbus-daemon libglib2.0-bin
+                find_missing_screenreader_linux python3-speechd python3-brlapi speech-dispatcher \
+                    speech-dispatcher-espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with apt: ${MISSING[*]}"
                 as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -153,17 +176,20 @@ install_system_packages() {
                     "${MISSING[@]}"
             elif command -v dnf >/dev/null; then
                 find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck "xprop xdpyinfo" \
-                    dejavu-sans-fonts liberation-sans-fonts
+                    dejavu-sans-fonts liberation-sans-fonts chromium xorg-x11-fonts-misc
                 find_missing_desktop_linux "python3-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
                     xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2
+                find_missing_screenreader_linux python3-speechd python3-brlapi speech-dispatcher \
+                    speech-dispatcher-espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with dnf: ${MISSING[*]}"
                 as_root dnf install -y "${MISSING[@]}"
             elif command -v pacman >/dev/null; then
                 find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck "xorg-xprop xorg-xdpyinfo" \
-                    ttf-dejavu ttf-liberation
+                    ttf-dejavu ttf-liberation chromium xorg-fonts-misc
                 find_missing_desktop_linux "python-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
                     xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2
+                find_missing_screenreader_linux speech-dispatcher brltty speech-dispatcher espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with pacman: ${MISSING[*]}"
                 as_root pacman -S --needed --noconfirm "${MISSING[@]}"

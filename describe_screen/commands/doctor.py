@@ -105,8 +105,7 @@ def check_capture(config: Config) -> Check:
 
 def check_hotkeys(config: Config) -> Check:
     from describe_screen.capture import session
-    from describe_screen.daemon import spoken_hotkey
-    from describe_screen.hotkeys import HotkeyListener
+    from describe_screen.hotkeys import HotkeyListener, spoken_hotkey
 
     bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
     if session.current().kind == "wayland":
@@ -131,7 +130,9 @@ def check_speech(config: Config) -> Check:
 
     speaker = Speaker(config.speech)
     try:
-        return Check("Speech", OK, f"Speech works with {speaker.driver()}.")
+        braille = speaker.braille()
+        braille = f" Answers are also shown on the {braille}." if braille else ""
+        return Check("Speech", OK, f"{speaker.reason} Speech works with {speaker.driver()}.{braille}")
     finally:
         speaker.close()
 
