@@ -68,15 +68,21 @@ def stand_in_venv(folder: Path, pip_log: Path | None = None) -> None:
     (folder / ".describe-screen-installed").write_text(stamp)
 
 
+def fake_systemctl(folder: Path, works: bool = True) -> tuple[Path, Path]:
+    """A systemctl that writes each call's arguments to a file and succeeds (or fails): (its folder, the file)."""
+    fake_bin = folder / "fake-bin"
+    fake_bin.mkdir()
+    calls = folder / "systemctl-calls"
+    (fake_bin / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexit {0 if works else 1}\n')
+    (fake_bin / "systemctl").chmod(0o755)
+    return fake_bin, calls
+
+
 @pytest.mark.parametrize("systemctl_works", [True, False])
 def test_quick_reinstall_with_autostart(tmp_path: Path, systemctl_works: bool) -> None:
     venv = tmp_path / "my venv %h"  # a space and a systemd specifier, both to be escaped
     stand_in_venv(venv)
-    fake_bin = tmp_path / "fake-bin"
-    fake_bin.mkdir()
-    calls = tmp_path / "systemctl-calls"
-    (fake_bin / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexit {0 if systemctl_works else 1}\n')
-    (fake_bin / "systemctl").chmod(0o755)
+    fake_bin, calls = fake_systemctl(tmp_path, systemctl_works)
     env = dict(os.environ, DESCRIBE_SCREEN_VENV=str(venv), HOME=str(tmp_path),
                XDG_CONFIG_HOME=str(tmp_path / "config"), PATH=f"{fake_bin}:{os.environ['PATH']}")
     result = subprocess.run([str(INSTALLER / "install.sh"), "--autostart", "--no-run"], cwd=tmp_path, env=env,
