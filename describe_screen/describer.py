@@ -1,12 +1,12 @@
 """From a capture to words: the blank check, the text reader, and a vision model when one is installed.
 
 Everything here yields text pieces as soon as they exist, so speech starts on the first sentence
-while the rest is still being worked out. It never speaks or prints itself: the daemon does that.
+while the rest is still being worked out. It never speaks or prints itself: problems met while loading
+are kept in `notes` and yielded once with the next answer; the daemon says and logs them.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from describe_screen.capture import Capture
+    from describe_screen.model_server import ServerModel
     from describe_screen.ocr import TextLine
 
 Cancelled = Callable[[], bool]
@@ -51,6 +52,11 @@ class Describer:
         self._bundles: dict[Path, vlm.VisionLanguageModel] = {}  # by folder: tasks share one loaded model
         self.notes: list[str] = []  # problems met while loading, said once to the user
         self._noted: set[str] = set()
+        self.server: ServerModel | None = None  # the user's own model server, when models.server is set
+        if config.models.server:
+            from describe_screen.model_server import ServerModel
+
+            self.server = ServerModel.from_config(config)
 
     # -- engines ------------------------------------------------------------------------------
     @property
@@ -79,6 +85,8 @@ class Describer:
         settings say to describe with the text reader only."""
         if task != vlm.OCR and self.config.describe.engine == "text":
             return None
+        if self.server is not None and task in self.server.tasks and self.server.usable():
+            return self.server
         names = {vlm.ASK: self.config.ask.model, vlm.OCR: "auto"}
         name = names.get(task, self.config.describe.model)
         with self._lock:
@@ -121,8 +129,13 @@ class Describer:
                     model.warm_up()
                     warm.append(model)
                 except UserError as exc:
-                    self._forget(model)
-                    self._note("could not start", exc)
+                    self._failed(task, model, "could not start", exc)
+
+    def models_changed(self) -> None:
+        """A model was installed or removed: choose again at the next request. Loaded bundles stay
+        loaded, so a task that keeps its model does not load it twice."""
+        with self._lock:
+            self._models.clear()
 
     def _forget(self, model: vlm.VisionLanguageModel) -> None:
         """A broken model serves no task any more; each task it served falls back to the text reader."""
@@ -130,13 +143,23 @@ class Describer:
             self._models = {t: (None if m is model else m) for t, m in self._models.items()}
             self._bundles = {path: m for path, m in self._bundles.items() if m is not model}
 
+    def _failed(self, task: str, model: vlm.VisionLanguageModel, what: str, exc: UserError) -> None:
+        """A broken local model is dropped for good; the server is skipped for a while (said once), and the
+        local model or the text reader answers meanwhile."""
+        if model is not self.server:
+            self._forget(model)
+            self._note(what, exc)
+        elif self.server.failed():
+            backup = self.model(task)
+            instead = f"the local model {backup.name}" if backup else "the text reader"
+            self.notes.append(f"{exc} Until it answers again, I use {instead}.")
+
     def _note(self, what: str, exc: UserError) -> None:
         """Say a model problem once, however many tasks met it."""
         note = f"The vision model {what}. {exc} Until then I use the text reader."
         if note not in self._noted:
             self._noted.add(note)
             self.notes.append(note)
-            print(f"describe-screen: {note}", file=sys.stderr)
 
     def take_notes(self) -> Iterator[str]:
         """Yield (once) what went wrong while loading, so the user hears why quality dropped."""
@@ -249,10 +272,10 @@ class Describer:
         try:
             yield from model.stream(image, request, cancelled)
         except UserError as exc:
-            self._forget(model)
-            self._note("could not be loaded", exc)
+            self._failed(task, model, "could not be loaded", exc)
             yield from self.take_notes()
-            yield from fallback()
+            backup = self.model(task) if model is self.server else None
+            yield from self._stream(task, backup, image, request, cancelled, fallback) if backup else fallback()
 
     def _lead(self, scene: Scene, cancelled: Cancelled) -> str:
         """The quick lead before a model's caption: the window's title, else the first line of text."""
