@@ -56,6 +56,8 @@ class SpeechConfig:
     voice: str = ""
     cues: bool = True
     tick_seconds: float = bounded(1.5, 0.5, 10.0)
+    # auto: the screen reader the user runs when one is found, else pyttsx3 (see describe_screen/screenreader)
+    output: str = choice("auto", "screen-reader", "pyttsx3")
 
 
 @dataclass
@@ -89,6 +91,12 @@ class ModelsConfig:
     max_new_tokens: int = bounded(160, 8, 2048)
     tiles: str = choice("fast", "default")
     precision: str = choice(*PRECISIONS)
+    # The user's own OpenAI-compatible engine ("http://host:port/v1"; empty = none): see model_server.py.
+    server: str = ""
+    server_model: str = ""
+    server_key_file: str = ""
+    server_allow_remote: bool = False
+    server_timeout: float = bounded(60.0, 1.0, 600.0)
 
 
 @dataclass
@@ -190,6 +198,10 @@ def from_dict(data: dict[str, Any]) -> Config:
                                 f"Known keys in [{section}] are {', '.join(fields)}.")
             setattr(target, key, _check(section, fields[key], value))
     _check_hotkeys(config.hotkeys)
+    if config.models.server:
+        from describe_screen.model_server import server_url
+
+        server_url(config.models.server, config.models.server_allow_remote)
     return config
 
 

@@ -71,7 +71,8 @@ class Daemon:
             if cmd in WORK:
                 return self._work(request, send)
             quick = {"stop": self._stop, "status": self._status, "repeat": self._repeat,
-                     "copy": self._copy, "say": self._say, "ping": lambda r: {}}
+                     "copy": self._copy, "say": self._say,
+                     "models_changed": lambda r: self.describer.models_changed() or {}, "ping": lambda r: {}}
             if cmd not in quick:
                 known = ", ".join((*WORK[:3], *quick))
                 raise UserError(f"Unknown request {cmd!r}.", f"Known requests are {known}.")

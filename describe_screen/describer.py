@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from describe_screen.capture import Capture
+    from describe_screen.model_server import ServerModel
     from describe_screen.ocr import TextLine
 
 Cancelled = Callable[[], bool]
@@ -51,6 +52,11 @@ class Describer:
         self._bundles: dict[Path, vlm.VisionLanguageModel] = {}  # by folder: tasks share one loaded model
         self.notes: list[str] = []  # problems met while loading, said once to the user
         self._noted: set[str] = set()
+        self.server: ServerModel | None = None  # the user's own model server, when models.server is set
+        if config.models.server:
+            from describe_screen.model_server import ServerModel
+
+            self.server = ServerModel.from_config(config)
 
     # -- engines ------------------------------------------------------------------------------
     @property
@@ -79,6 +85,8 @@ class Describer:
         settings say to describe with the text reader only."""
         if task != vlm.OCR and self.config.describe.engine == "text":
             return None
+        if self.server is not None and task in self.server.tasks and self.server.usable():
+            return self.server
         names = {vlm.ASK: self.config.ask.model, vlm.OCR: "auto"}
         name = names.get(task, self.config.describe.model)
         with self._lock:
@@ -121,14 +129,30 @@ class Describer:
                     model.warm_up()
                     warm.append(model)
                 except UserError as exc:
-                    self._forget(model)
-                    self._note("could not start", exc)
+                    self._failed(task, model, "could not start", exc)
+
+    def models_changed(self) -> None:
+        """A model was installed or removed: choose again at the next request. Loaded bundles stay
+        loaded, so a task that keeps its model does not load it twice."""
+        with self._lock:
+            self._models.clear()
 
     def _forget(self, model: vlm.VisionLanguageModel) -> None:
         """A broken model serves no task any more; each task it served falls back to the text reader."""
         with self._lock:
             self._models = {t: (None if m is model else m) for t, m in self._models.items()}
             self._bundles = {path: m for path, m in self._bundles.items() if m is not model}
+
+    def _failed(self, task: str, model: vlm.VisionLanguageModel, what: str, exc: UserError) -> None:
+        """A broken local model is dropped for good; the server is skipped for a while (said once), and the
+        local model or the text reader answers meanwhile."""
+        if model is not self.server:
+            self._forget(model)
+            self._note(what, exc)
+        elif self.server.failed():
+            backup = self.model(task)
+            instead = f"the local model {backup.name}" if backup else "the text reader"
+            self.notes.append(f"{exc} Until it answers again, I use {instead}.")
 
     def _note(self, what: str, exc: UserError) -> None:
         """Say a model problem once, however many tasks met it."""
@@ -171,17 +195,22 @@ class Describer:
         yield from self.take_notes()
 
         def text_reader() -> Iterator[str]:
-            lines = self.lines(scene, cancelled)
             if detail == "full":
-                yield from (piece + " " for piece in reader.full(lines))
-            else:
-                yield reader.brief(lines, capture.title, capture.image.size) + " "
+                yield from (piece + " " for piece in reader.full(self.lines(scene, cancelled)))
+            else:  # the certain part first (title, top line), the summary once all is read
+                from describe_screen.ocr import is_photo
+
+                pieces = reader.narrate(self.stream_lines(scene, cancelled), capture.title, capture.image.size,
+                                        is_photo(capture.image))
+                yield from (piece + " " for piece in pieces)
 
         if model is None:
             yield from text_reader()
             return
         yield self._lead(scene, cancelled)
-        yield from self._stream(task, model, capture.image, vlm.Request(task=task), cancelled, text_reader)
+        # what the desktop says about the capture (the focused object) is the model's context too
+        request = vlm.Request(task=task, grounding=capture.context)
+        yield from self._stream(task, model, capture.image, request, cancelled, text_reader)
 
     def read(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
         """All the text, in reading order, line by line as recognition goes."""
@@ -189,17 +218,24 @@ class Describer:
         if blank := self._blank(scene):
             yield blank
             return
+        found = False
+        for line in self.stream_lines(scene, cancelled):
+            found = True
+            yield line.text + "\n"
+        if not found:
+            yield "I found no text on the screen. "
+
+    def stream_lines(self, scene: Scene, cancelled: Cancelled) -> Iterator[TextLine]:
+        """The scene's lines as they are recognised (kept for follow-ups once all are read)."""
         if scene.lines is not None:
-            yield from (line.text + "\n" for line in scene.lines)
+            yield from scene.lines
             return
         found: list[TextLine] = []
         for line in self.ocr.iter_lines(scene.capture.image, cancelled):
             found.append(line)
-            yield line.text + "\n"
+            yield line
         if not cancelled():
             scene.lines = found
-        if not found:
-            yield "I found no text on the screen. "
 
     def ask(self, scene: Scene, question: str, cancelled: Cancelled) -> Iterator[str]:
         """Answer about the scene; follow-ups see the earlier turns. The turn is kept for the next one."""
@@ -224,9 +260,10 @@ class Describer:
                            f"answer that. A vision model is needed for it. {models.install_hint(vlm.ASK)}")
 
         if model is not None:
-            grounding = ""
+            grounding = capture.context
             if self.config.ask.grounding:
-                grounding = " ".join(line.text for line in self.lines(scene, cancelled))[:GROUNDING_CHARS]
+                recognised = " ".join(line.text for line in self.lines(scene, cancelled))
+                grounding = f"{grounding} {recognised}".strip()[:GROUNDING_CHARS]
             request = vlm.Request(task=vlm.ASK, question=question, history=list(scene.history),
                                   grounding=grounding)
             pieces = self._stream(vlm.ASK, model, capture.image, request, cancelled, text_answer)
@@ -245,10 +282,10 @@ class Describer:
         try:
             yield from model.stream(image, request, cancelled)
         except UserError as exc:
-            self._forget(model)
-            self._note("could not be loaded", exc)
+            self._failed(task, model, "could not be loaded", exc)
             yield from self.take_notes()
-            yield from fallback()
+            backup = self.model(task) if model is self.server else None
+            yield from self._stream(task, backup, image, request, cancelled, fallback) if backup else fallback()
 
     def _lead(self, scene: Scene, cancelled: Cancelled) -> str:
         """The quick lead before a model's caption: the window's title, else the first line of text."""

@@ -86,7 +86,7 @@ def check_focus(config: Config) -> Check:
     from describe_screen import atspi
 
     try:
-        atspi._atspi()
+        atspi.check()
     except UserError as exc:
         return Check("Focused object", NOTE, f"The focus target cannot work. {exc.problem}", exc.fix)
     return Check("Focused object", OK, "The focused object is read from the accessibility bus (AT-SPI).")
@@ -130,7 +130,9 @@ def check_speech(config: Config) -> Check:
 
     speaker = Speaker(config.speech)
     try:
-        return Check("Speech", OK, f"Speech works with {speaker.driver()}.")
+        braille = speaker.braille()
+        braille = f" Answers are also shown on the {braille}." if braille else ""
+        return Check("Speech", OK, f"{speaker.reason} Speech works with {speaker.driver()}.{braille}")
     finally:
         speaker.close()
 
@@ -219,6 +221,19 @@ def check_models(config: Config) -> Check:
     return Check("Vision models", OK, f"Installed: {names}. {'; '.join(chosen)}.")
 
 
+def check_server(config: Config) -> Check:
+    """Where captures go: nowhere, or the user's own model server, checked with a real image request."""
+    if not config.models.server:
+        return Check("Model server", OK, "No model server is set, so screen captures never leave this machine.")
+    from describe_screen.model_server import ServerModel
+
+    server = ServerModel.from_config(config)
+    model = server.probe()
+    how = "encrypted (https)" if server.url.startswith("https:") else "unencrypted (plain http)"
+    return Check("Model server", OK, f"Screen captures, screen text and questions will be sent to {server.host}, "
+                 f"{how}, for the model {model}, which is there and takes images.")
+
+
 def check_voice(config: Config) -> Check:
     try:
         from describe_screen.asr import SpeechRecognizer
@@ -255,7 +270,8 @@ CHECKS: list[tuple[str, Callable[[Config], Check]]] = [
     ("Settings", check_settings), ("Display", check_display), ("Screen capture", check_capture),
     ("Focused object", check_focus), ("Hotkeys", check_hotkeys), ("Speech", check_speech), ("GPU", check_gpu),
     ("Model runtime", check_onnxruntime),
-    ("Text reader", check_text_reader), ("Vision models", check_models), ("Voice questions", check_voice),
+    ("Text reader", check_text_reader), ("Vision models", check_models),
+    ("Model server", check_server), ("Voice questions", check_voice),
     ("Daemon", check_daemon),
 ]
 
