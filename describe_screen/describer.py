@@ -195,11 +195,14 @@ class Describer:
         yield from self.take_notes()
 
         def text_reader() -> Iterator[str]:
-            lines = self.lines(scene, cancelled)
             if detail == "full":
-                yield from (piece + " " for piece in reader.full(lines))
-            else:
-                yield reader.brief(lines, capture.title, capture.image.size) + " "
+                yield from (piece + " " for piece in reader.full(self.lines(scene, cancelled)))
+            else:  # the certain part first (title, top line), the summary once all is read
+                from describe_screen.ocr import is_photo
+
+                pieces = reader.narrate(self.stream_lines(scene, cancelled), capture.title, capture.image.size,
+                                        is_photo(capture.image))
+                yield from (piece + " " for piece in pieces)
 
         if model is None:
             yield from text_reader()
@@ -215,17 +218,24 @@ class Describer:
         if blank := self._blank(scene):
             yield blank
             return
+        found = False
+        for line in self.stream_lines(scene, cancelled):
+            found = True
+            yield line.text + "\n"
+        if not found:
+            yield "I found no text on the screen. "
+
+    def stream_lines(self, scene: Scene, cancelled: Cancelled) -> Iterator[TextLine]:
+        """The scene's lines as they are recognised (kept for follow-ups once all are read)."""
         if scene.lines is not None:
-            yield from (line.text + "\n" for line in scene.lines)
+            yield from scene.lines
             return
         found: list[TextLine] = []
         for line in self.ocr.iter_lines(scene.capture.image, cancelled):
             found.append(line)
-            yield line.text + "\n"
+            yield line
         if not cancelled():
             scene.lines = found
-        if not found:
-            yield "I found no text on the screen. "
 
     def ask(self, scene: Scene, question: str, cancelled: Cancelled) -> Iterator[str]:
         """Answer about the scene; follow-ups see the earlier turns. The turn is kept for the next one."""

@@ -236,6 +236,13 @@ def _merge_across_tiles(found: list[tuple[Box, np.ndarray | None, int]]) -> list
     return [(box, quads.get(box) if len(tiles) == 1 else None) for box, tiles in merged]
 
 
+def is_photo(image: Image.Image) -> bool:
+    """The picture is a photo or scan of something (see photographed)."""
+    import numpy as np
+
+    return photographed(np.asarray(image.convert("RGB")))
+
+
 def photographed(bgr: np.ndarray) -> bool:
     """The image is a photo or scan (camera noise everywhere), not pixels drawn by a toolkit.
 

@@ -9,7 +9,7 @@ left to right, without needing to know what kind of window is shown.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
@@ -317,17 +317,44 @@ KIND_WORDS = {"photo of a page": "A photo of a page", "terminal": "A terminal", 
               "document": "A document", "screen": "A screen"}
 
 
-def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool = False) -> str:
+def narrate(stream: Iterable[TextLine], title: str, size: tuple[int, int], photo: bool = False
+            ) -> Iterator[str]:
+    """brief() in pieces, what is certain first: the title (or that it is a photo of a page) at once,
+    the top line of text as soon as it is read, then the summary once every line is read.
+
+    The first line is held back when it looks like a terminal's (a command), since a terminal is said
+    from its end.
+    """
+    said = ""
+    if photo:
+        yield "A photo of a page."
+    if title:
+        said = title
+        yield _sentence(title)
+    lines: list[TextLine] = []
+    for line in stream:
+        if not lines and not said and _wordy(line) and not _prompt(line.text) and not line.text.startswith(
+                ("$ ", "# ")) and line.frame is None:
+            said = line.text
+            yield _sentence(line.text)
+        lines.append(line)
+    if lines or not said:
+        yield brief(lines, title, size, photo, said=said)
+
+
+def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool = False, said: str = "") -> str:
     """One or two spoken sentences: what kind of screen, its title, its buttons, how its text begins.
 
-    A terminal is said from its end (the last lines and the prompt), a table by its size.
+    A terminal is said from its end (the last lines and the prompt), a table by its size. `said` is
+    text already spoken (narrate), so it is not named again as the title.
     """
     if not lines:
-        return f"{title}. No text found." if title else "No text found on the screen."
+        return f"{title}. No text found." if title and not said else "No text found on the screen."
     what = kind(lines, size, photo)
     labels = buttons(lines)
     head = None if what == "terminal" else heading(lines)
     name = title or (head.text if head else "")
+    name = "" if name == said else name
     said = f"{KIND_WORDS[what]} titled {name}" if name else KIND_WORDS[what]
     grid = table(lines)
     if grid and what != "terminal":

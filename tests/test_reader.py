@@ -6,7 +6,7 @@ import pytest
 from screens import SENTENCES, columns, dialog
 
 from describe_screen.ocr import TextRecognizer
-from describe_screen.reader import TextLine, blocks, brief, buttons, full, heading, reading_order, where
+from describe_screen.reader import TextLine, blocks, brief, buttons, full, heading, narrate, reading_order, where
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,24 @@ def test_full_keeps_reading_order_across_two_columns(ocr: TextRecognizer) -> Non
     assert spoken[0] == "Daily News."
     assert spoken[1] == " ".join(SENTENCES[:3]) + "."
     assert spoken[2] == " ".join(SENTENCES[3:6]) + "."
+
+
+def test_narrate_says_the_certain_part_before_all_text_is_read() -> None:
+    lines = [line("Delete file", 50, 50, 26), line("This cannot be undone. Are you sure?", 50, 100),
+             line("Delete", 200, 200), line("Keep", 300, 200)]
+    lines[2].frame, lines[3].frame = (190, 192, 270, 228), (290, 192, 350, 228)
+    read: list[str] = []
+
+    def recognised():
+        for ln in lines:
+            read.append(ln.text)
+            yield ln
+
+    pieces = narrate(recognised(), "Files", (1280, 720))
+    assert next(pieces) == "Files." and read == []  # the window title: before any text is read
+    assert list(pieces) == ["A dialog, with buttons Delete and Keep. It says: This cannot be undone. Are you sure?"]
+    pieces = narrate(recognised(), "", (1280, 720))
+    assert next(pieces) == "Delete file." and read[-1] == "Delete file"  # the top line, once it is read
+    assert next(pieces).startswith("A dialog, with buttons Delete and Keep. It says: This cannot be undone.")
+    photo = narrate(iter([]), "", (1280, 720), photo=True)
+    assert list(photo) == ["A photo of a page.", "No text found on the screen."]

@@ -383,6 +383,3 @@ class Bundle:
             raise UserError(f"The model file {name} in {self.path} expects an input named {extra[0]} that this "
                             "version of describe-screen does not provide.", self.fix)
         return session
-
-    def check(self, names: Iterable[str]) -> None:
-        check_bundle(self.path, self.manifest, only=names)
