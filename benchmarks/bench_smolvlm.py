@@ -8,8 +8,11 @@ is warmed up once, then timed three times (fastest shown); 48 new tokens are for
 loop stop).
 
     .venv/bin/python benchmarks/bench_smolvlm.py [--work DIR] [--tokens 48]
+    .venv/bin/python benchmarks/bench_smolvlm.py --weights int8,q4 [--rounds 5]
 
-Prints a Markdown table for BENCHMARKS.md. CPU-heavy: several minutes on 2 cores.
+Prints a Markdown table for BENCHMARKS.md. CPU-heavy: several minutes on 2 cores. `--weights A,B` instead
+compares two weight sets of the same bundle, interleaved (A, B, A, B, ...), and prints the median ratio
+B/A with its range: how "auto" chooses between int8 and q4 on the CPU.
 """
 
 from __future__ import annotations
@@ -163,6 +166,47 @@ def prepare(work: Path) -> tuple[Path, Path]:
     return source, bundle
 
 
+def add_weight_sets(bundle: Path, wanted: list[str]) -> None:
+    """Write the missing weight sets (published recipes, export.common) into the bundle and re-hash it."""
+    from describe_screen.export.common import make_variants
+    from describe_screen.vlm.bundle import MANIFEST, variant_name, write_manifest
+    from describe_screen.vlm.smolvlm import DECODER, VISION
+
+    missing = [p for p in wanted if not (bundle / variant_name(DECODER.file, p)).is_file()]
+    if missing:
+        make_variants(bundle, (VISION.file, DECODER.file), [*missing, "fp32"], {DECODER.file: ["inputs_embeds"]})
+        manifest = json.loads((bundle / MANIFEST).read_text())
+        write_manifest(bundle, {k: v for k, v in manifest.items() if k not in ("files", "format")},
+                       [p.name for p in bundle.iterdir() if p.is_file() and not p.name.startswith((".", MANIFEST))])
+
+
+def compare_weights(bundle: Path, sets: list[str], rounds: int, tokens: int) -> None:
+    """Interleaved runs of two weight sets (one process each), then the median ratio and its range."""
+    import statistics
+
+    add_weight_sets(bundle, sets)
+    results: dict[str, list[dict]] = {name: [] for name in sets}
+    for _ in range(rounds):
+        for name in sets:
+            results[name].append(spawn("--worker", "onnx", "--precision", name, "--bundle", str(bundle),
+                                       "--tokens", str(tokens)))
+    first, second = sets
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"SmolVLM-256M architecture, random weights, one tile, {tokens} new tokens forced, {rounds} interleaved "
+          f"rounds ({first}, {second}, ...), each the best of {REPEATS} in its own process; load average at the "
+          f"end {load}\n")
+    print(f"| measure | {first} (median) | {second} (median) | {second}/{first} median ratio (range) |")
+    print("|---|---|---|---|")
+    for key, label in (("vision_ms", "vision ms"), ("prefill_ms", "prefill ms"),
+                       ("decode_ms_per_token", "decode ms/token"), ("ttft_s", "TTFT s"), ("total_s", "end-to-end s"),
+                       ("peak_rss_mb", "peak RSS MB")):
+        a = [r[key] for r in results[first]]
+        b = [r[key] for r in results[second]]
+        ratios = [y / x for x, y in zip(a, b, strict=True)]
+        print(f"| {label} | {statistics.median(a):.1f} | {statistics.median(b):.1f} | "
+              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
+
+
 def spawn(*args: str) -> dict:
     done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=3600)
     if done.returncode:
@@ -179,6 +223,8 @@ def main() -> None:
     parser.add_argument("--source", type=Path)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--tiles", default="fast")
+    parser.add_argument("--weights", help="compare two weight sets, e.g. int8,q4")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if args.worker == "onnx":
         print(json.dumps(onnx_worker(args.bundle, args.precision, args.tiles, args.tokens)))
@@ -188,6 +234,9 @@ def main() -> None:
         return
 
     source, bundle = prepare(args.work)
+    if args.weights:
+        compare_weights(bundle, args.weights.split(","), args.rounds, args.tokens)
+        return
     common = ["--bundle", str(bundle), "--tokens", str(args.tokens)]
     rows = []
     for tiles in ("fast", "default"):

@@ -86,6 +86,11 @@ def active_window_name() -> str:
             return ""
 
 
+def check() -> None:
+    """Raise a UserError, saying what to install, when the accessibility library is missing."""
+    _atspi()
+
+
 def _atspi() -> Any:
     try:
         import gi

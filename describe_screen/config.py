@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from describe_screen.errors import UserError
+from describe_screen.options import DETAILS, PRECISIONS, PROVIDERS, SCREEN_TARGETS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,11 +56,13 @@ class SpeechConfig:
     voice: str = ""
     cues: bool = True
     tick_seconds: float = bounded(1.5, 0.5, 10.0)
+    # auto: the screen reader the user runs when one is found, else pyttsx3 (see describe_screen/screenreader)
+    output: str = choice("auto", "screen-reader", "pyttsx3")
 
 
 @dataclass
 class CaptureConfig:
-    target: str = choice("screen", "window", "pointer", "all", "focus")
+    target: str = choice(*SCREEN_TARGETS)
     pointer_size: int = bounded(480, 64, 4096)
     # Wayland: "screencopy" is grim (wlroots compositors, no permission needed), "portal" the desktop's
     # screenshot portal (asks once); "auto" uses screencopy where the compositor offers it.
@@ -68,7 +71,7 @@ class CaptureConfig:
 
 @dataclass
 class DescribeConfig:
-    detail: str = choice("brief", "full")
+    detail: str = choice(*DETAILS)
     model: str = "auto"
     engine: str = choice("auto", "text", "vlm")
 
@@ -83,11 +86,11 @@ class AskConfig:
 @dataclass
 class ModelsConfig:
     dir: str = ""
-    provider: str = choice("auto", "cuda", "cpu")
+    provider: str = choice(*PROVIDERS)
     threads: int = bounded(0, 0, 256)
     max_new_tokens: int = bounded(160, 8, 2048)
     tiles: str = choice("fast", "default")
-    precision: str = choice("auto", "fp32", "fp16", "int8", "q4", "q4f16")
+    precision: str = choice(*PRECISIONS)
     # The user's own OpenAI-compatible engine ("http://host:port/v1"; empty = none): see model_server.py.
     server: str = ""
     server_model: str = ""
@@ -106,7 +109,7 @@ class OcrConfig:
 @dataclass
 class VoiceConfig:
     asr_model: str = "auto"
-    asr_device: str = choice("auto", "cpu", "cuda")
+    asr_device: str = choice(*PROVIDERS)
     microphone: str = ""
     max_seconds: float = bounded(30.0, 1.0, 600.0)
     trim_silence: bool = True

@@ -1,12 +1,12 @@
 """From a capture to words: the blank check, the text reader, and a vision model when one is installed.
 
 Everything here yields text pieces as soon as they exist, so speech starts on the first sentence
-while the rest is still being worked out. It never speaks or prints itself: the daemon does that.
+while the rest is still being worked out. It never speaks or prints itself: problems met while loading
+are kept in `notes` and yielded once with the next answer; the daemon says and logs them.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -131,6 +131,12 @@ class Describer:
                 except UserError as exc:
                     self._failed(task, model, "could not start", exc)
 
+    def models_changed(self) -> None:
+        """A model was installed or removed: choose again at the next request. Loaded bundles stay
+        loaded, so a task that keeps its model does not load it twice."""
+        with self._lock:
+            self._models.clear()
+
     def _forget(self, model: vlm.VisionLanguageModel) -> None:
         """A broken model serves no task any more; each task it served falls back to the text reader."""
         with self._lock:
@@ -147,7 +153,6 @@ class Describer:
             backup = self.model(task)
             instead = f"the local model {backup.name}" if backup else "the text reader"
             self.notes.append(f"{exc} Until it answers again, I use {instead}.")
-            print(f"describe-screen: {self.notes[-1]}", file=sys.stderr)
 
     def _note(self, what: str, exc: UserError) -> None:
         """Say a model problem once, however many tasks met it."""
@@ -155,7 +160,6 @@ class Describer:
         if note not in self._noted:
             self._noted.add(note)
             self.notes.append(note)
-            print(f"describe-screen: {note}", file=sys.stderr)
 
     def take_notes(self) -> Iterator[str]:
         """Yield (once) what went wrong while loading, so the user hears why quality dropped."""
@@ -191,17 +195,22 @@ class Describer:
         yield from self.take_notes()
 
         def text_reader() -> Iterator[str]:
-            lines = self.lines(scene, cancelled)
             if detail == "full":
-                yield from (piece + " " for piece in reader.full(lines))
-            else:
-                yield reader.brief(lines, capture.title, capture.image.size) + " "
+                yield from (piece + " " for piece in reader.full(self.lines(scene, cancelled)))
+            else:  # the certain part first (title, top line), the summary once all is read
+                from describe_screen.ocr import is_photo
+
+                pieces = reader.narrate(self.stream_lines(scene, cancelled), capture.title, capture.image.size,
+                                        is_photo(capture.image))
+                yield from (piece + " " for piece in pieces)
 
         if model is None:
             yield from text_reader()
             return
         yield self._lead(scene, cancelled)
-        yield from self._stream(task, model, capture.image, vlm.Request(task=task), cancelled, text_reader)
+        # what the desktop says about the capture (the focused object) is the model's context too
+        request = vlm.Request(task=task, grounding=capture.context)
+        yield from self._stream(task, model, capture.image, request, cancelled, text_reader)
 
     def read(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
         """All the text, in reading order, line by line as recognition goes."""
@@ -209,17 +218,24 @@ class Describer:
         if blank := self._blank(scene):
             yield blank
             return
+        found = False
+        for line in self.stream_lines(scene, cancelled):
+            found = True
+            yield line.text + "\n"
+        if not found:
+            yield "I found no text on the screen. "
+
+    def stream_lines(self, scene: Scene, cancelled: Cancelled) -> Iterator[TextLine]:
+        """The scene's lines as they are recognised (kept for follow-ups once all are read)."""
         if scene.lines is not None:
-            yield from (line.text + "\n" for line in scene.lines)
+            yield from scene.lines
             return
         found: list[TextLine] = []
         for line in self.ocr.iter_lines(scene.capture.image, cancelled):
             found.append(line)
-            yield line.text + "\n"
+            yield line
         if not cancelled():
             scene.lines = found
-        if not found:
-            yield "I found no text on the screen. "
 
     def ask(self, scene: Scene, question: str, cancelled: Cancelled) -> Iterator[str]:
         """Answer about the scene; follow-ups see the earlier turns. The turn is kept for the next one."""
@@ -244,9 +260,10 @@ class Describer:
                            f"answer that. A vision model is needed for it. {models.install_hint(vlm.ASK)}")
 
         if model is not None:
-            grounding = ""
+            grounding = capture.context
             if self.config.ask.grounding:
-                grounding = " ".join(line.text for line in self.lines(scene, cancelled))[:GROUNDING_CHARS]
+                recognised = " ".join(line.text for line in self.lines(scene, cancelled))
+                grounding = f"{grounding} {recognised}".strip()[:GROUNDING_CHARS]
             request = vlm.Request(task=vlm.ASK, question=question, history=list(scene.history),
                                   grounding=grounding)
             pieces = self._stream(vlm.ASK, model, capture.image, request, cancelled, text_answer)

@@ -1,11 +1,12 @@
 """Install a model from its published ONNX files: only one precision's graphs, checked, published whole.
 
-The hub lists, for a pinned commit, every file's size and (for large files) its SHA-256; huggingface_hub
-downloads each file with resumable Range requests into `<models>/<name>.download`, which survives a lost
-connection or Ctrl+C so the next attempt resumes. Only when every file is present and matches the hub's
-checksum are the files moved, flat and under onnx-community's names, into a staging folder whose
-manifest.json is written last; the folder is then renamed into place. A bundle is therefore either
-absent or whole: nothing half-installed is ever loaded. No torch and no transformers here.
+The hub lists, for a pinned commit, every file's size and (for large files) its SHA-256. huggingface_hub
+downloads each file into `<models>/<name>.download`; a transfer that breaks off is taken up again with a
+Range request, and files already finished stay there, so after Ctrl+C or a lost connection the next
+attempt fetches only what is missing. Only when every file is present and matches the hub's checksum are
+the files moved, flat and under onnx-community's names, into a staging folder whose manifest.json is
+written last; the folder is then renamed into place. A bundle is therefore either absent or whole:
+nothing half-installed is ever loaded. No torch and no transformers here.
 """
 
 from __future__ import annotations
@@ -18,21 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.vlm import bundle
 
 if TYPE_CHECKING:
     from describe_screen.models import InstalledModel, ModelManifest
 
-# File name suffix of each precision the hub publishes, as onnx-community and transformers.js name them.
-SUFFIXES = {"fp32": "", "fp16": "_fp16", "int8": "_int8", "q4": "_q4", "q4f16": "_q4f16"}
-PRECISION_CHOICES = ("auto", *SUFFIXES)
-# Tokenizer, processor, generation and chat-template files the runtime reads (the ones a repo has).
-SUPPORT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
-                 "chat_template.json", "chat_template.jinja", "added_tokens.json")
+PRECISION_CHOICES = ("auto", *bundle.PRECISIONS)  # onnx/<graph>[_<precision>].onnx; uint8, bnb4 are left out
 # Room left free besides the files: the manifest, the hub client's metadata, and the rest of the system.
 SPARE_BYTES = 64 * 1024 * 1024
 DOWNLOAD_SUFFIX = ".download"
-STAGING_SUFFIX = ".partial"
 
 
 @dataclass(frozen=True)
@@ -52,7 +47,7 @@ class RemoteFile:
 def choose_precision(precision: str) -> str:
     """"auto" picks the weights the runtime would pick here: fp16 when CUDA really runs, int8 on the CPU."""
     if precision != "auto":
-        if precision not in SUFFIXES:
+        if precision not in bundle.PRECISIONS:
             raise UserError(f"The precision {precision!r} is unknown.", f"Use one of: {', '.join(PRECISION_CHOICES)}.")
         return precision
     from describe_screen.vlm import onnx
@@ -63,10 +58,9 @@ def choose_precision(precision: str) -> str:
 def wanted_files(spec: ModelManifest, precision: str, listing: dict[str, RemoteFile]) -> list[RemoteFile]:
     """The graphs of one precision (with their external weight files) and the support files."""
     published = spec.published
-    suffix = SUFFIXES[precision]
     chosen = []
     for graph in published["graphs"]:
-        path = f"onnx/{graph}{suffix}.onnx"
+        path = "onnx/" + bundle.variant_name(f"{graph}.onnx", precision)
         if path not in listing:
             other = "fp32" if precision != "fp32" else "int8"
             raise UserError(f"{published['repo']} publishes no {precision} weights for {spec.name} ({path} is "
@@ -74,7 +68,7 @@ def wanted_files(spec: ModelManifest, precision: str, listing: dict[str, RemoteF
                             f"{spec.name} --precision {other}.")
         chosen.append(listing[path])
         chosen += [f for p, f in sorted(listing.items()) if p.startswith(path + "_data")]
-    chosen += [listing[name] for name in SUPPORT_FILES if name in listing]
+    chosen += [listing[name] for name in bundle.SUPPORT_FILES if name in listing]
     return chosen
 
 
@@ -102,12 +96,10 @@ def _git_blob_sha1(path: Path) -> str:
 
 def check_file(path: Path, remote: RemoteFile) -> bool:
     """True when the downloaded file is exactly the one the hub lists (size, then SHA-256 or git hash)."""
-    from describe_screen.vlm.bundle import sha256_of
-
     if path.stat().st_size != remote.size:
         return False
     if remote.sha256:
-        return sha256_of(path) == remote.sha256
+        return bundle.sha256_of(path) == remote.sha256
     return _git_blob_sha1(path) == remote.git_sha1
 
 
@@ -132,12 +124,13 @@ def megabytes(size: int) -> int:
 
 
 def _network_error(exc: BaseException) -> bool:
-    """Errors that mean the hub could not be reached or the transfer broke off."""
-    import httpx2 as httpx
+    """Errors that mean the hub could not be reached or the transfer broke off: huggingface_hub's own,
+    and its HTTP library's transport errors (httpx, or the fork newer releases use), named by module."""
     from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    return isinstance(exc, (httpx.TransportError, LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError,
-                            TimeoutError))
+    transport = type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "requests", "urllib3")
+    return transport or isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError,
+                                         TimeoutError))
 
 
 def _explain(exc: Exception, repo: str, name: str, download: Path) -> UserError:
@@ -164,11 +157,12 @@ def _explain(exc: Exception, repo: str, name: str, download: Path) -> UserError:
 
 
 def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
-            tell: Callable[[str], None] = print) -> InstalledModel:
+            tell: Callable[..., None] | None = None) -> InstalledModel:
     """Download, check and publish one precision of `spec` as `models_dir/<name>`; `tell` hears the
-    sentences a user should hear (start, size, end)."""
+    sentences a user should hear (start and size; the end, with installed=True)."""
     from describe_screen import models
 
+    tell = tell or (lambda text, installed=False: print(text, flush=True))
     if not spec.published:
         raise UserError(f"{spec.name} has no published ONNX files to install.",
                         f"Export it instead with: describe-screen models export {spec.name}.")
@@ -184,6 +178,9 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
         _check_space(models_dir, total - present, spec.name)
         tell(f"Downloading {spec.name}, {precision}, {megabytes(total)} megabytes.")
         _fetch(repo, commit, files, download)
+    except KeyboardInterrupt as exc:  # finished files stay in the download folder for the next attempt
+        raise UserError(f"The install of {spec.name} was stopped, so it is not installed.",
+                        "Run the same command again to go on from where it stopped.") from exc
     except Exception as exc:
         raise _explain(exc, repo, spec.name, download) from exc
     bad = [f for f in files if not check_file(download / f.path, f)]
@@ -193,9 +190,12 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
         raise UserError(f"The file {bad[0].path} of {spec.name} does not match the checksum the model server "
                         "lists for it, so the model was not installed.",
                         "Run the install again; if this keeps happening, the download is being tampered with.")
-    path = _publish(download, out, files, spec.bundle_info() | {
-        "precisions": [precision], "source": {"repo": repo, "revision": commit, "published": True}})
-    tell(f"{spec.name} is installed.")
+    info = spec.bundle_info() | {"source": {"repo": repo, "revision": commit, "published": True}}
+    try:
+        path = _publish(download, out, files, info, precision)
+    except OSError as exc:
+        raise _explain(exc, repo, spec.name, download) from exc
+    tell(f"{spec.name} is installed.", installed=True)
     return models.find(path.name, models_dir)
 
 
@@ -204,7 +204,8 @@ def _complete(path: Path, remote: RemoteFile) -> bool:
 
 
 def _fetch(repo: str, commit: str, files: list[RemoteFile], download: Path) -> None:
-    """Resumable downloads into `download` (huggingface_hub keeps partial files there between tries)."""
+    """Downloads into `download`: huggingface_hub resumes a broken transfer with Range requests, and
+    skips files a previous attempt finished (it keeps their commit and ETag beside them)."""
     from huggingface_hub import hf_hub_download
 
     download.mkdir(parents=True, exist_ok=True)
@@ -212,19 +213,16 @@ def _fetch(repo: str, commit: str, files: list[RemoteFile], download: Path) -> N
         hf_hub_download(repo, remote.path, revision=commit, local_dir=download)
 
 
-def _publish(download: Path, out: Path, files: list[RemoteFile], info: dict[str, Any]) -> Path:
-    """Move the checked files flat into a staging folder, write manifest.json there last, then rename
-    the folder into place; the download folder (and the hub client's bookkeeping in it) goes away."""
-    from describe_screen.vlm.bundle import write_manifest
-
-    staging = out.with_name(out.name + STAGING_SUFFIX)
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for remote in files:
-        (download / remote.path).rename(staging / remote.bundle_name)
-    write_manifest(staging, info, [f.bundle_name for f in files])
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+def _publish(download: Path, out: Path, files: list[RemoteFile], info: dict[str, Any], precision: str) -> Path:
+    """Move the checked files flat into a staging folder and publish it (manifest.json written last, then
+    a rename); the download folder, with the hub client's bookkeeping, goes away."""
+    staging = bundle.staging_dir(out)
+    try:
+        for remote in files:
+            (download / remote.path).rename(staging / remote.bundle_name)
+        bundle.publish(staging, out, info, [precision])
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(download, ignore_errors=True)
     return out

@@ -15,9 +15,12 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    from describe_screen.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,19 @@ NAMED_KEYS = frozenset((
 ))
 EXAMPLE = ("Write it like <ctrl>+<alt>+d: key names in angle brackets such as <ctrl>, <alt>, <shift>, <cmd>, "
            "<f1> to <f20>, <space>, and single letters or digits as they are.")
+
+# hotkey action -> the request it makes
+HOTKEY_REQUESTS: dict[str, dict[str, Any]] = {
+    "describe_screen": {"cmd": "describe", "target": "screen"},
+    "describe_window": {"cmd": "describe", "target": "window"},
+    "describe_pointer": {"cmd": "describe", "target": "pointer"},
+    "describe_focus": {"cmd": "describe", "target": "focus"},
+    "read_text": {"cmd": "read"},
+    "ask": {"cmd": "listen_start"},
+    "repeat": {"cmd": "repeat"},
+    "stop": {"cmd": "stop"},
+    "copy": {"cmd": "copy"},
+}
 
 # X11 key auto-repeat turns a held key into release+press pairs; a press of the same combo this soon
 # after its release is a repeat, not the user letting go.
@@ -82,6 +98,46 @@ def parse_hotkey(combo: str, key_name: str) -> str:
     if not mods and any(len(k) == 1 for k in keys):
         raise bad("a letter or digit without <ctrl>, <alt> or <cmd> would fire while you type; add a modifier")
     return "+".join([f"<{m}>" for m in MODIFIERS if m in mods] + keys)
+
+
+def spoken_hotkey(combo: str) -> str:
+    """'<ctrl>+<alt>+d' -> 'Control Alt D', the way a person says it."""
+    names = {"ctrl": "Control", "alt": "Alt", "shift": "Shift", "cmd": "Command", "super": "Super"}
+    parts = [p.strip("<>") for p in combo.split("+")]
+    return " ".join(names.get(p, p.upper() if len(p) == 1 else p.capitalize()) for p in parts)
+
+
+def start_hotkeys(config: Config, handle: Callable[[dict], Any], report: Callable[[UserError], Any]) -> Any:
+    """Send each hotkey's request to `handle` on a thread of its own (the listener thread must never
+    wait for work); the ask key's release ends the spoken question. Returns what to stop() at the end,
+    or None when hotkeys cannot work here (said through `report`; commands still work)."""
+    from dataclasses import asdict
+
+    from describe_screen.capture import session
+
+    def fire(request: dict) -> None:
+        threading.Thread(target=handle, args=(dict(request),), daemon=True).start()
+
+    def pressed(action: str) -> None:
+        fire(HOTKEY_REQUESTS[action])
+
+    def released(action: str) -> None:
+        if action == "ask":
+            fire({"cmd": "listen_stop"})
+
+    bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
+    if session.current().kind == "wayland":
+        from describe_screen import wayland_keys
+
+        return wayland_keys.start(bindings, pressed, released, report)
+    listener = HotkeyListener(bindings, pressed, released)
+    try:
+        listener.start()
+    except UserError as exc:
+        report(UserError(f"Hotkeys are off. {exc.problem}",
+                         exc.fix + " Commands from describe-screen in a terminal still work."))
+        return None
+    return listener
 
 
 class HotkeyListener:

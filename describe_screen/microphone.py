@@ -182,9 +182,37 @@ class WavFileRecorder:
 
 
 def read_wav(path: Path, max_seconds: float) -> tuple[np.ndarray, float]:
-    """`load_wav` plus the file's full length in seconds, so callers can tell the user about a cut."""
+    """`load_wav` plus the file's full length in seconds, so callers can tell the user about a cut.
+
+    WAV and AIFF are read here (only the first max_seconds); any other recording (MP3, Ogg, FLAC, M4A)
+    is decoded by faster-whisper's own `decode_audio` (FFmpeg through PyAV), which the recogniser
+    needs anyway; what neither can read is refused in plain words.
+    """
+    if (decoded := _decode_other_format(Path(path))) is not None:
+        seconds = len(decoded) / SAMPLE_RATE
+        if seconds > max_seconds:
+            log.warning("%s is %.0f seconds long; only the first %g seconds are used", path, seconds, max_seconds)
+        return decoded[:int(max_seconds * SAMPLE_RATE)], seconds
     samples, rate, seconds = read_sound(path, max_seconds)
     return resample(samples, rate, SAMPLE_RATE), seconds
+
+
+def _decode_other_format(path: Path) -> np.ndarray | None:
+    """16 kHz mono samples of a compressed recording, or None (a WAV/AIFF, no such file, undecodable)."""
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError:
+        return None  # read_sound explains it
+    if magic in (b"RIFF", b"FORM", b""):
+        return None
+    try:
+        from faster_whisper import decode_audio
+
+        samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    except Exception:  # not installed, or not a sound file at all: read_sound gives the plain refusal
+        return None
+    return samples if len(samples) else None
 
 
 def load_wav(path: Path, max_seconds: float) -> np.ndarray:

@@ -120,6 +120,8 @@ def installed(models_dir: Path) -> list[InstalledModel]:
         return []
     found = []
     for path in sorted(models_dir.iterdir()):
+        if path.name.endswith((".partial", ".download")):
+            continue  # an export or install still under way (or stopped): never a bundle to load
         if (path / MANIFEST).is_file():
             try:
                 found.append(_installed_model(path))
@@ -150,9 +152,13 @@ def find(name: str, models_dir: Path) -> InstalledModel:
 
 
 def verify(name: str, models_dir: Path) -> InstalledModel:
-    """Re-hash every file of an installed bundle; raises UserError naming the first bad file."""
+    """Re-hash every file of an installed bundle and read its settings; raises UserError naming the first
+    bad file."""
+    from describe_screen.vlm import RuntimeOptions, load_model
+
     model = find(name, models_dir)
     check_bundle(model.path, read_manifest(model.path), full=True)
+    load_model(model.path, RuntimeOptions(provider="cpu"))  # reads every setting the family needs
     return model
 
 

@@ -115,11 +115,15 @@ class TextRecognizer:
         in small batches. `cancelled` is checked after every tile and every batch, so a stopped (or
         superseded) request stops using the CPU within one tile or batch, with the lines read so far.
         """
+        import cv2
         import numpy as np
         from rapidocr.ch_ppocr_rec import TextRecInput
 
+        from describe_screen import shapes
+
         engine = self._load()
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         try:
             found = self._detect(engine, bgr, cancelled)
         except Exception as exc:
@@ -140,7 +144,11 @@ class TextRecognizer:
             for (box, _), text, score in zip(chunk, result.txts, result.scores, strict=True):
                 text = text.strip()
                 if text and score >= self._min_score:
-                    yield TextLine(text, box, float(score))
+                    line = TextLine(text, box, float(score))
+                    if len(text) <= shapes.MAX_LABEL_CHARS:  # what is drawn around it: button or form evidence
+                        line.frame = shapes.frame(grey, box)
+                        line.field = line.frame is None and shapes.field_below(grey, box)
+                    yield line
             if cancelled():
                 return
 
@@ -226,6 +234,13 @@ def _merge_across_tiles(found: list[tuple[Box, np.ndarray | None, int]]) -> list
                 joined = True
                 break
     return [(box, quads.get(box) if len(tiles) == 1 else None) for box, tiles in merged]
+
+
+def is_photo(image: Image.Image) -> bool:
+    """The picture is a photo or scan of something (see photographed)."""
+    import numpy as np
+
+    return photographed(np.asarray(image.convert("RGB")))
 
 
 def photographed(bgr: np.ndarray) -> bool:

@@ -9,18 +9,17 @@ left to right, without needing to know what kind of window is shown.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
 
-BUTTON_WORDS = {
-    "ok", "cancel", "yes", "no", "close", "apply", "save", "open", "submit", "next", "back", "finish",
-    "retry", "continue", "done", "help", "delete", "remove", "allow", "deny", "accept", "decline", "send",
-    "sign in", "log in", "install", "update", "skip", "later", "quit", "exit", "discard", "don't save",
-    "replace", "keep", "confirm", "abort", "ignore", "try again", "got it", "dismiss", "agree", "start",
-}
-MAX_BUTTON_CHARS = 20
+MAX_BUTTON_WORDS = 4
+MAX_CELL_CHARS = 40  # longer text on a row is a sentence, not a table cell
+GRID_SLACK = 3  # px: shapes whose sides line up this closely, one on another, are cells of one grid
+PARAGRAPH_WORDS = 8  # a block this long is running text
+PROMPT = re.compile(r"(?:(?:^|\s)[\w.-]+@[\w.-]+:\S*\s?[$#%>]|^\S*[$#%>]|^[A-Z]:\\.*>)\W?$")  # a shell prompt
+LAST_LINES = 3  # a terminal's last lines said first: the result and the prompt
 SUMMARY_WORDS = 25
 
 
@@ -31,6 +30,8 @@ class TextLine:
     text: str
     box: Box  # x0, y0, x1, y1 in image pixels
     score: float
+    frame: Box | None = None  # the button-like shape drawn around it, when there is one (shapes.frame)
+    field: bool = False  # an empty entry field lies just under it: it names a form field
 
     @property
     def height(self) -> int:
@@ -110,8 +111,8 @@ def _same_block(a: TextLine, b: TextLine) -> bool:
     below = 0 <= b.box[1] - a.box[3] < 0.9 * h
     similar = min(a.height, b.height) >= 0.7 * h
     overlap = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0]) > 0
-    stacked_buttons = _is_button_word(a.text) and _is_button_word(b.text)
-    return below and similar and overlap and not stacked_buttons
+    boxed = a.frame is not None or b.frame is not None  # a label in its own shape stands alone
+    return below and similar and overlap and not boxed
 
 
 def blocks(lines: list[TextLine]) -> list[Block]:
@@ -126,46 +127,168 @@ def blocks(lines: list[TextLine]) -> list[Block]:
     return out
 
 
-def _is_short(line: TextLine) -> bool:
-    return len(line.text) <= MAX_BUTTON_CHARS and len(line.text.split()) <= 3
-
-
-def _is_button_word(text: str) -> bool:
-    return _plain(text) in BUTTON_WORDS
-
-
 def _plain(text: str) -> str:
     return re.sub(r"[^\w' ]+", "", text.lower().replace("’", "'")).strip()
 
 
 def buttons(lines: list[TextLine]) -> list[TextLine]:
-    """Lines that look like button labels, row by row, left to right.
+    """Labels drawn inside a button: row by row, left to right. Only with evidence, never from words.
 
-    A button row is two or more short labels side by side in the lower part of the text, or a single
-    short label that is a usual button word (OK, Cancel, Close...) there.
+    The evidence is the shape around the label (shapes.frame: a control-sized bordered or filled
+    shape with the label near its middle). A shape that holds other text too, or that is one of a
+    column of equal shapes (cells of a grid), is not a button; nor is a single character (an icon).
     """
-    if not lines:
-        return []
-    top, bottom = _union([line.box for line in lines])[1::2]
-    lower = [line for line in lines if _is_short(line) and line.centre[1] >= top + 0.4 * (bottom - top)]
+    framed = [ln for ln in lines if ln.frame is not None and len(ln.text.split()) <= MAX_BUTTON_WORDS
+              and len(re.sub(r"\W", "", ln.text)) >= 2]
+    cells = {id(cell) for row in table(lines) for cell in row} if framed else set()
+    found = [ln for ln in framed if not _holds_more(ln, lines) and not _in_grid(ln, framed) and id(ln) not in cells]
     rows: list[list[TextLine]] = []
-    for line in sorted(lower, key=lambda ln: ln.centre[1]):
+    for line in sorted(found, key=lambda ln: ln.centre[1]):
         if rows and abs(rows[-1][0].centre[1] - line.centre[1]) < 0.5 * line.height:
             rows[-1].append(line)
         else:
             rows.append([line])
-    return [label for row in rows if len(row) >= 2 or _is_button_word(row[0].text)
-            for label in sorted(row, key=lambda ln: ln.box[0])]
+    return [label for row in rows for label in sorted(row, key=lambda ln: ln.box[0])]
+
+
+def _holds_more(line: TextLine, lines: list[TextLine]) -> bool:
+    x0, y0, x1, y1 = line.frame or line.box
+    return any(other is not line and x0 <= other.centre[0] <= x1 and y0 <= other.centre[1] <= y1
+               for other in lines)
+
+
+def _in_grid(line: TextLine, framed: list[TextLine]) -> bool:
+    """Another shape of the same width sits right above or below this one: table cells, not buttons."""
+    a = line.frame
+    assert a is not None
+    for other in framed:
+        b = other.frame
+        if other is line or b is None:
+            continue
+        same_column = abs(a[0] - b[0]) <= GRID_SLACK and abs(a[2] - b[2]) <= GRID_SLACK
+        touching = min(abs(b[1] - a[3]), abs(a[1] - b[3])) <= 2 * GRID_SLACK
+        if same_column and touching:
+            return True
+    return False
+
+
+def rows_of(lines: list[TextLine]) -> list[list[TextLine]]:
+    """Lines grouped into rows (sharing most of their height), top to bottom, each left to right."""
+    rows: list[list[TextLine]] = []
+    for line in sorted(lines, key=lambda ln: ln.centre[1]):
+        if rows and abs(rows[-1][-1].centre[1] - line.centre[1]) < 0.5 * min(line.height, rows[-1][-1].height):
+            rows[-1].append(line)
+        else:
+            rows.append([line])
+    return [sorted(row, key=lambda ln: ln.box[0]) for row in rows]
+
+
+def table(lines: list[TextLine]) -> list[list[TextLine]]:
+    """The largest table on the screen, header row first; [] when there is none.
+
+    A table is three or more rows in a run, each with the same number (two or more) of cells, whose
+    cells line up in columns (each cell overlaps its column's span on every row).
+    """
+    rows = rows_of([ln for ln in lines if len(ln.text) <= MAX_CELL_CHARS])
+    best: list[list[TextLine]] = []
+    start = 0
+    while start < len(rows):
+        run = [rows[start]]
+        for row in rows[start + 1:]:
+            gap = row[0].box[1] - max(ln.box[3] for ln in run[-1])
+            if len(row) != len(run[0]) or gap > 2.5 * row[0].height or not _aligned(run, row):
+                break
+            run.append(row)
+        if len(run[0]) >= 2 and len(run) >= 3 and len(run) * len(run[0]) > len(best) * len(best[0] if best else []):
+            best = run
+        start += len(run)
+    return best
+
+
+def _aligned(run: list[list[TextLine]], row: list[TextLine]) -> bool:
+    for col, cell in enumerate(row):
+        lo, hi = min(r[col].box[0] for r in run), max(r[col].box[2] for r in run)
+        if cell.box[2] < lo or cell.box[0] > hi:
+            return False
+    return True
+
+
+def read_table(rows: list[list[TextLine]]) -> Iterator[str]:
+    """A table as speech: its header names, then row by row, each cell with its column's name."""
+    names = [cell.text for cell in rows[0]]
+    yield f"A table with {_count(len(names), 'column')} and {_count(len(rows), 'row')}: {', '.join(names)}."
+    for n, row in enumerate(rows[1:], start=2):
+        cells = ", ".join(f"{name} {cell.text}" for name, cell in zip(names, row, strict=True))
+        yield f"Row {n}: {cells}."
+
+
+def _wordy(line: TextLine) -> bool:
+    """Two or more letters or digits: a lone character is usually an icon read as a letter."""
+    return len(re.sub(r"\W", "", line.text)) >= 2
+
+
+def _prompt(text: str) -> bool:
+    return bool(PROMPT.search(text.strip()))
+
+
+def kind(lines: list[TextLine], size: tuple[int, int], photo: bool = False) -> str:
+    """What kind of screen this is, from evidence only; "screen" when unsure."""
+    if photo:
+        return "photo of a page"
+    if not lines:
+        return "screen"
+    ordered = [lines[i] for i in reading_order([line.box for line in lines])]
+    commands = sum(_prompt(line.text) or line.text.startswith(("$ ", "# ")) for line in ordered)
+    if _prompt(ordered[-1].text) or commands >= 2:
+        return "terminal"
+    labels = buttons(lines)
+    grid = table(lines)
+    cells = {id(cell) for row in grid for cell in row}
+    if labels and sum(line.field and id(line) not in cells for line in lines) >= 2:
+        return "form"
+    if grid:
+        return "table"
+    if menu_bar(lines):
+        return "web page"
+    if labels and _is_dialog(lines, size):
+        return "dialog"
+    running = [ln for ln in lines if len(ln.text.split()) >= PARAGRAPH_WORDS]
+    if len(running) >= 3 and sum(len(ln.text.split()) for ln in lines) >= 30:
+        return "document"
+    return "screen"
+
+
+def menu_bar(lines: list[TextLine]) -> list[TextLine]:
+    """The top row when it is a site's navigation: three or more short capitalised items, no sentence.
+
+    The detector may give the row as separate items or as one line, so both are taken.
+    """
+    rows = rows_of(lines)
+    if not rows or len(rows) < 3:
+        return []
+    words = " ".join(ln.text for ln in rows[0]).split()
+    heights = sorted(ln.height for ln in lines)
+    names = len(words) <= 8 and all(w[:1].isupper() and w.isalpha() for w in words)
+    if len(rows[0]) >= 3:  # separate items
+        menu = names and all(len(ln.text.split()) <= 2 for ln in rows[0])
+    else:  # one line of four or more names, no taller than the text (a heading would be)
+        body = heights[len(heights) // 2]
+        menu = names and len(rows[0]) == 1 and len(words) >= 4 and rows[0][0].height <= 1.15 * body
+    return rows[0] if menu else []
 
 
 def heading(lines: list[TextLine]) -> TextLine | None:
-    """The top heading: a first line on its own that is taller than the text, or short and set apart."""
+    """The top heading: a first line on its own that is taller than the text, or short and set apart.
+
+    A site's menu bar above it and lone characters (icons read as letters) are passed over.
+    """
+    skip = {id(ln) for ln in menu_bar(lines) + buttons(lines)}
+    lines = [ln for ln in lines if id(ln) not in skip and _wordy(ln)]
     order = blocks(lines)
     if len(order) < 2 or len(order[0].lines) > 1:
         return None
     first, after = order[0].lines[0], order[1].lines[0]
-    labels = {id(b) for b in buttons(lines)}
-    heights = sorted(line.height for line in lines if id(line) not in labels and line is not first)
+    heights = sorted(line.height for line in lines if line is not first)
     body = heights[len(heights) // 2] if heights else first.height
     tall = first.height >= 1.1 * body
     set_apart = len(first.text.split()) <= 8 and after.box[1] - first.box[3] >= 0.8 * first.height
@@ -189,25 +312,77 @@ def _words(text: str, limit: int) -> str:
     return " ".join(words[:limit]) + (" ..." if len(words) > limit else "")
 
 
-def brief(lines: list[TextLine], title: str, size: tuple[int, int]) -> str:
-    """One or two spoken sentences: what kind of window, its title, its buttons, how its text begins."""
+KIND_WORDS = {"photo of a page": "A photo of a page", "terminal": "A terminal", "dialog": "A dialog",
+              "form": "A form", "table": "A page", "web page": "A web page",
+              "document": "A document", "screen": "A screen"}
+
+
+def narrate(stream: Iterable[TextLine], title: str, size: tuple[int, int], photo: bool = False
+            ) -> Iterator[str]:
+    """brief() in pieces, what is certain first: the title (or that it is a photo of a page) at once,
+    the top line of text as soon as it is read, then the summary once every line is read.
+
+    The first line is held back when it looks like a terminal's (a command), since a terminal is said
+    from its end.
+    """
+    said = ""
+    if photo:
+        yield "A photo of a page."
+    if title:
+        said = title
+        yield _sentence(title)
+    lines: list[TextLine] = []
+    for line in stream:
+        if not lines and not said and _wordy(line) and not _prompt(line.text) and not line.text.startswith(
+                ("$ ", "# ")) and line.frame is None:
+            said = line.text
+            yield _sentence(line.text)
+        lines.append(line)
+    if lines or not said:
+        yield brief(lines, title, size, photo, said=said)
+
+
+def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool = False, said: str = "") -> str:
+    """One or two spoken sentences: what kind of screen, its title, its buttons, how its text begins.
+
+    A terminal is said from its end (the last lines and the prompt), a table by its size. `said` is
+    text already spoken (narrate), so it is not named again as the title.
+    """
     if not lines:
-        return f"{title}. No text found." if title else "No text found on the screen."
+        return f"{title}. No text found." if title and not said else "No text found on the screen."
+    what = kind(lines, size, photo)
     labels = buttons(lines)
-    head = heading(lines)
+    head = None if what == "terminal" else heading(lines)
     name = title or (head.text if head else "")
-    label_ids = {id(b) for b in labels}
-    body = blocks([ln for ln in lines if id(ln) not in label_ids and ln is not head])
-    kind = "A dialog" if _is_dialog(lines, size) else "A window" if labels else "A screen"
-    said = f"{kind} titled {name}" if name else kind
+    name = "" if name == said else name
+    said = f"{KIND_WORDS[what]} titled {name}" if name else KIND_WORDS[what]
+    grid = table(lines)
+    if grid and what != "terminal":
+        said += f", with a table with {_count(len(grid[0]), 'column')} and {_count(len(grid), 'row')}"
     if labels:
         plural = "buttons" if len(labels) > 1 else "a button"
         said += f", with {plural} {spoken_list([b.text for b in labels])}."
-    else:
+    elif not grid:
         said += f", with {_count(len(lines), 'line')} of text."
+    else:
+        said += "."
+    if what == "terminal":
+        ordered = [lines[i] for i in reading_order([line.box for line in lines])]
+        return said + " The last lines say: " + " ".join(_sentence(ln.text) for ln in rows_text(ordered)[-LAST_LINES:])
+    skip = {id(ln) for ln in labels + menu_bar(lines)} | {id(cell) for row in grid for cell in row} | {id(head)}
+    body = blocks([ln for ln in lines if id(ln) not in skip and _wordy(ln)])
     if body:
         said += " It says: " + _sentence(_words(body[0].text, SUMMARY_WORDS))
     return said
+
+
+def rows_text(ordered: list[TextLine]) -> list[TextLine]:
+    """A terminal's lines with pieces of one text row joined back (the detector may split a row)."""
+    out: list[TextLine] = []
+    for row in rows_of(ordered):
+        out.append(TextLine(" ".join(ln.text for ln in row), _union([ln.box for ln in row]),
+                            min(ln.score for ln in row)))
+    return out
 
 
 def _is_dialog(lines: list[TextLine], size: tuple[int, int]) -> bool:
@@ -221,8 +396,19 @@ def _count(n: int, noun: str) -> str:
 
 
 def full(lines: list[TextLine]) -> Iterator[str]:
-    """All text in reading order, one spoken block at a time (a paragraph, a heading, a label)."""
+    """All text in reading order, one spoken block at a time; a table as a table, where it stands."""
+    grid = table(lines)
+    cells = {id(cell) for row in grid for cell in row}
+    said_table = False
     for block in blocks(lines):
+        if any(id(ln) in cells for ln in block.lines):
+            if not said_table:
+                yield from read_table(grid)
+                said_table = True
+            rest = [ln for ln in block.lines if id(ln) not in cells]
+            if rest:
+                yield _sentence(" ".join(ln.text for ln in rest))
+            continue
         yield _sentence(block.text)
 
 

@@ -1,10 +1,12 @@
 """Speak results aloud, sentence by sentence, and stop at once when asked.
 
-One speech thread owns the pyttsx3 engine (SAPI5's COM objects belong to the thread that made them)
-and renders each utterance to samples; an output then plays them: the sound card (sounddevice), or,
-with a speech file, one growing WAV file paced in real time so it holds exactly what a listener
-would have heard, including speech cut short by stop(). Cues and ticks are short tones through the
-same output, so they never talk over speech.
+When the user runs a screen reader (speech.output, see describe_screen/screenreader), it says the
+sentences in the user's own voice and a braille display shows them. Otherwise one speech thread owns
+the pyttsx3 engine (SAPI5's COM objects belong to the thread that made them) and renders each utterance
+to samples, completely or not at all (a sentence that fails twice is reported in `lost`); an output then
+plays them: the sound card (sounddevice), or, with a speech file, one growing WAV file paced in real
+time so it holds exactly what a listener would have heard, including speech cut short by stop().
+Cues and ticks are short tones through the same output, so they never talk over our own speech.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from describe_screen.sound import read_sound, resample
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from describe_screen.screenreader import Choice, ScreenReader
+    from describe_screen.screenreader.braille import BrailleDisplay
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +76,35 @@ def split_sentences(text: str) -> tuple[list[str], str]:
 class Speaker:
     """Queue speech and cues; play them in order on one thread; stop() silences everything at once."""
 
-    def __init__(self, config: SpeechConfig, speech_file: Path | None = None, paced: bool | None = None) -> None:
+    def __init__(self, config: SpeechConfig, speech_file: Path | None = None, paced: bool | None = None,
+                 braille: bool | None = None) -> None:
         """`paced=False` writes a speech file as fast as it is made instead of in real time (tests that do
-        not time the stop key); None follows DESCRIBE_SCREEN_FAST_SPEECH_FILE, which test suites set."""
+        not time the stop key); None follows DESCRIBE_SCREEN_FAST_SPEECH_FILE, which test suites set.
+        `braille`: show answers on a connected braille display (default: when speaking to a person, i.e.
+        without a speech file)."""
         self.config = config
         self.spoken: list[str] = []  # utterances actually started, in order
         self.lost: list[str] = []  # sentences the synthesiser failed on twice: the user did not hear them
         if paced is None:
             paced = os.environ.get("DESCRIBE_SCREEN_FAST_SPEECH_FILE", "") != "1"
-        self._output: _FileOutput | _DeviceOutput = _FileOutput(speech_file, paced) if speech_file else _DeviceOutput()
+        # a speech file is always our own voice (tests, headless machines); else speech.output decides
+        self._reader: ScreenReader | None = None
+        self.reason = "A speech file was asked for: speaking with our own voice into it."
+        if speech_file is None:
+            choice = choose_reader(config.output)
+            self._reader, self.reason = choice.reader, choice.reason
+        self._output: _FileOutput | _DeviceOutput | None
+        if speech_file:
+            self._output = _FileOutput(speech_file, paced)
+        elif self._reader is None:
+            self._output = _DeviceOutput()
+        else:  # the screen reader speaks; our cues still need a sound card, and go without one
+            self._output = _optional_device()
+        self._braille: BrailleDisplay | None = None
+        if braille or (braille is None and speech_file is None):
+            from describe_screen.screenreader.braille import connect
+
+            self._braille = connect()
         self._queue: queue.Queue[tuple[int, str, str] | None] = queue.Queue()
         self._state = threading.Condition()
         self._generation = 0  # bumped by stop(): queued or playing items of older generations are dropped
@@ -91,7 +116,7 @@ class Speaker:
         self._thread.start()
         started.wait()
         if self._failure is not None:
-            self._output.close()
+            self._close_outputs()
             raise self._failure
 
     def say(self, text: str) -> None:
@@ -132,6 +157,10 @@ class Speaker:
                     break
                 self._pending -= 1
             self._state.notify_all()
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._braille is not None:
+            self._braille.release()
 
     def cue(self, name: str) -> None:
         """Queue a short tone: "start", "done", "error", "listen", "listen_end" (or "tick")."""
@@ -171,10 +200,26 @@ class Speaker:
         self.stop()
         self._queue.put(None)
         self._thread.join(timeout=10)
-        self._output.close()
+        self._close_outputs()
+
+    def _close_outputs(self) -> None:
+        if self._output is not None:
+            self._output.close()
+        if self._reader is not None:
+            self._reader.close()
+        if self._braille is not None:
+            self._braille.close()
+
+    def braille(self) -> str:
+        """The braille display answers are shown on, for `doctor`; "" when none."""
+        return self._braille.name if self._braille is not None else ""
 
     def driver(self) -> str:
         """What speaks and where to, for `doctor`, e.g. "espeak-ng via pyttsx3, playing on default"."""
+        if self._reader is not None:
+            cues = f"cues {self._output.describe()}" if self._output and self.config.cues else "no cues"
+            return f"{self._reader.name}, {cues}"
+        assert self._output is not None
         return f"{self._driver} via pyttsx3, {self._output.describe()}"
 
     def _enqueue(self, kind: str, payload: str) -> None:
@@ -185,6 +230,10 @@ class Speaker:
             self._queue.put((self._generation, kind, payload))
 
     def _run(self, started: threading.Event) -> None:
+        if self._reader is not None:
+            started.set()
+            self._run_reader(self._reader)
+            return
         with tempfile.TemporaryDirectory(prefix="describe-screen-speech-", dir=memory_dir()) as tmp:
             try:
                 voice = _Voice(self.config, Path(tmp))
@@ -206,8 +255,7 @@ class Speaker:
                             samples = self._render(voice, payload) if kind == "say" else tones[payload]
                             if generation == self._generation:
                                 if kind == "say":
-                                    self.spoken.append(payload)
-                                    del self.spoken[:-KEEP_SPOKEN]
+                                    self._started(payload, generation)
                                 self._play(samples, generation)
                     except SpeechLost:
                         self._report_lost(voice, payload, tones["error"], generation)
@@ -220,7 +268,40 @@ class Speaker:
             finally:
                 voice.close()
 
+    def _run_reader(self, reader: ScreenReader) -> None:
+        """The screen reader says the sentences; tones still play here (when there is a sound card)."""
+        tones = {name: _tone(notes, level * self.config.volume) for name, (notes, level) in CUES.items()}
+        silenced = -1  # an answer the screen reader talked over: the rest of it, even still streaming, is dropped
+        while (item := self._queue.get()) is not None:
+            generation, kind, payload = item
+            try:
+                if generation != self._generation or generation == silenced:
+                    continue
+                if kind == "tone":
+                    if self._output is not None:
+                        self._play(tones[payload], generation)
+                    continue
+                self._started(payload, generation)
+                said = reader.speak(payload, lambda g=generation: g != self._generation)
+                if not said and generation == self._generation:
+                    log.info("the screen reader interrupted us: the rest of this answer is dropped")
+                    silenced = generation
+            except Exception:  # the screen reader went away mid-answer: keep serving, say it in the log
+                log.exception("speaking %r through %s failed", payload, reader.name)
+            finally:
+                with self._state:
+                    self._pending -= 1
+                    self._state.notify_all()
+
+    def _started(self, sentence: str, generation: int) -> None:
+        """A sentence starts being spoken: list it, and show it in braille."""
+        self.spoken.append(sentence)
+        del self.spoken[:-KEEP_SPOKEN]
+        if self._braille is not None:
+            self._braille.show(generation, sentence)
+
     def _play(self, samples: np.ndarray, generation: int) -> None:
+        assert self._output is not None
         self._output.play(samples, lambda: generation != self._generation)
 
     @staticmethod
@@ -246,6 +327,19 @@ class Speaker:
         self._play(error_tone, generation)
         if notice is not None:
             self._play(notice, generation)
+
+
+def choose_reader(output: str) -> Choice:
+    from describe_screen.screenreader import choose
+
+    return choose(output)
+
+
+def _optional_device() -> _DeviceOutput | None:
+    try:
+        return _DeviceOutput()
+    except UserError:
+        return None
 
 
 def memory_dir() -> str | None:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from describe_screen.errors import UserError
 
@@ -92,23 +93,33 @@ class PortalShortcuts:
                  on_release: Callable[[str], None]) -> None:
         self.bindings = {action: combo for action, combo in bindings.items() if combo}
         self.on_press, self.on_release = on_press, on_release
-        self._bus: object = None
+        self._bus: Any = None
         self._session = ""
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
     def start(self) -> None:
-        from jeepney import MatchRule, message_bus
-        from jeepney.io.blocking import Proxy
-
         from describe_screen.capture.portal import Bus
 
         bus = Bus()
-        token = "describe_screen_keys"
-        code, results = bus.request(GLOBAL_SHORTCUTS, "CreateSession", "a{sv}",
-                                    ({"session_handle_token": ("s", token)},))
-        if code != 0:
+        try:
+            rule = self._bind(bus)
+        except BaseException:
             bus.conn.close()
+            raise
+        self._bus = bus
+        self._thread = threading.Thread(target=self._listen, args=(bus, rule), name="portal-keys", daemon=True)
+        self._thread.start()
+
+    def _bind(self, bus: Any) -> Any:
+        """CreateSession, then BindShortcuts (the desktop may ask the user to confirm the keys); returns
+        the match rule for the session's Activated and Deactivated signals, already subscribed."""
+        from jeepney import MatchRule, message_bus
+        from jeepney.io.blocking import Proxy
+
+        code, results = bus.request(GLOBAL_SHORTCUTS, "CreateSession", "a{sv}",
+                                    ({"session_handle_token": ("s", "describe_screen_keys")},))
+        if code != 0:
             raise UserError("The desktop refused to give describe-screen its shortcuts.",
                             "Allow them when the desktop asks, then restart describe-screen.")
         self._session = str(results["session_handle"])
@@ -118,19 +129,16 @@ class PortalShortcuts:
         code, _ = bus.request(GLOBAL_SHORTCUTS, "BindShortcuts", "oa(sa{sv})sa{sv}",
                               (self._session, shortcuts, "", {}))
         if code != 0:
-            bus.conn.close()
             raise UserError("The desktop did not accept describe-screen's shortcuts.",
                             "Choose the keys when the desktop asks, then restart describe-screen.")
         rule = MatchRule(type="signal", interface=GLOBAL_SHORTCUTS)
         Proxy(message_bus, bus.conn).AddMatch(rule)
-        self._bus = bus
-        self._thread = threading.Thread(target=self._listen, args=(bus, rule), name="portal-keys", daemon=True)
-        self._thread.start()
+        return rule
 
-    def _listen(self, bus: object, rule: object) -> None:
+    def _listen(self, bus: Any, rule: Any) -> None:
         from jeepney.low_level import HeaderFields
 
-        conn = bus.conn  # type: ignore[attr-defined]
+        conn = bus.conn
         with conn.filter(rule, bufsize=64) as signals:
             while not self._stopping.is_set():
                 try:
@@ -162,9 +170,11 @@ class PortalShortcuts:
             close = new_method_call(DBusAddress(self._session, bus_name=BUS_NAME,
                                                 interface="org.freedesktop.portal.Session"), "Close")
             try:
-                self._bus.conn.send_and_get_reply(close, timeout=5)  # type: ignore[attr-defined]
+                self._bus.conn.send_and_get_reply(close, timeout=5)
+            except OSError:  # the desktop ends the session itself when the connection closes
+                pass
             finally:
-                self._bus.conn.close()  # type: ignore[attr-defined]
+                self._bus.conn.close()
             self._bus = None
 
 
@@ -189,7 +199,10 @@ def start(bindings: dict[str, str], on_press: Callable[[str], None], on_release:
             return listener
         except UserError as exc:
             report(UserError(f"Hotkeys are off. {exc.problem}", exc.fix))
-            return None
+        except OSError as exc:  # the bus went away or did not answer in time
+            report(UserError(f"Hotkeys are off: the desktop's shortcuts portal failed ({exc}).",
+                             "Restart describe-screen; commands from a terminal still work."))
+        return None
     print("describe-screen: this Wayland desktop has no global shortcuts portal, so hotkeys are the key bindings "
           f"in the desktop's own settings (installer/install.sh can add them). {PRESS_TWICE}",
           file=sys.stderr, flush=True)
@@ -251,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Bind describe-screen's keys in a Wayland desktop's settings.")
     parser.add_argument("action", choices=("show", "install", "remove"))
     parser.add_argument("--desktop", choices=("gnome", "sway", "hyprland"), default=current().compositor or "gnome")
-    parser.add_argument("--program", default="describe-screen", help="the command the keys run")
+    parser.add_argument("--program", default="describe-screen",
+                        help="the command the keys run, in shell words (quote a path with spaces)")
     args = parser.parse_args(argv)
     bindings = asdict(settings.load().hotkeys)
     try:

@@ -153,19 +153,7 @@ function Test-NvidiaGpu {
 # extras bring them as pip packages (about 1 GB), which the program preloads. Only with a GPU.
 function Install-CudaLibraries {
     if (-not (Test-NvidiaGpu)) { return }
-    $checkScript = @'
-import re, sys
-from importlib import metadata
-wanted = [r for r in metadata.requires("onnxruntime-gpu") or [] if re.search(r'extra == "(cuda|cudnn)"', r)]
-names = [re.split(r"[ ;<>=~!\[]", r, maxsplit=1)[0] for r in wanted]
-def present(name):
-    try:
-        return bool(metadata.version(name))
-    except metadata.PackageNotFoundError:
-        return False
-sys.exit(0 if names and all(present(n) for n in names) else 1)
-'@
-    if ((Invoke-PythonCode $checkScript).Ok) {
+    if ((Invoke-PythonCode 'import sys; from describe_screen.vlm import onnx; sys.exit(bool(onnx.missing_cuda_wheels()))').Ok) {
         Say 'An NVIDIA GPU was found; its CUDA and cuDNN libraries are already installed'
         return
     }

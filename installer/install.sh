@@ -93,7 +93,8 @@ python_can() { [ -n "$PYTHON" ] && "$PYTHON" -c "$1"; }
 
 # Args: this system's package names for python, venv, tkinter, PortAudio, Xvfb, shellcheck, xprop (one
 # argument that may name two packages), then the DejaVu and Liberation fonts the tests draw with, then
-# the C++ compiler that builds llama.cpp's server for the model-server tests.
+# Chromium and the X bitmap fonts (the text reader's corpus of real screens), then the C++ compiler
+# that builds llama.cpp's server for the model-server tests.
 find_missing_linux() {
     pick_python
     if [ -z "$PYTHON" ]; then MISSING+=("$1"); fi
@@ -112,8 +113,13 @@ find_missing_linux() {
         need command -v strace -- strace  # the no-network test watches the daemon's system calls
         need test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf -- "$8"
         need test -f /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf -- "$9"
+        # the text reader's corpus: real web pages, GTK dialogs and terminals with a bitmap font
+        need command -v chromium -- "${10}"
+        need command -v zenity -- zenity
+        need command -v xterm -- xterm
+        need test -f /usr/share/fonts/X11/misc/6x13-ISO8859-1.pcf.gz -- "${11}"  # xterm -fn fixed
         need command -v cmake -- cmake
-        need command -v g++ -- "${10}"
+        need command -v g++ -- "${12}"
     fi
 }
 
@@ -121,7 +127,9 @@ find_missing_linux() {
 # (wlroots) or the screenshot portal. Tests run a headless sway with its portals, PipeWire (which
 # xdg-desktop-portal-wlr needs), a GTK window and wtype. Args: this system's names for PyGObject with
 # the Atspi typelib, grim, xdg-desktop-portal, then the test set: sway, wtype, the wlr and gtk portals,
-# the GTK 3 typelib, PipeWire, the D-Bus daemon; last gsettings (GNOME key bindings).
+# the GTK 3 typelib, PipeWire, the D-Bus daemon; then gsettings (GNOME key bindings) and, for the
+# tests, GNOME's media-keys settings schema that the key bindings are written into, GNOME Shell and
+# its portal (the tests run GNOME headless).
 # shellcheck disable=SC2086  # $1 and $8 may name several packages
 find_missing_desktop_linux() {
     need /usr/bin/python3 -c 'import gi; gi.require_version("Atspi", "2.0")' -- $1
@@ -138,6 +146,25 @@ find_missing_desktop_linux() {
         need /usr/bin/python3 -c 'import gi; gi.require_version("Gtk", "3.0")' -- $8
         need command -v pipewire -- "$9"
         need command -v dbus-daemon -- "${10}"
+        need test -f /usr/share/glib-2.0/schemas/org.gnome.settings-daemon.plugins.media-keys.gschema.xml \
+            -- "${12}"
+        need command -v gnome-shell -- "${13}"
+        need test -x /usr/libexec/xdg-desktop-portal-gnome -- "${14}"
+    fi
+}
+
+# Speech and braille through the user's screen reader use the system's own clients (Orca brings them);
+# the tests run a real speech-dispatcher (espeak-ng module) playing into a PulseAudio null sink, and a
+# BRLTTY whose Virtual driver stands in for a braille display. Args: the speech-dispatcher and BrlAPI
+# Python clients, speech-dispatcher, its espeak-ng module, PulseAudio, BRLTTY.
+find_missing_screenreader_linux() {
+    if [ "$DEV" -eq 1 ]; then
+        need /usr/bin/python3 -c 'import speechd' -- "$1"
+        need /usr/bin/python3 -c 'import brlapi' -- "$2"
+        need command -v speech-dispatcher -- "$3"
+        need sh -c 'ls /usr/lib*/speech-dispatcher-modules/sd_espeak-ng /usr/libexec/speech-dispatcher-modules/sd_espeak-ng' -- "$4"
+        need command -v pulseaudio -- "$5"
+        need env PATH="$PATH:/sbin:/usr/sbin" sh -c 'command -v brltty' -- "$6"
     fi
 }
 
@@ -146,9 +173,12 @@ install_system_packages() {
         Linux)
             if command -v apt-get >/dev/null; then
                 find_missing_linux python3 python3-venv python3-tk libportaudio2 xvfb shellcheck x11-utils \
-                    fonts-dejavu-core fonts-liberation g++
+                    fonts-dejavu-core fonts-liberation chromium xfonts-base g++
                 find_missing_desktop_linux "python3-gi gir1.2-atspi-2.0 at-spi2-core" grim xdg-desktop-portal sway \
-                    wtype xdg-desktop-portal-wlr xdg-desktop-portal-gtk gir1.2-gtk-3.0 pipewire dbus-daemon libglib2.0-bin
+                    wtype xdg-desktop-portal-wlr xdg-desktop-portal-gtk gir1.2-gtk-3.0 pipewire dbus-daemon libglib2.0-bin \
+                    gnome-settings-daemon-common gnome-shell xdg-desktop-portal-gnome
+                find_missing_screenreader_linux python3-speechd python3-brlapi speech-dispatcher \
+                    speech-dispatcher-espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with apt: ${MISSING[*]}"
                 as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -156,17 +186,22 @@ install_system_packages() {
                     "${MISSING[@]}"
             elif command -v dnf >/dev/null; then
                 find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck "xprop xdpyinfo" \
-                    dejavu-sans-fonts liberation-sans-fonts gcc-c++
+                    dejavu-sans-fonts liberation-sans-fonts chromium xorg-x11-fonts-misc gcc-c++
                 find_missing_desktop_linux "python3-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
-                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2
+                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2 gnome-settings-daemon \
+                    gnome-shell xdg-desktop-portal-gnome
+                find_missing_screenreader_linux python3-speechd python3-brlapi speech-dispatcher \
+                    speech-dispatcher-espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with dnf: ${MISSING[*]}"
                 as_root dnf install -y "${MISSING[@]}"
             elif command -v pacman >/dev/null; then
                 find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck "xorg-xprop xorg-xdpyinfo" \
-                    ttf-dejavu ttf-liberation gcc
+                    ttf-dejavu ttf-liberation chromium xorg-fonts-misc gcc
                 find_missing_desktop_linux "python-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
-                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2
+                    xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2 gnome-settings-daemon \
+                    gnome-shell xdg-desktop-portal-gnome
+                find_missing_screenreader_linux speech-dispatcher brltty speech-dispatcher espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with pacman: ${MISSING[*]}"
                 as_root pacman -S --needed --noconfirm "${MISSING[@]}"
@@ -250,19 +285,7 @@ has_nvidia_gpu() {
 # extras bring them as pip packages (about 1 GB), which the program preloads. Only with a GPU.
 install_cuda_libraries() {
     has_nvidia_gpu || return 0
-    if "$VPY" - <<'EOF'
-import re, sys
-from importlib import metadata
-wanted = [r for r in metadata.requires("onnxruntime-gpu") or [] if re.search(r'extra == "(cuda|cudnn)"', r)]
-names = [re.split(r"[ ;<>=~!\[]", r, maxsplit=1)[0] for r in wanted]
-def present(name):
-    try:
-        return bool(metadata.version(name))
-    except metadata.PackageNotFoundError:
-        return False
-sys.exit(0 if names and all(present(n) for n in names) else 1)
-EOF
-    then
+    if "$VPY" -c 'import sys; from describe_screen.vlm import onnx; sys.exit(bool(onnx.missing_cuda_wheels()))'; then
         say "An NVIDIA GPU was found; its CUDA and cuDNN libraries are already installed"
         return 0
     fi
@@ -337,8 +360,8 @@ xml_escape() { local s="${1//&/&amp;}"; s="${s//</&lt;}"; printf '%s' "${s//>/&g
 # A Wayland session: hand the session's variables to systemd (the service needs them to reach the
 # compositor and the portals), and bind the keys in the desktop's own settings, with consent.
 WAYLAND_VARS="WAYLAND_DISPLAY XDG_SESSION_TYPE XDG_CURRENT_DESKTOP DBUS_SESSION_BUS_ADDRESS SWAYSOCK HYPRLAND_INSTANCE_SIGNATURE DISPLAY"
+wayland_keys() { "$VPY" -m describe_screen.wayland_keys "$@"; }
 wayland_session_setup() {  # wayland_session_setup <describe-screen command>
-    local keys="$VPY -m describe_screen.wayland_keys"
     # shellcheck disable=SC2086  # one word per variable name
     systemctl --user import-environment $WAYLAND_VARS 2>/dev/null \
         || say "systemd did not take the session's variables; the service may not reach the desktop."
@@ -350,9 +373,9 @@ wayland_session_setup() {  # wayland_session_setup <describe-screen command>
             fi
             case "$answer" in
                 y|Y|yes)
-                    $keys install --desktop gnome --program "$1" \
-                        && say "To take them out again: $keys remove --desktop gnome" ;;
-                *) say "Keys not bound. To bind them later: $keys install --desktop gnome --program '$1'" ;;
+                    wayland_keys install --desktop gnome --program "'$1'" \
+                        && say "To take them out again: '$VPY' -m describe_screen.wayland_keys remove --desktop gnome" ;;
+                *) say "Keys not bound. To bind them later: '$VPY' -m describe_screen.wayland_keys install --desktop gnome --program \"'$1'\"" ;;
             esac
             ;;
         *sway*|*Hyprland*|*hyprland*)
@@ -360,7 +383,7 @@ wayland_session_setup() {  # wayland_session_setup <describe-screen command>
             case "$XDG_CURRENT_DESKTOP" in *yprland*) desktop=hyprland ;; esac
             say "Add these lines to your $desktop config so the service starts with it and the keys work:"
             printf 'exec systemctl --user import-environment %s; systemctl --user start describe-screen.service\n' "$WAYLAND_VARS"
-            $keys show --desktop "$desktop" --program "$1"
+            wayland_keys show --desktop "$desktop" --program "'$1'"
             ;;
     esac
 }

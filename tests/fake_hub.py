@@ -6,8 +6,9 @@ install a model, so the real client (pointed here by HF_ENDPOINT) downloads from
 - HEAD and GET /<repo>/resolve/<rev>/<path>: X-Repo-Commit, ETag (for LFS files X-Linked-Etag, the
   SHA-256), Content-Length and Range requests (206 + Content-Range), as `hf_hub_download` needs.
 
-Faults a test can ask for: cut the connection halfway through a file's first GET, serve other bytes than
-the listed ones (a checksum mismatch), or list a file as smaller than it is (so a disk fills up).
+Faults a test can ask for: cut the connection halfway through a file's first GET, stall halfway until
+released, serve other bytes than the listed ones (a checksum mismatch), or list a file as smaller than it
+is (so a disk fills up).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Faults:
     cut_once: set[str] = field(default_factory=set)  # paths whose first GET stops halfway
     tampered: set[str] = field(default_factory=set)  # paths served with one byte changed
     listed_smaller: dict[str, int] = field(default_factory=dict)  # path -> size the listing claims
+    stalled: set[str] = field(default_factory=set)  # paths whose GETs send half, then wait for `release`
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 class FakeHub:
@@ -145,6 +148,12 @@ class FakeHub:
         handler.send_header("Content-Type", "application/octet-stream")
         handler.end_headers()
         if not body:
+            return
+        if name in self.faults.stalled and not self.faults.release.is_set():
+            handler.wfile.write(data[start:][: len(data) // 2])
+            handler.wfile.flush()
+            self.faults.release.wait(120)
+            handler.close_connection = True
             return
         if name in self.faults.cut_once and not start:
             self.faults.cut_once.discard(name)

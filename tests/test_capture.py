@@ -246,3 +246,29 @@ def test_wayland_session_never_reads_the_blank_xwayland_screen(monkeypatch) -> N
         server.terminate()
         server.wait(timeout=10)
     assert "blank" not in str(err.value)
+
+
+def test_an_animated_picture_gives_its_first_frame_and_says_so(tmp_path) -> None:
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "blue", "green")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    shot = capture("image", image_path=tmp_path / "anim.gif")
+    assert shot.image.getpixel((5, 5)) == (255, 0, 0)
+    assert "animated" in shot.note and "first frame" in shot.note
+    frames[0].save(tmp_path / "still.gif")
+    assert capture("image", image_path=tmp_path / "still.gif").note == ""
+
+
+def test_a_huge_jpeg_is_shrunk_while_it_is_decoded(tmp_path) -> None:
+    """Decoded in a fresh process, so its peak memory is the decoding's alone."""
+    import sys
+
+    make = "from PIL import Image; Image.new('RGB', (10000, 9000), 'white').save({!r}, quality=50)"
+    subprocess.run([sys.executable, "-c", make.format(str(tmp_path / "huge.jpg"))], check=True)
+    probe = ("import resource; from PIL import Image; from describe_screen.capture import capture; "
+             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+             f"shot = capture('image', image_path={str(tmp_path / 'huge.jpg')!r}); "
+             "print(*shot.image.size, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)")
+    width, height, grew_mb = map(int, subprocess.run([sys.executable, "-c", probe], check=True, text=True,
+                                                     capture_output=True).stdout.split())
+    assert (width, height) == (5000, 4500)  # a whole factor, straight from the JPEG decoder
+    assert grew_mb < 200, grew_mb  # full size would be 270 MB decoded, plus its RGB copy

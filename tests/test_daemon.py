@@ -114,3 +114,34 @@ def test_fields_of_the_wrong_type_are_plain_errors(daemon: Daemon, request_: dic
     assert final["event"] == "error"
     assert "must be text" in final["problem"] and "went wrong" not in final["problem"]
     assert daemon.describer.started == []
+
+
+def test_an_animated_picture_is_said_to_be_described_from_its_first_frame(daemon: Daemon, tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "blue")]
+    frames[0].save(tmp_path / "quick.gif", save_all=True, append_images=frames[1:], duration=100)
+    final = daemon.handle({"cmd": "describe", "image": str(tmp_path / "quick.gif")})
+    assert final["result"]["text"].startswith("This picture is animated; I describe its first frame.")
+    daemon.speaker.wait_idle(20)
+    assert daemon.speaker.spoken[0] == "This picture is animated; I describe its first frame."
+    assert daemon.handle({"cmd": "ask", "question": "and?"})  # a follow-up does not say it again
+
+
+def test_voice_input_turns_a_held_key_recording_into_the_question(tmp_path: Path) -> None:
+    """start() when the ask key goes down, stop() when it comes up: the question in words."""
+    from test_microphone import speak
+
+    from describe_screen.config import VoiceConfig
+    from describe_screen.errors import UserError
+    from describe_screen.voice import VoiceInput
+
+    speaker = Speaker(SpeechConfig(rate=400, cues=False), tmp_path / "speech.wav")
+    try:
+        voice = VoiceInput(VoiceConfig(), speaker)
+        voice.start(str(speak(tmp_path, "What does the error say?")))
+        assert voice.listening
+        assert "error" in voice.stop().lower()
+        assert not voice.listening
+        with pytest.raises(UserError, match="No question is being recorded"):
+            voice.stop()
+    finally:
+        speaker.close()

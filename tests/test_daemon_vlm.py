@@ -8,6 +8,8 @@ to the text reader, said aloud, when the bundle is damaged.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,136 @@ def test_auto_picks_florence_to_describe_and_smolvlm_to_answer(tmp_path):
              for task in (vlm.CAPTION_BRIEF, vlm.CAPTION_FULL, vlm.ASK, vlm.OCR)}
     assert picks == {vlm.CAPTION_BRIEF: "florence-2-base", vlm.CAPTION_FULL: "florence-2-base",
                      vlm.ASK: "smolvlm-256m-instruct", vlm.OCR: "florence-2-base"}
+
+
+# -- malformed bundles: every one is a plain sentence naming the file, and the text reader answers ------------
+
+def _damage(bundle: Path, kind: str) -> str:
+    """Damage `bundle` one way; returns the file name the user must hear."""
+    import json
+
+    from describe_screen.vlm.bundle import MANIFEST, write_manifest
+
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    if kind == "list manifest":
+        (bundle / MANIFEST).write_text(json.dumps([manifest]))
+    elif kind == "non-numeric rank":
+        (bundle / MANIFEST).write_text(json.dumps({**manifest, "rank": "first"}))
+    elif kind == "missing size":
+        del manifest["files"]["config.json"]["size"]
+        (bundle / MANIFEST).write_text(json.dumps(manifest))
+    elif kind == "unknown family":
+        (bundle / MANIFEST).write_text(json.dumps({**manifest, "family": "llava9"}))
+    else:  # "{} config": a config.json that is valid JSON, hashed into the manifest, and holds nothing
+        (bundle / "config.json").write_text("{}")
+        write_manifest(bundle, {k: v for k, v in manifest.items() if k not in ("files", "format")},
+                       list(manifest["files"]))
+        return "config.json"
+    return "manifest.json"
+
+
+MALFORMED = ["list manifest", "non-numeric rank", "missing size", "unknown family", "{} config"]
+
+
+def settings(tmp: Path, models: Path) -> dict[str, str]:
+    """The environment of a describe-screen process with its own socket, settings and models folder."""
+    import os
+
+    (tmp / "config.toml").write_text(f'[models]\ndir = "{models}"\nmax_new_tokens = 8\n[speech]\ncues = false\n')
+    return dict(os.environ, DESCRIBE_SCREEN_SOCKET=str(tmp / "daemon.sock"),
+                DESCRIBE_SCREEN_CONFIG=str(tmp / "config.toml"), DESCRIBE_SCREEN_DATA=str(tmp / "data"))
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "describe_screen", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+class DaemonProcess:
+    """`describe-screen daemon --no-hotkeys --speech-file` with its own socket, settings and models folder."""
+
+    def __init__(self, tmp: Path, models: Path) -> None:
+        from describe_screen import ipc
+
+        self.env = settings(tmp, models)
+        self.log = (tmp / "daemon.log").open("w+")
+        self.proc = subprocess.Popen([sys.executable, "-m", "describe_screen", "daemon", "--no-hotkeys",
+                                      "--speech-file", str(tmp / "speech.wav")],
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        self.client = ipc.Client(tmp / "daemon.sock", timeout=120)
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def wait_ready(self) -> None:
+        import time
+
+        deadline = time.time() + 180
+        while "ready" not in self.output():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise AssertionError(f"daemon did not start:\n{self.output()}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+        self.log.close()
+
+
+@pytest.mark.parametrize("damage", MALFORMED)
+def test_malformed_bundle_daemon_starts_says_so_and_the_text_reader_describes(models_dir, screen, tmp_path, damage):
+    import time
+
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir / "tiny-smolvlm", broken / "tiny-smolvlm")
+    named = _damage(broken / "tiny-smolvlm", damage)
+    daemon = DaemonProcess(tmp_path, broken)
+    try:
+        daemon.wait_ready()
+        assert "Traceback" not in daemon.output()
+        final = daemon.client.request({"cmd": "describe", "image": str(screen)})
+        assert final["event"] == "done", final
+        deadline = time.time() + 120
+        while (status := daemon.client.request({"cmd": "status"})["result"])["speaking"] and time.time() < deadline:
+            time.sleep(0.2)
+        spoken = " ".join(status["spoken"])
+        assert "vision model could not be loaded" in spoken and named in spoken and "text reader" in spoken
+        assert "with a button Submit" in spoken  # the text reader's brief description
+        assert "Something went wrong" not in spoken and "Traceback" not in daemon.output()
+    finally:
+        daemon.close()
+
+
+def test_one_shot_describe_and_ask_fall_back_to_the_text_reader(models_dir, screen, tmp_path):
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir / "tiny-smolvlm", broken / "tiny-smolvlm")
+    _damage(broken / "tiny-smolvlm", "{} config")
+    env = settings(tmp_path, broken)
+    described = cli(env, "describe", "--image", str(screen), "--speech-file", str(tmp_path / "one.wav"))
+    assert described.returncode == 0, described.stderr
+    assert "config.json" in described.stdout and "text reader" in described.stdout
+    assert "with a button Submit" in described.stdout
+    asked = cli(env, "ask", "What does the button say?", "--image", str(screen), "--speech-file",
+                str(tmp_path / "two.wav"))
+    out = asked.stdout + asked.stderr
+    assert "config.json" in asked.stdout and "Something went wrong" not in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("damage", MALFORMED)
+def test_models_list_and_verify_name_the_broken_file_in_a_sentence(models_dir, tmp_path, damage):
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir / "tiny-smolvlm", broken / "tiny-smolvlm")
+    named = _damage(broken / "tiny-smolvlm", damage)
+    env = settings(tmp_path, broken)
+    listed = cli(env, "models", "list")
+    assert listed.returncode == 0 and "Traceback" not in listed.stdout + listed.stderr
+    if named == "manifest.json":  # a bundle whose manifest is unusable is listed as broken, in a sentence
+        assert "Broken: The model file manifest.json" in listed.stdout, listed.stdout
+    verified = cli(env, "models", "verify", "tiny-smolvlm")
+    out = verified.stdout + verified.stderr
+    assert verified.returncode == 1 and "Traceback" not in out and named in out and "tiny-smolvlm" in out, out

@@ -317,22 +317,53 @@ def test_daemon_never_uses_the_network_nor_writes_to_the_home_folder(daemon, tmp
 
 
 def test_a_new_request_over_a_4k_description_speaks_within_a_second(daemon, tmp_path):
+    """The newer request must not wait for the 4K text detection to finish. How long that takes alone
+    is measured first, on the same machine at the same load, and sets the margin."""
     big = four_k_page(tmp_path)
     small = text_page(tmp_path / "small.png", (700, 160), ["Pelican marmalade"], 40)
     d = daemon("[speech]\ncues = false\n")
+    start = time.monotonic()
+    assert "ledger" in ipc.Client(d.socket, timeout=300).request({"cmd": "describe", "image": str(big)})[
+        "result"]["text"]
+    alone = time.monotonic() - start
+    d.client.request({"cmd": "stop"})
     before = len(d.status()["spoken"])
     old, old_result = request_in_thread(d, {"cmd": "describe", "image": str(big)})
     time.sleep(0.3)
     start = time.monotonic()
     new, new_result = request_in_thread(d, {"cmd": "read", "image": str(small)})
     while not any("Pelican" in said for said in d.status()["spoken"][before:]):
-        assert time.monotonic() - start < 30, d.status()
+        assert time.monotonic() - start < 120, d.status()
         time.sleep(0.02)
     first_words = time.monotonic() - start
     old.join(120)
     new.join(120)
     assert old_result["result"]["cancelled"]
     assert new_result["result"]["text"].startswith("Pelican")
-    # the target is 1 s (BENCHMARKS.md); the margin is for a loaded 2-core machine (without cancellation
-    # inside text detection this took 8 s here, and 20-50 s on a busier machine)
-    assert first_words < 4.0, f"first words after {first_words:.2f} s"
+    # The target is 1 s on a quiet machine (BENCHMARKS.md). A loaded 2-core machine stretches every step,
+    # so the bound is a share of the 4K job alone: waiting for its detection would take most of that.
+    print(f"first words {first_words:.2f} s; the 4K description alone {alone:.2f} s")
+    assert first_words < max(4.0, 0.4 * alone), f"first words after {first_words:.2f} s (alone: {alone:.2f} s)"
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """The process's peak (VmHWM) and current (VmRSS) resident memory."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmHWM", "VmRSS")}
+
+
+def test_a_10000_pixel_jpeg_neither_balloons_nor_stays_in_memory(daemon, tmp_path):
+    make = ("from PIL import Image, ImageDraw, ImageFont; im = Image.new('RGB', (10000, 10000), 'white'); "
+            "f = ImageFont.truetype('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf', 160); "
+            "ImageDraw.Draw(im).text((400, 400), 'Poster for the summer fair', fill='black', font=f); "
+            f"im.save({str(tmp_path / 'poster.jpg')!r}, quality=80)")
+    subprocess.run([sys.executable, "-c", make], check=True)  # in its own process: no memory kept here
+    d = daemon("[speech]\ncues = false\n")
+    start = memory_mb(d.proc.pid)
+    final = ipc.Client(d.socket, timeout=300).request({"cmd": "describe", "image": str(tmp_path / "poster.jpg")})
+    assert "summer fair" in final["result"]["text"].lower()
+    end = memory_mb(d.proc.pid)
+    print(start, end)
+    # was: a 4.4 GB peak and 1.9 GB kept afterwards
+    assert end["VmHWM"] < 1500, end
+    assert end["VmRSS"] - start["VmRSS"] < 400, (start, end)

@@ -313,3 +313,58 @@ def test_onnx_community_layout_imports_and_runs(bundle: Path, model: f2.Florence
     imported = load_model(installed.path, RuntimeOptions(provider="cpu", precision="fp32"))
     expected = list(model.generate_ids(IMAGES["screen"], "<OCR>", max_new_tokens=MAX_NEW))
     assert list(imported.generate_ids(IMAGES["screen"], "<OCR>", max_new_tokens=MAX_NEW)) == expected
+
+
+# Weight sets as onnx-community publishes them (see describe_screen/vlm/florence2.py): the type of the
+# decoder's inputs_embeds and cache, an operator only that weight set has, and the share of teacher-forced
+# tokens that must agree with fp32 on the tiny random model.
+PUBLISHED = {
+    "fp16": ("tensor(float16)", "Cast", 0.9),
+    "int8": ("tensor(float)", "MatMulInteger", 0.8),
+    "q4": ("tensor(float)", "MatMulNBits", 0.4),  # 4 bits on a 32-wide random model: 0.57 measured
+    "q4f16": ("tensor(float16)", "MatMulNBits", 0.4),
+}
+
+
+@pytest.fixture(scope="session")
+def published(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny import published_bundle
+
+    return published_bundle(bundle, tmp_path_factory.mktemp("published") / "florence-2-base")
+
+
+@pytest.mark.parametrize("precision", list(PUBLISHED))
+def test_published_weight_set_is_fed_as_its_signature_says_and_agrees_with_fp32(published: Path,
+                                                                                 precision: str) -> None:
+    import onnx
+
+    float_type, operator, agreement = PUBLISHED[precision]
+    model = load_model(published, RuntimeOptions(provider="cpu", precision=precision))
+    labels = {graph: model.bundle.runner(graph).label for graph in f2.GRAPHS}
+    assert labels == {graph: graph.file.replace(".onnx", f"_{precision}.onnx") for graph in f2.GRAPHS}
+    decoder = model.bundle.runner(f2.DECODER)
+    assert decoder.input_types["inputs_embeds"] == decoder.input_types["past_key_values.0.encoder.key"] == float_type
+    assert decoder.input_types["use_cache_branch"] == "tensor(bool)"
+    assert operator in {node.op_type for node in onnx.load(str(published / labels[f2.DECODER])).graph.node}
+    fp32 = load_model(published, RuntimeOptions(provider="cpu", precision="fp32"))
+    same = total = 0
+    for image in IMAGES.values():
+        answer = list(fp32.generate_ids(image, "<CAPTION>", max_new_tokens=MAX_NEW))
+        choices = model.forced_choices(image, "<CAPTION>", answer)
+        assert choices[0] == 0  # the forced <s>
+        same += sum(a == b for a, b in zip(answer, choices, strict=True))
+        total += len(answer)
+    print(f"{precision} teacher-forced token agreement with fp32 (tiny random Florence-2): {same / total:.3f}")
+    assert same / total >= agreement
+
+
+def test_a_bundle_of_one_published_weight_set_loads_with_auto(bundle: Path, tmp_path: Path) -> None:
+    """What `models install florence-2-base --precision q4` stores: four q4 graphs and no fp32 file."""
+    from tiny import published_bundle
+
+    only = published_bundle(bundle, tmp_path / "florence-2-base", precisions=("q4",))
+    assert not (only / "decoder_model_merged.onnx").exists()
+    model = load_model(only, RuntimeOptions(provider="auto"))
+    ids = list(model.generate_ids(IMAGES["noise"], "<CAPTION>", max_new_tokens=6))
+    assert model.bundle.precision == "q4" and model.bundle.runner(f2.ENCODER).label == "encoder_model_q4.onnx"
+    assert len(ids) == 6 and ids[0] == 0

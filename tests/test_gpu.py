@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import onnxruntime as ort
+import pytest
 
 from describe_screen.commands.doctor import NOTE, OK, gpu_check
 from describe_screen.vlm import onnx
@@ -102,3 +103,14 @@ def test_doctor_on_this_cpu_machine_names_the_provider_sessions_use(tmp_path: Pa
                                     "the CPU."}
     runtime = lines["Model runtime"]["says"]
     assert "a test session ran on CPUExecutionProvider" in runtime and "models run on the CPU" in runtime
+
+
+def test_cuda_wheels_the_installer_adds_are_the_extras_of_this_onnxruntime_gpu():
+    from importlib import metadata
+
+    missing = onnx.missing_cuda_wheels()
+    assert set(missing) <= {"nvidia-cuda-nvrtc", "nvidia-cuda-runtime", "nvidia-cufft", "nvidia-curand",
+                            "nvidia-cudnn-cu13"}
+    for name in missing:
+        with pytest.raises(metadata.PackageNotFoundError):
+            metadata.version(name)

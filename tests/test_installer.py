@@ -68,15 +68,21 @@ def stand_in_venv(folder: Path, pip_log: Path | None = None) -> None:
     (folder / ".describe-screen-installed").write_text(stamp)
 
 
+def fake_systemctl(folder: Path, works: bool = True) -> tuple[Path, Path]:
+    """A systemctl that writes each call's arguments to a file and succeeds (or fails): (its folder, the file)."""
+    fake_bin = folder / "fake-bin"
+    fake_bin.mkdir()
+    calls = folder / "systemctl-calls"
+    (fake_bin / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexit {0 if works else 1}\n')
+    (fake_bin / "systemctl").chmod(0o755)
+    return fake_bin, calls
+
+
 @pytest.mark.parametrize("systemctl_works", [True, False])
 def test_quick_reinstall_with_autostart(tmp_path: Path, systemctl_works: bool) -> None:
     venv = tmp_path / "my venv %h"  # a space and a systemd specifier, both to be escaped
     stand_in_venv(venv)
-    fake_bin = tmp_path / "fake-bin"
-    fake_bin.mkdir()
-    calls = tmp_path / "systemctl-calls"
-    (fake_bin / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexit {0 if systemctl_works else 1}\n')
-    (fake_bin / "systemctl").chmod(0o755)
+    fake_bin, calls = fake_systemctl(tmp_path, systemctl_works)
     env = dict(os.environ, DESCRIBE_SCREEN_VENV=str(venv), HOME=str(tmp_path),
                XDG_CONFIG_HOME=str(tmp_path / "config"), PATH=f"{fake_bin}:{os.environ['PATH']}")
     result = subprocess.run([str(INSTALLER / "install.sh"), "--autostart", "--no-run"], cwd=tmp_path, env=env,
@@ -146,3 +152,23 @@ def test_model_without_network_says_so_once_and_finishes_with_the_text_reader(tm
     assert "Traceback" not in said
     assert result.stdout.rstrip().splitlines()[-1].startswith("==> describe-screen is installed.")
     assert not (tmp_path / "data" / "models" / "smolvlm-256m-instruct").exists()
+
+
+def test_model_is_installed_during_set_up(tmp_path: Path, tmp_path_factory) -> None:
+    from fake_hub import FakeHub, Repo, repo_from_bundle
+    from tiny import tiny_smolvlm_bundle
+
+    from describe_screen import models
+
+    spec = models.manifest("smolvlm-256m-instruct")
+    source, bundle = tiny_smolvlm_bundle(tmp_path_factory.getbasetemp())
+    files = repo_from_bundle(source, bundle, spec.published["graphs"])
+    with FakeHub({spec.published["repo"]: Repo(files, revisions={spec.published["revision"]})}) as hub:
+        result = quick_install(tmp_path, "--model=smolvlm-256m-instruct", HF_ENDPOINT=hub.url,
+                               HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "==> Installing the vision model smolvlm-256m-instruct" in result.stdout
+    assert "smolvlm-256m-instruct is installed." in result.stdout
+    assert "text reader" not in result.stdout
+    manifest = tmp_path / "data" / "models" / "smolvlm-256m-instruct" / "manifest.json"
+    assert manifest.is_file()

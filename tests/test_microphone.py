@@ -313,3 +313,16 @@ def test_microphone_recorder_resamples_the_device_rate_and_keeps_the_first_max_s
     assert np.abs(x - tone(440, 1.5, SAMPLE_RATE))[400:-400].max() < 1e-3
     assert rec.note == "Your question was long, so I only listened to the first 1.5 seconds."
     assert len(rec.stop()) == 0
+
+
+def test_compressed_recordings_are_decoded_like_their_wav(tmp_path):
+    """FLAC and Ogg questions go through faster-whisper's decode_audio and match the WAV they came from."""
+    original = speak(tmp_path, "Read the title of the window.")
+    reference = load_wav(original, 30)
+    for kind in ("flac", "ogg"):
+        copy = tmp_path / f"question.{kind}"
+        subprocess.run(["sox", str(original), str(copy)], check=True)
+        decoded = load_wav(copy, 30)
+        assert abs(len(decoded) - len(reference)) < SAMPLE_RATE // 20, kind
+        n = min(len(decoded), len(reference))
+        assert np.corrcoef(decoded[:n], reference[:n])[0, 1] > 0.9, kind

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +68,14 @@ def one_sentence_error(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def form_image(path: Path) -> Path:
+    picture = Image.new("RGB", (640, 360), "white")
+    ImageDraw.Draw(picture).text((40, 40), "Sign up for the newsletter", fill="black",
+                                 font=ImageFont.truetype(FONT, 28))
+    picture.save(path)
+    return path
+
+
 def left_behind(models_dir: Path) -> list[str]:
     return sorted(p.name for p in models_dir.iterdir()) if models_dir.exists() else []
 
@@ -96,11 +106,7 @@ def test_install_then_describe_speaks_the_installed_models_words(published, tiny
                and "/resolve/" in path}
     assert not any(p.endswith(".onnx") and not p.endswith("_int8.onnx") for p in fetched)
 
-    image = tmp_path / "form.png"
-    picture = Image.new("RGB", (640, 360), "white")
-    ImageDraw.Draw(picture).text((40, 40), "Sign up for the newsletter", fill="black",
-                                 font=ImageFont.truetype(FONT, 28))
-    picture.save(image)
+    image = form_image(tmp_path / "form.png")
     speech = tmp_path / "out.wav"
     described = cli("describe", "--image", str(image), "--json", "--speech-file", str(speech), env=env)
     assert described.returncode == 0, described.stderr
@@ -132,6 +138,37 @@ def test_connection_cut_mid_file_is_resumed_with_a_range_request(published, tmp_
     assert (bundle / "decoder_model_merged_int8.onnx_data").read_bytes() == files[weights]
     listed = json.loads((bundle / "manifest.json").read_text())["files"]["decoder_model_merged_int8.onnx_data"]
     assert listed["sha256"] == hashlib.sha256(files[weights]).hexdigest()
+
+
+def test_ctrl_c_mid_download_leaves_no_model_and_the_next_run_goes_on(published, tmp_path):
+    env = env_for(tmp_path, "")
+    faults = Faults(stalled={DECODER})
+    with FakeHub(hub_repo(published), faults) as hub:
+        env["HF_ENDPOINT"] = hub.url
+        running = subprocess.Popen([sys.executable, "-m", "describe_screen", "models", "install", NAME], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not any(m == "GET" and p.endswith(DECODER) for m, p, _ in hub.log) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # half the decoder is on its way
+        running.send_signal(signal.SIGINT)
+        _, err = running.communicate(timeout=120)
+        faults.release.set()
+        line = one_sentence_error(subprocess.CompletedProcess(running.args, running.returncode, "", err))
+        assert f"The install of {NAME} was stopped, so it is not installed." in line
+        models_dir = tmp_path / "data" / "models"
+        assert NAME not in left_behind(models_dir) and not list(models_dir.rglob("manifest.json"))
+        listed = cli("models", "list", env=env).stdout
+        assert "not installed" in next(x for x in listed.splitlines() if x.startswith(f"{NAME}:"))
+        first = len(hub.log)
+        again = cli("models", "install", NAME, env=env)
+    assert again.returncode == 0, again.stderr
+    refetched = {p.rsplit("/", 1)[-1] for m, p, _ in hub.log[first:] if m == "GET" and "/resolve/" in p}
+    # the graphs finished before the stop were kept and not downloaded again
+    assert "vision_encoder_int8.onnx" not in refetched and "embed_tokens_int8.onnx" not in refetched
+    assert "decoder_model_merged_int8.onnx" in refetched
+    installed = tmp_path / "data" / "models" / NAME / "decoder_model_merged_int8.onnx"
+    assert installed.read_bytes() == published[DECODER]
 
 
 def test_file_with_wrong_checksum_is_refused_and_nothing_is_published(published, tmp_path):
@@ -202,3 +239,85 @@ def test_disk_filling_up_mid_download_leaves_nothing(published, small_disk, tmp_
     line = one_sentence_error(result)
     assert f"The disk filled up while {NAME} was downloading, so it was not installed." in line
     assert left_behind(disk / "models") == []
+
+
+def test_install_through_a_running_daemon_is_heard_and_used_at_once(published, tmp_path):
+    """With the daemon running, the install's first and last sentences are spoken by it, and its very
+    next description comes from the new model instead of the text reader."""
+    image = form_image(tmp_path / "form.png")
+    with FakeHub(hub_repo(published)) as hub:
+        env = env_for(tmp_path, hub.url)
+        daemon = subprocess.Popen([sys.executable, "-m", "describe_screen", "daemon", "--no-hotkeys",
+                                   "--speech-file", str(tmp_path / "daemon.wav")], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_until_ready(daemon)
+            before = json.loads(cli("describe", "--image", str(image), "--json", env=env).stdout)["result"]["text"]
+            installed = cli("models", "install", NAME, env=env)
+            assert installed.returncode == 0, installed.stderr
+            spoken = spoken_when_quiet(env)
+            after = json.loads(cli("describe", "--image", str(image), "--json", env=env).stdout)["result"]["text"]
+        finally:
+            daemon.terminate()
+            daemon.wait(60)
+    total_mb = max(1, round(sum(len(v) for k, v in published.items()
+                                if k.endswith("_int8.onnx") or not k.endswith(".onnx")) / 1e6))
+    assert f"Downloading {NAME}, int8, {total_mb} megabytes." in spoken
+    assert f"{NAME} is installed." in spoken
+    assert before.startswith("A screen titled form.png")  # the text reader, before
+    assert after.startswith("Sign up for the newsletter.") and after != before  # the new model's caption, after
+
+
+def wait_until_ready(daemon: subprocess.Popen, timeout: float = 240) -> None:
+    """Read the daemon's output on a thread until it says it is ready (it loads the text reader first)."""
+    import threading
+
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in daemon.stdout:
+            lines.append(line)
+            if "describe-screen is ready." in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert ready.wait(timeout), "".join(lines)
+
+
+def spoken_when_quiet(env: dict[str, str], timeout: float = 120) -> list[str]:
+    """What the daemon has said, once it has finished saying it (a new request would cut queued speech)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = json.loads(cli("status", "--json", env=env).stdout)["result"]
+        if not status["speaking"] or time.monotonic() > deadline:
+            return status["spoken"]
+        time.sleep(0.5)
+
+
+def test_florence_installs_its_four_graphs_from_onnx_community_and_says_the_same_tokens(tmp_path):
+    """Florence-2 comes from onnx-community (a different repo than its checkpoint) with an encoder graph
+    as well; the installed int8 bundle decodes exactly the tokens of the files it was served from."""
+    from tiny_florence import build_tiny_florence
+
+    from describe_screen.export import export_model
+    from describe_screen.vlm import RuntimeOptions, load_model
+
+    spec = models.manifest("florence-2-base")
+    assert spec.published["repo"] == "onnx-community/Florence-2-base"
+    source = build_tiny_florence(tmp_path / "florence-source")
+    reference = export_model("florence-2-base", tmp_path / "reference" / "florence-2-base", "auto", source=source)
+    files = repo_from_bundle(source, reference, spec.published["graphs"])
+    with FakeHub({spec.published["repo"]: Repo(files, revisions={spec.published["revision"]})}) as hub:
+        result = cli("models", "install", "florence-2-base", env=env_for(tmp_path, hub.url))
+    assert result.returncode == 0, result.stderr
+    bundle = tmp_path / "data" / "models" / "florence-2-base"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert {f"{g}_int8.onnx" for g in ("vision_encoder", "embed_tokens", "encoder_model", "decoder_model_merged")} \
+        <= set(manifest["files"])
+    image = Image.new("RGB", (400, 300), "white")
+    ImageDraw.Draw(image).text((20, 20), "Invoice 42 is paid", fill="black", font=ImageFont.truetype(FONT, 24))
+    ours = load_model(bundle, RuntimeOptions(provider="cpu"))
+    theirs = load_model(reference, RuntimeOptions(provider="cpu", precision="int8"))
+    said = list(ours.generate_ids(image, "<CAPTION>", max_new_tokens=8))
+    assert said and said == list(theirs.generate_ids(image, "<CAPTION>", max_new_tokens=8))

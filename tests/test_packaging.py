@@ -4,6 +4,7 @@ no source tree in sight."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -17,13 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_wheel_installed_in_a_fresh_venv_lists_every_manifest(tmp_path: Path) -> None:
     # `pip install .` builds a wheel and installs it; here the build runs with this environment's
-    # setuptools (no download), from a clean copy of the tracked files, then the wheel goes into a fresh venv.
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    # setuptools (no download), from a clean copy of what the build reads (no installed models, no caches),
+    # then the wheel goes into a fresh venv.
     source = tmp_path / "source"
-    for name in filter(None, tracked.decode().split("\0")):
-        if (ROOT / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            (source / name).write_bytes((ROOT / name).read_bytes())
+    shutil.copytree(ROOT / "describe_screen", source / "describe_screen",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (source / "models").mkdir()
+    for path in [*ROOT.glob("models/*.toml"), ROOT / "pyproject.toml", ROOT / "setup.py", ROOT / "README.md"]:
+        shutil.copy2(path, source / path.relative_to(ROOT))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
                     "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
     wheel = next((tmp_path / "dist").glob("describe_screen-*.whl"))

@@ -6,7 +6,7 @@ import pytest
 from screens import SENTENCES, columns, dialog
 
 from describe_screen.ocr import TextRecognizer
-from describe_screen.reader import TextLine, blocks, brief, buttons, full, heading, reading_order, where
+from describe_screen.reader import TextLine, blocks, brief, buttons, full, heading, narrate, reading_order, where
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,17 @@ def test_blocks_group_paragraph_lines_and_split_at_gaps() -> None:
     assert blocks(lines)[0].box == (50, 100, 290, 144)
 
 
-def test_buttons_are_short_labels_in_a_row_near_the_bottom() -> None:
+def test_buttons_are_labels_with_a_shape_drawn_around_them() -> None:
     lines = [line("Delete file", 50, 50, 26), line("This cannot be undone. Are you sure?", 50, 100),
-             line("Delete", 200, 200), line("Keep", 300, 200)]
-    assert [b.text for b in buttons(lines)] == ["Delete", "Keep"]
+             line("Delete", 200, 200), line("Keep", 300, 200), line("Cancel", 400, 200)]
+    lines[2].frame, lines[3].frame = (190, 192, 270, 228), (290, 192, 350, 228)
+    assert [b.text for b in buttons(lines)] == ["Delete", "Keep"]  # Cancel has no shape: no evidence
     assert heading(lines).text == "Delete file"
     assert buttons([line("Press the Start key to continue", 50, 300)]) == []
+    # equal shapes stacked on each other are cells of a grid, not buttons
+    cells = [line("Oct 5", 50, 300), line("Oct 9", 50, 330)]
+    cells[0].frame, cells[1].frame = (40, 296, 120, 325), (40, 326, 120, 355)
+    assert buttons(cells) == []
 
 
 def test_where_names_the_screen_region() -> None:
@@ -75,3 +80,24 @@ def test_full_keeps_reading_order_across_two_columns(ocr: TextRecognizer) -> Non
     assert spoken[0] == "Daily News."
     assert spoken[1] == " ".join(SENTENCES[:3]) + "."
     assert spoken[2] == " ".join(SENTENCES[3:6]) + "."
+
+
+def test_narrate_says_the_certain_part_before_all_text_is_read() -> None:
+    lines = [line("Delete file", 50, 50, 26), line("This cannot be undone. Are you sure?", 50, 100),
+             line("Delete", 200, 200), line("Keep", 300, 200)]
+    lines[2].frame, lines[3].frame = (190, 192, 270, 228), (290, 192, 350, 228)
+    read: list[str] = []
+
+    def recognised():
+        for ln in lines:
+            read.append(ln.text)
+            yield ln
+
+    pieces = narrate(recognised(), "Files", (1280, 720))
+    assert next(pieces) == "Files." and read == []  # the window title: before any text is read
+    assert list(pieces) == ["A dialog, with buttons Delete and Keep. It says: This cannot be undone. Are you sure?"]
+    pieces = narrate(recognised(), "", (1280, 720))
+    assert next(pieces) == "Delete file." and read[-1] == "Delete file"  # the top line, once it is read
+    assert next(pieces).startswith("A dialog, with buttons Delete and Keep. It says: This cannot be undone.")
+    photo = narrate(iter([]), "", (1280, 720), photo=True)
+    assert list(photo) == ["A photo of a page.", "No text found on the screen."]

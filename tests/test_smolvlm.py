@@ -16,7 +16,7 @@ from tiny import tiny_smolvlm_bundle
 from describe_screen.errors import UserError
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, RuntimeOptions, Turn, load_model
 from describe_screen.vlm.decoding import Limits, greedy, repeating_tail, stream_text
-from describe_screen.vlm.smolvlm import DECODER, VISION, preprocess, user_texts
+from describe_screen.vlm.smolvlm import DECODER, EMBED, VISION, preprocess, user_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TOKENS = 24
@@ -290,3 +290,54 @@ print("HEAVY", heavy)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "HEAVY []" in done.stdout
+
+
+# What the published files of each weight set take and use (see describe_screen/vlm/smolvlm.py): the type of
+# the decoder's inputs_embeds, the type of its cache, an operator only that weight set has, and how many
+# teacher-forced tokens must agree with fp32 on the tiny random model.
+PUBLISHED = {
+    "fp16": ("tensor(float)", "tensor(float16)", "Cast", 0.9),
+    "int8": ("tensor(float)", "tensor(float)", "MatMulInteger", 0.8),
+    "q4": ("tensor(float)", "tensor(float)", "MatMulNBits", 0.3),  # 4 bits: 34% logit error on this tiny model
+    "q4f16": ("tensor(float)", "tensor(float16)", "MatMulNBits", 0.3),
+}
+
+
+@pytest.fixture(scope="session")
+def published(tiny, tmp_path_factory):
+    from tiny import published_bundle
+
+    return published_bundle(tiny[1], tmp_path_factory.mktemp("published") / "smolvlm-256m-instruct",
+                            {"decoder_model_merged.onnx": ["inputs_embeds"]})
+
+
+@pytest.mark.parametrize("precision", list(PUBLISHED))
+def test_published_weight_set_is_fed_as_its_signature_says_and_agrees_with_fp32(published, precision):
+    import onnx
+
+    embeds_type, cache_type, operator, agreement = PUBLISHED[precision]
+    model = load_model(published, RuntimeOptions(provider="cpu", precision=precision))
+    decoder, vision = model.bundle.runner(DECODER), model.bundle.runner(VISION)
+    assert decoder.label == f"decoder_model_merged_{precision}.onnx"
+    assert model.bundle.runner(EMBED).label == f"embed_tokens_{precision}.onnx"
+    assert decoder.input_types["inputs_embeds"] == embeds_type
+    assert decoder.input_types["past_key_values.0.key"] == cache_type
+    assert len(vision.input_shapes["pixel_values"]) == 5  # (batch, images, 3, H, W)
+    assert operator in {node.op_type for node in onnx.load(str(published / decoder.label)).graph.node}
+    fp32 = load_model(published, RuntimeOptions(provider="cpu", precision="fp32"))
+    same = total = 0
+    for image, tiles, request in CASES:
+        fp32.options.tiles = model.options.tiles = tiles
+        answer = list(fp32.token_ids(image, request, lambda: False, FORCED))
+        choices = model.forced_choices(image, request, answer)
+        same += sum(x == y for x, y in zip(answer, choices, strict=True))
+        total += len(answer)
+    print(f"{precision} teacher-forced token agreement with fp32 (tiny random model): {same / total:.3f}")
+    assert same / total >= agreement
+
+
+def test_auto_takes_int8_on_the_cpu_from_a_bundle_of_every_weight_set(published):
+    model = load_model(published, RuntimeOptions(provider="auto"))
+    assert model.bundle.precision == "int8" and model.bundle.precisions() == ["fp32", "fp16", "int8", "q4", "q4f16"]
+    text = "".join(model.stream(picture(80, 40, 3), Request(task=CAPTION_BRIEF), lambda: False))
+    assert text.strip()

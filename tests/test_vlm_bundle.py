@@ -145,3 +145,21 @@ def test_bound_runner_keeps_chosen_outputs_on_the_device(tiny):
     assert np.array_equal(kept.numpy(), host) and host.shape == (1, 3, 64)
     with pytest.raises(UserError, match=r"embed_tokens\.onnx failed while running"):
         runner.run({"input_ids": ids.astype(np.int32)}, to_host=["inputs_embeds"])
+
+
+@pytest.mark.parametrize(("name", "change"), [
+    ("config.json", {"image_token_id": "abc"}),
+    ("config.json", {"text_config": {"num_hidden_layers": [2]}}),
+    ("preprocessor_config.json", {"image_mean": "grey"}),
+    ("generation_config.json", {"eos_token_id": {"id": 3}}),
+    ("processor_config.json", []),
+])
+def test_wrong_types_in_settings_are_named(bundle, name, change):
+    path = bundle / name
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, **change} if isinstance(change, dict) else change))
+    rewrite_manifest(bundle)
+    with pytest.raises(UserError) as error:
+        describe(bundle)
+    assert f"{name} in {bundle}" in error.value.problem and "damaged" in error.value.problem
+    assert FIX in error.value.fix

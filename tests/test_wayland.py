@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wayland_session import HeadlessSway
+from wayland_session import HeadlessSway, captures
 
-from describe_screen import ipc
+from describe_screen import ipc, wayland_keys
 from describe_screen.capture import session
 
 TEXT = "Quarterly report ready for review"
@@ -67,15 +67,21 @@ class SessionDaemon:
 @pytest.fixture(scope="module")
 def desktop() -> Iterator[HeadlessSway]:
     """sway with the describe key bound to the describe-screen command, and a GTK window with a focused button."""
-    command = f"{sys.executable} -m describe_screen describe --target screen"
-    with HeadlessSway(bindings={"Ctrl+Mod1+d": command}, portals=("wlr", "gtk")) as sway:
+    # the lines `python -m describe_screen.wayland_keys show --desktop sway` prints for these keys
+    keys = {"describe_screen": "<ctrl>+<alt>+d", "ask": "<ctrl>+<alt>+a"}
+    program = f"{sys.executable} -m describe_screen"
+    config = tuple(wayland_keys.sway_line(combo, command) for _, combo, command in wayland_keys.commands(keys, program))
+    with HeadlessSway(config, portals=("wlr", "gtk")) as sway:
         sway.gtk_window("New message", TEXT, "Cancel", "Send")
         yield sway
 
 
 @pytest.fixture(scope="module")
 def daemon(desktop: HeadlessSway) -> SessionDaemon:
-    return SessionDaemon(desktop, '[capture]\nwayland = "portal"\n')
+    from test_microphone import speak
+
+    question = speak(desktop.base, "Is there a Cancel button?")  # stands in for the microphone
+    return SessionDaemon(desktop, f'rate = 140\n[capture]\nwayland = "portal"\n[voice]\nmicrophone = "{question}"\n')
 
 
 def test_session_is_picked_from_the_environment(desktop, monkeypatch):
@@ -115,6 +121,19 @@ def test_key_bound_in_sway_describes_through_the_daemon(daemon, desktop):
     assert daemon.status()["capture"] == "screen"
 
 
+def test_ask_key_bound_in_sway_is_press_to_start_press_again_to_send(daemon, desktop):
+    """A desktop key binding runs a command only on key down: the first press starts the question,
+    the second sends it, and the answer is spoken."""
+    before = daemon.status()
+    for _ in range(2):
+        typed = desktop.run(["wtype", "-M", "ctrl", "-M", "alt", "-k", "a", "-m", "alt", "-m", "ctrl"])
+        assert typed.returncode == 0, typed.stderr
+        time.sleep(2.0)  # the recording runs between the presses
+    said = daemon.said_after(len(before["spoken"]))
+    assert daemon.status()["questions"] >= 1, said  # the question was heard and answered about the screen
+    assert {"yes", "cancel"} <= words(said), said
+
+
 def test_focus_speaks_the_focused_buttons_role_and_name(daemon):
     before = len(daemon.status()["spoken"])
     final = daemon.client.request({"cmd": "describe", "target": "focus"})
@@ -135,20 +154,14 @@ def test_pointer_on_wayland_says_why_and_suggests_focus(daemon):
     assert "does not tell programs where the pointer is" in said and "focus" in said
 
 
-def test_screencopy_window_and_focus_crops_in_process(desktop, monkeypatch):
+def test_screencopy_window_and_focus_crops(desktop):
     """grim (wlroots screencopy) and sway's window rectangle, without the daemon."""
-    from describe_screen.capture import capture
-
-    for key, value in desktop.env.items():
-        monkeypatch.setenv(key, value)
-    screen = capture("screen")
-    window = capture("window")
-    focused = capture("focus")
-    assert screen.image.size == (1280, 720) and len(screen.image.getcolors(1 << 16) or ()) > 2
-    assert window.title == "New message" and window.image.size == (1280, 720)
+    screen, window, focused = captures(desktop.env, "screen", "window", "focus")
+    assert screen["size"] == [1280, 720] and screen["colours"] > 2
+    assert window["title"] == "New message" and window["size"] == [1280, 720]
     # the Send button is about 100x40 at the lower left: the crop is that plus a small margin
-    assert focused.image.size[0] < 200 and focused.image.size[1] < 100, focused.image.size
-    assert focused.origin[1] > 500 and focused.context.startswith("A push button, 'Send'")
+    assert focused["size"][0] < 200 and focused["size"][1] < 100, focused
+    assert focused["origin"][1] > 500 and focused["context"].startswith("A push button, 'Send'")
 
 
 def test_missing_portal_is_one_plain_sentence_not_blank(desktop, tmp_path):
@@ -173,3 +186,18 @@ def test_missing_portal_is_one_plain_sentence_not_blank(desktop, tmp_path):
     assert "this desktop offers no screenshot portal" in out, out
     assert "blank" not in out.lower()
     assert done.returncode != 0
+
+
+def test_doctor_names_the_wayland_path_and_push_to_talk(desktop, tmp_path):
+    import json
+
+    done = desktop.run([sys.executable, "-m", "describe_screen", "doctor", "--json"], timeout=300,
+                       DESCRIBE_SCREEN_CONFIG=str(tmp_path / "none.toml"))  # default settings: grim on sway
+    checks = {check["part"]: check for check in json.loads(done.stdout)}
+    assert "a Wayland session (sway)" in checks["Display"]["says"]
+    assert "grim" in checks["Display"]["says"] and "pointer position is not available" in checks["Display"]["says"]
+    assert checks["Screen capture"]["status"] == "ok" and "blank" not in checks["Screen capture"]["says"]
+    assert checks["Focused object"]["status"] == "ok"
+    hotkeys = checks["Hotkeys"]
+    assert hotkeys["status"] == "note" and "press it again to send it" in hotkeys["says"]
+    assert "wayland_keys" in hotkeys["fix"]

@@ -15,9 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wayland_session import GTK_WINDOW, SYSTEM_PYTHON, end_all
-
-from describe_screen.capture import session
+from wayland_session import GTK_WINDOW, SYSTEM_PYTHON, captures, end_all
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +48,12 @@ def focused_window(xvfb: str) -> Iterator[dict[str, str]]:
         subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
-def test_focus_on_x11_is_cropped_to_the_button(focused_window, monkeypatch):
-    from describe_screen.capture import capture
-
-    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", focused_window["DBUS_SESSION_BUS_ADDRESS"])
-    shot = capture("focus")
-    assert session.current().kind == "x11"
-    assert shot.context == "A push button, 'Send', in the window 'New message'. Nearby: Cancel."
-    width, height = shot.image.size
-    assert 60 < width < 200 and 30 < height < 100, shot.image.size  # the button and a small margin
-    assert shot.origin[0] > 100 and shot.origin[1] > 300, shot.origin  # lower left of the window, not (0, 0)
+def test_focus_on_x11_is_cropped_to_the_button(focused_window):
+    [shot] = captures(focused_window, "focus")
+    assert shot["context"] == "A push button, 'Send', in the window 'New message'. Nearby: Cancel."
+    width, height = shot["size"]
+    assert 60 < width < 200 and 30 < height < 100, shot  # the button and a small margin
+    assert shot["origin"][0] > 100 and shot["origin"][1] > 300, shot  # lower left of the window, not (0, 0)
 
 
 def test_focus_is_spoken_with_its_role_and_name(focused_window, tmp_path):

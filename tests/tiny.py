@@ -125,3 +125,29 @@ def tiny_smolvlm_bundle(root: Path) -> tuple[Path, Path]:
         manifest = dataclasses.replace(models.manifest("smolvlm-256m-instruct"), name="tiny-smolvlm")
         export_model(manifest, bundle, "auto", source=source)
     return source, bundle
+
+
+def published_bundle(exported: Path, out: Path, float32_inputs: dict[str, list[str]] | None = None,
+                     precisions: tuple[str, ...] = ("fp32", "fp16", "int8", "q4", "q4f16")) -> Path:
+    """A bundle laid out as `models install` stores the published files: every graph (embed_tokens too)
+    in each of `precisions`, flat, named <graph><suffix>.onnx, made from `exported`'s fp32 graphs with the
+    published weight-set recipes (MatMulNBits for q4, float16 I/O for fp16 except `float32_inputs`)."""
+    import json
+    import shutil
+
+    from describe_screen.export.common import make_variants
+    from describe_screen.vlm.bundle import MANIFEST, PRECISIONS, write_manifest
+
+    out.mkdir(parents=True)
+    manifest = json.loads((exported / MANIFEST).read_text())
+    graphs = [name for name in manifest["files"]
+              if name.endswith(".onnx") and not any(name.endswith(f"_{p}.onnx") for p in PRECISIONS)]
+    for name in manifest["files"]:
+        if not name.endswith(".onnx") or name in graphs:
+            shutil.copy(exported / name, out / name)
+    make_variants(out, graphs, [p for p in precisions if p != "fp32"] + ["fp32"], float32_inputs)
+    for name in graphs if "fp32" not in precisions else ():
+        (out / name).unlink()
+    info = {k: v for k, v in manifest.items() if k not in ("files", "format")} | {"precisions": list(precisions)}
+    write_manifest(out, info, [p.name for p in out.iterdir() if p.name not in (MANIFEST, ".verified.json")])
+    return out

@@ -13,10 +13,12 @@ else on the machine is touched.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,52 +29,55 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 PORTALS = Path("/usr/share/xdg-desktop-portal/portals")  # its PyGObject matches the system's GTK typelibs
 
 
-class HeadlessSway:
-    """sway (headless, pixman) + a private session bus; `env` is what a program in that session sees."""
+class HeadlessDesktop:
+    """A private session bus and a headless compositor; `env` is what a program in that session sees."""
 
-    def __init__(self, bindings: dict[str, str] | None = None, size: str = "1280x720",
-                 portals: tuple[str, ...] = ("wlr",)) -> None:
+    desktop = ""  # XDG_CURRENT_DESKTOP
+    display = ""  # the compositor's Wayland socket name
+
+    def __init__(self, portals: tuple[str, ...]) -> None:
         """`portals` names the portal back-ends the session offers (other installed ones stay unused)."""
         self.base = Path(tempfile.mkdtemp(prefix="dscreen-wl-"))
         self.runtime = self.base / "run"
         self.runtime.mkdir(mode=0o700)
         (self.base / "portals").mkdir()
+        (self.base / "home").mkdir()
         for name in portals:
             shutil.copy(PORTALS / f"{name}.portal", self.base / "portals")
         self.procs: list[subprocess.Popen] = []
         self.env = {
             **os.environ, "XDG_RUNTIME_DIR": str(self.runtime), "XDG_SESSION_TYPE": "wayland",
-            "XDG_CURRENT_DESKTOP": "sway", "WAYLAND_DISPLAY": "wayland-1", "GDK_BACKEND": "wayland",
+            "XDG_CURRENT_DESKTOP": self.desktop, "WAYLAND_DISPLAY": self.display, "GDK_BACKEND": "wayland",
             "DBUS_SESSION_BUS_ADDRESS": f"unix:path={self.runtime}/bus", "PYTHONPATH": str(ROOT),
             "XDG_DESKTOP_PORTAL_DIR": str(self.base / "portals"), "HOME": str(self.base / "home"),
             # describe-screen's own files for this session (the portal saves pictures under HOME too)
             "DESCRIBE_SCREEN_SOCKET": str(self.base / "daemon.sock"),
             "DESCRIBE_SCREEN_CONFIG": str(self.base / "config.toml"), "DESCRIBE_SCREEN_DATA": str(self.base / "data"),
         }
-        (self.base / "home").mkdir()
         for name in ("DISPLAY", "SWAYSOCK", "HYPRLAND_INSTANCE_SIGNATURE", "NO_AT_BRIDGE"):
             self.env.pop(name, None)
-        config = self.base / "sway.conf"
-        lines = [f"output HEADLESS-1 resolution {size}", "default_border none", "xwayland disable"]
-        lines += [f"bindsym {keys} exec {command}" for keys, command in (bindings or {}).items()]
-        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         try:
-            self.start(["dbus-daemon", "--session", "--nofork", "--nosyslog",
-                        f"--address={self.env['DBUS_SESSION_BUS_ADDRESS']}"])
-            self._wait_for(self.runtime / "bus", "the session bus")
-            not_root = ["unshare", "--user"] if os.geteuid() == 0 else []
-            self.start([*not_root, "sway", "--config", str(config)], WLR_BACKENDS="headless",
-                       WLR_LIBINPUT_NO_DEVICES="1", WLR_RENDERER="pixman")
-            self._wait_for(self.runtime / "wayland-1", "sway's Wayland socket")
-            self.env["SWAYSOCK"] = str(self._wait_glob("sway-ipc.*.sock"))
-            self.start(["pipewire"])  # xdg-desktop-portal-wlr will not start without it
-            self._wait_for(self.runtime / "pipewire-0", "PipeWire's socket")
-            # A seat without a keyboard gives no window the keyboard focus, so nothing would be focused:
-            # a virtual keyboard stays plugged in for the session (it types F24 after a day).
-            self.start(["wtype", "-s", "86400000", "-k", "F24"])
+            self.bus("bus")
+            self.compositor()
+            self._wait_for(self.runtime / self.display, "the compositor's Wayland socket")
+            self.started()
         except BaseException:
             self.close()
             raise
+
+    def bus(self, name: str) -> str:
+        """Start a D-Bus daemon listening in the runtime folder; returns its address."""
+        address = f"unix:path={self.runtime}/{name}"
+        self.start(["dbus-daemon", "--session", "--nofork", "--nosyslog", f"--address={address}"])
+        self._wait_for(self.runtime / name, f"the D-Bus daemon {name}")
+        return address
+
+    def compositor(self) -> None:
+        raise NotImplementedError
+
+    def started(self) -> None:
+        """What the session needs once the compositor runs."""
+
 
     def start(self, argv: list[str], **extra: str) -> subprocess.Popen:
         """Run a program inside the session, in a process group of its own, its output in a log."""
@@ -86,17 +91,17 @@ class HeadlessSway:
         return subprocess.run(argv, env={**self.env, **extra}, capture_output=True, text=True, timeout=timeout)
 
     def gtk_window(self, title: str, text: str, *buttons: str) -> subprocess.Popen:
-        """A native GTK window; returns once it has drawn and focused its last button."""
+        """A native GTK window; returns once it is shown and (where the desktop gives focus) active."""
         proc = subprocess.Popen([SYSTEM_PYTHON, str(GTK_WINDOW), title, text, *buttons], env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
         self.procs.append(proc)
         line = proc.stdout.readline() if proc.stdout else ""
         if not line.startswith("ready"):
             raise RuntimeError("the GTK test window did not open")
-        time.sleep(1.0)  # sway maps it and the next frame shows it
+        time.sleep(0.5)  # the compositor shows its next frame
         return proc
 
-    def __enter__(self) -> HeadlessSway:
+    def __enter__(self) -> HeadlessDesktop:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,6 +128,61 @@ class HeadlessSway:
 
     def _logs(self) -> str:
         return "\n".join(f"{p.name}: {p.read_text(errors='replace')[-2000:]}" for p in self.base.glob("*.log"))
+
+
+class HeadlessSway(HeadlessDesktop):
+    """sway, headless with the pixman renderer, with PipeWire (xdg-desktop-portal-wlr will not start
+    without it) and a virtual keyboard."""
+
+    desktop, display = "sway", "wayland-1"
+
+    def __init__(self, config: tuple[str, ...] = (), portals: tuple[str, ...] = ("wlr",)) -> None:
+        """`config`: more lines for sway's config (key bindings)."""
+        self.config = config
+        super().__init__(portals)
+
+    def compositor(self) -> None:
+        sway_config = self.base / "sway.conf"
+        lines = ["output HEADLESS-1 resolution 1280x720", "default_border none", "xwayland disable", *self.config]
+        sway_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        not_root = ["unshare", "--user"] if os.geteuid() == 0 else []
+        self.start([*not_root, "sway", "--config", str(sway_config)], WLR_BACKENDS="headless",
+                   WLR_LIBINPUT_NO_DEVICES="1", WLR_RENDERER="pixman")
+
+    def started(self) -> None:
+        self.env["SWAYSOCK"] = str(self._wait_glob("sway-ipc.*.sock"))
+        self.start(["pipewire"])
+        self._wait_for(self.runtime / "pipewire-0", "PipeWire's socket")
+        # A seat without a keyboard gives no window the keyboard focus, so nothing would be focused:
+        # a virtual keyboard stays plugged in for the session (it types F24 after a day).
+        self.start(["wtype", "-s", "86400000", "-k", "F24"])
+
+
+class HeadlessGnome(HeadlessDesktop):
+    """GNOME Shell with a virtual monitor (mutter's headless back-end) and xdg-desktop-portal-gnome.
+
+    GNOME Shell asks logind on the system bus at start; a container has no system bus, so a private
+    D-Bus daemon stands in for it (logind is then simply absent, as GNOME Shell tolerates).
+    """
+
+    desktop, display = "GNOME", "wayland-0"
+
+    def __init__(self) -> None:
+        super().__init__(portals=("gnome", "gtk"))
+
+    def compositor(self) -> None:
+        self.env["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus("system_bus")
+        self.start(["gnome-shell", "--headless", "--wayland", "--no-x11", "--virtual-monitor", "1280x720"])
+
+    def answer_screenshots(self, answer: str) -> None:
+        """What the user's answer to the desktop's question stores ("yes" for Allow, "no" for Deny):
+        screenshots for programs outside a sandbox (app id "") in the portal's permission store. A
+        headless desktop cannot show the question, so the test gives the answer this way."""
+        done = self.run(["gdbus", "call", "--session", "--dest", "org.freedesktop.impl.portal.PermissionStore",
+                         "--object-path", "/org/freedesktop/impl/portal/PermissionStore", "--method",
+                         "org.freedesktop.impl.portal.PermissionStore.SetPermission",
+                         "screenshot", "true", "screenshot", "", f"['{answer}']"])
+        assert done.returncode == 0, done.stderr
 
 
 def _end(pid: int, sig: int = signal.SIGTERM) -> None:
@@ -161,3 +221,22 @@ def end_all(procs: list[subprocess.Popen], variable: str) -> None:
         time.sleep(0.1)
     for pid in processes_with(variable):
         _end(pid, signal.SIGKILL)
+
+
+CAPTURE = """
+import json, sys
+from describe_screen.capture import capture
+for target in sys.argv[1:]:
+    shot = capture(target)
+    print(json.dumps({"size": shot.image.size, "origin": shot.origin, "title": shot.title,
+                      "context": shot.context, "colours": len(shot.image.getcolors(1 << 16) or ())}))
+"""
+
+
+def captures(env: dict[str, str], *targets: str) -> list[dict]:
+    """Capture `targets` in a fresh process with `env`, as the daemon of that session would (the
+    accessibility library keeps its first bus for the life of a process)."""
+    done = subprocess.run([sys.executable, "-c", CAPTURE, *targets], env={**env, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]

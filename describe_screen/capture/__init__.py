@@ -9,6 +9,7 @@ _windows, _macos), the way mss splits its own backends; a Wayland session has it
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
@@ -21,15 +22,18 @@ from typing import TYPE_CHECKING
 
 from describe_screen.capture import session
 from describe_screen.errors import UserError
+from describe_screen.options import TARGETS
 
 if TYPE_CHECKING:
     import mss
     from PIL import Image
 
-TARGETS = ("screen", "all", "window", "pointer", "focus", "image", "clipboard")
 
 # Larger pictures would take gigabytes to decode; no screen is this big (8K is 33 megapixels).
 MAX_PIXELS = 100_000_000
+# Pictures above an 8K screen's pixel count are shrunk by a whole factor as they are decoded: their text
+# is still large enough to read, and the daemon's memory stays under a gigabyte.
+MAX_DESCRIBE_PIXELS = 7680 * 4320
 
 Rect = tuple[int, int, int, int]  # left, top, width, height in screen coordinates
 
@@ -41,6 +45,7 @@ class Capture:
     image: Image.Image  # RGB
     target: str  # one of TARGETS
     title: str = ""  # window title (or file name) when known
+    note: str = ""  # said before the description, e.g. that only an animation's first frame is described
     origin: tuple[int, int] = (0, 0)  # top-left in screen coordinates
     taken_at: float = field(default_factory=time.time)
     context: str = ""  # what the desktop itself says about it (the focused object), spoken first
@@ -57,7 +62,9 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
         if image_path is None:
             raise UserError("No image file was given to describe.", "Pass the path of a picture file.")
         path = Path(image_path).expanduser()
-        return Capture(load_image(path), "image", title=path.name)
+        image = load_image(path)
+        note = "This picture is animated; I describe its first frame. " if image.info.get("animated") else ""
+        return Capture(image, "image", title=path.name, note=note)
     if target == "clipboard":
         return Capture(_clipboard_image(), "clipboard")
     if target not in TARGETS:
@@ -123,13 +130,18 @@ def load_image(path: Path) -> Image.Image:
 
 
 def _decode(image: Image.Image, name: str) -> Image.Image:
-    """Check the header size, then decode and flatten transparency onto white (as a viewer shows it)."""
+    """Check the header size, then decode (shrunk when huge) and flatten transparency onto white (as a
+    viewer shows it). An animation gives its first frame, marked with info["animated"]."""
     from PIL import Image
 
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise _too_large(name, (width, height))
+    factor = math.ceil(math.sqrt(width * height / MAX_DESCRIBE_PIXELS))
+    animated = getattr(image, "n_frames", 1) > 1
     try:
+        if factor > 1 and image.format == "JPEG":
+            image.draft("RGB", (width // factor, height // factor))  # the decoder itself scales down
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"{name} is damaged or incomplete, so it cannot be read.",
@@ -138,8 +150,13 @@ def _decode(image: Image.Image, name: str) -> Image.Image:
         rgba = image.convert("RGBA")
         flat = Image.new("RGB", rgba.size, "white")
         flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
-    return image.convert("RGB")
+        rgb = flat
+    else:
+        rgb = image.convert("RGB")
+    if factor > 1 and rgb.size == (width, height):  # not a JPEG, or its decoder could not scale
+        rgb = rgb.reduce(factor)
+    rgb.info["animated"] = animated
+    return rgb
 
 
 def _too_large(name: str, size: tuple[int, int] | None) -> UserError:

@@ -126,7 +126,7 @@ def capture(desktop: Desktop, target: str) -> Capture:
         if window is not None:
             return _shot(desktop, window[1], "window", window[0])
         shot = _shot(desktop, output, "window")
-        name = atspi.active_window_name() if _can_atspi() else ""
+        name = atspi.active_window_name() if _can_atspi(atspi) else ""
         shot.title = name
         shot.context = ("This desktop does not tell programs where windows are, so the picture is the whole "
                         "screen." + (f" The active window is '{name}'." if name else ""))
@@ -143,11 +143,9 @@ def _shot(desktop: Desktop, rect: Rect, target: str, title: str = "") -> Capture
     return Capture(desktop.grab(rect), target, title=title, origin=(rect[0], rect[1]))
 
 
-def _can_atspi() -> bool:
+def _can_atspi(atspi: Any) -> bool:
     try:
-        from describe_screen import atspi
-
-        atspi._atspi()
+        atspi.check()
     except UserError:
         return False
     return True

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 BUS_NAME = "org.freedesktop.portal.Desktop"
 OBJECT = "/org/freedesktop/portal/desktop"
 SCREENSHOT = "org.freedesktop.portal.Screenshot"
+STORE = "org.freedesktop.impl.portal.PermissionStore"
+STORE_OBJECT = "/org/freedesktop/impl/portal/PermissionStore"
+FORGET = (f"gdbus call --session --dest {STORE} --object-path {STORE_OBJECT} "
+          f"--method {STORE}.DeletePermission screenshot screenshot ''")
 ANSWER_SECONDS = 120  # the first time, the user reads the desktop's question and answers it
 MISSING_FIX = ("Install xdg-desktop-portal and your desktop's portal (xdg-desktop-portal-gnome, -kde or -wlr), "
                "log out and in again, then try again.")
@@ -38,7 +42,8 @@ class Bus:
         try:
             self.conn = open_dbus_connection(bus="SESSION")
         except (OSError, KeyError, ValueError) as exc:
-            raise UserError("The screen cannot be captured: the desktop's message bus (D-Bus) cannot be reached.",
+            raise UserError("describe-screen cannot reach the desktop's message bus (D-Bus), which it needs to "
+                            "ask the desktop for screenshots and shortcuts.",
                             "Run describe-screen inside your desktop session, where DBUS_SESSION_BUS_ADDRESS "
                             "is set.") from exc
 
@@ -61,6 +66,21 @@ class Bus:
             return 0
         return int(reply.body[0][1])
 
+    def stored_answer(self, table: str, key: str) -> str:
+        """The user's stored answer for programs outside a sandbox (app id "") in the portal's permission
+        store, e.g. "yes" or "no"; "" when none is stored or there is no store."""
+        from jeepney import DBusAddress, new_method_call
+
+        store = DBusAddress(STORE_OBJECT, bus_name=STORE, interface=STORE)
+        try:
+            reply = self.conn.send_and_get_reply(new_method_call(store, "Lookup", "ss", (table, key)), timeout=10)
+        except TimeoutError:
+            return ""
+        if reply.header.message_type.name == "error":
+            return ""
+        answers = reply.body[0].get("", [])
+        return answers[0] if answers else ""
+
     def request(self, interface: str, method: str, signature: str, args: tuple,
                 timeout: float = ANSWER_SECONDS) -> tuple[int, dict[str, Any]]:
         """Call a portal method that answers through a Request object: (response code, results).
@@ -82,7 +102,9 @@ class Bus:
         with self.conn.filter(rule) as answers:
             reply = self.conn.send_and_get_reply(new_method_call(address, method, signature, args), timeout=30)
             if reply.header.message_type.name == "error":
-                raise _missing(str(reply.body[0]) if reply.body else "")
+                detail = f" ({reply.body[0]})" if reply.body else ""
+                raise UserError(f"The desktop's {interface.rsplit('.', 1)[-1]} portal refused the request{detail}.",
+                                MISSING_FIX)
             try:
                 signal = self.conn.recv_until_filtered(answers, timeout=timeout)
             except TimeoutError as exc:
@@ -94,22 +116,26 @@ class Bus:
 
 def screenshot(say: Callable[[str], None] | None = None, marker: Path | None = None) -> Image.Image:
     """The whole screen through the portal, non-interactive; the first time (no `marker` file yet),
-    `say` tells the user what the desktop is about to ask and why."""
+    `say` tells the user what the desktop is about to ask and why, and the marker is made."""
     from describe_screen.capture import load_image
 
     with Bus() as bus:
         if not bus.version(SCREENSHOT):
             raise _missing("")
-        if marker is not None and not marker.exists():
-            if say:
-                say(FIRST_TIME)
+        if say is not None and marker is not None and not marker.exists():  # doctor says it in writing
+            say(FIRST_TIME)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
         code, results = bus.request(SCREENSHOT, "Screenshot", "sa{sv}", ("", {"interactive": ("b", False)}))
+        refused = code != 0 and bus.stored_answer("screenshot", "screenshot") == "no"
+    if (refused or code == 1) and marker is not None:
+        marker.unlink(missing_ok=True)  # when the desktop asks again, say so first again
+    if refused:
+        raise UserError("The screen could not be captured: the desktop keeps an earlier answer not to let "
+                        "describe-screen take screenshots.", f"To be asked again, run: {FORGET}")
     if code == 1:
-        raise UserError("The screen could not be captured: the desktop refused the screenshot request.",
-                        "Allow describe-screen to take screenshots when the desktop asks (on GNOME: Settings, "
-                        "Apps, describe-screen, Screenshots), then try again.")
+        raise UserError("The screen could not be captured: the screenshot request was refused or cancelled.",
+                        "Try again, and choose Allow when the desktop asks.")
     if code != 0 or "uri" not in results:
         raise UserError("The screen could not be captured: the desktop's screenshot portal failed.",
                         "Try again; if it keeps failing, restart the session or run describe-screen doctor.")

@@ -13,6 +13,7 @@ from typing import Any
 
 from describe_screen import __version__
 from describe_screen.errors import UserError
+from describe_screen.options import COMMAND_TARGETS, DETAILS, PRECISIONS
 
 DAEMON_COMMANDS = ("describe", "read", "ask", "repeat", "stop", "status", "copy", "listen")
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def job(name: str, text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
-        p.add_argument("--target", choices=("screen", "window", "pointer", "all", "focus", "clipboard"),
+        p.add_argument("--target", choices=COMMAND_TARGETS,
                        help="what to capture (default: the settings file's capture.target)")
         p.add_argument("--image", type=Path, help="describe this image file instead of the screen")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     job("describe", "describe the screen, a window, the area under the pointer, or an image").add_argument(
-        "--detail", choices=("brief", "full"), help="how much to say (default: describe.detail)")
+        "--detail", choices=DETAILS, help="how much to say (default: describe.detail)")
     job("read", "read all the text, in reading order")
     ask = job("ask", "ask a question about the last capture (or a new one)")
     ask.add_argument("question", nargs="?", default="", help="the question, in words")
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, help="where to write the bundle (default: the models folder)")
     install = msub.add_parser("install", help="download a model's published ONNX files (no export needed)")
     install.add_argument("name", help="a model name from `describe-screen models list`")
-    install.add_argument("--precision", choices=("auto", "fp32", "fp16", "int8", "q4", "q4f16"), default="auto",
+    install.add_argument("--precision", choices=PRECISIONS, default="auto",
                          help="auto: int8 on the CPU, fp16 when CUDA really works")
     imported = msub.add_parser("import", help="install a folder exported elsewhere (e.g. an onnx-community download)")
     imported.add_argument("folder", type=Path)

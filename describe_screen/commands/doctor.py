@@ -86,7 +86,7 @@ def check_focus(config: Config) -> Check:
     from describe_screen import atspi
 
     try:
-        atspi._atspi()
+        atspi.check()
     except UserError as exc:
         return Check("Focused object", NOTE, f"The focus target cannot work. {exc.problem}", exc.fix)
     return Check("Focused object", OK, "The focused object is read from the accessibility bus (AT-SPI).")
@@ -105,8 +105,7 @@ def check_capture(config: Config) -> Check:
 
 def check_hotkeys(config: Config) -> Check:
     from describe_screen.capture import session
-    from describe_screen.daemon import spoken_hotkey
-    from describe_screen.hotkeys import HotkeyListener
+    from describe_screen.hotkeys import HotkeyListener, spoken_hotkey
 
     bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
     if session.current().kind == "wayland":
@@ -131,7 +130,9 @@ def check_speech(config: Config) -> Check:
 
     speaker = Speaker(config.speech)
     try:
-        return Check("Speech", OK, f"Speech works with {speaker.driver()}.")
+        braille = speaker.braille()
+        braille = f" Answers are also shown on the {braille}." if braille else ""
+        return Check("Speech", OK, f"{speaker.reason} Speech works with {speaker.driver()}.{braille}")
     finally:
         speaker.close()
 

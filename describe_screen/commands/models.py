@@ -34,7 +34,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
     if action == "install":
         from describe_screen.download import install
 
-        model = install(models.manifest(args.name), folder, args.precision, tell=_teller())
+        tell = _teller()
+        model = install(models.manifest(args.name), folder, args.precision, tell=tell)
         print(f"It is in {model.path}, with {', '.join(model.precisions)} weights.")
         return 0
     if action == "export":
@@ -58,17 +59,19 @@ def run(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _teller() -> Callable[[str], None]:
+def _teller() -> Callable[..., None]:
     """Print each progress sentence, and have a running daemon speak it too, so the start and the end of
     a long download are heard."""
     from describe_screen import ipc
 
     speak = ipc.daemon_running()
 
-    def tell(text: str) -> None:
+    def tell(text: str, installed: bool = False) -> None:
         print(text, flush=True)
         if speak:
             with contextlib.suppress(OSError, UserError):  # the daemon went away: the printed line stands
+                if installed:  # the daemon picks its models again, so the next request can use this one
+                    ipc.Client(timeout=10).request({"cmd": "models_changed"})
                 ipc.Client(timeout=10).request({"cmd": "say", "text": text})
 
     return tell

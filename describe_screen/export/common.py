@@ -65,23 +65,59 @@ def quantize_int8(src: Path, dst: Path) -> None:
                      per_channel=True, reduce_range=False)
 
 
-def convert_fp16(src: Path, dst: Path) -> None:
-    """float16 weights and compute for GPUs; inputs and outputs stay float32 so the runtime feeds the
-    same tensors whatever the precision."""
+def convert_fp16(src: Path, dst: Path, float32_inputs: Iterable[str] = ()) -> None:
+    """float16 weights, compute and inputs/outputs for GPUs, as the published _fp16 files: except the inputs
+    named in `float32_inputs` (the SmolVLM decoder's inputs_embeds), which stay float32 and are cast inside."""
     import onnx
+    from onnx import TensorProto, helper
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, disable_shape_infer=True)
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=False, disable_shape_infer=True)
+    graph = model.graph
+    casts = []
+    for info in graph.input:
+        if info.name in set(float32_inputs) and info.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            inside = f"{info.name}_fp16"
+            for node in graph.node:
+                node.input[:] = [inside if name == info.name else name for name in node.input]
+            casts.append(helper.make_node("Cast", [info.name], [inside], to=TensorProto.FLOAT16,
+                                          name=f"{info.name}_to_fp16"))
+            info.type.tensor_type.elem_type = TensorProto.FLOAT
+    if casts:
+        nodes = [*casts, *graph.node]
+        del graph.node[:]
+        graph.node.extend(nodes)
     onnx.save(model, str(dst))
 
 
-def make_variants(out_dir: Path, bases: Iterable[str], wanted: list[str]) -> None:
-    """Write the int8/fp16 variants of each fp32 `bases` file; drop the fp32 file if not wanted."""
+def quantize_q4(src: Path, dst: Path) -> None:
+    """4-bit weights in blocks of 32 with one scale each, in com.microsoft MatMulNBits nodes (the published
+    _q4 files; _q4f16 when `src` is the float16 graph). Activations and I/O keep `src`'s types."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), bits=4, block_size=32, is_symmetric=True)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
+
+
+def make_variants(out_dir: Path, bases: Iterable[str], wanted: list[str],
+                  float32_inputs: dict[str, list[str]] | None = None) -> None:
+    """Write the int8/fp16/q4/q4f16 variants of each fp32 `bases` file, named as the published ones;
+    drop the fp32 file if not wanted. `float32_inputs[base]` lists inputs its float16 graphs keep float32."""
     for base in bases:
+        fp16 = out_dir / variant_name(base, "fp16")
         for precision in wanted:
+            target = out_dir / variant_name(base, precision)
             if precision == "int8":
-                quantize_int8(out_dir / base, out_dir / variant_name(base, "int8"))
-            elif precision == "fp16":
-                convert_fp16(out_dir / base, out_dir / variant_name(base, "fp16"))
+                quantize_int8(out_dir / base, target)
+            elif precision == "q4":
+                quantize_q4(out_dir / base, target)
+            elif precision in ("fp16", "q4f16") and not fp16.exists():
+                convert_fp16(out_dir / base, fp16, (float32_inputs or {}).get(base, ()))
+        if "q4f16" in wanted:
+            quantize_q4(fp16, out_dir / variant_name(base, "q4f16"))
+            if "fp16" not in wanted:
+                fp16.unlink()
         if "fp32" not in wanted:
             (out_dir / base).unlink()

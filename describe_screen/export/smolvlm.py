@@ -1,7 +1,8 @@
 """Export SmolVLM (and Idefics3, the same architecture) to three ONNX graphs named as onnx-community does.
 
-- vision_encoder.onnx: pixel_values (tiles, 3, H, W) float32, pixel_attention_mask (tiles, H, W) bool
-  -> image_features (tiles, image_seq_len, text_hidden): SigLIP tower + pixel-shuffle connector.
+- vision_encoder.onnx: pixel_values (batch, images, 3, H, W) float32, pixel_attention_mask (batch, images,
+  H, W) bool -> image_features (batch x images, image_seq_len, text_hidden): SigLIP tower + pixel-shuffle
+  connector.
 - embed_tokens.onnx: input_ids (batch, seq) int64 -> inputs_embeds (batch, seq, hidden).
 - decoder_model_merged.onnx: inputs_embeds, attention_mask (batch, past+seq) int64, position_ids,
   past_key_values.N.key/value (batch, kv_heads, past, head_dim) -> logits, present.N.key/value.
@@ -45,7 +46,7 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
         common.check_onnx(staging / graph.file)
     bundle.copy_support_files(src, staging)
     # The token embedding is a Gather, which int8/fp16 MatMul rewriting would not change: one file serves all.
-    common.make_variants(staging, (VISION.file, DECODER.file), precisions)
+    common.make_variants(staging, (VISION.file, DECODER.file), precisions, {DECODER.file: ["inputs_embeds"]})
     return bundle.publish(staging, out_dir, manifest.bundle_info(), precisions)
 
 
@@ -89,6 +90,9 @@ def _vision_wrapper(model):
             return patches + embeddings.position_embedding(positions)
 
         def forward(self, pixel_values, pixel_attention_mask):
+            # (batch, images, 3, H, W) as the published graphs take it; the images of all batches are tiles
+            pixel_values = pixel_values.flatten(0, 1)
+            pixel_attention_mask = pixel_attention_mask.flatten(0, 1)
             tiles, _, height, width = pixel_values.shape
             grid = pixel_attention_mask.reshape(tiles, height // patch, patch, width // patch, patch)
             patch_mask = grid.to(torch.int64).sum(dim=(2, 4)) > 0
@@ -105,12 +109,13 @@ def export_vision(model, path: Path, opset: int) -> None:
     import torch
 
     size = model.config.vision_config.image_size
-    pixels = torch.randn(2, 3, size, size)
-    mask = torch.ones(2, size, size, dtype=torch.bool)
+    pixels = torch.randn(1, 2, 3, size, size)
+    mask = torch.ones(1, 2, size, size, dtype=torch.bool)
     torch.onnx.export(_vision_wrapper(model), (pixels, mask), str(path), dynamo=False, opset_version=opset,
                       input_names=list(VISION.inputs), output_names=list(VISION.outputs),
-                      dynamic_axes={"pixel_values": {0: "num_tiles"}, "pixel_attention_mask": {0: "num_tiles"},
-                                    "image_features": {0: "num_tiles"}})
+                      dynamic_axes={"pixel_values": {0: "batch_size", 1: "num_images"},
+                                    "pixel_attention_mask": {0: "batch_size", 1: "num_images"},
+                                    "image_features": {0: "batch_size_x_num_images"}})
 
 
 def export_embed(model, path: Path, opset: int) -> None:

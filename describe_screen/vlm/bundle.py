@@ -115,8 +115,8 @@ def _check_manifest(path: Path, data: dict) -> None:
         if key in data and not isinstance(data[key], kind):
             raise _bad(path, f"{key} should be a {kind.__name__}, not {type(data[key]).__name__}", fix)
     if data.get("family") not in FAMILIES:
-        raise UserError(f"The model in {path.parent} is of family {data.get('family')!r}, which this version "
-                        f"cannot run (its manifest {path.name} names it).",
+        raise UserError(f"The model file {path.name} in {path.parent} names the family {data.get('family')!r}, "
+                        "which this version cannot run.",
                         "Update describe-screen, or remove the model with: describe-screen models remove.")
     if "rank" in data and (isinstance(data["rank"], bool) or not isinstance(data["rank"], int)):
         raise _bad(path, f"rank should be a whole number, not {data['rank']!r}", fix)
@@ -280,6 +280,7 @@ class Bundle:
         self._runners: dict[str, onnx.BoundRunner] = {}
         self._tokenizer: Tokenizer | None = None
         self._precision = ""
+        self._provider = ""
 
     # -- settings files
     def json(self, name: str, required: bool = True) -> dict[str, Any]:
@@ -332,11 +333,21 @@ class Bundle:
         return [p for p in PRECISIONS if p in found]
 
     @property
+    def provider(self) -> str:
+        """The provider sessions are asked for: "auto" becomes "cpu" where CUDA cannot really run, so no
+        session first tries (and loudly fails) to start CUDA."""
+        with self._lock:
+            if not self._provider:
+                auto = self.options.provider == "auto"
+                self._provider = "cpu" if auto and onnx.usable_device("auto") == "cpu" else self.options.provider
+            return self._provider
+
+    @property
     def precision(self) -> str:
-        """The weight set this bundle runs, chosen once: see choose_precision and onnx.usable_device."""
+        """The weight set this bundle runs, chosen once: see choose_precision."""
         with self._lock:
             if not self._precision:
-                device = "cpu" if self.options.precision != "auto" else onnx.usable_device(self.options.provider)
+                device = "cuda" if self.provider != "cpu" and onnx.usable_device(self.provider) == "cuda" else "cpu"
                 self._precision = choose_precision(self.options.precision, self.precisions(), device)
             return self._precision
 
@@ -359,7 +370,7 @@ class Bundle:
 
     def _session(self, name: str, graph: Graph) -> Any:
         try:
-            session = onnx.create_session(self.path / name, self.options.provider, self.options.threads)
+            session = onnx.create_session(self.path / name, self.provider, self.options.threads)
         except UserError as exc:
             if "cannot be loaded" in exc.problem:
                 raise UserError(exc.problem, self.fix) from exc
@@ -372,6 +383,3 @@ class Bundle:
             raise UserError(f"The model file {name} in {self.path} expects an input named {extra[0]} that this "
                             "version of describe-screen does not provide.", self.fix)
         return session
-
-    def check(self, names: Iterable[str]) -> None:
-        check_bundle(self.path, self.manifest, only=names)

@@ -103,6 +103,18 @@ def greedy(step: Step, prompt_ids: list[int], limits: Limits,
         inputs = [token]
 
 
+def teacher_forced(step: Step, prompt_ids: list[int], tokens: list[int], rules: Rules = Rules()) -> list[int]:
+    """The token the model would pick at each position when `tokens` are fed as its answer: how a
+    quantised weight set is scored against fp32 without one early difference hiding all later agreement."""
+    choices: list[int] = []
+    inputs = list(prompt_ids)
+    for token in tokens:
+        sequence = [*prompt_ids, *tokens[:len(choices)]]
+        choices.append(int(rules.apply(step(inputs), sequence, len(choices)).argmax()))
+        inputs = [token]
+    return choices
+
+
 def stream_text(tokenizer: Tokenizer, ids: Iterable[int]) -> Iterator[str]:
     """Turn token ids into text pieces as they arrive, skipping special tokens.
 

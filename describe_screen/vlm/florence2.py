@@ -16,14 +16,14 @@ Florence2ForConditionalGeneration), whose names our exporter (describe_screen.ex
   (batch, heads, length, head_dim) -> logits, present.{i}.* ; step 0 runs with use_cache_branch false
   and empty pasts, later steps with true and the encoder presents of step 0.
 
-Weight sets as for SmolVLM (fp32, _fp16, _int8, _q4 with MatMulNBits, _q4f16); types are read from each
-session, never assumed.
+Weight sets as for SmolVLM: fp32, _int8 (MatMulInteger), _q4 (MatMulNBits), _fp16 and _q4f16. Whether
+onnx-community's _fp16 graphs keep any float32 input was not confirmed; our test bundles make them float16
+throughout, and the runtime reads every input's type from its session, never assuming one.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from describe_screen.errors import UserError
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, OCR, Request, onnx
 from describe_screen.vlm.bundle import Graph
-from describe_screen.vlm.decoding import Limits, Rules, Step, greedy, stream_text
+from describe_screen.vlm.decoding import Limits, Rules, Step, greedy, stream_text, teacher_forced
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -149,19 +149,15 @@ class Florence2:
         self.name = bundle.name
         self.prompts = {**DEFAULT_PROMPTS, **bundle.prompts}
         self.tasks = frozenset(t for t in (bundle.tasks or DEFAULT_PROMPTS) if t in self.prompts)
-        self._lock = threading.Lock()
-        self._preprocess: Preprocess | None = None
+        # Settings are read now, so a damaged config is found when the model is opened, not mid-request.
+        self.preprocess = Preprocess.read(bundle.json, bundle.path)
+        self.generation = self._generation()
+        self.heads = self._text("decoder_attention_heads", 12)
+        self.head_dim = self._text("d_model", 768) // max(self.heads, 1)
 
     @property
     def tokenizer(self) -> Tokenizer:
         return self.bundle.tokenizer
-
-    @property
-    def preprocess(self) -> Preprocess:
-        with self._lock:
-            if self._preprocess is None:
-                self._preprocess = Preprocess.read(self.bundle.json, self.bundle.path)
-            return self._preprocess
 
     def _generation(self) -> tuple[int, frozenset[int], Rules]:
         """(decoder start token, end tokens, rules) from generation_config.json; beam search is not run."""
@@ -259,7 +255,7 @@ class Florence2:
 
         `limits` replaces the stopping rules (the benchmark forces an exact token count with it)."""
         try:
-            start, eos, rules = self._generation()
+            start, eos, rules = self.generation
             hidden = self.encode_prompt(self.encode_image(self.pixels(image)), prompt)
             limits = limits or Limits(max_new_tokens=max_new_tokens or self.options.max_new_tokens, eos_ids=eos)
             yield from greedy(self.decoder_step(hidden), [start], limits, cancelled, rules)
@@ -270,6 +266,12 @@ class Florence2:
                             f"Try again; if it keeps failing, check the model with: describe-screen models "
                             f"verify {self.name}.") from exc
 
+    def forced_choices(self, image: Image, prompt: str, tokens: list[int]) -> list[int]:
+        """decoding.teacher_forced for one prompt: this model's pick at each position of `tokens`."""
+        start, _, rules = self.generation
+        hidden = self.encode_prompt(self.encode_image(self.pixels(image)), prompt)
+        return teacher_forced(self.decoder_step(hidden), [start], tokens, rules)
+
     def decoder_step(self, hidden: np.ndarray) -> Step:
         """The decoding closure for `greedy`: feeds tokens, keeps the cache. Step 0 runs with
         use_cache_branch false, which computes the cross-attention cache from `hidden`; later steps pass
@@ -277,11 +279,10 @@ class Florence2:
         import numpy as np
 
         embed, runner = self.bundle.runner(EMBED), self.bundle.runner(DECODER)
-        heads = self._text("decoder_attention_heads", 12)
         feeds: dict[str, Any] = {"encoder_hidden_states": runner.to_device(hidden, "encoder_hidden_states"),
                                  "encoder_attention_mask": np.ones(hidden.shape[:2], dtype=np.int64),
                                  "use_cache_branch": np.array([False]),
-                                 **runner.empty_cache(heads, self._text("d_model", 768) // heads)}
+                                 **runner.empty_cache(self.heads, self.head_dim)}
 
         def step(tokens: list[int]) -> np.ndarray:
             ids = np.asarray([tokens], dtype=np.int64)

@@ -121,7 +121,8 @@ def preload_cuda() -> CudaLibraries:
     if CUDA in ort.get_available_providers() and nvidia_driver() and hasattr(ort, "preload_dlls"):
         with contextlib.redirect_stdout(io.StringIO()):  # its own messages name files, not what to do
             ort.preload_dlls()
-        result = loaded_cuda_libraries(_needed_libraries(), _mapped_libraries())
+        needed = _needed_libraries()
+        result = loaded_cuda_libraries(needed, _mapped_libraries(needed))
     _preloaded.append(result)
     return result
 
@@ -139,8 +140,22 @@ def _needed_libraries() -> list[str]:
     return [parts[-1] for parts in listing(sys.platform == "win32", True, True)]
 
 
-def _mapped_libraries() -> list[str]:
-    """Paths of the shared libraries this process has loaded (Linux; elsewhere, empty)."""
+def _mapped_libraries(needed: list[str]) -> list[str]:
+    """Paths of the shared libraries this process has loaded: all of them on Linux (/proc/self/maps),
+    the `needed` ones on Windows (asked of the loader by name)."""
+    import sys
+
+    if sys.platform == "win32":
+        import ctypes
+
+        kernel = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        found = []
+        for name in needed:
+            if handle := kernel.GetModuleHandleW(name):
+                path = ctypes.create_unicode_buffer(32768)
+                kernel.GetModuleFileNameW(ctypes.c_void_p(handle), path, len(path))
+                found.append(path.value)
+        return found
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             return sorted({line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6})
@@ -154,6 +169,26 @@ def loaded_cuda_libraries(needed: list[str], mapped: list[str]) -> CudaLibraries
     by_name = {path.replace("\\", "/").rsplit("/", 1)[-1]: path for path in mapped}
     return CudaLibraries({name: by_name.get(name, "") for name in needed},
                          frozenset(name for name in needed if "cufft" in name or "nvrtc" in name))
+
+
+def missing_cuda_wheels() -> list[str]:
+    """The pip packages of onnxruntime-gpu's [cuda,cudnn] extras that are not installed (all of them
+    without onnxruntime-gpu): the installer adds them on machines with an NVIDIA GPU."""
+    import re
+    from importlib import metadata
+
+    try:
+        wanted = [r for r in metadata.requires("onnxruntime-gpu") or [] if re.search(r'extra == "(cuda|cudnn)"', r)]
+    except metadata.PackageNotFoundError:
+        return ["onnxruntime-gpu"]
+    missing = []
+    for requirement in wanted:
+        name = re.split(r"[ ;<>=~!\[]", requirement, maxsplit=1)[0]
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
 
 
 def cuda_works() -> bool:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from describe_screen.errors import UserError
 from describe_screen.vlm import ASK, Request, Turn, images, onnx
 from describe_screen.vlm.bundle import Graph
-from describe_screen.vlm.decoding import Limits, Step, greedy, stream_text
+from describe_screen.vlm.decoding import Limits, Step, greedy, stream_text, teacher_forced
 
 if TYPE_CHECKING:
     import numpy as np
@@ -255,17 +255,9 @@ class SmolVLM:
         yield from greedy(self.decoder_step(features), ids, limits or self.limits(), cancelled)
 
     def forced_choices(self, image: Image, request: Request, tokens: list[int]) -> list[int]:
-        """The token this model would pick at each position when `tokens` are fed as its answer
-        (teacher forcing): how quantised bundles are scored against fp32 without one early
-        difference hiding all later agreement."""
+        """decoding.teacher_forced for one request: this model's pick at each position of `tokens`."""
         tiles = self.tiles(image)
-        step = self.decoder_step(self.encode_image(tiles))
-        inputs = self.prompt_ids(request, tiles)
-        choices = []
-        for token in tokens:
-            choices.append(int(step(inputs).argmax()))
-            inputs = [token]
-        return choices
+        return teacher_forced(self.decoder_step(self.encode_image(tiles)), self.prompt_ids(request, tiles), tokens)
 
     def encode_image(self, tiles: Tiles, cancelled: Callable[[], bool] = lambda: False,
                      reuse: bool = True) -> np.ndarray | None:

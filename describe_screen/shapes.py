@@ -1,0 +1,128 @@
+"""What is drawn around a line of text: the evidence that makes a label a button.
+
+A button is a control-sized shape, bordered or filled (rounded corners too), holding one short label
+near its middle. We look outward from the label along its middle row and column for the shape's
+edges, then check that each edge runs the whole side of the shape and stops at its corners: a table
+cell's borders run on into the next cell, a menu bar's edge runs across the screen, and a link or a
+plain word has no edge near it at all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Box = tuple[int, int, int, int]
+
+MAX_LABEL_CHARS = 30  # longer text is a sentence, never a button label or a field name
+EDGE = 28  # grey levels: a pixel this far from the shape's face colour is its edge (or beyond it)
+MAX_PAD_Y = 1.6  # a button's face reaches at most this many label heights above and below the label
+MAX_PAD_X = 5.0  # ... and this many to either side
+MIN_PAD = 1  # px: the edge must not touch the label's own box (that would be a glyph)
+SOLID = 0.85  # share of an edge's length that must differ from the face: a drawn line, not glyphs
+CORNER = 0.4  # share of the run past a corner that may continue the edge: more is a grid or a bar
+CENTRED = 0.6  # the label's side margins differ by at most this share of the larger one
+
+
+def frame(grey: np.ndarray, box: Box) -> Box | None:
+    """The button-like shape around the label in `box`, or None when nothing is drawn around it.
+
+    `grey` is the screen as a 2-D array. The returned box is the shape's face, inside its edges.
+    """
+    import numpy as np
+
+    h, w = grey.shape
+    x0, y0, x1, y1 = box
+    th = y1 - y0
+    if th < 4 or x1 - x0 < 4:
+        return None
+    ring = np.concatenate([grey[max(0, y0 - 1), x0:x1], grey[min(h - 1, y1), x0:x1]])
+    face = float(np.median(ring))
+    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+
+    def reach(line: np.ndarray) -> int | None:
+        """Pixels from the start of `line` to the first edge pixel, or None if there is none."""
+        off = np.nonzero(np.abs(line.astype(np.int16) - face) > EDGE)[0]
+        return int(off[0]) if off.size else None
+
+    # outward from the label's box, not from its middle: glyphs inside the box are not edges
+    left = reach(grey[cy, max(0, x0 - int(MAX_PAD_X * th)):x0][::-1])
+    right = reach(grey[cy, x1:min(w, x1 + int(MAX_PAD_X * th))])
+    up = reach(grey[max(0, y0 - int(MAX_PAD_Y * th)):y0, cx][::-1])
+    down = reach(grey[y1:min(h, y1 + int(MAX_PAD_Y * th)), cx])
+    if None in (left, right, up, down):
+        return None
+    fx0, fx1, fy0, fy1 = x0 - left, x1 + right, y0 - up, y1 + down  # type: ignore[operator]
+    pads = (left, right)
+    if max(pads) > 0 and abs(pads[0] - pads[1]) > CENTRED * max(pads) + th / 2:  # type: ignore[operator]
+        return None  # a label at one side of a wide box: a text field, a list row
+    if not (_solid(grey, face, fy0 - 1, fx0, fx1, across=True) and _solid(grey, face, fy1, fx0, fx1, across=True)
+            and _solid(grey, face, fx0 - 1, fy0, fy1, across=False)
+            and _solid(grey, face, fx1, fy0, fy1, across=False)):
+        return None
+    if _runs_on(grey, face, (fx0, fy0, fx1, fy1), th):
+        return None
+    return fx0, fy0, fx1, fy1
+
+
+def _solid(grey: np.ndarray, face: float, at: int, lo: int, hi: int, *, across: bool) -> bool:
+    """The edge row (across) or column at `at` differs from the face along most of lo..hi.
+
+    Rounded corners leave the ends of each side on the face colour, so only the middle 70 % counts.
+    """
+    import numpy as np
+
+    h, w = grey.shape
+    if not (0 <= at < (h if across else w)):
+        return False
+    trim = int((hi - lo) * 0.15)
+    line = grey[at, lo + trim:hi - trim] if across else grey[lo + trim:hi - trim, at]
+    return line.size > 0 and float(np.mean(np.abs(line.astype(np.int16) - face) > EDGE)) >= SOLID
+
+
+def _runs_on(grey: np.ndarray, face: float, shape: Box, th: int) -> bool:
+    """The top or bottom border of the shape runs straight on past its corners: a grid, not a button.
+
+    A button's outline ends at its corners (rounded or square), with a gap before anything next to
+    it; a table cell's border runs on without a break into the neighbouring cell.
+    """
+    import numpy as np
+
+    h, w = grey.shape
+    x0, y0, x1, y1 = shape
+    run = max(4, th)
+    for row, further in ((y0 - 1, y0 - 4), (y1, y1 + 3)):
+        if not (0 <= row < h and 0 <= further < h):
+            continue
+        colour = float(np.median(grey[row, x0:x1]))
+        if abs(float(np.median(grey[further, x0:x1])) - colour) <= EDGE / 2:
+            continue  # not a thin line but the page around a filled shape: nothing can run on
+        for beyond in (grey[row, x1:min(w, x1 + run)], grey[row, max(0, x0 - run):x0][::-1]):
+            same = np.abs(beyond.astype(np.int16) - colour) <= EDGE / 2
+            if same.size >= 4 and same[:4].all() and float(same.mean()) > CORNER:
+                return True
+    return False
+
+
+def field_below(grey: np.ndarray, box: Box) -> bool:
+    """An empty entry field sits just under the label in `box`: the evidence that makes a page a form.
+
+    Its top edge runs level under the label's start for several label heights, and the inside below
+    that edge is one flat colour (nothing typed yet) or holds its own text further down.
+    """
+    import numpy as np
+
+    h, w = grey.shape
+    x0, y0, x1, y1 = box
+    th = y1 - y0
+    span = slice(x0 + 2, min(w, x0 + 2 + 6 * th))
+    if th < 4 or span.stop - span.start < 4 * th:
+        return False
+    page = float(np.median(grey[y1:min(h, y1 + 2), x0:x1]))
+    for row in range(y1 + 1, min(h - th, y1 + 2 * th)):
+        if float(np.mean(np.abs(grey[row, span].astype(np.int16) - page) > EDGE / 2)) >= 0.95:
+            inside = grey[row + 3:row + 3 + th // 2, span.start + th:span.stop - th].astype(np.int16)
+            return inside.size > 0 and int(inside.max()) - int(inside.min()) <= EDGE / 2
+    return False

@@ -1,0 +1,71 @@
+"""Wayland key bindings in the desktop's own settings: the lines for sway are valid sway config, and the
+GNOME custom shortcuts are written through gsettings, keep the user's own, and come out again."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+
+from describe_screen import wayland_keys
+from describe_screen.config import HotkeyConfig
+
+MEDIA_KEYS = wayland_keys.MEDIA_KEYS
+MINE = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/custom0/"
+
+
+def test_every_default_key_becomes_a_command_line_for_each_desktop():
+    bindings = asdict(HotkeyConfig())
+    found = {action: command for action, _, command in wayland_keys.commands(bindings)}
+    assert found["ask"] == "describe-screen listen"  # press to start, press again to send
+    assert found["describe_focus"] == "describe-screen describe --target focus"
+    assert set(found) == set(bindings)
+    assert wayland_keys.sway_line("<ctrl>+<alt>+f", "x") == "bindsym Ctrl+Mod1+f exec x"
+    assert wayland_keys.hyprland_line("<ctrl>+<shift>+<f5>", "x") == "bind = CTRL SHIFT, F5, exec, x"
+    assert wayland_keys.gnome_accelerator("<cmd>+<alt>+<space>") == "<Alt><Super>space"
+    assert wayland_keys.portal_trigger("<ctrl>+<alt>+d") == "CTRL+ALT+d"
+
+
+def test_sway_accepts_the_printed_lines(tmp_path):
+    shown = subprocess.run([sys.executable, "-m", "describe_screen.wayland_keys", "show", "--desktop", "sway"],
+                           env={**os.environ, "DESCRIBE_SCREEN_CONFIG": str(tmp_path / "none.toml")},
+                           capture_output=True, text=True, timeout=60)
+    lines = [line for line in shown.stdout.splitlines() if line.startswith("bindsym")]
+    assert len(lines) == len(asdict(HotkeyConfig())) and "press it again to send it" in shown.stdout
+    config = tmp_path / "sway.conf"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    not_root = ["unshare", "--user"] if os.geteuid() == 0 else []  # sway refuses to run as root
+    checked = subprocess.run([*not_root, "sway", "--validate", "--config", str(config)],
+                             env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "WLR_BACKENDS": "headless",
+                                  "WLR_LIBINPUT_NO_DEVICES": "1", "WLR_RENDERER": "pixman"},
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+
+
+def test_gnome_shortcuts_are_added_beside_the_users_own_and_removed_again(tmp_path):
+    env = {**os.environ, "GSETTINGS_BACKEND": "keyfile", "XDG_CONFIG_HOME": str(tmp_path),
+           "DESCRIBE_SCREEN_CONFIG": str(tmp_path / "none.toml")}
+
+    def gsettings(*args: str) -> str:
+        done = subprocess.run(["gsettings", *args], env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def keys(action: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "describe_screen.wayland_keys", action, "--desktop", "gnome",
+                               "--program", "/opt/ds/describe-screen"], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    gsettings("set", MEDIA_KEYS, "custom-keybindings", f"['{MINE}']")
+    assert keys("install").returncode == 0
+    paths = ast.literal_eval(gsettings("get", MEDIA_KEYS, "custom-keybindings"))
+    assert paths[0] == MINE and len(paths) == 1 + len(asdict(HotkeyConfig()))
+    focus = f"{MEDIA_KEYS}.custom-keybinding:{wayland_keys.GNOME_PATH.format('describe-focus')}"
+    assert gsettings("get", focus, "binding") == "'<Control><Alt>f'"
+    assert gsettings("get", focus, "command") == "'/opt/ds/describe-screen describe --target focus'"
+    removed = keys("remove")
+    assert removed.returncode == 0 and "Removed 9" in removed.stdout
+    assert ast.literal_eval(gsettings("get", MEDIA_KEYS, "custom-keybindings")) == [MINE]
+    assert gsettings("get", focus, "binding") == "''"
