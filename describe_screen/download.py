@@ -19,22 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.vlm import bundle
 
 if TYPE_CHECKING:
     from describe_screen.models import InstalledModel, ModelManifest
 
-# Precisions the hub publishes that we install: onnx/<graph>.onnx (fp32) and onnx/<graph>_<precision>.onnx,
-# as onnx-community and transformers.js name them (bundle.variant_name). uint8, bnb4 and "quantized" are left out.
-PRECISIONS = ("fp32", "fp16", "int8", "q4", "q4f16")
-PRECISION_CHOICES = ("auto", *PRECISIONS)
-# Tokenizer, processor, generation and chat-template files the runtime reads (the ones a repo has).
-SUPPORT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
-                 "chat_template.json", "chat_template.jinja", "added_tokens.json")
+PRECISION_CHOICES = ("auto", *bundle.PRECISIONS)  # onnx/<graph>[_<precision>].onnx; uint8, bnb4 are left out
 # Room left free besides the files: the manifest, the hub client's metadata, and the rest of the system.
 SPARE_BYTES = 64 * 1024 * 1024
 DOWNLOAD_SUFFIX = ".download"
-STAGING_SUFFIX = ".partial"
 
 
 @dataclass(frozen=True)
@@ -54,7 +47,7 @@ class RemoteFile:
 def choose_precision(precision: str) -> str:
     """"auto" picks the weights the runtime would pick here: fp16 when CUDA really runs, int8 on the CPU."""
     if precision != "auto":
-        if precision not in PRECISIONS:
+        if precision not in bundle.PRECISIONS:
             raise UserError(f"The precision {precision!r} is unknown.", f"Use one of: {', '.join(PRECISION_CHOICES)}.")
         return precision
     from describe_screen.vlm import onnx
@@ -64,12 +57,10 @@ def choose_precision(precision: str) -> str:
 
 def wanted_files(spec: ModelManifest, precision: str, listing: dict[str, RemoteFile]) -> list[RemoteFile]:
     """The graphs of one precision (with their external weight files) and the support files."""
-    from describe_screen.vlm.bundle import variant_name
-
     published = spec.published
     chosen = []
     for graph in published["graphs"]:
-        path = "onnx/" + variant_name(f"{graph}.onnx", precision)
+        path = "onnx/" + bundle.variant_name(f"{graph}.onnx", precision)
         if path not in listing:
             other = "fp32" if precision != "fp32" else "int8"
             raise UserError(f"{published['repo']} publishes no {precision} weights for {spec.name} ({path} is "
@@ -77,7 +68,7 @@ def wanted_files(spec: ModelManifest, precision: str, listing: dict[str, RemoteF
                             f"{spec.name} --precision {other}.")
         chosen.append(listing[path])
         chosen += [f for p, f in sorted(listing.items()) if p.startswith(path + "_data")]
-    chosen += [listing[name] for name in SUPPORT_FILES if name in listing]
+    chosen += [listing[name] for name in bundle.SUPPORT_FILES if name in listing]
     return chosen
 
 
@@ -105,12 +96,10 @@ def _git_blob_sha1(path: Path) -> str:
 
 def check_file(path: Path, remote: RemoteFile) -> bool:
     """True when the downloaded file is exactly the one the hub lists (size, then SHA-256 or git hash)."""
-    from describe_screen.vlm.bundle import sha256_of
-
     if path.stat().st_size != remote.size:
         return False
     if remote.sha256:
-        return sha256_of(path) == remote.sha256
+        return bundle.sha256_of(path) == remote.sha256
     return _git_blob_sha1(path) == remote.git_sha1
 
 
@@ -201,12 +190,10 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
         raise UserError(f"The file {bad[0].path} of {spec.name} does not match the checksum the model server "
                         "lists for it, so the model was not installed.",
                         "Run the install again; if this keeps happening, the download is being tampered with.")
-    info = spec.bundle_info() | {"precisions": [precision],
-                                 "source": {"repo": repo, "revision": commit, "published": True}}
+    info = spec.bundle_info() | {"source": {"repo": repo, "revision": commit, "published": True}}
     try:
-        path = _publish(download, out, files, info)
+        path = _publish(download, out, files, info, precision)
     except OSError as exc:
-        shutil.rmtree(out.with_name(out.name + STAGING_SUFFIX), ignore_errors=True)
         raise _explain(exc, repo, spec.name, download) from exc
     tell(f"{spec.name} is installed.", installed=True)
     return models.find(path.name, models_dir)
@@ -226,19 +213,16 @@ def _fetch(repo: str, commit: str, files: list[RemoteFile], download: Path) -> N
         hf_hub_download(repo, remote.path, revision=commit, local_dir=download)
 
 
-def _publish(download: Path, out: Path, files: list[RemoteFile], info: dict[str, Any]) -> Path:
-    """Move the checked files flat into a staging folder, write manifest.json there last, then rename
-    the folder into place; the download folder (and the hub client's bookkeeping in it) goes away."""
-    from describe_screen.vlm.bundle import write_manifest
-
-    staging = out.with_name(out.name + STAGING_SUFFIX)
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for remote in files:
-        (download / remote.path).rename(staging / remote.bundle_name)
-    write_manifest(staging, info, [f.bundle_name for f in files])
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+def _publish(download: Path, out: Path, files: list[RemoteFile], info: dict[str, Any], precision: str) -> Path:
+    """Move the checked files flat into a staging folder and publish it (manifest.json written last, then
+    a rename); the download folder, with the hub client's bookkeeping, goes away."""
+    staging = bundle.staging_dir(out)
+    try:
+        for remote in files:
+            (download / remote.path).rename(staging / remote.bundle_name)
+        bundle.publish(staging, out, info, [precision])
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(download, ignore_errors=True)
     return out

@@ -1,7 +1,7 @@
 """A native GTK 3 window with known text and buttons, the last one focused; run by the system's python3
 (its PyGObject and GTK typelibs), on Wayland or X11 as GDK_BACKEND says.
 
-usage: python3 gtk_window.py TITLE TEXT [BUTTON ...]; prints "ready" once the focused button is shown.
+usage: python3 gtk_window.py TITLE TEXT [BUTTON ...]; prints "ready" once the window is shown and active.
 """
 
 import sys
@@ -34,11 +34,18 @@ def main() -> None:
     if made:
         made[-1].grab_focus()
 
+    said = []
+
     def ready() -> bool:
-        print("ready", flush=True)
+        if not said:
+            said.append(True)
+            print("ready", flush=True)
         return False
 
-    GLib.timeout_add(500, ready)
+    # ready once the window holds the keyboard focus (then its focused button is what AT-SPI reports), or
+    # after 3 s where nothing gives it the focus (no keyboard on headless GNOME, no window manager on Xvfb)
+    window.connect("notify::is-active", lambda w, _: w.is_active() and GLib.timeout_add(300, ready))
+    GLib.timeout_add(3000, ready)
     Gtk.main()
 
 

@@ -275,6 +275,8 @@ def test_models_list_and_verify_name_the_broken_file_in_a_sentence(models_dir, t
     env = settings(tmp_path, broken)
     listed = cli(env, "models", "list")
     assert listed.returncode == 0 and "Traceback" not in listed.stdout + listed.stderr
+    if named == "manifest.json":  # a bundle whose manifest is unusable is listed as broken, in a sentence
+        assert "Broken: The model file manifest.json" in listed.stdout, listed.stdout
     verified = cli(env, "models", "verify", "tiny-smolvlm")
     out = verified.stdout + verified.stderr
     assert verified.returncode == 1 and "Traceback" not in out and named in out and "tiny-smolvlm" in out, out

@@ -152,3 +152,23 @@ def test_model_without_network_says_so_once_and_finishes_with_the_text_reader(tm
     assert "Traceback" not in said
     assert result.stdout.rstrip().splitlines()[-1].startswith("==> describe-screen is installed.")
     assert not (tmp_path / "data" / "models" / "smolvlm-256m-instruct").exists()
+
+
+def test_model_is_installed_during_set_up(tmp_path: Path, tmp_path_factory) -> None:
+    from fake_hub import FakeHub, Repo, repo_from_bundle
+    from tiny import tiny_smolvlm_bundle
+
+    from describe_screen import models
+
+    spec = models.manifest("smolvlm-256m-instruct")
+    source, bundle = tiny_smolvlm_bundle(tmp_path_factory.getbasetemp())
+    files = repo_from_bundle(source, bundle, spec.published["graphs"])
+    with FakeHub({spec.published["repo"]: Repo(files, revisions={spec.published["revision"]})}) as hub:
+        result = quick_install(tmp_path, "--model=smolvlm-256m-instruct", HF_ENDPOINT=hub.url,
+                               HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "==> Installing the vision model smolvlm-256m-instruct" in result.stdout
+    assert "smolvlm-256m-instruct is installed." in result.stdout
+    assert "text reader" not in result.stdout
+    manifest = tmp_path / "data" / "models" / "smolvlm-256m-instruct" / "manifest.json"
+    assert manifest.is_file()

@@ -91,14 +91,14 @@ class HeadlessDesktop:
         return subprocess.run(argv, env={**self.env, **extra}, capture_output=True, text=True, timeout=timeout)
 
     def gtk_window(self, title: str, text: str, *buttons: str) -> subprocess.Popen:
-        """A native GTK window; returns once it has drawn and focused its last button."""
+        """A native GTK window; returns once it is shown and (where the desktop gives focus) active."""
         proc = subprocess.Popen([SYSTEM_PYTHON, str(GTK_WINDOW), title, text, *buttons], env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
         self.procs.append(proc)
         line = proc.stdout.readline() if proc.stdout else ""
         if not line.startswith("ready"):
             raise RuntimeError("the GTK test window did not open")
-        time.sleep(1.0)  # sway maps it and the next frame shows it
+        time.sleep(0.5)  # the compositor shows its next frame
         return proc
 
     def __enter__(self) -> HeadlessDesktop:

@@ -16,8 +16,9 @@ Florence2ForConditionalGeneration), whose names our exporter (describe_screen.ex
   (batch, heads, length, head_dim) -> logits, present.{i}.* ; step 0 runs with use_cache_branch false
   and empty pasts, later steps with true and the encoder presents of step 0.
 
-Weight sets as for SmolVLM (fp32, _fp16, _int8, _q4 with MatMulNBits, _q4f16); types are read from each
-session, never assumed.
+Weight sets as for SmolVLM: fp32, _int8 (MatMulInteger), _q4 (MatMulNBits), _fp16 and _q4f16. Whether
+onnx-community's _fp16 graphs keep any float32 input was not confirmed; our test bundles make them float16
+throughout, and the runtime reads every input's type from its session, never assuming one.
 """
 
 from __future__ import annotations
