@@ -2,10 +2,11 @@
 
 Prints a table; the peer is rapidocr's one-shot `RapidOCR()(image)` with default settings, run in the
 same process on the same screens, so the ratio holds on any machine. Target: first words <= 1.0 s.
-With `--before REV`, the text reader of that git revision (its ocr.py) is timed too, interleaved with
-today's, to show what a change costs (target: the full read no more than 20 % slower).
+With `--before FILE`, an earlier ocr.py (e.g. `git show REV:describe_screen/ocr.py > /tmp/ocr_before.py`)
+is timed too, interleaved with today's, to show what a change costs (target: the full read no more
+than 20 % slower).
 
-    .venv/bin/python benchmarks/bench_reader.py [runs] [--before REV]
+    .venv/bin/python benchmarks/bench_reader.py [runs] [--before FILE]
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,13 +39,8 @@ def timed_stream(recognizer: TextRecognizer, image) -> tuple[float, float, float
     return first or 0.0, first_cpu, time.perf_counter() - start, count
 
 
-def recognizer_at(rev: str) -> TextRecognizer:
-    """The TextRecognizer of describe_screen/ocr.py as it was at git revision `rev`."""
-    root = Path(__file__).resolve().parent.parent
-    source = subprocess.run(["git", "show", f"{rev}:describe_screen/ocr.py"], cwd=root, check=True,
-                            capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "ocr_before.py"
-    path.write_text(source)
+def recognizer_from(path: Path) -> TextRecognizer:
+    """The TextRecognizer of an earlier copy of describe_screen/ocr.py."""
     spec = importlib.util.spec_from_file_location("ocr_before", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -61,7 +55,7 @@ def main() -> None:
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     runs = int(args[0]) if args and args[0].isdigit() else 5
-    before = recognizer_at(sys.argv[sys.argv.index("--before") + 1]) if "--before" in sys.argv else None
+    before = recognizer_from(Path(sys.argv[sys.argv.index("--before") + 1])) if "--before" in sys.argv else None
     if before:
         before.warm_up()
     ours = TextRecognizer()
