@@ -46,8 +46,8 @@ def running_daemon(size: str, title: str, text: str, buttons: tuple[str, ...],
                                "white", "black", *buttons], env=env, stdout=subprocess.PIPE, text=True)
     assert window.stdout and window.stdout.readline().startswith("ready")
     daemon = subprocess.Popen([sys.executable, "-m", "describe_screen", "daemon", "--speech-file",
-                               str(tmp / "s.wav")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)
+                               str(tmp / "s.wav")], env=env, stdout=subprocess.PIPE,
+                              stderr=(tmp / "daemon.log").open("w"), text=True)  # kept for a post-mortem
     while daemon.stdout and "ready" not in daemon.stdout.readline():
         pass
     client = ipc.Client(tmp / "d.sock")
