@@ -94,6 +94,12 @@ def test_session_is_picked_from_the_environment(desktop, monkeypatch):
     assert session.current().kind == "x11"  # looked at anew when the environment changes
 
 
+def test_ready_says_how_the_ask_key_works_on_this_desktop(daemon):
+    spoken = " ".join(daemon.status()["spoken"])
+    ready = spoken[spoken.index("describe-screen is ready."):]
+    assert "press the ask key once to start a question and again to send it" in ready, ready
+
+
 def test_read_through_the_portal_speaks_the_window_words(daemon):
     before = len(daemon.status()["spoken"])
     final = daemon.client.request({"cmd": "read", "target": "screen"})
