@@ -207,7 +207,7 @@ def from_dict(data: dict[str, Any]) -> Config:
 
 def _check_hotkeys(hotkeys: HotkeyConfig) -> None:
     """Each hotkey string must parse; two actions must not share one combination."""
-    from describe_screen.hotkeys import parse_hotkey
+    from describe_screen.keys import parse_hotkey
 
     seen: dict[str, str] = {}
     for f in dataclasses.fields(hotkeys):
