@@ -9,6 +9,7 @@ loop stop).
 
     .venv/bin/python benchmarks/bench_smolvlm.py [--work DIR] [--tokens 48]
     .venv/bin/python benchmarks/bench_smolvlm.py --weights int8,q4 [--rounds 5]
+    .venv/bin/python benchmarks/bench_smolvlm.py --against OTHER_CHECKOUT --precision int8 [--tiles default]
 
 Prints a Markdown table for BENCHMARKS.md. CPU-heavy: several minutes on 2 cores. `--weights A,B` instead
 compares two weight sets of the same bundle, interleaved (A, B, A, B, ...), and prints the median ratio
@@ -84,6 +85,7 @@ def onnx_worker(bundle: Path, precision: str, tiles: str, tokens: int) -> dict:
     model = load_model(bundle, RuntimeOptions(provider="cpu", precision=precision, tiles=tiles))
     for graph in GRAPHS:
         model.bundle.runner(graph)
+    model.embeddings()  # the token-embedding table is built at load (the daemon's warm-up)
     load_s = time.perf_counter() - started
     image, req = screen(), request()
 
@@ -207,8 +209,37 @@ def compare_weights(bundle: Path, sets: list[str], rounds: int, tokens: int) -> 
               f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
 
 
-def spawn(*args: str) -> dict:
-    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=3600)
+def compare_trees(other: Path, bundle: Path, precision: str, tiles: str, rounds: int, tokens: int) -> None:
+    """Interleaved runs of another checkout's runtime (e.g. the commit before a change) and this one's,
+    one process each, on the same bundle: the median ratio this/other of each phase and its range."""
+    import statistics
+
+    args = ("--worker", "onnx", "--precision", precision, "--tiles", tiles, "--bundle", str(bundle),
+            "--tokens", str(tokens))
+    runs: dict[str, list[dict]] = {"other": [], "this": []}
+    for _ in range(rounds):
+        runs["other"].append(spawn(*args, tree=other))
+        runs["this"].append(spawn(*args))
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"SmolVLM-256M architecture, random weights, {precision}, tiles {tiles} "
+          f"({runs['this'][0]['prompt_tokens']} prompt tokens), {tokens} new tokens forced, {rounds} interleaved "
+          f"rounds ({other} then this tree), each the best of {REPEATS} in its own process; load average at the "
+          f"end {load}\n")
+    print("| measure | other (median) | this (median) | this/other median ratio (range) |")
+    print("|---|---|---|---|")
+    for key in ("preprocess_ms", "vision_ms", "prefill_ms", "decode_ms_per_token", "ttft_s", "total_s",
+                "load_s", "peak_rss_mb"):
+        a, b = [r[key] for r in runs["other"]], [r[key] for r in runs["this"]]
+        ratios = [y / x for x, y in zip(a, b, strict=True)]
+        print(f"| {key} | {statistics.median(a):.2f} | {statistics.median(b):.2f} | "
+              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
+
+
+def spawn(*args: str, tree: Path = ROOT) -> dict:
+    """One worker process of the runtime in `tree` (this checkout unless told)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run([sys.executable, str(tree / "benchmarks" / Path(__file__).name), *args],
+                          capture_output=True, text=True, timeout=3600, env=env)
     if done.returncode:
         raise SystemExit(f"worker {args} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -225,6 +256,7 @@ def main() -> None:
     parser.add_argument("--tiles", default="fast")
     parser.add_argument("--weights", help="compare two weight sets, e.g. int8,q4")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--against", type=Path, help="another checkout to compare this one with, interleaved")
     args = parser.parse_args()
     if args.worker == "onnx":
         print(json.dumps(onnx_worker(args.bundle, args.precision, args.tiles, args.tokens)))
@@ -234,6 +266,9 @@ def main() -> None:
         return
 
     source, bundle = prepare(args.work)
+    if args.against:
+        compare_trees(args.against, bundle, args.precision, args.tiles, args.rounds, args.tokens)
+        return
     if args.weights:
         compare_weights(bundle, args.weights.split(","), args.rounds, args.tokens)
         return

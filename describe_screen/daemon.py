@@ -263,6 +263,8 @@ def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -
     _warm_up_voice(daemon)
     combo = config.hotkeys.describe_screen
     ready = "describe-screen is ready." + (f" Press {spoken_hotkey(combo)} to describe the screen." if combo else "")
+    if note := getattr(listener, "note", ""):  # keys bound in a Wayland desktop's settings: press twice to ask
+        ready += f" {note}"
     print(ready, flush=True)
     speaker.say(ready)
     try:
