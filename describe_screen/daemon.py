@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from describe_screen.config import Config
 from describe_screen.describer import Cancelled, Describer, Scene
 from describe_screen.errors import UserError
-from describe_screen.hotkeys import spoken_hotkey, start_hotkeys
+from describe_screen.hotkeys import start_hotkeys
+from describe_screen.keys import spoken_hotkey
 from describe_screen.options import DETAILS
 from describe_screen.voice import VoiceInput
 

@@ -46,7 +46,7 @@ KEYSYMS = {"space": "space", "enter": "Return", "esc": "Escape", "tab": "Tab", "
 
 def split(combo: str) -> tuple[list[str], str]:
     """'<ctrl>+<alt>+d' -> (['ctrl', 'alt'], 'd'), with the key as an XKB keysym name."""
-    from describe_screen.hotkeys import parse_hotkey
+    from describe_screen.keys import parse_hotkey
 
     *mods, key = [part.strip("<>") for part in parse_hotkey(combo, "hotkey").split("+")]
     if key.startswith("f") and key[1:].isdigit():

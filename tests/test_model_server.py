@@ -297,3 +297,15 @@ def test_connections_go_only_to_the_server_and_none_without_it(server, screen, t
     handle(daemon, {"cmd": "describe", "image": str(path)})
     spoken(daemon)
     assert CONNECTS and {address[:2] for address in CONNECTS} == {("127.0.0.1", server.port)}
+
+
+def test_key_file_is_sent_and_a_wrong_key_is_said(gguf, tmp_path):
+    key = tmp_path / "key"
+    key.write_text("s3cret\n")
+    with llama_cpp.serve(gguf, tmp_path / "server.log", extra=("--api-key", "s3cret")) as guarded:
+        config = Config()
+        config.models.server, config.models.server_key_file = guarded.url, str(key)
+        assert doctor.check_server(config).status == doctor.OK
+        key.write_text("wrong")
+        with pytest.raises(UserError, match="refused the key"):
+            doctor.check_server(config)
