@@ -45,11 +45,13 @@ def running_daemon(size: str, title: str, text: str, buttons: tuple[str, ...],
     window = subprocess.Popen([sys.executable, "-m", "describe_screen.sample_window", title, text, "16",
                                "white", "black", *buttons], env=env, stdout=subprocess.PIPE, text=True)
     assert window.stdout and window.stdout.readline().startswith("ready")
+    log = tmp / "daemon.log"  # all it says, kept for a post-mortem (a pipe nobody reads could fill up)
     daemon = subprocess.Popen([sys.executable, "-m", "describe_screen", "daemon", "--speech-file",
-                               str(tmp / "s.wav")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)
-    while daemon.stdout and "ready" not in daemon.stdout.readline():
-        pass
+                               str(tmp / "s.wav")], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    while "ready" not in log.read_text(errors="replace"):
+        if daemon.poll() is not None:
+            raise RuntimeError(f"the daemon did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
     client = ipc.Client(tmp / "d.sock")
     try:
         yield client, env, tmp, daemon.pid

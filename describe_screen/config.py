@@ -7,11 +7,13 @@ allowed values, because a silent fallback would leave a blind user guessing why 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from describe_screen.errors import UserError
 from describe_screen.options import DETAILS, PRECISIONS, PROVIDERS, SCREEN_TARGETS
@@ -199,15 +201,13 @@ def from_dict(data: dict[str, Any]) -> Config:
             setattr(target, key, _check(section, fields[key], value))
     _check_hotkeys(config.hotkeys)
     if config.models.server:
-        from describe_screen.model_server import server_url
-
         server_url(config.models.server, config.models.server_allow_remote)
     return config
 
 
 def _check_hotkeys(hotkeys: HotkeyConfig) -> None:
     """Each hotkey string must parse; two actions must not share one combination."""
-    from describe_screen.hotkeys import parse_hotkey
+    from describe_screen.keys import parse_hotkey
 
     seen: dict[str, str] = {}
     for f in dataclasses.fields(hotkeys):
@@ -238,3 +238,28 @@ def load(path: Path | None = None) -> Config:
         raise UserError(f"The settings file {path} cannot be read: {exc}.",
                         "Fix the line it names, or delete the file to use the defaults.") from exc
     return from_dict(data)
+
+
+def server_url(url: str, allow_remote: bool) -> str:
+    """The checked base URL (…/v1 added when the path is empty). Plain http to another machine would
+    carry screen captures unencrypted, so it needs the user's explicit consent."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"Setting models.server is {url!r}, which is not a web address like http://127.0.0.1:8080/v1.",
+                        f"Edit models.server in {config_path()}, or set it to \"\" to use no server.")
+    if parts.scheme == "http" and not is_local(parts.hostname) and not allow_remote:
+        raise UserError(f"models.server points at {parts.hostname}, another machine, over plain http: screen "
+                        "captures would travel unencrypted, so I do not send them.",
+                        f"Use https, or if that network is yours set models.server_allow_remote = true in "
+                        f"{config_path()}.")
+    path = parts.path.rstrip("/") or "/v1"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def is_local(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from describe_screen.config import Config
 from describe_screen.describer import Cancelled, Describer, Scene
 from describe_screen.errors import UserError
-from describe_screen.hotkeys import spoken_hotkey, start_hotkeys
+from describe_screen.hotkeys import start_hotkeys
+from describe_screen.keys import spoken_hotkey
 from describe_screen.options import DETAILS
 from describe_screen.voice import VoiceInput
 
@@ -263,6 +264,8 @@ def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -
     _warm_up_voice(daemon)
     combo = config.hotkeys.describe_screen
     ready = "describe-screen is ready." + (f" Press {spoken_hotkey(combo)} to describe the screen." if combo else "")
+    if note := getattr(listener, "note", ""):  # keys bound in a Wayland desktop's settings: press twice to ask
+        ready += f" {note}"
     print(ready, flush=True)
     speaker.say(ready)
     try:

@@ -18,24 +18,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.keys import parse_hotkey
 
 if TYPE_CHECKING:
     from describe_screen.config import Config
 
 log = logging.getLogger(__name__)
-
-# Modifiers in the order the normalised form lists them; left/right variants mean the same key,
-# because pynput folds them together before comparing.
-MODIFIERS = ("ctrl", "alt", "alt_gr", "shift", "cmd")
-SIDED = {f"{m}_{side}": m for m in ("ctrl", "alt", "shift", "cmd") for side in ("l", "r")}
-NAMED_KEYS = frozenset((
-    *MODIFIERS, *SIDED, "backspace", "caps_lock", "delete", "down", "end", "enter", "esc", "home", "left",
-    "page_down", "page_up", "right", "space", "tab", "up", "insert", "menu", "num_lock", "pause",
-    "print_screen", "scroll_lock", "media_play_pause", "media_volume_mute", "media_volume_down",
-    "media_volume_up", "media_previous", "media_next", *(f"f{n}" for n in range(1, 21)),
-))
-EXAMPLE = ("Write it like <ctrl>+<alt>+d: key names in angle brackets such as <ctrl>, <alt>, <shift>, <cmd>, "
-           "<f1> to <f20>, <space>, and single letters or digits as they are.")
 
 # hotkey action -> the request it makes
 HOTKEY_REQUESTS: dict[str, dict[str, Any]] = {
@@ -53,58 +41,6 @@ HOTKEY_REQUESTS: dict[str, dict[str, Any]] = {
 # X11 key auto-repeat turns a held key into release+press pairs; a press of the same combo this soon
 # after its release is a repeat, not the user letting go.
 REPEAT_GAP = 0.12  # repeats come every 25-40 ms; a loaded machine can delay their delivery
-
-
-def parse_hotkey(combo: str, key_name: str) -> str:
-    """Check a combo and return its normal form (modifiers first, in a fixed order, lower case).
-
-    Works without a display and without importing pynput, so `doctor` can check settings anywhere.
-    """
-    def bad(problem: str) -> UserError:
-        return UserError(f"Setting {key_name} is {combo!r}: {problem}.", EXAMPLE)
-
-    parts, start = [], 0
-    for i, char in enumerate(combo):  # split on "+", but a "+" that starts a part is the plus key
-        if char == "+" and i != start:
-            parts.append(combo[start:i])
-            start = i + 1
-    if start == len(combo):
-        raise bad("it is empty or ends with +")
-    parts.append(combo[start:])
-    mods, keys = set(), []
-    for part in parts:
-        if len(part) == 1 and part.strip():
-            token = part.lower()
-        elif len(part) > 2 and part[0] == "<" and part[-1] == ">":
-            name = part[1:-1].strip().lower()
-            name = SIDED.get(name, name)
-            if name not in NAMED_KEYS and not name.isdigit():  # digits: a raw virtual key code
-                raise bad(f"{part} is not a key name")
-            if name in MODIFIERS:
-                if name in mods:
-                    raise bad(f"{part} appears twice")
-                mods.add(name)
-                continue
-            token = f"<{name}>"
-        elif part.strip().isalnum():
-            raise bad(f"{part!r} is not a key; put key names in angle brackets, like <{part.strip().lower()}>")
-        else:
-            raise bad(f"{part!r} is not a key")
-        if token in keys:
-            raise bad(f"{part} appears twice")
-        keys.append(token)
-    if not keys:
-        raise bad("it has only modifier keys; add the key to press with them, such as d")
-    if not mods and any(len(k) == 1 for k in keys):
-        raise bad("a letter or digit without <ctrl>, <alt> or <cmd> would fire while you type; add a modifier")
-    return "+".join([f"<{m}>" for m in MODIFIERS if m in mods] + keys)
-
-
-def spoken_hotkey(combo: str) -> str:
-    """'<ctrl>+<alt>+d' -> 'Control Alt D', the way a person says it."""
-    names = {"ctrl": "Control", "alt": "Alt", "shift": "Shift", "cmd": "Command", "super": "Super"}
-    parts = [p.strip("<>") for p in combo.split("+")]
-    return " ".join(names.get(p, p.upper() if len(p) == 1 else p.capitalize()) for p in parts)
 
 
 def start_hotkeys(config: Config, handle: Callable[[dict], Any], report: Callable[[UserError], Any]) -> Any:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
-import ipaddress
 import queue
 import threading
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from describe_screen.config import Config, config_path
+from describe_screen.config import Config, config_path, server_url
 from describe_screen.errors import UserError
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request
 from describe_screen.vlm.smolvlm import user_texts
@@ -47,31 +46,6 @@ CONNECT_SECONDS = 3.0
 POLL_SECONDS = 0.01  # how often a waiting stream checks for stop: well inside the 100 ms promise
 RETRY_SECONDS = 30.0  # after a failure, local models answer for this long before the server is tried again
 SETTINGS_FIX = "Check models.server in {path}, and that the server is running."
-
-
-def server_url(url: str, allow_remote: bool) -> str:
-    """The checked base URL (…/v1 added when the path is empty). Plain http to another machine would
-    carry screen captures unencrypted, so it needs the user's explicit consent."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"Setting models.server is {url!r}, which is not a web address like http://127.0.0.1:8080/v1.",
-                        f"Edit models.server in {config_path()}, or set it to \"\" to use no server.")
-    if parts.scheme == "http" and not is_local(parts.hostname) and not allow_remote:
-        raise UserError(f"models.server points at {parts.hostname}, another machine, over plain http: screen "
-                        "captures would travel unencrypted, so I do not send them.",
-                        f"Use https, or if that network is yours set models.server_allow_remote = true in "
-                        f"{config_path()}.")
-    path = parts.path.rstrip("/") or "/v1"
-    return f"{parts.scheme}://{parts.netloc}{path}"
-
-
-def is_local(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def encode_image(image: Image) -> str:

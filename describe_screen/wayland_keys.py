@@ -46,7 +46,7 @@ KEYSYMS = {"space": "space", "enter": "Return", "esc": "Escape", "tab": "Tab", "
 
 def split(combo: str) -> tuple[list[str], str]:
     """'<ctrl>+<alt>+d' -> (['ctrl', 'alt'], 'd'), with the key as an XKB keysym name."""
-    from describe_screen.hotkeys import parse_hotkey
+    from describe_screen.keys import parse_hotkey
 
     *mods, key = [part.strip("<>") for part in parse_hotkey(combo, "hotkey").split("+")]
     if key.startswith("f") and key[1:].isdigit():
@@ -189,9 +189,10 @@ def portal_version() -> int:
 
 
 def start(bindings: dict[str, str], on_press: Callable[[str], None], on_release: Callable[[str], None],
-          report: Callable[[UserError], object]) -> PortalShortcuts | None:
-    """The portal's shortcuts when the desktop offers them; otherwise None, and a printed note that the
-    desktop's own key settings run the commands (set up by the installer)."""
+          report: Callable[[UserError], object]) -> PortalShortcuts | DesktopBindings | None:
+    """The portal's shortcuts when the desktop offers them (None when they failed, said through
+    `report`); otherwise DesktopBindings, and a printed note that the desktop's own key settings run
+    the commands (set up by the installer)."""
     if portal_version():
         listener = PortalShortcuts(bindings, on_press, on_release)
         try:
@@ -206,7 +207,17 @@ def start(bindings: dict[str, str], on_press: Callable[[str], None], on_release:
     print("describe-screen: this Wayland desktop has no global shortcuts portal, so hotkeys are the key bindings "
           f"in the desktop's own settings (installer/install.sh can add them). {PRESS_TWICE}",
           file=sys.stderr, flush=True)
-    return None
+    return DesktopBindings()
+
+
+class DesktopBindings:
+    """Hotkeys are the desktop's own key bindings, which run describe-screen commands: nothing to listen
+    to or stop here, but the user is told at start how the ask key behaves."""
+
+    note = "On this desktop, press the ask key once to start a question and again to send it."
+
+    def stop(self) -> None:
+        pass
 
 
 # -- 2. the desktop's own key settings -----------------------------------------------------------

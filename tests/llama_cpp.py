@@ -138,6 +138,7 @@ def _stage(checkpoint: Path, staged: Path, longest_edge: int | None) -> Path:
     config["text_config"].setdefault("architectures", ["VLlama3ForCausalLM"])
     (staged / "config.json").unlink()
     (staged / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    _give_double_newline(checkpoint, staged)
     if longest_edge:
         name = "preprocessor_config.json"
         processor = json.loads((checkpoint / name).read_text(encoding="utf-8"))
@@ -145,6 +146,25 @@ def _stage(checkpoint: Path, staged: Path, longest_edge: int | None) -> Path:
         (staged / name).unlink()
         (staged / name).write_text(json.dumps(processor), encoding="utf-8")
     return staged
+
+
+def _give_double_newline(checkpoint: Path, staged: Path) -> None:
+    """llama.cpp frames a SmolVLM image with the single tokens "\\n" and "\\n\\n" and refuses the request
+    without them. Real SmolVLM vocabularies have both; the tests' tiny one (trained on single lines) lacks
+    "\\n\\n", so the staged copy turns its last-learnt merge into that one (same size, ids unchanged)."""
+    import json
+
+    data = json.loads((checkpoint / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab, merges = data["model"]["vocab"], data["model"]["merges"]
+    newline = "\u010a"  # byte-level BPE's "\\n"
+    if newline * 2 in vocab or not merges:
+        return
+    last = merges.pop()
+    pair = last.split(" ") if isinstance(last, str) else last
+    vocab[newline * 2] = vocab.pop("".join(pair))
+    merges.append(f"{newline} {newline}" if isinstance(last, str) else [newline, newline])
+    (staged / "tokenizer.json").unlink()
+    (staged / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
 def free_port() -> int:

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from describe_screen.errors import UserError
-from describe_screen.hotkeys import HotkeyListener, parse_hotkey
+from describe_screen.hotkeys import HotkeyListener
+from describe_screen.keys import parse_hotkey
 
 
 @pytest.mark.parametrize(("combo", "normal"), [
@@ -46,7 +47,7 @@ def test_parse_hotkey_refuses_with_key_name_part_and_example(combo: str, says: s
 
 
 def test_parse_hotkey_needs_no_display_and_no_pynput() -> None:
-    code = ("import sys; from describe_screen.hotkeys import parse_hotkey; "
+    code = ("import sys; from describe_screen.keys import parse_hotkey; "
             "print(parse_hotkey('<alt>+<ctrl>+w', 'k'), 'pynput' in sys.modules, 'Xlib' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import sys
 import threading
 import time
@@ -24,8 +25,11 @@ from tiny import build_tiny_smolvlm, tiny_smolvlm_bundle
 
 from describe_screen import config as settings
 from describe_screen import vlm
+from describe_screen.capture import Capture
+from describe_screen.commands import doctor
 from describe_screen.config import Config
 from describe_screen.daemon import Daemon
+from describe_screen.describer import Scene
 from describe_screen.errors import UserError
 from describe_screen.model_server import chat_messages, encode_image
 from describe_screen.speech import Speaker
@@ -45,7 +49,9 @@ def gguf(tmp_path_factory) -> llama_cpp.Gguf:
 
 @pytest.fixture(scope="module")
 def server(gguf, tmp_path_factory) -> Iterator[llama_cpp.Server]:
-    with llama_cpp.serve(gguf, tmp_path_factory.mktemp("log") / "server.log", extra=("--verbose",)) as running:
+    # --ignore-eos: the random model's answers are long enough to act on while they stream
+    with llama_cpp.serve(gguf, tmp_path_factory.mktemp("log") / "server.log",
+                         extra=("--verbose", "--ignore-eos")) as running:
         yield running
 
 
@@ -92,13 +98,67 @@ def spoken(daemon: Daemon) -> str:
 
 
 def said_as(spoken_text: str, text: str) -> bool:
-    return spoken_text.replace(" ", "") == text.replace(" ", "")
+    """Speech goes sentence by sentence (split at line breaks too), so compare all but the white space."""
+    return "".join(spoken_text.split()) == "".join(text.split())
 
 
-def requests_received(server: llama_cpp.Server) -> list[dict]:
-    """The chat requests in llama-server's verbose log, parsed."""
-    bodies = [line.split("request:", 1)[1].strip() for line in server.log_text().splitlines() if "request:  {" in line]
-    return [body for body in map(json.loads, bodies) if "messages" in body]
+def test_describe_speaks_the_screen_text_lead_then_what_the_server_streamed(server, screen, tmp_path):
+    path = tmp_path / "form.png"
+    screen.save(path)
+    daemon = make_daemon(server.url, tmp_path)
+    final = handle(daemon, {"cmd": "describe", "image": str(path)})
+    text = final["result"]["text"]
+    streamed = direct(server.url, screen, vlm.Request(task=vlm.CAPTION_BRIEF), 24).strip()
+    assert streamed and text == f"Sign up for the newsletter. {streamed}"
+    assert said_as(spoken(daemon), text)
+
+
+def test_ask_and_follow_up_carry_question_grounding_and_history_to_the_server(server, screen, tmp_path):
+    path = tmp_path / "form.png"
+    screen.save(path)
+    daemon = make_daemon(server.url, tmp_path)
+    first = handle(daemon, {"cmd": "ask", "image": str(path), "question": "Is there a Submit button?"})
+    answer = first["result"]["text"]
+    grounding = " ".join(line.text for line in daemon.scene.lines)
+    request = vlm.Request(task=vlm.ASK, question="Is there a Submit button?", grounding=grounding)
+    assert answer and answer == direct(server.url, screen, request, 24).strip()
+
+    follow = handle(daemon, {"cmd": "ask", "question": "What is it for?"})["result"]["text"]
+    history = [vlm.Turn("Is there a Submit button?", answer)]
+    request = vlm.Request(task=vlm.ASK, question="What is it for?", history=history, grounding=grounding)
+    assert follow == direct(server.url, screen, request, 24).strip()
+    assert said_as(spoken(daemon), answer + follow)
+    # the prompt text llama-server put around the image (its verbose log) holds the whole conversation
+    assert prompt_texts(server)[-1] == (f"Is there a Submit button?<end_of_utterance>\nAssistant: {answer}"
+                                        "<end_of_utterance>\nUser: Text recognised on the screen:\n"
+                                        f"{grounding}\n\nWhat is it for?<end_of_utterance>\nAssistant:")
+
+
+def prompt_texts(server: llama_cpp.Server) -> list[str]:
+    """The text pieces llama-server's multimodal tokenizer added after the image, from its verbose log."""
+    entries = re.split(r"\n(?=\d+\.\d+\.\d+\.\d+ [DIWE] )", server.log_text())
+    return [entry.split(" D add_text: ", 1)[1] for entry in entries if " D add_text: " in entry]
+
+
+def test_stop_closes_the_stream_within_100_ms(server, screen, tmp_path):
+    config = make_daemon(server.url, tmp_path, tokens=MANY).config
+    describer = Daemon(config, Speaker(config.speech, tmp_path / "s.wav")).describer
+    stop = threading.Event()
+    logged = len(server.log_text())
+    pieces = describer.describe(Scene(Capture(screen, "image")), "brief", stop.is_set)
+    lead, first = next(pieces), next(pieces)
+    assert lead.startswith("Sign up") and first
+    stop.set()
+    started = time.perf_counter()
+    rest = list(pieces)
+    closed = time.perf_counter() - started
+    assert closed < 0.1, closed
+    assert len(rest) < MANY  # the generator ended, it did not run the answer out
+    # llama-server saw the connection go and dropped the task before generating all it was asked for
+    deadline = time.monotonic() + 10
+    while "cancel task" not in server.log_text()[logged:] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "cancel task" in server.log_text()[logged:]
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +166,23 @@ def local_models(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("local")
     tiny_smolvlm_bundle(root)
     return root / "models"
+
+
+def test_server_killed_mid_answer_is_said_and_the_local_model_answers(gguf, screen, local_models, tmp_path):
+    with llama_cpp.serve(gguf, tmp_path / "server.log", threads=1, extra=("--ignore-eos",)) as doomed:
+        config = make_daemon(doomed.url, tmp_path, models=local_models, tokens=MANY).config
+        daemon = Daemon(config, Speaker(config.speech, tmp_path / "s.wav"))
+        pieces = daemon.describer.describe(Scene(Capture(screen, "image")), "brief", lambda: False)
+        assert next(pieces).startswith("Sign up") and next(pieces)
+        doomed.stop()
+        text = daemon.speaker.say_stream(pieces)
+    said = spoken(daemon)
+    assert f"The model server at 127.0.0.1:{doomed.port} stopped in the middle of its answer." in said
+    assert "Until it answers again, I use the local model tiny-smolvlm." in said
+    local = daemon.describer.model(vlm.CAPTION_BRIEF)
+    assert local is not None and local.name == "tiny-smolvlm"
+    caption = "".join(local.stream(screen, vlm.Request(task=vlm.CAPTION_BRIEF), lambda: False)).strip()
+    assert text.rstrip().endswith(caption)
 
 
 def test_unreachable_server_is_said_once_and_the_text_reader_answers(screen, tmp_path):
@@ -117,6 +194,38 @@ def test_unreachable_server_is_said_once_and_the_text_reader_answers(screen, tmp
     said = spoken(daemon)
     assert said.count("cannot be reached") == 1 and "Until it answers again, I use the text reader." in said
     assert "Submit" in first and "Submit" in second and "cannot be reached" not in second
+
+
+def test_unknown_model_name_is_said_with_the_names_the_server_has(server, screen, tmp_path):
+    daemon = make_daemon(server.url, tmp_path, server_model="llava-13b")
+    path = tmp_path / "form.png"
+    screen.save(path)
+    handle(daemon, {"cmd": "describe", "image": str(path)})
+    said = spoken(daemon)
+    assert "has no model named 'llava-13b'. It has: tiny-smolvlm." in said
+    assert "Set models.server_model in" in said
+
+
+def test_model_without_image_input_is_said_and_doctor_finds_it(gguf, screen, tmp_path):
+    text_only = llama_cpp.Gguf(gguf.model, mmproj=None)
+    with llama_cpp.serve(text_only, tmp_path / "server.log") as blind:
+        daemon = make_daemon(blind.url, tmp_path)
+        path = tmp_path / "form.png"
+        screen.save(path)
+        handle(daemon, {"cmd": "describe", "image": str(path)})
+        with pytest.raises(UserError, match="does not take images"):
+            doctor.check_server(daemon.config)
+    said = spoken(daemon)
+    assert "does not take images" in said and "--mmproj" in said
+
+
+def test_doctor_says_where_captures_go(server):
+    config = Config()
+    assert "never leave this machine" in doctor.check_server(config).says
+    config.models.server = server.url
+    check = doctor.check_server(config)
+    assert check.status == doctor.OK
+    assert f"sent to 127.0.0.1:{server.port}, unencrypted (plain http), for the model tiny-smolvlm" in check.says
 
 
 class Broken(http.server.BaseHTTPRequestHandler):
@@ -175,3 +284,28 @@ CONNECTS: list[tuple] = []
 sys.addaudithook(lambda event, args: CONNECTS.append(args[1])
                  if event == "socket.connect" and isinstance(args[1], tuple) else None)
 
+
+def test_connections_go_only_to_the_server_and_none_without_it(server, screen, tmp_path):
+    path = tmp_path / "form.png"
+    screen.save(path)
+    CONNECTS.clear()
+    local = make_daemon("", tmp_path)
+    handle(local, {"cmd": "describe", "image": str(path)})
+    spoken(local)
+    assert CONNECTS == []
+    daemon = make_daemon(server.url, tmp_path)
+    handle(daemon, {"cmd": "describe", "image": str(path)})
+    spoken(daemon)
+    assert CONNECTS and {address[:2] for address in CONNECTS} == {("127.0.0.1", server.port)}
+
+
+def test_key_file_is_sent_and_a_wrong_key_is_said(gguf, tmp_path):
+    key = tmp_path / "key"
+    key.write_text("s3cret\n")
+    with llama_cpp.serve(gguf, tmp_path / "server.log", extra=("--api-key", "s3cret")) as guarded:
+        config = Config()
+        config.models.server, config.models.server_key_file = guarded.url, str(key)
+        assert doctor.check_server(config).status == doctor.OK
+        key.write_text("wrong")
+        with pytest.raises(UserError, match="refused the key"):
+            doctor.check_server(config)

@@ -378,3 +378,59 @@ def test_doctor_says_which_output_speaks_and_why(server, tmp_path) -> None:
                          timeout=300, env=env)
     speech = next(line for line in run.stdout.splitlines() if "Speech" in line)
     assert "speech.output is screen-reader: speaking through speech-dispatcher." in speech, run.stdout
+
+
+class FakeOrca:
+    """A stand-in for Orca's D-Bus remote controller on a real private session bus: records the calls."""
+
+    def __init__(self, address: str, service: str) -> None:
+        from jeepney.bus_messages import message_bus
+        from jeepney.io.blocking import open_dbus_connection
+
+        self.calls: list[tuple[str, str, str, tuple]] = []
+        self._connection = open_dbus_connection(address)
+        self._connection.send_and_get_reply(message_bus.RequestName(service), timeout=5)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        from jeepney import HeaderFields, MessageType, new_method_return
+
+        while True:
+            try:
+                message = self._connection.receive()
+            except Exception:  # the bus went away: the test is over
+                return
+            if message.header.message_type != MessageType.method_call:
+                continue
+            fields = message.header.fields
+            self.calls.append((fields[HeaderFields.path], fields[HeaderFields.interface],
+                               fields[HeaderFields.member], message.body))
+            self._connection.send(new_method_return(message, "b", (True,)))
+
+
+@pytest.mark.parametrize("version", ["Orca", "Orca1"])
+def test_orca_remote_controller_presents_each_sentence_and_interrupts_on_stop(monkeypatch, version) -> None:
+    from describe_screen.screenreader.linux import OrcaRemote
+
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address"], stdout=subprocess.PIPE,
+                           text=True)
+    try:
+        address = bus.stdout.readline().strip()
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+        orca = FakeOrca(address, f"org.gnome.{version}.Service")
+        reader = OrcaRemote()
+        assert reader.name == f"Orca ({version}.Service on D-Bus)"
+        started = time.monotonic()
+        assert reader.speak("Two buttons.", lambda: False)
+        assert time.monotonic() - started >= 0.5  # paced: Orca does not report the end
+        reader.speak("A long sentence that the stop key cuts short at once.", lambda: True)
+        reader.close()
+        wait_for(lambda: len(orca.calls) == 3, 10)
+    finally:
+        bus.terminate()
+        bus.wait(timeout=10)
+    path, interface, method = f"/org/gnome/{version}/Service", f"org.gnome.{version}.Service", "PresentMessage"
+    assert orca.calls[0] == (path, interface, method, ("Two buttons.",))
+    assert orca.calls[1][3] == ("A long sentence that the stop key cuts short at once.",)
+    assert orca.calls[2] == (f"{path}/SpeechAndVerbosityManager", f"org.gnome.{version}.Module", "ExecuteCommand",
+                             ("InterruptSpeech", False))

@@ -53,13 +53,17 @@ class SessionDaemon:
     def status(self) -> dict:
         return self.client.request({"cmd": "status"})["result"]
 
-    def said_after(self, before: int, timeout: float = 180) -> str:
-        """Everything spoken after the first `before` utterances, once the daemon is idle and quiet."""
+    def said_after(self, before: dict, timeout: float = 180) -> str:
+        """What was spoken since the status `before`, once the daemon is idle and quiet again. The status
+        lists only the last 20 utterances, so the new ones are what follows the old list's overlap."""
         deadline = time.time() + timeout
+        old = before["spoken"]
         while time.time() < deadline:
             status = self.status()
-            if len(status["spoken"]) > before and not status["busy"] and not status["speaking"]:
-                return " ".join(status["spoken"][before:])
+            new = status["spoken"]
+            if new != old and not status["busy"] and not status["speaking"]:
+                shift = next(d for d in range(len(old) + 1) if old[d:] == new[:len(old) - d])
+                return " ".join(new[len(old) - shift:])
             time.sleep(0.3)
         raise AssertionError(f"daemon stayed busy: {self.status()}\n{self.log()}")
 
@@ -94,8 +98,14 @@ def test_session_is_picked_from_the_environment(desktop, monkeypatch):
     assert session.current().kind == "x11"  # looked at anew when the environment changes
 
 
+def test_ready_says_how_the_ask_key_works_on_this_desktop(daemon):
+    spoken = " ".join(daemon.status()["spoken"])
+    ready = spoken[spoken.index("describe-screen is ready."):]
+    assert "press the ask key once to start a question and again to send it" in ready, ready
+
+
 def test_read_through_the_portal_speaks_the_window_words(daemon):
-    before = len(daemon.status()["spoken"])
+    before = daemon.status()
     final = daemon.client.request({"cmd": "read", "target": "screen"})
     said = daemon.said_after(before)
     assert final["event"] == "done", final
@@ -105,7 +115,7 @@ def test_read_through_the_portal_speaks_the_window_words(daemon):
 
 
 def test_describe_through_the_portal_speaks_the_window_words(daemon):
-    before = len(daemon.status()["spoken"])
+    before = daemon.status()
     daemon.client.request({"cmd": "describe", "target": "screen"})
     said = daemon.said_after(before)
     assert {"quarterly", "report", "cancel", "send"} <= words(said), said
@@ -113,7 +123,7 @@ def test_describe_through_the_portal_speaks_the_window_words(daemon):
 
 
 def test_key_bound_in_sway_describes_through_the_daemon(daemon, desktop):
-    before = len(daemon.status()["spoken"])
+    before = daemon.status()
     typed = desktop.run(["wtype", "-M", "ctrl", "-M", "alt", "-k", "d", "-m", "alt", "-m", "ctrl"])
     assert typed.returncode == 0, typed.stderr
     said = daemon.said_after(before)
@@ -129,13 +139,13 @@ def test_ask_key_bound_in_sway_is_press_to_start_press_again_to_send(daemon, des
         typed = desktop.run(["wtype", "-M", "ctrl", "-M", "alt", "-k", "a", "-m", "alt", "-m", "ctrl"])
         assert typed.returncode == 0, typed.stderr
         time.sleep(2.0)  # the recording runs between the presses
-    said = daemon.said_after(len(before["spoken"]))
+    said = daemon.said_after(before)
     assert daemon.status()["questions"] >= 1, said  # the question was heard and answered about the screen
     assert {"yes", "cancel"} <= words(said), said
 
 
 def test_focus_speaks_the_focused_buttons_role_and_name(daemon):
-    before = len(daemon.status()["spoken"])
+    before = daemon.status()
     final = daemon.client.request({"cmd": "describe", "target": "focus"})
     said = daemon.said_after(before)
     assert final["event"] == "done", final
@@ -147,7 +157,7 @@ def test_focus_speaks_the_focused_buttons_role_and_name(daemon):
 
 
 def test_pointer_on_wayland_says_why_and_suggests_focus(daemon):
-    before = len(daemon.status()["spoken"])
+    before = daemon.status()
     final = daemon.client.request({"cmd": "describe", "target": "pointer"})
     said = daemon.said_after(before)
     assert final["event"] == "error"

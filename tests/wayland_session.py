@@ -39,11 +39,6 @@ class HeadlessDesktop:
         """`portals` names the portal back-ends the session offers (other installed ones stay unused)."""
         self.base = Path(tempfile.mkdtemp(prefix="dscreen-wl-"))
         self.runtime = self.base / "run"
-        self.runtime.mkdir(mode=0o700)
-        (self.base / "portals").mkdir()
-        (self.base / "home").mkdir()
-        for name in portals:
-            shutil.copy(PORTALS / f"{name}.portal", self.base / "portals")
         self.procs: list[subprocess.Popen] = []
         self.env = {
             **os.environ, "XDG_RUNTIME_DIR": str(self.runtime), "XDG_SESSION_TYPE": "wayland",
@@ -57,6 +52,11 @@ class HeadlessDesktop:
         for name in ("DISPLAY", "SWAYSOCK", "HYPRLAND_INSTANCE_SIGNATURE", "NO_AT_BRIDGE"):
             self.env.pop(name, None)
         try:
+            self.runtime.mkdir(mode=0o700)
+            (self.base / "portals").mkdir()
+            (self.base / "home").mkdir()
+            for name in portals:
+                shutil.copy(PORTALS / f"{name}.portal", self.base / "portals")
             self.bus("bus")
             self.compositor()
             self._wait_for(self.runtime / self.display, "the compositor's Wayland socket")

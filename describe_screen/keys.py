@@ -1,0 +1,74 @@
+"""Hotkey strings as the settings file writes them ("<ctrl>+<alt>+d"): checked, normalised and said.
+
+Pure text, no display and no pynput: the settings check, `doctor` and every hotkey backend (pynput on
+X11, Windows and macOS; the desktop's own bindings on Wayland) share it without importing each other.
+"""
+
+from __future__ import annotations
+
+from describe_screen.errors import UserError
+
+# Modifiers in the order the normalised form lists them; left/right variants mean the same key,
+# because pynput folds them together before comparing.
+MODIFIERS = ("ctrl", "alt", "alt_gr", "shift", "cmd")
+SIDED = {f"{m}_{side}": m for m in ("ctrl", "alt", "shift", "cmd") for side in ("l", "r")}
+NAMED_KEYS = frozenset((
+    *MODIFIERS, *SIDED, "backspace", "caps_lock", "delete", "down", "end", "enter", "esc", "home", "left",
+    "page_down", "page_up", "right", "space", "tab", "up", "insert", "menu", "num_lock", "pause",
+    "print_screen", "scroll_lock", "media_play_pause", "media_volume_mute", "media_volume_down",
+    "media_volume_up", "media_previous", "media_next", *(f"f{n}" for n in range(1, 21)),
+))
+EXAMPLE = ("Write it like <ctrl>+<alt>+d: key names in angle brackets such as <ctrl>, <alt>, <shift>, <cmd>, "
+           "<f1> to <f20>, <space>, and single letters or digits as they are.")
+
+
+def parse_hotkey(combo: str, key_name: str) -> str:
+    """Check a combo and return its normal form (modifiers first, in a fixed order, lower case).
+
+    Works without a display and without importing pynput, so `doctor` can check settings anywhere.
+    """
+    def bad(problem: str) -> UserError:
+        return UserError(f"Setting {key_name} is {combo!r}: {problem}.", EXAMPLE)
+
+    parts, start = [], 0
+    for i, char in enumerate(combo):  # split on "+", but a "+" that starts a part is the plus key
+        if char == "+" and i != start:
+            parts.append(combo[start:i])
+            start = i + 1
+    if start == len(combo):
+        raise bad("it is empty or ends with +")
+    parts.append(combo[start:])
+    mods, keys = set(), []
+    for part in parts:
+        if len(part) == 1 and part.strip():
+            token = part.lower()
+        elif len(part) > 2 and part[0] == "<" and part[-1] == ">":
+            name = part[1:-1].strip().lower()
+            name = SIDED.get(name, name)
+            if name not in NAMED_KEYS and not name.isdigit():  # digits: a raw virtual key code
+                raise bad(f"{part} is not a key name")
+            if name in MODIFIERS:
+                if name in mods:
+                    raise bad(f"{part} appears twice")
+                mods.add(name)
+                continue
+            token = f"<{name}>"
+        elif part.strip().isalnum():
+            raise bad(f"{part!r} is not a key; put key names in angle brackets, like <{part.strip().lower()}>")
+        else:
+            raise bad(f"{part!r} is not a key")
+        if token in keys:
+            raise bad(f"{part} appears twice")
+        keys.append(token)
+    if not keys:
+        raise bad("it has only modifier keys; add the key to press with them, such as d")
+    if not mods and any(len(k) == 1 for k in keys):
+        raise bad("a letter or digit without <ctrl>, <alt> or <cmd> would fire while you type; add a modifier")
+    return "+".join([f"<{m}>" for m in MODIFIERS if m in mods] + keys)
+
+
+def spoken_hotkey(combo: str) -> str:
+    """'<ctrl>+<alt>+d' -> 'Control Alt D', the way a person says it."""
+    names = {"ctrl": "Control", "alt": "Alt", "shift": "Shift", "cmd": "Command", "super": "Super"}
+    parts = [p.strip("<>") for p in combo.split("+")]
+    return " ".join(names.get(p, p.upper() if len(p) == 1 else p.capitalize()) for p in parts)
