@@ -85,7 +85,6 @@ def onnx_worker(bundle: Path, precision: str, tiles: str, tokens: int) -> dict:
     model = load_model(bundle, RuntimeOptions(provider="cpu", precision=precision, tiles=tiles))
     for graph in GRAPHS:
         model.bundle.runner(graph)
-    model.embeddings()  # the token-embedding table is built at load (the daemon's warm-up)
     load_s = time.perf_counter() - started
     image, req = screen(), request()
 

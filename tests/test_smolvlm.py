@@ -341,13 +341,3 @@ def test_auto_takes_int8_on_the_cpu_from_a_bundle_of_every_weight_set(published)
     assert model.bundle.precision == "int8" and model.bundle.precisions() == ["fp32", "fp16", "int8", "q4", "q4f16"]
     text = "".join(model.stream(picture(80, 40, 3), Request(task=CAPTION_BRIEF), lambda: False))
     assert text.strip()
-
-
-@pytest.mark.parametrize("precision", ["fp32", "int8", "q4", "fp16"])
-def test_token_embeddings_are_one_table_equal_to_what_embed_tokens_computes(published, precision):
-    model = load_model(published, RuntimeOptions(provider="cpu", precision=precision))
-    ids = np.array([[0, 5, model.image_token_id, model.vocab - 1]], dtype=np.int64)
-    expected = model.bundle.runner(EMBED).run({"input_ids": ids}, ["inputs_embeds"])["inputs_embeds"]
-    table = model.embeddings()
-    assert table.shape[0] == model.vocab and model.embeddings() is table
-    assert np.array_equal(table[ids], expected)  # the session's own numbers: decoding stays token-equal

@@ -368,11 +368,6 @@ class Bundle:
                 self._runners[graph.file] = onnx.BoundRunner(self._session(name, graph), name)
             return self._runners[graph.file]
 
-    def close(self, graph: Graph) -> None:
-        """Drop the session of `graph` and the memory its weights hold; runner() would open it again."""
-        with self._lock:
-            self._runners.pop(graph.file, None)
-
     def _session(self, name: str, graph: Graph) -> Any:
         try:
             session = onnx.create_session(self.path / name, self.provider, self.options.threads)

@@ -315,10 +315,17 @@ class BoundRunner:
                 cache[name] = self.to_device(np.zeros(dims, np.float32), name)
         return cache
 
-    def run(self, inputs: Mapping[str, Any], to_host: Iterable[str]) -> dict[str, Any]:
+    def run(self, inputs: Mapping[str, Any], to_host: Iterable[str], release: bool = False) -> dict[str, Any]:
         """Run once; `inputs` values are numpy arrays or OrtValues. Returns numpy for `to_host`
-        outputs and device OrtValues for the rest."""
+        outputs and device OrtValues for the rest. `release` hands the run's activations back to the
+        system afterwards: the vision encoder's would otherwise stay in its arena during decoding."""
         import onnxruntime as ort
+
+        options = None
+        if release:
+            options = ort.RunOptions()
+            options.add_run_config_entry("memory.enable_memory_arena_shrinkage",
+                                         "gpu:0" if self.device == "cuda" else "cpu:0")
 
         host = set(to_host)
         binding = self.session.io_binding()
@@ -335,7 +342,7 @@ class BoundRunner:
         for name in self.output_names:
             binding.bind_output(name, "cpu" if name in host else self.device)
         try:
-            self.session.run_with_iobinding(binding)
+            self.session.run_with_iobinding(binding, options)
         except Exception as exc:  # onnxruntime's own error types: out of memory, bad shapes, device loss
             raise UserError(f"The model file {self.label} failed while running: {str(exc).splitlines()[0][:200]}",
                             "Try again; if it keeps failing, check the model with: describe-screen models verify, "

@@ -27,7 +27,6 @@ runtime never assumes a type: every input is fed in the type its session declare
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -61,11 +60,6 @@ TILE_BATCH = 4  # tiles per vision-encoder run: bounds memory, and a stop reques
 # OCR text offered as grounding is cut to this many characters: a full screen of text would make the
 # prompt (and so the time to the first spoken word) several times longer for little gain.
 GROUNDING_CHARS = 2000
-# The token embedding is a Gather (dequantised in int8/q4 graphs): running embed_tokens once over the whole
-# vocabulary gives a table that replaces one session run per generated token with an array lookup. Above
-# this size (a larger vocabulary or hidden size than SmolVLM's 49,280 x 576 or 960) the session stays.
-EMBED_TABLE_BYTES = 256 * 2**20
-EMBED_CHUNK = 4096  # ids per embed_tokens run while the table is built: bounds the run's own output buffer
 FAKE, GLOBAL, IMAGE = "<fake_token_around_image>", "<global-img>", "<image>"
 
 
@@ -216,10 +210,6 @@ class SmolVLM:
         self.head_dim = bundle.value(CONFIG, "text_config.head_dim", int,
                                      bundle.value(CONFIG, "text_config.hidden_size", int, 64) // max(heads, 1))
         self._eos = bundle.value("generation_config.json", "eos_token_id", _ids, [])
-        self.vocab = bundle.value(CONFIG, "text_config.vocab_size", int, 0)
-        self.hidden = bundle.value(CONFIG, "text_config.hidden_size", int, 0)
-        self._table: np.ndarray | None = None
-        self._table_lock = threading.Lock()
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -288,47 +278,24 @@ class SmolVLM:
             mask = np.ones((batch.shape[0], *batch.shape[2:]), dtype=np.bool_)
             if batched:
                 batch, mask = batch[None], mask[None]
-            parts.append(vision.run({"pixel_values": batch, "pixel_attention_mask": mask}, VISION.outputs)
-                         ["image_features"])
+            parts.append(vision.run({"pixel_values": batch, "pixel_attention_mask": mask}, VISION.outputs,
+                                    release=True)["image_features"])
         features = np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts])
         self._features = (key, features)
         return features
-
-    def embeddings(self) -> np.ndarray | None:
-        """The embedding of every token id, built once from the embed_tokens session, which is then closed
-        (the table takes the place of its weights); None when the table would be too large, and
-        embed_tokens runs per step instead. Rows are the session's own outputs, so tokens stay equal."""
-        import numpy as np
-
-        if not self.vocab or self.vocab * self.hidden * 4 > EMBED_TABLE_BYTES:
-            return None
-        with self._table_lock:
-            if self._table is None:
-                embed = self.bundle.runner(EMBED)
-                table = None
-                for start in range(0, self.vocab, EMBED_CHUNK):
-                    ids = np.arange(start, min(start + EMBED_CHUNK, self.vocab), dtype=np.int64)[None]
-                    rows = embed.run({"input_ids": ids}, EMBED.outputs)["inputs_embeds"][0]
-                    if table is None:
-                        table = np.empty((self.vocab, rows.shape[-1]), rows.dtype)
-                    table[start:start + len(rows)] = rows
-                self._table = table
-                self.bundle.close(EMBED)
-            return self._table
 
     def decoder_step(self, features: np.ndarray) -> Step:
         """The decoding closure for `greedy`: it owns the key/value cache (device-resident OrtValues
         after step one) and puts `features` in the places of the prompt's <image> tokens."""
         import numpy as np
 
-        table, decoder = self.embeddings(), self.bundle.runner(DECODER)
-        embed = self.bundle.runner(EMBED) if table is None else None
+        embed, decoder = self.bundle.runner(EMBED), self.bundle.runner(DECODER)
         past: dict[str, Any] = decoder.empty_cache(self.kv_heads, self.head_dim)
         state = {"length": 0}
 
         def step(tokens: list[int]) -> np.ndarray:
             ids = np.asarray([tokens], dtype=np.int64)
-            embeds = table[ids] if embed is None else embed.run({"input_ids": ids}, EMBED.outputs)["inputs_embeds"]
+            embeds = embed.run({"input_ids": ids}, EMBED.outputs)["inputs_embeds"]
             if state["length"] == 0:
                 where = ids[0] == self.image_token_id
                 if int(where.sum()) != len(features):
