@@ -185,8 +185,8 @@ class TextRecognizer:
         found: list[tuple[Box, np.ndarray | None, int]] = []
         sh, sw = prepared.shape[:2]
         for tile, (x, y, x1, y1) in enumerate(_tiles(sw, sh)):
-            if tile and cancelled():  # iter_lines checks once more after the last tile
-                break
+            if cancelled():  # before every tile, the first too: a request replaced while its
+                break  # picture was being prepared never starts detecting (iter_lines checks after the last)
             result = engine.text_det(np.ascontiguousarray(prepared[y:y1, x:x1]))
             offset = np.array((x, y))
             for poly in [] if result.boxes is None else result.boxes:

@@ -96,7 +96,7 @@ def test_iter_lines_yields_first_lines_before_reading_the_rest(ocr: TextRecogniz
 
     def cancelled() -> bool:
         calls.append(1)
-        return len(calls) > 1  # stop after the first batch
+        return len(calls) > 2  # asked before the one detector tile, after detection, then: stop after the first batch
 
     lines = list(ocr.iter_lines(screen.image, cancelled=cancelled))
     assert [line.text for line in lines] == SENTENCES[:1]
@@ -118,9 +118,10 @@ def test_a_cancelled_read_of_a_4k_screen_stops_within_one_tile(ocr: TextRecogniz
     start = time.perf_counter()
     lines = list(ocr.iter_lines(screen.image, stop.is_set))
     spent = time.perf_counter() - start
-    # detection of the 6 tiles stops at the tile running when stop came; no line is recognised
+    # detection of the 6 tiles stops at the tile running when stop came (none, if it came while the
+    # picture was being prepared); no line is recognised
     assert lines == [] and recognised == []
-    assert 1 <= len(detected) <= 2, detected
+    assert len(detected) <= 2, detected
     assert spent < 0.3 + 10.0  # one tile, with a wide margin for a loaded machine
 
     # stopped while recognising: the lines read so far come back, in reading order, and no more batches
