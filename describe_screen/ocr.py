@@ -130,6 +130,15 @@ class TextRecognizer:
             raise _failed(exc) from exc
         if not found or cancelled():
             return
+        frames: dict[Box, Box] = {}  # button outlines packed into one detected line: one line each
+        for box, quad in list(found):
+            rings = shapes.outlines_in(grey, box) if quad is None else []
+            for ring in rings:
+                inner = (ring[0] + 2, ring[1] + 2, ring[2] - 2, ring[3] - 2)
+                frames[inner] = ring
+                found.append((inner, None))
+            if rings:
+                found.remove((box, quad))
         found = [found[i] for i in reading_order([box for box, _ in found])]
         start = 0
         while start < len(found):
@@ -146,7 +155,7 @@ class TextRecognizer:
                 if text and score >= self._min_score:
                     line = TextLine(text, box, float(score))
                     if len(text) <= shapes.MAX_LABEL_CHARS:  # what is drawn around it: button or form evidence
-                        line.frame = shapes.frame(grey, box)
+                        line.frame = frames.get(box) or shapes.frame(grey, box)
                         line.field = line.frame is None and shapes.field_below(grey, box)
                     yield line
             if cancelled():

@@ -23,6 +23,7 @@ MAX_PAD_X = 5.0  # ... and this many to either side
 MIN_PAD = 1  # px: the edge must not touch the label's own box (that would be a glyph)
 SOLID = 0.85  # share of an edge's length that must differ from the face: a drawn line, not glyphs
 CORNER = 0.4  # share of the run past a corner that may continue the edge: more is a grid or a bar
+OUTLINE_PAD = 4  # px above and below a detected line where the outlines of buttons in it may reach
 CENTRED = 0.6  # the label's side margins differ by at most this share of the larger one
 
 
@@ -126,3 +127,34 @@ def field_below(grey: np.ndarray, box: Box) -> bool:
             inside = grey[row + 3:row + 3 + th // 2, span.start + th:span.stop - th].astype(np.int16)
             return inside.size > 0 and int(inside.max()) - int(inside.min()) <= EDGE / 2
     return False
+
+
+def outlines_in(grey: np.ndarray, box: Box) -> list[Box]:
+    """Two or more button outlines side by side inside one detected line, left to right; else [].
+
+    Buttons packed a few pixels apart (xmessage, old toolkits) are found by the detector as one line
+    "(Reload)(Keep mine)(Cancel)". Each outline is one thin closed ring as tall as the line: a
+    connected shape much taller than the letters, wider than tall, and mostly hollow.
+    """
+    import cv2
+    import numpy as np
+
+    x0, y0, x1, y1 = box
+    top = max(0, y0 - OUTLINE_PAD)
+    region = grey[top:y1 + OUTLINE_PAD, x0:x1]
+    if region.size == 0:
+        return []
+    ink = (np.abs(region.astype(np.int16) - float(np.median(region))) > EDGE).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+
+    def ring(i: int) -> bool:
+        sx, sy, sw, sh, area = stats[i]
+        if sh < 0.7 * (y1 - y0) or sw < 1.5 * sh or area > 0.25 * sw * sh:
+            return False
+        # a closed outline runs along its top and bottom rows; letters joined by serifs do not
+        edges = labels[sy, sx:sx + sw] == i, labels[sy + sh - 1, sx:sx + sw] == i
+        return all(float(edge.mean()) >= 0.6 for edge in edges)
+
+    rings = [(x0 + stats[i][0], top + stats[i][1], x0 + stats[i][0] + stats[i][2], top + stats[i][1] + stats[i][3])
+             for i in range(1, count) if ring(i)]
+    return sorted(rings) if len(rings) >= 2 else []

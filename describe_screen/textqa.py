@@ -130,4 +130,23 @@ def answer(question: str, lines: list[TextLine], title: str, size: tuple[int, in
         return _says(re.sub(r"^(?:the|a|an|this|that) ", "", target), lines)
     if re.fullmatch(r"what does it say|what(?:'s| is) (?:written|on (?:the )?screen)|read", q):
         return _says("screen", lines)
+    if m := re.fullmatch(rf"(?:what(?:'s| is| are)|how much is|tell me) {ARTICLES}(.+?)", q):
+        return _value(m.group(1), lines)
     return None
+
+
+def _value(target: str, lines: list[TextLine]) -> str | None:
+    """"The balance is 4,512.30." from a line "Balance: 4,512.30"; the line itself when the words are
+    in a sentence; None when the screen does not have them (nothing is guessed)."""
+    hit = find(target, lines)
+    if hit is None:
+        return None
+    text = hit.text.strip()
+    if m := re.match(rf"\W*{re.escape(target)}\W*?\s*[:=]\s*(.+)", text, re.IGNORECASE):
+        return f"The {target} is {_say(m.group(1))}"
+    if _plain(text) == _plain(target):  # a lone label: its value is the next block
+        parts = blocks(lines)
+        i = _block_of(hit, parts)
+        if i + 1 < len(parts):
+            return f"The {target} is {_say(parts[i + 1].text)}"
+    return f"It says: {_say(text)}"

@@ -176,16 +176,31 @@ def x_programs() -> list[tuple[str, str, list[str], dict]]:
     ]
 
 
-def screenshot_of(command: list[str], display: str, settle: float = 2.0) -> Image.Image:
-    """Run `command` on the virtual display, wait for it to draw, grab the whole screen, close it."""
+def screenshot_of(command: list[str], display: str, timeout: float = 60.0) -> Image.Image:
+    """Run `command` on the virtual display, wait until its window is drawn, grab the whole screen, close it.
+
+    "Drawn" is seen, not guessed: the screen differs from how it looked before the program started and
+    two grabs 0.5 s apart are the same (a loaded machine maps a GTK dialog seconds late)."""
+    from PIL import ImageChops
+
     from describe_screen.capture import capture
 
+    def same(a: Image.Image, b: Image.Image) -> bool:
+        return ImageChops.difference(a, b).getbbox() is None
+
     env = dict(os.environ, DISPLAY=display, NO_AT_BRIDGE="1", GTK_A11Y="none")
+    empty = capture("screen").image
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             cwd=HERE.parent)
     try:
-        time.sleep(settle)
-        return capture("screen").image
+        deadline = time.monotonic() + timeout
+        shot = empty
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            previous, shot = shot, capture("screen").image
+            if not same(shot, empty) and same(shot, previous):
+                break
+        return shot
     finally:
         proc.terminate()
         proc.wait(timeout=10)

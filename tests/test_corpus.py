@@ -18,8 +18,8 @@ from describe_screen import reader
 from describe_screen.ocr import TextRecognizer, photographed
 from describe_screen.reader import TextLine
 
-# xmessage's buttons sit 2 px apart and the detector reads them as one line "(Reload)(Keep nine)
-# (Cancel)"; its bitmap font also loses m to n. Not solved yet: kept here so the failure is seen.
+# xmessage's bold bitmap font loses m to n in the recogniser ("docunent", "Keep nine") at every
+# scale tried. Not solved yet: kept out of the per-kind figures, and tested on its own below.
 NOT_YET = {"xmessage"}
 
 
@@ -130,7 +130,11 @@ def test_a_terminal_is_described_from_its_last_lines(cases: list[Case], read: di
         assert next(iter(reader.full(lines))).startswith("$ make test")
 
 
-def test_xmessage_is_not_read_fully_yet(cases: list[Case], read: dict) -> None:
+def test_xmessage_buttons_packed_in_one_line_are_found(cases: list[Case], read: dict) -> None:
     case = next(c for c in cases if c.name == "xmessage")
-    hits, total = recall(case.words, [ln.text for ln in read[case.name][0]])
-    assert hits / total < 0.98  # when this fails, xmessage is read: move it out of NOT_YET
+    lines = read[case.name][0]
+    labels = [b.text for b in reader.buttons(lines)]
+    assert labels[0] == "Reload" and labels[-1] == "Cancel" and len(labels) == 3, labels
+    assert reader.kind(lines, case.image.size) == "dialog"
+    hits, total = recall(case.words, [ln.text for ln in lines])
+    assert hits / total < 0.98  # m read as n: when this fails, xmessage is read; move it out of NOT_YET

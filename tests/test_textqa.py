@@ -83,3 +83,12 @@ def test_find_tolerates_one_misread_letter() -> None:
     lines = [TextLine("Meeting moved to Thursday aftemoon", (0, 0, 300, 20), 0.9)]
     assert find("afternoon", lines) is lines[0]
     assert find("breakfast", lines) is None
+
+
+def test_what_is_a_value_on_the_screen() -> None:
+    lines = [TextLine("Account statement", (40, 40, 300, 70), 0.99),
+             TextLine("Balance: 4,512.30 on 12 October", (40, 90, 320, 110), 0.99),
+             TextLine("error: connection refused by server at port 8080", (40, 200, 500, 220), 0.99)]
+    assert ask("What is the balance?", lines) == "The balance is 4,512.30 on 12 October."
+    assert ask("what does the error say", lines) == "It says: error: connection refused by server at port 8080."
+    assert ask("What is the interest rate?", lines) is None

@@ -172,6 +172,12 @@ class HeadlessGnome(HeadlessDesktop):
 
     def compositor(self) -> None:
         self.env["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus("system_bus")
+        # Without GDM, GNOME Shell puts up a "Screen Lock disabled" banner over the top of the screen,
+        # covering whatever a test shows there: no screen lock, and no banners, in this session.
+        for schema, key in (("org.gnome.desktop.screensaver", "lock-enabled"),
+                            ("org.gnome.desktop.notifications", "show-banners")):
+            done = self.run(["gsettings", "set", schema, key, "false"])
+            assert done.returncode == 0, done.stderr
         self.start(["gnome-shell", "--headless", "--wayland", "--no-x11", "--virtual-monitor", "1280x720"])
 
     def answer_screenshots(self, answer: str) -> None:
