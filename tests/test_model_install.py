@@ -264,7 +264,7 @@ def test_install_through_a_running_daemon_is_heard_and_used_at_once(published, t
                                 if k.endswith("_int8.onnx") or not k.endswith(".onnx")) / 1e6))
     assert f"Downloading {NAME}, int8, {total_mb} megabytes." in spoken
     assert f"{NAME} is installed." in spoken
-    assert before.startswith("A screen titled form.png")  # the text reader, before
+    assert before.startswith("form.png. A screen, with 1 line of text.")  # the text reader, before
     assert after.startswith("Sign up for the newsletter.") and after != before  # the new model's caption, after
 
 
