@@ -254,21 +254,18 @@ def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    listener = start_hotkeys(config, daemon.handle, daemon.report_error) if hotkeys else None
-    try:
-        daemon.describer.warm_up()
-    except UserError as exc:
-        daemon.report_error(exc)
-    for note in daemon.describer.notes:  # for the log; the user hears them with the next answer
-        print(f"describe-screen: {note}", file=sys.stderr, flush=True)
-    _warm_up_voice(daemon)
-    combo = config.hotkeys.describe_screen
-    ready = "describe-screen is ready." + (f" Press {spoken_hotkey(combo)} to describe the screen." if combo else "")
-    if note := getattr(listener, "note", ""):  # keys bound in a Wayland desktop's settings: press twice to ask
-        ready += f" {note}"
-    print(ready, flush=True)
-    speaker.say(ready)
-    try:
+    listener = None
+    try:  # from here on the socket exists: whatever happens, it is removed and speech is closed
+        listener = start_hotkeys(config, daemon.handle, daemon.report_error) if hotkeys else None
+        _warm_up(daemon)
+        combo = config.hotkeys.describe_screen
+        ready = "describe-screen is ready."
+        if combo:
+            ready += f" Press {spoken_hotkey(combo)} to describe the screen."
+        if note := getattr(listener, "note", ""):  # keys bound in a Wayland desktop's settings: press twice
+            ready += f" {note}"
+        print(ready, flush=True)
+        speaker.say(ready)
         while not stop.wait(0.5):
             pass
     finally:
@@ -279,6 +276,23 @@ def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -
         speaker.stop()
         speaker.close()
     return 0
+
+
+def _warm_up(daemon: Daemon) -> None:
+    """Load the models now so the first request is fast. A model that fails to load is said (it
+    happens in the describer, which falls back to the text reader); nothing here may stop the daemon."""
+    try:
+        daemon.describer.warm_up()
+    except UserError as exc:
+        daemon.report_error(exc)
+    except Exception as exc:  # the same promise as Daemon.handle: one broken part never stops the daemon
+        traceback.print_exc(file=sys.stderr)
+        daemon.report_error(UserError(f"Something went wrong while loading the models ({type(exc).__name__}: "
+                                      f"{exc}).", "I am still running with the text reader. If it keeps "
+                                      "happening, run describe-screen doctor."))
+    for note in daemon.describer.notes:  # for the log; the user hears them with the next answer
+        print(f"describe-screen: {note}", file=sys.stderr, flush=True)
+    _warm_up_voice(daemon)
 
 
 def _warm_up_voice(daemon: Daemon) -> None:

@@ -404,8 +404,8 @@ def _open(path: Path, timeout: float) -> tuple[socket.socket, str]:
 def daemon_running(path: Path | None = None) -> bool:
     """True if a daemon listens at `path` (default: socket_path()), even one too busy to accept now.
 
-    A socket path that cannot be used at all (a refused folder) raises its UserError: that is not
-    the same as "no daemon".
+    False for no daemon and also for a socket path that cannot be used at all (a refused folder):
+    callers that must tell those apart (status, stop) connect themselves and say the UserError.
     """
     path = path or socket_path()
     try:

@@ -157,10 +157,12 @@ class Speaker:
                     break
                 self._pending -= 1
             self._state.notify_all()
-        if self._reader is not None:
-            self._reader.cancel()
-        if self._braille is not None:
-            self._braille.release()
+        for end in (self._reader and self._reader.cancel, self._braille and self._braille.release):
+            if end:
+                try:
+                    end()
+                except Exception:  # the screen reader or braille server went away: our own silence holds
+                    log.exception("stopping the screen reader's speech or braille failed")
 
     def cue(self, name: str) -> None:
         """Queue a short tone: "start", "done", "error", "listen", "listen_end" (or "tick")."""

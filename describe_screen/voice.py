@@ -37,6 +37,9 @@ class VoiceInput:
         microphone."""
         from describe_screen.microphone import MicrophoneRecorder, WavFileRecorder
 
+        if self._recorder is not None:  # a second start (two quick presses) must not leave a microphone open
+            self._recorder.stop()
+            self._recorder = None
         mic = self.config.microphone
         audio = audio or (mic if mic.lower().endswith(".wav") else "")
         if audio:

@@ -98,13 +98,17 @@ class OrcaRemote:
             self._connection = open_dbus_connection(bus="SESSION")
         except Exception as exc:  # no jeepney, no session bus
             raise Unavailable(f"the session D-Bus cannot be reached ({exc})") from exc
-        for version in ORCA_SERVICES:
-            reply = self._connection.send_and_get_reply(message_bus.NameHasOwner(f"org.gnome.{version}.Service"),
-                                                        timeout=2)
-            if reply.body[0]:
-                self._version = version
-                self.name = f"Orca ({version}.Service on D-Bus)"
-                return
+        try:
+            for version in ORCA_SERVICES:
+                reply = self._connection.send_and_get_reply(
+                    message_bus.NameHasOwner(f"org.gnome.{version}.Service"), timeout=2)
+                if reply.body[0]:
+                    self._version = version
+                    self.name = f"Orca ({version}.Service on D-Bus)"
+                    return
+        except Exception as exc:  # a bus that does not answer in time, or answers with an error
+            self._connection.close()
+            raise Unavailable(f"the session D-Bus did not answer ({exc})") from exc
         self._connection.close()
         raise Unavailable("this Orca has no D-Bus remote controller (Orca 49 or later has one)")
 
