@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from describe_screen.errors import UserError
-from describe_screen.options import DETAILS, PRECISIONS, PROVIDERS, SCREEN_TARGETS
+from describe_screen.options import DETAILS, PRECISIONS, PROVIDERS, SCREEN_TARGETS, SPEECH_OUTPUTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,7 +59,7 @@ class SpeechConfig:
     cues: bool = True
     tick_seconds: float = bounded(1.5, 0.5, 10.0)
     # auto: the screen reader the user runs when one is found, else pyttsx3 (see describe_screen/screenreader)
-    output: str = choice("auto", "screen-reader", "pyttsx3")
+    output: str = choice(*SPEECH_OUTPUTS)
 
 
 @dataclass

@@ -44,15 +44,18 @@ class RemoteFile:
         return self.path.rsplit("/", 1)[-1]
 
 
-def choose_precision(precision: str) -> str:
-    """"auto" picks the weights the runtime would pick here: fp16 when CUDA really runs, int8 on the CPU."""
+def choose_precision(precision: str, provider: str = "auto", configured: str = "auto") -> str:
+    """"auto" picks the weights the runtime will load with these settings: models.precision when it names
+    one, else fp16 where models.provider lets sessions really run on CUDA and int8 on the CPU."""
+    if precision == "auto":
+        precision = configured
     if precision != "auto":
         if precision not in bundle.PRECISIONS:
             raise UserError(f"The precision {precision!r} is unknown.", f"Use one of: {', '.join(PRECISION_CHOICES)}.")
         return precision
     from describe_screen.vlm import onnx
 
-    return onnx.auto_precision("cuda" if onnx.cuda_works() else "cpu")
+    return onnx.auto_precision(onnx.usable_device(provider))
 
 
 def wanted_files(spec: ModelManifest, precision: str, listing: dict[str, RemoteFile]) -> list[RemoteFile]:
@@ -157,16 +160,18 @@ def _explain(exc: Exception, repo: str, name: str, download: Path) -> UserError:
 
 
 def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
-            tell: Callable[..., None] | None = None) -> InstalledModel:
+            tell: Callable[..., None] | None = None, provider: str = "auto", configured: str = "auto"
+            ) -> InstalledModel:
     """Download, check and publish one precision of `spec` as `models_dir/<name>`; `tell` hears the
-    sentences a user should hear (start and size; the end, with installed=True)."""
+    sentences a user should hear (start and size; the end, with installed=True). `provider` and
+    `configured` are the settings' models.provider and models.precision, which "auto" follows."""
     from describe_screen import models
 
     tell = tell or (lambda text, installed=False: print(text, flush=True))
     if not spec.published:
         raise UserError(f"{spec.name} has no published ONNX files to install.",
                         f"Export it instead with: describe-screen models export {spec.name}.")
-    precision = choose_precision(precision)
+    precision = choose_precision(precision, provider, configured)
     repo = spec.published["repo"]
     out = models_dir / spec.name
     download = models_dir / (spec.name + DOWNLOAD_SUFFIX)

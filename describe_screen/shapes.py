@@ -20,7 +20,6 @@ MAX_LABEL_CHARS = 30  # longer text is a sentence, never a button label or a fie
 EDGE = 28  # grey levels: a pixel this far from the shape's face colour is its edge (or beyond it)
 MAX_PAD_Y = 1.6  # a button's face reaches at most this many label heights above and below the label
 MAX_PAD_X = 5.0  # ... and this many to either side
-MIN_PAD = 1  # px: the edge must not touch the label's own box (that would be a glyph)
 SOLID = 0.85  # share of an edge's length that must differ from the face: a drawn line, not glyphs
 CORNER = 0.4  # share of the run past a corner that may continue the edge: more is a grid or a bar
 OUTLINE_PAD = 4  # px above and below a detected line where the outlines of buttons in it may reach

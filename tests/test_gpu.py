@@ -88,6 +88,9 @@ def test_cuda_does_not_work_here_so_auto_installs_int8():
 
     assert onnx.cuda_works() is False
     assert choose_precision("auto") == "int8" == onnx.auto_precision("cpu")
+    # "auto" follows the settings the runtime loads with: a named models.precision wins
+    assert choose_precision("auto", provider="cuda", configured="fp16") == "fp16"
+    assert choose_precision("q4", configured="fp16") == "q4"
     assert onnx.auto_precision("cuda") == "fp16"
 
 

@@ -15,8 +15,6 @@ from describe_screen import __version__
 from describe_screen.errors import UserError
 from describe_screen.options import COMMAND_TARGETS, DETAILS, PRECISIONS
 
-DAEMON_COMMANDS = ("describe", "read", "ask", "repeat", "stop", "status", "copy", "listen")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -35,7 +35,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
         from describe_screen.download import install
 
         tell = _teller()
-        model = install(models.manifest(args.name), folder, args.precision, tell=tell)
+        model = install(models.manifest(args.name), folder, args.precision, tell=tell,
+                        provider=config.models.provider, configured=config.models.precision)
         print(f"It is in {model.path}, with {', '.join(model.precisions)} weights.")
         return 0
     if action == "export":

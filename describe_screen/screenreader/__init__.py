@@ -21,8 +21,6 @@ from typing import Protocol
 
 from describe_screen.errors import UserError
 
-OUTPUTS = ("auto", "screen-reader", "pyttsx3")
-
 
 class Unavailable(Exception):
     """A candidate cannot speak here; the message says why in plain words."""
