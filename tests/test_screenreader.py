@@ -434,3 +434,19 @@ def test_orca_remote_controller_presents_each_sentence_and_interrupts_on_stop(mo
     assert orca.calls[1][3] == ("A long sentence that the stop key cuts short at once.",)
     assert orca.calls[2] == (f"{path}/SpeechAndVerbosityManager", f"org.gnome.{version}.Module", "ExecuteCommand",
                              ("InterruptSpeech", False))
+
+
+def test_stop_still_silences_us_when_speech_dispatcher_has_gone(server) -> None:
+    """The screen reader's speech server quits while we run: stop() must not fail (the daemon calls it
+    before every request), and our own queue is still emptied."""
+    speaker = Speaker(SCREEN_READER)
+    try:
+        speaker.say("First sentence.")
+        assert speaker.wait_idle(60)
+        server.close()
+        speaker.stop()
+        speaker.stop()
+        assert speaker.wait_idle(5)
+    finally:
+        speaker.close()
+    assert server.said() == ["First sentence."]
