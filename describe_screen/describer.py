@@ -168,13 +168,9 @@ class Describer:
 
     # -- the three jobs -----------------------------------------------------------------------
     def lines(self, scene: Scene, cancelled: Cancelled) -> list[TextLine]:
+        """All the scene's lines at once; one recognition at a time per scene (read_ahead may be running)."""
         with scene.reading:
-            if scene.lines is None:
-                lines = list(self.ocr.iter_lines(scene.capture.image, cancelled))
-                if cancelled():
-                    return lines
-                scene.lines = lines
-            return scene.lines
+            return list(self.stream_lines(scene, cancelled))
 
     def read_ahead(self, scene: Scene) -> None:
         """Recognise the scene's text in the background (while a question is being spoken), so the
