@@ -8,6 +8,7 @@ screen reader (leaveTtyMode). One thread owns the BrlAPI connection, as BrlAPI w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import textwrap
@@ -28,9 +29,9 @@ class BrailleDisplay:
         self._brlapi = import_system("brlapi")
         try:
             self._connection = self._brlapi.Connection(host.encode() if host else None)
+            self.width, rows = self._connection.displaySize
         except Exception as exc:  # no BRLTTY, or no permission to its socket
             raise Unavailable(f"BRLTTY cannot be reached ({exc})") from exc
-        self.width, rows = self._connection.displaySize
         if self.width * rows == 0:
             self._connection.closeConnection()
             raise Unavailable("no braille display is connected")
@@ -42,7 +43,8 @@ class BrailleDisplay:
 
     def show(self, generation: int, sentence: str) -> None:
         """A sentence of answer `generation`: the first one of a new answer is shown at once."""
-        self._events.put(("show", generation, sentence))
+        if self._thread.is_alive():  # after BRLTTY went away nobody would ever take it
+            self._events.put(("show", generation, sentence))
 
     def release(self) -> None:
         """Give the display back to the screen reader now (stop)."""
@@ -102,6 +104,8 @@ class BrailleDisplay:
                     connection.writeText(pages[page])
             except Exception:  # BRLTTY went away: braille stops, speech goes on
                 log.exception("braille output failed")
+                with contextlib.suppress(Exception):
+                    connection.closeConnection()
                 return
 
 def connect(host: str | None = None) -> BrailleDisplay | None:
