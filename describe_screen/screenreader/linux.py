@@ -96,6 +96,7 @@ class OrcaRemote:
             from jeepney.io.blocking import open_dbus_connection
 
             self._connection = open_dbus_connection(bus="SESSION")
+            self._lock = threading.Lock()  # stop() cancels from the request thread while the speech thread speaks
         except Exception as exc:  # no jeepney, no session bus
             raise Unavailable(f"the session D-Bus cannot be reached ({exc})") from exc
         try:
@@ -118,7 +119,8 @@ class OrcaRemote:
         service = f"org.gnome.{self._version}.Service"
         address = DBusAddress(f"/org/gnome/{self._version}/Service{path}", bus_name=service,
                               interface=interface)
-        return self._connection.send_and_get_reply(new_method_call(address, method, signature, body), timeout=5)
+        with self._lock:  # a blocking jeepney connection is not safe to share between threads
+            return self._connection.send_and_get_reply(new_method_call(address, method, signature, body), timeout=5)
 
     def speak(self, text: str, interrupted: Callable[[], bool]) -> bool:
         self._call("", f"org.gnome.{self._version}.Service", "PresentMessage", "s", (text,))
