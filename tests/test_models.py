@@ -54,7 +54,7 @@ def test_installed_find_verify_remove(models_dir):
     model = models.find("tiny-smolvlm", models_dir)
     assert model.family == "smolvlm" and model.precisions == ("fp32", "int8")
     assert model.size_bytes == sum(p.stat().st_size for p in model.path.iterdir()
-                                   if p.name not in ("manifest.json", ".verified.json"))
+                                   if p.is_file() and p.name not in ("manifest.json", ".verified.json"))
     assert models.verify("tiny-smolvlm", models_dir) == model
     assert models.default_for(ASK, models_dir) == model and models.default_for(CAPTION_BRIEF, models_dir) == model
     assert models.default_for(OCR, models_dir) is None
@@ -111,6 +111,8 @@ def test_import_onnx_community_layout(tiny, tmp_path):
     folder = tmp_path / "download"
     (folder / "onnx").mkdir(parents=True)
     for path in bundle.iterdir():
+        if path.is_dir():  # .derived: made on this machine, never part of a download
+            continue
         if path.suffix == ".onnx":
             shutil.copy(path, folder / "onnx" / path.name)
         elif path.name not in ("manifest.json", ".verified.json"):

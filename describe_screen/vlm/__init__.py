@@ -53,6 +53,7 @@ class RuntimeOptions:
     max_new_tokens: int = 160
     tiles: str = "fast"  # "fast": one tile; "default": the processor's own tiling
     precision: str = "auto"  # which weight file set to load when a bundle holds several
+    fused: bool = True  # decode with the fused copy of the decoder where one can be made (vlm/fused.py)
 
 
 class VisionLanguageModel(Protocol):

@@ -315,10 +315,12 @@ class BoundRunner:
                 cache[name] = self.to_device(np.zeros(dims, np.float32), name)
         return cache
 
-    def run(self, inputs: Mapping[str, Any], to_host: Iterable[str], release: bool = False) -> dict[str, Any]:
+    def run(self, inputs: Mapping[str, Any], to_host: Iterable[str], release: bool = False,
+            into: Mapping[str, ort.OrtValue] | None = None) -> dict[str, Any]:
         """Run once; `inputs` values are numpy arrays or OrtValues. Returns numpy for `to_host`
         outputs and device OrtValues for the rest. `release` hands the run's activations back to the
-        system afterwards: the vision encoder's would otherwise stay in its arena during decoding."""
+        system afterwards: the vision encoder's would otherwise stay in its arena during decoding.
+        `into` names outputs the session writes into given OrtValues (a cache updated in place)."""
         import onnxruntime as ort
 
         options = None
@@ -340,7 +342,10 @@ class BoundRunner:
                 kept.append(self.to_device(value, name))
                 binding.bind_ortvalue_input(name, kept[-1])
         for name in self.output_names:
-            binding.bind_output(name, "cpu" if name in host else self.device)
+            if into and name in into:
+                binding.bind_ortvalue_output(name, into[name])
+            else:
+                binding.bind_output(name, "cpu" if name in host else self.device)
         try:
             self.session.run_with_iobinding(binding, options)
         except Exception as exc:  # onnxruntime's own error types: out of memory, bad shapes, device loss

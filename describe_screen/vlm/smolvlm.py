@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.vlm import ASK, Request, Turn, images, onnx
+from describe_screen.vlm import ASK, Request, Turn, fused, images, onnx
 from describe_screen.vlm.bundle import Graph
 from describe_screen.vlm.decoding import Limits, Step, greedy, stream_text, teacher_forced
 
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 VISION = Graph("vision_encoder.onnx", ("pixel_values", "pixel_attention_mask"), ("image_features",))
 EMBED = Graph("embed_tokens.onnx", ("input_ids",), ("inputs_embeds",))
 DECODER = Graph("decoder_model_merged.onnx", ("inputs_embeds", "attention_mask", "position_ids"), ("logits",))
+# The decoder rebuilt from fused operators (vlm/fused.py), derived from DECODER's file on the CPU.
+FUSED = Graph("decoder_fused.onnx", fused.INPUTS, ("logits",))
 GRAPHS = (VISION, EMBED, DECODER)
 CONFIG = "config.json"
 
@@ -284,27 +286,53 @@ class SmolVLM:
         self._features = (key, features)
         return features
 
+    def fused_decoder(self) -> onnx.BoundRunner | None:
+        """The fused decoder when this bundle can have one: float32-in graphs (fp32, int8, q4) on the
+        CPU provider, unless the options turn it off. Made from the decoder file once, then reused."""
+        if not self.options.fused or self.bundle.provider != "cpu" or self.bundle.precision not in fused.PRECISIONS:
+            return None
+        config = self.bundle.json(CONFIG)
+        return self.bundle.derived_runner(FUSED, DECODER, lambda source, target: fused.derive(source, config, target))
+
     def decoder_step(self, features: np.ndarray) -> Step:
         """The decoding closure for `greedy`: it owns the key/value cache (device-resident OrtValues
-        after step one) and puts `features` in the places of the prompt's <image> tokens."""
+        after step one, or the fused decoder's buffers) and puts `features` in the places of the
+        prompt's <image> tokens."""
         import numpy as np
 
-        embed, decoder = self.bundle.runner(EMBED), self.bundle.runner(DECODER)
-        past: dict[str, Any] = decoder.empty_cache(self.kv_heads, self.head_dim)
-        state = {"length": 0}
+        embed = self.bundle.runner(EMBED)
+        decode = self._fused_run() or self._source_run()
+        first = [True]
 
         def step(tokens: list[int]) -> np.ndarray:
             ids = np.asarray([tokens], dtype=np.int64)
             embeds = embed.run({"input_ids": ids}, EMBED.outputs)["inputs_embeds"]
-            if state["length"] == 0:
+            if first.pop() if first else False:
                 where = ids[0] == self.image_token_id
                 if int(where.sum()) != len(features):
                     raise UserError(f"The prompt has {int(where.sum())} image places but the image gave "
                                     f"{len(features)} features, so the model files do not belong together.",
                                     self.bundle.fix)
                 embeds[0, where] = features.astype(embeds.dtype)
+            return decode(embeds)
+
+        return step
+
+    def _fused_run(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        runner = self.fused_decoder()
+        return fused.Cache(runner).step if runner else None
+
+    def _source_run(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Embeddings -> last logits through the exported decoder, its cache fed back as OrtValues."""
+        import numpy as np
+
+        decoder = self.bundle.runner(DECODER)
+        past: dict[str, Any] = decoder.empty_cache(self.kv_heads, self.head_dim)
+        state = {"length": 0}
+
+        def run(embeds: np.ndarray) -> np.ndarray:
             start = state["length"]
-            state["length"] += len(tokens)
+            state["length"] += embeds.shape[1]
             out = decoder.run({"inputs_embeds": embeds,
                                "attention_mask": np.ones((1, state["length"]), dtype=np.int64),
                                "position_ids": np.arange(start, state["length"], dtype=np.int64)[None],
@@ -313,7 +341,7 @@ class SmolVLM:
                 past[name] = out[name.replace("past_key_values.", "present.")]
             return out["logits"][0, -1]
 
-        return step
+        return run
 
 
 def _ids(value: Any) -> list[int]:
