@@ -392,7 +392,11 @@ class Bundle:
                 self._runners[graph.file] = None
                 try:
                     if path := self.derived(source, graph.file.removesuffix(".onnx"), make):
-                        self._runners[graph.file] = onnx.BoundRunner(self._session(path, graph), path.name)
+                        try:
+                            self._runners[graph.file] = onnx.BoundRunner(self._session(path, graph), path.name)
+                        except UserError:
+                            path.unlink(missing_ok=True)  # damaged: the next load makes it again
+                            raise
                 except Exception as exc:  # any failure to derive or open it leaves the source graph in use
                     log.warning("the optimised copy of %s could not be made or opened (%s); using the "
                                 "original graph", source.file, exc)
