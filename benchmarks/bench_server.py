@@ -52,13 +52,12 @@ def onnx_worker(bundle: Path, tokens: int) -> None:
     from bench_smolvlm import request, screen
 
     from describe_screen.vlm import RuntimeOptions, load_model
-    from describe_screen.vlm.smolvlm import DECODER, GRAPHS
+    from describe_screen.vlm.smolvlm import EMBED, VISION
 
     model = load_model(bundle, RuntimeOptions(provider="cpu", precision="int8", tiles="fast"))
-    for graph in GRAPHS:
-        model.bundle.runner(graph)
+    model.bundle.runner(VISION), model.bundle.runner(EMBED), model.decoder()  # every session a request uses
     image, req = screen(), request()
-    print(json.dumps({"ready": True, "decoder": model.bundle.runner(DECODER).label}), flush=True)
+    print(json.dumps({"ready": True, "decoder": model.decoder().label}), flush=True)
     for _ in sys.stdin:
         t0 = time.perf_counter()
         tiles = model.tiles(image)

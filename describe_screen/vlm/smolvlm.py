@@ -223,7 +223,7 @@ class SmolVLM:
                       eos_ids=frozenset(self._eos) | ({end} if end is not None else set()))
 
     def provider(self) -> str:
-        return onnx.main_provider(self.bundle.runner(DECODER).session)
+        return onnx.main_provider(self.decoder().session)
 
     def warm_up(self) -> None:
         from PIL import Image as PILImage
@@ -293,6 +293,10 @@ class SmolVLM:
             return None
         config = self.bundle.json(CONFIG)
         return self.bundle.derived_runner(FUSED, DECODER, lambda source, target: fused.derive(source, config, target))
+
+    def decoder(self) -> onnx.BoundRunner:
+        """The decoder session requests run: the fused copy where one can be made, else the exported graph."""
+        return self.fused_decoder() or self.bundle.runner(DECODER)
 
     def decoder_step(self, features: np.ndarray) -> Step:
         """The decoding closure for `greedy`: it owns the key/value cache (device-resident OrtValues
