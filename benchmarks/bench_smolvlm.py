@@ -55,10 +55,13 @@ def screen():
     return image
 
 
-def request():
+def request(grounding_lines: int = 0):
+    """A brief caption; `grounding_lines` lines of screen text before it make a longer prompt (the
+    ~900-token context of a full screen of text)."""
     from describe_screen.vlm import CAPTION_BRIEF, Request
 
-    return Request(task=CAPTION_BRIEF)
+    text = "\n".join(f"Line {row}: the quick brown fox jumps over the lazy dog." for row in range(grounding_lines))
+    return Request(task=CAPTION_BRIEF, grounding=text)
 
 
 def best(runs: list[dict]) -> dict:
