@@ -10,7 +10,8 @@ session writes in place (past and present are the same memory), grown by doublin
 
 Each projection is carried over in the form the source stores it (float MatMul, int8 weights with
 per-column scales, or 4-bit MatMulNBits blocks), so the derived graph computes what the source computes
-with the same weights; the downloaded files are never changed (`Bundle.derived` keeps the copy).
+with the same weights (4-bit blocks multiply in int8, see `_Graph.linear`); the downloaded files are
+never changed (`Bundle.derived` keeps the copy).
 Only what the CPU provider runs in float32 is rebuilt: fp16 graphs and CUDA sessions keep the source.
 """
 
@@ -110,10 +111,9 @@ def packed(parts: list[Linear]) -> Linear:
     if any({k: v for k, v in p.attrs.items() if k != "N"} != shared or len(p.arrays) != len(parts[0].arrays)
            for p in parts):
         raise ValueError("4-bit projections with different block layouts")
-    arrays = [np.concatenate([p.arrays[i].reshape(p.columns, -1) for p in parts]) for i in range(len(parts[0].arrays))]
-    arrays[1] = arrays[1].reshape(-1)  # scales are stored flat
-    if len(arrays) > 2:
-        arrays[2] = arrays[2].reshape(-1)
+    # Every MatMulNBits array is laid out column by column (B: N x blocks x bytes; scales and zero
+    # points N x blocks, or flat in that order), so the columns of several join along the first axis.
+    arrays = [np.concatenate([p.arrays[i] for p in parts]) for i in range(len(parts[0].arrays))]
     return Linear(kind, arrays, {**shared, "N": sum(p.columns for p in parts)})
 
 
@@ -222,8 +222,9 @@ class _Graph:
             self.add("MatMul", [x, arrays[0]], [out], name)
         elif weights.kind == "int8":
             self.add("DynamicQuantizeMatMul", [x, *arrays], [out], name, microsoft=True)
-        else:
-            self.add("MatMulNBits", [x, *arrays], [out], name, microsoft=True, **weights.attrs)
+        else:  # accuracy level 4: int8 products of the 4-bit blocks, as onnxruntime-genai runs them on the
+            # CPU; the published files leave it at 0 (float products), 2.5x slower per token here
+            self.add("MatMulNBits", [x, *arrays], [out], name, microsoft=True, **{**weights.attrs, "accuracy_level": 4})
         return out
 
 
