@@ -59,11 +59,11 @@ def onnx_worker(bundle: Path, tokens: int, precision: str, grounding: int) -> No
     from bench_smolvlm import request, screen
 
     from describe_screen.vlm import RuntimeOptions, load_model
-    from describe_screen.vlm.smolvlm import EMBED, VISION
+    from describe_screen.vlm.smolvlm import EMBED
 
     started = time.perf_counter()
     model = load_model(bundle, RuntimeOptions(provider="cpu", precision=precision, tiles="fast"))
-    model.bundle.runner(VISION), model.bundle.runner(EMBED), model.decoder()  # every session a request uses
+    model.vision(), model.bundle.runner(EMBED), model.decoder()  # every session a request uses
     load_s = time.perf_counter() - started
     image, req = screen(), request(grounding)
     print(json.dumps({"ready": True, "decoder": model.decoder().label, "load_s": load_s}), flush=True)

@@ -82,11 +82,11 @@ def rss_mb() -> float:
 def onnx_worker(bundle: Path, precision: str, tiles: str, tokens: int) -> dict:
     """Phase timings of one warmed-up request, using the runtime's own pieces in order."""
     from describe_screen.vlm import RuntimeOptions, load_model
-    from describe_screen.vlm.smolvlm import EMBED, VISION
+    from describe_screen.vlm.smolvlm import EMBED
 
     started = time.perf_counter()
     model = load_model(bundle, RuntimeOptions(provider="cpu", precision=precision, tiles=tiles))
-    model.bundle.runner(VISION), model.bundle.runner(EMBED), model.decoder()  # every session a request uses
+    model.vision(), model.bundle.runner(EMBED), model.decoder()  # every session a request uses
     load_s = time.perf_counter() - started
     image, req = screen(), request()
 

@@ -55,7 +55,9 @@ def test_fused_decoder_says_what_the_exported_graph_says(bundle, precision):
         if precision == "fp32":  # float weights: the same sums in another order, so the same tokens
             assert list(model.token_ids(image, request, lambda: False, FORCED)) == source
     print(f"{precision}: fused decoder picks the source graph's token {same}/{total}")
-    assert same / total >= (1.0 if precision == "fp32" else 0.9)
+    # fp32 and int8 compute the same products; q4's copies multiply in int8 instead of float (vision
+    # encoder and decoder), which moves the tiny random model's 4-bit logits a little: 65/72 here
+    assert same / total >= {"fp32": 1.0, "int8": 0.95, "q4": 0.8}[precision]
 
 
 def test_fused_graph_is_a_few_nodes_per_layer_with_attention_and_cache_in_one_operator(bundle):
@@ -71,6 +73,17 @@ def test_fused_graph_is_a_few_nodes_per_layer_with_attention_and_cache_in_one_op
     assert runner.input_shapes["past_key_values.0.key"][2] == "capacity"
     vocab = model.tokenizer.get_vocab_size()
     assert runner.output_names[0] == "logits" and runner.session.get_outputs()[0].shape == [1, 1, vocab]
+
+
+def test_q4_vision_encoder_multiplies_in_int8_on_the_cpu(bundle):
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="q4"))
+    vision = model.vision()
+    assert vision.label.startswith("vision_encoder_q4.int8_products.")
+    levels = [next(a.i for a in n.attribute if a.name == "accuracy_level")
+              for n in onnx.load(str(bundle / ".derived" / vision.label)).graph.node if n.op_type == "MatMulNBits"]
+    assert levels and set(levels) == {4}
+    assert load_model(bundle, RuntimeOptions(provider="cpu", precision="int8")).vision().label == \
+        "vision_encoder_int8.onnx"  # nothing to change in an int8 file
 
 
 def test_cache_buffers_grow_in_place_without_changing_the_answer(bundle, monkeypatch):
@@ -89,6 +102,26 @@ def test_cache_buffers_grow_in_place_without_changing_the_answer(bundle, monkeyp
     monkeypatch.setattr(fused.Cache, "ensure", ensure)
     assert tokens(bundle, "fp32", True, image, request) == expected
     assert sorted(set(grown)) == [prompt + 3, 2 * (prompt + 3)]
+
+
+def test_long_prompt_goes_in_slices_with_the_same_answer(bundle, monkeypatch):
+    from describe_screen.vlm.onnx import BoundRunner
+
+    image, request = picture(5), REQUESTS[2]
+    expected = tokens(bundle, "fp32", False, image, request)
+    runs = []
+    original = BoundRunner.run
+
+    def run(self, inputs, *args, **kwargs):
+        if "seqlens_k" in inputs:
+            runs.append(inputs["inputs_embeds"].shape[1])
+        return original(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(fused, "PREFILL", 16)
+    monkeypatch.setattr(BoundRunner, "run", run)
+    assert tokens(bundle, "fp32", True, image, request) == expected
+    prompt = len(runs) - (TOKENS - 1)
+    assert prompt >= 3 and runs[:prompt - 1] == [16] * (prompt - 1) and runs[prompt:] == [1] * (TOKENS - 1)
 
 
 def test_derived_file_is_made_once_and_again_for_a_new_source(bundle, tmp_path):

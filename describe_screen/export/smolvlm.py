@@ -47,10 +47,10 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
     bundle.copy_support_files(src, staging)
     common.make_variants(staging, (VISION.file, DECODER.file), precisions, {DECODER.file: ["inputs_embeds"]})
     # The token embedding is a lookup table, which MatMul rewriting leaves alone: the fp32 file serves the
-    # other weight sets, and int8 gets its table in int8 as the published files have it (114 -> 28 MB for
-    # SmolVLM-256M, the largest saving of memory in an int8 bundle).
-    if "int8" in precisions:
-        common.quantize_int8(staging / EMBED.file, staging / bundle.variant_name(EMBED.file, "int8"), ("Gather",))
+    # float weight sets, and the integer ones get the table in int8 as the published int8 files have it
+    # (114 -> 28 MB for SmolVLM-256M, the largest saving of memory in a bundle).
+    for precision in {"int8", "q4"} & set(precisions):
+        common.quantize_int8(staging / EMBED.file, staging / bundle.variant_name(EMBED.file, precision), ("Gather",))
     return bundle.publish(staging, out_dir, manifest.bundle_info(), precisions)
 
 

@@ -3,10 +3,11 @@
 The decoder graphs we export and the published ones are TorchScript exports: about 3,000 small nodes per
 token after onnxruntime's own optimisation (rotary embedding, repeat_kv, layer norms and masks spelt out
 op by op), and a cache that is copied into a new, longer tensor at every step. This module reads the
-weights out of such a graph and writes the same network as about ten nodes per layer:
+weights out of such a graph and writes the same network as nine nodes per layer: two
 SkipSimplifiedLayerNormalization, one packed q/k/v projection, GroupQueryAttention (rotary embedding
-inside) and one packed gate/up projection. The key/value cache becomes one buffer per layer that the
-session writes in place (past and present are the same memory), grown by doubling when full.
+inside), one packed gate/up projection, QuickGelu as SiLU. The key/value cache becomes one buffer per
+layer that the session writes in place (past and present are the same memory), grown by doubling when
+full.
 
 Each projection is carried over in the form the source stores it (float MatMul, int8 weights with
 per-column scales, or 4-bit MatMulNBits blocks), so the derived graph computes what the source computes
@@ -34,6 +35,7 @@ PROJECTIONS = (("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")),
                ("mlp", ("gate_proj", "up_proj", "down_proj")))
 PRECISIONS = ("fp32", "int8", "q4")  # weight sets with float32 inputs and outputs, which this rebuilds
 CHUNK = 256  # cache positions allocated at a time: a prompt and a long answer fit in the first buffer
+PREFILL = 256  # prompt positions per session run (see Cache.step)
 
 
 @dataclass(frozen=True)
@@ -222,8 +224,7 @@ class _Graph:
             self.add("MatMul", [x, arrays[0]], [out], name)
         elif weights.kind == "int8":
             self.add("DynamicQuantizeMatMul", [x, *arrays], [out], name, microsoft=True)
-        else:  # accuracy level 4: int8 products of the 4-bit blocks, as onnxruntime-genai runs them on the
-            # CPU; the published files leave it at 0 (float products), 2.5x slower per token here
+        else:  # accuracy level 4: int8 products of the 4-bit blocks (see onnx.int8_products)
             self.add("MatMulNBits", [x, *arrays], [out], name, microsoft=True, **{**weights.attrs, "accuracy_level": 4})
         return out
 
@@ -265,8 +266,8 @@ def build(weights: DecoderWeights, config: TextConfig) -> onnx.ModelProto:
                                        epsilon=eps)
         gate_up = g.linear(hidden, packed([lin["gate_proj"], lin["up_proj"]]), f"{i}/gate_up")
         gate, up = g.add("Split", [gate_up], [f"{i}/gate", f"{i}/up"], f"{i}/split", axis=-1, num_outputs=2)
-        sigmoid = g.add("Sigmoid", [gate], [f"{i}/sigmoid"], f"{i}/sigmoid")[0]
-        silu = g.add("Mul", [gate, sigmoid], [f"{i}/silu"], f"{i}/silu")[0]
+        # SiLU(x) = x * sigmoid(x): QuickGelu with alpha 1, one kernel instead of two
+        silu = g.add("QuickGelu", [gate], [f"{i}/silu"], f"{i}/silu", microsoft=True, alpha=1.0)[0]
         product = g.add("Mul", [silu, up], [f"{i}/act"], f"{i}/act")[0]
         down = g.linear(product, lin["down_proj"], f"{i}/down_proj")
         after = norm[f"{i + 1}.input"] if i + 1 < config.layers else norm["final"]
@@ -343,13 +344,17 @@ class Cache:
         self.capacity = capacity
 
     def step(self, embeds: np.ndarray) -> np.ndarray:
-        """Run the decoder on `embeds` (1, n, hidden) after the positions already cached; logits (vocab,)."""
+        """Run the decoder on `embeds` (1, n, hidden) after the positions already cached; logits (vocab,).
+        A long prompt goes in slices of PREFILL positions: the activations of one slice, not of the
+        whole prompt, set the memory the session keeps (a screen of text is ~900 tokens)."""
         import numpy as np
 
         self.ensure(self.length + embeds.shape[1])
-        self.length += embeds.shape[1]
-        out = self.runner.run({"inputs_embeds": embeds, "seqlens_k": np.array([self.length - 1], np.int32),
-                               "total_sequence_length": np.array(self.length, np.int32), **self.values},
-                              ["logits"], into={n.replace("past_key_values.", "present."): v
-                                                for n, v in self.values.items()})
+        for start in range(0, embeds.shape[1], PREFILL):
+            part = embeds[:, start:start + PREFILL]
+            self.length += part.shape[1]
+            out = self.runner.run({"inputs_embeds": part, "seqlens_k": np.array([self.length - 1], np.int32),
+                                   "total_sequence_length": np.array(self.length, np.int32), **self.values},
+                                  ["logits"], into={n.replace("past_key_values.", "present."): v
+                                                    for n, v in self.values.items()})
         return out["logits"][0, -1]

@@ -46,8 +46,10 @@ if TYPE_CHECKING:
 VISION = Graph("vision_encoder.onnx", ("pixel_values", "pixel_attention_mask"), ("image_features",))
 EMBED = Graph("embed_tokens.onnx", ("input_ids",), ("inputs_embeds",))
 DECODER = Graph("decoder_model_merged.onnx", ("inputs_embeds", "attention_mask", "position_ids"), ("logits",))
-# The decoder rebuilt from fused operators (vlm/fused.py), derived from DECODER's file on the CPU.
+# Derived on the CPU: the decoder rebuilt from fused operators (vlm/fused.py), and a q4 vision encoder
+# whose 4-bit weights multiply in int8 (onnx.int8_products).
 FUSED = Graph("decoder_fused.onnx", fused.INPUTS, ("logits",))
+INT8_VISION = Graph("int8_products.onnx", VISION.inputs, VISION.outputs)
 GRAPHS = (VISION, EMBED, DECODER)
 CONFIG = "config.json"
 
@@ -270,7 +272,7 @@ class SmolVLM:
         key = hashlib.blake2b(tiles.pixel_values.tobytes(), digest_size=16).digest()
         if reuse and self._features and self._features[0] == key:
             return self._features[1]
-        vision = self.bundle.runner(VISION)
+        vision = self.vision()
         batched = len(vision.input_shapes["pixel_values"]) == 5  # published graphs: (batch, images, 3, H, W)
         parts = []
         for start in range(0, len(tiles.pixel_values), TILE_BATCH):
@@ -285,6 +287,14 @@ class SmolVLM:
         features = np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts])
         self._features = (key, features)
         return features
+
+    def vision(self) -> onnx.BoundRunner:
+        """The vision encoder session: on the CPU, a q4 file's copy with int8 products when one can be made."""
+        if self.options.fused and self.bundle.provider == "cpu" and self.bundle.precision == "q4":
+            runner = self.bundle.derived_runner(INT8_VISION, VISION, onnx.int8_products)
+            if runner:
+                return runner
+        return self.bundle.runner(VISION)
 
     def fused_decoder(self) -> onnx.BoundRunner | None:
         """The fused decoder when this bundle can have one: float32-in graphs (fp32, int8, q4) on the
