@@ -142,6 +142,17 @@ def test_derived_file_is_made_once_and_again_for_a_new_source(bundle, tmp_path):
     assert remade.name != made.name and not made.exists()
 
 
+def test_a_new_recipe_makes_the_copy_again(bundle, tmp_path, monkeypatch):
+    copy = Path(shutil.copytree(bundle, tmp_path / "tiny-smolvlm"))
+    image, request = picture(6), REQUESTS[1]
+    load_model(copy, RuntimeOptions(provider="cpu", precision="int8")).fused_decoder()
+    [old] = copy.glob(".derived/decoder_model_merged_int8.*")
+    monkeypatch.setattr(fused, "RECIPE", fused.RECIPE + 1)
+    assert tokens(copy, "int8", True, image, request) == tokens(copy, "int8", False, image, request)
+    [new] = copy.glob(".derived/decoder_model_merged_int8.*")
+    assert new.name != old.name and not old.exists()
+
+
 def test_unwritable_bundle_keeps_its_fused_copy_in_the_cache_folder(bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     copy = Path(shutil.copytree(bundle, tmp_path / "tiny-smolvlm"))

@@ -379,19 +379,19 @@ class Bundle:
                 runner = self._runners[graph.file] = onnx.BoundRunner(self._session(self.path / name, graph), name)
             return runner
 
-    def derived_runner(self, graph: Graph, source: Graph,
-                       make: Callable[[Path, Path], bool]) -> onnx.BoundRunner | None:
+    def derived_runner(self, graph: Graph, source: Graph, make: Callable[[Path, Path], bool],
+                       recipe: int = 1) -> onnx.BoundRunner | None:
         """The session of `graph`, a file computed from `source`'s file in the chosen precision by
         `make(source_path, target_path)` (False: this model cannot have one). Made once, at install or on
         the first load, and kept in the bundle's .derived folder (the user's cache folder when the bundle
-        is read-only) under the source's checksum, so a changed source is derived again and the downloaded
-        files keep theirs. None when `make` declines or the derived file cannot be opened: the caller
-        then runs the source graph."""
+        is read-only) under the source's checksum and the `recipe` number, so a changed source, or a new
+        version of `make` (a higher recipe), is derived again, and the downloaded files keep theirs. None
+        when `make` declines or the derived file cannot be opened: the caller then runs the source graph."""
         with self._lock:
             if graph.file not in self._runners:
                 self._runners[graph.file] = None
                 try:
-                    if path := self.derived(source, graph.file.removesuffix(".onnx"), make):
+                    if path := self.derived(source, graph.file.removesuffix(".onnx"), make, recipe):
                         try:
                             self._runners[graph.file] = onnx.BoundRunner(self._session(path, graph), path.name)
                         except UserError:
@@ -402,13 +402,13 @@ class Bundle:
                                 "original graph", source.file, exc)
             return self._runners[graph.file]
 
-    def derived(self, source: Graph, kind: str, make: Callable[[Path, Path], bool]) -> Path | None:
+    def derived(self, source: Graph, kind: str, make: Callable[[Path, Path], bool], recipe: int = 1) -> Path | None:
         """The path of `source`'s derived file of this `kind`, making it when missing; see derived_runner."""
         import tempfile
 
         name = self.graph_file(source)
         check_bundle(self.path, self.manifest, only=[name])
-        digest = str(self.manifest["files"][name]["sha256"])[:16]
+        digest = hashlib.sha256(f"{self.manifest['files'][name]['sha256']} {recipe}".encode()).hexdigest()[:16]
         file = f"{name.removesuffix('.onnx')}.{kind}.{digest}.onnx"
         folders = [self.path / DERIVED, derived_cache() / self.name]
         for folder in folders:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 INPUTS = ("inputs_embeds", "seqlens_k", "total_sequence_length")
 PROJECTIONS = (("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")),
                ("mlp", ("gate_proj", "up_proj", "down_proj")))
+RECIPE = 2  # raise when build() changes: copies made by an older version are then made again
 PRECISIONS = ("fp32", "int8", "q4")  # weight sets with float32 inputs and outputs, which this rebuilds
 CHUNK = 256  # cache positions allocated at a time: a prompt and a long answer fit in the first buffer
 PREFILL = 256  # prompt positions per session run (see Cache.step)

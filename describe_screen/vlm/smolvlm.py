@@ -302,7 +302,8 @@ class SmolVLM:
         if not self.options.fused or self.bundle.provider != "cpu" or self.bundle.precision not in fused.PRECISIONS:
             return None
         config = self.bundle.json(CONFIG)
-        return self.bundle.derived_runner(FUSED, DECODER, lambda source, target: fused.derive(source, config, target))
+        return self.bundle.derived_runner(FUSED, DECODER, lambda source, target: fused.derive(source, config, target),
+                                          fused.RECIPE)
 
     def decoder(self) -> onnx.BoundRunner:
         """The decoder session requests run: the fused copy where one can be made, else the exported graph."""
