@@ -72,7 +72,7 @@ def onnx_worker(bundle: Path, tokens: int, precision: str, grounding: int) -> No
         tiles = model.tiles(image)
         ids = model.prompt_ids(req, tiles)
         features = model.encode_image(tiles, reuse=False)  # encode every time, as a new capture would
-        step = model.decoder_step(features)
+        step = model.decoder_step(features, tokens)
         token = int(step(ids).argmax())
         t1 = time.perf_counter()
         for _ in range(tokens - 1):

@@ -97,7 +97,7 @@ def onnx_worker(bundle: Path, precision: str, tiles: str, tokens: int) -> dict:
         t1 = time.perf_counter()
         features = model.encode_image(made, reuse=False)  # time the vision encoder every run
         t2 = time.perf_counter()
-        step = model.decoder_step(features)
+        step = model.decoder_step(features, tokens)
         token = int(step(ids).argmax())
         t3 = time.perf_counter()
         for _ in range(tokens - 1):

@@ -87,21 +87,28 @@ def test_q4_vision_encoder_multiplies_in_int8_on_the_cpu(bundle):
 
 
 def test_cache_buffers_grow_in_place_without_changing_the_answer(bundle, monkeypatch):
+    from describe_screen.vlm.decoding import greedy
+
     image, request = picture(7), REQUESTS[2]
     expected = tokens(bundle, "fp32", False, image, request)
-    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="fp32"))
-    prompt = len(model.prompt_ids(request, model.tiles(image)))
-    monkeypatch.setattr(fused, "CHUNK", prompt + 3)  # full three tokens into the answer
-    grown = []
+    capacities = []
     original = fused.Cache.ensure
 
     def ensure(self, length: int) -> None:
         original(self, length)
-        grown.append(self.capacity)
+        capacities.append(self.capacity)
 
     monkeypatch.setattr(fused.Cache, "ensure", ensure)
-    assert tokens(bundle, "fp32", True, image, request) == expected
-    assert sorted(set(grown)) == [prompt + 3, 2 * (prompt + 3)]
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="fp32"))
+    tiles = model.tiles(image)
+    ids, features = model.prompt_ids(request, tiles), model.encode_image(tiles)
+    assert list(model.token_ids(image, request, lambda: False, FORCED)) == expected
+    assert set(capacities) == {-(-(len(ids) + TOKENS) // fused.CHUNK) * fused.CHUNK}  # sized once, up front
+    capacities.clear()
+    monkeypatch.setattr(fused, "CHUNK", 8)  # no size given: it grows by 8 positions at a time
+    assert list(greedy(model.decoder_step(features), ids, FORCED)) == expected
+    grown = sorted(set(capacities))
+    assert len(grown) >= 3 and all(c % 8 == 0 for c in grown) and grown[-1] >= len(ids) + TOKENS - 1
 
 
 def test_long_prompt_goes_in_slices_with_the_same_answer(bundle, monkeypatch):
@@ -109,19 +116,20 @@ def test_long_prompt_goes_in_slices_with_the_same_answer(bundle, monkeypatch):
 
     image, request = picture(5), REQUESTS[2]
     expected = tokens(bundle, "fp32", False, image, request)
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="fp32"))
+    prompt = len(model.prompt_ids(request, model.tiles(image)))
     runs = []
-    original = BoundRunner.run
+    original = BoundRunner.execute
 
-    def run(self, inputs, *args, **kwargs):
-        if "seqlens_k" in inputs:
-            runs.append(inputs["inputs_embeds"].shape[1])
-        return original(self, inputs, *args, **kwargs)
+    def execute(self, binding, *args):
+        runs.append(self.label)
+        return original(self, binding, *args)
 
     monkeypatch.setattr(fused, "PREFILL", 16)
-    monkeypatch.setattr(BoundRunner, "run", run)
+    monkeypatch.setattr(BoundRunner, "execute", execute)
     assert tokens(bundle, "fp32", True, image, request) == expected
-    prompt = len(runs) - (TOKENS - 1)
-    assert prompt >= 3 and runs[:prompt - 1] == [16] * (prompt - 1) and runs[prompt:] == [1] * (TOKENS - 1)
+    fused_runs = [label for label in runs if ".decoder_fused." in label]
+    assert prompt > 32 and len(fused_runs) == -(-prompt // 16) + TOKENS - 1
 
 
 def test_derived_file_is_made_once_and_again_for_a_new_source(bundle, tmp_path):

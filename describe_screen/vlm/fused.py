@@ -35,7 +35,7 @@ PROJECTIONS = (("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")),
                ("mlp", ("gate_proj", "up_proj", "down_proj")))
 RECIPE = 2  # raise when build() changes: copies made by an older version are then made again
 PRECISIONS = ("fp32", "int8", "q4")  # weight sets with float32 inputs and outputs, which this rebuilds
-CHUNK = 256  # cache positions allocated at a time: a prompt and a long answer fit in the first buffer
+CHUNK = 256  # cache positions are allocated in multiples of this
 PREFILL = 256  # prompt positions per session run (see Cache.step)
 
 
@@ -314,26 +314,33 @@ def derive(source: Path, config: dict[str, Any], target: Path) -> bool:
 
 class Cache:
     """The key/value buffers of a fused decoder: bound as past and present at once, so each step writes
-    only its new positions; when full, the buffers are replaced by ones twice as long (a copy per doubling,
-    never per step)."""
+    only its new positions; when full, the buffers are replaced by ones CHUNK positions longer (a copy
+    every CHUNK tokens, never per step). One I/O binding serves every step: only the new embeddings and
+    the two lengths are bound again, and the logits land in a buffer of ours."""
 
-    def __init__(self, runner: BoundRunner) -> None:
+    def __init__(self, runner: BoundRunner, expected: int = 0) -> None:
+        import numpy as np
+
         self.runner = runner
+        self.expected = expected  # positions the caller expects to add after the prompt
         self.names = [n for n in runner.input_shapes if n.startswith("past_key_values.")]
         self.capacity = 0
         self.arrays: dict[str, np.ndarray] = {}
-        self.values: dict[str, Any] = {}
         self.length = 0
+        vocab = runner.session.get_outputs()[0].shape[-1]
+        self.logits = np.empty((1, 1, vocab), np.float32)
+        self.binding: Any = None
 
     def ensure(self, length: int) -> None:
+        """Room for `length` positions: the first buffers hold the prompt and the expected answer."""
         import numpy as np
         import onnxruntime as ort
 
         if length <= self.capacity:
             return
-        capacity = max(CHUNK, self.capacity * 2)
-        while capacity < length:
-            capacity *= 2
+        wanted = length + (self.expected if not self.capacity else 0)
+        capacity = -(-max(wanted, CHUNK) // CHUNK) * CHUNK
+        binding = self.runner.session.io_binding()
         for name in self.names:
             shape = [1, *self.runner.input_shapes[name][1:]]
             shape[2] = capacity
@@ -341,8 +348,11 @@ class Cache:
             if name in self.arrays:
                 array[:, :, :self.capacity] = self.arrays[name]
             self.arrays[name] = array
-            self.values[name] = ort.OrtValue.ortvalue_from_numpy(array)  # shares the array's memory
-        self.capacity = capacity
+            value = ort.OrtValue.ortvalue_from_numpy(array)  # shares the array's memory
+            binding.bind_ortvalue_input(name, value)
+            binding.bind_ortvalue_output(name.replace("past_key_values.", "present."), value)
+        binding.bind_ortvalue_output("logits", ort.OrtValue.ortvalue_from_numpy(self.logits))
+        self.capacity, self.binding = capacity, binding
 
     def step(self, embeds: np.ndarray) -> np.ndarray:
         """Run the decoder on `embeds` (1, n, hidden) after the positions already cached; logits (vocab,).
@@ -352,10 +362,11 @@ class Cache:
 
         self.ensure(self.length + embeds.shape[1])
         for start in range(0, embeds.shape[1], PREFILL):
-            part = embeds[:, start:start + PREFILL]
+            part = np.ascontiguousarray(embeds[:, start:start + PREFILL], dtype=np.float32)
             self.length += part.shape[1]
-            out = self.runner.run({"inputs_embeds": part, "seqlens_k": np.array([self.length - 1], np.int32),
-                                   "total_sequence_length": np.array(self.length, np.int32), **self.values},
-                                  ["logits"], into={n.replace("past_key_values.", "present."): v
-                                                    for n, v in self.values.items()})
-        return out["logits"][0, -1]
+            seen, total = np.array([self.length - 1], np.int32), np.array(self.length, np.int32)
+            self.binding.bind_cpu_input("inputs_embeds", part)
+            self.binding.bind_cpu_input("seqlens_k", seen)
+            self.binding.bind_cpu_input("total_sequence_length", total)
+            self.runner.execute(self.binding)
+        return self.logits[0, -1].copy()

@@ -365,12 +365,16 @@ class BoundRunner:
                 binding.bind_ortvalue_output(name, into[name])
             else:
                 binding.bind_output(name, "cpu" if name in host else self.device)
+        self.execute(binding, options)
+        values = binding.get_outputs()
+        return {name: (value.numpy() if name in host else value)
+                for name, value in zip(self.output_names, values, strict=True)}
+
+    def execute(self, binding: ort.IOBinding, options: ort.RunOptions | None = None) -> None:
+        """Run a prepared binding (a loop that keeps one binding across steps rebinds only what changes)."""
         try:
             self.session.run_with_iobinding(binding, options)
         except Exception as exc:  # onnxruntime's own error types: out of memory, bad shapes, device loss
             raise UserError(f"The model file {self.label} failed while running: {str(exc).splitlines()[0][:200]}",
                             "Try again; if it keeps failing, check the model with: describe-screen models verify, "
                             "or set models.provider to cpu.") from exc
-        values = binding.get_outputs()
-        return {name: (value.numpy() if name in host else value)
-                for name, value in zip(self.output_names, values, strict=True)}

@@ -256,12 +256,14 @@ class SmolVLM:
         features = self.encode_image(tiles, cancelled)
         if features is None:
             return
-        yield from greedy(self.decoder_step(features), ids, limits or self.limits(), cancelled)
+        limits = limits or self.limits()
+        yield from greedy(self.decoder_step(features, limits.max_new_tokens), ids, limits, cancelled)
 
     def forced_choices(self, image: Image, request: Request, tokens: list[int]) -> list[int]:
         """decoding.teacher_forced for one request: this model's pick at each position of `tokens`."""
         tiles = self.tiles(image)
-        return teacher_forced(self.decoder_step(self.encode_image(tiles)), self.prompt_ids(request, tiles), tokens)
+        return teacher_forced(self.decoder_step(self.encode_image(tiles), len(tokens)), self.prompt_ids(request, tiles),
+                              tokens)
 
     def encode_image(self, tiles: Tiles, cancelled: Callable[[], bool] = lambda: False,
                      reuse: bool = True) -> np.ndarray | None:
@@ -309,14 +311,14 @@ class SmolVLM:
         """The decoder session requests run: the fused copy where one can be made, else the exported graph."""
         return self.fused_decoder() or self.bundle.runner(DECODER)
 
-    def decoder_step(self, features: np.ndarray) -> Step:
+    def decoder_step(self, features: np.ndarray, expected: int = 0) -> Step:
         """The decoding closure for `greedy`: it owns the key/value cache (device-resident OrtValues
-        after step one, or the fused decoder's buffers) and puts `features` in the places of the
-        prompt's <image> tokens."""
+        after step one, or the fused decoder's buffers, sized for the prompt and `expected` more tokens)
+        and puts `features` in the places of the prompt's <image> tokens."""
         import numpy as np
 
         embed = self.bundle.runner(EMBED)
-        decode = self._fused_run() or self._source_run()
+        decode = self._fused_run(expected) or self._source_run()
         first = [True]
 
         def step(tokens: list[int]) -> np.ndarray:
@@ -333,9 +335,9 @@ class SmolVLM:
 
         return step
 
-    def _fused_run(self) -> Callable[[np.ndarray], np.ndarray] | None:
+    def _fused_run(self, expected: int) -> Callable[[np.ndarray], np.ndarray] | None:
         runner = self.fused_decoder()
-        return fused.Cache(runner).step if runner else None
+        return fused.Cache(runner, expected).step if runner else None
 
     def _source_run(self) -> Callable[[np.ndarray], np.ndarray]:
         """Embeddings -> last logits through the exported decoder, its cache fed back as OrtValues."""
