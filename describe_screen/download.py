@@ -175,19 +175,24 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
     repo = spec.published["repo"]
     out = models_dir / spec.name
     download = models_dir / (spec.name + DOWNLOAD_SUFFIX)
+    stop = _Interrupts()
     try:
-        commit, listing = _listing(repo, spec.published["revision"])
-        files = wanted_files(spec, precision, listing)
-        total = sum(f.size for f in files)
-        present = sum(f.size for f in files if _complete(download / f.path, f))
-        _check_space(models_dir, total - present, spec.name)
-        tell(f"Downloading {spec.name}, {precision}, {megabytes(total)} megabytes.")
-        _fetch(repo, commit, files, download)
-    except KeyboardInterrupt as exc:  # finished files stay in the download folder for the next attempt
+        with stop:
+            commit, listing = _listing(repo, spec.published["revision"])
+            files = wanted_files(spec, precision, listing)
+            total = sum(f.size for f in files)
+            present = sum(f.size for f in files if _complete(download / f.path, f))
+            _check_space(models_dir, total - present, spec.name)
+            tell(f"Downloading {spec.name}, {precision}, {megabytes(total)} megabytes.")
+            _fetch(repo, commit, files, download)
+    except BaseException as exc:
+        if not (stop.seen or isinstance(exc, KeyboardInterrupt)):
+            if isinstance(exc, Exception):
+                raise _explain(exc, repo, spec.name, download) from exc
+            raise
+        # finished files stay in the download folder for the next attempt
         raise UserError(f"The install of {spec.name} was stopped, so it is not installed.",
                         "Run the same command again to go on from where it stopped.") from exc
-    except Exception as exc:
-        raise _explain(exc, repo, spec.name, download) from exc
     bad = [f for f in files if not check_file(download / f.path, f)]
     if bad:
         for remote in bad:
@@ -206,6 +211,33 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
 
 def _complete(path: Path, remote: RemoteFile) -> bool:
     return path.is_file() and path.stat().st_size == remote.size
+
+
+class _Interrupts:
+    """Notes a Ctrl+C while active. The hub client may turn the KeyboardInterrupt that breaks a transfer
+    into a transport error of its own, which alone would read as "the server could not be reached"."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupts:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._interrupted)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _interrupted(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
 
 
 def _fetch(repo: str, commit: str, files: list[RemoteFile], download: Path) -> None:
