@@ -180,7 +180,8 @@ def screenshot_of(command: list[str], display: str, timeout: float = 60.0) -> Im
     """Run `command` on the virtual display, wait until its window is drawn, grab the whole screen, close it.
 
     "Drawn" is seen, not guessed: the screen differs from how it looked before the program started and
-    two grabs 0.5 s apart are the same (a loaded machine maps a GTK dialog seconds late)."""
+    two grabs 0.5 s apart are the same (a loaded machine maps a GTK dialog seconds late). The window is
+    gone from the screen when this returns."""
     from PIL import ImageChops
 
     from describe_screen.capture import capture
@@ -204,6 +205,11 @@ def screenshot_of(command: list[str], display: str, timeout: float = 60.0) -> Im
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        # the server takes the window away a moment after its program exits: wait for that, so
+        # the next screenshot does not take this window for its empty screen
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and same(capture("screen").image, shot):
+            time.sleep(0.1)
 
 
 def photo_cases() -> list[Case]:
