@@ -172,7 +172,7 @@ def repo_from_bundle(source: Path, bundle: Path, graphs: list[str]) -> dict[str,
     for path in bundle.glob("*.onnx"):
         if any(path.name.startswith(graph) for graph in graphs):
             files[f"onnx/{path.name}"] = path.read_bytes()
-    for graph in graphs:  # our exporter keeps embed_tokens in fp32 only; the hub has every precision of it
+    for graph in graphs:  # our exporter has no fp16 embed_tokens; the hub has every precision of it
         for suffix in ("_int8", "_fp16"):
             files.setdefault(f"onnx/{graph}{suffix}.onnx", files[f"onnx/{graph}.onnx"])
     return files

@@ -105,6 +105,10 @@ def test_install_then_describe_speaks_the_installed_models_words(published, tiny
     fetched = {path.split("/resolve/", 1)[1].split("/", 1)[1] for method, path, _ in hub.log if method == "GET"
                and "/resolve/" in path}
     assert not any(p.endswith(".onnx") and not p.endswith("_int8.onnx") for p in fetched)
+    # the install made the fused decoder the first describe will run, so no hotkey waits for it
+    [fused] = (bundle / ".derived").iterdir()
+    assert fused.name.startswith("decoder_model_merged_int8.decoder_fused.")
+    assert "It is ready." in result.stdout
 
     image = form_image(tmp_path / "form.png")
     speech = tmp_path / "out.wav"

@@ -54,7 +54,7 @@ def test_installed_find_verify_remove(models_dir):
     model = models.find("tiny-smolvlm", models_dir)
     assert model.family == "smolvlm" and model.precisions == ("fp32", "int8")
     assert model.size_bytes == sum(p.stat().st_size for p in model.path.iterdir()
-                                   if p.name not in ("manifest.json", ".verified.json"))
+                                   if p.is_file() and p.name not in ("manifest.json", ".verified.json"))
     assert models.verify("tiny-smolvlm", models_dir) == model
     assert models.default_for(ASK, models_dir) == model and models.default_for(CAPTION_BRIEF, models_dir) == model
     assert models.default_for(OCR, models_dir) is None
@@ -75,7 +75,7 @@ def test_export_writes_manifest_with_hashes_and_prompts(tiny):
     manifest = read_manifest(bundle)
     assert manifest["family"] == "smolvlm" and manifest["precisions"] == ["fp32", "int8"]
     assert manifest["prompts"] == models.manifest("smolvlm-256m-instruct").prompts
-    expected = {"vision_encoder.onnx", "vision_encoder_int8.onnx", "embed_tokens.onnx",
+    expected = {"vision_encoder.onnx", "vision_encoder_int8.onnx", "embed_tokens.onnx", "embed_tokens_int8.onnx",
                 "decoder_model_merged.onnx", "decoder_model_merged_int8.onnx", "tokenizer.json",
                 "config.json", "generation_config.json", "preprocessor_config.json", "processor_config.json"}
     assert expected <= set(manifest["files"])
@@ -94,7 +94,7 @@ def test_exported_graphs_use_onnx_community_names(tiny):
         return [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
 
     assert names("vision_encoder.onnx") == (["pixel_values", "pixel_attention_mask"], ["image_features"])
-    assert names("embed_tokens.onnx") == (["input_ids"], ["inputs_embeds"])
+    assert names("embed_tokens.onnx") == names("embed_tokens_int8.onnx") == (["input_ids"], ["inputs_embeds"])
     inputs, outputs = names("decoder_model_merged.onnx")
     assert inputs == ["inputs_embeds", "attention_mask", "position_ids", "past_key_values.0.key",
                       "past_key_values.0.value", "past_key_values.1.key", "past_key_values.1.value"]
@@ -111,6 +111,8 @@ def test_import_onnx_community_layout(tiny, tmp_path):
     folder = tmp_path / "download"
     (folder / "onnx").mkdir(parents=True)
     for path in bundle.iterdir():
+        if path.is_dir():  # .derived: made on this machine, never part of a download
+            continue
         if path.suffix == ".onnx":
             shutil.copy(path, folder / "onnx" / path.name)
         elif path.name not in ("manifest.json", ".verified.json"):

@@ -38,6 +38,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         model = install(models.manifest(args.name), folder, args.precision, tell=tell,
                         provider=config.models.provider, configured=config.models.precision)
         print(f"It is in {model.path}, with {', '.join(model.precisions)} weights.")
+        _prepare(config, model.path)
         return 0
     if action == "export":
         from describe_screen.export import export_model
@@ -46,10 +47,12 @@ def run(config: Config, args: argparse.Namespace) -> int:
         print(f"Exporting {args.name} to {out}. This takes several minutes.", flush=True)
         path = export_model(args.name, out, args.precision, args.source)
         print(f"The model {args.name} is installed in {path}.")
+        _prepare(config, path)
         return 0
     if action == "import":
         model = models.import_bundle(args.folder, args.name, folder)
         print(f"The model {model.name} is installed in {model.path}, with {', '.join(model.precisions)} weights.")
+        _prepare(config, model.path)
         return 0
     if action == "verify":
         model = models.verify(args.name, folder)
@@ -58,6 +61,18 @@ def run(config: Config, args: argparse.Namespace) -> int:
     path = models.remove(args.name, folder)
     print(f"The model {args.name} was removed from {path}.")
     return 0
+
+
+def _prepare(config: Config, path: Path) -> None:
+    """Open the new model as the daemon will and run one tiny pass: the optimised copies of its graphs
+    (vlm/fused.py) are made now rather than at the first hotkey, and a model that cannot run here says
+    so at once."""
+    from describe_screen import vlm
+
+    print("Preparing it for this computer.", flush=True)
+    vlm.load_model(path, vlm.RuntimeOptions(provider=config.models.provider, threads=config.models.threads,
+                                            tiles=config.models.tiles, precision=config.models.precision)).warm_up()
+    print("It is ready.")
 
 
 def _teller() -> Callable[..., None]:

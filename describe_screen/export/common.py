@@ -56,12 +56,14 @@ def check_onnx(path: Path) -> None:
     onnx.checker.check_model(str(path))
 
 
-def quantize_int8(src: Path, dst: Path) -> None:
+def quantize_int8(src: Path, dst: Path, op_types: tuple[str, ...] = ("MatMul", "Gemm")) -> None:
     """Dynamic int8 quantisation of the MatMul/Gemm weights, one scale per output channel (activations
-    stay float): for the CPU. Per-channel scales kept 91% of tiny-model tokens where per-tensor kept 83%."""
+    stay float): for the CPU. Per-channel scales kept 91% of tiny-model tokens where per-tensor kept 83%.
+    `op_types` ("Gather",) quantises a lookup table instead (one scale for the table, as the published
+    int8 token embeddings)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=list(op_types),
                      per_channel=True, reduce_range=False)
 
 

@@ -45,8 +45,12 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
     for graph in (VISION, EMBED, DECODER):
         common.check_onnx(staging / graph.file)
     bundle.copy_support_files(src, staging)
-    # The token embedding is a Gather, which int8/fp16 MatMul rewriting would not change: one file serves all.
     common.make_variants(staging, (VISION.file, DECODER.file), precisions, {DECODER.file: ["inputs_embeds"]})
+    # The token embedding is a lookup table, which MatMul rewriting leaves alone: the fp32 file serves the
+    # float weight sets, and the integer ones get the table in int8 as the published int8 files have it
+    # (114 -> 28 MB for SmolVLM-256M, the largest saving of memory in a bundle).
+    for precision in {"int8", "q4"} & set(precisions):
+        common.quantize_int8(staging / EMBED.file, staging / bundle.variant_name(EMBED.file, precision), ("Gather",))
     return bundle.publish(staging, out_dir, manifest.bundle_info(), precisions)
 
 

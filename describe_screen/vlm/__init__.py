@@ -53,6 +53,7 @@ class RuntimeOptions:
     max_new_tokens: int = 160
     tiles: str = "fast"  # "fast": one tile; "default": the processor's own tiling
     precision: str = "auto"  # which weight file set to load when a bundle holds several
+    fused: bool = True  # on the CPU, run the faster copies derived at install (vlm/fused.py, onnx.int8_products)
 
 
 class VisionLanguageModel(Protocol):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -44,6 +45,8 @@ SUPPORT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tok
                  "special_tokens_map.json", "preprocessor_config.json", "processor_config.json",
                  "chat_template.json", "chat_template.jinja", "added_tokens.json")
 CACHE_PREFIX = "past_key_values."
+log = logging.getLogger(__name__)
+DERIVED = ".derived"  # files computed from the bundle's own at install or first load (not in the manifest)
 T = TypeVar("T")
 
 
@@ -80,6 +83,13 @@ def choose_precision(requested: str, available: Iterable[str], device: str) -> s
         raise UserError(f"The model has no {requested} weights; it has {', '.join(present)}.",
                         f"Set models.precision to auto or {present[0]}, or install the model with that precision.")
     return requested
+
+
+def derived_cache() -> Path:
+    """Where derived files go when a bundle's folder cannot be written to."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path("describe-screen") / "derived"
 
 
 # -- reading files --------------------------------------------------------------------------------------------
@@ -277,7 +287,7 @@ class Bundle:
         self.fix = export_fix(self.manifest)
         self._lock = threading.RLock()
         self._json: dict[str, dict[str, Any]] = {}
-        self._runners: dict[str, onnx.BoundRunner] = {}
+        self._runners: dict[str, onnx.BoundRunner | None] = {}
         self._tokenizer: Tokenizer | None = None
         self._precision = ""
         self._provider = ""
@@ -362,15 +372,67 @@ class Bundle:
         """The session of `graph`, opened once, after its file passed the checks, and checked to take
         exactly the inputs the runtime feeds (the named ones plus any cache inputs)."""
         with self._lock:
-            if graph.file not in self._runners:
+            runner = self._runners.get(graph.file)
+            if runner is None:
                 name = self.graph_file(graph)
                 check_bundle(self.path, self.manifest, only=[name])
-                self._runners[graph.file] = onnx.BoundRunner(self._session(name, graph), name)
+                runner = self._runners[graph.file] = onnx.BoundRunner(self._session(self.path / name, graph), name)
+            return runner
+
+    def derived_runner(self, graph: Graph, source: Graph, make: Callable[[Path, Path], bool],
+                       recipe: int = 1) -> onnx.BoundRunner | None:
+        """The session of `graph`, a file computed from `source`'s file in the chosen precision by
+        `make(source_path, target_path)` (False: this model cannot have one). Made once, at install or on
+        the first load, and kept in the bundle's .derived folder (the user's cache folder when the bundle
+        is read-only) under the source's checksum and the `recipe` number, so a changed source, or a new
+        version of `make` (a higher recipe), is derived again, and the downloaded files keep theirs. None
+        when `make` declines or the derived file cannot be opened: the caller then runs the source graph."""
+        with self._lock:
+            if graph.file not in self._runners:
+                self._runners[graph.file] = None
+                try:
+                    if path := self.derived(source, graph.file.removesuffix(".onnx"), make, recipe):
+                        try:
+                            self._runners[graph.file] = onnx.BoundRunner(self._session(path, graph), path.name)
+                        except UserError:
+                            path.unlink(missing_ok=True)  # damaged: the next load makes it again
+                            raise
+                except Exception as exc:  # any failure to derive or open it leaves the source graph in use
+                    log.warning("the optimised copy of %s could not be made or opened (%s); using the "
+                                "original graph", source.file, exc)
             return self._runners[graph.file]
 
-    def _session(self, name: str, graph: Graph) -> Any:
+    def derived(self, source: Graph, kind: str, make: Callable[[Path, Path], bool], recipe: int = 1) -> Path | None:
+        """The path of `source`'s derived file of this `kind`, making it when missing; see derived_runner."""
+        import tempfile
+
+        name = self.graph_file(source)
+        check_bundle(self.path, self.manifest, only=[name])
+        digest = hashlib.sha256(f"{self.manifest['files'][name]['sha256']} {recipe}".encode()).hexdigest()[:16]
+        file = f"{name.removesuffix('.onnx')}.{kind}.{digest}.onnx"
+        folders = [self.path / DERIVED, derived_cache() / self.name]
+        for folder in folders:
+            if (folder / file).is_file():
+                return folder / file
+        for folder in folders:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=folder, prefix=".making-") as work:
+                    if not make(self.path / name, Path(work) / file):
+                        return None
+                    for stale in folder.glob(f"{name.removesuffix('.onnx')}.{kind}.*"):
+                        stale.unlink()
+                    for made in Path(work).iterdir():  # the graph, and its weights file when over 2 GB
+                        os.replace(made, folder / made.name)
+                return folder / file
+            except OSError:
+                continue  # a read-only models folder: try the cache folder
+        return None
+
+    def _session(self, path: Path, graph: Graph) -> Any:
+        name = path.name
         try:
-            session = onnx.create_session(self.path / name, self.provider, self.options.threads)
+            session = onnx.create_session(path, self.provider, self.options.threads)
         except UserError as exc:
             if "cannot be loaded" in exc.problem:
                 raise UserError(exc.problem, self.fix) from exc

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.vlm import ASK, Request, Turn, images, onnx
+from describe_screen.vlm import ASK, Request, Turn, fused, images, onnx
 from describe_screen.vlm.bundle import Graph
 from describe_screen.vlm.decoding import Limits, Step, greedy, stream_text, teacher_forced
 
@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 VISION = Graph("vision_encoder.onnx", ("pixel_values", "pixel_attention_mask"), ("image_features",))
 EMBED = Graph("embed_tokens.onnx", ("input_ids",), ("inputs_embeds",))
 DECODER = Graph("decoder_model_merged.onnx", ("inputs_embeds", "attention_mask", "position_ids"), ("logits",))
+# Derived on the CPU: the decoder rebuilt from fused operators (vlm/fused.py), and a q4 vision encoder
+# whose 4-bit weights multiply in int8 (onnx.int8_products).
+FUSED = Graph("decoder_fused.onnx", fused.INPUTS, ("logits",))
+INT8_VISION = Graph("int8_products.onnx", VISION.inputs, VISION.outputs)
 GRAPHS = (VISION, EMBED, DECODER)
 CONFIG = "config.json"
 
@@ -221,7 +225,7 @@ class SmolVLM:
                       eos_ids=frozenset(self._eos) | ({end} if end is not None else set()))
 
     def provider(self) -> str:
-        return onnx.main_provider(self.bundle.runner(DECODER).session)
+        return onnx.main_provider(self.decoder().session)
 
     def warm_up(self) -> None:
         from PIL import Image as PILImage
@@ -252,12 +256,14 @@ class SmolVLM:
         features = self.encode_image(tiles, cancelled)
         if features is None:
             return
-        yield from greedy(self.decoder_step(features), ids, limits or self.limits(), cancelled)
+        limits = limits or self.limits()
+        yield from greedy(self.decoder_step(features, limits.max_new_tokens), ids, limits, cancelled)
 
     def forced_choices(self, image: Image, request: Request, tokens: list[int]) -> list[int]:
         """decoding.teacher_forced for one request: this model's pick at each position of `tokens`."""
         tiles = self.tiles(image)
-        return teacher_forced(self.decoder_step(self.encode_image(tiles)), self.prompt_ids(request, tiles), tokens)
+        return teacher_forced(self.decoder_step(self.encode_image(tiles), len(tokens)), self.prompt_ids(request, tiles),
+                              tokens)
 
     def encode_image(self, tiles: Tiles, cancelled: Callable[[], bool] = lambda: False,
                      reuse: bool = True) -> np.ndarray | None:
@@ -268,7 +274,7 @@ class SmolVLM:
         key = hashlib.blake2b(tiles.pixel_values.tobytes(), digest_size=16).digest()
         if reuse and self._features and self._features[0] == key:
             return self._features[1]
-        vision = self.bundle.runner(VISION)
+        vision = self.vision()
         batched = len(vision.input_shapes["pixel_values"]) == 5  # published graphs: (batch, images, 3, H, W)
         parts = []
         for start in range(0, len(tiles.pixel_values), TILE_BATCH):
@@ -284,27 +290,66 @@ class SmolVLM:
         self._features = (key, features)
         return features
 
-    def decoder_step(self, features: np.ndarray) -> Step:
+    def vision(self) -> onnx.BoundRunner:
+        """The vision encoder session: on the CPU, a q4 file's copy with int8 products when one can be made."""
+        if self.options.fused and self.bundle.provider == "cpu" and self.bundle.precision == "q4":
+            runner = self.bundle.derived_runner(INT8_VISION, VISION, onnx.int8_products)
+            if runner:
+                return runner
+        return self.bundle.runner(VISION)
+
+    def fused_decoder(self) -> onnx.BoundRunner | None:
+        """The fused decoder when this bundle can have one: float32-in graphs (fp32, int8, q4) on the
+        CPU provider, unless the options turn it off. Made from the decoder file once, then reused."""
+        if not self.options.fused or self.bundle.provider != "cpu" or self.bundle.precision not in fused.PRECISIONS:
+            return None
+        config = self.bundle.json(CONFIG)
+        return self.bundle.derived_runner(FUSED, DECODER, lambda source, target: fused.derive(source, config, target),
+                                          fused.RECIPE)
+
+    def decoder(self) -> onnx.BoundRunner:
+        """The decoder session requests run: the fused copy where one can be made, else the exported graph."""
+        return self.fused_decoder() or self.bundle.runner(DECODER)
+
+    def decoder_step(self, features: np.ndarray, expected: int = 0) -> Step:
         """The decoding closure for `greedy`: it owns the key/value cache (device-resident OrtValues
-        after step one) and puts `features` in the places of the prompt's <image> tokens."""
+        after step one, or the fused decoder's buffers, sized for the prompt and `expected` more tokens)
+        and puts `features` in the places of the prompt's <image> tokens."""
         import numpy as np
 
-        embed, decoder = self.bundle.runner(EMBED), self.bundle.runner(DECODER)
-        past: dict[str, Any] = decoder.empty_cache(self.kv_heads, self.head_dim)
-        state = {"length": 0}
+        embed = self.bundle.runner(EMBED)
+        decode = self._fused_run(expected) or self._source_run()
+        first = [True]
 
         def step(tokens: list[int]) -> np.ndarray:
             ids = np.asarray([tokens], dtype=np.int64)
             embeds = embed.run({"input_ids": ids}, EMBED.outputs)["inputs_embeds"]
-            if state["length"] == 0:
+            if first.pop() if first else False:
                 where = ids[0] == self.image_token_id
                 if int(where.sum()) != len(features):
                     raise UserError(f"The prompt has {int(where.sum())} image places but the image gave "
                                     f"{len(features)} features, so the model files do not belong together.",
                                     self.bundle.fix)
                 embeds[0, where] = features.astype(embeds.dtype)
+            return decode(embeds)
+
+        return step
+
+    def _fused_run(self, expected: int) -> Callable[[np.ndarray], np.ndarray] | None:
+        runner = self.fused_decoder()
+        return fused.Cache(runner, expected).step if runner else None
+
+    def _source_run(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Embeddings -> last logits through the exported decoder, its cache fed back as OrtValues."""
+        import numpy as np
+
+        decoder = self.bundle.runner(DECODER)
+        past: dict[str, Any] = decoder.empty_cache(self.kv_heads, self.head_dim)
+        state = {"length": 0}
+
+        def run(embeds: np.ndarray) -> np.ndarray:
             start = state["length"]
-            state["length"] += len(tokens)
+            state["length"] += embeds.shape[1]
             out = decoder.run({"inputs_embeds": embeds,
                                "attention_mask": np.ones((1, state["length"]), dtype=np.int64),
                                "position_ids": np.arange(start, state["length"], dtype=np.int64)[None],
@@ -313,7 +358,7 @@ class SmolVLM:
                 past[name] = out[name.replace("past_key_values.", "present.")]
             return out["logits"][0, -1]
 
-        return step
+        return run
 
 
 def _ids(value: Any) -> list[int]:

@@ -1,0 +1,200 @@
+"""The fused decoder (vlm/fused.py): the same tokens as the exported graph it is derived from, its cache
+buffers growing in place, and the derived file made once, kept beside the bundle, and never trusted blindly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+from tiny import published_bundle, tiny_smolvlm_bundle
+
+from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, RuntimeOptions, Turn, fused, load_model
+from describe_screen.vlm.bundle import write_manifest
+from describe_screen.vlm.decoding import Limits
+
+TOKENS = 24
+FORCED = Limits(max_new_tokens=TOKENS, repeat_span=0)  # exactly TOKENS, no EOS or loop stop
+REQUESTS = [Request(task=CAPTION_BRIEF), Request(task=CAPTION_FULL),
+            Request(task=ASK, question="What is written?", history=[Turn("What is this?", "A form.")])]
+
+
+def picture(seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (90, 160, 3), dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    """fp32, int8 and q4 (the published 4-bit recipe) of the tiny SmolVLM: every projection form."""
+    _, exported = tiny_smolvlm_bundle(tmp_path_factory.getbasetemp())
+    return published_bundle(exported, tmp_path_factory.mktemp("fused") / "tiny-smolvlm",
+                            precisions=("fp32", "int8", "q4"))
+
+
+def tokens(path: Path, precision: str, use_fused: bool, image: Image.Image, request: Request) -> list[int]:
+    model = load_model(path, RuntimeOptions(provider="cpu", precision=precision, fused=use_fused))
+    assert (model.fused_decoder() is not None) == use_fused
+    return list(model.token_ids(image, request, lambda: False, FORCED))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "q4"])
+def test_fused_decoder_says_what_the_exported_graph_says(bundle, precision):
+    same = total = 0
+    for seed, request in enumerate(REQUESTS):
+        image = picture(seed)
+        source = tokens(bundle, precision, False, image, request)
+        model = load_model(bundle, RuntimeOptions(provider="cpu", precision=precision))
+        choices = model.forced_choices(image, request, source)
+        same += sum(a == b for a, b in zip(source, choices, strict=True))
+        total += len(source)
+        if precision == "fp32":  # float weights: the same sums in another order, so the same tokens
+            assert list(model.token_ids(image, request, lambda: False, FORCED)) == source
+    print(f"{precision}: fused decoder picks the source graph's token {same}/{total}")
+    # fp32 and int8 compute the same products; q4's copies multiply in int8 instead of float (vision
+    # encoder and decoder), which moves the tiny random model's 4-bit logits a little: 65/72 here
+    assert same / total >= {"fp32": 1.0, "int8": 0.95, "q4": 0.8}[precision]
+
+
+def test_fused_graph_is_a_few_nodes_per_layer_with_attention_and_cache_in_one_operator(bundle):
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="int8"))
+    runner = model.fused_decoder()
+    graph = onnx.load(str(bundle / ".derived" / runner.label)).graph
+    source = onnx.load(str(bundle / "decoder_model_merged_int8.onnx")).graph
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("GroupQueryAttention") == model.layers == 2
+    assert ops.count("DynamicQuantizeMatMul") == 4 * model.layers + 1  # qkv, o, gate+up, down; lm_head
+    assert len(ops) <= 12 * model.layers + 4 < len(source.node) / 10
+    # past and present are the same buffer: present.* leave the session with the past's capacity
+    assert runner.input_shapes["past_key_values.0.key"][2] == "capacity"
+    vocab = model.tokenizer.get_vocab_size()
+    assert runner.output_names[0] == "logits" and runner.session.get_outputs()[0].shape == [1, 1, vocab]
+
+
+def test_q4_vision_encoder_multiplies_in_int8_on_the_cpu(bundle):
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="q4"))
+    vision = model.vision()
+    assert vision.label.startswith("vision_encoder_q4.int8_products.")
+    levels = [next(a.i for a in n.attribute if a.name == "accuracy_level")
+              for n in onnx.load(str(bundle / ".derived" / vision.label)).graph.node if n.op_type == "MatMulNBits"]
+    assert levels and set(levels) == {4}
+    assert load_model(bundle, RuntimeOptions(provider="cpu", precision="int8")).vision().label == \
+        "vision_encoder_int8.onnx"  # nothing to change in an int8 file
+
+
+def test_cache_buffers_grow_in_place_without_changing_the_answer(bundle, monkeypatch):
+    from describe_screen.vlm.decoding import greedy
+
+    image, request = picture(7), REQUESTS[2]
+    expected = tokens(bundle, "fp32", False, image, request)
+    capacities = []
+    original = fused.Cache.ensure
+
+    def ensure(self, length: int) -> None:
+        original(self, length)
+        capacities.append(self.capacity)
+
+    monkeypatch.setattr(fused.Cache, "ensure", ensure)
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="fp32"))
+    tiles = model.tiles(image)
+    ids, features = model.prompt_ids(request, tiles), model.encode_image(tiles)
+    assert list(model.token_ids(image, request, lambda: False, FORCED)) == expected
+    assert set(capacities) == {-(-(len(ids) + TOKENS) // fused.CHUNK) * fused.CHUNK}  # sized once, up front
+    capacities.clear()
+    monkeypatch.setattr(fused, "CHUNK", 8)  # no size given: it grows by 8 positions at a time
+    assert list(greedy(model.decoder_step(features), ids, FORCED)) == expected
+    grown = sorted(set(capacities))
+    assert len(grown) >= 3 and all(c % 8 == 0 for c in grown) and grown[-1] >= len(ids) + TOKENS - 1
+
+
+def test_long_prompt_goes_in_slices_with_the_same_answer(bundle, monkeypatch):
+    from describe_screen.vlm.onnx import BoundRunner
+
+    image, request = picture(5), REQUESTS[2]
+    expected = tokens(bundle, "fp32", False, image, request)
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="fp32"))
+    prompt = len(model.prompt_ids(request, model.tiles(image)))
+    runs = []
+    original = BoundRunner.execute
+
+    def execute(self, binding, *args):
+        runs.append(self.label)
+        return original(self, binding, *args)
+
+    monkeypatch.setattr(fused, "PREFILL", 16)
+    monkeypatch.setattr(BoundRunner, "execute", execute)
+    assert tokens(bundle, "fp32", True, image, request) == expected
+    fused_runs = [label for label in runs if ".decoder_fused." in label]
+    assert prompt > 32 and len(fused_runs) == -(-prompt // 16) + TOKENS - 1
+
+
+def test_derived_file_is_made_once_and_again_for_a_new_source(bundle, tmp_path):
+    copy = Path(shutil.copytree(bundle, tmp_path / "tiny-smolvlm"))
+    shutil.rmtree(copy / ".derived", ignore_errors=True)
+    image, request = picture(1), REQUESTS[0]
+    first = tokens(copy, "int8", True, image, request)
+    [made] = (copy / ".derived").iterdir()
+    stamp = made.stat().st_mtime_ns
+    assert tokens(copy, "int8", True, image, request) == first
+    assert made.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    # a new download of the decoder (another checksum) gets its own fused copy; the stale one goes
+    shutil.copy(copy / "decoder_model_merged.onnx", copy / "decoder_model_merged_int8.onnx")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    write_manifest(copy, {k: v for k, v in manifest.items() if k not in ("files", "format")}, manifest["files"])
+    assert tokens(copy, "int8", True, image, request) == tokens(copy, "int8", False, image, request) != first
+    [remade] = (copy / ".derived").iterdir()
+    assert remade.name != made.name and not made.exists()
+
+
+def test_a_new_recipe_makes_the_copy_again(bundle, tmp_path, monkeypatch):
+    copy = Path(shutil.copytree(bundle, tmp_path / "tiny-smolvlm"))
+    image, request = picture(6), REQUESTS[1]
+    load_model(copy, RuntimeOptions(provider="cpu", precision="int8")).fused_decoder()
+    [old] = copy.glob(".derived/decoder_model_merged_int8.*")
+    monkeypatch.setattr(fused, "RECIPE", fused.RECIPE + 1)
+    assert tokens(copy, "int8", True, image, request) == tokens(copy, "int8", False, image, request)
+    [new] = copy.glob(".derived/decoder_model_merged_int8.*")
+    assert new.name != old.name and not old.exists()
+
+
+def test_unwritable_bundle_keeps_its_fused_copy_in_the_cache_folder(bundle, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    copy = Path(shutil.copytree(bundle, tmp_path / "tiny-smolvlm"))
+    shutil.rmtree(copy / ".derived", ignore_errors=True)
+    (copy / ".derived").write_text("not a folder")  # mkdir fails here even for root, as on a read-only disk
+    image, request = picture(2), REQUESTS[1]
+    assert tokens(copy, "fp32", True, image, request) == tokens(copy, "fp32", False, image, request)
+    [made] = (tmp_path / "cache" / "describe-screen" / "derived" / "tiny-smolvlm").glob("*.onnx")
+    assert made.name.startswith("decoder_model_merged.decoder_fused.")
+
+
+def test_damaged_fused_copy_falls_back_to_the_source_graph_and_is_made_again(bundle, tmp_path):
+    copy = Path(shutil.copytree(bundle, tmp_path / "tiny-smolvlm"))
+    image, request = picture(3), REQUESTS[0]
+    expected = tokens(copy, "fp32", False, image, request)
+    load_model(copy, RuntimeOptions(provider="cpu", precision="fp32")).fused_decoder()
+    [made] = (copy / ".derived").glob("decoder_model_merged.decoder_fused.*")
+    made.write_bytes(made.read_bytes()[:1000])  # an interrupted copy
+    model = load_model(copy, RuntimeOptions(provider="cpu", precision="fp32"))
+    assert model.fused_decoder() is None and not made.exists()
+    assert list(model.token_ids(image, request, lambda: False, FORCED)) == expected
+    assert tokens(copy, "fp32", True, image, request) == expected and made.exists()
+
+
+def test_a_text_model_that_is_not_a_plain_llama_runs_its_own_graph(bundle, tmp_path):
+    copy = Path(shutil.copytree(bundle, tmp_path / "tiny-smolvlm"))
+    shutil.rmtree(copy / ".derived", ignore_errors=True)
+    config = json.loads((copy / "config.json").read_text())
+    assert fused.text_config(config) is not None
+    config["text_config"]["rope_scaling"] = {"rope_type": "linear", "factor": 2.0}
+    assert fused.text_config(config) is None
+    (copy / "config.json").write_text(json.dumps(config))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    write_manifest(copy, {k: v for k, v in manifest.items() if k not in ("files", "format")}, manifest["files"])
+    model = load_model(copy, RuntimeOptions(provider="cpu", precision="int8"))
+    assert model.fused_decoder() is None and not list(copy.glob(".derived/*"))
+    assert len(list(model.token_ids(picture(4), REQUESTS[0], lambda: False, FORCED))) == TOKENS
