@@ -160,6 +160,7 @@ class TextRecognizer:
                     if len(text) <= shapes.MAX_LABEL_CHARS:  # what is drawn around it: button or form evidence
                         line.frame = frames.get(box) or shapes.frame(grey, box)
                         line.field = line.frame is None and shapes.field_below(grey, box)
+                        line.entry = None if line.frame or line.field else shapes.field_beside(grey, box)
                     yield line
             if cancelled():
                 return

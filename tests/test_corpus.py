@@ -122,6 +122,18 @@ def test_a_terminal_is_described_from_its_last_lines(cases: list[Case], read: di
         assert next(iter(reader.full(lines))).startswith("$ make test")
 
 
+def test_a_form_names_each_field_with_what_is_typed_in_it(cases: list[Case], read: dict) -> None:
+    """Labels above their fields and labels on the left of them; one field filled, the others empty."""
+    forms = [case for case in cases if case.fields]
+    assert len(forms) == 4
+    for case in forms:
+        lines = read[case.name][0]
+        found = [(label.text, " ".join(ln.text for ln in typed)) for label, typed in reader.fields(lines)]
+        assert found == case.fields, case.name
+        fields = "; ".join(f"{label}, {typed or 'empty'}" for label, typed in case.fields)
+        assert f"Fields: {fields}." in reader.brief(lines, "", case.image.size)
+
+
 def test_xmessage_is_read_whole_with_the_buttons_packed_in_one_line(cases: list[Case], read: dict) -> None:
     case = next(c for c in cases if c.name == "xmessage")
     lines = read[case.name][0]
