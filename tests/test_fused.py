@@ -198,3 +198,17 @@ def test_a_text_model_that_is_not_a_plain_llama_runs_its_own_graph(bundle, tmp_p
     model = load_model(copy, RuntimeOptions(provider="cpu", precision="int8"))
     assert model.fused_decoder() is None and not list(copy.glob(".derived/*"))
     assert len(list(model.token_ids(picture(4), REQUESTS[0], lambda: False, FORCED))) == TOKENS
+
+
+def test_every_answer_gives_its_memory_back_even_when_stopped(bundle, monkeypatch):
+    from describe_screen.vlm import onnx as runtime
+
+    trims = []
+    monkeypatch.setattr(runtime, "trim_heap", lambda: trims.append(True))
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="int8"))
+    assert len(list(model.token_ids(picture(8), REQUESTS[0], lambda: False, FORCED))) == TOKENS
+    assert trims == [True]
+    answer = model.token_ids(picture(8), REQUESTS[0], lambda: False, FORCED)
+    next(answer)
+    answer.close()  # the user pressed stop after the first word
+    assert trims == [True, True]

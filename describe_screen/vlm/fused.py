@@ -325,7 +325,7 @@ class Cache:
         self.expected = expected  # positions the caller expects to add after the prompt
         self.names = [n for n in runner.input_shapes if n.startswith("past_key_values.")]
         self.capacity = 0
-        self.arrays: dict[str, np.ndarray] = {}
+        self.block: np.ndarray | None = None  # every cache tensor, one after another
         self.length = 0
         vocab = runner.session.get_outputs()[0].shape[-1]
         self.logits = np.empty((1, 1, vocab), np.float32)
@@ -340,27 +340,29 @@ class Cache:
             return
         wanted = length + (self.expected if not self.capacity else 0)
         capacity = -(-max(wanted, CHUNK) // CHUNK) * CHUNK
+        _, heads, _, size = self.runner.input_shapes[self.names[0]]
+        # One allocation for all of them: large enough to be mapped, so freeing it at the end of an answer
+        # gives the memory back to the system (many small ones would stay in the process's heap).
+        block = np.zeros((len(self.names), 1, heads, capacity, size), np.float32)
+        if self.block is not None:
+            block[:, :, :, :self.capacity] = self.block
         binding = self.runner.session.io_binding()
-        for name in self.names:
-            shape = [1, *self.runner.input_shapes[name][1:]]
-            shape[2] = capacity
-            array = np.zeros(shape, np.float32)
-            if name in self.arrays:
-                array[:, :, :self.capacity] = self.arrays[name]
-            self.arrays[name] = array
-            value = ort.OrtValue.ortvalue_from_numpy(array)  # shares the array's memory
+        for name, array in zip(self.names, block, strict=True):
+            value = ort.OrtValue.ortvalue_from_numpy(array)  # shares the block's memory
             binding.bind_ortvalue_input(name, value)
             binding.bind_ortvalue_output(name.replace("past_key_values.", "present."), value)
         binding.bind_ortvalue_output("logits", ort.OrtValue.ortvalue_from_numpy(self.logits))
-        self.capacity, self.binding = capacity, binding
+        self.block, self.capacity, self.binding = block, capacity, binding
 
     def step(self, embeds: np.ndarray) -> np.ndarray:
         """Run the decoder on `embeds` (1, n, hidden) after the positions already cached; logits (vocab,).
         A long prompt goes in slices of PREFILL positions: the activations of one slice, not of the
-        whole prompt, set the memory the session keeps (a screen of text is ~900 tokens)."""
+        whole prompt, set the memory the session needs (a screen of text is ~900 tokens), and that memory
+        goes back to the system after the prompt, so it does not sit beside the next image's encoding."""
         import numpy as np
 
         self.ensure(self.length + embeds.shape[1])
+        release = self.runner.releasing() if embeds.shape[1] > 1 else None
         for start in range(0, embeds.shape[1], PREFILL):
             part = np.ascontiguousarray(embeds[:, start:start + PREFILL], dtype=np.float32)
             self.length += part.shape[1]
@@ -368,5 +370,5 @@ class Cache:
             self.binding.bind_cpu_input("inputs_embeds", part)
             self.binding.bind_cpu_input("seqlens_k", seen)
             self.binding.bind_cpu_input("total_sequence_length", total)
-            self.runner.execute(self.binding)
+            self.runner.execute(self.binding, release if start + PREFILL >= embeds.shape[1] else None)
         return self.logits[0, -1].copy()

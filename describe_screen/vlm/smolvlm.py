@@ -257,7 +257,10 @@ class SmolVLM:
         if features is None:
             return
         limits = limits or self.limits()
-        yield from greedy(self.decoder_step(features, limits.max_new_tokens), ids, limits, cancelled)
+        try:
+            yield from greedy(self.decoder_step(features, limits.max_new_tokens), ids, limits, cancelled)
+        finally:  # the answer's cache and activations are gone: give their memory back
+            onnx.trim_heap()
 
     def forced_choices(self, image: Image, request: Request, tokens: list[int]) -> list[int]:
         """decoding.teacher_forced for one request: this model's pick at each position of `tokens`."""
