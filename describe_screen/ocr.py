@@ -147,16 +147,20 @@ class TextRecognizer:
             start += size
             crops = [_crop(bgr, box, quad) for box, quad in chunk]
             try:
-                result = engine.text_rec(TextRecInput(img=crops))
+                result = engine.text_rec(TextRecInput(img=crops, return_word_box=True))
             except Exception as exc:
                 raise _failed(exc) from exc
-            for (box, _), text, score in zip(chunk, result.txts, result.scores, strict=True):
+            for (box, quad), text, score, places in zip(chunk, result.txts, result.scores, result.word_results,
+                                                        strict=True):
+                if quad is None:
+                    text = _bitmap_letters(grey, box, text, places)
                 text = text.strip()
                 if text and score >= self._min_score:
                     line = TextLine(text, box, float(score))
                     if len(text) <= shapes.MAX_LABEL_CHARS:  # what is drawn around it: button or form evidence
                         line.frame = frames.get(box) or shapes.frame(grey, box)
                         line.field = line.frame is None and shapes.field_below(grey, box)
+                        line.entry = None if line.frame or line.field else shapes.field_beside(grey, box)
                     yield line
             if cancelled():
                 return
@@ -287,6 +291,22 @@ def _for_detection(bgr: np.ndarray) -> np.ndarray:
     flat = np.where(grey < 128, 0.0, 255.0)
     out = np.where(spread < FLAT_SPREAD, flat, stretched).astype(np.uint8)
     return cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
+
+
+def _bitmap_letters(grey: np.ndarray, box: Box, text: str, places: Any) -> str:
+    """The recognised text of a line in a small bitmap font with its m and w put back (see glyphs).
+
+    `places` is rapidocr's record of where each character was read, in columns of its input; the
+    crop was scaled whole, so a column's share of the input width is its share of the box width.
+    """
+    from describe_screen import glyphs
+
+    x0, y0, x1, y1 = box
+    crop = grey[y0:y1, x0:x1]
+    if y1 - y0 >= SMALL_TEXT or not places.line_txt_len or not glyphs.aliased(crop):
+        return text
+    step = (x1 - x0) / places.line_txt_len
+    return glyphs.doubled(crop, text, [col * step for cols in places.word_cols for col in cols])
 
 
 def _failed(exc: Exception) -> UserError:

@@ -32,6 +32,7 @@ class TextLine:
     score: float
     frame: Box | None = None  # the button-like shape drawn around it, when there is one (shapes.frame)
     field: bool = False  # an empty entry field lies just under it: it names a form field
+    entry: Box | None = None  # the entry field on its right (its outline): it names that field
 
     @property
     def height(self) -> int:
@@ -243,8 +244,7 @@ def kind(lines: list[TextLine], size: tuple[int, int], photo: bool = False) -> s
         return "terminal"
     labels = buttons(lines)
     grid = table(lines)
-    cells = {id(cell) for row in grid for cell in row}
-    if labels and sum(line.field and id(line) not in cells for line in lines) >= 2:
+    if labels and len(fields(lines)) >= 2:
         return "form"
     if grid:
         return "table"
@@ -256,6 +256,24 @@ def kind(lines: list[TextLine], size: tuple[int, int], photo: bool = False) -> s
     if len(running) >= 3 and sum(len(ln.text.split()) for ln in lines) >= 30:
         return "document"
     return "screen"
+
+
+def fields(lines: list[TextLine]) -> list[tuple[TextLine, list[TextLine]]]:
+    """A form's fields in reading order: each label, with the lines typed in its field (none: empty).
+
+    A label names the empty field under it (TextLine.field) or the field on its right, whose text
+    is what lies inside that field's outline. Table cells are never labels.
+    """
+    ordered = [lines[i] for i in reading_order([line.box for line in lines])]
+
+    def typed(entry: Box) -> list[TextLine]:
+        x0, y0, x1, y1 = entry
+        return [ln for ln in ordered if x0 <= ln.centre[0] <= x1 and y0 <= ln.centre[1] <= y1]
+
+    skip = {id(cell) for row in table(lines) for cell in row}
+    skip |= {id(ln) for line in ordered if line.entry for ln in typed(line.entry)}
+    return [(line, typed(line.entry) if line.entry else []) for line in ordered
+            if id(line) not in skip and (line.field or line.entry)]
 
 
 def menu_bar(lines: list[TextLine]) -> list[TextLine]:
@@ -366,10 +384,15 @@ def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool 
         said += f", with {_count(len(lines), 'line')} of text."
     else:
         said += "."
+    form = fields(lines) if what == "form" else []
+    if form:  # each field by its label, with what is typed in it
+        said += " Fields: " + "; ".join(
+            f"{label.text}, {' '.join(ln.text for ln in typed) or 'empty'}" for label, typed in form) + "."
     if what == "terminal":
         ordered = [lines[i] for i in reading_order([line.box for line in lines])]
         return said + " The last lines say: " + " ".join(_sentence(ln.text) for ln in rows_text(ordered)[-LAST_LINES:])
-    skip = {id(ln) for ln in labels + menu_bar(lines)} | {id(cell) for row in grid for cell in row} | {id(head)}
+    skip = ({id(ln) for ln in labels + menu_bar(lines)} | {id(cell) for row in grid for cell in row} | {id(head)}
+            | {id(ln) for label, typed in form for ln in [label, *typed]})
     body = blocks([ln for ln in lines if id(ln) not in skip and _wordy(ln)])
     if body:
         said += " It says: " + _sentence(_words(body[0].text, SUMMARY_WORDS))

@@ -24,6 +24,10 @@ SOLID = 0.85  # share of an edge's length that must differ from the face: a draw
 CORNER = 0.4  # share of the run past a corner that may continue the edge: more is a grid or a bar
 OUTLINE_PAD = 4  # px above and below a detected line where the outlines of buttons in it may reach
 CENTRED = 0.6  # the label's side margins differ by at most this share of the larger one
+FIELD_GAP = 4.0  # label heights between a label and the entry field on its right, at most
+FIELD_HEIGHT = (0.9, 3.5)  # an entry field's height, in label (detected box) heights
+FIELD_WIDTH = 4.0  # an entry field is at least this many label heights wide
+ROUNDING = 5  # px: a rounded corner moves the start of a side in by up to this much
 
 
 def frame(grey: np.ndarray, box: Box) -> Box | None:
@@ -122,10 +126,63 @@ def field_below(grey: np.ndarray, box: Box) -> bool:
         return False
     page = float(np.median(grey[y1:min(h, y1 + 2), x0:x1]))
     for row in range(y1 + 1, min(h - th, y1 + 2 * th)):
-        if float(np.mean(np.abs(grey[row, span].astype(np.int16) - page) > EDGE / 2)) >= 0.95:
+        differs = float(np.mean(np.abs(grey[row, span].astype(np.int16) - page) > EDGE / 2))
+        if differs >= 0.95:
             inside = grey[row + 3:row + 3 + th // 2, span.start + th:span.stop - th].astype(np.int16)
             return inside.size > 0 and int(inside.max()) - int(inside.min()) <= EDGE / 2
+        if differs > 0:
+            return False  # other text comes first: the field below is that text's
     return False
+
+
+def field_beside(grey: np.ndarray, box: Box) -> Box | None:
+    """The entry field on the right of the label in `box` (its outline), or None when there is none.
+
+    A bordered box a little taller than the label and several times wider, starting a short way
+    after it, whose left side stops at its corners: a table's column line runs on through the next
+    rows, and a word further along the row is no taller than the label. Its inside may hold typed text.
+    """
+    import numpy as np
+
+    h, w = grey.shape
+    x0, y0, x1, y1 = box
+    th = y1 - y0
+    if th < 4 or x1 >= w:
+        return None
+    page = float(np.median(np.concatenate([grey[max(0, y0 - 1), x0:x1], grey[min(h - 1, y1), x0:x1]])))
+    top0 = max(0, y0 - 4 * th)  # the field is near the label's row: only that band is looked at
+    differs = np.abs(grey[top0:min(h, y1 + 4 * th), x1:].astype(np.int16) - page) > EDGE
+    cy = (y0 + y1) // 2 - top0
+    off = np.nonzero(differs[cy, :int(FIELD_GAP * th)])[0]
+    if not off.size:
+        return None
+    left = int(off[0])
+    top, bottom = cy, cy
+    while top > 0 and differs[top - 1, left]:
+        top -= 1
+    while bottom < differs.shape[0] - 1 and differs[bottom + 1, left]:
+        bottom += 1
+    if not FIELD_HEIGHT[0] * th <= bottom - top + 1 <= FIELD_HEIGHT[1] * th:
+        return None
+    width = max(_run_from(differs[row, left:]) for row in range(top, max(-1, top - 4), -1))
+    if width - 1 < FIELD_WIDTH * th:
+        return None
+    fx0, fx1, top, bottom = x1 + left, x1 + left + width - 1, top0 + top, top0 + bottom
+    if not (_solid(grey, page, bottom, fx0, fx1, across=True) and _solid(grey, page, fx1, top, bottom, across=False)):
+        return None
+    return fx0, top, fx1 + 1, bottom + 1
+
+
+def _run_from(edge: np.ndarray) -> int:
+    """How far a line drawn along `edge` reaches: from where it starts in the first few pixels (a
+    rounded corner bends the top side up and in), to its first gap, counted from the start of `edge`."""
+    import numpy as np
+
+    starts = np.nonzero(edge[:ROUNDING])[0]
+    if not starts.size:
+        return 0
+    gaps = np.nonzero(~edge[starts[0]:])[0]
+    return int(starts[0] + (gaps[0] if gaps.size else edge.size - starts[0]))
 
 
 def outlines_in(grey: np.ndarray, box: Box) -> list[Box]:

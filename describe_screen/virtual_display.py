@@ -10,13 +10,18 @@ from describe_screen.errors import UserError
 
 
 def start_xvfb(size: str = "1280x720x24") -> tuple[subprocess.Popen, str]:
-    """Start Xvfb on a free display number (Xvfb picks it and reports it through -displayfd)."""
+    """Start Xvfb on a free display number (Xvfb picks it and reports it through -displayfd).
+
+    -noreset: by default the server resets whenever its last client disconnects, and a program that
+    connects during the reset fails with "Can't open display" (seen between two xmessage windows).
+    """
     if not shutil.which("Xvfb"):
         raise UserError("Xvfb, the virtual display, is not installed.",
                         "Install it (Debian and Ubuntu: sudo apt-get install xvfb) or run installer/install.sh.")
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp", "+extension", "RECORD"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp", "-noreset",
+         "+extension", "RECORD"],
         pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     os.close(write_fd)

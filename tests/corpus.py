@@ -33,6 +33,7 @@ class Case:
     not_buttons: list[str] = field(default_factory=list)  # words on screen that must never be buttons
     table: list[list[str]] = field(default_factory=list)  # header row, then rows
     last_lines: list[str] = field(default_factory=list)  # a terminal's last lines, prompt last
+    fields: list[tuple[str, str]] = field(default_factory=list)  # a form's labels and what is typed in each
 
 
 def _words(*texts: str) -> list[str]:
@@ -53,7 +54,8 @@ BASE = ("body{font-family:'DejaVu Sans',sans-serif;font-size:15px;margin:0} main
         " nav{padding:12px 40px} nav a{margin-right:28px;text-decoration:none} h1{font-size:26px}"
         " button{font:inherit;padding:8px 18px;margin-right:14px;border-radius:6px;border:none}"
         " table{border-collapse:collapse;margin:16px 0} td,th{padding:6px 14px;text-align:left}"
-        " label{display:block;margin-top:12px} input{font:inherit;padding:6px;width:280px;margin-top:4px}")
+        " label{display:block;margin-top:12px} .row{margin-top:12px} .label{display:inline-block;width:110px}"
+        " input{font:inherit;padding:6px;width:280px;margin-top:4px}")
 
 STATEMENT = [["Date", "Description", "Amount"], ["Oct 5", "Salary", "2,310.00"],
              ["Oct 9", "Electricity bill", "-88.75"], ["Oct 12", "Groceries", "-64.20"]]
@@ -78,6 +80,12 @@ def web_pages() -> list[tuple[str, str, str, dict]]:
         "<label>Password<br><input type=password></label>"
         "<p><a href='#'>Already registered? Sign in here</a></p>"
         "<button class=primary>Create account</button><button class=plain>Cancel</button></main>")
+    beside = (
+        "<main><h1>Delivery address</h1><p>Where should we send your order?</p>"
+        "<div class=row><span class=label>Name</span><input value='Maria Lopez'></div>"
+        "<div class=row><span class=label>Street</span><input></div>"
+        "<div class=row><span class=label>City</span><input></div>"
+        "<p><button class=primary>Save address</button><button class=plain>Back</button></p></main>")
     landing = (
         f"<nav>{''.join(f'<a href=#>{n}</a>' for n in ('Products', 'Pricing', 'Docs', 'Blog'))}</nav>"
         "<main><h1>Backups that just work</h1><p>Every file on every laptop, saved each hour and kept "
@@ -102,7 +110,13 @@ def web_pages() -> list[tuple[str, str, str, dict]]:
                              "Email address", "Password", "Already registered? Sign in here",
                              "Create account", "Cancel"),
                 buttons=["Create account", "Cancel"],
-                not_buttons=["Full name", "Email address", "Password", "Sign in here"])),
+                not_buttons=["Full name", "Email address", "Password", "Sign in here"],
+                fields=[("Full name", ""), ("Email address", ""), ("Password", "")])),
+            (f"web-form-beside-{theme}", "form", beside, dict(
+                words=_words("Delivery address", "Where should we send your order?", "Name", "Maria Lopez",
+                             "Street", "City", "Save address", "Back"),
+                buttons=["Save address", "Back"], not_buttons=["Name", "Street", "City", "Maria Lopez"],
+                fields=[("Name", "Maria Lopez"), ("Street", ""), ("City", "")])),
             (f"web-landing-{theme}", "web page", landing, dict(
                 words=_words("Products Pricing Docs Blog", "Backups that just work",
                              "Every file on every laptop, saved each hour and kept for a year.",
