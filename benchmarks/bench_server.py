@@ -56,33 +56,16 @@ def vm_hwm_mb(pid: int | str = "self") -> float:
 
 def onnx_worker(bundle: Path, tokens: int, precision: str, grounding: int) -> None:
     """Stay loaded; for each line on stdin answer one request and print its timings as JSON."""
-    from bench_smolvlm import request, screen
+    from bench_smolvlm import opened, request, screen, timed_answer
 
-    from describe_screen.vlm import RuntimeOptions, load_model, onnx
-    from describe_screen.vlm.smolvlm import EMBED
-
-    started = time.perf_counter()
-    model = load_model(bundle, RuntimeOptions(provider="cpu", precision=precision, tiles="fast"))
-    model.vision(), model.bundle.runner(EMBED), model.decoder()  # every session a request uses
-    load_s = time.perf_counter() - started
+    model, load_s = opened(bundle, precision)
     image, req = screen(), request(grounding)
     print(json.dumps({"ready": True, "decoder": model.decoder().label, "load_s": load_s}), flush=True)
     for _ in sys.stdin:
-        t0 = time.perf_counter()
-        tiles = model.tiles(image)
-        ids = model.prompt_ids(req, tiles)
-        features = model.encode_image(tiles, reuse=False)  # encode every time, as a new capture would
-        step = model.decoder_step(features, tokens)
-        token = int(step(ids).argmax())
-        t1 = time.perf_counter()
-        for _ in range(tokens - 1):
-            token = int(step([token]).argmax())
-        t2 = time.perf_counter()
-        del step  # as token_ids does at the end of an answer: the cache goes, the heap is trimmed
-        onnx.trim_heap()
-        print(json.dumps({"ttft_s": t1 - t0, "total_s": t2 - t0, "ms_per_token": (t2 - t1) * 1e3 / (tokens - 1),
-                          "prompt_tokens": len(ids), "tiles": len(tiles.pixel_values),
-                          "peak_rss_mb": vm_hwm_mb()}), flush=True)
+        run = timed_answer(model, image, req, tokens)
+        print(json.dumps({"ttft_s": run["ttft_s"], "total_s": run["total_s"],
+                          "ms_per_token": run["decode_ms_per_token"], "prompt_tokens": run["prompt_tokens"],
+                          "tiles": run["tiles"], "peak_rss_mb": vm_hwm_mb()}), flush=True)
 
 
 class Ours:

@@ -79,38 +79,47 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def onnx_worker(bundle: Path, precision: str, tiles: str, tokens: int) -> dict:
-    """Phase timings of one warmed-up request, using the runtime's own pieces in order."""
-    from describe_screen.vlm import RuntimeOptions, load_model, onnx
+def opened(bundle: Path, precision: str, tiles: str = "fast"):
+    """(model, seconds) with every session a request uses open: the warm load time."""
+    from describe_screen.vlm import RuntimeOptions, load_model
     from describe_screen.vlm.smolvlm import EMBED
 
     started = time.perf_counter()
     model = load_model(bundle, RuntimeOptions(provider="cpu", precision=precision, tiles=tiles))
-    model.vision(), model.bundle.runner(EMBED), model.decoder()  # every session a request uses
-    load_s = time.perf_counter() - started
+    model.vision(), model.bundle.runner(EMBED), model.decoder()
+    return model, time.perf_counter() - started
+
+
+def timed_answer(model, image, req, tokens: int) -> dict:
+    """Phase timings of one answer of `tokens` forced tokens, with the runtime's own pieces in order and
+    the image encoded every time, as a new capture would be."""
+    from describe_screen.vlm import onnx
+
+    t0 = time.perf_counter()
+    made = model.tiles(image)
+    ids = model.prompt_ids(req, made)
+    t1 = time.perf_counter()
+    features = model.encode_image(made, reuse=False)
+    t2 = time.perf_counter()
+    step = model.decoder_step(features, tokens)
+    token = int(step(ids).argmax())
+    t3 = time.perf_counter()
+    for _ in range(tokens - 1):
+        token = int(step([token]).argmax())
+    t4 = time.perf_counter()
+    del step  # as token_ids does at the end of an answer: the cache goes, the heap is trimmed
+    onnx.trim_heap()
+    return {"tiles": len(made.pixel_values), "prompt_tokens": len(ids), "preprocess_ms": (t1 - t0) * 1e3,
+            "vision_ms": (t2 - t1) * 1e3, "prefill_ms": (t3 - t2) * 1e3,
+            "decode_ms_per_token": (t4 - t3) * 1e3 / max(tokens - 1, 1), "ttft_s": t3 - t0, "total_s": t4 - t0}
+
+
+def onnx_worker(bundle: Path, precision: str, tiles: str, tokens: int) -> dict:
+    """Phase timings of one warmed-up request, the best of REPEATS."""
+    model, load_s = opened(bundle, precision, tiles)
     image, req = screen(), request()
-
-    def once() -> dict:
-        t0 = time.perf_counter()
-        made = model.tiles(image)
-        ids = model.prompt_ids(req, made)
-        t1 = time.perf_counter()
-        features = model.encode_image(made, reuse=False)  # time the vision encoder every run
-        t2 = time.perf_counter()
-        step = model.decoder_step(features, tokens)
-        token = int(step(ids).argmax())
-        t3 = time.perf_counter()
-        for _ in range(tokens - 1):
-            token = int(step([token]).argmax())
-        t4 = time.perf_counter()
-        del step  # as token_ids does at the end of an answer: the cache goes, the heap is trimmed
-        onnx.trim_heap()
-        return {"tiles": len(made.pixel_values), "prompt_tokens": len(ids), "preprocess_ms": (t1 - t0) * 1e3,
-                "vision_ms": (t2 - t1) * 1e3, "prefill_ms": (t3 - t2) * 1e3,
-                "decode_ms_per_token": (t4 - t3) * 1e3 / max(tokens - 1, 1), "ttft_s": t3 - t0, "total_s": t4 - t0}
-
-    once()  # warm-up: first-run allocations and kernel choices
-    result = best([once() for _ in range(REPEATS)])
+    timed_answer(model, image, req, tokens)  # warm-up: first-run allocations and kernel choices
+    result = best([timed_answer(model, image, req, tokens) for _ in range(REPEATS)])
     return {**result, "load_s": load_s, "provider": model.provider(), "peak_rss_mb": rss_mb(),
             "decoder": model.decoder().label}
 

@@ -322,12 +322,14 @@ class SmolVLM:
 
         embed = self.bundle.runner(EMBED)
         decode = self._fused_run(expected) or self._source_run()
-        first = [True]
+        started = False
 
         def step(tokens: list[int]) -> np.ndarray:
+            nonlocal started
             ids = np.asarray([tokens], dtype=np.int64)
             embeds = embed.run({"input_ids": ids}, EMBED.outputs)["inputs_embeds"]
-            if first.pop() if first else False:
+            if not started:  # the prompt: image features go in place of its <image> tokens
+                started = True
                 where = ids[0] == self.image_token_id
                 if int(where.sum()) != len(features):
                     raise UserError(f"The prompt has {int(where.sum())} image places but the image gave "
