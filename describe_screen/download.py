@@ -186,13 +186,12 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
             tell(f"Downloading {spec.name}, {precision}, {megabytes(total)} megabytes.")
             _fetch(repo, commit, files, download)
     except BaseException as exc:
-        if not (stop.seen or isinstance(exc, KeyboardInterrupt)):
-            if isinstance(exc, Exception):
-                raise _explain(exc, repo, spec.name, download) from exc
-            raise
-        # finished files stay in the download folder for the next attempt
-        raise UserError(f"The install of {spec.name} was stopped, so it is not installed.",
-                        "Run the same command again to go on from where it stopped.") from exc
+        if stop.seen or isinstance(exc, KeyboardInterrupt):  # finished files stay for the next attempt
+            raise UserError(f"The install of {spec.name} was stopped, so it is not installed.",
+                            "Run the same command again to go on from where it stopped.") from exc
+        if isinstance(exc, Exception):
+            raise _explain(exc, repo, spec.name, download) from exc
+        raise
     bad = [f for f in files if not check_file(download / f.path, f)]
     if bad:
         for remote in bad:

@@ -145,11 +145,6 @@ def read_weights(model: onnx.ModelProto, config: TextConfig) -> DecoderWeights:
     def array(name: str) -> np.ndarray:
         return numpy_helper.to_array(init[name])
 
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-
     linears: dict[str, Linear] = {}
     norms: dict[str, np.ndarray] = {}
     pattern = re.compile(r"layers\.(\d+)/(self_attn|mlp)/(\w+_proj)/|/(lm_head)/")
@@ -157,7 +152,7 @@ def read_weights(model: onnx.ModelProto, config: TextConfig) -> DecoderWeights:
         if node.op_type in ("MatMul", "MatMulInteger", "MatMulNBits") and len(node.input) > 1 \
                 and node.input[1] in init and (match := pattern.search(node.name)):
             key = "lm_head" if match.group(4) else f"{match.group(1)}.{match.group(3)}"
-            linears[key] = _linear(node, array, init, consumers)
+            linears[key] = _linear(node, array, init)
         elif node.op_type == "Mul":
             for name in node.input:
                 if name in init and len(init[name].dims) == 1 and init[name].dims[0] == config.hidden:
@@ -174,7 +169,7 @@ def read_weights(model: onnx.ModelProto, config: TextConfig) -> DecoderWeights:
     return DecoderWeights(norms, linears)
 
 
-def _linear(node: onnx.NodeProto, array: Any, init: dict, consumers: dict) -> Linear:
+def _linear(node: onnx.NodeProto, array: Any, init: dict) -> Linear:
     import numpy as np
     from onnx import helper
 
@@ -185,8 +180,8 @@ def _linear(node: onnx.NodeProto, array: Any, init: dict, consumers: dict) -> Li
         if len(node.input) > 4 and any(node.input[4:]):
             raise ValueError(f"{node.name}: group indices or bias are not supported")
         arrays = [array(name) for name in node.input[1:4] if name]
-        return Linear("nbits", arrays, {k: int(attrs[k]) for k in ("K", "N", "bits", "block_size", "accuracy_level")
-                                        if k in attrs})
+        # the accuracy level is not carried over: the fused graph sets its own (see _Graph.linear)
+        return Linear("nbits", arrays, {k: int(attrs[k]) for k in ("K", "N", "bits", "block_size")})
     # MatMulInteger(x_q, W_q, x_zero, W_zero) -> Cast -> Mul(., x_scale * W_scale): the quantiser's pattern.
     weight = array(node.input[1])
     zero = array(node.input[3]) if len(node.input) > 3 and node.input[3] in init else np.zeros((), weight.dtype)

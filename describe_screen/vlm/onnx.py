@@ -347,12 +347,10 @@ class BoundRunner:
                 cache[name] = self.to_device(np.zeros(dims, np.float32), name)
         return cache
 
-    def run(self, inputs: Mapping[str, Any], to_host: Iterable[str], release: bool = False,
-            into: Mapping[str, ort.OrtValue] | None = None) -> dict[str, Any]:
+    def run(self, inputs: Mapping[str, Any], to_host: Iterable[str], release: bool = False) -> dict[str, Any]:
         """Run once; `inputs` values are numpy arrays or OrtValues. Returns numpy for `to_host`
         outputs and device OrtValues for the rest. `release` hands the run's activations back to the
-        system afterwards: the vision encoder's would otherwise stay in its arena during decoding.
-        `into` names outputs the session writes into given OrtValues (a cache updated in place)."""
+        system afterwards: the vision encoder's would otherwise stay in its arena during decoding."""
         import onnxruntime as ort
 
         options = self.releasing() if release else None
@@ -370,10 +368,7 @@ class BoundRunner:
                 kept.append(self.to_device(value, name))
                 binding.bind_ortvalue_input(name, kept[-1])
         for name in self.output_names:
-            if into and name in into:
-                binding.bind_ortvalue_output(name, into[name])
-            else:
-                binding.bind_output(name, "cpu" if name in host else self.device)
+            binding.bind_output(name, "cpu" if name in host else self.device)
         self.execute(binding, options)
         values = binding.get_outputs()
         return {name: (value.numpy() if name in host else value)

@@ -50,7 +50,6 @@ DECODER = Graph("decoder_model_merged.onnx", ("inputs_embeds", "attention_mask",
 # whose 4-bit weights multiply in int8 (onnx.int8_products).
 FUSED = Graph("decoder_fused.onnx", fused.INPUTS, ("logits",))
 INT8_VISION = Graph("int8_products.onnx", VISION.inputs, VISION.outputs)
-GRAPHS = (VISION, EMBED, DECODER)
 CONFIG = "config.json"
 
 
