@@ -196,10 +196,12 @@ class Speaker:
             return self._state.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self) -> None:
-        """Stop speaking, end the speech thread and finish the speech file."""
+        """Stop speaking, end the speech thread and finish the speech file. A finished answer is left
+        alone: a screen reader may still be saying its last words, which stop() would cut."""
         if not self._thread.is_alive():
             return
-        self.stop()
+        if self._pending:
+            self.stop()
         self._queue.put(None)
         self._thread.join(timeout=10)
         self._close_outputs()

@@ -4,6 +4,7 @@ it is asked to say; and the choice of output on every platform (Windows and macO
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -377,63 +378,236 @@ def test_doctor_says_which_output_speaks_and_why(server, tmp_path) -> None:
     run = subprocess.run([sys.executable, "-m", "describe_screen", "doctor"], capture_output=True, text=True,
                          timeout=300, env=env)
     speech = next(line for line in run.stdout.splitlines() if "Speech" in line)
-    assert "speech.output is screen-reader: speaking through speech-dispatcher." in speech, run.stdout
+    assert "speech.output is screen-reader: speaking through speech-dispatcher" in speech, run.stdout
 
 
-class FakeOrca:
-    """A stand-in for Orca's D-Bus remote controller on a real private session bus: records the calls."""
-
-    def __init__(self, address: str, service: str) -> None:
-        from jeepney.bus_messages import message_bus
-        from jeepney.io.blocking import open_dbus_connection
-
-        self.calls: list[tuple[str, str, str, tuple]] = []
-        self._connection = open_dbus_connection(address)
-        self._connection.send_and_get_reply(message_bus.RequestName(service), timeout=5)
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        from jeepney import HeaderFields, MessageType, new_method_return
-
-        while True:
-            try:
-                message = self._connection.receive()
-            except Exception:  # the bus went away: the test is over
-                return
-            if message.header.message_type != MessageType.method_call:
-                continue
-            fields = message.header.fields
-            self.calls.append((fields[HeaderFields.path], fields[HeaderFields.interface],
-                               fields[HeaderFields.member], message.body))
-            self._connection.send(new_method_return(message, "b", (True,)))
+FALLBACK_NOTE = "Orca's remote control failed, so speech-dispatcher speaks instead."
 
 
-@pytest.mark.parametrize("version", ["Orca", "Orca1"])
-def test_orca_remote_controller_presents_each_sentence_and_interrupts_on_stop(monkeypatch, version) -> None:
+class OrcaStandIn:
+    """tests/fake_orca.py (Orca's documented remote controller on real GDBus, as Orca publishes it) on a
+    private session bus of its own (dbus-daemon); `calls()` are the calls it received, in order."""
+
+    def __init__(self, folder: Path, version: str, *options: str) -> None:
+        self.bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address"],
+                                    stdout=subprocess.PIPE, text=True)
+        self.address = self.bus.stdout.readline().strip()
+        self.calls_file = folder / f"orca-{version}-calls.jsonl"
+        self.calls_file.touch()
+        self.orca = subprocess.Popen(["/usr/bin/python3", str(Path(__file__).parent / "fake_orca.py"), self.address,
+                                      version, str(self.calls_file), *options], stdout=subprocess.PIPE, text=True)
+        assert self.orca.stdout.readline().strip() == "ready"
+
+    def calls(self) -> list[tuple[str, str, str, tuple]]:
+        lines = self.calls_file.read_text().splitlines()
+        return [(path, interface, method, tuple(args)) for path, interface, method, args in map(json.loads, lines)]
+
+    def close(self) -> None:
+        for process in (self.orca, self.bus):
+            process.terminate()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def orca(tmp_path, monkeypatch) -> Iterator[Callable[..., OrcaStandIn]]:
+    """Start a stand-in Orca of a version (and options), with the session bus pointing at it."""
+    started: list[OrcaStandIn] = []
+
+    def start(version: str, *options: str) -> OrcaStandIn:
+        stand_in = OrcaStandIn(tmp_path, version, *options)
+        started.append(stand_in)
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", stand_in.address)
+        return stand_in
+
+    yield start
+    for stand_in in started:
+        stand_in.close()
+
+
+# Each version's calls, from Orca's remote-controller documentation: (service, present, interrupt)
+ORCA_VERSIONS = {
+    "49": ("org.gnome.Orca.Service", ("/org/gnome/Orca/Service", "org.gnome.Orca.Service", "PresentMessage"),
+           ("/org/gnome/Orca/Service/SpeechAndVerbosityManager", "org.gnome.Orca.Module", "ExecuteCommand",
+            ("InterruptSpeech", False))),
+    "50": ("org.gnome.Orca.Service", ("/org/gnome/Orca/Service", "org.gnome.Orca.Service", "PresentMessage"),
+           ("/org/gnome/Orca/Service/SpeechManager", "org.gnome.Orca.Module", "ExecuteCommand",
+            ("InterruptSpeech", False))),
+    "51": ("org.gnome.Orca1.Service", ("/org/gnome/Orca1/Service", "org.gnome.Orca1.Service", "PresentMessage"),
+           ("/org/gnome/Orca1/Service/SpeechManager", "org.gnome.Orca1.SpeechManager", "InterruptSpeech", (False,))),
+}
+
+
+@pytest.mark.parametrize("version", ["49", "50", "51"])
+def test_each_orca_version_is_spoken_to_in_its_own_dialect(orca, version) -> None:
     from describe_screen.screenreader.linux import OrcaRemote
 
-    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address"], stdout=subprocess.PIPE,
-                           text=True)
+    stand_in = orca(version)
+    service, present, interrupt = ORCA_VERSIONS[version]
+    reader = OrcaRemote()
     try:
-        address = bus.stdout.readline().strip()
-        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
-        orca = FakeOrca(address, f"org.gnome.{version}.Service")
-        reader = OrcaRemote()
-        assert reader.name == f"Orca ({version}.Service on D-Bus)"
+        assert reader.name == f"Orca {version}'s remote controller ({service})"
         started = time.monotonic()
         assert reader.speak("Two buttons.", lambda: False)
         assert time.monotonic() - started >= 0.5  # paced: Orca does not report the end
         reader.speak("A long sentence that the stop key cuts short at once.", lambda: True)
-        reader.close()
-        wait_for(lambda: len(orca.calls) == 3, 10)
     finally:
-        bus.terminate()
-        bus.wait(timeout=10)
-    path, interface, method = f"/org/gnome/{version}/Service", f"org.gnome.{version}.Service", "PresentMessage"
-    assert orca.calls[0] == (path, interface, method, ("Two buttons.",))
-    assert orca.calls[1][3] == ("A long sentence that the stop key cuts short at once.",)
-    assert orca.calls[2] == (f"{path}/SpeechAndVerbosityManager", f"org.gnome.{version}.Module", "ExecuteCommand",
-                             ("InterruptSpeech", False))
+        reader.close()
+    assert stand_in.calls() == [(*present, ("Two buttons.",)),
+                                (*present, ("A long sentence that the stop key cuts short at once.",)), interrupt]
+
+
+def test_stop_interrupts_orca_51_through_its_speech_manager_and_drops_the_rest(orca) -> None:
+    stand_in = orca("51")
+    speaker = Speaker(SCREEN_READER, braille=False)
+    try:
+        assert speaker.reason == ("speech.output is screen-reader: speaking through Orca 51's remote controller "
+                                  "(org.gnome.Orca1.Service).")
+        speaker.say(" ".join(f"This is sentence number {n} of a long reading." for n in range(1, 9)))
+        wait_for(lambda: len(stand_in.calls()) == 1)
+        speaker.stop()
+        assert speaker.wait_idle(2)
+        time.sleep(1)
+    finally:
+        speaker.close()
+    assert speaker.spoken == ["This is sentence number 1 of a long reading."]
+    first, *rest = stand_in.calls()
+    assert first[2:] == ("PresentMessage", ("This is sentence number 1 of a long reading.",))
+    # stop() interrupts, and so may the sentence being waited on: the same call, never another message
+    assert rest and set(rest) == {("/org/gnome/Orca1/Service/SpeechManager", "org.gnome.Orca1.SpeechManager",
+                                   "InterruptSpeech", (False,))}
+
+
+def test_a_finished_answer_is_not_cut_when_the_speaker_closes(orca) -> None:
+    """A one-shot command closes its speaker once the answer is said: Orca may still be saying the end."""
+    stand_in = orca("51")
+    speaker = Speaker(SCREEN_READER, braille=False)
+    speaker.say("Saved.")
+    assert speaker.wait_idle(10)
+    speaker.close()
+    assert [call[2] for call in stand_in.calls()] == ["PresentMessage"]
+
+
+def send(address: str, path: str, interface: str, method: str, signature: str, body: tuple, service: str):
+    """A raw method call on the bus at `address`; the reply message (a method return or an error)."""
+    from jeepney import DBusAddress, new_method_call
+    from jeepney.io.blocking import open_dbus_connection
+
+    with open_dbus_connection(address) as connection:
+        target = DBusAddress(path, bus_name=service, interface=interface)
+        return connection.send_and_get_reply(new_method_call(target, method, signature, body), timeout=5)
+
+
+def error_name(reply) -> str | None:
+    from jeepney import HeaderFields
+
+    return reply.header.fields.get(HeaderFields.error_name)
+
+
+def test_the_stand_in_refuses_calls_orca_does_not_offer_as_gdbus_does(orca) -> None:
+    """The stop Orca 51 was sent before (49's module path and ExecuteCommand under 51's names), a
+    documented method with other arguments, and 49's module path on 50 all get GDBus's errors."""
+    new = orca("51")
+    old_stop = ("/org/gnome/Orca1/Service/SpeechAndVerbosityManager", "org.gnome.Orca1.Module", "ExecuteCommand")
+    reply = send(new.address, *old_stop, "sb", ("InterruptSpeech", False), "org.gnome.Orca1.Service")
+    assert error_name(reply) in ("org.freedesktop.DBus.Error.UnknownObject", "org.freedesktop.DBus.Error.UnknownMethod")
+    reply = send(new.address, "/org/gnome/Orca1/Service/SpeechManager", "org.gnome.Orca1.Module", "ExecuteCommand",
+                 "sb", ("InterruptSpeech", False), "org.gnome.Orca1.Service")
+    assert error_name(reply) in ("org.freedesktop.DBus.Error.UnknownInterface",
+                                 "org.freedesktop.DBus.Error.UnknownMethod")
+    reply = send(new.address, "/org/gnome/Orca1/Service/SpeechManager", "org.gnome.Orca1.SpeechManager",
+                 "InterruptSpeech", "sb", ("InterruptSpeech", False), "org.gnome.Orca1.Service")
+    assert error_name(reply) == "org.freedesktop.DBus.Error.InvalidArgs"
+    assert new.calls() == []
+    fifty = orca("50")
+    reply = send(fifty.address, "/org/gnome/Orca/Service/SpeechAndVerbosityManager", "org.gnome.Orca.Module",
+                 "ExecuteCommand", "sb", ("InterruptSpeech", False), "org.gnome.Orca.Service")
+    assert error_name(reply) in ("org.freedesktop.DBus.Error.UnknownObject", "org.freedesktop.DBus.Error.UnknownMethod")
+    assert fifty.calls() == []
+
+
+def test_a_client_with_the_old_orca_51_stop_speaks_through_speech_dispatcher_and_doctor_says_why(
+        orca, server, monkeypatch) -> None:
+    from describe_screen.commands.doctor import check_speech
+    from describe_screen.config import Config
+    from describe_screen.screenreader import linux
+
+    orca("51")
+    present = linux.Call("/org/gnome/Orca1/Service", "org.gnome.Orca1.Service", "PresentMessage", "s")
+    old_stop = linux.Call("/org/gnome/Orca1/Service/SpeechAndVerbosityManager", "org.gnome.Orca1.Module",
+                          "ExecuteCommand", "sb", ("InterruptSpeech", False))
+    monkeypatch.setitem(linux.DIALECTS, "org.gnome.Orca1.Service", [linux.Dialect("Orca 51", present, old_stop)])
+    config = Config()
+    config.speech = SpeechConfig(output="screen-reader", cues=False)
+    line = check_speech(config).says
+    assert line.startswith("speech.output is screen-reader: speaking through speech-dispatcher (Orca: "
+                           "org.gnome.Orca1.Service has no org.gnome.Orca1.Module.ExecuteCommand(sb) at "
+                           "/org/gnome/Orca1/Service/SpeechAndVerbosityManager"), line
+
+
+def test_orca_without_its_speech_module_is_passed_over_and_doctor_says_why(orca, server) -> None:
+    from describe_screen.commands.doctor import check_speech
+    from describe_screen.config import Config
+
+    orca("51", "--no-speech-module")
+    config = Config()
+    config.speech = SpeechConfig(output="screen-reader", cues=False)
+    assert check_speech(config).says.startswith(
+        "speech.output is screen-reader: speaking through speech-dispatcher (Orca: org.gnome.Orca1.Service has no "
+        "org.gnome.Orca1.SpeechManager.InterruptSpeech(b) at /org/gnome/Orca1/Service/SpeechManager")
+
+
+def test_orca_refusing_the_stop_hands_speech_to_speech_dispatcher_and_says_so(orca, server, caplog) -> None:
+    stand_in = orca("51", "--refuse", "InterruptSpeech")
+    speaker = Speaker(SCREEN_READER, braille=False)
+    try:
+        speaker.say(" ".join(f"Line {n} of our long answer." for n in range(1, 9)))
+        wait_for(lambda: len(stand_in.calls()) == 1)
+        speaker.stop()  # refused by Orca: speech-dispatcher silences every client, Orca's speech of ours too
+        assert speaker.wait_idle(2)
+        speaker.say("The next answer.")
+        assert speaker.wait_idle(30)
+        speaker.stop()
+        driver = speaker.driver()
+    finally:
+        speaker.close()
+    first, *rest = [call[2] for call in stand_in.calls()]
+    assert first == "PresentMessage" and rest and set(rest) == {"InterruptSpeech"}  # never again after the fallback
+    problem = ("Orca answered an error to InterruptSpeech: not.known.Error.SpeechServerGone: "
+               "the speech server is not running")
+    assert driver.startswith(f"speech-dispatcher: {problem}")
+    assert server.said() == [FALLBACK_NOTE, "The next answer."]
+    assert re.search(r"DATA:\|CANCEL all", server.log()), "Orca's speech of our answer was not silenced"
+    warnings = [r.getMessage() for r in caplog.records if "speech-dispatcher from now on" in r.getMessage()]
+    assert warnings == [f"{problem}; speaking through speech-dispatcher from now on"]
+
+
+def test_orca_answering_false_to_a_message_hands_it_to_speech_dispatcher(orca, server) -> None:
+    from describe_screen.screenreader.linux import OrcaRemote
+
+    stand_in = orca("50", "--false", "PresentMessage")
+    reader = OrcaRemote()
+    try:
+        assert reader.speak("Battery low.", lambda: False)
+        assert reader.speak("Plug in the charger.", lambda: False)
+        assert reader.name == "speech-dispatcher: Orca answered False to PresentMessage"
+    finally:
+        reader.close()
+    assert [call[2:] for call in stand_in.calls()] == [("PresentMessage", ("Battery low.",))]
+    assert server.said() == [FALLBACK_NOTE, "Battery low.",
+                             "Plug in the charger."]
+
+
+def test_doctor_names_the_orca_dialect_in_use(orca, tmp_path) -> None:
+    stand_in = orca("51")
+    config = tmp_path / "config.toml"
+    config.write_text('[speech]\noutput = "screen-reader"\n')
+    env = dict(os.environ, DESCRIBE_SCREEN_CONFIG=str(config), DESCRIBE_SCREEN_SOCKET=str(tmp_path / "none.sock"),
+               DESCRIBE_SCREEN_DATA=str(tmp_path / "data"), DBUS_SESSION_BUS_ADDRESS=stand_in.address)
+    run = subprocess.run([sys.executable, "-m", "describe_screen", "doctor"], capture_output=True, text=True,
+                         timeout=300, env=env)
+    speech = next(line for line in run.stdout.splitlines() if "Speech" in line)
+    assert ("speech.output is screen-reader: speaking through Orca 51's remote controller (org.gnome.Orca1.Service)."
+            in speech), run.stdout
 
 
 def test_stop_still_silences_us_when_speech_dispatcher_has_gone(server) -> None:

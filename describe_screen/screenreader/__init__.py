@@ -77,7 +77,8 @@ def choose(output: str, candidates: Sequence[Candidate] | None = None) -> Choice
             problems.append(f"{candidate.name}: {exc}")
             continue
         why = f"{candidate.name} is running" if running else f"speech.output is {output}"
-        return Choice(reader, f"{why}: speaking through {reader.name}.")
+        passed = f" ({' '.join(problems)})" if problems else ""  # e.g. why not Orca's remote controller
+        return Choice(reader, f"{why}: speaking through {reader.name}{passed}.")
     if output == "screen-reader":
         detail = " ".join(problems) or "none was found on this computer."
         raise UserError(f"speech.output is screen-reader, but no screen reader could be reached: {detail}",

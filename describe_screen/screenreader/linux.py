@@ -3,14 +3,18 @@ Orca itself speaks through (and that other screen readers such as Fenrir use too
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from describe_screen.screenreader import POLL, Candidate, Unavailable, import_system, wait_while_spoken
+
+log = logging.getLogger(__name__)
 
 CLIENT_NAME = "describe-screen"
 
@@ -76,19 +80,63 @@ class SpeechDispatcher:
     def cancel(self) -> None:
         self._client.cancel()
 
+    def cancel_all(self) -> None:
+        """Silence every client's speech, the screen reader's too."""
+        self._client.cancel(self._speechd.Scope.ALL)
+
     def close(self) -> None:
         self._client.close()
 
 
-# Orca 51 renamed its service (org.gnome.Orca1.Service); 49 and 50 use org.gnome.Orca.Service.
-ORCA_SERVICES = ("Orca1", "Orca")
+@dataclass(frozen=True)
+class Call:
+    """One documented method of Orca's remote controller; `args` come before the ones given at call time."""
+
+    path: str
+    interface: str
+    method: str
+    signature: str
+    args: tuple = ()
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one Orca version speaks a message and interrupts speech (Orca's remote-controller documentation)."""
+
+    label: str
+    present: Call
+    interrupt: Call
+
+
+# By service name on the session bus, newest first; a service's dialects in the order they are tried.
+# 51 renamed the service and calls module commands directly; 50 renamed SpeechAndVerbosityManager.
+_PRESENT_49 = Call("/org/gnome/Orca/Service", "org.gnome.Orca.Service", "PresentMessage", "s")
+
+
+def _execute_interrupt(module: str) -> Call:
+    return Call(f"/org/gnome/Orca/Service/{module}", "org.gnome.Orca.Module", "ExecuteCommand", "sb",
+                ("InterruptSpeech", False))
+
+
+DIALECTS = {
+    "org.gnome.Orca1.Service": [Dialect(
+        "Orca 51", Call("/org/gnome/Orca1/Service", "org.gnome.Orca1.Service", "PresentMessage", "s"),
+        Call("/org/gnome/Orca1/Service/SpeechManager", "org.gnome.Orca1.SpeechManager", "InterruptSpeech", "b",
+             (False,)))],
+    "org.gnome.Orca.Service": [Dialect("Orca 50", _PRESENT_49, _execute_interrupt("SpeechManager")),
+                               Dialect("Orca 49", _PRESENT_49, _execute_interrupt("SpeechAndVerbosityManager"))],
+}
+FALLBACK_NOTE = "Orca's remote control failed, so speech-dispatcher speaks instead."
 
 
 class OrcaRemote:
     """Orca's D-Bus remote controller: PresentMessage speaks in the user's Orca voice and flashes the
-    message in braille; InterruptSpeech is the stop. Spoken through jeepney (pure-Python D-Bus)."""
+    message in braille; InterruptSpeech is the stop. Spoken through jeepney (pure-Python D-Bus).
 
-    name = "Orca"
+    The dialect is the first whose methods Orca's introspection data lists with the documented
+    arguments, so a renamed path is found at start (and said by `doctor`), not at the first stop. Every
+    reply is read: an error, or False (the documented "did not succeed"), hands speech to speech-dispatcher
+    for good, said once in the log and once aloud."""
 
     def __init__(self) -> None:
         try:
@@ -99,36 +147,106 @@ class OrcaRemote:
             self._lock = threading.Lock()  # stop() cancels from the request thread while the speech thread speaks
         except Exception as exc:  # no jeepney, no session bus
             raise Unavailable(f"the session D-Bus cannot be reached ({exc})") from exc
+        self._fallback: SpeechDispatcher | None = None
+        self._note = ""
         try:
-            for version in ORCA_SERVICES:
-                reply = self._connection.send_and_get_reply(
-                    message_bus.NameHasOwner(f"org.gnome.{version}.Service"), timeout=2)
-                if reply.body[0]:
-                    self._version = version
-                    self.name = f"Orca ({version}.Service on D-Bus)"
+            for service, dialects in DIALECTS.items():
+                if self._connection.send_and_get_reply(message_bus.NameHasOwner(service), timeout=2).body[0]:
+                    self._service = service
+                    self._dialect = self._pick(dialects)
+                    self.name = f"{self._dialect.label}'s remote controller ({service})"
                     return
+        except Unavailable:
+            self._connection.close()
+            raise
         except Exception as exc:  # a bus that does not answer in time, or answers with an error
             self._connection.close()
             raise Unavailable(f"the session D-Bus did not answer ({exc})") from exc
         self._connection.close()
         raise Unavailable("this Orca has no D-Bus remote controller (Orca 49 or later has one)")
 
-    def _call(self, path: str, interface: str, method: str, signature: str, body: tuple) -> Any:
+    def _pick(self, dialects: list[Dialect]) -> Dialect:
+        missing = []
+        for dialect in dialects:
+            gaps = [gap for call in (dialect.present, dialect.interrupt) if (gap := self._missing(call))]
+            if not gaps:
+                return dialect
+            missing += gaps
+        raise Unavailable(f"{self._service} has {' and '.join(missing)}")
+
+    def _missing(self, call: Call) -> str:
+        """"" when Orca's introspection data lists `call` with its documented arguments, else what is missing."""
+        import xml.etree.ElementTree as ET
+
         from jeepney import DBusAddress, new_method_call
 
-        service = f"org.gnome.{self._version}.Service"
-        address = DBusAddress(f"/org/gnome/{self._version}/Service{path}", bus_name=service,
-                              interface=interface)
-        with self._lock:  # a blocking jeepney connection is not safe to share between threads
-            return self._connection.send_and_get_reply(new_method_call(address, method, signature, body), timeout=5)
+        address = DBusAddress(call.path, bus_name=self._service, interface="org.freedesktop.DBus.Introspectable")
+        reply = self._connection.send_and_get_reply(new_method_call(address, "Introspect"), timeout=5)
+        if self._error(reply):
+            return f"no {call.interface}.{call.method} at {call.path} ({self._error(reply)})"
+        for interface in ET.fromstring(reply.body[0]).iter("interface"):
+            for method in interface.iter("method"):
+                if (interface.get("name"), method.get("name")) == (call.interface, call.method):
+                    given = "".join(arg.get("type", "") for arg in method.iter("arg") if arg.get("direction") != "out")
+                    if given == call.signature:
+                        return ""
+        return f"no {call.interface}.{call.method}({call.signature}) at {call.path}"
+
+    @staticmethod
+    def _error(reply: Any) -> str:
+        from jeepney import HeaderFields, MessageType
+
+        if reply.header.message_type != MessageType.error:
+            return ""
+        detail = f": {reply.body[0]}" if reply.body else ""
+        return f"{reply.header.fields.get(HeaderFields.error_name)}{detail}"
+
+    def _call(self, call: Call, *args: Any) -> str:
+        """Call Orca; "" when it says it succeeded, else the problem in words."""
+        from jeepney import DBusAddress, new_method_call
+
+        address = DBusAddress(call.path, bus_name=self._service, interface=call.interface)
+        try:
+            with self._lock:  # a blocking jeepney connection is not safe to share between threads
+                reply = self._connection.send_and_get_reply(
+                    new_method_call(address, call.method, call.signature, call.args + args), timeout=5)
+        except Exception as exc:  # Orca quit, or hangs
+            return f"Orca did not answer {call.method} ({exc})"
+        if error := self._error(reply):
+            return f"Orca answered an error to {call.method}: {error}"
+        if reply.body != (True,):
+            return f"Orca answered {reply.body[0] if reply.body else 'nothing'} to {call.method}"
+        return ""
+
+    def _fall_back(self, problem: str) -> SpeechDispatcher:
+        with self._lock:
+            if self._fallback is None:
+                self._fallback = SpeechDispatcher()  # Unavailable when it cannot be reached: Orca is tried again
+                log.warning("%s; speaking through speech-dispatcher from now on", problem)
+                self.name = f"speech-dispatcher: {problem}"
+                self._note = FALLBACK_NOTE
+            return self._fallback
 
     def speak(self, text: str, interrupted: Callable[[], bool]) -> bool:
-        self._call("", f"org.gnome.{self._version}.Service", "PresentMessage", "s", (text,))
-        return wait_while_spoken(text, interrupted, self.cancel)  # Orca does not say when it is done
+        if self._fallback is None:
+            problem = self._call(self._dialect.present, text)
+            if not problem:
+                return wait_while_spoken(text, interrupted, self.cancel)  # Orca does not say when it is done
+            self._fall_back(problem)
+        assert self._fallback is not None
+        if self._note:
+            note, self._note = self._note, ""
+            self._fallback.speak(note, interrupted)
+        return self._fallback.speak(text, interrupted)
 
     def cancel(self) -> None:
-        self._call("/SpeechAndVerbosityManager", f"org.gnome.{self._version}.Module", "ExecuteCommand", "sb",
-                   ("InterruptSpeech", False))
+        if self._fallback is not None:
+            self._fallback.cancel()
+        elif problem := self._call(self._dialect.interrupt):
+            # Orca may still be saying our sentence: silence every client, as InterruptSpeech would
+            self._fall_back(problem).cancel_all()
 
     def close(self) -> None:
         self._connection.close()
+        if self._fallback is not None:
+            self._fallback.close()
