@@ -182,8 +182,8 @@ class OrcaRemote:
 
         address = DBusAddress(call.path, bus_name=self._service, interface="org.freedesktop.DBus.Introspectable")
         reply = self._connection.send_and_get_reply(new_method_call(address, "Introspect"), timeout=5)
-        if self._error(reply):
-            return f"no {call.interface}.{call.method} at {call.path} ({self._error(reply)})"
+        if error := self._error(reply):
+            return f"no {call.interface}.{call.method} at {call.path} ({error})"
         for interface in ET.fromstring(reply.body[0]).iter("interface"):
             for method in interface.iter("method"):
                 if (interface.get("name"), method.get("name")) == (call.interface, call.method):
@@ -219,7 +219,7 @@ class OrcaRemote:
         return ""
 
     def _fall_back(self, problem: str) -> SpeechDispatcher:
-        with self._lock:
+        with self._lock:  # one switch, even when the speech thread and stop() fail at once
             if self._fallback is None:
                 self._fallback = SpeechDispatcher()  # Unavailable when it cannot be reached: Orca is tried again
                 log.warning("%s; speaking through speech-dispatcher from now on", problem)
@@ -228,16 +228,16 @@ class OrcaRemote:
             return self._fallback
 
     def speak(self, text: str, interrupted: Callable[[], bool]) -> bool:
-        if self._fallback is None:
+        fallback = self._fallback
+        if fallback is None:
             problem = self._call(self._dialect.present, text)
             if not problem:
                 return wait_while_spoken(text, interrupted, self.cancel)  # Orca does not say when it is done
-            self._fall_back(problem)
-        assert self._fallback is not None
+            fallback = self._fall_back(problem)
         if self._note:
             note, self._note = self._note, ""
-            self._fallback.speak(note, interrupted)
-        return self._fallback.speak(text, interrupted)
+            fallback.speak(note, interrupted)
+        return fallback.speak(text, interrupted)
 
     def cancel(self) -> None:
         if self._fallback is not None:
