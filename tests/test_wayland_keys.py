@@ -9,6 +9,8 @@ import subprocess
 import sys
 from dataclasses import asdict
 
+import pytest
+
 from describe_screen import gnome_keys, sway_keys, wayland_keys
 from describe_screen.config import HotkeyConfig
 
@@ -86,3 +88,37 @@ def test_gnome_shortcuts_are_added_beside_the_users_own_and_removed_again(tmp_pa
     assert removed.returncode == 0 and "Removed 8" in removed.stdout
     assert ast.literal_eval(gsettings("get", MEDIA_KEYS, "custom-keybindings")) == [MINE]
     assert gsettings("get", focus, "binding") == "''"
+
+
+def test_the_ready_message_names_only_keys_that_are_really_bound():
+    from describe_screen.hotkeys import HotkeyListener, ready_words
+
+    everything = HotkeyListener(asdict(HotkeyConfig()), lambda action: None)  # X11: all of its own keys
+    assert ready_words(everything) == "describe-screen is ready. Press Control Alt D to describe the screen."
+    assert ready_words(None) == "describe-screen is ready."  # --no-hotkeys
+    none_yet = wayland_keys.DesktopBindings({}, known=True)
+    assert ready_words(none_yet).startswith("describe-screen is ready. No keys are bound to describe-screen")
+    assert ready_words(none_yet).endswith(f"{wayland_keys.program()} keys install")
+    some = wayland_keys.DesktopBindings({"ask": "Control Alt A"}, known=True)
+    assert ready_words(some) == ("describe-screen is ready. On this desktop, press the ask key once to start a "
+                                 "question and again to send it.")
+
+
+@pytest.mark.parametrize(("desktop", "hint"), [("sway", "the Super key and an arrow key"), ("GNOME", "Alt Tab")])
+def test_with_no_active_window_the_hint_uses_this_desktops_keys(monkeypatch, desktop, hint):
+    from types import SimpleNamespace
+
+    from describe_screen import atspi
+    from describe_screen.errors import UserError
+
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-1")
+    monkeypatch.setenv("XDG_CURRENT_DESKTOP", desktop)
+    monkeypatch.delenv("SWAYSOCK", raising=False)
+    window = SimpleNamespace(get_state_set=lambda: SimpleNamespace(contains=lambda state: False))
+    app = SimpleNamespace(get_child_count=lambda: 1, get_child_at_index=lambda i: window)
+    desk = SimpleNamespace(get_child_count=lambda: 1, get_child_at_index=lambda i: app)
+    fake = SimpleNamespace(get_desktop=lambda i: desk, StateType=SimpleNamespace(ACTIVE=1))
+    with pytest.raises(UserError) as raised:
+        atspi._active_window(fake)
+    assert hint in raised.value.fix
+    assert desktop != "sway" or "Alt Tab" not in raised.value.fix
