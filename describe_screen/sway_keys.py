@@ -20,7 +20,7 @@ from pathlib import Path
 from describe_screen.errors import UserError
 from describe_screen.wayland_keys import Bound, action_of, commands, split
 
-SYSTEM = Path("/etc/sway/config")
+SYSTEMS = (Path("/etc/sway/config"), Path("/usr/local/etc/sway/config"))  # where distributions put it
 NAMES = {"ctrl": "Ctrl", "alt": "Mod1", "alt_gr": "Mod5", "shift": "Shift", "cmd": "Mod4"}
 SAID = {"ctrl": "Control", "control": "Control", "mod1": "Alt", "alt": "Alt", "shift": "Shift", "mod4": "Super",
         "super": "Super", "mod5": "Alt Graph"}
@@ -60,21 +60,21 @@ def ours() -> Path:
 def install(bindings: dict[str, str], program: str) -> list[str]:
     """Write our file and include it from the user's config (made, including the system's, when there
     is none); then reload sway. Returns sentences saying what was done."""
+    config = user_config()
+    system = _system() if config is None else None  # before anything is written
     mine = ours()
     mine.parent.mkdir(parents=True, exist_ok=True)
     lines = [sway_line(combo, command) for _, combo, command in commands(bindings, program)]
     mine.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
     said = [f"Wrote describe-screen's keys to {mine}:", *lines]
     include = f"include {shlex.quote(str(mine))}"
-    config = user_config()
     if config is None:
         config = _config_home() / "sway/config"
         config.parent.mkdir(parents=True, exist_ok=True)
-        system = f"include {SYSTEM}\n" if SYSTEM.is_file() else ""
         config.write_text("# Made by describe-screen keys install: sway's own default configuration first, "
-                          f"then describe-screen's keys.\n{system}{include}\n", encoding="utf-8")
+                          f"then describe-screen's keys.\ninclude {system}\n{include}\n", encoding="utf-8")
         said.append(f"You had no sway config, so {config} was made: it includes sway's default configuration "
-                    f"({SYSTEM}), so every default key stays, and then describe-screen's keys.")
+                    f"({system}), so every default key stays, and then describe-screen's keys.")
     elif mine not in set(_included(config.read_text(encoding="utf-8", errors="replace"), config.parent)):
         with config.open("a", encoding="utf-8") as out:
             out.write(f"\n# describe-screen's keys\n{include}\n")
@@ -84,11 +84,21 @@ def install(bindings: dict[str, str], program: str) -> list[str]:
 
 
 def remove() -> str:
-    """Empty our file (the user's config may still include it, and sway stops at an include it cannot
-    read); a sentence saying so."""
+    """Empty our file, which the user's config still includes; a sentence saying so."""
     if ours().is_file():
         ours().write_text(HEADER, encoding="utf-8")
     return f"describe-screen's keys are out of {ours()}. {reload()}"
+
+
+def _system() -> Path:
+    """sway's default config, which a user without a config of their own runs."""
+    found = next((path for path in SYSTEMS if path.is_file()), None)
+    if found is None:
+        raise UserError("You have no sway config, and sway's default one was not found (looked in "
+                        f"{', '.join(map(str, SYSTEMS))}), so a new config would lose sway's default keys.",
+                        f"Copy sway's default config to {_config_home() / 'sway/config'}, then run keys install "
+                        "again.")
+    return found
 
 
 def reload() -> str:
@@ -151,7 +161,7 @@ def bound() -> dict[str, Bound] | None:
         text = None
     if text is None:
         return None
-    folder = (user_config() or SYSTEM).parent
+    folder = (user_config() or SYSTEMS[0]).parent
     found = {}
     for keys, command in _bindings(text, folder, set()):
         if runs := action_of(command):

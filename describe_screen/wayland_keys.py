@@ -162,3 +162,7 @@ class DesktopBindings:
 
     def stop(self) -> None:
         pass
+
+
+if __name__ == "__main__":  # what earlier instructions said to run
+    sys.exit("describe-screen: this moved. Run: describe-screen keys show (or install, or remove).")

@@ -18,6 +18,7 @@ from test_wayland import TEXT, SessionDaemon, words
 from wayland_session import HeadlessSway
 
 from describe_screen import sway_keys
+from describe_screen.errors import UserError
 
 PROGRAM = Path(sys.executable).parent / "describe-screen"  # the installed command, as install.sh makes it
 
@@ -118,3 +119,13 @@ def test_an_existing_config_gets_one_include_and_keeps_the_rest(tmp_path, monkey
     ours = (tmp_path / ".config/sway/config.d/describe-screen").read_text()
     assert "bindsym Ctrl+Mod1+d exec /opt/ds/describe-screen describe --target screen" in ours
     assert "Mod1+p" not in ours
+
+
+def test_without_sways_default_config_nothing_is_made_that_would_lose_its_keys(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.setattr(sway_keys, "SYSTEMS", (tmp_path / "etc/sway/config",))
+    with pytest.raises(UserError, match="would lose sway's default keys") as raised:
+        sway_keys.install({"describe_screen": "<ctrl>+<alt>+d"}, "/opt/ds/describe-screen")
+    assert "Copy sway's default config to" in raised.value.fix
+    assert not (tmp_path / ".config").exists()
