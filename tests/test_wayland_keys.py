@@ -122,3 +122,13 @@ def test_with_no_active_window_the_hint_uses_this_desktops_keys(monkeypatch, des
         atspi._active_window(fake)
     assert hint in raised.value.fix
     assert desktop != "sway" or "Alt Tab" not in raised.value.fix
+
+
+def test_keys_install_outside_wayland_binds_nothing_so_no_key_runs_twice(tmp_path):
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("WAYLAND_DISPLAY", "XDG_SESSION_TYPE", "SWAYSOCK", "XDG_CONFIG_HOME")}
+    done = subprocess.run([sys.executable, "-m", "describe_screen", "keys", "install"], capture_output=True, text=True,
+                          env={**env, "HOME": str(tmp_path), "DESCRIBE_SCREEN_CONFIG": str(tmp_path / "none.toml")},
+                          timeout=60)
+    assert done.returncode == 0 and "the daemon hears its keys itself, so there is nothing to bind" in done.stdout
+    assert not list(tmp_path.iterdir())

@@ -25,10 +25,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(config: Config, args: argparse.Namespace) -> int:
     from describe_screen.capture.session import current
 
-    if args.desktop is None:
-        args.desktop = current().compositor if current().compositor in DESKTOPS else "gnome"
+    if args.desktop is None and current().kind != "wayland":  # binding them too would run each key twice
+        print(f"This is {current().describe()}: the daemon hears its keys itself, so there is nothing to bind.")
+        return 0
     runs = shlex.quote(args.program) if args.program else program()
     bindings = asdict(config.hotkeys)
+    if args.desktop is None and current().compositor not in DESKTOPS:
+        print(f"describe-screen can bind keys in {', '.join(DESKTOPS)}; on {current().describe()}, bind these "
+              "commands to keys in the desktop's keyboard settings:")
+        print("\n".join(f"{combo}: {command}" for _, combo, command in commands(bindings, runs)))
+        print(PRESS_TWICE)
+        return 0
+    args.desktop = args.desktop or current().compositor
     if args.desktop == "gnome":
         from describe_screen import gnome_keys
 
