@@ -134,7 +134,16 @@ def _active_window(atspi: Any) -> Any:
             except Exception:  # the same
                 continue
     raise UserError("No window is active, so there is no focused object to describe.",
-                    "Switch to a window first, for example with Alt Tab, then try again.")
+                    f"Switch to a window first, {_switch_keys()}, then try again.")
+
+
+def _switch_keys() -> str:
+    """How this desktop switches windows by default: sway and Hyprland have no Alt Tab."""
+    from describe_screen.capture.session import current
+
+    if current().compositor in ("sway", "hyprland", "river"):
+        return "for example with the Super key and an arrow key"
+    return "for example with Alt Tab"
 
 
 def _focused_in(atspi: Any, window: Any) -> Any:

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 from describe_screen.config import Config
 from describe_screen.describer import Cancelled, Describer, Scene
 from describe_screen.errors import UserError
-from describe_screen.hotkeys import start_hotkeys
-from describe_screen.keys import spoken_hotkey
+from describe_screen.hotkeys import ready_words, start_hotkeys
 from describe_screen.options import DETAILS
 from describe_screen.voice import VoiceInput
 
@@ -258,12 +257,7 @@ def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -
     try:  # from here on the socket exists: whatever happens, it is removed and speech is closed
         listener = start_hotkeys(config, daemon.handle, daemon.report_error) if hotkeys else None
         _warm_up(daemon)
-        combo = config.hotkeys.describe_screen
-        ready = "describe-screen is ready."
-        if combo:
-            ready += f" Press {spoken_hotkey(combo)} to describe the screen."
-        if note := getattr(listener, "note", ""):  # keys bound in a Wayland desktop's settings: press twice
-            ready += f" {note}"
+        ready = ready_words(listener)
         print(ready, flush=True)
         speaker.say(ready)
         while not stop.wait(0.5):

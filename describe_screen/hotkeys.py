@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.keys import parse_hotkey
+from describe_screen.keys import parse_hotkey, spoken_hotkey
 
 if TYPE_CHECKING:
     from describe_screen.config import Config
@@ -76,6 +76,17 @@ def start_hotkeys(config: Config, handle: Callable[[dict], Any], report: Callabl
     return listener
 
 
+def ready_words(listener: Any) -> str:
+    """'describe-screen is ready.', naming the describe key only when it really is bound (a Wayland
+    desktop's settings may have none of them yet), and what the hotkeys' `note` says."""
+    ready = "describe-screen is ready."
+    if key := getattr(listener, "bound", {}).get("describe_screen"):
+        ready += f" Press {key} to describe the screen."
+    if note := getattr(listener, "note", ""):
+        ready += f" {note}"
+    return ready
+
+
 class HotkeyListener:
     """Watch the keyboard system-wide and report action names when their combos go down and up."""
 
@@ -84,6 +95,7 @@ class HotkeyListener:
         """`bindings` maps action name to combo; an empty combo leaves that action without a hotkey."""
         self._combos = {action: parse_hotkey(combo, f"hotkeys.{action}")
                         for action, combo in bindings.items() if combo}
+        self.bound = {action: spoken_hotkey(combo) for action, combo in self._combos.items()}
         self._on_press, self._on_release = on_press, on_release
         self._keys: dict[str, set[Any]] = {}
         self._held: set[Any] = set()

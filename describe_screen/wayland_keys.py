@@ -1,42 +1,36 @@
 """Hotkeys on Wayland, where no program may watch the keyboard.
 
 Two ways, in order:
-1. The GlobalShortcuts portal (org.freedesktop.portal.GlobalShortcuts; KDE Plasma, GNOME 48 and
-   later): the desktop tells us when a shortcut goes down and up, so push-to-talk works as on X11.
+1. The GlobalShortcuts portal (portal_keys.py; KDE Plasma, GNOME 48 and later): the desktop tells us
+   when a shortcut goes down and up, so push-to-talk works as on X11.
 2. Otherwise the desktop's own key settings run describe-screen commands, which reach the running
-   daemon: GNOME custom keybindings (written through gsettings, with the user's consent, and removable),
-   or lines the user adds to the sway or Hyprland config. A desktop runs a command only when the key
-   goes down, so there push-to-talk is: press to start the question, press again to send it.
+   daemon: GNOME custom keybindings (gnome_keys.py), a file of ours included from the sway config
+   (sway_keys.py), or lines the user adds to the Hyprland config. A desktop runs a command only when
+   the key goes down, so there push-to-talk is: press to start the question, press again to send it.
+   `describe-screen keys show|install|remove` (commands/keys.py) sets them up.
 
-`python -m describe_screen.wayland_keys show|install|remove [--desktop gnome|sway|hyprland]` is what
-installer/install.sh runs.
+This module says what the keys are in each desktop's spelling, and which of them are really bound.
+There is no pointer key: Wayland never tells a program where the pointer is.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
-import logging
-import subprocess
+import os
+import shlex
 import sys
-import threading
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 from describe_screen.errors import UserError
 
-log = logging.getLogger(__name__)
-
-GLOBAL_SHORTCUTS = "org.freedesktop.portal.GlobalShortcuts"
 COMMANDS = {
     "describe_screen": "describe --target screen", "describe_window": "describe --target window",
-    "describe_pointer": "describe --target pointer", "describe_focus": "describe --target focus",
+    "describe_focus": "describe --target focus",
     "read_text": "read", "ask": "listen", "repeat": "repeat", "stop": "stop", "copy": "copy",
 }
 PRESS_TWICE = ("Push-to-talk becomes: press the ask key to start the question, and press it again to send it, "
                "because this desktop runs a command only when a key goes down.")
-MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
-GNOME_PATH = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/describe-screen-{}/"
 # pynput key names -> XKB keysym names (what sway, Hyprland, GNOME and the portal spell)
 KEYSYMS = {"space": "space", "enter": "Return", "esc": "Escape", "tab": "Tab", "backspace": "BackSpace",
            "delete": "Delete", "insert": "Insert", "home": "Home", "end": "End", "page_up": "Prior",
@@ -54,22 +48,10 @@ def split(combo: str) -> tuple[list[str], str]:
     return mods, KEYSYMS.get(key, key)
 
 
-def sway_line(combo: str, command: str) -> str:
-    names = {"ctrl": "Ctrl", "alt": "Mod1", "alt_gr": "Mod5", "shift": "Shift", "cmd": "Mod4"}
-    mods, key = split(combo)
-    return f"bindsym {'+'.join([*(names[m] for m in mods), key])} exec {command}"
-
-
 def hyprland_line(combo: str, command: str) -> str:
     names = {"ctrl": "CTRL", "alt": "ALT", "alt_gr": "MOD5", "shift": "SHIFT", "cmd": "SUPER"}
     mods, key = split(combo)
     return f"bind = {' '.join(names[m] for m in mods)}, {key}, exec, {command}"
-
-
-def gnome_accelerator(combo: str) -> str:
-    names = {"ctrl": "<Control>", "alt": "<Alt>", "alt_gr": "<Mod5>", "shift": "<Shift>", "cmd": "<Super>"}
-    mods, key = split(combo)
-    return "".join(names[m] for m in mods) + key
 
 
 def portal_trigger(combo: str) -> str:
@@ -79,122 +61,76 @@ def portal_trigger(combo: str) -> str:
     return "+".join([*(names[m] for m in mods), key])
 
 
-def commands(bindings: dict[str, str], program: str = "describe-screen") -> list[tuple[str, str, str]]:
-    """(action, combo, command) for every bound action the desktop can run."""
+def commands(bindings: dict[str, str], program: str) -> list[tuple[str, str, str]]:
+    """(action, combo, command) for every bound action the desktop can run; `program` in shell words."""
     return [(action, combo, f"{program} {COMMANDS[action]}") for action, combo in bindings.items()
             if combo and action in COMMANDS]
 
 
-# -- 1. the GlobalShortcuts portal ---------------------------------------------------------------
-class PortalShortcuts:
-    """Shortcuts registered with the desktop through the portal; Activated/Deactivated are press/release."""
-
-    def __init__(self, bindings: dict[str, str], on_press: Callable[[str], None],
-                 on_release: Callable[[str], None]) -> None:
-        self.bindings = {action: combo for action, combo in bindings.items() if combo}
-        self.on_press, self.on_release = on_press, on_release
-        self._bus: Any = None
-        self._session = ""
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-
-    def start(self) -> None:
-        from describe_screen.capture.portal import Bus
-
-        bus = Bus()
-        try:
-            rule = self._bind(bus)
-        except BaseException:
-            bus.conn.close()
-            raise
-        self._bus = bus
-        self._thread = threading.Thread(target=self._listen, args=(bus, rule), name="portal-keys", daemon=True)
-        self._thread.start()
-
-    def _bind(self, bus: Any) -> Any:
-        """CreateSession, then BindShortcuts (the desktop may ask the user to confirm the keys); returns
-        the match rule for the session's Activated and Deactivated signals, already subscribed."""
-        from jeepney import MatchRule, message_bus
-        from jeepney.io.blocking import Proxy
-
-        code, results = bus.request(GLOBAL_SHORTCUTS, "CreateSession", "a{sv}",
-                                    ({"session_handle_token": ("s", "describe_screen_keys")},))
-        if code != 0:
-            raise UserError("The desktop refused to give describe-screen its shortcuts.",
-                            "Allow them when the desktop asks, then restart describe-screen.")
-        self._session = str(results["session_handle"])
-        shortcuts = [(action, {"description": ("s", action.replace("_", " ")),
-                               "preferred_trigger": ("s", portal_trigger(combo))})
-                     for action, combo in self.bindings.items()]
-        code, _ = bus.request(GLOBAL_SHORTCUTS, "BindShortcuts", "oa(sa{sv})sa{sv}",
-                              (self._session, shortcuts, "", {}))
-        if code != 0:
-            raise UserError("The desktop did not accept describe-screen's shortcuts.",
-                            "Choose the keys when the desktop asks, then restart describe-screen.")
-        rule = MatchRule(type="signal", interface=GLOBAL_SHORTCUTS)
-        Proxy(message_bus, bus.conn).AddMatch(rule)
-        return rule
-
-    def _listen(self, bus: Any, rule: Any) -> None:
-        from jeepney.low_level import HeaderFields
-
-        conn = bus.conn
-        with conn.filter(rule, bufsize=64) as signals:
-            while not self._stopping.is_set():
-                try:
-                    signal = conn.recv_until_filtered(signals, timeout=0.5)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                session, action = signal.body[0], signal.body[1]
-                if session != self._session or action not in self.bindings:
-                    continue
-                pressed = signal.header.fields.get(HeaderFields.member) == "Activated"
-                callback = self.on_press if pressed else self.on_release
-                try:
-                    callback(action)
-                except Exception:
-                    log.exception("hotkey callback for %s failed", action)
-
-    def stop(self) -> None:
-        """End the portal session; a held push-to-talk key gets its release."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        if self._bus is not None:
-            from jeepney import DBusAddress, new_method_call
-
-            from describe_screen.capture.portal import BUS_NAME
-
-            close = new_method_call(DBusAddress(self._session, bus_name=BUS_NAME,
-                                                interface="org.freedesktop.portal.Session"), "Close")
-            try:
-                self._bus.conn.send_and_get_reply(close, timeout=5)
-            except OSError:  # the desktop ends the session itself when the connection closes
-                pass
-            finally:
-                self._bus.conn.close()
-            self._bus = None
+def program() -> str:
+    """This program as a desktop can run it, in shell words: an absolute path, because a desktop's PATH
+    seldom holds the virtualenv it was installed in (and a key that finds no program fails silently)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "describe-screen" and argv0.is_file():
+        return shlex.quote(str(argv0.absolute()))
+    script = Path(sys.executable).parent / "describe-screen"
+    if script.is_file():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m describe_screen"
 
 
-def portal_version() -> int:
-    from describe_screen.capture.portal import Bus
+@dataclass(frozen=True)
+class Bound:
+    """A key the desktop really has bound to a describe-screen command."""
 
+    keys: str  # as a person says them: "Control Alt D"
+    program: str  # the first word of the command: what the desktop runs
+
+    @property
+    def runnable(self) -> bool:
+        """A path the desktop can run whatever its PATH (a bare name may not be found there)."""
+        return os.path.isabs(self.program) and os.access(self.program, os.X_OK)
+
+
+def action_of(command: str) -> tuple[str, str] | None:
+    """(action, program) when `command` runs one of describe-screen's key commands, else None."""
     try:
-        with Bus() as bus:
-            return bus.version(GLOBAL_SHORTCUTS)
-    except UserError:
-        return 0
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    for action, sub in COMMANDS.items():
+        tail = sub.split()
+        head = words[:-len(tail)]
+        if words[-len(tail):] != tail or not head:
+            continue
+        if head[-1].endswith("describe-screen") or head[-2:] == ["-m", "describe_screen"]:
+            return action, head[0]
+    return None
+
+
+def bound_keys(compositor: str) -> dict[str, Bound] | None:
+    """action -> the key this desktop really runs it with; None when this desktop cannot be asked."""
+    if compositor == "sway":
+        from describe_screen import sway_keys
+
+        return sway_keys.bound()
+    if compositor == "gnome":
+        from describe_screen import gnome_keys
+
+        return gnome_keys.bound()
+    return None
 
 
 def start(bindings: dict[str, str], on_press: Callable[[str], None], on_release: Callable[[str], None],
-          report: Callable[[UserError], object]) -> PortalShortcuts | DesktopBindings | None:
+          report: Callable[[UserError], object]) -> object | None:
     """The portal's shortcuts when the desktop offers them (None when they failed, said through
-    `report`); otherwise DesktopBindings, and a printed note that the desktop's own key settings run
-    the commands (set up by the installer)."""
-    if portal_version():
-        listener = PortalShortcuts(bindings, on_press, on_release)
+    `report`); otherwise DesktopBindings: the keys the desktop's own settings really have."""
+    from describe_screen import portal_keys
+    from describe_screen.capture.session import current
+
+    bindings = {action: combo for action, combo in bindings.items() if action in COMMANDS}
+    if portal_keys.portal_version():
+        listener = portal_keys.PortalShortcuts(bindings, on_press, on_release, report)
         try:
             listener.start()
             return listener
@@ -205,101 +141,28 @@ def start(bindings: dict[str, str], on_press: Callable[[str], None], on_release:
                              "Restart describe-screen; commands from a terminal still work."))
         return None
     print("describe-screen: this Wayland desktop has no global shortcuts portal, so hotkeys are the key bindings "
-          f"in the desktop's own settings (installer/install.sh can add them). {PRESS_TWICE}",
+          f"in the desktop's own settings ({program()} keys install adds them). {PRESS_TWICE}",
           file=sys.stderr, flush=True)
-    return DesktopBindings()
+    found = bound_keys(current().compositor)
+    return DesktopBindings({action: key.keys for action, key in (found or {}).items()}, known=found is not None)
 
 
 class DesktopBindings:
     """Hotkeys are the desktop's own key bindings, which run describe-screen commands: nothing to listen
-    to or stop here, but the user is told at start how the ask key behaves."""
+    to or stop here, but the user is told at start which keys work and how the ask key behaves."""
 
-    note = "On this desktop, press the ask key once to start a question and again to send it."
+    def __init__(self, bound: dict[str, str], known: bool) -> None:
+        """`bound`: action -> its key as said; `known`: whether the desktop could be asked at all."""
+        self.bound = bound
+        if bound or not known:
+            self.note = "On this desktop, press the ask key once to start a question and again to send it."
+        else:
+            self.note = f"No keys are bound to describe-screen in this desktop yet. To bind them, run: " \
+                        f"{program()} keys install"
 
     def stop(self) -> None:
         pass
 
 
-# -- 2. the desktop's own key settings -----------------------------------------------------------
-def _gsettings(*args: str) -> str:
-    try:
-        done = subprocess.run(["gsettings", *args], capture_output=True, text=True, timeout=20)
-    except FileNotFoundError as exc:
-        raise UserError("gsettings is not installed, so GNOME's key settings cannot be changed.",
-                        "Install libglib2.0-bin, or add the keys in Settings, Keyboard, Custom Shortcuts.") from exc
-    if done.returncode:
-        raise UserError(f"GNOME's key settings could not be changed: {done.stderr.strip()}.",
-                        "Add the keys by hand in Settings, Keyboard, Keyboard Shortcuts, Custom Shortcuts.")
-    return done.stdout.strip()
-
-
-def _gnome_list() -> list[str]:
-    raw = _gsettings("get", MEDIA_KEYS, "custom-keybindings")
-    return list(ast.literal_eval(raw.removeprefix("@as "))) if raw else []
-
-
-def gnome_install(bindings: dict[str, str], program: str) -> list[str]:
-    """Add one GNOME custom shortcut per action (keeping the user's own); returns what was bound."""
-    paths = _gnome_list()
-    done = []
-    for action, combo, command in commands(bindings, program):
-        path = GNOME_PATH.format(action.replace("_", "-"))
-        schema = f"{MEDIA_KEYS}.custom-keybinding:{path}"
-        _gsettings("set", schema, "name", f"describe-screen: {action.replace('_', ' ')}")
-        _gsettings("set", schema, "command", command)
-        _gsettings("set", schema, "binding", gnome_accelerator(combo))
-        if path not in paths:
-            paths.append(path)
-        done.append(f"{gnome_accelerator(combo)}: {command}")
-    _gsettings("set", MEDIA_KEYS, "custom-keybindings", str(paths))
-    return done
-
-
-def gnome_remove() -> int:
-    """Take out every describe-screen shortcut (and only those); returns how many."""
-    paths = _gnome_list()
-    ours = [p for p in paths if "/describe-screen-" in p]
-    for path in ours:
-        _gsettings("reset-recursively", f"{MEDIA_KEYS}.custom-keybinding:{path}")
-    _gsettings("set", MEDIA_KEYS, "custom-keybindings", str([p for p in paths if p not in ours]))
-    return len(ours)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from dataclasses import asdict
-
-    from describe_screen import config as settings
-    from describe_screen.capture.session import current
-
-    parser = argparse.ArgumentParser(prog="python -m describe_screen.wayland_keys",
-                                     description="Bind describe-screen's keys in a Wayland desktop's settings.")
-    parser.add_argument("action", choices=("show", "install", "remove"))
-    parser.add_argument("--desktop", choices=("gnome", "sway", "hyprland"), default=current().compositor or "gnome")
-    parser.add_argument("--program", default="describe-screen",
-                        help="the command the keys run, in shell words (quote a path with spaces)")
-    args = parser.parse_args(argv)
-    bindings = asdict(settings.load().hotkeys)
-    try:
-        if args.desktop == "gnome":
-            if args.action == "install":
-                print("Bound in GNOME's keyboard settings:\n" + "\n".join(gnome_install(bindings, args.program)))
-            elif args.action == "remove":
-                print(f"Removed {gnome_remove()} describe-screen shortcut(s) from GNOME's keyboard settings.")
-            else:
-                print("\n".join(f"{gnome_accelerator(c)}: {cmd}" for _, c, cmd in commands(bindings, args.program)))
-        else:
-            line = sway_line if args.desktop == "sway" else hyprland_line
-            where = "~/.config/sway/config" if args.desktop == "sway" else "~/.config/hypr/hyprland.conf"
-            if args.action != "show":
-                print(f"{args.desktop} keeps key bindings in its config file; add (or remove) these lines in {where},"
-                      " then reload it:")
-            print("\n".join(line(combo, command) for _, combo, command in commands(bindings, args.program)))
-    except UserError as exc:
-        print(f"describe-screen: {exc}", file=sys.stderr)
-        return 1
-    print(PRESS_TWICE)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # what earlier instructions said to run
+    sys.exit("describe-screen: this moved. Run: describe-screen keys show (or install, or remove).")

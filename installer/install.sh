@@ -360,31 +360,36 @@ xml_escape() { local s="${1//&/&amp;}"; s="${s//</&lt;}"; printf '%s' "${s//>/&g
 # A Wayland session: hand the session's variables to systemd (the service needs them to reach the
 # compositor and the portals), and bind the keys in the desktop's own settings, with consent.
 WAYLAND_VARS="WAYLAND_DISPLAY XDG_SESSION_TYPE XDG_CURRENT_DESKTOP DBUS_SESSION_BUS_ADDRESS SWAYSOCK HYPRLAND_INSTANCE_SIGNATURE DISPLAY"
-wayland_keys() { "$VPY" -m describe_screen.wayland_keys "$@"; }
 wayland_session_setup() {  # wayland_session_setup <describe-screen command>
     # shellcheck disable=SC2086  # one word per variable name
     systemctl --user import-environment $WAYLAND_VARS 2>/dev/null \
         || say "systemd did not take the session's variables; the service may not reach the desktop."
+    local desktop=""
     case "${XDG_CURRENT_DESKTOP:-}" in
-        *GNOME*|*gnome*)
-            local answer=""
-            if [ -t 0 ]; then
-                read -r -p "Bind describe-screen's keys (Control Alt D and the others) in GNOME's keyboard settings? [y/N] " answer || answer=""
-            fi
-            case "$answer" in
-                y|Y|yes)
-                    wayland_keys install --desktop gnome --program "'$1'" \
-                        && say "To take them out again: '$VPY' -m describe_screen.wayland_keys remove --desktop gnome" ;;
-                *) say "Keys not bound. To bind them later: '$VPY' -m describe_screen.wayland_keys install --desktop gnome --program \"'$1'\"" ;;
-            esac
-            ;;
-        *sway*|*Hyprland*|*hyprland*)
-            local desktop=sway
-            case "$XDG_CURRENT_DESKTOP" in *yprland*) desktop=hyprland ;; esac
-            say "Add these lines to your $desktop config so the service starts with it and the keys work:"
-            printf 'exec systemctl --user import-environment %s; systemctl --user start describe-screen.service\n' "$WAYLAND_VARS"
-            wayland_keys show --desktop "$desktop" --program "'$1'"
-            ;;
+        *GNOME*|*gnome*) desktop=gnome ;;
+        *sway*) desktop=sway ;;
+        *Hyprland*|*hyprland*) desktop=hyprland ;;
+        *) return 0 ;;
+    esac
+    if [ "$desktop" != gnome ]; then
+        say "Add this line to your $desktop config so the service starts with it:"
+        printf 'exec systemctl --user import-environment %s; systemctl --user start describe-screen.service\n' "$WAYLAND_VARS"
+    fi
+    if [ "$desktop" = hyprland ]; then
+        "$1" keys install --desktop hyprland --program "$1"
+        return 0
+    fi
+    local answer=""
+    if [ -t 0 ]; then
+        read -r -p "Bind describe-screen's keys (Control Alt D and the others) in $desktop's settings? [y/N] " answer || answer=""
+    fi
+    case "$answer" in
+        y|Y|yes)
+            "$1" keys install --desktop "$desktop" --program "$1" \
+                && say "To take them out again: '$1' keys remove --desktop $desktop" ;;
+        *)
+            say "Keys not bound. To bind them later: '$1' keys install --desktop $desktop"
+            "$1" keys show --desktop "$desktop" --program "$1" ;;
     esac
 }
 

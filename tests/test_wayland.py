@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from wayland_session import HeadlessSway, captures
 
-from describe_screen import ipc, wayland_keys
+from describe_screen import ipc, sway_keys, wayland_keys
 from describe_screen.capture import session
 
 TEXT = "Quarterly report ready for review"
@@ -71,10 +71,10 @@ class SessionDaemon:
 @pytest.fixture(scope="module")
 def desktop() -> Iterator[HeadlessSway]:
     """sway with the describe key bound to the describe-screen command, and a GTK window with a focused button."""
-    # the lines `python -m describe_screen.wayland_keys show --desktop sway` prints for these keys
+    # the lines `describe-screen keys show --desktop sway` prints for these keys
     keys = {"describe_screen": "<ctrl>+<alt>+d", "ask": "<ctrl>+<alt>+a"}
     program = f"{sys.executable} -m describe_screen"
-    config = tuple(wayland_keys.sway_line(combo, command) for _, combo, command in wayland_keys.commands(keys, program))
+    config = tuple(sway_keys.sway_line(combo, command) for _, combo, command in wayland_keys.commands(keys, program))
     with HeadlessSway(config, portals=("wlr", "gtk")) as sway:
         sway.gtk_window("New message", TEXT, "Cancel", "Send")
         yield sway
@@ -102,6 +102,7 @@ def test_ready_says_how_the_ask_key_works_on_this_desktop(daemon):
     spoken = " ".join(daemon.status()["spoken"])
     ready = spoken[spoken.index("describe-screen is ready."):]
     assert "press the ask key once to start a question and again to send it" in ready, ready
+    assert "Press Control Alt D to describe the screen." in ready  # the key sway really has
 
 
 def test_read_through_the_portal_speaks_the_window_words(daemon):
@@ -208,6 +209,8 @@ def test_doctor_names_the_wayland_path_and_push_to_talk(desktop, tmp_path):
     assert "grim" in checks["Display"]["says"] and "pointer position is not available" in checks["Display"]["says"]
     assert checks["Screen capture"]["status"] == "ok" and "blank" not in checks["Screen capture"]["says"]
     assert checks["Focused object"]["status"] == "ok"
-    hotkeys = checks["Hotkeys"]
+    hotkeys = checks["Hotkeys"]  # what sway has loaded: two of the keys, the others not yet
     assert hotkeys["status"] == "note" and "press it again to send it" in hotkeys["says"]
-    assert "wayland_keys" in hotkeys["fix"]
+    assert "Bound: describe screen: Control Alt D; ask: Control Alt A." in hotkeys["says"], hotkeys
+    assert "Not bound: describe window, read text" in hotkeys["says"] and "pointer" not in hotkeys["says"]
+    assert hotkeys["fix"].endswith(" keys install") and hotkeys["fix"].startswith("Run: /")

@@ -1,5 +1,5 @@
 """install.sh --autostart in a Wayland session: the session's variables go to systemd, and the keys are
-printed for sway or, on GNOME, offered (never bound without a yes)."""
+offered (never bound without a yes), with the lines printed."""
 
 from __future__ import annotations
 
@@ -33,10 +33,13 @@ def test_autostart_in_sway_hands_over_the_session_and_prints_the_lines(tmp_path)
     assert f"bindsym Ctrl+Mod1+a exec {exe} listen" in result.stdout
     assert "press it again to send it" in result.stdout
     assert "exec systemctl --user import-environment WAYLAND_DISPLAY" in result.stdout
+    assert f"Keys not bound. To bind them later: {exe} keys install --desktop sway" in result.stdout
+    assert "Mod1+p" not in result.stdout  # no pointer key on Wayland
+    assert not (tmp_path / "c" / "sway").exists()  # nothing written without a yes
 
 
 def test_autostart_on_gnome_binds_no_key_without_a_yes(tmp_path):
     result, _ = autostart(tmp_path, "GNOME")
     assert "Keys not bound. To bind them later:" in result.stdout
-    assert "wayland_keys install --desktop gnome" in result.stdout
+    assert "my venv/bin/describe-screen' keys install --desktop gnome" in result.stdout
     assert "Bound in GNOME" not in result.stdout

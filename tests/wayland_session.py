@@ -49,7 +49,10 @@ class HeadlessDesktop:
             "DESCRIBE_SCREEN_SOCKET": str(self.base / "daemon.sock"),
             "DESCRIBE_SCREEN_CONFIG": str(self.base / "config.toml"), "DESCRIBE_SCREEN_DATA": str(self.base / "data"),
         }
-        for name in ("DISPLAY", "SWAYSOCK", "HYPRLAND_INSTANCE_SIGNATURE", "NO_AT_BRIDGE"):
+        # as in a desktop session, the test virtualenv is not on PATH: what the desktop runs must name it
+        venv = Path(sys.executable).parent
+        self.env["PATH"] = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != venv)
+        for name in ("DISPLAY", "SWAYSOCK", "HYPRLAND_INSTANCE_SIGNATURE", "NO_AT_BRIDGE", "XDG_CONFIG_HOME"):
             self.env.pop(name, None)
         try:
             self.runtime.mkdir(mode=0o700)
@@ -136,18 +139,21 @@ class HeadlessSway(HeadlessDesktop):
 
     desktop, display = "sway", "wayland-1"
 
-    def __init__(self, config: tuple[str, ...] = (), portals: tuple[str, ...] = ("wlr",)) -> None:
-        """`config`: more lines for sway's config (key bindings)."""
+    def __init__(self, config: tuple[str, ...] | None = (), portals: tuple[str, ...] = ("wlr",)) -> None:
+        """`config`: more lines for sway's config (key bindings); None: start as a login does, with the
+        config sway finds itself (the user's, or the system's when the user has none)."""
         self.config = config
         super().__init__(portals)
 
     def compositor(self) -> None:
-        sway_config = self.base / "sway.conf"
-        lines = ["output HEADLESS-1 resolution 1280x720", "default_border none", "xwayland disable", *self.config]
-        sway_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        not_root = ["unshare", "--user"] if os.geteuid() == 0 else []
-        self.start([*not_root, "sway", "--config", str(sway_config)], WLR_BACKENDS="headless",
-                   WLR_LIBINPUT_NO_DEVICES="1", WLR_RENDERER="pixman")
+        argv = ["sway"]
+        if self.config is not None:
+            sway_config = self.base / "sway.conf"
+            lines = ["output HEADLESS-1 resolution 1280x720", "default_border none", "xwayland disable", *self.config]
+            sway_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            argv += ["--config", str(sway_config)]
+        not_root = ["unshare", "--user"] if os.geteuid() == 0 else []  # sway refuses to run as root
+        self.start([*not_root, *argv], WLR_BACKENDS="headless", WLR_LIBINPUT_NO_DEVICES="1", WLR_RENDERER="pixman")
 
     def started(self) -> None:
         self.env["SWAYSOCK"] = str(self._wait_glob("sway-ipc.*.sock"))

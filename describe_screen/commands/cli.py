@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a first run: describe the screen, or a sample window when there is none")
     demo.add_argument("--speech-file", type=Path, help="where to save the speech (default: demo-speech.wav)")
 
+    from describe_screen.commands import keys
+
+    keys.add_parser(sub)
     models = sub.add_parser("models", help="list, install, export, verify or remove vision models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     msub.add_parser("list", help="models you can export, and the ones installed")
@@ -131,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
         from describe_screen.commands.models import run as run_models
 
         return run_models(config, args)
+    if args.command == "keys":
+        from describe_screen.commands.keys import run as run_keys
+
+        return run_keys(config, args)
     return _daemon_command(config, args)
 
 

@@ -110,20 +110,41 @@ def check_hotkeys(config: Config) -> Check:
 
     bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
     if session.current().kind == "wayland":
-        from describe_screen import wayland_keys
-
-        if wayland_keys.portal_version():
-            return Check("Hotkeys", OK, "Hotkeys come from the desktop's global shortcuts portal, with press and "
-                         "release, so holding the ask key works. The desktop asks once which keys to use.")
-        return Check("Hotkeys", NOTE, "This Wayland desktop has no global shortcuts portal, so describe-screen's "
-                     f"keys must be bound in the desktop's own settings. {wayland_keys.PRESS_TWICE}",
-                     "Run: python -m describe_screen.wayland_keys install (GNOME), or add the lines from "
-                     "python -m describe_screen.wayland_keys show to your sway or Hyprland config.")
+        return check_wayland_keys(bindings, session.current().compositor)
     listener = HotkeyListener(bindings, lambda action: None)
     listener.start()
     listener.stop()
     keys = ", ".join(f"{action.replace('_', ' ')}: {spoken_hotkey(combo)}" for action, combo in bindings.items())
     return Check("Hotkeys", OK, f"Hotkeys can be heard. {keys}.")
+
+
+def check_wayland_keys(bindings: dict[str, str], compositor: str) -> Check:
+    """The keys this Wayland desktop really has: its shortcuts portal, or what its own settings bind."""
+    from describe_screen import portal_keys, wayland_keys
+
+    if portal_keys.portal_version():
+        return Check("Hotkeys", OK, "Hotkeys come from the desktop's global shortcuts portal, with press and "
+                     "release, so holding the ask key works. The desktop asks once which keys to use.")
+    fix = f"Run: {wayland_keys.program()} keys install"
+    if compositor == "hyprland":
+        fix = f"Add the lines that {wayland_keys.program()} keys show prints to ~/.config/hypr/hyprland.conf."
+    found = wayland_keys.bound_keys(compositor)
+    head = f"This Wayland desktop has no global shortcuts portal, so its own settings bind the keys. " \
+           f"{wayland_keys.PRESS_TWICE}"
+    if found is None:
+        return Check("Hotkeys", NOTE, f"{head} describe-screen cannot ask this desktop which keys are bound.", fix)
+    wanted = [action for action in bindings if action in wayland_keys.COMMANDS]
+    missing = [action.replace("_", " ") for action in wanted if action not in found]
+    said = "; ".join(f"{action.replace('_', ' ')}: {key.keys}" for action, key in found.items())
+    lost = sorted({key.program for key in found.values() if not key.runnable})
+    if lost:
+        return Check("Hotkeys", PROBLEM, f"{head} The bound keys run {', '.join(lost)}, which the desktop may not "
+                     "find, so they may do nothing.", f"{fix} (it binds them to the full path).")
+    if not found:
+        return Check("Hotkeys", NOTE, f"{head} No describe-screen key is bound yet.", fix)
+    if missing:
+        return Check("Hotkeys", NOTE, f"{head} Bound: {said}. Not bound: {', '.join(missing)}.", fix)
+    return Check("Hotkeys", OK, f"{head} Bound: {said}.")
 
 
 def check_speech(config: Config) -> Check:

@@ -1,0 +1,64 @@
+"""`describe-screen keys show|install|remove`: describe-screen's keys in a Wayland desktop's own settings,
+each running this very program by its absolute path."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import asdict
+
+from describe_screen.config import Config
+from describe_screen.wayland_keys import PRESS_TWICE, commands, hyprland_line, program
+
+DESKTOPS = ("gnome", "sway", "hyprland")
+HYPRLAND = "~/.config/hypr/hyprland.conf"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    keys = sub.add_parser("keys", help="bind the keys in a Wayland desktop's settings (GNOME, sway, Hyprland)")
+    keys.add_argument("keys_command", metavar="ACTION", choices=("show", "install", "remove"),
+                      help="show: the bindings; install: add them; remove: take them out (GNOME)")
+    keys.add_argument("--desktop", choices=DESKTOPS, help="which desktop's settings (default: this session's)")
+    keys.add_argument("--program", help="the describe-screen the keys run (default: this one, by its full path)")
+
+
+def run(config: Config, args: argparse.Namespace) -> int:
+    from describe_screen.capture.session import current
+
+    if args.desktop is None and current().kind != "wayland":  # binding them too would run each key twice
+        print(f"This is {current().describe()}: the daemon hears its keys itself, so there is nothing to bind.")
+        return 0
+    runs = shlex.quote(args.program) if args.program else program()
+    bindings = asdict(config.hotkeys)
+    if args.desktop is None and current().compositor not in DESKTOPS:
+        print(f"describe-screen can bind keys in {', '.join(DESKTOPS)}; on {current().describe()}, bind these "
+              "commands to keys in the desktop's keyboard settings:")
+        print("\n".join(f"{combo}: {command}" for _, combo, command in commands(bindings, runs)))
+        print(PRESS_TWICE)
+        return 0
+    args.desktop = args.desktop or current().compositor
+    if args.desktop == "gnome":
+        from describe_screen import gnome_keys
+
+        if args.keys_command == "install":
+            print("Bound in GNOME's keyboard settings:\n" + "\n".join(gnome_keys.install(bindings, runs)))
+        elif args.keys_command == "remove":
+            print(f"Removed {gnome_keys.remove()} describe-screen shortcut(s) from GNOME's keyboard settings.")
+        else:
+            print("\n".join(f"{gnome_keys.accelerator(c)}: {cmd}" for _, c, cmd in commands(bindings, runs)))
+    elif args.desktop == "sway":
+        from describe_screen import sway_keys
+
+        if args.keys_command == "install":
+            print("\n".join(sway_keys.install(bindings, runs)))
+        elif args.keys_command == "remove":
+            print(sway_keys.remove())
+        else:
+            print("\n".join(sway_keys.sway_line(combo, command) for _, combo, command in commands(bindings, runs)))
+    else:
+        if args.keys_command != "show":
+            print(f"Hyprland keeps key bindings in its config file; add (or remove) these lines in {HYPRLAND}, "
+                  "and it reads them at once:")
+        print("\n".join(hyprland_line(combo, command) for _, combo, command in commands(bindings, runs)))
+    print(PRESS_TWICE)
+    return 0
