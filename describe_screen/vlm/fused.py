@@ -54,24 +54,42 @@ class TextConfig:
     max_positions: int
 
 
-def text_config(config: dict[str, Any]) -> TextConfig | None:
-    """The text model's shape when it is a plain llama (SmolLM2): no biases, SiLU, unscaled rotary
-    embedding, a head size GroupQueryAttention's CPU kernel takes (a multiple of 16). None otherwise:
-    the source graph then runs as it is."""
+def unsupported(config: dict[str, Any]) -> str:
+    """Why config.json's text model is not the plain llama (SmolLM2) this module rebuilds: biases, an
+    activation other than SiLU, a scaled rotary embedding, or a head size GroupQueryAttention's CPU kernel
+    does not take (not a multiple of 16). "" when it is one."""
     text = config.get("text_config", config)
     rope = text.get("rope_parameters") or {}
     scaling = text.get("rope_scaling") or {}
-    if text.get("model_type") != "llama" or text.get("attention_bias") or text.get("mlp_bias") \
-            or text.get("hidden_act", "silu") != "silu" or rope.get("rope_type", "default") != "default" \
-            or scaling.get("rope_type", scaling.get("type", "default")) != "default":
+    rope_type = rope.get("rope_type", "default")
+    rope_type = rope_type if rope_type != "default" else scaling.get("rope_type", scaling.get("type", "default"))
+    heads = max(int(text.get("num_attention_heads", 1)), 1)
+    head_dim = int(text.get("head_dim") or int(text.get("hidden_size", 0)) // heads)
+    if text.get("model_type") != "llama":
+        return f"its text model is {text.get('model_type')!r}, not a llama"
+    if text.get("attention_bias") or text.get("mlp_bias"):
+        return "its text model has biases"
+    if text.get("hidden_act", "silu") != "silu":
+        return f"its text model's activation is {text.get('hidden_act')}, not SiLU"
+    if rope_type != "default":
+        return f"its rotary embedding is scaled ({rope_type})"
+    if head_dim % 16:
+        return f"its attention heads are {head_dim} wide, not a multiple of 16"
+    return ""
+
+
+def text_config(config: dict[str, Any]) -> TextConfig | None:
+    """The text model's shape when it is a plain llama (see `unsupported`); None otherwise: the source
+    graph then runs as it is."""
+    if unsupported(config):
         return None
+    text = config.get("text_config", config)
+    rope = text.get("rope_parameters") or {}
     heads = int(text["num_attention_heads"])
     hidden = int(text["hidden_size"])
-    head_dim = int(text.get("head_dim") or hidden // heads)
-    if head_dim % 16:
-        return None
     return TextConfig(layers=int(text["num_hidden_layers"]), heads=heads,
-                      kv_heads=int(text.get("num_key_value_heads") or heads), head_dim=head_dim, hidden=hidden,
+                      kv_heads=int(text.get("num_key_value_heads") or heads),
+                      head_dim=int(text.get("head_dim") or hidden // heads), hidden=hidden,
                       eps=float(text.get("rms_norm_eps", 1e-6)),
                       rope_theta=float(rope.get("rope_theta", text.get("rope_theta", 10000.0))),
                       max_positions=int(text.get("max_position_embeddings", 2048)))
@@ -149,39 +167,39 @@ def read_weights(model: onnx.ModelProto, config: TextConfig) -> DecoderWeights:
     norms: dict[str, np.ndarray] = {}
     linears: dict[str, Linear] = {}
 
-    def group(stream: str, size: int, what: str) -> list[_Projection]:
-        """The `size` projections reading norm(stream); that norm's weight goes into `norms[what]`."""
-        for key, members in groups.items():
-            if (norm := normed[key]) and norm[1] == stream and len(members) == size:
-                norms[what] = norm[0]
+    def group(stream: str, size: int, key: str, what: str) -> list[_Projection]:
+        """The `size` projections reading norm(stream); that norm's weight goes into `norms[key]`."""
+        for source, members in groups.items():
+            if (norm := normed[source]) and norm[1] == stream and len(members) == size:
+                norms[key] = norm[0]
                 return members
-        raise ValueError(f"the norm {what} and the {size} projection(s) it feeds were not found")
+        raise ValueError(f"{what} was not found")
 
-    def added(stream: str, what: str) -> tuple[_Projection, str]:
+    def added(stream: str, key: str, what: str) -> tuple[_Projection, str]:
         """The projection whose output is added to `stream`, and the sum (the next residual stream)."""
         for projection in projections:
             if total := flow.sum_of(stream, projection.output):
-                linears[what] = projection.weights
+                linears[key] = projection.weights
                 return projection, total
-        raise ValueError(f"the projection {what} (added to the residual stream) was not found")
+        raise ValueError(f"{what} was not found")
 
     # the residual stream starts where the first norm that feeds three projections reads
     stream = next((norm[1] for key, members in groups.items() if len(members) == 3 and (norm := normed[key])), "")
     for i in range(config.layers):
         for name, projection in zip(("q_proj", "k_proj", "v_proj"), flow.by_attention_role(group(
-                stream, 3, f"{i}.input")), strict=True):
+                stream, 3, f"{i}.input", f"layer {i}'s input norm with its q, k and v projections")), strict=True):
             linears[f"{i}.{name}"] = projection.weights
-        _, stream = added(stream, f"{i}.o_proj")
-        gate_up = group(stream, 2, f"{i}.post")
+        _, stream = added(stream, f"{i}.o_proj", f"layer {i}'s attention output projection")
+        gate_up = group(stream, 2, f"{i}.post", f"layer {i}'s second norm with its gate and up projections")
         gates = [p for p in gate_up if flow.read_by(p.output, ("Sigmoid", "QuickGelu"))]
         if len(gates) != 1:
             raise ValueError(f"layer {i}'s gate projection (the one SiLU reads) was not found")
         gate, up = gates[0], next(p for p in gate_up if p is not gates[0])
         linears[f"{i}.gate_proj"], linears[f"{i}.up_proj"] = gate.weights, up.weights
-        down, stream = added(stream, f"{i}.down_proj")
+        down, stream = added(stream, f"{i}.down_proj", f"layer {i}'s down projection")
         if not flow.product_of(down.input, up.output):
             raise ValueError(f"layer {i}'s down projection does not read SiLU(gate) * up")
-    [head] = group(stream, 1, "final")
+    [head] = group(stream, 1, "final", f"the final norm with the output projection after {config.layers} layers")
     linears["lm_head"] = head.weights
     _check_shapes(linears, norms, config)
     return DecoderWeights(norms, linears)
@@ -530,18 +548,15 @@ def build(weights: DecoderWeights, config: TextConfig) -> onnx.ModelProto:
 
 
 def derive(source: Path, config: dict[str, Any], target: Path) -> bool:
-    """Write the fused copy of the decoder graph `source` to `target`; False (and nothing written) when
-    the model is not a plain llama or the graph's weights cannot all be found."""
+    """Write the fused copy of the decoder graph `source` to `target`. Raises ValueError saying why (in
+    words for the user) when the model is not a plain llama or the graph's weights cannot all be found;
+    nothing is written then."""
     import onnx
 
     shape = text_config(config)
     if shape is None:
-        return False
-    try:
-        weights = read_weights(onnx.load(str(source)), shape)
-    except ValueError:
-        return False
-    model = build(weights, shape)
+        raise ValueError(unsupported(config))
+    model = build(read_weights(onnx.load(str(source)), shape), shape)
     large = model.ByteSize() > 1_800_000_000  # protobuf's 2 GB limit: weights go to a side file
     onnx.save_model(model, str(target), save_as_external_data=large, all_tensors_to_one_file=True,
                     location=target.name + ".data")
