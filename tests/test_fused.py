@@ -1,5 +1,7 @@
-"""The fused decoder (vlm/fused.py): the same tokens as the exported graph it is derived from, its cache
-buffers growing in place, and the derived file made once, kept beside the bundle, and never trusted blindly."""
+"""The fused decoder (vlm/fused.py): the same tokens as the exported graph it is derived from, whichever
+exporter and quantiser made that graph, its cache buffers growing in place, and the derived file made once,
+kept beside the bundle, checked by its checksum, and never trusted blindly; where it cannot be made, the
+user is told."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 from PIL import Image
-from tiny import published_bundle, tiny_smolvlm_bundle
+from tiny import export_decoder_dynamo, published_bundle, tiny_smolvlm_bundle
 
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, RuntimeOptions, Turn, fused, load_model
 from describe_screen.vlm.bundle import write_manifest
@@ -36,25 +38,57 @@ def bundle(tmp_path_factory) -> Path:
                             precisions=("fp32", "int8", "q4"))
 
 
+def rewrite_manifest(path: Path) -> None:
+    """manifest.json again after a test changed the bundle's files."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    write_manifest(path, {k: v for k, v in manifest.items() if k not in ("files", "format")},
+                   [p.name for p in path.iterdir() if p.is_file() and p.name not in ("manifest.json", ".verified.json")])
+
+
+@pytest.fixture(scope="module")
+def dynamo_bundle(bundle, tmp_path_factory) -> Path:
+    """The same model with its decoder from a second route: torch's dynamo exporter (other operators,
+    Reciprocal for the norms' square roots, weights named "val_71"), quantised with onnxruntime's own
+    quantisers as the published files are: quantize_dynamic (uint8 weights with zero points, one scale
+    per tensor, like the published _uint8/_quantized files) and MatMulNBitsQuantizer (q4)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from describe_screen.export.common import quantize_q4
+
+    source, _ = tiny_smolvlm_bundle(tmp_path_factory.getbasetemp())
+    copy = Path(shutil.copytree(bundle, tmp_path_factory.mktemp("dynamo") / "tiny-smolvlm"))
+    shutil.rmtree(copy / ".derived", ignore_errors=True)
+    decoder = export_decoder_dynamo(source, copy / "decoder_model_merged.onnx")
+    assert not any("proj" in n.name or "layers." in n.name for n in onnx.load(str(decoder)).graph.node)
+    quantize_dynamic(str(decoder), str(copy / "decoder_model_merged_int8.onnx"), weight_type=QuantType.QUInt8,
+                     per_channel=False, op_types_to_quantize=["MatMul"])
+    quantize_q4(decoder, copy / "decoder_model_merged_q4.onnx")
+    rewrite_manifest(copy)
+    return copy
+
+
 def tokens(path: Path, precision: str, use_fused: bool, image: Image.Image, request: Request) -> list[int]:
     model = load_model(path, RuntimeOptions(provider="cpu", precision=precision, fused=use_fused))
     assert (model.fused_decoder() is not None) == use_fused
     return list(model.token_ids(image, request, lambda: False, FORCED))
 
 
+@pytest.mark.parametrize("route", ["bundle", "dynamo_bundle"])
 @pytest.mark.parametrize("precision", ["fp32", "int8", "q4"])
-def test_fused_decoder_says_what_the_exported_graph_says(bundle, precision):
+def test_fused_decoder_says_what_the_exported_graph_says(route, precision, request):
+    bundle = request.getfixturevalue(route)
     same = total = 0
     for seed, request in enumerate(REQUESTS):
         image = picture(seed)
         source = tokens(bundle, precision, False, image, request)
         model = load_model(bundle, RuntimeOptions(provider="cpu", precision=precision))
+        assert model.fused_decoder() is not None, model.fused_failure()
         choices = model.forced_choices(image, request, source)
         same += sum(a == b for a, b in zip(source, choices, strict=True))
         total += len(source)
         if precision == "fp32":  # float weights: the same sums in another order, so the same tokens
             assert list(model.token_ids(image, request, lambda: False, FORCED)) == source
-    print(f"{precision}: fused decoder picks the source graph's token {same}/{total}")
+    print(f"{route} {precision}: fused decoder picks the source graph's token {same}/{total}")
     # fp32 and int8 compute the same products; q4's copies multiply in int8 instead of float (vision
     # encoder and decoder), which moves the tiny random model's 4-bit logits a little: 65/72 here
     assert same / total >= {"fp32": 1.0, "int8": 0.95, "q4": 0.8}[precision]
