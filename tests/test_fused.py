@@ -41,8 +41,8 @@ def bundle(tmp_path_factory) -> Path:
 def rewrite_manifest(path: Path) -> None:
     """manifest.json again after a test changed the bundle's files."""
     manifest = json.loads((path / "manifest.json").read_text())
-    write_manifest(path, {k: v for k, v in manifest.items() if k not in ("files", "format")},
-                   [p.name for p in path.iterdir() if p.is_file() and p.name not in ("manifest.json", ".verified.json")])
+    files = [p.name for p in path.iterdir() if p.is_file() and p.name not in ("manifest.json", ".verified.json")]
+    write_manifest(path, {k: v for k, v in manifest.items() if k not in ("files", "format")}, files)
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +246,125 @@ def test_every_answer_gives_its_memory_back_even_when_stopped(bundle, monkeypatc
     next(answer)
     answer.close()  # the user pressed stop after the first word
     assert trims == [True, True]
+
+
+def pack_first_attention(path: Path) -> None:
+    """Rewrite a float decoder so its first layer's q, k and v are one MatMul and a Split, as some graph
+    optimisers write them: the same numbers in a structure the fused decoder does not read."""
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    by_input: dict[str, list] = {}
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1] in weights:
+            by_input.setdefault(node.input[0], []).append(node)
+    trio = next(nodes for nodes in by_input.values() if len(nodes) == 3)
+    arrays = [numpy_helper.to_array(weights[n.input[1]]) for n in trio]
+    graph.initializer.extend([numpy_helper.from_array(np.concatenate(arrays, axis=1), "packed_qkv"),
+                              numpy_helper.from_array(np.array([a.shape[1] for a in arrays]), "packed_qkv_sizes")])
+    at = list(graph.node).index(trio[0])
+    for node in trio:
+        graph.node.remove(node)
+    graph.node.insert(at, helper.make_node("Split", ["packed_qkv_out", "packed_qkv_sizes"],
+                                           [n.output[0] for n in trio], axis=-1))
+    graph.node.insert(at, helper.make_node("MatMul", [trio[0].input[0], "packed_qkv"], ["packed_qkv_out"]))
+    onnx.save(model, str(path))
+
+
+UNREAD = "layer 0's input norm with its q, k and v projections was not found"
+
+
+@pytest.fixture
+def unreadable(bundle, tmp_path) -> Path:
+    """The tiny bundle with an fp32 decoder whose first q, k and v projections are packed into one."""
+    copy = Path(shutil.copytree(bundle, tmp_path / "tiny-smolvlm"))
+    shutil.rmtree(copy / ".derived", ignore_errors=True)
+    pack_first_attention(copy / "decoder_model_merged.onnx")
+    rewrite_manifest(copy)
+    return copy
+
+
+def test_a_decoder_the_fused_path_cannot_read_runs_as_it_is_and_says_why(bundle, unreadable):
+    image, request = picture(9), REQUESTS[0]
+    expected = tokens(bundle, "fp32", False, image, request)
+    model = load_model(unreadable, RuntimeOptions(provider="cpu", precision="fp32"))
+    assert model.fused_decoder() is None and not list(unreadable.glob(".derived/*.onnx"))
+    assert model.fused_failure() == UNREAD
+    assert model.decoder_in_use() == ("its original decoder graph, because its decoder could not be rewritten "
+                                      f"for speed: {UNREAD}")
+    assert list(model.token_ids(image, request, lambda: False, FORCED)) == expected  # the same answer, slower
+    # where no fused decoder is meant to run, nothing failed and nothing is said to have failed
+    unfused = load_model(unreadable, RuntimeOptions(provider="cpu", precision="fp32", fused=False))
+    assert unfused.fused_failure() == ""
+    assert unfused.decoder_in_use() == "its original decoder graph, because the settings turn the fast decoder off"
+
+
+def test_install_and_doctor_say_which_decoder_runs(unreadable, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from describe_screen.commands import doctor
+    from describe_screen.config import Config
+
+    (tmp_path / "config.toml").write_text('[models]\nprovider = "cpu"\nprecision = "fp32"\n')
+    env = dict(os.environ, DESCRIBE_SCREEN_SOCKET=str(tmp_path / "none.sock"),
+               DESCRIBE_SCREEN_CONFIG=str(tmp_path / "config.toml"), DESCRIBE_SCREEN_DATA=str(tmp_path / "data"))
+    result = subprocess.run([sys.executable, "-m", "describe_screen", "models", "import", str(unreadable),
+                             "smolvlm-256m-instruct"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    said = result.stdout.splitlines()
+    assert said[-2:] == [f"This model's decoder could not be rewritten for speed: {UNREAD}. It will run, more slowly.",
+                         "It is ready."]
+    config = Config()
+    config.models.dir, config.models.provider = str(tmp_path / "data" / "models"), "cpu"
+    config.models.precision = "fp32"
+    check = doctor.check_models(config)
+    assert check.says.endswith(" smolvlm-256m-instruct runs its original decoder graph, because its decoder could "
+                               f"not be rewritten for speed: {UNREAD}.")
+    config.models.precision = "int8"  # the int8 decoder was not rewritten by hand: it reads, and runs fast
+    assert doctor.check_models(config).says.endswith(
+        " smolvlm-256m-instruct runs the fast decoder (its decoder graph rebuilt from fused operators).")
+
+
+def test_a_fused_copy_changed_after_it_was_made_is_caught_by_its_checksum_and_made_again(bundle, tmp_path):
+    from onnx import numpy_helper
+
+    copy = Path(shutil.copytree(bundle, tmp_path / "tiny-smolvlm"))
+    shutil.rmtree(copy / ".derived", ignore_errors=True)
+    image, request = picture(10), REQUESTS[1]
+    expected = tokens(copy, "fp32", False, image, request)
+    load_model(copy, RuntimeOptions(provider="cpu", precision="fp32")).fused_decoder()
+    [made] = (copy / ".derived").glob("decoder_model_merged.decoder_fused.*")
+    graph = onnx.load(str(made))
+    head = next(t for t in graph.graph.initializer if t.name == "lm_head.0")
+    head.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(head), head.name))  # same size, other answers
+    onnx.save(graph, str(made))
+    model = load_model(copy, RuntimeOptions(provider="cpu", precision="fp32"))
+    assert model.fused_decoder() is None and not made.exists()  # never run: it would answer differently
+    assert "was damaged (its checksum did not match)" in model.fused_failure()
+    assert list(model.token_ids(image, request, lambda: False, FORCED)) == expected
+    assert tokens(copy, "fp32", True, image, request) == expected and made.exists()
+
+
+def test_weights_are_found_in_every_published_weight_sets_operators(bundle, tmp_path):
+    """fp16 (float16 MatMuls behind a Cast of the input) and q4f16 (MatMulNBits with float16 scales) are
+    read too, though only float32-in graphs are rebuilt: the weights are the fp32 graph's."""
+    from describe_screen.export.common import convert_fp16, quantize_q4
+
+    shape = fused.text_config(json.loads((bundle / "config.json").read_text()))
+    fp16, q4f16 = tmp_path / "fp16.onnx", tmp_path / "q4f16.onnx"
+    convert_fp16(bundle / "decoder_model_merged.onnx", fp16, ["inputs_embeds"])
+    quantize_q4(fp16, q4f16)
+    full = fused.read_weights(onnx.load(str(bundle / "decoder_model_merged.onnx")), shape)
+    half = fused.read_weights(onnx.load(str(fp16)), shape)
+    for key, linear in full.linears.items():
+        assert half.linears[key].kind == "float"
+        np.testing.assert_allclose(half.linears[key].arrays[0], linear.arrays[0], rtol=1e-3, atol=1e-4)
+    for key, norm in full.norms.items():
+        np.testing.assert_allclose(half.norms[key], norm, rtol=1e-3)
+    blocks = fused.read_weights(onnx.load(str(q4f16)), shape).linears
+    q4 = fused.read_weights(onnx.load(str(bundle / "decoder_model_merged_q4.onnx")), shape).linears
+    assert {k: (v.kind, v.columns) for k, v in blocks.items()} == {k: ("nbits", v.columns) for k, v in q4.items()}

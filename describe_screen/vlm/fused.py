@@ -183,8 +183,8 @@ def read_weights(model: onnx.ModelProto, config: TextConfig) -> DecoderWeights:
                 return projection, total
         raise ValueError(f"{what} was not found")
 
-    # the residual stream starts where the first norm that feeds three projections reads
-    stream = next((norm[1] for key, members in groups.items() if len(members) == 3 and (norm := normed[key])), "")
+    # the residual stream starts where the first norm (in the graph's order) that feeds projections reads
+    stream = next((norm[1] for norm in normed.values() if norm), "")
     for i in range(config.layers):
         for name, projection in zip(("q_proj", "k_proj", "v_proj"), flow.by_attention_role(group(
                 stream, 3, f"{i}.input", f"layer {i}'s input norm with its q, k and v projections")), strict=True):
