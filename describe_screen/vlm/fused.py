@@ -1,9 +1,11 @@
 """A llama-style text decoder rebuilt from onnxruntime's fused operators, and the loop state that runs it.
 
-The decoder graphs we export and the published ones are TorchScript exports: about 3,000 small nodes per
-token after onnxruntime's own optimisation (rotary embedding, repeat_kv, layer norms and masks spelt out
-op by op), and a cache that is copied into a new, longer tensor at every step. This module reads the
-weights out of such a graph and writes the same network as nine nodes per layer: two
+The decoder graphs we export and the published ones are exports of the PyTorch model: about 3,000 small
+nodes per token after onnxruntime's own optimisation (rotary embedding, repeat_kv, layer norms and masks
+spelt out op by op), and a cache that is copied into a new, longer tensor at every step. This module reads
+the weights out of such a graph by its structure (which operator reads which tensor, not what an
+exporter named them: see `read_weights`; tested on our TorchScript export and on torch's dynamo export)
+and writes the same network as nine nodes per layer: two
 SkipSimplifiedLayerNormalization, one packed q/k/v projection, GroupQueryAttention (rotary embedding
 inside), one packed gate/up projection, QuickGelu as SiLU. The key/value cache becomes one buffer per
 layer that the session writes in place (past and present are the same memory), grown by doubling when
@@ -12,7 +14,7 @@ full.
 Each projection is carried over in the form the source stores it (float MatMul, int8 weights with
 per-column scales, or 4-bit MatMulNBits blocks), so the derived graph computes what the source computes
 with the same weights (4-bit blocks multiply in int8, see `_Graph.linear`); the downloaded files are
-never changed (`Bundle.derived` keeps the copy).
+never changed (`Bundle.derived` keeps the copy, checked by its checksum at every load).
 Only what the CPU provider runs in float32 is rebuilt: fp16 graphs and CUDA sessions keep the source.
 """
 
