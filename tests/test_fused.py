@@ -368,3 +368,32 @@ def test_weights_are_found_in_every_published_weight_sets_operators(bundle, tmp_
     blocks = fused.read_weights(onnx.load(str(q4f16)), shape).linears
     q4 = fused.read_weights(onnx.load(str(bundle / "decoder_model_merged_q4.onnx")), shape).linears
     assert {k: (v.kind, v.columns) for k, v in blocks.items()} == {k: ("nbits", v.columns) for k, v in q4.items()}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "q4"])
+def test_weights_are_found_in_onnxruntimes_own_fused_form_of_the_graph(bundle, tmp_path, precision):
+    """A graph saved after onnxruntime's extended optimisation (SimplifiedLayerNormalization, FusedMatMul for
+    the attention scores, QuickGelu, and for int8 MatMulIntegerToFloat and DynamicQuantizeMatMul) gives the
+    fused decoder the same weights as the graph it was optimised from."""
+    import onnxruntime as ort
+
+    from describe_screen.vlm.bundle import variant_name
+
+    source = bundle / variant_name("decoder_model_merged.onnx", precision)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    optimised = onnx.load(str(tmp_path / "optimised.onnx"))
+    ops = {node.op_type for node in optimised.graph.node}
+    assert {"SimplifiedLayerNormalization", "FusedMatMul", "QuickGelu"} <= ops and "Pow" not in ops
+    assert precision != "int8" or {"MatMulIntegerToFloat", "DynamicQuantizeMatMul"} <= ops
+    shape = fused.text_config(json.loads((bundle / "config.json").read_text()))
+    original, rewritten = fused.read_weights(onnx.load(str(source)), shape), fused.read_weights(optimised, shape)
+    assert rewritten.linears.keys() == original.linears.keys()
+    for key, linear in original.linears.items():
+        assert rewritten.linears[key].kind == linear.kind and rewritten.linears[key].attrs == linear.attrs
+        for mine, theirs in zip(rewritten.linears[key].arrays, linear.arrays, strict=True):
+            np.testing.assert_array_equal(np.broadcast_to(mine, theirs.shape), theirs)
+    for key, norm in original.norms.items():
+        np.testing.assert_array_equal(rewritten.norms[key], norm)

@@ -37,7 +37,8 @@ PROJECTIONS = (("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")),
 RECIPE = 2  # raise when build() changes: copies made by an older version are then made again
 PRECISIONS = ("fp32", "int8", "q4")  # weight sets with float32 inputs and outputs, which this rebuilds
 # Operators a projection's input goes into (the quantisers' forms of x @ W); attention's products are MatMuls too.
-PROJECTION_OPS = ("MatMul", "MatMulNBits", "MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLinear")
+PROJECTION_OPS = ("MatMul", "MatMulNBits", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul",
+                  "DynamicQuantizeLinear")
 CHUNK = 256  # cache positions are allocated in multiples of this
 PREFILL = 256  # prompt positions per session run (see Cache.step)
 
@@ -222,6 +223,12 @@ def _check_shapes(linears: dict[str, Linear], norms: dict[str, np.ndarray], conf
         raise ValueError(f"the norm {bad} has {norms[bad].shape} weights, not {config.hidden}")
 
 
+def _int8(weight: np.ndarray, scale: np.ndarray, zero: np.ndarray) -> Linear:
+    import numpy as np
+
+    return Linear("int8", [weight, scale.astype(np.float32), zero.astype(weight.dtype)])
+
+
 @dataclass
 class _Projection:
     """One projection found in a source graph: the tensor it reads, the one it writes, its weights."""
@@ -302,18 +309,26 @@ class _Flow:
             # the accuracy level is not carried over: the fused graph sets its own (see _Graph.linear)
             return _Projection(node.input[0], node.output[0],
                                Linear("nbits", arrays, {k: int(attrs[k]) for k in ("K", "N", "bits", "block_size")}))
-        if op == "DynamicQuantizeMatMul":
-            if len(node.input) > 4 and node.input[4]:
-                raise ValueError("an int8 projection has a bias")
-            weight, scale = self.constant(node.input[1]), self.constant(node.input[2])
-            zero = self.constant(node.input[3]) if len(node.input) > 3 and node.input[3] else np.zeros((), np.int8)
-            if weight is None or scale is None or zero is None:
-                raise ValueError("an int8 projection's weights are not constants")
-            return _Projection(node.input[0], node.output[0],
-                               Linear("int8", [weight, scale.astype(np.float32), zero.astype(weight.dtype)]))
         if op == "MatMulInteger":
             return self._integer_projection(node)
-        return None
+        # onnxruntime's fusions of that pattern: DynamicQuantizeMatMul(x, W_q, W_scale, W_zero, bias) and
+        # MatMulIntegerToFloat(x_q, W_q, x_scale, W_scale, x_zero, W_zero, bias) after a DynamicQuantizeLinear
+        fusions = {"DynamicQuantizeMatMul": (2, 3, 4), "MatMulIntegerToFloat": (3, 5, 6)}
+        if op not in fusions:
+            return None
+        scale_at, zero_at, bias_at = fusions[op]
+        x = node.input[0]
+        if op == "MatMulIntegerToFloat":
+            quantize = self.producer.get(x)
+            if quantize is None or quantize.op_type != "DynamicQuantizeLinear":
+                raise ValueError("an int8 projection does not quantise its input dynamically")
+            x = quantize.input[0]
+        inputs = [*node.input, "", "", "", ""]
+        weight, scale = self.constant(inputs[1]), self.constant(inputs[scale_at])
+        zero = self.constant(inputs[zero_at]) if inputs[zero_at] else np.zeros((), np.int8)
+        if inputs[bias_at] or weight is None or scale is None or zero is None:
+            raise ValueError("an int8 projection has a bias or weights that are not constants")
+        return _Projection(x, node.output[0], _int8(weight, scale, zero))
 
     def _integer_projection(self, node: onnx.NodeProto) -> _Projection:
         """DynamicQuantizeLinear(x) -> (x_q, x_scale, x_zero); MatMulInteger(x_q, W_q, x_zero, W_zero) ->
@@ -333,8 +348,7 @@ class _Flow:
                     continue
                 scale = self.constant(next(n for n in factor.input if n != quantize.output[1]))
                 if scale is not None and zero is not None:
-                    return _Projection(quantize.input[0], scaled.output[0],
-                                       Linear("int8", [weight, scale.astype(np.float32), zero.astype(weight.dtype)]))
+                    return _Projection(quantize.input[0], scaled.output[0], _int8(weight, scale, zero))
         raise ValueError("an int8 projection's weight scale was not found")
 
     def norm(self, name: str) -> tuple[np.ndarray, str] | None:
@@ -440,8 +454,8 @@ class _Flow:
                 if node.op_type in ("GroupQueryAttention", "MultiHeadAttention") and index < 3:
                     entries.add(index)
                     continue
-                if node.op_type in PROJECTION_OPS:
-                    if node.op_type == "MatMul" and self.constant(node.input[1]) is None:
+                if node.op_type in (*PROJECTION_OPS, "FusedMatMul"):  # FusedMatMul: onnxruntime's scaled product
+                    if node.op_type in ("MatMul", "FusedMatMul") and self.constant(node.input[1]) is None:
                         after = self.made_by(node.input[0])
                         entries.add(2 if after is not None and after.op_type == "Softmax" and index == 1 else index)
                     continue
