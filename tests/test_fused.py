@@ -397,3 +397,25 @@ def test_weights_are_found_in_onnxruntimes_own_fused_form_of_the_graph(bundle, t
             np.testing.assert_array_equal(np.broadcast_to(mine, theirs.shape), theirs)
     for key, norm in original.norms.items():
         np.testing.assert_array_equal(rewritten.norms[key], norm)
+
+
+def test_weights_are_found_when_attention_is_exported_as_sdpa(bundle, tmp_path_factory, tmp_path):
+    """optimum's exports use PyTorch's scaled_dot_product_attention, which the TorchScript exporter spells
+    with scaled factors and a NaN guard (Where) between the softmax and the weighted sum: q, k and v are
+    still told apart (k and v have the same shape here, so a swap would show)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from describe_screen.export.smolvlm import export_decoder
+
+    source, _ = tiny_smolvlm_bundle(tmp_path_factory.getbasetemp())
+    model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, attn_implementation="sdpa")
+    with torch.no_grad():
+        export_decoder(model.eval(), tmp_path / "sdpa.onnx", 17)
+    graph = onnx.load(str(tmp_path / "sdpa.onnx"))
+    assert "Where" in {node.op_type for node in graph.graph.node if "self_attn" in node.name}
+    shape = fused.text_config(json.loads((bundle / "config.json").read_text()))
+    eager, sdpa = fused.read_weights(onnx.load(str(bundle / "decoder_model_merged.onnx")), shape), \
+        fused.read_weights(graph, shape)
+    for key, linear in eager.linears.items():
+        np.testing.assert_array_equal(sdpa.linears[key].arrays[0], linear.arrays[0])

@@ -20,6 +20,7 @@ Only what the CPU provider runs in float32 is rebuilt: fp16 graphs and CUDA sess
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -442,28 +443,32 @@ class _Flow:
         return [roles[0], roles[1], roles[2]]
 
     def attention_entries(self, name: str) -> set[int]:
-        """Where the values of `name` enter attention, following the data (not shapes) forward: 0 for the
-        scores' first factor (q), 1 for their second (k), 2 for the weighted sum (v)."""
-        shape_inputs = ("Reshape", "Expand", "Slice", "Unsqueeze", "Squeeze", "Tile", "Gather", "Range", "Pad")
+        """Where the values of `name` enter attention: 0 for the scores' first factor (q), 1 for their
+        second (k), 2 for the weighted sum (v); the scores are the product whose output reaches a Softmax."""
         entries: set[int] = set()
+        for node, index in self.downstream(name):
+            if node.op_type in ("GroupQueryAttention", "MultiHeadAttention") and index < 3:
+                entries.add(index)
+            elif node.op_type in ("MatMul", "FusedMatMul") and self.constant(node.input[1]) is None:
+                scores = any(later.op_type == "Softmax" for later, _ in self.downstream(node.output[0]))
+                entries.add(index if scores else 2 if index == 1 else -1)
+        return entries
+
+    def downstream(self, name: str) -> Iterator[tuple[onnx.NodeProto, int]]:
+        """Every (node, input index) the values of `name` reach, following data (not shapes) forward, up to
+        and not beyond the next product (projection or attention's MatMul) or attention operator."""
+        shape_inputs = ("Reshape", "Expand", "Slice", "Unsqueeze", "Squeeze", "Tile", "Gather", "Range", "Pad")
+        stops = (*PROJECTION_OPS, "FusedMatMul", "GroupQueryAttention", "MultiHeadAttention")
         seen, todo = {name}, [name]
         while todo and len(seen) < 5000:
             for node, index in self.readers.get(todo.pop(), []):
                 if node.op_type in ("Shape", "Size", "ConstantOfShape") or (index and node.op_type in shape_inputs):
                     continue
-                if node.op_type in ("GroupQueryAttention", "MultiHeadAttention") and index < 3:
-                    entries.add(index)
-                    continue
-                if node.op_type in (*PROJECTION_OPS, "FusedMatMul"):  # FusedMatMul: onnxruntime's scaled product
-                    if node.op_type in ("MatMul", "FusedMatMul") and self.constant(node.input[1]) is None:
-                        after = self.made_by(node.input[0])
-                        entries.add(2 if after is not None and after.op_type == "Softmax" and index == 1 else index)
-                    continue
-                for out in node.output:
+                yield node, index
+                for out in node.output if node.op_type not in stops else ():
                     if out and out not in seen:
                         seen.add(out)
                         todo.append(out)
-        return entries
 
 
 class _Graph:
