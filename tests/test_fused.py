@@ -231,6 +231,7 @@ def test_a_text_model_that_is_not_a_plain_llama_runs_its_own_graph(bundle, tmp_p
     write_manifest(copy, {k: v for k, v in manifest.items() if k not in ("files", "format")}, manifest["files"])
     model = load_model(copy, RuntimeOptions(provider="cpu", precision="int8"))
     assert model.fused_decoder() is None and not list(copy.glob(".derived/*"))
+    assert model.fused_failure() == "its rotary embedding is scaled (linear)"
     assert len(list(model.token_ids(picture(4), REQUESTS[0], lambda: False, FORCED))) == TOKENS
 
 
