@@ -151,3 +151,30 @@ def published_bundle(exported: Path, out: Path, float32_inputs: dict[str, list[s
     info = {k: v for k, v in manifest.items() if k not in ("files", "format")} | {"precisions": list(precisions)}
     write_manifest(out, info, [p.name for p in out.iterdir() if p.name not in (MANIFEST, ".verified.json")])
     return out
+
+
+def export_decoder_dynamo(source: Path, path: Path) -> Path:
+    """The tiny SmolVLM's decoder through a second exporter: torch's dynamo exporter (torch.export and
+    onnxscript), with the runtime's inputs and outputs but its own operators and names ("val_71",
+    "node_linear"), so what reads the graph cannot lean on our TorchScript export's node names."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from describe_screen.export.smolvlm import _decoder_wrapper
+    from describe_screen.vlm.smolvlm import DECODER, cache_names
+
+    model = AutoModelForImageTextToText.from_pretrained(source, dtype=torch.float32, attn_implementation="eager")
+    text = model.config.text_config
+    layers = text.num_hidden_layers
+    embeds = torch.randn(1, 3, text.hidden_size)
+    mask = torch.ones(1, 5, dtype=torch.int64)
+    positions = torch.arange(2, 5, dtype=torch.int64)[None]
+    past = tuple(torch.randn(1, text.num_key_value_heads, 2, text.head_dim) for _ in range(2 * layers))
+    dynamic = torch.export.Dim.DYNAMIC
+    with torch.no_grad():
+        torch.onnx.export(_decoder_wrapper(model.eval(), layers), (embeds, mask, positions, *past), str(path),
+                          dynamo=True, optimize=True, verbose=False,
+                          input_names=[*DECODER.inputs, *cache_names(layers, "past_key_values")],
+                          output_names=[*DECODER.outputs, *cache_names(layers, "present")],
+                          dynamic_shapes=[{1: dynamic}, {1: dynamic}, {1: dynamic}, tuple([{2: dynamic}] * len(past))])
+    return path

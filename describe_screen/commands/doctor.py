@@ -240,7 +240,24 @@ def check_models(config: Config) -> Check:
     for task, label in ((vlm.CAPTION_BRIEF, "describe"), (vlm.ASK, "ask")):
         bundle = models.default_for(task, folder)
         chosen.append(f"{label} uses {bundle.name if bundle else 'the text reader'}")
-    return Check("Vision models", OK, f"Installed: {names}. {'; '.join(chosen)}.")
+    return Check("Vision models", OK, f"Installed: {names}. {'; '.join(chosen)}.{_decoders(config, found)}")
+
+
+def _decoders(config: Config, found: list) -> str:
+    """Which decoder each model runs here (the fast rebuilt one or its original graph, and why), opened
+    as the daemon opens it: the speed figures in the README apply only to the fast one."""
+    from describe_screen import vlm
+    from describe_screen.commands.models import runtime_options
+
+    said = []
+    for model in found:
+        try:
+            in_use = getattr(vlm.load_model(model.path, runtime_options(config)), "decoder_in_use", None)
+            if in_use:
+                said.append(f" {model.name} runs {in_use()}.")
+        except UserError as exc:
+            said.append(f" {model.name} cannot be opened: {exc.problem}")
+    return "".join(said)
 
 
 def check_server(config: Config) -> Check:

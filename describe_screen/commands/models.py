@@ -6,10 +6,14 @@ import argparse
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from describe_screen import models
 from describe_screen.config import Config
 from describe_screen.errors import UserError
+
+if TYPE_CHECKING:
+    from describe_screen import vlm
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
@@ -70,9 +74,19 @@ def _prepare(config: Config, path: Path) -> None:
     from describe_screen import vlm
 
     print("Preparing it for this computer.", flush=True)
-    vlm.load_model(path, vlm.RuntimeOptions(provider=config.models.provider, threads=config.models.threads,
-                                            tiles=config.models.tiles, precision=config.models.precision)).warm_up()
+    model = vlm.load_model(path, runtime_options(config))
+    model.warm_up()
+    if why := getattr(model, "fused_failure", str)():  # only families with a fused decoder have one
+        print(f"This model's decoder could not be rewritten for speed: {why}. It will run, more slowly.")
     print("It is ready.")
+
+
+def runtime_options(config: Config) -> vlm.RuntimeOptions:
+    """How the daemon runs a model with these settings: install and doctor open it the same way."""
+    from describe_screen import vlm
+
+    return vlm.RuntimeOptions(provider=config.models.provider, threads=config.models.threads,
+                              tiles=config.models.tiles, precision=config.models.precision)
 
 
 def _teller() -> Callable[..., None]:

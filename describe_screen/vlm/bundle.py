@@ -154,11 +154,13 @@ def read_manifest(bundle: Path) -> dict:
 
 # -- integrity -------------------------------------------------------------------------------------------------
 
-def sha256_of(path: Path) -> str:
+def sha256_of(*paths: Path) -> str:
+    """The sha256 of a file (of several, one after another)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -267,6 +269,18 @@ def publish(staging: Path, out_dir: Path, info: dict[str, Any], wanted: list[str
     return out_dir
 
 
+def _derived_files(graph: Path, base: str) -> list[Path]:
+    """A derived graph and, when it has one, the side file of its weights (named when it was made)."""
+    data = graph.with_name(f"{base}.onnx.data")
+    return [graph, data] if data.is_file() else [graph]
+
+
+def _remove_derived(graph: Path) -> None:
+    base = ".".join(graph.name.split(".")[:-2])
+    for path in _derived_files(graph, base):
+        path.unlink(missing_ok=True)
+
+
 # -- the bundle object -----------------------------------------------------------------------------------------
 
 class Bundle:
@@ -288,6 +302,7 @@ class Bundle:
         self._lock = threading.RLock()
         self._json: dict[str, dict[str, Any]] = {}
         self._runners: dict[str, onnx.BoundRunner | None] = {}
+        self.not_derived: dict[str, str] = {}  # derived graph file -> why the source graph runs instead
         self._tokenizer: Tokenizer | None = None
         self._precision = ""
         self._provider = ""
@@ -382,11 +397,12 @@ class Bundle:
     def derived_runner(self, graph: Graph, source: Graph, make: Callable[[Path, Path], bool],
                        recipe: int = 1) -> onnx.BoundRunner | None:
         """The session of `graph`, a file computed from `source`'s file in the chosen precision by
-        `make(source_path, target_path)` (False: this model cannot have one). Made once, at install or on
-        the first load, and kept in the bundle's .derived folder (the user's cache folder when the bundle
-        is read-only) under the source's checksum and the `recipe` number, so a changed source, or a new
-        version of `make` (a higher recipe), is derived again, and the downloaded files keep theirs. None
-        when `make` declines or the derived file cannot be opened: the caller then runs the source graph."""
+        `make(source_path, target_path)` (False: nothing to change for this model; ValueError: it cannot
+        have one, and why). Made once, at install or on the first load, and kept in the bundle's .derived
+        folder (the user's cache folder when the bundle is read-only) under the source's checksum and the
+        `recipe` number, so a changed source, or a new version of `make` (a higher recipe), is derived
+        again, and the downloaded files keep theirs. None when there is no copy or it cannot be opened:
+        the caller then runs the source graph, and `not_derived[graph.file]` says why."""
         with self._lock:
             if graph.file not in self._runners:
                 self._runners[graph.file] = None
@@ -395,36 +411,47 @@ class Bundle:
                         try:
                             self._runners[graph.file] = onnx.BoundRunner(self._session(path, graph), path.name)
                         except UserError:
-                            path.unlink(missing_ok=True)  # damaged: the next load makes it again
+                            _remove_derived(path)  # damaged: the next load makes it again
                             raise
                 except Exception as exc:  # any failure to derive or open it leaves the source graph in use
+                    self.not_derived[graph.file] = exc.problem if isinstance(exc, UserError) else \
+                        str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
                     log.warning("the optimised copy of %s could not be made or opened (%s); using the "
                                 "original graph", source.file, exc)
             return self._runners[graph.file]
 
     def derived(self, source: Graph, kind: str, make: Callable[[Path, Path], bool], recipe: int = 1) -> Path | None:
-        """The path of `source`'s derived file of this `kind`, making it when missing; see derived_runner."""
+        """The path of `source`'s derived file of this `kind`, making it when missing; see derived_runner.
+        Its name ends with the sha256 of what was made, checked at every load: a damaged copy is removed
+        (ValueError: the source graph runs this time, and the next load makes it again)."""
         import tempfile
 
         name = self.graph_file(source)
         check_bundle(self.path, self.manifest, only=[name])
         digest = hashlib.sha256(f"{self.manifest['files'][name]['sha256']} {recipe}".encode()).hexdigest()[:16]
-        file = f"{name.removesuffix('.onnx')}.{kind}.{digest}.onnx"
+        base = f"{name.removesuffix('.onnx')}.{kind}.{digest}"
         folders = [self.path / DERIVED, derived_cache() / self.name]
         for folder in folders:
-            if (folder / file).is_file():
-                return folder / file
+            for path in sorted(folder.glob(f"{base}.*.onnx")) if folder.is_dir() else ():
+                if path.name.split(".")[-2] == sha256_of(*_derived_files(path, base))[:16]:
+                    return path
+                _remove_derived(path)
+                raise ValueError(f"its optimised copy {path.name} was damaged (its checksum did not match); "
+                                 "it is made again at the next start")
         for folder in folders:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=folder, prefix=".making-") as work:
-                    if not make(self.path / name, Path(work) / file):
+                    target = Path(work) / f"{base}.onnx"
+                    if not make(self.path / name, target):
                         return None
+                    made = Path(work) / f"{base}.{sha256_of(*_derived_files(target, base))[:16]}.onnx"
+                    target.rename(made)
                     for stale in folder.glob(f"{name.removesuffix('.onnx')}.{kind}.*"):
                         stale.unlink()
-                    for made in Path(work).iterdir():  # the graph, and its weights file when over 2 GB
-                        os.replace(made, folder / made.name)
-                return folder / file
+                    for file in Path(work).iterdir():  # the graph, and its weights file when over 2 GB
+                        os.replace(file, folder / file.name)
+                return folder / made.name
             except OSError:
                 continue  # a read-only models folder: try the cache folder
         return None

@@ -1,9 +1,11 @@
 """A llama-style text decoder rebuilt from onnxruntime's fused operators, and the loop state that runs it.
 
-The decoder graphs we export and the published ones are TorchScript exports: about 3,000 small nodes per
-token after onnxruntime's own optimisation (rotary embedding, repeat_kv, layer norms and masks spelt out
-op by op), and a cache that is copied into a new, longer tensor at every step. This module reads the
-weights out of such a graph and writes the same network as nine nodes per layer: two
+The decoder graphs we export and the published ones are exports of the PyTorch model: about 3,000 small
+nodes per token after onnxruntime's own optimisation (rotary embedding, repeat_kv, layer norms and masks
+spelt out op by op), and a cache that is copied into a new, longer tensor at every step. This module reads
+the weights out of such a graph by its structure (which operator reads which tensor, not what an
+exporter named them: see `read_weights`; tested on our TorchScript export and on torch's dynamo export)
+and writes the same network as nine nodes per layer: two
 SkipSimplifiedLayerNormalization, one packed q/k/v projection, GroupQueryAttention (rotary embedding
 inside), one packed gate/up projection, QuickGelu as SiLU. The key/value cache becomes one buffer per
 layer that the session writes in place (past and present are the same memory), grown by doubling when
@@ -12,13 +14,13 @@ full.
 Each projection is carried over in the form the source stores it (float MatMul, int8 weights with
 per-column scales, or 4-bit MatMulNBits blocks), so the derived graph computes what the source computes
 with the same weights (4-bit blocks multiply in int8, see `_Graph.linear`); the downloaded files are
-never changed (`Bundle.derived` keeps the copy).
+never changed (`Bundle.derived` keeps the copy, checked by its checksum at every load).
 Only what the CPU provider runs in float32 is rebuilt: fp16 graphs and CUDA sessions keep the source.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,9 @@ PROJECTIONS = (("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")),
                ("mlp", ("gate_proj", "up_proj", "down_proj")))
 RECIPE = 2  # raise when build() changes: copies made by an older version are then made again
 PRECISIONS = ("fp32", "int8", "q4")  # weight sets with float32 inputs and outputs, which this rebuilds
+# Operators a projection's input goes into (the quantisers' forms of x @ W); attention's products are MatMuls too.
+PROJECTION_OPS = ("MatMul", "MatMulNBits", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul",
+                  "DynamicQuantizeLinear")
 CHUNK = 256  # cache positions are allocated in multiples of this
 PREFILL = 256  # prompt positions per session run (see Cache.step)
 
@@ -53,24 +58,42 @@ class TextConfig:
     max_positions: int
 
 
-def text_config(config: dict[str, Any]) -> TextConfig | None:
-    """The text model's shape when it is a plain llama (SmolLM2): no biases, SiLU, unscaled rotary
-    embedding, a head size GroupQueryAttention's CPU kernel takes (a multiple of 16). None otherwise:
-    the source graph then runs as it is."""
+def unsupported(config: dict[str, Any]) -> str:
+    """Why config.json's text model is not the plain llama (SmolLM2) this module rebuilds: biases, an
+    activation other than SiLU, a scaled rotary embedding, or a head size GroupQueryAttention's CPU kernel
+    does not take (not a multiple of 16). "" when it is one."""
     text = config.get("text_config", config)
     rope = text.get("rope_parameters") or {}
     scaling = text.get("rope_scaling") or {}
-    if text.get("model_type") != "llama" or text.get("attention_bias") or text.get("mlp_bias") \
-            or text.get("hidden_act", "silu") != "silu" or rope.get("rope_type", "default") != "default" \
-            or scaling.get("rope_type", scaling.get("type", "default")) != "default":
+    rope_type = rope.get("rope_type", "default")
+    rope_type = rope_type if rope_type != "default" else scaling.get("rope_type", scaling.get("type", "default"))
+    heads = max(int(text.get("num_attention_heads", 1)), 1)
+    head_dim = int(text.get("head_dim") or int(text.get("hidden_size", 0)) // heads)
+    if text.get("model_type") != "llama":
+        return f"its text model is {text.get('model_type')!r}, not a llama"
+    if text.get("attention_bias") or text.get("mlp_bias"):
+        return "its text model has biases"
+    if text.get("hidden_act", "silu") != "silu":
+        return f"its text model's activation is {text.get('hidden_act')}, not SiLU"
+    if rope_type != "default":
+        return f"its rotary embedding is scaled ({rope_type})"
+    if head_dim % 16:
+        return f"its attention heads are {head_dim} wide, not a multiple of 16"
+    return ""
+
+
+def text_config(config: dict[str, Any]) -> TextConfig | None:
+    """The text model's shape when it is a plain llama (see `unsupported`); None otherwise: the source
+    graph then runs as it is."""
+    if unsupported(config):
         return None
+    text = config.get("text_config", config)
+    rope = text.get("rope_parameters") or {}
     heads = int(text["num_attention_heads"])
     hidden = int(text["hidden_size"])
-    head_dim = int(text.get("head_dim") or hidden // heads)
-    if head_dim % 16:
-        return None
     return TextConfig(layers=int(text["num_hidden_layers"]), heads=heads,
-                      kv_heads=int(text.get("num_key_value_heads") or heads), head_dim=head_dim, hidden=hidden,
+                      kv_heads=int(text.get("num_key_value_heads") or heads),
+                      head_dim=int(text.get("head_dim") or hidden // heads), hidden=hidden,
                       eps=float(text.get("rms_norm_eps", 1e-6)),
                       rope_theta=float(rope.get("rope_theta", text.get("rope_theta", 10000.0))),
                       max_positions=int(text.get("max_position_embeddings", 2048)))
@@ -129,66 +152,323 @@ class DecoderWeights:
 
 
 def read_weights(model: onnx.ModelProto, config: TextConfig) -> DecoderWeights:
-    """Find every projection and norm weight by the node names the TorchScript exporter gives them
-    (".../layers.3/self_attn/q_proj/MatMul", "text_model.layers.3.input_layernorm.weight"); our exports
-    and optimum's (onnx-community) name them alike. Raises ValueError when a weight is not found."""
-    from onnx import numpy_helper
+    """Find every projection and norm weight by the graph's data flow, whatever the exporter named them.
 
-    graph = model.graph
-    init = {t.name: t for t in graph.initializer}
-    # The exporter stores equal weights once (e.g. norms still all ones) and names the others through
-    # Identity nodes.
-    for node in graph.node:
-        if node.op_type == "Identity" and node.input[0] in init:
-            init[node.output[0]] = init[node.input[0]]
-
-    def array(name: str) -> np.ndarray:
-        return numpy_helper.to_array(init[name])
-
-    linears: dict[str, Linear] = {}
+    From the decoder's input on, layer by layer: the input norm feeds three projections (q, k and v, told
+    apart by where they enter attention); the projection whose output is added to the layer's input is
+    o; the post-attention norm feeds the gate/up pair (gate: the one a sigmoid reads); the projection
+    whose output is added next is down, which must read SiLU(gate) * up; after the last layer, the final
+    norm feeds lm_head. A norm is SimplifiedLayerNormalization or spelt out (Pow, ReduceMean, Add, Sqrt,
+    Reciprocal or Div, Mul); a projection is a float MatMul, DynamicQuantizeLinear + MatMulInteger +
+    scale Mul, DynamicQuantizeMatMul or MatMulNBits (see _Flow.projection). Raises ValueError saying what
+    was not found."""
+    flow = _Flow(model.graph)
+    projections = [found for node in model.graph.node if (found := flow.projection(node))]
+    groups: dict[str, list[_Projection]] = {}
+    for projection in projections:
+        groups.setdefault(flow.base(projection.input), []).append(projection)
+    normed = {key: flow.norm(key) for key in groups}
     norms: dict[str, np.ndarray] = {}
-    pattern = re.compile(r"layers\.(\d+)/(self_attn|mlp)/(\w+_proj)/|/(lm_head)/")
-    for node in graph.node:
-        if node.op_type in ("MatMul", "MatMulInteger", "MatMulNBits") and len(node.input) > 1 \
-                and node.input[1] in init and (match := pattern.search(node.name)):
-            key = "lm_head" if match.group(4) else f"{match.group(1)}.{match.group(3)}"
-            linears[key] = _linear(node, array, init)
-        elif node.op_type == "Mul":
-            for name in node.input:
-                if name in init and len(init[name].dims) == 1 and init[name].dims[0] == config.hidden:
-                    if match := re.search(r"layers\.(\d+)\.(input|post_attention)_layernorm\.weight$", name):
-                        norms[f"{match.group(1)}.{match.group(2).split('_')[0]}"] = array(name)
-                    elif name.endswith("norm.weight") and "layers." not in name:
-                        norms["final"] = array(name)
-    wanted = [f"{i}.{p}" for i in range(config.layers) for _, names in PROJECTIONS for p in names] + ["lm_head"]
-    if missing := [k for k in wanted if k not in linears]:
-        raise ValueError(f"projection {missing[0]} not found")
-    wanted_norms = [f"{i}.{k}" for i in range(config.layers) for k in ("input", "post")] + ["final"]
-    if missing := [k for k in wanted_norms if k not in norms]:
-        raise ValueError(f"norm {missing[0]} not found")
+    linears: dict[str, Linear] = {}
+
+    def group(stream: str, size: int, key: str, what: str) -> list[_Projection]:
+        """The `size` projections reading norm(stream); that norm's weight goes into `norms[key]`."""
+        for source, members in groups.items():
+            if (norm := normed[source]) and norm[1] == stream and len(members) == size:
+                norms[key] = norm[0]
+                return members
+        raise ValueError(f"{what} was not found")
+
+    def added(stream: str, key: str, what: str) -> tuple[_Projection, str]:
+        """The projection whose output is added to `stream`, and the sum (the next residual stream)."""
+        for projection in projections:
+            if total := flow.sum_of(stream, projection.output):
+                linears[key] = projection.weights
+                return projection, total
+        raise ValueError(f"{what} was not found")
+
+    # the residual stream starts where the first norm (in the graph's order) that feeds projections reads
+    stream = next((norm[1] for norm in normed.values() if norm), "")
+    for i in range(config.layers):
+        for name, projection in zip(("q_proj", "k_proj", "v_proj"), flow.by_attention_role(group(
+                stream, 3, f"{i}.input", f"layer {i}'s input norm with its q, k and v projections")), strict=True):
+            linears[f"{i}.{name}"] = projection.weights
+        _, stream = added(stream, f"{i}.o_proj", f"layer {i}'s attention output projection")
+        gate_up = group(stream, 2, f"{i}.post", f"layer {i}'s second norm with its gate and up projections")
+        gates = [p for p in gate_up if flow.read_by(p.output, ("Sigmoid", "QuickGelu"))]
+        if len(gates) != 1:
+            raise ValueError(f"layer {i}'s gate projection (the one SiLU reads) was not found")
+        gate, up = gates[0], next(p for p in gate_up if p is not gates[0])
+        linears[f"{i}.gate_proj"], linears[f"{i}.up_proj"] = gate.weights, up.weights
+        down, stream = added(stream, f"{i}.down_proj", f"layer {i}'s down projection")
+        if not flow.product_of(down.input, up.output):
+            raise ValueError(f"layer {i}'s down projection does not read SiLU(gate) * up")
+    [head] = group(stream, 1, "final", f"the final norm with the output projection after {config.layers} layers")
+    linears["lm_head"] = head.weights
+    _check_shapes(linears, norms, config)
     return DecoderWeights(norms, linears)
 
 
-def _linear(node: onnx.NodeProto, array: Any, init: dict) -> Linear:
-    import numpy as np
-    from onnx import helper
+def _check_shapes(linears: dict[str, Linear], norms: dict[str, np.ndarray], config: TextConfig) -> None:
+    """The weights found have the shapes config.json gives the model."""
+    query, key_value = config.heads * config.head_dim, config.kv_heads * config.head_dim
+    inner = linears["0.gate_proj"].columns
+    for i in range(config.layers):
+        for name, columns in (("q_proj", query), ("k_proj", key_value), ("v_proj", key_value),
+                              ("o_proj", config.hidden), ("gate_proj", inner), ("up_proj", inner),
+                              ("down_proj", config.hidden)):
+            if linears[f"{i}.{name}"].columns != columns:
+                raise ValueError(f"layer {i}'s {name} has {linears[f'{i}.{name}'].columns} outputs where "
+                                 f"config.json implies {columns}")
+    if bad := next((key for key, weight in norms.items() if weight.shape != (config.hidden,)), None):
+        raise ValueError(f"the norm {bad} has {norms[bad].shape} weights, not {config.hidden}")
 
-    if node.op_type == "MatMul":
-        return Linear("float", [array(node.input[1]).astype(np.float32)])
-    if node.op_type == "MatMulNBits":
+
+def _int8(weight: np.ndarray, scale: np.ndarray, zero: np.ndarray) -> Linear:
+    import numpy as np
+
+    return Linear("int8", [weight, scale.astype(np.float32), zero.astype(weight.dtype)])
+
+
+@dataclass
+class _Projection:
+    """One projection found in a source graph: the tensor it reads, the one it writes, its weights."""
+
+    input: str
+    output: str
+    weights: Linear
+
+
+class _Flow:
+    """Who writes and who reads each tensor of a graph, and the value of each tensor made of constants only."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.producer = {name: node for node in graph.node for name in node.output if name}
+        self.readers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+        for node in graph.node:
+            for index, name in enumerate(node.input):
+                self.readers.setdefault(name, []).append((node, index))
+        self.initializers = {t.name: t for t in graph.initializer}
+        self.sums = {frozenset(self.base(x) for x in node.input): node.output[0]
+                     for node in graph.node if node.op_type == "Add" and len(node.input) == 2}
+        self._constants: dict[str, np.ndarray | None] = {}
+
+    def made_by(self, name: str) -> onnx.NodeProto | None:
+        return self.producer.get(self.base(name))
+
+    def base(self, name: str) -> str:
+        """The tensor `name` is a copy of: through Cast and Identity (float32 casts of float32 tensors,
+        float16 graphs' casts at the edges)."""
+        while (node := self.producer.get(name)) is not None and node.op_type in ("Cast", "Identity"):
+            name = node.input[0]
+        return name
+
+    def constant(self, name: str) -> np.ndarray | None:
+        """The value of a tensor computed from constants alone (initializers, Constant nodes, and
+        Identity, Cast or Transpose of them); None for anything computed from the inputs."""
+        if name not in self._constants:
+            self._constants[name] = self._constant(name)
+        return self._constants[name]
+
+    def _constant(self, name: str) -> np.ndarray | None:
+        from onnx import helper, numpy_helper
+
+        if name in self.initializers:
+            return numpy_helper.to_array(self.initializers[name])
+        node = self.producer.get(name)
+        if node is None:
+            return None
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if len(node.input) > 4 and any(node.input[4:]):
-            raise ValueError(f"{node.name}: group indices or bias are not supported")
-        arrays = [array(name) for name in node.input[1:4] if name]
-        # the accuracy level is not carried over: the fused graph sets its own (see _Graph.linear)
-        return Linear("nbits", arrays, {k: int(attrs[k]) for k in ("K", "N", "bits", "block_size")})
-    # MatMulInteger(x_q, W_q, x_zero, W_zero) -> Cast -> Mul(., x_scale * W_scale): the quantiser's pattern.
-    weight = array(node.input[1])
-    zero = array(node.input[3]) if len(node.input) > 3 and node.input[3] in init else np.zeros((), weight.dtype)
-    scale_name = node.input[1].removesuffix("_quantized") + "_scale"
-    if scale_name not in init:
-        raise ValueError(f"{node.name}: weight scale {scale_name} not found")
-    return Linear("int8", [weight, array(scale_name).astype(np.float32), zero])
+        if node.op_type == "Constant":
+            return numpy_helper.to_array(attrs["value"]) if "value" in attrs else None
+        if node.op_type not in ("Identity", "Cast", "Transpose") or (value := self.constant(node.input[0])) is None:
+            return None
+        if node.op_type == "Cast":
+            return value.astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))
+        if node.op_type == "Transpose":
+            return value.transpose(attrs.get("perm") or None)
+        return value
+
+    def projection(self, node: onnx.NodeProto) -> _Projection | None:
+        """`node` as a projection x @ W with constant W in any of the forms the quantisers write, else None."""
+        import numpy as np
+        from onnx import helper
+
+        op = node.op_type
+        if op == "MatMul":
+            weight = self.constant(node.input[1])
+            if weight is None or weight.ndim != 2 or self.constant(node.input[0]) is not None:
+                return None
+            return _Projection(node.input[0], node.output[0], Linear("float", [weight.astype(np.float32)]))
+        if op == "MatMulNBits":
+            if len(node.input) > 4 and any(node.input[4:]):
+                raise ValueError("a 4-bit projection has group indices or a bias")
+            arrays = [self.constant(name) for name in node.input[1:4] if name]
+            if any(a is None for a in arrays):
+                raise ValueError("a 4-bit projection's weights are not constants")
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            # the accuracy level is not carried over: the fused graph sets its own (see _Graph.linear)
+            return _Projection(node.input[0], node.output[0],
+                               Linear("nbits", arrays, {k: int(attrs[k]) for k in ("K", "N", "bits", "block_size")}))
+        if op == "MatMulInteger":
+            return self._integer_projection(node)
+        # onnxruntime's fusions of that pattern: DynamicQuantizeMatMul(x, W_q, W_scale, W_zero, bias) and
+        # MatMulIntegerToFloat(x_q, W_q, x_scale, W_scale, x_zero, W_zero, bias) after a DynamicQuantizeLinear
+        fusions = {"DynamicQuantizeMatMul": (2, 3, 4), "MatMulIntegerToFloat": (3, 5, 6)}
+        if op not in fusions:
+            return None
+        scale_at, zero_at, bias_at = fusions[op]
+        x = node.input[0]
+        if op == "MatMulIntegerToFloat":
+            quantize = self.producer.get(x)
+            if quantize is None or quantize.op_type != "DynamicQuantizeLinear":
+                raise ValueError("an int8 projection does not quantise its input dynamically")
+            x = quantize.input[0]
+        inputs = [*node.input, "", "", "", ""]
+        weight, scale = self.constant(inputs[1]), self.constant(inputs[scale_at])
+        zero = self.constant(inputs[zero_at]) if inputs[zero_at] else np.zeros((), np.int8)
+        if inputs[bias_at] or weight is None or scale is None or zero is None:
+            raise ValueError("an int8 projection has a bias or weights that are not constants")
+        return _Projection(x, node.output[0], _int8(weight, scale, zero))
+
+    def _integer_projection(self, node: onnx.NodeProto) -> _Projection:
+        """DynamicQuantizeLinear(x) -> (x_q, x_scale, x_zero); MatMulInteger(x_q, W_q, x_zero, W_zero) ->
+        Cast -> Mul(., x_scale * W_scale): what onnxruntime's quantize_dynamic writes for a MatMul."""
+        import numpy as np
+
+        quantize = self.producer.get(node.input[0])
+        weight = self.constant(node.input[1])
+        if quantize is None or quantize.op_type != "DynamicQuantizeLinear" or weight is None:
+            raise ValueError("an integer projection does not quantise its input dynamically")
+        zero = self.constant(node.input[3]) if len(node.input) > 3 and node.input[3] else np.zeros((), weight.dtype)
+        casts = [reader for reader, _ in self.readers.get(node.output[0], []) if reader.op_type == "Cast"]
+        for cast in casts:
+            for scaled, index in self.readers.get(cast.output[0], []):
+                factor = self.producer.get(scaled.input[1 - index]) if scaled.op_type == "Mul" else None
+                if factor is None or factor.op_type != "Mul" or quantize.output[1] not in factor.input:
+                    continue
+                scale = self.constant(next(n for n in factor.input if n != quantize.output[1]))
+                if scale is not None and zero is not None:
+                    return _Projection(quantize.input[0], scaled.output[0], _int8(weight, scale, zero))
+        raise ValueError("an int8 projection's weight scale was not found")
+
+    def norm(self, name: str) -> tuple[np.ndarray, str] | None:
+        """(weight, x) when `name` is RMSNorm(x) * weight (a Slice of it too: lm_head may read only the
+        last position), else None."""
+        node = self.made_by(name)
+        if node is not None and node.op_type in ("Slice", "Gather"):
+            node = self.made_by(node.input[0])
+        if node is None:
+            return None
+        if node.op_type == "SimplifiedLayerNormalization":
+            weight = self.constant(node.input[1])
+            return (weight, self.base(node.input[0])) if weight is not None else None
+        if node.op_type != "Mul":
+            return None
+        for weight_name, normed in (node.input, reversed(node.input)):
+            weight = self.constant(weight_name)
+            if weight is not None and weight.ndim == 1 and (x := self.rms_input(normed)):
+                return weight, x
+        return None
+
+    def rms_input(self, name: str) -> str | None:
+        """x when `name` is x / sqrt(mean(x²) + eps), spelt out as Div(x, root) or Mul(x, 1 / root)."""
+        node = self.made_by(name)
+        if node is None or node.op_type not in ("Mul", "Div"):
+            return None
+        pairs = [tuple(node.input)] if node.op_type == "Div" else [tuple(node.input), tuple(reversed(node.input))]
+        for x, root in pairs:
+            if node.op_type == "Mul":
+                inverse = self.made_by(root)
+                if inverse is not None and inverse.op_type == "Reciprocal":
+                    root = inverse.input[0]
+                elif inverse is not None and inverse.op_type == "Div" and self.constant(inverse.input[0]) is not None:
+                    root = inverse.input[1]
+                else:
+                    continue
+            if self.root_mean_square_of(root) == self.base(x):
+                return self.base(x)
+        return None
+
+    def root_mean_square_of(self, name: str) -> str | None:
+        """x when `name` is Sqrt(ReduceMean(x²) + eps), else None."""
+        steps = [("Sqrt", 0), ("Add", None), ("ReduceMean", 0)]
+        for op, index in steps:
+            node = self.made_by(name)
+            if node is None or node.op_type != op:
+                return None
+            if index is None:  # the one input that is not the constant eps
+                inputs = [n for n in node.input if self.constant(n) is None]
+                if len(inputs) != 1:
+                    return None
+                name = inputs[0]
+            else:
+                name = node.input[index]
+        square = self.made_by(name)
+        if square is not None and square.op_type == "Pow" and (power := self.constant(square.input[1])) is not None \
+                and power.size == 1 and float(power) == 2.0:
+            return self.base(square.input[0])
+        if square is not None and square.op_type == "Mul" and self.base(square.input[0]) == self.base(square.input[1]):
+            return self.base(square.input[0])
+        return None
+
+    def sum_of(self, a: str, b: str) -> str | None:
+        """The output of an Add of `a` and `b` (as copies through Cast), if the graph has one."""
+        return self.sums.get(frozenset((self.base(a), self.base(b))))
+
+    def read_by(self, name: str, ops: tuple[str, ...]) -> bool:
+        """Whether a node of one of `ops` reads `name` (or a Cast of it)."""
+        for node, _ in self.readers.get(name, []):
+            if node.op_type in ops or (node.op_type in ("Cast", "Identity") and self.read_by(node.output[0], ops)):
+                return True
+        return False
+
+    def product_of(self, name: str, factor: str) -> bool:
+        """Whether `name` is a Mul one of whose factors is `factor` (through Cast)."""
+        node = self.made_by(name)
+        return node is not None and node.op_type == "Mul" and self.base(factor) in {self.base(n) for n in node.input}
+
+    def by_attention_role(self, projections: list[_Projection]) -> list[_Projection]:
+        """Three projections of one normed input as [q, k, v]: q is the first factor of the attention
+        scores (the product before the softmax), k the second, v the second factor of the product after
+        the softmax; or inputs 0, 1, 2 of a fused attention operator."""
+        roles: dict[int, _Projection] = {}
+        for projection in projections:
+            found = self.attention_entries(projection.output)
+            if len(found) != 1:
+                raise ValueError("the q, k and v projections do not each enter attention in one place")
+            roles[found.pop()] = projection
+        if sorted(roles) != [0, 1, 2]:
+            raise ValueError("the q, k and v projections could not be told apart")
+        return [roles[0], roles[1], roles[2]]
+
+    def attention_entries(self, name: str) -> set[int]:
+        """Where the values of `name` enter attention: 0 for the scores' first factor (q), 1 for their
+        second (k), 2 for the weighted sum (v); the scores are the product whose output reaches a Softmax."""
+        entries: set[int] = set()
+        for node, index in self.downstream(name):
+            if node.op_type in ("GroupQueryAttention", "MultiHeadAttention") and index < 3:
+                entries.add(index)
+            elif node.op_type in ("MatMul", "FusedMatMul") and self.constant(node.input[1]) is None:
+                scores = any(later.op_type == "Softmax" for later, _ in self.downstream(node.output[0]))
+                entries.add(index if scores else 2 if index == 1 else -1)
+        return entries
+
+    def downstream(self, name: str) -> Iterator[tuple[onnx.NodeProto, int]]:
+        """Every (node, input index) the values of `name` reach, following data (not shapes) forward, up to
+        and not beyond the next product (projection or attention's MatMul) or attention operator."""
+        shape_inputs = ("Reshape", "Expand", "Slice", "Unsqueeze", "Squeeze", "Tile", "Gather", "Range", "Pad")
+        stops = (*PROJECTION_OPS, "FusedMatMul", "GroupQueryAttention", "MultiHeadAttention")
+        seen, todo = {name}, [name]
+        while todo and len(seen) < 5000:
+            for node, index in self.readers.get(todo.pop(), []):
+                if node.op_type in ("Shape", "Size", "ConstantOfShape") or (index and node.op_type in shape_inputs):
+                    continue
+                yield node, index
+                for out in node.output if node.op_type not in stops else ():
+                    if out and out not in seen:
+                        seen.add(out)
+                        todo.append(out)
 
 
 class _Graph:
@@ -289,18 +569,15 @@ def build(weights: DecoderWeights, config: TextConfig) -> onnx.ModelProto:
 
 
 def derive(source: Path, config: dict[str, Any], target: Path) -> bool:
-    """Write the fused copy of the decoder graph `source` to `target`; False (and nothing written) when
-    the model is not a plain llama or the graph's weights cannot all be found."""
+    """Write the fused copy of the decoder graph `source` to `target`. Raises ValueError saying why (in
+    words for the user) when the model is not a plain llama or the graph's weights cannot all be found;
+    nothing is written then."""
     import onnx
 
     shape = text_config(config)
     if shape is None:
-        return False
-    try:
-        weights = read_weights(onnx.load(str(source)), shape)
-    except ValueError:
-        return False
-    model = build(weights, shape)
+        raise ValueError(unsupported(config))
+    model = build(read_weights(onnx.load(str(source)), shape), shape)
     large = model.ByteSize() > 1_800_000_000  # protobuf's 2 GB limit: weights go to a side file
     onnx.save_model(model, str(target), save_as_external_data=large, all_tensors_to_one_file=True,
                     location=target.name + ".data")

@@ -303,11 +303,35 @@ class SmolVLM:
     def fused_decoder(self) -> onnx.BoundRunner | None:
         """The fused decoder when this bundle can have one: float32-in graphs (fp32, int8, q4) on the
         CPU provider, unless the options turn it off. Made from the decoder file once, then reused."""
-        if not self.options.fused or self.bundle.provider != "cpu" or self.bundle.precision not in fused.PRECISIONS:
+        if self._not_fused_here():
             return None
         config = self.bundle.json(CONFIG)
         return self.bundle.derived_runner(FUSED, DECODER, lambda source, target: fused.derive(source, config, target),
                                           fused.RECIPE)
+
+    def _not_fused_here(self) -> str:
+        """Why these options do not run a fused decoder at all ("" when they do)."""
+        if not self.options.fused:
+            return "the settings turn the fast decoder off"
+        if self.bundle.provider != "cpu":
+            return "the fast decoder is made for the processor, not the GPU"
+        if self.bundle.precision not in fused.PRECISIONS:
+            return f"the fast decoder is not made for {self.bundle.precision} weights"
+        return ""
+
+    def fused_failure(self) -> str:
+        """Why the fused decoder could not be made or opened where it should run; "" when it runs or is
+        not meant to (the GPU, fp16 weights). `models install` and `doctor` say it."""
+        if self._not_fused_here() or self.fused_decoder():
+            return ""
+        return self.bundle.not_derived.get(FUSED.file, "the fast copy was not made")
+
+    def decoder_in_use(self) -> str:
+        """Which decoder requests run, and why when it is not the fused one, in words for `doctor`."""
+        if self.fused_decoder():
+            return "the fast decoder (its decoder graph rebuilt from fused operators)"
+        why = self._not_fused_here() or f"its decoder could not be rewritten for speed: {self.fused_failure()}"
+        return f"its original decoder graph, because {why}"
 
     def decoder(self) -> onnx.BoundRunner:
         """The decoder session requests run: the fused copy where one can be made, else the exported graph."""
