@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_hub import FakeHub, Faults, Repo, repo_from_bundle
+from fake_hub import PUBLISHED_COMMITS, FakeHub, Faults, Repo, repo_from_bundle
 from PIL import Image, ImageDraw, ImageFont
 from tiny import tiny_smolvlm_bundle
 
@@ -43,7 +43,7 @@ def published(tiny) -> dict[str, bytes]:
 
 
 def hub_repo(files: dict[str, bytes]) -> dict[str, Repo]:
-    return {REPO: Repo(files, revisions={SPEC.published["revision"]})}
+    return {REPO: Repo(files)}  # the hub holds the real commit only: a wrong pin fails here
 
 
 def env_for(tmp_path: Path, endpoint: str, data: Path | None = None) -> dict[str, str]:
@@ -92,7 +92,7 @@ def test_install_then_describe_speaks_the_installed_models_words(published, tiny
     bundle = tmp_path / "data" / "models" / NAME
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["precisions"] == ["int8"]
-    assert manifest["source"] == {"repo": REPO, "revision": Repo({}).commit, "published": True}
+    assert manifest["source"] == {"repo": REPO, "revision": PUBLISHED_COMMITS[REPO], "published": True}
     # flat, onnx-community names, each file byte-identical to the published one
     graphs = {f"{g}_int8.onnx" for g in SPEC.published["graphs"]}
     assert graphs <= set(manifest["files"])
@@ -187,6 +187,32 @@ def test_file_with_wrong_checksum_is_refused_and_nothing_is_published(published,
     listing = cli("models", "list", env=env)
     line = next(line for line in listing.stdout.splitlines() if line.startswith(f"{NAME}:"))
     assert "not installed" in line
+
+
+def test_a_pin_the_hub_does_not_hold_is_refused_as_the_real_hub_refuses_it(published, tmp_path, monkeypatch):
+    """The commit this manifest named before it was checked against public references: the hub answers 404
+    RevisionNotFound, and the install says so in one sentence instead of installing whatever it serves."""
+    import dataclasses
+
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    from describe_screen.download import install
+    from describe_screen.errors import UserError
+
+    old_pin = "acc054744d60adea9d88214dab6e2219e6e512a7"
+    stale = dataclasses.replace(SPEC, published=SPEC.published | {"revision": old_pin})
+    with FakeHub(hub_repo(published)) as hub:
+        with pytest.raises(RevisionNotFoundError):
+            HfApi(endpoint=hub.url).model_info(REPO, revision=stale.published["revision"])
+        assert HfApi(endpoint=hub.url).model_info(REPO, revision=SPEC.published["revision"]).sha == \
+            PUBLISHED_COMMITS[REPO]
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        with pytest.raises(UserError) as refused:
+            install(stale, tmp_path / "models", "int8", tell=lambda *a, **k: None)
+    assert refused.value.problem == f"The model server has no {REPO} at the version this describe-screen expects."
+    assert not any(path.endswith(".onnx") for method, path, _ in hub.log if method == "GET")
+    assert not (tmp_path / "models" / NAME).exists()
 
 
 def test_no_network_is_one_plain_sentence(tmp_path):
@@ -312,7 +338,7 @@ def test_florence_installs_its_four_graphs_from_onnx_community_and_says_the_same
     source = build_tiny_florence(tmp_path / "florence-source")
     reference = export_model("florence-2-base", tmp_path / "reference" / "florence-2-base", "auto", source=source)
     files = repo_from_bundle(source, reference, spec.published["graphs"])
-    with FakeHub({spec.published["repo"]: Repo(files, revisions={spec.published["revision"]})}) as hub:
+    with FakeHub({spec.published["repo"]: Repo(files)}) as hub:
         result = cli("models", "install", "florence-2-base", env=env_for(tmp_path, hub.url))
     assert result.returncode == 0, result.stderr
     bundle = tmp_path / "data" / "models" / "florence-2-base"
