@@ -3,6 +3,8 @@ install a model, so the real client (pointed here by HF_ENDPOINT) downloads from
 
 - GET /api/models/<repo>/revision/<rev>?blobs=true: the commit and every file's size, git blob id and,
   for large (LFS) files, SHA-256, as `HfApi.model_info(..., files_metadata=True)` reads them;
+- GET /api/models/<repo>/tree/<rev>?recursive=true: every file's path, size, git blob id and LFS SHA-256,
+  as `HfApi.list_repo_tree` (and so `snapshot_download`) reads them;
 - HEAD and GET /<repo>/resolve/<rev>/<path>: X-Repo-Commit, ETag (for LFS files X-Linked-Etag, the
   SHA-256), Content-Length and Range requests (206 + Content-Range), as `hf_hub_download` needs.
 
@@ -40,6 +42,8 @@ PUBLISHED_COMMITS = {
     "onnx-community/Florence-2-base": "d59e079711c57174f29265539fb4cc9f0f335916",
     "florence-community/Florence-2-base": "00921df66db728a9ceb750f5eca43e5c203a2051",
     "florence-community/Florence-2-large": "4271c66b88cdbc05735372ec13b2360108de5317",
+    "Systran/faster-whisper-base.en": "3d3d5dee26484f91867d81cb899cfcf72b96be6c",
+    "Systran/faster-whisper-base": "ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66",
 }
 OTHER_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -117,12 +121,15 @@ class FakeHub:
         split = urlsplit(handler.path)
         self.log.append((handler.command, split.path, handler.headers.get("Range", "")))
         api = split.path.startswith("/api/models/")
-        found = self._find(split.path, "/revision/" if api else "/resolve/")
+        tree = api and self._find(split.path, "/tree/") is not None
+        found = self._find(split.path, "/tree/" if tree else "/revision/" if api else "/resolve/")
         if found is None:
             return self._refuse(handler, body, "RepoNotFound", "Repository not found")
         repo, revision, rest = found
         if not repo.holds(revision):
             return self._refuse(handler, body, "RevisionNotFound", f"Invalid rev id: {revision}")
+        if tree:
+            return self._json(handler, self._tree(repo), body)
         if api:
             return self._json(handler, self._info(repo, split.path), body)
         if rest not in repo.files:
@@ -146,7 +153,17 @@ class FakeHub:
         repo_id = next(r for r, v in self.repos.items() if v is repo)
         return {"id": repo_id, "modelId": repo_id, "sha": repo.commit, "private": False, "siblings": siblings}
 
-    def _json(self, handler: BaseHTTPRequestHandler, payload: dict, body: bool, status: int = 200,
+    def _tree(self, repo: Repo) -> list[dict]:
+        """The recursive tree listing (files only: no test repo has a folder of its own to list)."""
+        entries = []
+        for entry in self._info(repo, "")["siblings"]:
+            item = {"type": "file", "oid": entry["blobId"], "size": entry["size"], "path": entry["rfilename"]}
+            if "lfs" in entry:
+                item["lfs"] = {"oid": entry["lfs"]["sha256"], "size": entry["size"], "pointerSize": 134}
+            entries.append(item)
+        return entries
+
+    def _json(self, handler: BaseHTTPRequestHandler, payload: dict | list, body: bool, status: int = 200,
               headers: dict | None = None) -> None:
         data = json.dumps(payload).encode()
         handler.send_response(status)

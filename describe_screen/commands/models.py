@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from describe_screen import models
+from describe_screen import asr_models, models
 from describe_screen.config import Config
 from describe_screen.errors import UserError
 
@@ -30,6 +30,16 @@ def run(config: Config, args: argparse.Namespace) -> int:
             print(f"{name}: installed, no manifest here.")
         for problem in models.broken(folder):
             print(f"Broken: {problem}")
+        speech = asr_models.installed(folder)
+        for name, spec in asr_models.SPEECH_MODELS.items():
+            state = "installed" if name in speech else f"not installed, about {spec.size_mb} MB"
+            print(f"{name}: {spec.description}; MIT licence; {state}.")
+        return 0
+    if action in ("install", "remove") and args.name in asr_models.SPEECH_MODELS:
+        if action == "remove":
+            print(f"The speech model {args.name} was removed from {asr_models.remove(args.name, folder)}.")
+        else:
+            print(f"It is in {asr_models.install(args.name, folder, _teller())}.")
         return 0
     if action == "install":
         from describe_screen.download import install
