@@ -188,13 +188,14 @@ class Describer:
 
         def text_reader() -> Iterator[str]:
             if detail == "full":
-                yield from (piece + " " for piece in reader.full(self.lines(scene, cancelled)))
+                pieces = reader.full(self.lines(scene, cancelled))
             else:  # the certain part first (title, top line), the summary once all is read
                 from describe_screen.ocr import is_photo
 
                 pieces = reader.narrate(self.stream_lines(scene, cancelled), capture.title, capture.image.size,
                                         is_photo(capture.image))
-                yield from (piece + " " for piece in pieces)
+            # a summary made after a stop is of the lines read so far: "no text found" would be false
+            yield from (piece + " " for piece in _until(pieces, cancelled))
 
         if model is None:
             yield from text_reader()
@@ -214,7 +215,7 @@ class Describer:
         for line in self.stream_lines(scene, cancelled):
             found = True
             yield line.text + "\n"
-        if not found:
+        if not found and not cancelled():  # stopped before any line: that says nothing about the screen
             yield "I found no text on the screen. "
 
     def stream_lines(self, scene: Scene, cancelled: Cancelled) -> Iterator[TextLine]:
@@ -297,3 +298,11 @@ class Describer:
         from describe_screen.blank import describe_blank
 
         return describe_blank(scene.capture.image)
+
+
+def _until(pieces: Iterator[str], cancelled: Cancelled) -> Iterator[str]:
+    """`pieces` until the request is cancelled: nothing made after a stop is said or returned."""
+    for piece in pieces:
+        if cancelled():
+            return
+        yield piece

@@ -195,3 +195,21 @@ def test_output_cut_short_by_head_gives_no_traceback(tmp_path):
     assert result.stdout.startswith("Line 1")
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
     assert "went wrong" not in result.stderr
+
+
+def test_a_reading_the_stop_key_ended_says_stopped_and_exits_non_zero(tmp_path):
+    """The daemon answers a request cancelled by the stop key or a newer request with cancelled: true."""
+    from describe_screen import ipc
+
+    def stopped(request: dict, send) -> dict:
+        send({"event": "text", "text": "Invoice 42\n"})
+        return {"event": "done", "result": {"cancelled": True, "text": "Invoice 42"}}
+
+    sock = tmp_path / "daemon.sock"
+    with ipc.Server(stopped, sock):
+        env = isolated_env(tmp_path, DESCRIBE_SCREEN_SOCKET=str(sock))
+        plain, as_json = cli("read", env=env), cli("read", "--json", env=env)
+    assert plain.returncode == as_json.returncode == 3
+    assert plain.stdout == "Invoice 42\n\n" and plain.stderr == "describe-screen: Stopped.\n"
+    assert '"cancelled": true' in as_json.stdout
+    assert "no text" not in (plain.stdout + plain.stderr).lower()
