@@ -213,3 +213,26 @@ def test_a_reading_the_stop_key_ended_says_stopped_and_exits_non_zero(tmp_path):
     assert plain.stdout == "Invoice 42\n\n" and plain.stderr == "describe-screen: Stopped.\n"
     assert '"cancelled": true' in as_json.stdout
     assert "no text" not in (plain.stdout + plain.stderr).lower()
+
+
+def test_a_pipe_or_a_link_to_a_device_is_named_as_what_it_is(tmp_path):
+    """Given as --image or --audio: said at once by its kind (a named pipe would block a reader forever),
+    and a link is named by the link the user gave, not by what it leads to."""
+    pipe = tmp_path / "question.wav"
+    os.mkfifo(pipe)
+    device = tmp_path / "screenshot.png"
+    device.symlink_to("/dev/zero")
+    dangling = tmp_path / "old.png"
+    dangling.symlink_to(tmp_path / "gone.png")
+    env = isolated_env(tmp_path)
+    cases = [(("read", "--image", str(pipe)), f"{pipe} is a named pipe, not an image file."),
+             (("read", "--image", str(device)), f"{device} is a link to a character device, not an image file."),
+             (("read", "--image", str(dangling)), f"{dangling} is a link to {tmp_path / 'gone.png'}, which does "
+                                                   "not exist."),
+             (("ask", "--audio", str(pipe)), f"{pipe} is a named pipe, not a sound file."),
+             (("ask", "--audio", str(device)), f"{device} is a link to a character device, not a sound file.")]
+    for args, said in cases:
+        result = cli(*args, "--speech-file", str(tmp_path / "speech.wav"), env=env, timeout=120)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert said in result.stderr, result.stderr
+        assert "/dev/zero" not in result.stderr

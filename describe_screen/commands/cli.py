@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,6 @@ def run(args: argparse.Namespace) -> int:
     from describe_screen import config as settings
 
     if args.config:
-        import os
-
         os.environ["DESCRIBE_SCREEN_CONFIG"] = str(args.config)
     config = settings.load()
     if args.command == "daemon":
@@ -141,8 +140,8 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
             request[key] = getattr(args, key)
     for key in ("image", "audio"):
         if getattr(args, key, None):
-            path = Path(getattr(args, key)).expanduser().resolve()
-            request[key] = str(path)
+            # absolute for the daemon, but not resolved: a link is named as the link the user gave
+            request[key] = os.path.abspath(Path(getattr(args, key)).expanduser())
     return request
 
 
@@ -242,8 +241,6 @@ class _Printer:
             sys.stdout.write(text)
             sys.stdout.flush()
         except BrokenPipeError:
-            import os
-
             self._gone = True  # and Python's own flush at exit must not fail on the closed pipe again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
