@@ -291,7 +291,7 @@ def _warm_up(daemon: Daemon) -> None:
         daemon.report_error(UserError(f"Something went wrong while loading the models ({type(exc).__name__}: "
                                       f"{exc}).", "I am still running with the text reader. If it keeps "
                                       "happening, run describe-screen doctor."))
-    for note in daemon.describer.notes:  # for the log; the user hears them with the next answer
+    for note in [*daemon.describer.notes, *daemon.describer.after]:  # for the log; said with the next answer
         print(f"describe-screen: {note}", file=sys.stderr, flush=True)
     _warm_up_voice(daemon)
 

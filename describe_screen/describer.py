@@ -47,6 +47,7 @@ class Describer:
         self._models: dict[str, vlm.VisionLanguageModel | None] = {}  # by task
         self._bundles: dict[Path, vlm.VisionLanguageModel] = {}  # by folder: tasks share one loaded model
         self.notes: list[str] = []  # problems met while loading, said once to the user
+        self.after: list[str] = []  # housekeeping (broken bundles), said once after an answer, not before
         self._noted: set[str] = set()
         self.server: ServerModel | None = None  # the user's own model server, when models.server is set
         if config.models.server:
@@ -99,8 +100,8 @@ class Describer:
             precision=self.config.models.precision,
         )
         folder = self.config.models_dir()
-        for problem in models.broken(folder) if name == "auto" else ():
-            self._note("could not be loaded", problem)
+        if name == "auto" and (broken := models.broken(folder)):
+            self._note_broken(list(broken))
         try:
             installed = models.default_for(task, folder) if name == "auto" else models.find(name, folder)
             if installed is None:
@@ -157,6 +158,21 @@ class Describer:
             self._noted.add(note)
             self.notes.append(note)
 
+    def _note_broken(self, names: list[str]) -> None:
+        """One short sentence for every broken bundle together, said after the answer: the other models
+        and the text reader still answer, and `models list` gives each reason and its fix."""
+        which = f"The installed model {names[0]} is" if len(names) == 1 else \
+            f"{len(names)} installed models are broken: {', '.join(names)}. They are"
+        note = f"{which} not usable; describe-screen models list says why and how to fix it."
+        if note not in self._noted:
+            self._noted.add(note)
+            self.after.append(note)
+
+    def take_after(self) -> Iterator[str]:
+        """Yield (once) the notes kept for after an answer."""
+        while self.after:
+            yield " " + self.after.pop(0)
+
     def take_notes(self) -> Iterator[str]:
         """Yield (once) what went wrong while loading, so the user hears why quality dropped."""
         while self.notes:
@@ -199,11 +215,12 @@ class Describer:
 
         if model is None:
             yield from text_reader()
-            return
-        yield self._lead(scene, cancelled)
-        # what the desktop says about the capture (the focused object) is the model's context too
-        request = vlm.Request(task=task, grounding=capture.context)
-        yield from self._stream(task, model, capture.image, request, cancelled, text_reader)
+        else:
+            yield self._lead(scene, cancelled)
+            # what the desktop says about the capture (the focused object) is the model's context too
+            request = vlm.Request(task=task, grounding=capture.context)
+            yield from self._stream(task, model, capture.image, request, cancelled, text_reader)
+        yield from _until(self.take_after(), cancelled)
 
     def read(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
         """All the text, in reading order, line by line as recognition goes."""
@@ -267,6 +284,7 @@ class Describer:
             yield piece
         if not cancelled():
             scene.history.append(vlm.Turn(question, "".join(answer).strip()))
+        yield from _until(self.take_after(), cancelled)
 
     def _stream(self, task: str, model: vlm.VisionLanguageModel, image: Image, request: vlm.Request,
                 cancelled: Cancelled, fallback: Callable[[], Iterator[str]]) -> Iterator[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -351,3 +352,44 @@ def test_florence_installs_its_four_graphs_from_onnx_community_and_says_the_same
     theirs = load_model(reference, RuntimeOptions(provider="cpu", precision="int8"))
     said = list(ours.generate_ids(image, "<CAPTION>", max_new_tokens=8))
     assert said and said == list(theirs.generate_ids(image, "<CAPTION>", max_new_tokens=8))
+
+
+def test_every_fix_a_broken_bundle_message_suggests_works_as_written(published, tiny, tmp_path):
+    """Four ways a bundle breaks: each is listed under Broken with its reason, and the command its message
+    suggests is run exactly as written; afterwards nothing is broken and the replaced model is whole."""
+    _, bundle = tiny
+    models_dir = tmp_path / "data" / "models"
+    with FakeHub(hub_repo(published)) as hub:
+        env = env_for(tmp_path, hub.url)
+        assert cli("models", "install", NAME, env=env).returncode == 0
+        (models_dir / NAME / "embed_tokens_int8.onnx").unlink()  # a graph gone
+        shutil.copytree(bundle, models_dir / "tiny-smolvlm")  # not in the catalogue: a file cut short
+        graph = models_dir / "tiny-smolvlm" / "decoder_model_merged.onnx"
+        graph.write_bytes(graph.read_bytes()[:1000])
+        shutil.copytree(bundle, models_dir / "half-written")
+        (models_dir / "half-written" / "manifest.json").write_text("{not json")
+        shutil.copytree(bundle, models_dir / "future-model")
+        manifest = json.loads((models_dir / "future-model" / "manifest.json").read_text())
+        (models_dir / "future-model" / "manifest.json").write_text(json.dumps(manifest | {"family": "qwen9"}))
+
+        listing = cli("models", "list", env=env)
+        assert listing.returncode == 0, listing.stderr
+        assert f"{NAME}: smolvlm," in listing.stdout and "installed but broken (see below)" in listing.stdout
+        broken = listing.stdout.split("Broken:\n", 1)[1].splitlines()
+        assert [line.split(":", 1)[0] for line in broken] == ["future-model", "half-written", NAME, "tiny-smolvlm"]
+        reasons = dict(line.split(": ", 1) for line in broken)
+        assert "embed_tokens_int8.onnx is missing" in reasons[NAME]
+        assert "decoder_model_merged.onnx" in reasons["tiny-smolvlm"] and "bytes instead of" in reasons["tiny-smolvlm"]
+        assert "names the family 'qwen9'" in reasons["future-model"]
+        for name, said in reasons.items():
+            assert "NAME" not in said and said.count("describe-screen models ") == 1, said
+            command = said.split("describe-screen models ", 1)[1].rstrip(".").split()
+            assert command[-1] == name, said  # the real name, as `models` takes it
+            assert command[0] == ("install" if name == NAME else "remove"), said
+            fixed = cli("models", *command, env=env)
+            assert fixed.returncode == 0, f"{said}\n{fixed.stdout}{fixed.stderr}"
+
+        after = cli("models", "list", env=env)
+    assert "Broken" not in after.stdout, after.stdout
+    assert left_behind(models_dir) == [NAME]
+    assert cli("models", "verify", NAME, env=env).returncode == 0

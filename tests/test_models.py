@@ -98,7 +98,7 @@ def test_installed_find_verify_remove(models_dir):
     assert models.remove("tiny-smolvlm", models_dir) == model.path and not model.path.exists()
     with pytest.raises(UserError) as error:
         models.find("tiny-smolvlm", models_dir)
-    assert "not installed" in error.value.problem and "models export tiny-smolvlm" in error.value.fix
+    assert "not installed" in error.value.problem and "describe-screen models list" in error.value.fix
 
 
 def test_export_writes_manifest_with_hashes_and_prompts(tiny):
