@@ -393,3 +393,29 @@ def test_every_fix_a_broken_bundle_message_suggests_works_as_written(published, 
     assert "Broken" not in after.stdout, after.stdout
     assert left_behind(models_dir) == [NAME]
     assert cli("models", "verify", NAME, env=env).returncode == 0
+
+
+def test_a_broken_export_only_model_is_replaced_by_the_export_its_message_suggests(tmp_path):
+    """florence-2-large has no pinned published files, so its fix is an export of the pinned checkpoint:
+    run as written, it downloads that commit (from the test hub, which holds nothing else) and exports."""
+    from tiny_florence import build_tiny_florence
+
+    source = build_tiny_florence(tmp_path / "florence-source")
+    files = {str(p.relative_to(source)): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    spec = models.manifest("florence-2-large")
+    models_dir = tmp_path / "data" / "models"
+    (models_dir / "florence-2-large").mkdir(parents=True)
+    (models_dir / "florence-2-large" / "manifest.json").write_text("{not json")
+    with FakeHub({spec.repo: Repo(files)}) as hub:
+        env = env_for(tmp_path, hub.url)
+        listing = cli("models", "list", env=env)
+        said = listing.stdout.split("Broken:\n", 1)[1].strip()
+        assert said.startswith("florence-2-large: The model file manifest.json") and said.endswith(
+            "Replace it with: describe-screen models export florence-2-large."), said
+        fixed = cli("models", *said.rsplit("describe-screen models ", 1)[1].rstrip(".").split(), env=env)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert any(f"/{spec.revision}/" in path for _, path, _ in hub.log)  # the pinned checkpoint
+        after = cli("models", "list", env=env)
+    assert "Broken" not in after.stdout
+    assert "florence-2-large: florence2, does caption brief, caption full, ocr; MIT licence; installed (" \
+        in after.stdout
