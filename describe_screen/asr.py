@@ -177,8 +177,8 @@ def _resolve_model(setting: str, models_dir: Path | None = None) -> tuple[str, s
         return str(folder), "model folder from the settings"
     if setting not in _whisper_module().available_models() and not re.fullmatch(r"[\w.-]+/[\w.-]+", setting):
         raise UserError(f"voice.asr_model is {setting!r}, which is neither a model folder nor a faster-whisper "
-                        "model name.", 'Set it to "auto", to a name such as base.en, or to a folder holding '
-                        "model.bin.")
+                        "model name.", 'Set it to "auto", to an installed model such as whisper-base.en, or to a '
+                        "folder holding model.bin.")
     try:  # a model faster-whisper fetched before, in the hub cache; looked up, never downloaded
         return _whisper_module().download_model(setting, local_files_only=True), "from the model cache"
     except (OSError, ValueError) as exc:
