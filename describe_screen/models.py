@@ -97,57 +97,69 @@ def manifest(name: str, directory: Path = MANIFEST_DIR) -> ModelManifest:
     raise UserError(f"There is no model called {name}.", f"Known models are: {known}.")
 
 
+def fetch_command(name: str, directory: Path = MANIFEST_DIR) -> str:
+    """The command that installs the catalogued model `name` as written (install where it has published
+    files, else export), or "" for a name the catalogue does not know."""
+    spec = next((m for m in available(directory) if m.name == name), None)
+    if spec is None:
+        return ""
+    return f"describe-screen models {'install' if spec.published else 'export'} {name}"
+
+
 def install_hint(task: str, directory: Path = MANIFEST_DIR) -> str:
     """How to get the best catalogued model for `task`, in one sentence for the user."""
     best = next((m for m in available(directory) if task in m.tasks), None)
-    if best is None:
-        return ""
-    verb = "install" if best.published else "export"
-    return f"To install one, run: describe-screen models {verb} {best.name}."
+    return f"To install one, run: {fetch_command(best.name, directory)}." if best else ""
 
 
-def _installed_model(path: Path) -> InstalledModel:
+def _installed_model(path: Path, check: bool = False) -> InstalledModel:
+    """The bundle in `path`; `check` also looks for missing, cut or replaced files (bundle.check_bundle)."""
     data = read_manifest(path)
+    if check:
+        check_bundle(path, data)
     size = sum(entry["size"] for entry in (data.get("files") or {}).values())
     return InstalledModel(name=str(data.get("name", path.name)), path=path, family=str(data.get("family", "")),
                           tasks=frozenset(data.get("tasks", [])), precisions=tuple(data.get("precisions", [])),
                           size_bytes=size, rank=int(data.get("rank", 100)))
 
 
-def installed(models_dir: Path) -> list[InstalledModel]:
-    """Bundles in `models_dir` (folders with a readable manifest.json), best first."""
-    if not models_dir.is_dir():
-        return []
-    found = []
-    for path in sorted(models_dir.iterdir()):
-        if path.name.endswith((".partial", ".download")):
-            continue  # an export or install still under way (or stopped): never a bundle to load
-        if (path / MANIFEST).is_file():
-            try:
-                found.append(_installed_model(path))
-            except UserError:
-                continue  # listed by broken(), which the daemon and `models list` say aloud
-    return sorted(found, key=lambda m: (m.rank, m.name))
-
-
-def broken(models_dir: Path) -> list[UserError]:
-    """What is wrong with each bundle in `models_dir` whose manifest cannot be used (one error each)."""
-    problems = []
+def _scan(models_dir: Path) -> tuple[list[InstalledModel], dict[str, UserError]]:
+    """(usable bundles, best first; {folder name: what is wrong} for the others). A bundle with a damaged
+    manifest or a missing, cut or replaced file is never chosen, so the next-best model serves instead."""
+    found, problems = [], {}
     if models_dir.is_dir():
         for path in sorted(models_dir.iterdir()):
-            if (path / MANIFEST).is_file():
-                try:
-                    read_manifest(path)
-                except UserError as exc:
-                    problems.append(exc)
-    return problems
+            if path.name.endswith((".partial", ".download")) or not (path / MANIFEST).is_file():
+                continue  # an export or install still under way (or stopped), or no bundle at all
+            try:
+                found.append(_installed_model(path, check=True))
+            except UserError as exc:
+                problems[path.name] = exc
+    return sorted(found, key=lambda m: (m.rank, m.name)), problems
+
+
+def installed(models_dir: Path) -> list[InstalledModel]:
+    """Usable bundles in `models_dir`, best first."""
+    return _scan(models_dir)[0]
+
+
+def broken(models_dir: Path) -> dict[str, UserError]:
+    """{folder name: what is wrong} for each bundle in `models_dir` that cannot be used; each error's fix
+    is a command that works as written (bundle.repair_fix)."""
+    return _scan(models_dir)[1]
+
+
+def _not_installed(name: str, models_dir: Path) -> UserError:
+    command = fetch_command(name)
+    return UserError(f"The model {name} is not installed in {models_dir}.",
+                     f"Install it with: {command}." if command else
+                     "See the installed and known models with: describe-screen models list.")
 
 
 def find(name: str, models_dir: Path) -> InstalledModel:
     path = models_dir / name
     if not (path / MANIFEST).is_file():
-        raise UserError(f"The model {name} is not installed in {models_dir}.",
-                        f"Export it with: describe-screen models export {name}.")
+        raise _not_installed(name, models_dir)
     return _installed_model(path)
 
 
@@ -163,9 +175,14 @@ def verify(name: str, models_dir: Path) -> InstalledModel:
 
 
 def remove(name: str, models_dir: Path) -> Path:
-    model = find(name, models_dir)
-    shutil.rmtree(model.path)
-    return model.path
+    """Delete the bundle folder `name`, readable or broken: removing is how a broken bundle is fixed."""
+    path = models_dir / name
+    if path.parent != models_dir or name in ("", ".", ".."):
+        raise UserError(f"{name} is not a model name.", "See the installed models with: describe-screen models list.")
+    if not (path / MANIFEST).is_file():
+        raise _not_installed(name, models_dir)
+    shutil.rmtree(path)
+    return path
 
 
 def import_bundle(folder: Path, name: str, models_dir: Path) -> InstalledModel:

@@ -22,8 +22,9 @@ ASK_AGAIN = "Hold the ask key while you speak, then let go."
 class VoiceInput:
     """One question at a time, from the microphone (or a recording), to text."""
 
-    def __init__(self, config: VoiceConfig, speaker: Speaker) -> None:
+    def __init__(self, config: VoiceConfig, speaker: Speaker, models_dir: Path | None = None) -> None:
         self.config = config
+        self.models_dir = models_dir  # where `describe-screen models install` puts speech models
         self.speaker = speaker  # cues when listening starts and ends, and notes such as "cut after 30 s"
         self._recorder: Recorder | None = None
         self._asr: Any = None
@@ -49,6 +50,11 @@ class VoiceInput:
         recorder.start()
         self._recorder = recorder
         self.speaker.cue("listen")
+
+    def ready(self) -> None:
+        """Raise the UserError that says why no question could be heard (no model, no voice extra), before
+        anything is recorded or read ahead; nothing is loaded or downloaded here."""
+        self.recognizer().choice()
 
     def stop(self) -> str:
         """End the recording and return the question in words."""
@@ -83,7 +89,7 @@ class VoiceInput:
                 raise UserError("Voice questions need the voice part of describe-screen, which is not installed.",
                                 'Install it with: pip install "describe-screen[voice]", or type the question '
                                 'with: describe-screen ask "your question".') from exc
-            self._asr = SpeechRecognizer(self.config.asr_model, self.config.asr_device)
+            self._asr = SpeechRecognizer(self.config.asr_model, self.config.asr_device, models_dir=self.models_dir)
         return self._asr
 
     def _recognise(self, audio: Any) -> str:

@@ -3,8 +3,16 @@ install a model, so the real client (pointed here by HF_ENDPOINT) downloads from
 
 - GET /api/models/<repo>/revision/<rev>?blobs=true: the commit and every file's size, git blob id and,
   for large (LFS) files, SHA-256, as `HfApi.model_info(..., files_metadata=True)` reads them;
+- GET /api/models/<repo>/tree/<rev>?recursive=true: every file's path, size, git blob id and LFS SHA-256,
+  as `HfApi.list_repo_tree` (and so `snapshot_download`) reads them;
 - HEAD and GET /<repo>/resolve/<rev>/<path>: X-Repo-Commit, ETag (for LFS files X-Linked-Etag, the
   SHA-256), Content-Length and Range requests (206 + Content-Range), as `hf_hub_download` needs.
+
+Like the real hub, it refuses what it does not hold: an unknown repo with a 404 `RepoNotFound`, an unknown
+revision (neither a branch nor the repo's commit) with a 404 `RevisionNotFound` ("Invalid rev id"), which
+huggingface_hub raises as RevisionNotFoundError, and an unknown file with a 404 `EntryNotFound`. A repo's
+commit defaults to the one the real hub holds for that repo (PUBLISHED_COMMITS), so a manifest pinned to
+any other revision fails to install here as it would there.
 
 Faults a test can ask for: cut the connection halfway through a file's first GET, stall halfway until
 released, serve other bytes than the listed ones (a checksum mismatch), or list a file as smaller than it
@@ -26,11 +34,28 @@ def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+# Commits of the repos our manifests name, as public files that pin them record them (see the comment in
+# each models/*.toml). Written down here, apart from the manifests, so that a wrong pin fails a test.
+PUBLISHED_COMMITS = {
+    "HuggingFaceTB/SmolVLM-256M-Instruct": "7e3e67edbbed1bf9888184d9df282b700a323964",
+    "HuggingFaceTB/SmolVLM-500M-Instruct": "a7da5b986cb59b408707209984f360a5f4ad7e47",
+    "onnx-community/Florence-2-base": "d59e079711c57174f29265539fb4cc9f0f335916",
+    "florence-community/Florence-2-base": "00921df66db728a9ceb750f5eca43e5c203a2051",
+    "florence-community/Florence-2-large": "4271c66b88cdbc05735372ec13b2360108de5317",
+    "Systran/faster-whisper-base.en": "3d3d5dee26484f91867d81cb899cfcf72b96be6c",
+    "Systran/faster-whisper-base": "ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66",
+}
+OTHER_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
 @dataclass
 class Repo:
     files: dict[str, bytes]
-    commit: str = "0123456789abcdef0123456789abcdef01234567"
-    revisions: set[str] = field(default_factory=lambda: {"main"})
+    commit: str = ""  # "" = the repo's real commit (PUBLISHED_COMMITS), set when the hub is made
+    revisions: set[str] = field(default_factory=lambda: {"main"})  # branch names that resolve to `commit`
+
+    def holds(self, revision: str) -> bool:
+        return revision == self.commit or revision in self.revisions
 
     def lfs(self, path: str) -> bool:
         return path.endswith((".onnx", ".onnx_data"))
@@ -50,6 +75,8 @@ class FakeHub:
     endpoint, `hub.log` the (method, path, Range header) of every request."""
 
     def __init__(self, repos: dict[str, Repo], faults: Faults | None = None) -> None:
+        for repo_id, repo in repos.items():
+            repo.commit = repo.commit or PUBLISHED_COMMITS.get(repo_id, OTHER_COMMIT)
         self.repos = repos
         self.faults = faults or Faults()
         self.log: list[tuple[str, str, str]] = []
@@ -93,16 +120,27 @@ class FakeHub:
     def serve(self, handler: BaseHTTPRequestHandler, body: bool) -> None:
         split = urlsplit(handler.path)
         self.log.append((handler.command, split.path, handler.headers.get("Range", "")))
-        if split.path.startswith("/api/models/"):
-            found = self._find(split.path, "/revision/")
-            if found and (found[1] in found[0].revisions or found[1] == found[0].commit):
-                return self._json(handler, self._info(found[0], split.path), body)
-        else:
-            found = self._find(split.path, "/resolve/")
-            if found and (found[1] in found[0].revisions or found[1] == found[0].commit) and found[2] in found[0].files:
-                return self._file(handler, found[0], found[2], body)
-        self._json(handler, {"error": "Entry not found"}, body, status=404,
-                   headers={"X-Error-Code": "EntryNotFound"})
+        api = split.path.startswith("/api/models/")
+        tree = api and self._find(split.path, "/tree/") is not None
+        found = self._find(split.path, "/tree/" if tree else "/revision/" if api else "/resolve/")
+        if found is None:
+            return self._refuse(handler, body, "RepoNotFound", "Repository not found")
+        repo, revision, rest = found
+        if not repo.holds(revision):
+            return self._refuse(handler, body, "RevisionNotFound", f"Invalid rev id: {revision}")
+        if tree:
+            return self._json(handler, self._tree(repo), body)
+        if api:
+            return self._json(handler, self._info(repo, split.path), body)
+        if rest not in repo.files:
+            return self._refuse(handler, body, "EntryNotFound", "Entry not found")
+        self._file(handler, repo, rest, body)
+
+    def _refuse(self, handler: BaseHTTPRequestHandler, body: bool, code: str, message: str) -> None:
+        """The real hub's 404: the error code and message in headers, which huggingface_hub turns into
+        RepositoryNotFoundError, RevisionNotFoundError or EntryNotFoundError."""
+        self._json(handler, {"error": message}, body, status=404,
+                   headers={"X-Error-Code": code, "X-Error-Message": message})
 
     def _info(self, repo: Repo, path: str) -> dict:
         siblings = []
@@ -115,7 +153,17 @@ class FakeHub:
         repo_id = next(r for r, v in self.repos.items() if v is repo)
         return {"id": repo_id, "modelId": repo_id, "sha": repo.commit, "private": False, "siblings": siblings}
 
-    def _json(self, handler: BaseHTTPRequestHandler, payload: dict, body: bool, status: int = 200,
+    def _tree(self, repo: Repo) -> list[dict]:
+        """The recursive tree listing (files only: no test repo has a folder of its own to list)."""
+        entries = []
+        for entry in self._info(repo, "")["siblings"]:
+            item = {"type": "file", "oid": entry["blobId"], "size": entry["size"], "path": entry["rfilename"]}
+            if "lfs" in entry:
+                item["lfs"] = {"oid": entry["lfs"]["sha256"], "size": entry["size"], "pointerSize": 134}
+            entries.append(item)
+        return entries
+
+    def _json(self, handler: BaseHTTPRequestHandler, payload: dict | list, body: bool, status: int = 200,
               headers: dict | None = None) -> None:
         data = json.dumps(payload).encode()
         handler.send_response(status)

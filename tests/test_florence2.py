@@ -248,7 +248,7 @@ def test_missing_file_is_named(bundle: Path, tmp_path: Path) -> None:
     (broken / "decoder_model_merged.onnx").unlink()
     with pytest.raises(UserError, match=r"decoder_model_merged\.onnx is missing") as info:
         load_model(broken, RuntimeOptions(provider="cpu", precision="fp32")).warm_up()
-    assert "describe-screen models export florence-2-base" in info.value.fix
+    assert info.value.fix == "Replace it with: describe-screen models install florence-2-base."
 
 
 def test_truncated_file_is_named(bundle: Path, tmp_path: Path) -> None:

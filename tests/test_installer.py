@@ -163,7 +163,7 @@ def test_model_is_installed_during_set_up(tmp_path: Path, tmp_path_factory) -> N
     spec = models.manifest("smolvlm-256m-instruct")
     source, bundle = tiny_smolvlm_bundle(tmp_path_factory.getbasetemp())
     files = repo_from_bundle(source, bundle, spec.published["graphs"])
-    with FakeHub({spec.published["repo"]: Repo(files, revisions={spec.published["revision"]})}) as hub:
+    with FakeHub({spec.published["repo"]: Repo(files)}) as hub:
         result = quick_install(tmp_path, "--model=smolvlm-256m-instruct", HF_ENDPOINT=hub.url,
                                HF_HOME=str(tmp_path / "hf"))
     assert result.returncode == 0, result.stdout + result.stderr

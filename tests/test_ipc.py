@@ -163,6 +163,29 @@ def test_bad_requests_get_an_error_and_the_server_keeps_serving(
     assert ipc.Client(sock).request({"cmd": "describe", "text": "next one"})["result"]["words"] == 2
 
 
+@pytest.mark.parametrize("field", ["text", "image", "question", "audio"])
+def test_a_lone_surrogate_in_any_field_is_a_plain_error(server: ipc.Server, sock: Path, field: str) -> None:
+    """JSON can spell a UTF-16 half ("\\ud800") that is no character: said in a sentence, never a crash."""
+    events = raw_exchange(sock, b'{"cmd": "describe", "%s": "report\\ud800.png"}\n' % field.encode())
+    assert events == [{"event": "error", "problem": f'The request field "{field}" is not valid text: it holds a '
+                       "lone surrogate, which is not a character.",
+                       "fix": "Send text encoded as UTF-8, with real characters only."}]
+    assert ipc.Client(sock).request({"cmd": "describe", "text": "next one"})["result"]["words"] == 2
+
+
+def test_a_reply_quoting_text_that_is_no_character_still_arrives(sock: Path) -> None:
+    """A file name in another encoding reaches Python as lone surrogates; the reply carries U+FFFD."""
+    def quote_name(request: dict, send: Callable[[dict], None]) -> dict:
+        send({"event": "text", "text": "Reading caf\udce9.png"})
+        raise UserError("The file caf\udce9.png is empty.", "Choose another one.")
+
+    with ipc.Server(quote_name, sock):
+        pieces: list[dict] = []
+        final = ipc.Client(sock).request({"cmd": "read"}, pieces.append)
+    assert pieces == [{"event": "text", "text": "Reading caf\ufffd.png"}]
+    assert final == {"event": "error", "problem": "The file caf\ufffd.png is empty.", "fix": "Choose another one."}
+
+
 def test_request_of_exactly_the_limit_is_accepted(server: ipc.Server, sock: Path) -> None:
     head, tail = b'{"cmd": "describe", "text": "', b'"}'
     line = head + b"w " * ((ipc.MAX_REQUEST - len(head) - len(tail)) // 2) + tail

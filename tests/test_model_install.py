@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_hub import FakeHub, Faults, Repo, repo_from_bundle
+from fake_hub import PUBLISHED_COMMITS, FakeHub, Faults, Repo, repo_from_bundle
 from PIL import Image, ImageDraw, ImageFont
 from tiny import tiny_smolvlm_bundle
 
@@ -43,7 +44,7 @@ def published(tiny) -> dict[str, bytes]:
 
 
 def hub_repo(files: dict[str, bytes]) -> dict[str, Repo]:
-    return {REPO: Repo(files, revisions={SPEC.published["revision"]})}
+    return {REPO: Repo(files)}  # the hub holds the real commit only: a wrong pin fails here
 
 
 def env_for(tmp_path: Path, endpoint: str, data: Path | None = None) -> dict[str, str]:
@@ -92,7 +93,7 @@ def test_install_then_describe_speaks_the_installed_models_words(published, tiny
     bundle = tmp_path / "data" / "models" / NAME
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["precisions"] == ["int8"]
-    assert manifest["source"] == {"repo": REPO, "revision": Repo({}).commit, "published": True}
+    assert manifest["source"] == {"repo": REPO, "revision": PUBLISHED_COMMITS[REPO], "published": True}
     # flat, onnx-community names, each file byte-identical to the published one
     graphs = {f"{g}_int8.onnx" for g in SPEC.published["graphs"]}
     assert graphs <= set(manifest["files"])
@@ -187,6 +188,32 @@ def test_file_with_wrong_checksum_is_refused_and_nothing_is_published(published,
     listing = cli("models", "list", env=env)
     line = next(line for line in listing.stdout.splitlines() if line.startswith(f"{NAME}:"))
     assert "not installed" in line
+
+
+def test_a_pin_the_hub_does_not_hold_is_refused_as_the_real_hub_refuses_it(published, tmp_path, monkeypatch):
+    """The commit this manifest named before it was checked against public references: the hub answers 404
+    RevisionNotFound, and the install says so in one sentence instead of installing whatever it serves."""
+    import dataclasses
+
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    from describe_screen.download import install
+    from describe_screen.errors import UserError
+
+    old_pin = "acc054744d60adea9d88214dab6e2219e6e512a7"
+    stale = dataclasses.replace(SPEC, published=SPEC.published | {"revision": old_pin})
+    with FakeHub(hub_repo(published)) as hub:
+        with pytest.raises(RevisionNotFoundError):
+            HfApi(endpoint=hub.url).model_info(REPO, revision=stale.published["revision"])
+        assert HfApi(endpoint=hub.url).model_info(REPO, revision=SPEC.published["revision"]).sha == \
+            PUBLISHED_COMMITS[REPO]
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        with pytest.raises(UserError) as refused:
+            install(stale, tmp_path / "models", "int8", tell=lambda *a, **k: None)
+    assert refused.value.problem == f"The model server has no {REPO} at the version this describe-screen expects."
+    assert not any(path.endswith(".onnx") for method, path, _ in hub.log if method == "GET")
+    assert not (tmp_path / "models" / NAME).exists()
 
 
 def test_no_network_is_one_plain_sentence(tmp_path):
@@ -312,7 +339,7 @@ def test_florence_installs_its_four_graphs_from_onnx_community_and_says_the_same
     source = build_tiny_florence(tmp_path / "florence-source")
     reference = export_model("florence-2-base", tmp_path / "reference" / "florence-2-base", "auto", source=source)
     files = repo_from_bundle(source, reference, spec.published["graphs"])
-    with FakeHub({spec.published["repo"]: Repo(files, revisions={spec.published["revision"]})}) as hub:
+    with FakeHub({spec.published["repo"]: Repo(files)}) as hub:
         result = cli("models", "install", "florence-2-base", env=env_for(tmp_path, hub.url))
     assert result.returncode == 0, result.stderr
     bundle = tmp_path / "data" / "models" / "florence-2-base"
@@ -325,3 +352,70 @@ def test_florence_installs_its_four_graphs_from_onnx_community_and_says_the_same
     theirs = load_model(reference, RuntimeOptions(provider="cpu", precision="int8"))
     said = list(ours.generate_ids(image, "<CAPTION>", max_new_tokens=8))
     assert said and said == list(theirs.generate_ids(image, "<CAPTION>", max_new_tokens=8))
+
+
+def test_every_fix_a_broken_bundle_message_suggests_works_as_written(published, tiny, tmp_path):
+    """Four ways a bundle breaks: each is listed under Broken with its reason, and the command its message
+    suggests is run exactly as written; afterwards nothing is broken and the replaced model is whole."""
+    _, bundle = tiny
+    models_dir = tmp_path / "data" / "models"
+    with FakeHub(hub_repo(published)) as hub:
+        env = env_for(tmp_path, hub.url)
+        assert cli("models", "install", NAME, env=env).returncode == 0
+        (models_dir / NAME / "embed_tokens_int8.onnx").unlink()  # a graph gone
+        shutil.copytree(bundle, models_dir / "tiny-smolvlm")  # not in the catalogue: a file cut short
+        graph = models_dir / "tiny-smolvlm" / "decoder_model_merged.onnx"
+        graph.write_bytes(graph.read_bytes()[:1000])
+        shutil.copytree(bundle, models_dir / "half-written")
+        (models_dir / "half-written" / "manifest.json").write_text("{not json")
+        shutil.copytree(bundle, models_dir / "future-model")
+        manifest = json.loads((models_dir / "future-model" / "manifest.json").read_text())
+        (models_dir / "future-model" / "manifest.json").write_text(json.dumps(manifest | {"family": "qwen9"}))
+
+        listing = cli("models", "list", env=env)
+        assert listing.returncode == 0, listing.stderr
+        assert f"{NAME}: smolvlm," in listing.stdout and "installed but broken (see below)" in listing.stdout
+        broken = listing.stdout.split("Broken:\n", 1)[1].splitlines()
+        assert [line.split(":", 1)[0] for line in broken] == ["future-model", "half-written", NAME, "tiny-smolvlm"]
+        reasons = dict(line.split(": ", 1) for line in broken)
+        assert "embed_tokens_int8.onnx is missing" in reasons[NAME]
+        assert "decoder_model_merged.onnx" in reasons["tiny-smolvlm"] and "bytes instead of" in reasons["tiny-smolvlm"]
+        assert "names the family 'qwen9'" in reasons["future-model"]
+        for name, said in reasons.items():
+            assert "NAME" not in said and said.count("describe-screen models ") == 1, said
+            command = said.split("describe-screen models ", 1)[1].rstrip(".").split()
+            assert command[-1] == name, said  # the real name, as `models` takes it
+            assert command[0] == ("install" if name == NAME else "remove"), said
+            fixed = cli("models", *command, env=env)
+            assert fixed.returncode == 0, f"{said}\n{fixed.stdout}{fixed.stderr}"
+
+        after = cli("models", "list", env=env)
+    assert "Broken" not in after.stdout, after.stdout
+    assert left_behind(models_dir) == [NAME]
+    assert cli("models", "verify", NAME, env=env).returncode == 0
+
+
+def test_a_broken_export_only_model_is_replaced_by_the_export_its_message_suggests(tmp_path):
+    """florence-2-large has no pinned published files, so its fix is an export of the pinned checkpoint:
+    run as written, it downloads that commit (from the test hub, which holds nothing else) and exports."""
+    from tiny_florence import build_tiny_florence
+
+    source = build_tiny_florence(tmp_path / "florence-source")
+    files = {str(p.relative_to(source)): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+    spec = models.manifest("florence-2-large")
+    models_dir = tmp_path / "data" / "models"
+    (models_dir / "florence-2-large").mkdir(parents=True)
+    (models_dir / "florence-2-large" / "manifest.json").write_text("{not json")
+    with FakeHub({spec.repo: Repo(files)}) as hub:
+        env = env_for(tmp_path, hub.url)
+        listing = cli("models", "list", env=env)
+        said = listing.stdout.split("Broken:\n", 1)[1].strip()
+        assert said.startswith("florence-2-large: The model file manifest.json") and said.endswith(
+            "Replace it with: describe-screen models export florence-2-large."), said
+        fixed = cli("models", *said.rsplit("describe-screen models ", 1)[1].rstrip(".").split(), env=env)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert any(f"/{spec.revision}/" in path for _, path, _ in hub.log)  # the pinned checkpoint
+        after = cli("models", "list", env=env)
+    assert "Broken" not in after.stdout
+    assert "florence-2-large: florence2, does caption brief, caption full, ocr; MIT licence; installed (" \
+        in after.stdout

@@ -39,6 +39,40 @@ def test_smolvlm_manifests_pin_real_revisions():
         models.available().index(found["smolvlm-500m-instruct"])
 
 
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def pins(manifest: models.ModelManifest) -> dict[str, str]:
+    """Every revision a manifest names: its checkpoint's and its published files'."""
+    found = {manifest.repo: manifest.revision}
+    if manifest.published:
+        found[manifest.published["repo"]] = manifest.published["revision"]
+    return found
+
+
+def test_every_manifest_pins_a_commit_never_a_branch():
+    """A branch such as main moves: the files installed tomorrow would not be the files checked today."""
+    for manifest in models.available():
+        for repo, revision in pins(manifest).items():
+            assert COMMIT.fullmatch(revision), f"{manifest.name} pins {repo} at {revision!r}, not a commit"
+
+
+def test_a_manifest_naming_a_branch_is_refused_by_the_pin_check(tmp_path):
+    text = (models.MANIFEST_DIR / "florence-2-base.toml").read_text()
+    (tmp_path / "moving.toml").write_text(text.replace('revision = "d59e079711c57174f29265539fb4cc9f0f335916"',
+                                                       'revision = "main"'))
+    [moving] = models.available(tmp_path)
+    assert not all(COMMIT.fullmatch(revision) for revision in pins(moving).values())
+
+
+def test_pins_are_the_commits_public_references_record():
+    from fake_hub import PUBLISHED_COMMITS
+
+    for manifest in models.available():
+        for repo, revision in pins(manifest).items():
+            assert PUBLISHED_COMMITS.get(repo) == revision, f"{manifest.name}: {repo} at {revision}"
+
+
 def test_unknown_model_lists_known_ones():
     with pytest.raises(UserError) as error:
         models.manifest("smolvlm-9000b")
@@ -64,7 +98,7 @@ def test_installed_find_verify_remove(models_dir):
     assert models.remove("tiny-smolvlm", models_dir) == model.path and not model.path.exists()
     with pytest.raises(UserError) as error:
         models.find("tiny-smolvlm", models_dir)
-    assert "not installed" in error.value.problem and "models export tiny-smolvlm" in error.value.fix
+    assert "not installed" in error.value.problem and "describe-screen models list" in error.value.fix
 
 
 def test_export_writes_manifest_with_hashes_and_prompts(tiny):

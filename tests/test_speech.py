@@ -327,3 +327,26 @@ def test_a_forced_synthesis_failure_is_spoken_printed_and_exits_non_zero(tmp_pat
     heard = set(re.findall(r"[a-z]+", transcribe_wav(speech).lower()))
     assert {"answer", "could", "spoken", "printed"} <= heard, heard
     assert "friday" not in heard
+
+
+def test_the_pyttsx3_internals_speech_uses_exist_and_the_version_is_bounded_both_ways():
+    """speech.py uses pyttsx3's private espeak binding and driver: the dependency must name a version range
+    whose internals are these, and the installed one must be in it."""
+    import importlib.metadata
+
+    import pyttsx3
+    from packaging.requirements import Requirement
+    from pyttsx3.drivers import _espeak
+
+    from describe_screen.models import tomllib
+
+    declared = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    [requirement] = [Requirement(r) for r in declared["project"]["dependencies"] if r.startswith("pyttsx3")]
+    assert {spec.operator for spec in requirement.specifier} == {">=", "<"}, requirement
+    assert importlib.metadata.version("pyttsx3") in requirement.specifier
+    for name in ("SetSynthCallback", "Synth", "Cancel", "Synchronize", "ENDPAUSE", "CHARS_UTF8", "EE_OK",
+                 "EVENT_LIST_TERMINATED", "EVENT_MSG_TERMINATED"):
+        assert hasattr(_espeak, name), name
+    assert {"type", "user_data"} <= {field[0] for field in _espeak.EVENT._fields_}
+    engine = pyttsx3.init()
+    assert engine.driver_name == "espeak" and callable(engine.proxy._driver.setProperty)

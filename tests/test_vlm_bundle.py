@@ -17,7 +17,7 @@ from describe_screen.vlm import CAPTION_BRIEF, Request, RuntimeOptions, load_mod
 from describe_screen.vlm.bundle import MANIFEST, STAMP, check_bundle, write_manifest
 from describe_screen.vlm.onnx import BoundRunner, create_session
 
-FIX = "describe-screen models export tiny-smolvlm"
+FIX = "Remove it with: describe-screen models remove tiny-smolvlm."  # not a catalogued model: no install
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from describe_screen.capture import session
 from describe_screen.errors import UserError
 from describe_screen.options import TARGETS
+from describe_screen.paths import regular_file
 
 if TYPE_CHECKING:
     import mss
@@ -110,10 +111,7 @@ def load_image(path: Path) -> Image.Image:
     """Open a picture file as RGB, refusing missing, non-image and oversized files before decoding."""
     from PIL import Image, UnidentifiedImageError
 
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a picture file.", "Give the path of one picture inside it.")
-    if not path.is_file():
-        raise UserError(f"The image file {path} does not exist.", "Check the path and try again.")
+    regular_file(path, "image", "Check the path and try again.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

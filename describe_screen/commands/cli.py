@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,6 @@ def run(args: argparse.Namespace) -> int:
     from describe_screen import config as settings
 
     if args.config:
-        import os
-
         os.environ["DESCRIBE_SCREEN_CONFIG"] = str(args.config)
     config = settings.load()
     if args.command == "daemon":
@@ -148,8 +147,8 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
             request[key] = getattr(args, key)
     for key in ("image", "audio"):
         if getattr(args, key, None):
-            path = Path(getattr(args, key)).expanduser().resolve()
-            request[key] = str(path)
+            # absolute for the daemon, but not resolved: a link is named as the link the user gave
+            request[key] = os.path.abspath(Path(getattr(args, key)).expanduser())
     return request
 
 
@@ -196,6 +195,9 @@ def _one_shot(config: Any, request: dict, speech_file: Path | None, printer: _Pr
     return final
 
 
+STOPPED = 3  # exit code of a request the stop key or a newer request ended: not an answer, not an error
+
+
 class _Printer:
     """Prints streamed text as it comes (a screen reader reads it too), or JSON once at the end.
 
@@ -218,19 +220,24 @@ class _Printer:
             self._write(f"Question: {event['text']}\n")
 
     def finish(self, final: dict) -> int:
+        result = final.get("result") if final.get("event") == "done" else None
+        result = result if isinstance(result, dict) else {}
+        stopped = bool(result.get("cancelled"))  # the stop key or a newer request ended it: no answer
         if self.as_json:
             self._write(json.dumps(final, ensure_ascii=False) + "\n")
-            return 0 if final.get("event") == "done" else 1
+            return STOPPED if stopped else 0 if final.get("event") == "done" else 1
         if final.get("event") == "error":
             if not self.error_shown:
                 print(f"describe-screen: {final.get('problem', '')} {final.get('fix', '')}".rstrip(), file=sys.stderr)
             return 1
-        result = final.get("result", {})
         if self.printed:
             self._write("\n")
-        elif isinstance(result, dict) and result.get("text") and not result.get("cancelled"):
+        if stopped:
+            print("describe-screen: Stopped.", file=sys.stderr)
+            return STOPPED
+        if not self.printed and result.get("text"):
             self._write(result["text"] + "\n")
-        elif isinstance(result, dict) and "busy" in result:
+        elif not self.printed and "busy" in result:
             self._write(_status_words(result) + "\n")
         return 0
 
@@ -241,8 +248,6 @@ class _Printer:
             sys.stdout.write(text)
             sys.stdout.flush()
         except BrokenPipeError:
-            import os
-
             self._gone = True  # and Python's own flush at exit must not fail on the closed pipe again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 

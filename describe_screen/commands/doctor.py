@@ -281,7 +281,7 @@ def check_voice(config: Config) -> Check:
                      'For spoken questions, run: pip install "describe-screen[voice]".')
     from describe_screen.microphone import microphones
 
-    recognizer = SpeechRecognizer(config.voice.asr_model, config.voice.asr_device)
+    recognizer = SpeechRecognizer(config.voice.asr_model, config.voice.asr_device, models_dir=config.models_dir())
     inputs = microphones()
     mic = f"{len(inputs)} microphone(s) found." if inputs else "No microphone was found."
     status = OK if inputs else NOTE

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from describe_screen import models
+from describe_screen import asr_models, models
 from describe_screen.config import Config
 from describe_screen.errors import UserError
 
@@ -23,17 +23,31 @@ def run(config: Config, args: argparse.Namespace) -> int:
         _make_folder(folder)
     if action == "list":
         present = {m.name: m for m in models.installed(folder)}
+        broken = models.broken(folder)
         print(f"Models folder: {folder}")
         for spec in models.available():
             got = present.get(spec.name)
             state = (f"installed ({', '.join(got.precisions)}, {got.size_bytes / 1e6:.0f} MB)" if got
+                     else "installed but broken (see below)" if spec.name in broken
                      else f"not installed, about {spec.size_mb} MB")
             print(f"{spec.name}: {spec.family}, does {', '.join(t.replace('_', ' ') for t in spec.tasks)}; "
                   f"{spec.licence} licence; {state}.")
         for name in sorted(set(present) - {spec.name for spec in models.available()}):
             print(f"{name}: installed, no manifest here.")
-        for problem in models.broken(folder):
-            print(f"Broken: {problem}")
+        speech = asr_models.installed(folder)
+        for name, model in asr_models.SPEECH_MODELS.items():
+            state = "installed" if name in speech else f"not installed, about {model.size_mb} MB"
+            print(f"{name}: {model.description}; MIT licence; {state}.")
+        if broken:  # missing, cut or damaged files and unreadable manifests: never used, each with its fix
+            print("Broken:")
+            for name, problem in broken.items():
+                print(f"{name}: {problem}")
+        return 0
+    if action in ("install", "remove") and args.name in asr_models.SPEECH_MODELS:
+        if action == "remove":
+            print(f"The speech model {args.name} was removed from {asr_models.remove(args.name, folder)}.")
+        else:
+            print(f"It is in {asr_models.install(args.name, folder, _teller())}.")
         return 0
     if action == "install":
         from describe_screen.download import install

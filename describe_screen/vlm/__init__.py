@@ -25,6 +25,11 @@ CAPTION_FULL = "caption_full"
 ASK = "ask"
 OCR = "ocr"
 
+# How much recognised screen text a prompt may carry as grounding (Request.grounding), for every family and
+# the model server alike: a full screen of text would make the prompt, and so the time to the first spoken
+# word, several times longer for little gain.
+GROUNDING_CHARS = 1200
+
 
 @dataclass
 class Turn:
@@ -41,7 +46,7 @@ class Request:
     task: str
     question: str = ""
     history: list[Turn] = field(default_factory=list)
-    grounding: str = ""  # text recognised on the screen, offered to the model as context
+    grounding: str = ""  # text recognised on the screen, offered to the model as context (GROUNDING_CHARS)
 
 
 @dataclass

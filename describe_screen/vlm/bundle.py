@@ -62,9 +62,16 @@ class Graph:
     outputs: tuple[str, ...]
 
 
-def export_fix(manifest: dict) -> str:
-    name = manifest.get("name") if isinstance(manifest, dict) and isinstance(manifest.get("name"), str) else "NAME"
-    return f"Export it again with: describe-screen models export {name}."
+def repair_fix(bundle: Path) -> str:
+    """The command that fixes the broken bundle in `bundle`, as written: installing (or exporting) a
+    catalogued model again over it, or removing a model the catalogue does not know. Named by the folder,
+    which is what `models install|export|remove` take."""
+    from describe_screen.models import fetch_command  # the catalogue; lazy, as it imports this module
+
+    command = fetch_command(bundle.name)
+    if command:
+        return f"Replace it with: {command}."
+    return f"Remove it with: describe-screen models remove {bundle.name}."
 
 
 def variant_name(base: str, precision: str) -> str:
@@ -96,7 +103,7 @@ def derived_cache() -> Path:
 
 def read_json(path: Path, required: bool = True, fix: str = "") -> dict[str, Any]:
     """A JSON file holding a table; {} when it is absent and not `required`."""
-    fix = fix or "Export the model again with: describe-screen models export NAME."
+    fix = fix or repair_fix(path.parent)
     if not path.is_file():
         if required:
             raise UserError(f"The model file {path.name} is missing from {path.parent}.", fix)
@@ -119,7 +126,7 @@ def _check_manifest(path: Path, data: dict) -> None:
     """Every key the runtime and the catalogue read, with the type they need."""
     from describe_screen.vlm import FAMILIES
 
-    fix = export_fix(data)
+    fix = repair_fix(path.parent)
     for key, kind in (("name", str), ("family", str), ("tasks", list), ("prompts", dict), ("files", dict),
                       ("precisions", list)):
         if key in data and not isinstance(data[key], kind):
@@ -127,7 +134,8 @@ def _check_manifest(path: Path, data: dict) -> None:
     if data.get("family") not in FAMILIES:
         raise UserError(f"The model file {path.name} in {path.parent} names the family {data.get('family')!r}, "
                         "which this version cannot run.",
-                        "Update describe-screen, or remove the model with: describe-screen models remove.")
+                        "Update describe-screen, or remove the model with: describe-screen models remove "
+                        f"{path.parent.name}.")
     if "rank" in data and (isinstance(data["rank"], bool) or not isinstance(data["rank"], int)):
         raise _bad(path, f"rank should be a whole number, not {data['rank']!r}", fix)
     for key in ("tasks", "precisions"):
@@ -146,7 +154,7 @@ def read_manifest(bundle: Path) -> dict:
     path = bundle / MANIFEST
     if not path.is_file():
         raise UserError(f"The model folder {bundle} has no manifest.json, so it is not a model bundle.",
-                        "Export the model again with: describe-screen models export NAME.")
+                        repair_fix(bundle))
     data = read_json(path)
     _check_manifest(path, data)
     return data
@@ -213,7 +221,7 @@ def check_bundle(bundle: Path, manifest: dict, full: bool = False, only: Iterabl
     """
     files: dict[str, dict[str, Any]] = manifest.get("files") or {}
     if not files:
-        raise UserError(f"The model manifest in {bundle} lists no files.", export_fix(manifest))
+        raise UserError(f"The model manifest in {bundle} lists no files.", repair_fix(bundle))
     wanted = set(files) if only is None else set(only)
     stamp = {} if full else _read_stamp(bundle)
     changed = False
@@ -221,18 +229,18 @@ def check_bundle(bundle: Path, manifest: dict, full: bool = False, only: Iterabl
         entry = files.get(name)
         path = bundle / name
         if entry is None or not path.is_file():
-            raise UserError(f"The model file {name} is missing from {bundle}.", export_fix(manifest))
+            raise UserError(f"The model file {name} is missing from {bundle}.", repair_fix(bundle))
         size = path.stat().st_size
         if size != entry["size"]:
             raise UserError(f"The model file {name} in {bundle} has {size} bytes instead of {entry['size']}: "
-                            "it is incomplete or was replaced.", export_fix(manifest))
+                            "it is incomplete or was replaced.", repair_fix(bundle))
         seen = stamp.get(name)
         if isinstance(seen, dict) and seen.get("sha256") == entry["sha256"] and \
                 {k: seen.get(k) for k in ("size", "mtime_ns")} == _stat_key(path):
             continue
         if sha256_of(path) != entry["sha256"]:
             raise UserError(f"The model file {name} in {bundle} is damaged: its checksum does not match "
-                            "the manifest.", export_fix(manifest))
+                            "the manifest.", repair_fix(bundle))
         changed = True
     if changed or full:
         _write_stamp(bundle, {name: files[name] for name in wanted}, base=_read_stamp(bundle))
@@ -298,7 +306,6 @@ class Bundle:
         self.family = str(self.manifest.get("family", ""))
         self.tasks = frozenset(self.manifest.get("tasks", ()))
         self.prompts: dict[str, str] = dict(self.manifest.get("prompts") or {})
-        self.fix = export_fix(self.manifest)
         self._lock = threading.RLock()
         self._json: dict[str, dict[str, Any]] = {}
         self._runners: dict[str, onnx.BoundRunner | None] = {}
@@ -306,6 +313,11 @@ class Bundle:
         self._tokenizer: Tokenizer | None = None
         self._precision = ""
         self._provider = ""
+
+    @property
+    def fix(self) -> str:
+        """What to do about any problem with this bundle's files: a command that works as written."""
+        return repair_fix(self.path)
 
     # -- settings files
     def json(self, name: str, required: bool = True) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, OCR, Request, onnx
-from describe_screen.vlm.bundle import Graph
+from describe_screen.vlm.bundle import Graph, repair_fix
 from describe_screen.vlm.decoding import Limits, Rules, Step, greedy, stream_text, teacher_forced
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class Preprocess:
                        std=images.floats(data.get("image_std", cls.std)))
         except (AttributeError, TypeError, ValueError) as exc:
             raise UserError(f"The model file {name} in {where} is damaged: its image settings are unusable.",
-                            "Export the model again with: describe-screen models export NAME.") from exc
+                            repair_fix(where)) from exc
 
     def pixels(self, image: Image) -> np.ndarray:
         """(1, 3, H, W) float32 equal to the transformers processor's pixel_values for the same image."""

@@ -227,7 +227,7 @@ def create_session(path: Path, provider: str = "auto", threads: int = 0) -> ort.
             return create_session(path, "cpu", threads)
         raise UserError(f"The model file {path.name} in {path.parent} cannot be loaded: it is damaged or "
                         f"incomplete ({type(exc).__name__}).",
-                        "Export the model again with: describe-screen models export NAME.") from exc
+                        "Install or export the model again.") from exc  # a bundle names the command
     got = session.get_providers()
     if CUDA in wanted and CUDA not in got:
         _cuda_unusable.append(True)

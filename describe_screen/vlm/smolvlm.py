@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.vlm import ASK, Request, Turn, fused, images, onnx
+from describe_screen.vlm import ASK, GROUNDING_CHARS, Request, Turn, fused, images, onnx
 from describe_screen.vlm.bundle import Graph
 from describe_screen.vlm.decoding import Limits, Step, greedy, stream_text, teacher_forced
 
@@ -60,9 +60,6 @@ def cache_names(layers: int, prefix: str) -> list[str]:
 
 MAX_IMAGE_SIDE = 4096  # transformers' MAX_IMAGE_SIZE for this processor
 TILE_BATCH = 4  # tiles per vision-encoder run: bounds memory, and a stop request waits for one batch at most
-# OCR text offered as grounding is cut to this many characters: a full screen of text would make the
-# prompt (and so the time to the first spoken word) several times longer for little gain.
-GROUNDING_CHARS = 2000
 FAKE, GLOBAL, IMAGE = "<fake_token_around_image>", "<global-img>", "<image>"
 
 
