@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 Cancelled = Callable[[], bool]
 
-# How much recognised screen text goes into a model prompt as grounding; more slows prefill down.
-GROUNDING_CHARS = 1200
-
 
 @dataclass
 class Scene:
@@ -259,7 +256,7 @@ class Describer:
             grounding = capture.context
             if self.config.ask.grounding:
                 recognised = " ".join(line.text for line in self.lines(scene, cancelled))
-                grounding = f"{grounding} {recognised}".strip()[:GROUNDING_CHARS]
+                grounding = f"{grounding} {recognised}".strip()[:vlm.GROUNDING_CHARS]
             request = vlm.Request(task=vlm.ASK, question=question, history=list(scene.history),
                                   grounding=grounding)
             pieces = self._stream(vlm.ASK, model, capture.image, request, cancelled, text_answer)

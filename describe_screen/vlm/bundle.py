@@ -54,12 +54,15 @@ T = TypeVar("T")
 class Graph:
     """One ONNX graph of a family: its fp32 file name and the tensor names the runtime feeds and reads.
 
-    Cache inputs (past_key_values.*) are not listed: like optimum, the runtime reads them from the session.
+    Cache inputs (names starting with one of `cache`) are not listed: like optimum, the runtime reads
+    them from the session. `optional` inputs are fed only when the session lists them.
     """
 
     file: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    cache: tuple[str, ...] = (CACHE_PREFIX,)
+    optional: tuple[str, ...] = ()
 
 
 def export_fix(manifest: dict) -> str:
@@ -368,6 +371,11 @@ class Bundle:
         wanted = variant_name(graph.file, self.precision)
         return wanted if wanted in files or graph.file not in files else graph.file
 
+    def with_data(self, name: str) -> list[str]:
+        """A graph file and its external weight files (name.onnx_data, name.onnx_data_1, ...): a graph
+        over 2 GB, or any onnx-community -OPT graph, keeps its weights beside it."""
+        return [name, *sorted(f for f in self.manifest.get("files") or {} if f.startswith(name + "_data"))]
+
     def runner(self, graph: Graph) -> onnx.BoundRunner:
         """The session of `graph`, opened once, after its file passed the checks, and checked to take
         exactly the inputs the runtime feeds (the named ones plus any cache inputs)."""
@@ -375,7 +383,7 @@ class Bundle:
             runner = self._runners.get(graph.file)
             if runner is None:
                 name = self.graph_file(graph)
-                check_bundle(self.path, self.manifest, only=[name])
+                check_bundle(self.path, self.manifest, only=self.with_data(name))
                 runner = self._runners[graph.file] = onnx.BoundRunner(self._session(self.path / name, graph), name)
             return runner
 
@@ -407,7 +415,7 @@ class Bundle:
         import tempfile
 
         name = self.graph_file(source)
-        check_bundle(self.path, self.manifest, only=[name])
+        check_bundle(self.path, self.manifest, only=self.with_data(name))
         digest = hashlib.sha256(f"{self.manifest['files'][name]['sha256']} {recipe}".encode()).hexdigest()[:16]
         file = f"{name.removesuffix('.onnx')}.{kind}.{digest}.onnx"
         folders = [self.path / DERIVED, derived_cache() / self.name]
@@ -441,7 +449,7 @@ class Bundle:
         if missing := sorted(set(graph.inputs) - set(got)):
             raise UserError(f"The model file {name} in {self.path} has no input named {missing[0]}, so it does "
                             "not match this version of describe-screen.", self.fix)
-        if extra := sorted(n for n in got if n not in graph.inputs and not n.startswith(CACHE_PREFIX)):
+        if extra := sorted(n for n in got if n not in graph.inputs + graph.optional and not n.startswith(graph.cache)):
             raise UserError(f"The model file {name} in {self.path} expects an input named {extra[0]} that this "
                             "version of describe-screen does not provide.", self.fix)
         return session
