@@ -103,7 +103,8 @@ class Describer:
         for problem in models.broken(folder) if name == "auto" else ():
             self._note("could not be loaded", problem)
         try:
-            installed = models.default_for(task, folder) if name == "auto" else models.find(name, folder)
+            installed = (models.default_for(task, folder, provider=options.provider) if name == "auto"
+                         else models.find(name, folder))
             if installed is None:
                 return None
             model = self._bundles.get(installed.path) or vlm.load_model(installed.path, options)

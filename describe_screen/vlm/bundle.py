@@ -75,13 +75,14 @@ def variant_name(base: str, precision: str) -> str:
     return base if precision == "fp32" else base.replace(".onnx", f"_{precision}.onnx")
 
 
-def choose_precision(requested: str, available: Iterable[str], device: str) -> str:
-    """The weight set to run: the one asked for, or for "auto" the first of onnx.AUTO_ORDER[device] present."""
+def choose_precision(requested: str, available: Iterable[str], device: str, preferred: str = "") -> str:
+    """The weight set to run: the one asked for, or for "auto" the family's `preferred` one for `device`
+    when present, else the first of onnx.AUTO_ORDER[device] present."""
     present = [p for p in PRECISIONS if p in set(available)]
     if not present:
         raise UserError("The model has no weight files.", "Export or install the model again.")
     if requested == "auto":
-        return next(p for p in onnx.AUTO_ORDER[device] if p in present)
+        return next(p for p in (preferred, *onnx.AUTO_ORDER[device]) if p in present)
     if requested not in present:
         raise UserError(f"The model has no {requested} weights; it has {', '.join(present)}.",
                         f"Set models.precision to auto or {present[0]}, or install the model with that precision.")
@@ -124,7 +125,7 @@ def _check_manifest(path: Path, data: dict) -> None:
 
     fix = export_fix(data)
     for key, kind in (("name", str), ("family", str), ("tasks", list), ("prompts", dict), ("files", dict),
-                      ("precisions", list)):
+                      ("precisions", list), ("speed", dict), ("auto", dict)):
         if key in data and not isinstance(data[key], kind):
             raise _bad(path, f"{key} should be a {kind.__name__}, not {type(data[key]).__name__}", fix)
     if data.get("family") not in FAMILIES:
@@ -138,6 +139,10 @@ def _check_manifest(path: Path, data: dict) -> None:
             raise _bad(path, f"{key} should be a list of words", fix)
     if not all(isinstance(v, str) for v in data.get("prompts", {}).values()):
         raise _bad(path, "every prompt should be text", fix)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in data.get("speed", {}).values()):
+        raise _bad(path, "every speed need should be a whole number", fix)
+    if not all(v in PRECISIONS for v in data.get("auto", {}).values()):
+        raise _bad(path, f"auto should name precisions among {', '.join(PRECISIONS)}", fix)
     for name, entry in data.get("files", {}).items():
         if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and not isinstance(entry["size"], bool)
                 and isinstance(entry.get("sha256"), str)):
@@ -361,7 +366,8 @@ class Bundle:
         with self._lock:
             if not self._precision:
                 device = "cuda" if self.provider != "cpu" and onnx.usable_device(self.provider) == "cuda" else "cpu"
-                self._precision = choose_precision(self.options.precision, self.precisions(), device)
+                preferred = str((self.manifest.get("auto") or {}).get(device, ""))
+                self._precision = choose_precision(self.options.precision, self.precisions(), device, preferred)
             return self._precision
 
     def graph_file(self, graph: Graph) -> str:
@@ -370,6 +376,13 @@ class Bundle:
         files = self.manifest.get("files") or {}
         wanted = variant_name(graph.file, self.precision)
         return wanted if wanted in files or graph.file not in files else graph.file
+
+    def graphs_in_use(self) -> list[str]:
+        """The graph files this bundle runs in its chosen precision (what `doctor` names)."""
+        files = [f for f in self.manifest.get("files") or {} if f.endswith(".onnx")]
+        bases = {next((f.replace(f"_{p}.onnx", ".onnx") for p in PRECISIONS[1:] if f.endswith(f"_{p}.onnx")), f)
+                 for f in files}
+        return [self.graph_file(Graph(base, (), ())) for base in sorted(bases)]
 
     def with_data(self, name: str) -> list[str]:
         """A graph file and its external weight files (name.onnx_data, name.onnx_data_1, ...): a graph
