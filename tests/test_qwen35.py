@@ -104,3 +104,180 @@ def test_position_ids_equal_transformers_get_rope_index(grid):
     head, middle = rope_positions(ids[:cut], 250, [grid], 2)
     tail, end = rope_positions(ids[cut:], 250, [], 2, middle)
     assert np.array_equal(np.concatenate([head, tail], axis=1), got) and end == next_position
+
+
+# -- the tiny bundle (our exporter, published -OPT layout) against transformers' generate ---------------------
+
+NEW_TOKENS = 12
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(checkpoint folder, installed fp32 bundle) of the tiny random Qwen3.5."""
+    from tiny_qwen import tiny_qwen_bundle, tiny_qwen_repo
+
+    root = tmp_path_factory.getbasetemp()
+    source, _ = tiny_qwen_repo(root)
+    return source, tiny_qwen_bundle(root)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny):
+    """transformers' model, tokenizer and image processor of the checkpoint (the processor class as a whole
+    wants torchvision for videos, so its two parts are used the way it uses them)."""
+    from tiny_qwen import torch_model
+    from transformers import AutoTokenizer
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    return torch_model(tiny[0]), AutoTokenizer.from_pretrained(tiny[0]), Qwen2VLImageProcessorPil.from_pretrained(
+        tiny[0])
+
+
+def load(bundle, **options):
+    from describe_screen.vlm import RuntimeOptions, load_model
+
+    return load_model(bundle, RuntimeOptions(provider="cpu", max_new_tokens=NEW_TOKENS, **options))
+
+
+def exact(model):
+    """Stop rules that only the model's EOS ends (no loop check), as generate has."""
+    from describe_screen.vlm.decoding import Limits
+
+    return Limits(max_new_tokens=NEW_TOKENS, eos_ids=model.limits().eos_ids, repeat_span=0)
+
+
+def generated(reference, ids: list[int], image, eos) -> list[int]:
+    """transformers' greedy generate on prompt `ids` with `image`'s pixels, cut at the first EOS."""
+    import torch
+
+    model, _, processor = reference
+    pixels = processor(images=image, return_tensors="pt")
+    image_token = model.config.image_token_id
+    tensor = torch.tensor([ids])
+    with torch.no_grad():
+        out = model.generate(input_ids=tensor, attention_mask=torch.ones_like(tensor),
+                             mm_token_type_ids=(tensor == image_token).int(), pixel_values=pixels["pixel_values"],
+                             image_grid_thw=pixels["image_grid_thw"], max_new_tokens=NEW_TOKENS, do_sample=False)
+    tokens = out[0, len(ids):].tolist()
+    return tokens[:next((i for i, t in enumerate(tokens) if t in eos), len(tokens))]
+
+
+def chat_ids(reference, image, text: str) -> list[int]:
+    """The prompt ids Qwen3VLProcessor makes for an image and a text: the checkpoint's chat template
+    (non-thinking), each <|image_pad|> repeated once per visual token, then the tokenizer."""
+    _, tokenizer, processor = reference
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,
+                                           enable_thinking=False)
+    tokens = int(processor(images=image, return_tensors="np")["image_grid_thw"][0].prod()) // processor.merge_size ** 2
+    return tokenizer(prompt.replace("<|image_pad|>", "<|image_pad|>" * tokens))["input_ids"]
+
+
+def picture(width: int, height: int, seed: int) -> Image.Image:
+    from PIL import ImageDraw
+
+    image = noise(width, height, seed)
+    ImageDraw.Draw(image).rectangle((width // 4, height // 4, width // 2, height // 2), fill=(250, 250, 250))
+    return image
+
+
+CASES = [
+    (picture(200, 120, 1), "caption_brief", ""),
+    (picture(97, 301, 2), "caption_full", ""),
+    (picture(320, 180, 3), "ask", "What is in the box?"),
+    (picture(64, 64, 4), "ask", "Is there a button?"),
+]
+
+
+@pytest.mark.parametrize(("image", "task", "question"), CASES, ids=["brief", "full-tall", "ask", "ask-small"])
+def test_prompt_and_greedy_tokens_equal_transformers(tiny, reference, image, task, question):
+    from describe_screen.vlm import Request, user_texts
+
+    model = load(tiny[1])
+    request = Request(task=task, question=question, grounding="Save  Cancel" if task == "ask" else "")
+    patches = model.patches(image, task)
+    ours = model.image_ids(patches) + model.turn_ids(request)
+    _, text = user_texts(request, model.bundle.prompts)
+    assert ours == chat_ids(reference, image, text)  # the chat template, with its empty think block
+    tokens = list(model.token_ids(image, request, lambda: False, exact(model)))
+    assert tokens == generated(reference, ours, image, model.limits().eos_ids)
+    assert tokens  # the random model says something before its EOS
+
+
+def test_follow_up_reuses_the_conversation_and_equals_generate_on_it(tiny, reference, monkeypatch):
+    from describe_screen.vlm import ASK, Request, Turn
+
+    model = load(tiny[1])
+    image = picture(320, 180, 3)
+    first = Request(task=ASK, question="What is in the box?")
+    answer = list(model.token_ids(image, first, lambda: False, exact(model)))
+    said = model.tokenizer.decode(answer, skip_special_tokens=True)
+    prompt = model.image_ids(model.patches(image, ASK)) + model.turn_ids(first)
+
+    def no_new_start(*args):
+        raise AssertionError("the follow-up started the conversation again")
+
+    monkeypatch.setattr(model, "after_image", no_new_start)
+    second = Request(task=ASK, question="And the colour?", history=[Turn("What is in the box?", f" {said} ")])
+    follow = list(model.token_ids(image, second, lambda: False, exact(model)))
+    conversation = prompt + answer + model.follow_up_ids(second)
+    assert follow == generated(reference, conversation, image, model.limits().eos_ids)
+    # a third question continues from the second answer
+    third = Request(task=ASK, question="Why?", history=[*second.history,
+                                                        Turn("And the colour?", model.tokenizer.decode(follow))])
+    again = list(model.token_ids(image, third, lambda: False, exact(model)))
+    longer = conversation + follow + model.follow_up_ids(third)
+    assert again == generated(reference, longer, image, model.limits().eos_ids)
+
+
+def test_other_history_or_another_image_starts_afresh_with_the_same_words(tiny):
+    from describe_screen.vlm import ASK, Request, Turn
+
+    image = picture(200, 120, 1)
+    request = Request(task=ASK, question="Which one?", history=[Turn("What is it?", "A box.")])
+    fresh = list(load(tiny[1]).token_ids(image, request, lambda: False, exact(load(tiny[1]))))
+    model = load(tiny[1])
+    list(model.token_ids(image, Request(task=ASK, question="Something else?"), lambda: False, exact(model)))
+    assert list(model.token_ids(image, request, lambda: False, exact(model))) == fresh  # history differs
+    list(model.token_ids(picture(64, 64, 4), Request(task=ASK, question="What is it?"), lambda: False, exact(model)))
+    assert list(model.token_ids(image, request, lambda: False, exact(model))) == fresh  # another image came between
+
+
+def test_cache_and_logits_inputs_are_read_from_the_session(tiny):
+    model = load(tiny[1])
+    decoder = model.decoder()
+    state = model.empty_state()
+    assert set(state.cache) == {n for n in decoder.input_types if n.startswith(("past_key_values.", "past_conv.",
+                                                                                "past_recurrent."))}
+    for name, value in state.cache.items():
+        declared = decoder.input_shapes[name]
+        shape = value.shape()
+        assert shape[0] == 1 and all(d == s for d, s in zip(declared[1:], shape[1:], strict=True) if isinstance(d, int))
+        if name.startswith("past_key_values."):
+            assert shape[2] == 0  # the growing cache starts empty
+        else:
+            assert 0 not in shape  # fixed states start full-size zeros
+
+
+def test_streamed_words_are_the_decoded_tokens_and_cancel_stops_at_once(tiny):
+    from describe_screen.vlm import CAPTION_BRIEF, Request
+
+    model = load(tiny[1])
+    image = picture(200, 120, 1)
+    tokens = list(model.token_ids(image, Request(task=CAPTION_BRIEF), lambda: False))
+    # a character cut off by the token limit is held back, never spoken as garbage
+    assert "".join(model.stream(image, Request(task=CAPTION_BRIEF), lambda: False)) == \
+        model.tokenizer.decode(tokens, skip_special_tokens=True).rstrip("\ufffd")
+    assert list(model.stream(image, Request(task=CAPTION_BRIEF), lambda: True)) == []
+
+
+def test_a_missing_graph_is_a_sentence_naming_it(tiny, tmp_path):
+    import shutil
+
+    from describe_screen.vlm import CAPTION_BRIEF, Request
+
+    broken = tmp_path / "tiny"
+    shutil.copytree(tiny[1], broken)
+    (broken / "decoder_model_merged.onnx_data").unlink()
+    with pytest.raises(UserError, match=r"decoder_model_merged\.onnx_data is missing"):
+        list(load(broken).stream(picture(64, 64, 4), Request(task=CAPTION_BRIEF), lambda: False))
