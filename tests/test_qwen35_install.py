@@ -12,18 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import test_daemon_vlm
 from fake_hub import FakeHub, Repo
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from describe_screen import models, vlm
 from describe_screen.config import Config
-from describe_screen.daemon import Daemon
 from describe_screen.download import RemoteFile, wanted_files
-from describe_screen.speech import Speaker
 
+screen = test_daemon_vlm.screen  # the fixture: the same form, read by the same text reader
+make_daemon = test_daemon_vlm.make_daemon
 NAME = "qwen3.5-0.8b"
 SPEC = models.manifest(NAME)
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
 @pytest.fixture(scope="module")
@@ -53,26 +53,6 @@ def environment(home: Path, endpoint: str = "") -> dict[str, str]:
     return dict(os.environ, HF_ENDPOINT=endpoint, HF_HOME=str(home / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
                 DESCRIBE_SCREEN_SOCKET=str(home / "none.sock"), DESCRIBE_SCREEN_CONFIG=str(home / "config.toml"),
                 DESCRIBE_SCREEN_DATA=str(home / "data"))
-
-
-@pytest.fixture(scope="module")
-def screen(tmp_path_factory) -> Path:
-    image = Image.new("RGB", (640, 360), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((40, 40), "Sign up for the newsletter", fill="black", font=ImageFont.truetype(FONT, 28))
-    draw.rectangle((40, 200, 200, 250), outline="black", width=2)
-    draw.text((70, 210), "Submit", fill="black", font=ImageFont.truetype(FONT, 24))
-    path = tmp_path_factory.mktemp("screen") / "form.png"
-    image.save(path)
-    return path
-
-
-def make_daemon(models_dir: Path, tmp_path: Path) -> Daemon:
-    config = Config()
-    config.models.dir = str(models_dir)
-    config.models.max_new_tokens = 8
-    config.speech.cues = False
-    return Daemon(config, Speaker(config.speech, tmp_path / "speech.wav"))
 
 
 def test_install_fetches_the_q4_graphs_with_their_weights_on_a_cpu(published, installed):
