@@ -23,6 +23,36 @@ def tiny(tmp_path_factory):
     return source, repo, torch_model(source)
 
 
+def dequantize(weight: torch.Tensor) -> torch.Tensor:
+    """A (out, in) weight as the q4 graph multiplies by it: quantised by the exporter, then dequantised here
+    from MatMulNBits' documented layout (low nibble first, (q - zero_point) * scale per block of 32)."""
+    from describe_screen.export.graph import quantize_4bit
+
+    packed, scales, zero_points = quantize_4bit(weight.detach().numpy().T)
+    values = np.stack([packed & 15, packed >> 4], -1).reshape(*packed.shape[:2], 32).astype(np.float32)
+    zero = np.stack([zero_points & 15, zero_points >> 4], -1).reshape(len(zero_points), -1)[:, :packed.shape[1]]
+    full = (values - zero[:, :, None].astype(np.float32)) * scales[:, :, None]
+    return torch.from_numpy(full.reshape(len(full), -1)[:, :weight.shape[1]].copy())
+
+
+@pytest.fixture(scope="session")
+def dequantized(tiny):
+    """The tiny torch model with every weight the q4 graphs quantise replaced by its 4-bit value (the decoder's
+    projections and untied lm_head, the vision tower's projections and patch embedding; not the float
+    b/a gate projections): the q4 graphs must compute exactly what it computes."""
+    import copy
+
+    model = copy.deepcopy(tiny[2])
+    with torch.no_grad():
+        model.lm_head.weight = torch.nn.Parameter(dequantize(model.lm_head.weight))
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear) and name != "lm_head" and not name.endswith(("_b", "_a")):
+                module.weight.copy_(dequantize(module.weight))
+        conv = model.model.visual.patch_embed.proj.weight
+        conv.copy_(dequantize(conv.reshape(len(conv), -1)).reshape(conv.shape))
+    return model
+
+
 def session(repo, graph, precision="fp32"):
     import onnxruntime as ort
 
@@ -94,26 +124,31 @@ def test_embed_tokens_equal_the_checkpoint_table(tiny):
     assert np.array_equal(got, model.get_input_embeddings()(torch.from_numpy(ids)).detach().numpy())
 
 
+@pytest.mark.parametrize("precision", ["fp32", "q4"])
 @pytest.mark.parametrize("grids", GRIDS, ids=lambda g: "+".join("x".join(map(str, x)) for x in g))
-def test_vision_encoder_matches_the_torch_tower_for_any_grid(tiny, grids):
+def test_vision_encoder_matches_the_torch_tower_for_any_grid(tiny, dequantized, grids, precision):
     _, repo, model = tiny
+    model = dequantized if precision == "q4" else model
     grid = torch.tensor(grids)
     pixels = torch.randn(int(grid.prod(-1).sum()), 1536, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want = model.model.visual(pixels, grid_thw=grid).pooler_output.numpy()
-    got = session(repo, "vision_encoder").run(None, {"pixel_values": pixels.numpy(), "image_grid_thw": grid.numpy()})[0]
+    got = session(repo, "vision_encoder", precision).run(None, {"pixel_values": pixels.numpy(),
+                                                               "image_grid_thw": grid.numpy()})[0]
     assert got.shape == (len(pixels) // 4, model.config.text_config.hidden_size)
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
-def test_decoder_prefill_steps_and_follow_up_match_torch(tiny):
+@pytest.mark.parametrize("precision", ["fp32", "q4"])
+def test_decoder_prefill_steps_and_follow_up_match_torch(tiny, dequantized, precision):
     _, repo, model = tiny
+    model = dequantized if precision == "q4" else model
     embed = model.get_input_embeddings()
     input_ids, positions, delta = image_prompt(model, [1, 4, 6])
     rng = np.random.default_rng(0)
     embeds = embed(input_ids).detach().numpy()
     embeds[0, input_ids[0].numpy() == model.config.image_token_id] = rng.normal(0, 1, (6, embeds.shape[-1]))
-    ours, theirs = OnnxDecoder(session(repo, "decoder_model_merged")), TorchDecoder(model)
+    ours, theirs = OnnxDecoder(session(repo, "decoder_model_merged", precision)), TorchDecoder(model)
     got, want = ours(embeds, positions, keep=0), theirs(embeds, positions)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
@@ -131,10 +166,37 @@ def test_decoder_prefill_steps_and_follow_up_match_torch(tiny):
     assert len(set(tokens_ours)) > 3  # the tiny model says something, not one token over and over
     # a follow-up question: several new tokens on top of the cache
     follow = np.array([[11, 12, 13, 14]])
-    step = np.broadcast_to(np.arange(length, length + 4) + delta, (3, 1, 4))
+    step = np.ascontiguousarray(np.broadcast_to(np.arange(length, length + 4) + delta, (3, 1, 4)))
     got = ours(embed(torch.from_numpy(follow)).detach().numpy(), step, keep=1)
     want = theirs(embed(torch.from_numpy(follow)).detach().numpy(), step)
     np.testing.assert_allclose(got, want[:, -1:], atol=1e-4, rtol=1e-4)
+
+
+def test_q4_embed_tokens_are_the_table_within_half_a_4bit_step(tiny):
+    _, repo, model = tiny
+    table = model.get_input_embeddings().weight.detach().numpy()
+    ids = np.arange(len(table), dtype=np.int64)[None]
+    got = session(repo, "embed_tokens", "q4").run(None, {"input_ids": ids})[0][0]
+    np.testing.assert_allclose(got, dequantize(torch.from_numpy(table)).numpy(), atol=1e-6)
+    blocks = table.reshape(len(table), -1, 32)
+    step = (blocks.max(-1) - blocks.min(-1)) / 15
+    assert (np.abs(got - table).reshape(blocks.shape) <= step[:, :, None] / 2 + 1e-6).all()
+    nodes = onnx.load(str(repo / "onnx" / "embed_tokens_q4.onnx"), load_external_data=False).graph.node
+    assert [(n.domain, n.op_type) for n in nodes] == [("com.microsoft", "GatherBlockQuantized")]
+
+
+def test_q4_graphs_multiply_4bit_blocks_of_32_with_float32_activations(tiny):
+    _, repo, _ = tiny
+    for graph in ("vision_encoder", "decoder_model_merged"):
+        model = onnx.load(str(repo / "onnx" / f"{graph}_q4.onnx"), load_external_data=False)
+        assert {i.type.tensor_type.elem_type for i in model.graph.input} <= {onnx.TensorProto.FLOAT,
+                                                                           onnx.TensorProto.INT64}
+        quantised = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
+        assert quantised and not [n for n in model.graph.node if n.op_type == "MatMul" and
+                                  not n.name.endswith(("linear_attn.ba/MatMul",))]
+        for node in quantised:
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            assert (attrs["bits"], attrs["block_size"]) == (4, 32)
 
 
 def test_decoder_has_the_published_inputs_outputs_caches_and_fused_ops(tiny):

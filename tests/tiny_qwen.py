@@ -73,7 +73,7 @@ def build_tiny_qwen(out_dir: Path, seed: int = 0, text: dict | None = None, visi
     return out_dir
 
 
-def tiny_qwen_repo(root: Path, precisions: tuple[str, ...] = ("fp32",)) -> tuple[Path, Path]:
+def tiny_qwen_repo(root: Path, precisions: tuple[str, ...] = ("fp32", "q4")) -> tuple[Path, Path]:
     """(source checkpoint, exported repo) under `root`, built once per test session: the repo has the
     published `-OPT` layout (root files + onnx/<graph><suffix>.onnx + .onnx_data) with `precisions`."""
     from describe_screen.export.qwen35 import write_repo
