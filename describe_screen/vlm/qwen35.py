@@ -24,6 +24,7 @@ request about the same capture starts after the image, a follow-up question afte
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -162,6 +163,7 @@ class Conversation:
     turns: list[tuple[str, str]]
     state: State
     unfed: list[int] = field(default_factory=list)  # the answer's last tokens when a limit cut it
+    grounding: str = ""  # the screen text the conversation already holds
 
 
 class Qwen35:
@@ -248,8 +250,12 @@ class Qwen35:
             if (request.task == ASK and conversation and conversation.key == key and conversation.turns == turns
                     and turns):
                 state = State(dict(conversation.state.cache), conversation.state.length, conversation.state.position)
+                held = request.grounding.strip()
+                if held == conversation.grounding:  # the screen's text is in the conversation: not again
+                    request = dataclasses.replace(request, grounding="")
                 prompt = [*conversation.unfed, *self.follow_up_ids(request)]
             else:
+                held = request.grounding.strip()
                 prompt = self.turn_ids(request)  # checks the request before any model work
                 state = self.after_image(patches, key, cancelled)
                 if state is None:
@@ -262,7 +268,7 @@ class Qwen35:
             if request.task == ASK and not cancelled():
                 text = self.tokenizer.decode(answer, skip_special_tokens=True).strip()
                 self._conversation = Conversation(key, [*turns, (request.question.strip(), text)], state,
-                                                  answer[fed() - len(prompt):])
+                                                  answer[fed() - len(prompt):], held)
         finally:  # an answer's activations are gone: give their memory back
             onnx.trim_heap()
 
