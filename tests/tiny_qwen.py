@@ -32,10 +32,31 @@ VISION = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2
           "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 64}
 
 
-def build_tiny_qwen(out_dir: Path, seed: int = 0, text: dict | None = None, vision: dict | None = None) -> Path:
-    """A random Qwen3.5 saved like a Hugging Face repo (weights, configs, tokenizer, chat template,
-    processor settings), for the real exporter to read from a local folder. Weights are drawn wider
-    than transformers' init (and norms moved off 1) so logits are decisive and every weight matters."""
+# The real architectures (the spec's Architecture section), for random-weight models of the real size: speed
+# depends on shapes, not on what the weights learnt.
+SIZES = {
+    "0.8b": ({**TEXT, "hidden_size": 1024, "intermediate_size": 3584, "num_hidden_layers": 24, "num_attention_heads": 8,
+              "num_key_value_heads": 2, "head_dim": 256, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
+              "linear_num_key_heads": 16, "linear_num_value_heads": 16, "max_position_embeddings": 262144,
+              "rope_parameters": {**TEXT["rope_parameters"], "mrope_section": [11, 11, 10]}},
+             {**VISION, "depth": 12, "hidden_size": 768, "intermediate_size": 3072, "num_heads": 12,
+              "num_position_embeddings": 2304}),
+    "2b": ({**TEXT, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 24, "num_attention_heads": 8,
+            "num_key_value_heads": 2, "head_dim": 256, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
+            "linear_num_key_heads": 16, "linear_num_value_heads": 16, "max_position_embeddings": 262144,
+            "rope_parameters": {**TEXT["rope_parameters"], "mrope_section": [11, 11, 10]}},
+           {**VISION, "depth": 24, "hidden_size": 1024, "intermediate_size": 4096, "num_heads": 16,
+            "num_position_embeddings": 2304}),
+}
+REAL_VOCAB = 248320
+
+
+def build_qwen(out_dir: Path, text: dict, vision: dict, seed: int = 0, init_std: float | None = None,
+               vocab: int | None = None) -> Path:
+    """A random Qwen3.5 of any size saved like a Hugging Face repo (weights, configs, tokenizer, chat template,
+    processor settings), for the real exporter to read from a local folder. `init_std` redraws the weight
+    matrices wider and moves the norms off 1 (None keeps transformers' own initialisation); `vocab` pads the
+    embedding table to a real vocabulary size (the tokenizer uses its first ids)."""
     import torch
     from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration
 
@@ -46,30 +67,47 @@ def build_tiny_qwen(out_dir: Path, seed: int = 0, text: dict | None = None, visi
     ids = {token: tokenizer.token_to_id(token) for token in QWEN_SPECIAL}
     save_hf_tokenizer(out_dir, tokenizer, CHAT_TEMPLATE, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     eos = [ids["<|im_end|>"], ids["<|endoftext|>"]]
-    vocab = tokenizer.get_vocab_size()
     config = Qwen3_5Config(
-        text_config={**TEXT, **(text or {}), "vocab_size": vocab, "eos_token_id": eos[0],
+        text_config={**text, "vocab_size": vocab or tokenizer.get_vocab_size(), "eos_token_id": eos[0],
                      "bos_token_id": None, "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": True},
-        vision_config={**VISION, **(vision or {}), "out_hidden_size": (text or TEXT).get("hidden_size", 64)},
+        vision_config={**vision, "out_hidden_size": text["hidden_size"]},
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True)
     torch.manual_seed(seed)
     model = Qwen3_5ForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if parameter.dim() > 1:
-                parameter.normal_(0.0, 0.2)
-            elif "norm" in name:
-                parameter.add_(torch.randn_like(parameter) * 0.2)
-            elif name.endswith(".bias"):
-                parameter.normal_(0.0, 0.05)
+    if init_std is not None:
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if parameter.dim() > 1:
+                    parameter.normal_(0.0, init_std)
+                elif "norm" in name:
+                    parameter.add_(torch.randn_like(parameter) * 0.2)
+                elif name.endswith(".bias"):
+                    parameter.normal_(0.0, 0.05)
     model.generation_config.eos_token_id = eos
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.bos_token_id = ids["<|endoftext|>"]
     model.save_pretrained(out_dir)
     (out_dir / "preprocessor_config.json").write_text(
         json.dumps(preprocessor_config(PATCH, MIN_PIXELS, MAX_PIXELS), indent=2), encoding="utf-8")
+    return out_dir
+
+
+def build_tiny_qwen(out_dir: Path, seed: int = 0) -> Path:
+    """The tiny test model: 8 text layers of width 64, 2 vision blocks of width 32. Weights are drawn wider
+    than transformers' init so logits are decisive (no greedy ties that rounding could flip)."""
+    return build_qwen(out_dir, TEXT, VISION, seed, init_std=0.2)
+
+
+def build_real_size_qwen(out_dir: Path, size: str, seed: int = 0) -> Path:
+    """A random-weight Qwen3.5 of the real 0.8B or 2B shape (for benchmarks), with the real vocabulary size and
+    the published image processor settings."""
+    from describe_screen.export.qwen35 import preprocessor_config
+
+    text, vision = SIZES[size]
+    build_qwen(out_dir, text, vision, seed, vocab=REAL_VOCAB)
+    (out_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(), indent=2), encoding="utf-8")
     return out_dir
 
 
