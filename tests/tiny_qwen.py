@@ -34,20 +34,19 @@ VISION = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2
 
 # The real architectures (the spec's Architecture section), for random-weight models of the real size: speed
 # depends on shapes, not on what the weights learnt.
-SIZES = {
-    "0.8b": ({**TEXT, "hidden_size": 1024, "intermediate_size": 3584, "num_hidden_layers": 24, "num_attention_heads": 8,
-              "num_key_value_heads": 2, "head_dim": 256, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
-              "linear_num_key_heads": 16, "linear_num_value_heads": 16, "max_position_embeddings": 262144,
-              "rope_parameters": {**TEXT["rope_parameters"], "mrope_section": [11, 11, 10]}},
-             {**VISION, "depth": 12, "hidden_size": 768, "intermediate_size": 3072, "num_heads": 12,
-              "num_position_embeddings": 2304}),
-    "2b": ({**TEXT, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 24, "num_attention_heads": 8,
-            "num_key_value_heads": 2, "head_dim": 256, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
-            "linear_num_key_heads": 16, "linear_num_value_heads": 16, "max_position_embeddings": 262144,
-            "rope_parameters": {**TEXT["rope_parameters"], "mrope_section": [11, 11, 10]}},
-           {**VISION, "depth": 24, "hidden_size": 1024, "intermediate_size": 4096, "num_heads": 16,
-            "num_position_embeddings": 2304}),
-}
+def _real_shape(hidden: int, intermediate: int, depth: int, vision_hidden: int, vision_mlp: int) -> tuple[dict, dict]:
+    """(text, vision) settings of a real size: what 0.8B and 2B share, with their widths and vision depth."""
+    text = {**TEXT, "hidden_size": hidden, "intermediate_size": intermediate, "num_hidden_layers": 24,
+            "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 256, "linear_key_head_dim": 128,
+            "linear_value_head_dim": 128, "linear_num_key_heads": 16, "linear_num_value_heads": 16,
+            "max_position_embeddings": 262144,
+            "rope_parameters": {**TEXT["rope_parameters"], "mrope_section": [11, 11, 10]}}
+    vision = {**VISION, "depth": depth, "hidden_size": vision_hidden, "intermediate_size": vision_mlp,
+              "num_heads": vision_hidden // 64, "num_position_embeddings": 2304}
+    return text, vision
+
+
+SIZES = {"0.8b": _real_shape(1024, 3584, 12, 768, 3072), "2b": _real_shape(2048, 6144, 24, 1024, 4096)}
 REAL_VOCAB = 248320
 
 
