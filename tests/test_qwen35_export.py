@@ -256,11 +256,12 @@ def test_export_model_writes_a_bundle_as_models_install_stores_the_published_fil
 
     source, _, _ = tiny
     manifest = dataclasses.replace(models.manifest("smolvlm-256m-instruct"), name="tiny-qwen35", family="qwen3.5")
-    out = export_model(manifest, tmp_path / "tiny-qwen35", "fp32", source=source)
+    out = export_model(manifest, tmp_path / "tiny-qwen35", "auto", source=source)  # auto: float32 + 4-bit
     listed = json.loads((out / "manifest.json").read_text())
-    assert listed["family"] == "qwen3.5" and listed["precisions"] == ["fp32"]
+    assert listed["family"] == "qwen3.5" and listed["precisions"] == ["fp32", "q4"]
     assert {"embed_tokens.onnx", "embed_tokens.onnx_data", "vision_encoder.onnx", "decoder_model_merged.onnx",
-            "decoder_model_merged.onnx_data", "chat_template.jinja", "tokenizer.json"} <= set(listed["files"])
+            "decoder_model_merged.onnx_data", "decoder_model_merged_q4.onnx", "decoder_model_merged_q4.onnx_data",
+            "embed_tokens_q4.onnx", "chat_template.jinja", "tokenizer.json"} <= set(listed["files"])
     assert not list(tmp_path.glob(".*"))  # no working folder left behind
 
 
@@ -309,3 +310,17 @@ def test_decoder_logits_equal_onnxruntime_genai_builders_decoder(tiny, genai_dec
         tokens_theirs.append(int(want[0, -1].argmax()))
         length += 1
     assert tokens_ours == tokens_theirs
+
+
+def test_export_of_weights_this_family_cannot_write_says_what_it_can(tiny, tmp_path):
+    import dataclasses
+
+    from describe_screen import models
+    from describe_screen.errors import UserError
+    from describe_screen.export import export_model
+
+    manifest = dataclasses.replace(models.manifest("smolvlm-256m-instruct"), name="tiny-qwen35", family="qwen3.5")
+    with pytest.raises(UserError) as caught:
+        export_model(manifest, tmp_path / "tiny-qwen35", "fp16", source=tiny[0])
+    assert "float32 or 4-bit" in caught.value.problem and "--precision auto" in caught.value.fix
+    assert not (tmp_path / "tiny-qwen35").exists()
