@@ -324,3 +324,36 @@ def test_export_of_weights_this_family_cannot_write_says_what_it_can(tiny, tmp_p
         export_model(manifest, tmp_path / "tiny-qwen35", "fp16", source=tiny[0])
     assert "float32 or 4-bit" in caught.value.problem and "--precision auto" in caught.value.fix
     assert not (tmp_path / "tiny-qwen35").exists()
+
+
+def test_decoder_runs_a_batch_of_two_prompts_like_torch(tiny):
+    _, repo, model = tiny
+    embed = model.get_input_embeddings()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10], [30, 31, 32, 33, 34, 35]])
+    positions = np.broadcast_to(np.arange(6), (3, 2, 6)).copy()
+    ours, theirs = OnnxDecoder(session(repo, "decoder_model_merged"), batch=2), TorchDecoder(model)
+    embeds = embed(ids).detach().numpy()
+    np.testing.assert_allclose(ours(embeds, positions, keep=1), theirs(embeds, positions)[:, -1:], atol=1e-4, rtol=1e-4)
+    step = embed(torch.tensor([[11], [12]])).detach().numpy()
+    np.testing.assert_allclose(ours(step, np.full((3, 2, 1), 6)), theirs(step, np.full((3, 2, 1), 6)), atol=1e-4,
+                               rtol=1e-4)
+
+
+def test_decoder_with_more_value_heads_than_key_heads_matches_torch(tmp_path):
+    """Larger Qwen3.5 sizes share each query/key head among several value heads (0.8B and 2B have 16 and 16)."""
+    from tiny_qwen import TEXT, VISION, build_qwen
+
+    from describe_screen.export.qwen35 import write_repo
+
+    source = build_qwen(tmp_path / "source", {**TEXT, "linear_num_value_heads": 8}, VISION, init_std=0.2)
+    repo = write_repo(source, tmp_path / "repo", ["fp32"])
+    model = torch_model(source)
+    embed = model.get_input_embeddings()
+    input_ids, positions, delta = image_prompt(model, [1, 4, 6])
+    embeds = embed(input_ids).detach().numpy()
+    ours, theirs = OnnxDecoder(session(repo, "decoder_model_merged")), TorchDecoder(model)
+    assert ours.past["past_recurrent.0"].shape == (1, 8, 16, 16)
+    np.testing.assert_allclose(ours(embeds, positions, keep=0), theirs(embeds, positions), atol=1e-4, rtol=1e-4)
+    step = np.full((3, 1, 1), embeds.shape[1] + delta)
+    token = embed(torch.tensor([[7]])).detach().numpy()
+    np.testing.assert_allclose(ours(token, step), theirs(token, step), atol=1e-4, rtol=1e-4)
