@@ -14,7 +14,8 @@ import pytest
 import torch
 from tiny_qwen import tiny_qwen_repo, torch_model
 
-GRIDS = [[[1, 4, 4]], [[1, 2, 6]], [[1, 6, 2]], [[1, 8, 4]], [[1, 4, 4], [1, 2, 4]]]
+# square, wide, tall, several images in one call, and a two-frame grid (each frame attends only to itself)
+GRIDS = [[[1, 4, 4]], [[1, 2, 6]], [[1, 6, 2]], [[1, 8, 4]], [[1, 4, 4], [1, 2, 4]], [[2, 4, 4]]]
 
 
 @pytest.fixture(scope="session")
@@ -357,3 +358,24 @@ def test_decoder_with_more_value_heads_than_key_heads_matches_torch(tmp_path):
     step = np.full((3, 1, 1), embeds.shape[1] + delta)
     token = embed(torch.tensor([[7]])).detach().numpy()
     np.testing.assert_allclose(ours(token, step), theirs(token, step), atol=1e-4, rtol=1e-4)
+
+
+def test_a_sharded_bfloat16_checkpoint_exports_its_rounded_weights(tiny, tmp_path):
+    """Published checkpoints are bfloat16, the larger ones split over several safetensors files."""
+    import copy
+    import shutil
+
+    from describe_screen.export.qwen35 import ROOT_FILES, write_repo
+
+    source, _, model = tiny
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    half.save_pretrained(tmp_path / "source", max_shard_size="400KB")
+    for name in ROOT_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, tmp_path / "source" / name)
+    assert (tmp_path / "source" / "model.safetensors.index.json").is_file()
+    repo = write_repo(tmp_path / "source", tmp_path / "repo", ["fp32"])
+    ids = np.arange(model.config.text_config.vocab_size, dtype=np.int64)[None]
+    got = session(repo, "embed_tokens").run(None, {"input_ids": ids})[0][0]
+    assert np.array_equal(got, half.get_input_embeddings().weight.float().detach().numpy())
+    assert not np.array_equal(got, model.get_input_embeddings().weight.detach().numpy())
