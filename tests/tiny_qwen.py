@@ -126,6 +126,22 @@ def tiny_qwen_repo(root: Path, precisions: tuple[str, ...] = ("fp32", "q4")) -> 
     return source, repo
 
 
+def tiny_qwen_bundle(root: Path, precision: str = "fp32") -> Path:
+    """An installed bundle (flat files + manifest.json, as `models install` stores the published files) of
+    one precision of the tiny Qwen3.5, made once per session from tiny_qwen_repo."""
+    import dataclasses
+
+    from describe_screen import models
+    from describe_screen.export.qwen35 import install_repo
+
+    _, repo = tiny_qwen_repo(root)
+    bundle = root / "models" / f"tiny-qwen35-{precision}"
+    if not (bundle / "manifest.json").is_file():
+        manifest = dataclasses.replace(models.manifest("smolvlm-256m-instruct"), name=bundle.name, family="qwen3.5")
+        install_repo(repo, bundle, manifest.bundle_info(), [precision])
+    return bundle
+
+
 def torch_model(source: Path):
     """The PyTorch reference of a tiny checkpoint (float32, eager attention)."""
     import torch
