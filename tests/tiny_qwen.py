@@ -32,30 +32,10 @@ VISION = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2
           "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 64}
 
 
-# The real architectures (the spec's Architecture section), for random-weight models of the real size: speed
-# depends on shapes, not on what the weights learnt.
-def _real_shape(hidden: int, intermediate: int, depth: int, vision_hidden: int, vision_mlp: int) -> tuple[dict, dict]:
-    """(text, vision) settings of a real size: what 0.8B and 2B share, with their widths and vision depth."""
-    text = {**TEXT, "hidden_size": hidden, "intermediate_size": intermediate, "num_hidden_layers": 24,
-            "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 256, "linear_key_head_dim": 128,
-            "linear_value_head_dim": 128, "linear_num_key_heads": 16, "linear_num_value_heads": 16,
-            "max_position_embeddings": 262144,
-            "rope_parameters": {**TEXT["rope_parameters"], "mrope_section": [11, 11, 10]}}
-    vision = {**VISION, "depth": depth, "hidden_size": vision_hidden, "intermediate_size": vision_mlp,
-              "num_heads": vision_hidden // 64, "num_position_embeddings": 2304}
-    return text, vision
-
-
-SIZES = {"0.8b": _real_shape(1024, 3584, 12, 768, 3072), "2b": _real_shape(2048, 6144, 24, 1024, 4096)}
-REAL_VOCAB = 248320
-
-
-def build_qwen(out_dir: Path, text: dict, vision: dict, seed: int = 0, init_std: float | None = None,
-               vocab: int | None = None) -> Path:
+def build_qwen(out_dir: Path, text: dict, vision: dict, seed: int = 0, init_std: float | None = None) -> Path:
     """A random Qwen3.5 of any size saved like a Hugging Face repo (weights, configs, tokenizer, chat template,
     processor settings), for the real exporter to read from a local folder. `init_std` redraws the weight
-    matrices wider and moves the norms off 1 (None keeps transformers' own initialisation); `vocab` pads the
-    embedding table to a real vocabulary size (the tokenizer uses its first ids)."""
+    matrices wider and moves the norms off 1 (None keeps transformers' own initialisation)."""
     import torch
     from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration
 
@@ -67,7 +47,7 @@ def build_qwen(out_dir: Path, text: dict, vision: dict, seed: int = 0, init_std:
     save_hf_tokenizer(out_dir, tokenizer, CHAT_TEMPLATE, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     eos = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     config = Qwen3_5Config(
-        text_config={**text, "vocab_size": vocab or tokenizer.get_vocab_size(), "eos_token_id": eos[0],
+        text_config={**text, "vocab_size": tokenizer.get_vocab_size(), "eos_token_id": eos[0],
                      "bos_token_id": None, "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": True},
         vision_config={**vision, "out_hidden_size": text["hidden_size"]},
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
@@ -97,17 +77,6 @@ def build_tiny_qwen(out_dir: Path, seed: int = 0) -> Path:
     """The tiny test model: 8 text layers of width 64, 2 vision blocks of width 32. Weights are drawn wider
     than transformers' init so logits are decisive (no greedy ties that rounding could flip)."""
     return build_qwen(out_dir, TEXT, VISION, seed, init_std=0.2)
-
-
-def build_real_size_qwen(out_dir: Path, size: str, seed: int = 0) -> Path:
-    """A random-weight Qwen3.5 of the real 0.8B or 2B shape (for benchmarks), with the real vocabulary size and
-    the published image processor settings."""
-    from describe_screen.export.qwen35 import preprocessor_config
-
-    text, vision = SIZES[size]
-    build_qwen(out_dir, text, vision, seed, vocab=REAL_VOCAB)
-    (out_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(), indent=2), encoding="utf-8")
-    return out_dir
 
 
 def tiny_qwen_repo(root: Path, precisions: tuple[str, ...] = ("fp32", "q4")) -> tuple[Path, Path]:
