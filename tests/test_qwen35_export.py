@@ -14,7 +14,8 @@ import pytest
 import torch
 from tiny_qwen import tiny_qwen_repo, torch_model
 
-GRIDS = [[[1, 4, 4]], [[1, 2, 6]], [[1, 6, 2]], [[1, 8, 4]], [[1, 4, 4], [1, 2, 4]]]
+# square, wide, tall, several images in one call, and a two-frame grid (each frame attends only to itself)
+GRIDS = [[[1, 4, 4]], [[1, 2, 6]], [[1, 6, 2]], [[1, 8, 4]], [[1, 4, 4], [1, 2, 4]], [[2, 4, 4]]]
 
 
 @pytest.fixture(scope="session")
@@ -64,27 +65,37 @@ def session(repo, graph, precision="fp32"):
                                 providers=["CPUExecutionProvider"])
 
 
-class OnnxDecoder:
-    """The least a runtime does: empty caches from the session's own metadata, present fed back as past."""
+def published_present(past: str) -> str:
+    """The output that feeds input `past` at the next step, in the published graphs."""
+    return past.replace("past_key_values.", "present.").replace("past_", "present_")
 
-    def __init__(self, sess, batch: int = 1) -> None:
+
+class OnnxDecoder:
+    """The least a runtime does: empty caches from the session's own metadata, present fed back as past.
+    `present` names the output that feeds each past input (another exporter names them differently)."""
+
+    def __init__(self, sess, batch: int = 1, present=published_present, dims: dict | None = None) -> None:
         self.sess = sess
+        self.present = present
+        self.keep = "num_logits_to_keep" in {i.name for i in sess.get_inputs()}
         self.past = {}
         for info in sess.get_inputs():
             if info.name.startswith("past"):
-                shape = [batch if d == "batch_size" else (0 if isinstance(d, str) else d) for d in info.shape]
+                sizes = {"batch_size": batch, **(dims or {})}
+                shape = [sizes.get(d, 0) if isinstance(d, str) else d for d in info.shape]
                 self.past[info.name] = np.zeros(shape, np.float32)
         self.length = 0
 
     def __call__(self, embeds: np.ndarray, positions: np.ndarray, keep: int = 1) -> np.ndarray:
         batch, seq, _ = embeds.shape
         feed = {"inputs_embeds": embeds.astype(np.float32), "position_ids": positions.astype(np.int64),
-                "attention_mask": np.ones((batch, self.length + seq), np.int64),
-                "num_logits_to_keep": np.array(keep, np.int64), **self.past}
+                "attention_mask": np.ones((batch, self.length + seq), np.int64), **self.past}
+        if self.keep:
+            feed["num_logits_to_keep"] = np.array(keep, np.int64)
         names = [o.name for o in self.sess.get_outputs()]
         out = dict(zip(names, self.sess.run(None, feed), strict=True))
         for name in self.past:
-            self.past[name] = out[name.replace("past_key_values.", "present.").replace("past_", "present_")]
+            self.past[name] = out[self.present(name)]
         self.length += seq
         return out["logits"]
 
@@ -246,9 +257,125 @@ def test_export_model_writes_a_bundle_as_models_install_stores_the_published_fil
 
     source, _, _ = tiny
     manifest = dataclasses.replace(models.manifest("smolvlm-256m-instruct"), name="tiny-qwen35", family="qwen3.5")
-    out = export_model(manifest, tmp_path / "tiny-qwen35", "fp32", source=source)
+    out = export_model(manifest, tmp_path / "tiny-qwen35", "auto", source=source)  # auto: float32 + 4-bit
     listed = json.loads((out / "manifest.json").read_text())
-    assert listed["family"] == "qwen3.5" and listed["precisions"] == ["fp32"]
+    assert listed["family"] == "qwen3.5" and listed["precisions"] == ["fp32", "q4"]
     assert {"embed_tokens.onnx", "embed_tokens.onnx_data", "vision_encoder.onnx", "decoder_model_merged.onnx",
-            "decoder_model_merged.onnx_data", "chat_template.jinja", "tokenizer.json"} <= set(listed["files"])
+            "decoder_model_merged.onnx_data", "decoder_model_merged_q4.onnx", "decoder_model_merged_q4.onnx_data",
+            "embed_tokens_q4.onnx", "chat_template.jinja", "tokenizer.json"} <= set(listed["files"])
     assert not list(tmp_path.glob(".*"))  # no working folder left behind
+
+
+@pytest.fixture(scope="session")
+def genai_decoder(tiny, tmp_path_factory):
+    """The same checkpoint through onnxruntime-genai's builder (its qwen3_5 text decoder, fp32, CPU, taking
+    inputs_embeds): a second, independent writer of the same fused operators."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("genai")
+    subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(tiny[0]), "-o", str(out),
+                    "-p", "fp32", "-e", "cpu", "-c", str(out / "cache"), "--extra_options", "exclude_embeds=true"],
+                   check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return out / "model.onnx"
+
+
+def genai_present(past: str) -> str:
+    """onnxruntime-genai's names: past.{i}.conv -> present.{i}.conv, past_key_values.{i}.key -> present.{i}.key."""
+    return past.replace("past_key_values.", "present.").replace("past.", "present.")
+
+
+def test_decoder_logits_equal_onnxruntime_genai_builders_decoder(tiny, genai_decoder):
+    """Within 1e-3: the genai graph is itself 3.4e-4 from transformers on this model (ours 1e-4; it normalises
+    keys without Qwen's epsilon), so the two agree to the sum of both, with logits up to about 6."""
+    import onnxruntime as ort
+
+    _, repo, model = tiny
+    theirs = OnnxDecoder(ort.InferenceSession(str(genai_decoder), providers=["CPUExecutionProvider"]),
+                         present=genai_present, dims={"kv_cache_dim": model.config.text_config.head_dim})
+    assert {"past.0.conv", "past.0.recurrent", "past_key_values.3.key"} <= set(theirs.past)
+    ours = OnnxDecoder(session(repo, "decoder_model_merged"))
+    embed = model.get_input_embeddings()
+    input_ids, positions, delta = image_prompt(model, [1, 4, 6])
+    embeds = embed(input_ids).detach().numpy()
+    got, want = ours(embeds, positions, keep=0), theirs(embeds, positions)
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    length, tokens_ours, tokens_theirs = embeds.shape[1], [int(got[0, -1].argmax())], [int(want[0, -1].argmax())]
+    for _ in range(15):
+        step = np.full((3, 1, 1), length + delta)
+        got = ours(embed(torch.tensor([[tokens_ours[-1]]])).detach().numpy(), step)
+        want = theirs(embed(torch.tensor([[tokens_theirs[-1]]])).detach().numpy(), step)
+        np.testing.assert_allclose(got, want, atol=1e-3)
+        tokens_ours.append(int(got[0, -1].argmax()))
+        tokens_theirs.append(int(want[0, -1].argmax()))
+        length += 1
+    assert tokens_ours == tokens_theirs
+
+
+def test_export_of_weights_this_family_cannot_write_says_what_it_can(tiny, tmp_path):
+    import dataclasses
+
+    from describe_screen import models
+    from describe_screen.errors import UserError
+    from describe_screen.export import export_model
+
+    manifest = dataclasses.replace(models.manifest("smolvlm-256m-instruct"), name="tiny-qwen35", family="qwen3.5")
+    with pytest.raises(UserError) as caught:
+        export_model(manifest, tmp_path / "tiny-qwen35", "fp16", source=tiny[0])
+    assert "float32 or 4-bit" in caught.value.problem and "--precision auto" in caught.value.fix
+    assert not (tmp_path / "tiny-qwen35").exists()
+
+
+def test_decoder_runs_a_batch_of_two_prompts_like_torch(tiny):
+    _, repo, model = tiny
+    embed = model.get_input_embeddings()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10], [30, 31, 32, 33, 34, 35]])
+    positions = np.broadcast_to(np.arange(6), (3, 2, 6)).copy()
+    ours, theirs = OnnxDecoder(session(repo, "decoder_model_merged"), batch=2), TorchDecoder(model)
+    embeds = embed(ids).detach().numpy()
+    np.testing.assert_allclose(ours(embeds, positions, keep=1), theirs(embeds, positions)[:, -1:], atol=1e-4, rtol=1e-4)
+    step = embed(torch.tensor([[11], [12]])).detach().numpy()
+    np.testing.assert_allclose(ours(step, np.full((3, 2, 1), 6)), theirs(step, np.full((3, 2, 1), 6)), atol=1e-4,
+                               rtol=1e-4)
+
+
+def test_decoder_with_more_value_heads_than_key_heads_matches_torch(tmp_path):
+    """Larger Qwen3.5 sizes share each query/key head among several value heads (0.8B and 2B have 16 and 16)."""
+    from tiny_qwen import TEXT, VISION, build_qwen
+
+    from describe_screen.export.qwen35 import write_repo
+
+    source = build_qwen(tmp_path / "source", {**TEXT, "linear_num_value_heads": 8}, VISION, init_std=0.2)
+    repo = write_repo(source, tmp_path / "repo", ["fp32"])
+    model = torch_model(source)
+    embed = model.get_input_embeddings()
+    input_ids, positions, delta = image_prompt(model, [1, 4, 6])
+    embeds = embed(input_ids).detach().numpy()
+    ours, theirs = OnnxDecoder(session(repo, "decoder_model_merged")), TorchDecoder(model)
+    assert ours.past["past_recurrent.0"].shape == (1, 8, 16, 16)
+    np.testing.assert_allclose(ours(embeds, positions, keep=0), theirs(embeds, positions), atol=1e-4, rtol=1e-4)
+    step = np.full((3, 1, 1), embeds.shape[1] + delta)
+    token = embed(torch.tensor([[7]])).detach().numpy()
+    np.testing.assert_allclose(ours(token, step), theirs(token, step), atol=1e-4, rtol=1e-4)
+
+
+def test_a_sharded_bfloat16_checkpoint_exports_its_rounded_weights(tiny, tmp_path):
+    """Published checkpoints are bfloat16, the larger ones split over several safetensors files."""
+    import copy
+    import shutil
+
+    from describe_screen.export.qwen35 import ROOT_FILES, write_repo
+
+    source, _, model = tiny
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    half.save_pretrained(tmp_path / "source", max_shard_size="400KB")
+    for name in ROOT_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, tmp_path / "source" / name)
+    assert (tmp_path / "source" / "model.safetensors.index.json").is_file()
+    repo = write_repo(tmp_path / "source", tmp_path / "repo", ["fp32"])
+    ids = np.arange(model.config.text_config.vocab_size, dtype=np.int64)[None]
+    got = session(repo, "embed_tokens").run(None, {"input_ids": ids})[0][0]
+    assert np.array_equal(got, half.get_input_embeddings().weight.float().detach().numpy())
+    assert not np.array_equal(got, model.get_input_embeddings().weight.detach().numpy())

@@ -32,10 +32,10 @@ VISION = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2
           "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 64}
 
 
-def build_tiny_qwen(out_dir: Path, seed: int = 0, text: dict | None = None, vision: dict | None = None) -> Path:
-    """A random Qwen3.5 saved like a Hugging Face repo (weights, configs, tokenizer, chat template,
-    processor settings), for the real exporter to read from a local folder. Weights are drawn wider
-    than transformers' init (and norms moved off 1) so logits are decisive and every weight matters."""
+def build_qwen(out_dir: Path, text: dict, vision: dict, seed: int = 0, init_std: float | None = None) -> Path:
+    """A random Qwen3.5 of any size saved like a Hugging Face repo (weights, configs, tokenizer, chat template,
+    processor settings), for the real exporter to read from a local folder. `init_std` redraws the weight
+    matrices wider and moves the norms off 1 (None keeps transformers' own initialisation)."""
     import torch
     from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration
 
@@ -46,24 +46,24 @@ def build_tiny_qwen(out_dir: Path, seed: int = 0, text: dict | None = None, visi
     ids = {token: tokenizer.token_to_id(token) for token in QWEN_SPECIAL}
     save_hf_tokenizer(out_dir, tokenizer, CHAT_TEMPLATE, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     eos = [ids["<|im_end|>"], ids["<|endoftext|>"]]
-    vocab = tokenizer.get_vocab_size()
     config = Qwen3_5Config(
-        text_config={**TEXT, **(text or {}), "vocab_size": vocab, "eos_token_id": eos[0],
+        text_config={**text, "vocab_size": tokenizer.get_vocab_size(), "eos_token_id": eos[0],
                      "bos_token_id": None, "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": True},
-        vision_config={**VISION, **(vision or {}), "out_hidden_size": (text or TEXT).get("hidden_size", 64)},
+        vision_config={**vision, "out_hidden_size": text["hidden_size"]},
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True)
     torch.manual_seed(seed)
     model = Qwen3_5ForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if parameter.dim() > 1:
-                parameter.normal_(0.0, 0.2)
-            elif "norm" in name:
-                parameter.add_(torch.randn_like(parameter) * 0.2)
-            elif name.endswith(".bias"):
-                parameter.normal_(0.0, 0.05)
+    if init_std is not None:
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if parameter.dim() > 1:
+                    parameter.normal_(0.0, init_std)
+                elif "norm" in name:
+                    parameter.add_(torch.randn_like(parameter) * 0.2)
+                elif name.endswith(".bias"):
+                    parameter.normal_(0.0, 0.05)
     model.generation_config.eos_token_id = eos
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.bos_token_id = ids["<|endoftext|>"]
@@ -71,6 +71,12 @@ def build_tiny_qwen(out_dir: Path, seed: int = 0, text: dict | None = None, visi
     (out_dir / "preprocessor_config.json").write_text(
         json.dumps(preprocessor_config(PATCH, MIN_PIXELS, MAX_PIXELS), indent=2), encoding="utf-8")
     return out_dir
+
+
+def build_tiny_qwen(out_dir: Path, seed: int = 0) -> Path:
+    """The tiny test model: 8 text layers of width 64, 2 vision blocks of width 32. Weights are drawn wider
+    than transformers' init so logits are decisive (no greedy ties that rounding could flip)."""
+    return build_qwen(out_dir, TEXT, VISION, seed, init_std=0.2)
 
 
 def tiny_qwen_repo(root: Path, precisions: tuple[str, ...] = ("fp32", "q4")) -> tuple[Path, Path]:

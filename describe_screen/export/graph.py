@@ -79,7 +79,7 @@ class GraphWriter:
         offset = -self._data.tell() % ALIGN
         self._data.write(b"\0" * offset)
         start = self._data.tell()
-        self._data.write(array.tobytes())
+        self._data.write(memoryview(array).cast("B"))  # no copy of a weight that may be gigabytes
         tensor = onnx.TensorProto(name=name, data_type=onnx.helper.np_dtype_to_tensor_dtype(array.dtype),
                                   dims=array.shape, data_location=onnx.TensorProto.EXTERNAL)
         for key, value in (("location", self.data_name), ("offset", str(start)), ("length", str(array.nbytes))):
@@ -121,14 +121,15 @@ class GraphWriter:
             inputs = [x, self.weight(f"{name}.qweight", packed), self.weight(f"{name}.scales", scales),
                       self.weight(f"{name}.zero_points", zero_points)]
             if bias is not None:
-                inputs += ["", self.weight(f"{name}.bias", bias.astype("float32"))]
+                inputs += ["", self.weight(f"{name}.bias", bias.astype("float32", copy=False))]
             return self.op("MatMulNBits", inputs, outputs, MS, name=f"{name}/MatMulNBits", K=rows, N=cols, bits=4,
                            block_size=BLOCK)
         if bias is None:
-            return self.op("MatMul", [x, self.weight(f"{name}.weight", weight.astype("float32"))], outputs,
+            return self.op("MatMul", [x, self.weight(f"{name}.weight", weight.astype("float32", copy=False))], outputs,
                            name=f"{name}/MatMul")
-        product = self.op("MatMul", [x, self.weight(f"{name}.weight", weight.astype("float32"))], name=f"{name}/MatMul")
-        return self.op("Add", [product, self.weight(f"{name}.bias", bias.astype("float32"))], outputs,
+        product = self.op("MatMul", [x, self.weight(f"{name}.weight", weight.astype("float32", copy=False))],
+                          name=f"{name}/MatMul")
+        return self.op("Add", [product, self.weight(f"{name}.bias", bias.astype("float32", copy=False))], outputs,
                        name=f"{name}/Add")
 
     def save(self, graph_name: str) -> Path:

@@ -29,6 +29,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from describe_screen.errors import UserError
 from describe_screen.export import common
 from describe_screen.export.graph import MS, GraphWriter
 
@@ -610,7 +611,8 @@ def install_repo(repo: Path, out_dir: Path, info: dict[str, Any], precisions: li
 
 
 def weight_sets(precisions: list[str]) -> list[str]:
-    """The requested precisions as this family's weight sets: its integer set is the published 4-bit one."""
+    """The requested precisions as this family's weight sets: its integer set ("int8", which "auto" asks for)
+    is the published 4-bit one; float16 graphs (CUDA only) are not written yet."""
     sets = {"int8": "q4"}
     return [s for s in WEIGHT_SETS if s in {sets.get(p, p) for p in precisions}]
 
@@ -619,8 +621,11 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
     """Export `manifest`'s model (from `source` or its pinned download) into the bundle `out_dir`."""
     import tempfile
 
-    src = common.resolve_source(manifest, source)
     sets = weight_sets(precisions)
+    if not sets:
+        raise UserError(f"{manifest.name} can be exported with float32 or 4-bit weights, not {', '.join(precisions)}.",
+                        f"Export it with: describe-screen models export {manifest.name} --precision auto.")
+    src = common.resolve_source(manifest, source)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-repo-") as work:
         repo = write_repo(src, Path(work), sets)
         return install_repo(repo, out_dir, manifest.bundle_info(), sets)
