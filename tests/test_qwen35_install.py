@@ -145,3 +145,18 @@ def test_a_damaged_graph_falls_back_to_the_text_reader_and_says_so(installed, sc
     assert final["event"] == "done"
     assert "vision model could not be loaded" in spoken and named in spoken and "text reader" in spoken
     assert "Submit" in final["result"]["text"]  # the text reader's description still came
+
+
+def test_auto_weights_are_q4_on_the_cpu_and_fp16_where_cuda_runs(monkeypatch):
+    from describe_screen import download
+    from describe_screen.vlm import bundle, onnx
+
+    preferred = SPEC.published["auto"]
+    assert download.choose_precision("auto", "cpu", preferred=preferred) == "q4"
+    monkeypatch.setattr(onnx, "usable_device", lambda provider="auto": "cuda")
+    assert download.choose_precision("auto", preferred=preferred) == "fp16"
+    assert download.choose_precision("auto", configured="q4f16", preferred=preferred) == "q4f16"  # the settings win
+    # a bundle holding several weight sets runs the family's choice, not the int8 other families prefer
+    assert bundle.choose_precision("auto", ["int8", "q4"], "cpu", preferred["cpu"]) == "q4"
+    assert bundle.choose_precision("auto", ["fp16", "q4"], "cuda", preferred["cuda"]) == "fp16"
+    assert bundle.choose_precision("auto", ["int8", "q4"], "cpu") == "int8"
