@@ -137,14 +137,7 @@ def test_a_damaged_graph_falls_back_to_the_text_reader_and_says_so(installed, sc
     else:
         named = "vision_encoder_q4.onnx"
         (broken / NAME / named).unlink()
-    daemon = make_daemon(broken, tmp_path)
-    final = daemon.handle({"cmd": "describe", "image": str(screen)})
-    daemon.speaker.wait_idle(60)
-    daemon.speaker.close()
-    spoken = " ".join(daemon.speaker.spoken)
-    assert final["event"] == "done"
-    assert "vision model could not be loaded" in spoken and named in spoken and "text reader" in spoken
-    assert "Submit" in final["result"]["text"]  # the text reader's description still came
+    test_daemon_vlm.assert_text_reader_took_over(broken, screen, tmp_path, named)
 
 
 def test_auto_weights_are_q4_on_the_cpu_and_fp16_where_cuda_runs(monkeypatch):
