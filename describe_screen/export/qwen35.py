@@ -12,6 +12,8 @@ The published contract (see the family's runtime module and ../shared/specs/qwen
   [B,kv_heads,past,head_dim] (full attention) or past_conv.{i} [B,conv_dim,kernel-1] and past_recurrent.{i}
   [B,heads,key_dim,value_dim] (Gated DeltaNet) -> logits and the matching present.* / present_conv.* /
   present_recurrent.* outputs.
+Float inputs and outputs are float32, except in the _fp16 files: float16 there (the decoder's inputs_embeds stays
+float32), so a runtime reads each type from its session.
 
 The graphs are written from the checkpoint's tensors (graph.GraphWriter), read one at a time from its
 safetensors files, so the real 2B exports in bounded memory. Each layer is onnxruntime's fused operators:
