@@ -4,7 +4,8 @@ For families whose published graphs use onnxruntime's fused operators (LinearAtt
 MatMulNBits ...), which no tracer emits: the exporter states the network directly, as onnxruntime-genai's
 builder does. Weights go to `<graph>.onnx_data` as they are added, so a model larger than memory allows
 twice (the real 2B in float32) is written holding one tensor at a time. `quantize` picks how projections
-are stored: float32 MatMul, or 4-bit MatMulNBits blocks of 32 with float32 activations (the published q4).
+are stored: float32 MatMul, or 4-bit MatMulNBits blocks of 32 with float32 activations (the published q4);
+`half` writes float16 weights and activations instead (the _fp16 files, for CUDA).
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ def quantize_4bit(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 class GraphWriter:
     """One graph under construction: inputs, outputs, nodes and streamed initializers."""
 
-    def __init__(self, path: Path, quantize: bool = False) -> None:
+    def __init__(self, path: Path, quantize: bool = False, half: bool = False) -> None:
         self.path = path
         self.quantize = quantize
+        self.half = half
+        self.float = 10 if half else 1  # onnx.TensorProto.FLOAT16 / FLOAT: the type activations have
+        self.float_name = "float16" if half else "float32"
         self.data_name = path.name + "_data"
         self._data = (path.parent / self.data_name).open("wb")
         self.nodes: list[Any] = []
@@ -66,12 +70,15 @@ class GraphWriter:
 
         self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
 
-    def weight(self, name: str, array: np.ndarray) -> str:
-        """An initializer; large ones are appended to the external data file right away."""
+    def weight(self, name: str, array: np.ndarray, float32: bool = False) -> str:
+        """An initializer; large ones are appended to the external data file right away. Float weights take
+        the activations' type unless `float32` (inputs an operator wants in float32 whatever it computes in)."""
         import numpy as np
         import onnx
         from onnx import numpy_helper
 
+        if self.half and array.dtype == np.float32 and not float32:
+            array = array.astype(np.float16)
         array = np.ascontiguousarray(array)
         if array.nbytes <= INLINE_BYTES:
             self.initializers.append(numpy_helper.from_array(array, name))
@@ -89,14 +96,18 @@ class GraphWriter:
         return name
 
     def const(self, values: Any, dtype: str = "int64") -> str:
-        """A small constant (shapes, axes, scalars), shared by every node that needs the same one."""
+        """A small constant (shapes, axes, scalars) of exactly `dtype`, shared by every node that needs the same one."""
         import numpy as np
 
         array = np.asarray(values, dtype=dtype)
         key = (array.dtype.str, array.shape, array.tobytes())
         if key not in self._constants:
-            self._constants[key] = self.weight(f"const_{len(self._constants)}", array)
+            self._constants[key] = self.weight(f"const_{len(self._constants)}", array, float32=True)
         return self._constants[key]
+
+    def to_float(self, x: str) -> str:
+        """`x` (computed in float32) in the activations' type."""
+        return self.op("Cast", [x], to=self.float) if self.half else x
 
     # -- nodes
     def op(self, op_type: str, inputs: list[str], outputs: int | list[str] = 1, domain: str = "",

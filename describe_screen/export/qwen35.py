@@ -12,14 +12,18 @@ The published contract (see the family's runtime module and ../shared/specs/qwen
   [B,kv_heads,past,head_dim] (full attention) or past_conv.{i} [B,conv_dim,kernel-1] and past_recurrent.{i}
   [B,heads,key_dim,value_dim] (Gated DeltaNet) -> logits and the matching present.* / present_conv.* /
   present_recurrent.* outputs.
+Float inputs and outputs are float32, except in the _fp16 files: float16 there (the decoder's inputs_embeds stays
+float32), so a runtime reads each type from its session.
 
 The graphs are written from the checkpoint's tensors (graph.GraphWriter), read one at a time from its
 safetensors files, so the real 2B exports in bounded memory. Each layer is onnxruntime's fused operators:
 Gated DeltaNet = CausalConvWithState + LinearAttention (gated_delta) + LinearAttentionGate + GatedRMSNorm; full
 attention = one packed q/k/v/gate projection, per-head RMS norms, MRotaryEmbedding (interleaved sections, partial
 rotary) and GroupQueryAttention, gated by sigmoid; residuals and norms = SkipSimplifiedLayerNormalization with
-Qwen's (1 + weight) scales. Weight sets: fp32 (no suffix) and q4 (MatMulNBits, float32 activations, blocks of
-32; the tiny gate projections b/a stay float32 as they drive the recurrence).
+Qwen's (1 + weight) scales. Weight sets: fp32 (no suffix); q4 (MatMulNBits, float32 activations, blocks of 32,
+with zero points: the published embed_tokens_q4 size to the byte; the tiny gate projections b/a stay float32 as
+they drive the recurrence, where the published decoder quantises them too); fp16 for CUDA (float16 weights,
+activations and caches; the decoder still takes float32 inputs_embeds and casts inside).
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from describe_screen.errors import UserError
 from describe_screen.export import common
 from describe_screen.export.graph import MS, GraphWriter
 
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
 
 EMBED, VISION, DECODER = "embed_tokens", "vision_encoder", "decoder_model_merged"
 GRAPHS = (EMBED, VISION, DECODER)
-WEIGHT_SETS = ("fp32", "q4")  # suffixes "" and "_q4", as published
+WEIGHT_SETS = ("fp32", "fp16", "q4")  # suffixes "", "_fp16" and "_q4", as published
 ROOT_FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "processor_config.json",
               "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 FLOAT, INT64, INT32 = 1, 7, 6  # onnx.TensorProto element types
@@ -269,16 +272,16 @@ def _lm_head(weights: Checkpoint, text: str) -> np.ndarray:
 
 # -- embed_tokens ------------------------------------------------------------------------------------------------
 
-def write_embed(weights: Checkpoint, path: Path, quantize: bool) -> None:
+def write_embed(weights: Checkpoint, path: Path, quantize: bool, half: bool) -> None:
     import numpy as np
 
     from describe_screen.export.graph import BLOCK, quantize_4bit
 
     text, _ = _prefixes(weights)
     table = weights(text + "embed_tokens.weight")
-    g = GraphWriter(path)
+    g = GraphWriter(path, half=half)
     ids = g.input("input_ids", INT64, ["batch_size", "sequence_length"])
-    g.output("inputs_embeds", FLOAT, ["batch_size", "sequence_length", table.shape[1]])
+    g.output("inputs_embeds", g.float, ["batch_size", "sequence_length", table.shape[1]])
     if quantize:  # one row per token: blocks of 32 along the hidden size, as GatherBlockQuantized reads them
         packed, scales, zero_points = quantize_4bit(np.ascontiguousarray(table.T))
         vocab = table.shape[0]
@@ -331,7 +334,7 @@ def _axis_taps(g: GraphWriter, index: str, size: str, side: int) -> tuple[str, s
     return taps, weights
 
 
-def write_vision(weights: Checkpoint, config: dict, path: Path, quantize: bool) -> None:
+def write_vision(weights: Checkpoint, config: dict, path: Path, quantize: bool, half: bool) -> None:
     import numpy as np
 
     vc = config["vision_config"]
@@ -341,10 +344,10 @@ def write_vision(weights: Checkpoint, config: dict, path: Path, quantize: bool) 
     side = int(vc["num_position_embeddings"] ** 0.5)
     theta = float((vc.get("rope_parameters") or {}).get("rope_theta", 10000.0))
     patch_width = vc.get("in_channels", 3) * vc["temporal_patch_size"] * vc["patch_size"] ** 2
-    g = GraphWriter(path, quantize)
-    pixels = g.input("pixel_values", FLOAT, ["num_patches", patch_width])
+    g = GraphWriter(path, quantize, half)
+    pixels = g.input("pixel_values", g.float, ["num_patches", patch_width])
     grid = g.input("image_grid_thw", INT64, ["num_images", 3])
-    g.output("image_features", FLOAT, ["num_image_tokens", vc["out_hidden_size"]])
+    g.output("image_features", g.float, ["num_image_tokens", vc["out_hidden_size"]])
 
     total = g.op("Gather", [g.op("Shape", [pixels]), g.const(0)])
     pos = _grid_positions(g, grid, total, merge)
@@ -358,18 +361,19 @@ def write_vision(weights: Checkpoint, config: dict, path: Path, quantize: bool) 
                                           g.op("Unsqueeze", [col_w, g.const([1])])]), g.const(flat)])
     table = g.weight("pos_embed.weight", weights(p + "pos_embed.weight"))
     pos_embed = g.op("ReduceSum", [g.op("Mul", [g.op("Gather", [table, taps]),
-                                                g.op("Unsqueeze", [tap_w, g.const([2])])]), g.const([1])], keepdims=0)
+                                                g.to_float(g.op("Unsqueeze", [tap_w, g.const([2])]))]), g.const([1])],
+                     keepdims=0)
     # 2-D rotary angles: [rows x inv_freq | cols x inv_freq] per patch, one cache row per patch
     inv_freq = 1.0 / theta ** (np.arange(0, head_dim // 2, 2, dtype=np.float32) / (head_dim // 2))
     freq = g.const(inv_freq[None, :].astype(np.float32), "float32")
     angles = g.op("Concat", [g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", [pos[k]], to=FLOAT), g.const([1])]), freq])
                              for k in ("row", "col")], axis=1)
-    cos, sin = g.op("Cos", [angles]), g.op("Sin", [angles])
+    cos, sin = g.to_float(g.op("Cos", [angles])), g.to_float(g.op("Sin", [angles]))
     positions = g.op("Unsqueeze", [g.op("Range", [g.const(0), total, g.const(1)]), g.const([0])])
     # attention stays inside each frame: 0 within a block, -inf across blocks
     frames = pos["frame"]
     same = g.op("Equal", [g.op("Unsqueeze", [frames, g.const([1])]), g.op("Unsqueeze", [frames, g.const([0])])])
-    bias = g.op("Unsqueeze", [g.op("Where", [same, g.const(0.0, "float32"), g.const(-np.inf, "float32")]),
+    bias = g.op("Unsqueeze", [g.op("Where", [same, g.const(0.0, g.float_name), g.const(-np.inf, g.float_name)]),
                               g.const([0, 1])])
 
     conv = weights(p + "patch_embed.proj.weight").reshape(hidden, -1)
@@ -481,15 +485,16 @@ def _gated_delta_net(g: GraphWriter, weights: Checkpoint, tc: dict, pre: str, i:
     qk, v = g.op("Split", [conv, g.const([2 * key_dim, value_dim])], 2, axis=-1)
     # l2norm(x) = x * rsqrt(sum(x^2) + 1e-6) is an RMS norm with epsilon 1e-6/d and scale 1/sqrt(d)
     qk = g.op("SimplifiedLayerNormalization", [g.op("Reshape", [qk, g.const([0, 0, 2 * nk, dk])]),
-                                               g.const(np.full(dk, dk ** -0.5, np.float32), "float32")],
+                                               g.const(np.full(dk, dk ** -0.5), g.float_name)],
               axis=-1, epsilon=1e-6 / dk)
     q, k = g.op("Split", [g.op("Reshape", [qk, g.const([0, 0, 2 * key_dim])]), g.const([key_dim, key_dim])], 2, axis=-1)
     if nv != nk:  # each query/key head serves nv/nk consecutive value heads
         q, k = (g.op("Reshape", [g.op("Expand", [g.op("Reshape", [t, g.const([0, 0, nk, 1, dk])]),
                                                  g.const([1, 1, 1, nv // nk, 1])]), g.const([0, 0, nv * dk])])
                 for t in (q, k))
-    decay, beta = g.op("LinearAttentionGate", [a, g.weight(la + "dt_bias", weights(la + "dt_bias")),
-                                               g.weight(la + "neg_exp_A", -np.exp(weights(la + "A_log"))), b], 2, MS)
+    decay, beta = g.op("LinearAttentionGate", [a, g.weight(la + "dt_bias", weights(la + "dt_bias"), float32=True),
+                                               g.weight(la + "neg_exp_A", -np.exp(weights(la + "A_log")), float32=True),
+                                               b], 2, MS)
     out, _ = g.op("LinearAttention", [q, k, v, f"past_recurrent.{i}", decay, beta],
                   [f"layers.{i}.linear_attention/out", f"present_recurrent.{i}"], MS, q_num_heads=nv, kv_num_heads=nv,
                   update_rule="gated_delta", scale=dk ** -0.5)
@@ -509,7 +514,7 @@ def _mlp(g: GraphWriter, weights: Checkpoint, pre: str, i: int, x: str) -> str:
     return g.linear(act, weights(pre + "mlp.down_proj.weight").T, f"layers.{i}.mlp.down_proj")
 
 
-def write_decoder(weights: Checkpoint, config: dict, path: Path, quantize: bool) -> None:
+def write_decoder(weights: Checkpoint, config: dict, path: Path, quantize: bool, half: bool) -> None:
     import numpy as np
 
     tc = config["text_config"]
@@ -517,17 +522,18 @@ def write_decoder(weights: Checkpoint, config: dict, path: Path, quantize: bool)
     hidden, dim = tc["hidden_size"], tc["head_dim"]
     rope_cfg = tc.get("rope_parameters") or {}
     rotary = int(dim * rope_cfg.get("partial_rotary_factor", 0.25))
-    g = GraphWriter(path, quantize)
-    embeds = g.input("inputs_embeds", FLOAT, ["batch_size", "sequence_length", hidden])
+    g = GraphWriter(path, quantize, half)
+    # float32 in every weight set: the float16 graph casts inside, as the published fp16 decoders were fixed to
+    embeds = g.to_float(g.input("inputs_embeds", FLOAT, ["batch_size", "sequence_length", hidden]))
     mask = g.input("attention_mask", INT64, ["batch_size", "total_sequence_length"])
     positions = g.input("position_ids", INT64, [3, "batch_size", "sequence_length"])
     keep = g.input("num_logits_to_keep", INT64, [])
     caches = cache_inputs(config)
     for past, _, shape in caches:
-        g.input(past, FLOAT, shape)
-    g.output("logits", FLOAT, ["batch_size", "num_logits", tc["vocab_size"]])
+        g.input(past, g.float, shape)
+    g.output("logits", g.float, ["batch_size", "num_logits", tc["vocab_size"]])
     for _, present, shape in caches:
-        g.output(present, FLOAT, [("total_sequence_length" if d == "past_sequence_length" else d) for d in shape])
+        g.output(present, g.float, [("total_sequence_length" if d == "past_sequence_length" else d) for d in shape])
 
     # shared by every full-attention layer: GroupQueryAttention's lengths and the mRoPE angle table
     seqlens = g.op("Cast", [g.op("Sub", [g.op("ReduceSum", [mask, g.const([1])], keepdims=0), g.const(1)])], to=INT32)
@@ -539,7 +545,8 @@ def write_decoder(weights: Checkpoint, config: dict, path: Path, quantize: bool)
     inv_freq = 1.0 / theta ** (np.arange(0, rotary, 2, dtype=np.float32) / rotary)
     angles = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", [g.op("Range", [g.const(0), count, g.const(1)])], to=FLOAT),
                                              g.const([1])]), g.const(inv_freq[None, :].astype(np.float32), "float32")])
-    rope = {"positions": positions, "cos": g.op("Cos", [angles]), "sin": g.op("Sin", [angles]), "dim": rotary,
+    rope = {"positions": positions, "cos": g.to_float(g.op("Cos", [angles])), "sin": g.to_float(g.op("Sin", [angles])),
+            "dim": rotary,
             "section": list(rope_cfg.get("mrope_section", [11, 11, 10])), "seqlens_k": seqlens, "total": total}
 
     x = g.op("SimplifiedLayerNormalization",
@@ -579,10 +586,10 @@ def write_repo(source: Path, out_dir: Path, precisions: list[str]) -> Path:
     for precision in precisions:
         if precision not in WEIGHT_SETS:
             raise ValueError(f"Qwen3.5 exports the weight sets {', '.join(WEIGHT_SETS)}, not {precision}")
-        quantize = precision == "q4"
-        write_embed(weights, graphs / file_name(EMBED, precision), quantize)
-        write_vision(weights, config, graphs / file_name(VISION, precision), quantize)
-        write_decoder(weights, config, graphs / file_name(DECODER, precision), quantize)
+        quantize, half = precision == "q4", precision == "fp16"
+        write_embed(weights, graphs / file_name(EMBED, precision), quantize, half)
+        write_vision(weights, config, graphs / file_name(VISION, precision), quantize, half)
+        write_decoder(weights, config, graphs / file_name(DECODER, precision), quantize, half)
     for name in ROOT_FILES:
         if (source / name).is_file():
             shutil.copyfile(source / name, out_dir / name)
@@ -612,7 +619,7 @@ def install_repo(repo: Path, out_dir: Path, info: dict[str, Any], precisions: li
 
 def weight_sets(precisions: list[str]) -> list[str]:
     """The requested precisions as this family's weight sets: its integer set ("int8", which "auto" asks for)
-    is the published 4-bit one; float16 graphs (CUDA only) are not written yet."""
+    is the published 4-bit one."""
     sets = {"int8": "q4"}
     return [s for s in WEIGHT_SETS if s in {sets.get(p, p) for p in precisions}]
 
@@ -622,9 +629,6 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
     import tempfile
 
     sets = weight_sets(precisions)
-    if not sets:
-        raise UserError(f"{manifest.name} can be exported with float32 or 4-bit weights, not {', '.join(precisions)}.",
-                        f"Export it with: describe-screen models export {manifest.name} --precision auto.")
     src = common.resolve_source(manifest, source)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-repo-") as work:
         repo = write_repo(src, Path(work), sets)
