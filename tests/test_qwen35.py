@@ -285,3 +285,31 @@ def test_a_missing_graph_is_a_sentence_naming_it(tiny, tmp_path):
     (broken / "decoder_model_merged.onnx_data").unlink()
     with pytest.raises(UserError, match=r"decoder_model_merged\.onnx_data is missing"):
         list(load(broken).stream(picture(64, 64, 4), Request(task=CAPTION_BRIEF), lambda: False))
+
+
+def test_fp16_weights_run_through_the_same_code_with_the_same_words(tiny, tmp_path_factory):
+    """The CUDA weight set (float16 weights and caches): every type comes from the session, so the same code
+    feeds it; on the CPU onnxruntime casts around its float32 kernels, and the tokens stay fp32's."""
+    import dataclasses
+
+    from tiny_qwen import tiny_qwen_repo
+
+    from describe_screen import models
+    from describe_screen.export.qwen35 import install_repo
+    from describe_screen.vlm import ASK, Request, Turn
+
+    root = tmp_path_factory.getbasetemp()
+    _, repo = tiny_qwen_repo(root, ("fp32", "q4", "fp16"))
+    info = dataclasses.replace(models.manifest("qwen3.5-0.8b"), name="tiny-qwen35-half").bundle_info()
+    half = load(install_repo(repo, root / "models" / "tiny-qwen35-half", info, ["fp16"]))
+    assert half.bundle.precision == "fp16"
+    assert {value.data_type() for value in half.empty_state().cache.values()} == {"tensor(float16)"}
+    full = load(tiny[1])
+    image = picture(320, 180, 3)
+    first = Request(task=ASK, question="What is in the box?")
+    answer = list(half.token_ids(image, first, lambda: False, exact(half)))
+    assert answer == list(full.token_ids(image, first, lambda: False, exact(full)))
+    said = half.tokenizer.decode(answer, skip_special_tokens=True)
+    second = Request(task=ASK, question="And the colour?", history=[Turn("What is in the box?", said)])
+    assert list(half.token_ids(image, second, lambda: False, exact(half))) == \
+        list(full.token_ids(image, second, lambda: False, exact(full)))
