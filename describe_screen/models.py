@@ -140,11 +140,16 @@ def manifest(name: str, directory: Path = MANIFEST_DIR) -> ModelManifest:
     raise UserError(f"There is no model called {name}.", f"Known models are: {known}.")
 
 
-def install_hint(task: str, directory: Path = MANIFEST_DIR) -> str:
-    """How to get the best catalogued model for `task`, in one sentence for the user."""
-    best = next((m for m in available(directory) if task in m.tasks), None)
-    if best is None:
+def install_hint(task: str, directory: Path = MANIFEST_DIR, machine: Machine | None = None) -> str:
+    """How to get the best catalogued model for `task` that this `machine` (this computer when None) runs
+    at speed, in one sentence for the user."""
+    able = [m for m in available(directory) if task in m.tasks]
+    if not able:
         return ""
+    if any(m.speed for m in able):
+        machine = machine or Machine.here()
+        able = [m for m in able if machine.runs(m.speed)] or able
+    best = able[0]
     verb = "install" if best.published else "export"
     return f"To install one, run: describe-screen models {verb} {best.name}."
 

@@ -166,6 +166,10 @@ def test_auto_picks_the_strongest_model_the_machine_runs_at_speed(tmp_path):
     assert chosen.name == "qwen3.5-0.8b" and [m.name for m in passed_over] == ["qwen3.5-2b"]
     assert "8 cores and 8 GB" in models.needs(passed_over[0].speed) and "2 cores" in small.says()
     # only the 2B installed on a small machine: it is still used, the slower answer beats none
+    # and what a user without a vision model is told to install: what this machine runs at speed
+    assert models.install_hint(vlm.ASK, machine=small).endswith("models install qwen3.5-0.8b.")
+    assert models.install_hint(vlm.ASK, machine=gpu).endswith("models install qwen3.5-2b.")
+    assert models.install_hint(vlm.OCR, machine=small).endswith("models install florence-2-base.")
     only = install(tmp_path / "two", [models.manifest("qwen3.5-2b")])
     assert models.default_for(vlm.ASK, only, small).name == "qwen3.5-2b"
     older = install(tmp_path / "older", [m for m in models.available() if m.family != "qwen3.5"])

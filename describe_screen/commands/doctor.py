@@ -211,13 +211,13 @@ def check_models(config: Config) -> Check:
 
     folder = config.models_dir()
     found = models.installed(folder)
+    machine = models.Machine.here(config.models.provider)
     if not found:
         return Check("Vision models", NOTE, f"No vision model is installed in {folder}; descriptions use the text "
-                     "reader.", "For descriptions of pictures and free questions, run: "
-                     "describe-screen models install smolvlm-256m-instruct.")
+                     "reader.", "For descriptions of pictures and free questions: "
+                     f"{models.install_hint(vlm.ASK, machine=machine)}")
     names = ", ".join(m.name for m in found)
     chosen = []
-    machine = models.Machine.here(config.models.provider)
     for task, label in ((vlm.CAPTION_BRIEF, "describe"), (vlm.ASK, "ask")):
         bundle, passed_over = models.choice(task, folder, machine)
         chosen.append(f"{label} uses {_in_use(config, bundle) if bundle else 'the text reader'}")
