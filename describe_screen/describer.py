@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 Cancelled = Callable[[], bool]
 
+
 @dataclass
 class Scene:
     """One capture and what we learnt about it; follow-up questions reuse it."""
@@ -103,7 +104,8 @@ class Describer:
         if name == "auto" and (broken := models.broken(folder)):
             self._note_broken(list(broken))
         try:
-            installed = models.default_for(task, folder) if name == "auto" else models.find(name, folder)
+            installed = (models.default_for(task, folder, provider=options.provider) if name == "auto"
+                         else models.find(name, folder))
             if installed is None:
                 return None
             model = self._bundles.get(installed.path) or vlm.load_model(installed.path, options)

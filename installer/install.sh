@@ -273,6 +273,14 @@ else
     say "Installing describe-screen [$EXTRAS] and its Python packages (this can take a few minutes)"
     "$VPY" -m pip install -q -e "${REPO}[$EXTRAS]" || fail "pip could not install describe-screen." \
         "Read pip's message above; check the network connection and free disk space, then run this installer again."
+    if [ "$DEV" -eq 1 ]; then
+        # The extra "crosscheck" (onnxruntime-genai, a second Qwen3.5 exporter for the tests) requires the CPU
+        # onnxruntime, which would overwrite onnxruntime-gpu: install it alone, without its dependencies.
+        genai="$(sed -n 's/^crosscheck = \["\(.*\)"\]$/\1/p' "$REPO/pyproject.toml")"
+        say "Installing $genai for the tests (without its dependencies)"
+        "$VPY" -m pip install -q --no-deps "$genai" \
+            || say "$genai has no package for this machine; the test comparing exporters with it will fail here"
+    fi
     stamp_text >"$STAMP"
 fi
 

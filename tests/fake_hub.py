@@ -58,7 +58,7 @@ class Repo:
         return revision == self.commit or revision in self.revisions
 
     def lfs(self, path: str) -> bool:
-        return path.endswith((".onnx", ".onnx_data"))
+        return path.endswith((".onnx", ".onnx_data")) or ".onnx_data_" in path  # weights, sharded or not
 
 
 @dataclass

@@ -139,20 +139,69 @@ def test_broken_bundles_are_noted_once_briefly_after_the_answer(models_dir, scre
     assert "broken" not in second["result"]["text"] and "Submit" in second["result"]["text"]
 
 
-def test_auto_picks_florence_to_describe_and_smolvlm_to_answer(tmp_path):
-    """With both families installed, describe and read use Florence-2, questions SmolVLM (issue 4's defaults)."""
+def test_damaged_bundle_falls_back_to_the_text_reader_and_says_so(models_dir, screen, tmp_path):
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir / "tiny-smolvlm", broken / "tiny-smolvlm")
+    for decoder in (broken / "tiny-smolvlm").glob("decoder_model_merged*.onnx"):  # every precision
+        decoder.write_bytes(decoder.read_bytes()[:1000])
+    assert_text_reader_took_over(broken, screen, tmp_path, "decoder_model_merged")
+
+
+def assert_text_reader_took_over(models: Path, screen: Path, tmp_path: Path, named: str) -> None:
+    """A describe with the one broken bundle in `models`: the text reader's description comes, then one
+    sentence says the model is not usable, and `models list`'s reason names the file `named`."""
+    from describe_screen import models as catalogue
+
+    daemon = make_daemon(models, tmp_path)
+    final = daemon.handle({"cmd": "describe", "image": str(screen)})
+    daemon.speaker.wait_idle(60)
+    daemon.speaker.close()
+    spoken = " ".join(daemon.speaker.spoken)
+    assert final["event"] == "done"
+    assert "not usable; describe-screen models list says why" in spoken
+    assert "Submit" in final["result"]["text"]
+    reasons = catalogue.broken(models)
+    assert len(reasons) == 1 and named in str(next(iter(reasons.values()))), reasons
+
+
+def test_auto_picks_the_strongest_model_the_machine_runs_at_speed(tmp_path):
+    """With every catalogued model installed, Qwen3.5 serves describe and ask: the 2B where it runs at
+    speed (CUDA, or 8 cores and 8 GB), else the 0.8B; Florence-2 reads text. Without Qwen3.5, describe
+    and read use Florence-2 and questions SmolVLM (issue 4's defaults)."""
     from describe_screen import models
     from describe_screen.vlm.bundle import write_manifest
 
-    for spec in models.available():
-        folder = tmp_path / spec.name
-        folder.mkdir()
-        (folder / "tokenizer.json").write_text("{}")  # a bundle lists its files; only the choice is tested
-        write_manifest(folder, spec.bundle_info(), ["tokenizer.json"])
-    picks = {task: models.default_for(task, tmp_path).name
-             for task in (vlm.CAPTION_BRIEF, vlm.CAPTION_FULL, vlm.ASK, vlm.OCR)}
-    assert picks == {vlm.CAPTION_BRIEF: "florence-2-base", vlm.CAPTION_FULL: "florence-2-base",
-                     vlm.ASK: "smolvlm-256m-instruct", vlm.OCR: "florence-2-base"}
+    def install(folder, specs):
+        for spec in specs:
+            (folder / spec.name).mkdir(parents=True)
+            (folder / spec.name / "tokenizer.json").write_text("{}")  # a bundle lists its files; the choice is tested
+            write_manifest(folder / spec.name, spec.bundle_info(), ["tokenizer.json"])
+        return folder
+
+    def picks(folder, machine):
+        return {task: models.default_for(task, folder, machine).name
+                for task in (vlm.CAPTION_BRIEF, vlm.CAPTION_FULL, vlm.ASK, vlm.OCR)}
+
+    small, big, gpu = models.Machine(2, 24, False), models.Machine(8, 16, False), models.Machine(2, 4, True)
+    every = install(tmp_path / "every", models.available())
+    qwen = {vlm.CAPTION_BRIEF: "qwen3.5-0.8b", vlm.CAPTION_FULL: "qwen3.5-0.8b", vlm.ASK: "qwen3.5-0.8b",
+            vlm.OCR: "florence-2-base"}
+    assert picks(every, small) == qwen
+    assert picks(every, big) == picks(every, gpu) == {**qwen, **dict.fromkeys(qwen, "qwen3.5-2b"),
+                                                      vlm.OCR: "florence-2-base"}
+    chosen, passed_over = models.choice(vlm.ASK, every, small)
+    assert chosen.name == "qwen3.5-0.8b" and [m.name for m in passed_over] == ["qwen3.5-2b"]
+    assert "8 cores and 8 GB" in models.needs(passed_over[0].speed) and "2 cores" in small.says()
+    # only the 2B installed on a small machine: it is still used, the slower answer beats none
+    # and what a user without a vision model is told to install: what this machine runs at speed
+    assert models.install_hint(vlm.ASK, machine=small).endswith("models install qwen3.5-0.8b.")
+    assert models.install_hint(vlm.ASK, machine=gpu).endswith("models install qwen3.5-2b.")
+    assert models.install_hint(vlm.OCR, machine=small).endswith("models install florence-2-base.")
+    only = install(tmp_path / "two", [models.manifest("qwen3.5-2b")])
+    assert models.default_for(vlm.ASK, only, small).name == "qwen3.5-2b"
+    older = install(tmp_path / "older", [m for m in models.available() if m.family != "qwen3.5"])
+    assert picks(older, small) == {vlm.CAPTION_BRIEF: "florence-2-base", vlm.CAPTION_FULL: "florence-2-base",
+                                   vlm.ASK: "smolvlm-256m-instruct", vlm.OCR: "florence-2-base"}
 
 
 # -- malformed bundles: every one is a plain sentence naming the file, and the text reader answers ------------

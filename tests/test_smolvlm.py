@@ -23,9 +23,10 @@ from describe_screen.vlm import (
     RuntimeOptions,
     Turn,
     load_model,
+    user_texts,
 )
 from describe_screen.vlm.decoding import Limits, greedy, repeating_tail, stream_text
-from describe_screen.vlm.smolvlm import DECODER, EMBED, VISION, preprocess, user_texts
+from describe_screen.vlm.smolvlm import DECODER, EMBED, VISION, preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TOKENS = 24
