@@ -14,8 +14,10 @@ import pytest
 import torch
 from tiny_qwen import tiny_qwen_repo, torch_model
 
-# square, wide, tall, several images in one call, and a two-frame grid (each frame attends only to itself)
-GRIDS = [[[1, 4, 4]], [[1, 2, 6]], [[1, 6, 2]], [[1, 8, 4]], [[1, 4, 4], [1, 2, 4]], [[2, 4, 4]]]
+# square, wide, tall; two images of one size and of two sizes in one call, and a two-frame grid (each frame
+# attends only to itself: as a batch when frames are equal, through a mask otherwise)
+GRIDS = [[[1, 4, 4]], [[1, 2, 6]], [[1, 6, 2]], [[1, 8, 4]], [[1, 4, 4], [1, 4, 4]], [[1, 4, 4], [1, 2, 4]],
+         [[2, 4, 4]]]
 
 
 @pytest.fixture(scope="session")

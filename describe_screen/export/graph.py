@@ -10,6 +10,7 @@ are stored: float32 MatMul, or 4-bit MatMulNBits blocks of 32 with float32 activ
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,7 @@ class GraphWriter:
         self.outputs: list[Any] = []
         self.initializers: list[Any] = []
         self._constants: dict[tuple, str] = {}
-        self._count = 0
+        self._counter = itertools.count(1)  # shared with branches: value names stay unique in the whole model
 
     # -- declarations
     def input(self, name: str, elem_type: int, shape: list[Any]) -> str:
@@ -115,12 +116,26 @@ class GraphWriter:
         """Add a node; returns its output name (or the list of them when it has several)."""
         from onnx import helper
 
-        self._count += 1
-        node_name = name or f"{op_type}_{self._count}"
+        node_name = name or f"{op_type}_{next(self._counter)}"
         names = outputs if isinstance(outputs, list) else [f"{node_name}/out{i}" for i in range(outputs)]
         self.nodes.append(helper.make_node(op_type, inputs, names, name=node_name, domain=domain or None,
                                            **{k: v for k, v in attrs.items() if v is not None}))
         return names[0] if len(names) == 1 else names
+
+    def branch(self) -> GraphWriter:
+        """A writer for the body of an If: its own nodes; its weights and constants go to this graph, where the
+        body sees them from the enclosing scope."""
+        child = object.__new__(GraphWriter)
+        child.__dict__.update(self.__dict__)
+        child.nodes = []
+        return child
+
+    def subgraph(self, name: str, outputs: list[str]) -> Any:
+        """The GraphProto of a branch whose results are `outputs` (activations of this writer's float type)."""
+        from onnx import helper
+
+        return helper.make_graph(self.nodes, name, [], [helper.make_tensor_value_info(o, self.float, None)
+                                                         for o in outputs])
 
     def linear(self, x: str, weight: np.ndarray, name: str, bias: np.ndarray | None = None,
                output: str | None = None, dense: bool = False) -> str:
