@@ -44,6 +44,8 @@ PUBLISHED_COMMITS = {
     "florence-community/Florence-2-large": "4271c66b88cdbc05735372ec13b2360108de5317",
     "Systran/faster-whisper-base.en": "3d3d5dee26484f91867d81cb899cfcf72b96be6c",
     "Systran/faster-whisper-base": "ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66",
+    "onnx-community/Qwen3.5-0.8B-ONNX-OPT": "fafab72d87a9e6be3925b38caf48286d2838f2d0",
+    "onnx-community/Qwen3.5-2B-ONNX-OPT": "2ea7886f48b926aca97de8b0e041ffca7e3ebaa9",
 }
 OTHER_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

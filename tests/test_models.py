@@ -44,7 +44,7 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 
 def pins(manifest: models.ModelManifest) -> dict[str, str]:
     """Every revision a manifest names: its checkpoint's and its published files'."""
-    found = {manifest.repo: manifest.revision}
+    found = {manifest.repo: manifest.revision} if manifest.revision else {}
     if manifest.published:
         found[manifest.published["repo"]] = manifest.published["revision"]
     return found
@@ -55,6 +55,22 @@ def test_every_manifest_pins_a_commit_never_a_branch():
     for manifest in models.available():
         for repo, revision in pins(manifest).items():
             assert COMMIT.fullmatch(revision), f"{manifest.name} pins {repo} at {revision!r}, not a commit"
+
+
+def test_a_checkpoint_with_no_pinned_commit_is_never_downloaded():
+    """Qwen3.5's checkpoint commit is in no public reference: it installs from its pinned published files,
+    and export takes only a local checkpoint, saying how."""
+    from describe_screen.export.common import resolve_source
+
+    for name in ("qwen3.5-0.8b", "qwen3.5-2b"):
+        manifest = models.manifest(name)
+        assert manifest.revision == "" and COMMIT.fullmatch(manifest.published["revision"])
+        with pytest.raises(UserError) as refused:
+            resolve_source(manifest, None)
+        assert "does not download" in refused.value.problem
+        assert f"models install {name}" in refused.value.fix and "--source FOLDER" in refused.value.fix
+    unpinned = [m.name for m in models.available() if not m.revision and not m.published]
+    assert unpinned == [], "a model with neither a pinned checkpoint nor published files cannot be had"
 
 
 def test_a_manifest_naming_a_branch_is_refused_by_the_pin_check(tmp_path):

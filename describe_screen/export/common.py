@@ -35,6 +35,10 @@ def resolve_source(manifest: ModelManifest, source: str | Path | None) -> Path:
     manifest's repo at its pinned revision (or of `source` taken as a repo id)."""
     if source is not None and Path(source).expanduser().is_dir():
         return Path(source).expanduser()
+    if source is None and not manifest.revision:  # no commit pinned: a moving branch is never downloaded
+        raise UserError(f"No checkpoint commit of {manifest.name} is pinned, so describe-screen does not download one.",
+                        f"Install its published files with: describe-screen models install {manifest.name}; or export "
+                        f"a checkpoint you have with: describe-screen models export {manifest.name} --source FOLDER.")
     repo = str(source) if source is not None else manifest.repo
     try:
         from huggingface_hub import snapshot_download
