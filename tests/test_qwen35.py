@@ -301,7 +301,7 @@ def test_fp16_weights_run_through_the_same_code_with_the_same_words(tiny, tmp_pa
     root = tmp_path_factory.getbasetemp()
     _, repo = tiny_qwen_repo(root, ("fp32", "q4", "fp16"))
     info = dataclasses.replace(models.manifest("qwen3.5-0.8b"), name="tiny-qwen35-half").bundle_info()
-    half = load(install_repo(repo, root / "models" / "tiny-qwen35-half", info, ["fp16"]))
+    half = load(install_repo(repo, root / "qwen-models" / "tiny-qwen35-half", info, ["fp16"]))
     assert half.bundle.precision == "fp16"
     assert {value.data_type() for value in half.empty_state().cache.values()} == {"tensor(float16)"}
     full = load(tiny[1])

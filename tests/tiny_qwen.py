@@ -104,7 +104,7 @@ def tiny_qwen_bundle(root: Path, precision: str = "fp32") -> Path:
     from describe_screen.export.qwen35 import install_repo
 
     _, repo = tiny_qwen_repo(root)
-    bundle = root / "models" / f"tiny-qwen35-{precision}"
+    bundle = root / "qwen-models" / f"tiny-qwen35-{precision}"  # apart from the SmolVLM tests' models folder
     if not (bundle / "manifest.json").is_file():
         manifest = dataclasses.replace(models.manifest("smolvlm-256m-instruct"), name=bundle.name, family="qwen3.5")
         install_repo(repo, bundle, manifest.bundle_info(), [precision])
