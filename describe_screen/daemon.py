@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import re
 import signal
 import sys
 import threading
@@ -26,14 +27,26 @@ from describe_screen.options import DETAILS
 from describe_screen.voice import VoiceInput
 
 if TYPE_CHECKING:
+    from describe_screen.capture import Capture
+    from describe_screen.explore import Exploration
+    from describe_screen.reader import Box
     from describe_screen.speech import Speaker
 
 Send = Callable[[dict], None]
+MAX_NEWS_LINES = 12  # new lines said after a press; the rest is there to explore or read
 
-WORK = ("describe", "read", "ask", "listen_start", "listen_stop")
+
+class _Interrupted(Exception):
+    """A newer request came while the capture was being read for exploring."""
+
+WORK = ("describe", "read", "ask", "listen_start", "listen_stop", "explore", "activate")
+QUIET = ("explore",)  # no start tone: moving through elements is quick, and a tone per step is noise
 
 # request fields that must be JSON strings (the socket accepts any JSON from any program of this user)
-TEXT_FIELDS = ("cmd", "image", "audio", "target", "detail", "question", "text")
+TEXT_FIELDS = ("cmd", "image", "audio", "target", "detail", "question", "text", "move", "click")
+# a question that asks where something is moves the explore cursor there when it is found
+WHERE_IS = re.compile(r"(?:where is|where's|where are|find)\s+(?:the\s+|a\s+|an\s+)?(.+?)(?:\s+(?:button|field))?"
+                      r"\s*[?.!]*", re.IGNORECASE)
 
 
 def _check_fields(request: dict) -> None:
@@ -57,6 +70,7 @@ class Daemon:
         self._tickets = itertools.count(1)
         self._latest = 0  # requests with a smaller ticket are cancelled, running or waiting
         self._busy: str = ""
+        self._explored: tuple[Scene, Exploration] | None = None  # the explore cursor, over the last capture
         self.voice = VoiceInput(config.voice, speaker)
 
     # -- entry point --------------------------------------------------------------------------
@@ -121,7 +135,8 @@ class Daemon:
         elif cmd == "ask" and request.get("audio"):
             request = {**request, "question": self.voice.transcribe_file(Path(request["audio"]))}
             send({"event": "question", "text": request["question"]})
-        self.speaker.cue("start")
+        if cmd not in QUIET:
+            self.speaker.cue("start")
         with self.speaker.working(cancelled):
             pieces = self._pieces(request, cancelled)
             text = self.speaker.say_stream(self._forward(pieces, send), cancelled)
@@ -142,6 +157,10 @@ class Daemon:
 
     def _pieces(self, request: dict, cancelled: Cancelled) -> Iterator[str]:
         cmd = request["cmd"]
+        if cmd in ("explore", "activate"):
+            return self._explore(request, cancelled) if cmd == "explore" else self._activate(request, cancelled)
+        if cmd == "ask" and (found := self._find_asked(request, cancelled)):
+            return iter([found])
         if cmd == "ask":
             scene = self._scene_for_question(request)
             pieces = self.describer.ask(scene, str(request.get("question", "")), cancelled)
@@ -181,6 +200,136 @@ class Daemon:
         """Say `text` in full before going on (the desktop's permission question comes next)."""
         self.speaker.say(text)
         self.speaker.wait_idle(30)
+
+    # -- explore and press ---------------------------------------------------------------------
+    def _exploration(self, request: dict, cancelled: Cancelled) -> Exploration:
+        """The cursor over the last capture's elements; a new capture starts a new one, and with no
+        capture yet one is taken (of the settings' target)."""
+        from describe_screen.explore import Exploration
+
+        scene = self.scene or self._new_scene(request)
+        if self._explored is None or self._explored[0] is not scene:
+            lines = self.describer.lines(scene, cancelled)
+            if cancelled():
+                raise _Interrupted()
+            self._explored = (scene, Exploration(lines, scene.capture.image.size))
+        return self._explored[1]
+
+    def _explore(self, request: dict, cancelled: Cancelled) -> Iterator[str]:
+        from describe_screen.explore import MOVES
+
+        move = request.get("move") or "next"
+        if move not in (*MOVES, "find"):
+            raise UserError(f"There is no explore move called {move!r}.", f"Use one of: {', '.join(MOVES)} or find.")
+        if move == "find" and not str(request.get("text", "")).strip():
+            raise UserError("Nothing was given to find.", 'Say or type what to find, for example: explore find Save.')
+        try:
+            exploration = self._exploration(request, cancelled)
+        except _Interrupted:
+            return
+        if move == "find":
+            query = str(request["text"]).strip()
+            yield exploration.find(query) or f"I found nothing called {query} on this capture."
+        else:
+            yield exploration.move(move)
+
+    def _find_asked(self, request: dict, cancelled: Cancelled) -> str:
+        """A question "where is Save?" about the explored capture moves the cursor to Save and says where it
+        is; "" when it asks something else or nothing matches (the question is then answered as usual)."""
+        match = WHERE_IS.fullmatch(str(request.get("question", "")).strip())
+        if not match or self._explored is None or self._explored[0] is not self.scene or request.get("target"):
+            return ""
+        return self._explored[1].find(match.group(1)) or ""
+
+    def _activate(self, request: dict, cancelled: Cancelled) -> Iterator[str]:
+        """Press the element the explore cursor is on, after saying what will be pressed; then say what
+        changed. Refused without a capture, on a picture file, off the screen; a stale capture is
+        captured again and the element found anew, and the user presses again."""
+        from describe_screen import capture, press
+
+        how = request.get("click") or "click"
+        if how not in press.CLICKS:
+            raise UserError(f"There is no click called {how!r}.", f"Use one of: {', '.join(press.CLICKS)}.")
+        if self.scene is None:
+            raise UserError("Nothing has been captured yet, so there is nothing to press.",
+                            "Describe the screen or a window, move to a control with the explore keys, then press.")
+        shot = self.scene.capture
+        if not shot.on_screen:
+            raise UserError("This capture is a picture, not the screen, so nothing on it can be pressed.",
+                            "Describe the screen or a window, then press.")
+        try:
+            exploration = self._exploration(request, cancelled)
+        except _Interrupted:
+            return
+        element = exploration.current
+        if element is None:
+            raise UserError("No element is chosen yet, so I do not know what to press.",
+                            "Move to one first with the explore keys, then press.")
+        press.route()
+        name = exploration.describe(element)
+        x, y = shot.to_screen(*element.centre)
+        if not capture.visible(x, y):
+            raise UserError(f"{name} is off the screen, so I will not press it.",
+                            "Bring it onto the screen, capture it again, and press.")
+        if press.changed(shot.image, self._capture_again(shot).image):
+            yield "The screen changed since the capture, so I captured it again. "
+            self.scene = Scene(self._recapture(shot))
+            again = self._exploration(request, cancelled)
+            found = again.find(element.text)
+            yield f"{found} Press again to press it." if found else f"{name} is no longer there."
+            return
+        before = capture.windows()
+        yield f"{press.CLICK_WORDS[how]} {name}. "
+        self.speaker.wait_idle(10)  # the user hears what is pressed before it is pressed
+        if cancelled():
+            return
+        press.click(x, y, how)
+        yield self._what_changed(shot, exploration, element.box, before, cancelled)
+
+    @staticmethod
+    def _capture_again(shot: Capture) -> Capture:
+        """The capture's region as it is now."""
+        from describe_screen import capture
+
+        return capture.grab(shot.region, shot.target, shot.title)
+
+    def _recapture(self, shot: Capture) -> Capture:
+        """A new capture of what a stale one showed: the active window anew (it may have moved), else
+        the same region."""
+        from describe_screen import capture
+
+        if shot.target == "window":
+            with contextlib.suppress(UserError):  # no window is active now: the region it had
+                return capture.capture("window")
+        return self._capture_again(shot)
+
+    def _what_changed(self, shot: Capture, exploration: Exploration, pressed: Box, before: dict,
+                      cancelled: Cancelled) -> str:
+        """After a press: a window that appeared is described (and explored next), else the new text where
+        the screen changed, else that nothing changed."""
+        from describe_screen import capture, press, reader
+
+        after, shown = press.settled(lambda: self._capture_again(shot), capture.windows)
+        new = [window for wid, window in shown.items() if wid not in before]
+        if new:
+            title, rect = new[-1]  # the topmost
+            self.scene = Scene(capture.grab(rect, "window", title))
+            lines = self.describer.lines(self.scene, cancelled)
+            return "A window appeared: " + reader.brief(lines, title, self.scene.capture.image.size)
+        margin = 8  # the pressed control's border and its lit state while the pointer rests on it
+        ignore = (pressed[0] - margin, pressed[1] - margin, pressed[2] + margin, pressed[3] + margin)
+        where = press.changed(shot.image, after.image, ignore)
+        if where is None:
+            shot.image, shot.taken_at = after.image, after.taken_at  # the same text: the cursor stays
+            return "Nothing changed on screen."
+        self.scene = Scene(after)
+        old = {line.text for line in exploration.lines}
+        lines = self.describer.lines(self.scene, cancelled)
+        x0, y0, x1, y1 = where
+        fresh = [ln for ln in lines if ln.text not in old and x0 <= ln.centre[0] <= x1 and y0 <= ln.centre[1] <= y1]
+        if not fresh:
+            return f"The screen changed {reader.where(where, after.image.size)}, but its text did not."
+        return "The screen changed: " + " ".join(reader._sentence(ln.text) for ln in fresh[:MAX_NEWS_LINES])
 
     # -- voice --------------------------------------------------------------------------------
     def _listen_start(self, request: dict) -> dict:

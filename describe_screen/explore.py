@@ -44,10 +44,10 @@ class Element:
 def elements(lines: list[TextLine], size: tuple[int, int]) -> list[Element]:
     """Everything the reader found, as elements in reading order; a table's cells row by row where it stands."""
     grid = reader.table(lines)
-    labels = reader.buttons(lines)
     form = reader.fields(lines)
-    used = {id(cell) for row in grid for cell in row} | {id(ln) for ln in labels}
-    used |= {id(ln) for label, typed in form for ln in [label, *typed]}
+    in_fields = {id(ln) for label, typed in form for ln in [label, *typed]}
+    labels = [ln for ln in reader.buttons(lines) if id(ln) not in in_fields]  # an entry's outline frames typed text
+    used = {id(cell) for row in grid for cell in row} | {id(ln) for ln in labels} | in_fields
     head = reader.heading(lines)
     body = sorted(ln.height for ln in lines) or [0]
     median = body[len(body) // 2]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.explore import MOVES
 from describe_screen.keys import parse_hotkey, spoken_hotkey
 
 if TYPE_CHECKING:
@@ -36,6 +37,11 @@ HOTKEY_REQUESTS: dict[str, dict[str, Any]] = {
     "repeat": {"cmd": "repeat"},
     "stop": {"cmd": "stop"},
     "copy": {"cmd": "copy"},
+    **{f"explore_{move.replace('-', '_')}": {"cmd": "explore", "move": move}
+       for move in MOVES if move not in ("first", "last")},
+    "press": {"cmd": "activate", "click": "click"},
+    "double_click": {"cmd": "activate", "click": "double"},
+    "right_click": {"cmd": "activate", "click": "right"},
 }
 
 # X11 key auto-repeat turns a held key into release+press pairs; a press of the same combo this soon
