@@ -112,7 +112,8 @@ def _display() -> Iterator[Display]:
     try:
         dpy = display.Display()
     except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
-        raise UserError(f"Cannot connect to the display {os.environ.get('DISPLAY', '')} to press anything.",
+        name = os.environ.get("DISPLAY", "")
+        raise UserError(f"Cannot connect to the X display{' ' + name if name else ''}, so nothing can be pressed.",
                         "Run describe-screen inside your desktop session.") from exc
     try:
         yield dpy

@@ -214,6 +214,16 @@ def test_a_question_where_is_moves_the_cursor_there(daemon, app) -> None:
     assert explore(daemon, "previous") == "Button, Save, 1 of 2, at the bottom of the dialog."
 
 
+def test_doctor_says_which_route_presses(xvfb, monkeypatch: pytest.MonkeyPatch) -> None:
+    from describe_screen.commands.doctor import check_pressing
+
+    assert "uses X11 XTest" in check_pressing(Config()).says
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-test")
+    check = check_pressing(Config())
+    assert check.status == "note" and check.says.startswith("Pressing controls is not available on Wayland yet")
+
+
 def test_a_scaled_capture_maps_its_pixels_back_to_screen_points() -> None:
     shot = Capture(Image.new("RGB", (400, 200)), "window", origin=(100, 50), scale=2.0)
     assert shot.region == (100, 50, 200, 100)
