@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 Send = Callable[[dict], None]
 MAX_NEWS_LINES = 12  # new lines said after a press; the rest is there to explore or read
 
-
-class _Interrupted(Exception):
-    """A newer request came while the capture was being read for exploring."""
-
 WORK = ("describe", "read", "ask", "listen_start", "listen_stop", "explore", "activate")
 QUIET = ("explore",)  # no start tone: moving through elements is quick, and a tone per step is noise
 
@@ -158,8 +154,8 @@ class Daemon:
     def _pieces(self, request: dict, cancelled: Cancelled) -> Iterator[str]:
         cmd = request["cmd"]
         if cmd in ("explore", "activate"):
-            return self._explore(request, cancelled) if cmd == "explore" else self._activate(request, cancelled)
-        if cmd == "ask" and (found := self._find_asked(request, cancelled)):
+            return self._explore(request) if cmd == "explore" else self._activate(request, cancelled)
+        if cmd == "ask" and (found := self._find_asked(request)):
             return iter([found])
         if cmd == "ask":
             scene = self._scene_for_question(request)
@@ -202,20 +198,19 @@ class Daemon:
         self.speaker.wait_idle(30)
 
     # -- explore and press ---------------------------------------------------------------------
-    def _exploration(self, request: dict, cancelled: Cancelled) -> Exploration:
+    def _exploration(self, request: dict) -> Exploration:
         """The cursor over the last capture's elements; a new capture starts a new one, and with no
-        capture yet one is taken (of the settings' target)."""
+        capture yet one is taken (of the settings' target). Its text is read to the end even when the
+        next key comes meanwhile: that key needs the same text, and would otherwise start reading anew."""
         from describe_screen.explore import Exploration
 
         scene = self.scene or self._new_scene(request)
         if self._explored is None or self._explored[0] is not scene:
-            lines = self.describer.lines(scene, cancelled)
-            if cancelled():
-                raise _Interrupted()
+            lines = self.describer.lines(scene, lambda: False)
             self._explored = (scene, Exploration(lines, scene.capture.image.size))
         return self._explored[1]
 
-    def _explore(self, request: dict, cancelled: Cancelled) -> Iterator[str]:
+    def _explore(self, request: dict) -> Iterator[str]:
         from describe_screen.explore import MOVES
 
         move = request.get("move") or "next"
@@ -223,17 +218,14 @@ class Daemon:
             raise UserError(f"There is no explore move called {move!r}.", f"Use one of: {', '.join(MOVES)} or find.")
         if move == "find" and not str(request.get("text", "")).strip():
             raise UserError("Nothing was given to find.", 'Say or type what to find, for example: explore find Save.')
-        try:
-            exploration = self._exploration(request, cancelled)
-        except _Interrupted:
-            return
+        exploration = self._exploration(request)
         if move == "find":
             query = str(request["text"]).strip()
             yield exploration.find(query) or f"I found nothing called {query} on this capture."
         else:
             yield exploration.move(move)
 
-    def _find_asked(self, request: dict, cancelled: Cancelled) -> str:
+    def _find_asked(self, request: dict) -> str:
         """A question "where is Save?" about the explored capture moves the cursor to Save and says where it
         is; "" when it asks something else or nothing matches (the question is then answered as usual)."""
         match = WHERE_IS.fullmatch(str(request.get("question", "")).strip())
@@ -257,10 +249,7 @@ class Daemon:
         if not shot.on_screen:
             raise UserError("This capture is a picture, not the screen, so nothing on it can be pressed.",
                             "Describe the screen or a window, then press.")
-        try:
-            exploration = self._exploration(request, cancelled)
-        except _Interrupted:
-            return
+        exploration = self._exploration(request)
         element = exploration.current
         if element is None:
             raise UserError("No element is chosen yet, so I do not know what to press.",
@@ -274,7 +263,7 @@ class Daemon:
         if press.changed(shot.image, self._capture_again(shot).image):
             yield "The screen changed since the capture, so I captured it again. "
             self.scene = Scene(self._recapture(shot))
-            again = self._exploration(request, cancelled)
+            again = self._exploration(request)
             found = again.find(element.text)
             yield f"{found} Press again to press it." if found else f"{name} is no longer there."
             return

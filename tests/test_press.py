@@ -9,6 +9,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,6 +70,24 @@ def app(xvfb: str) -> Iterator:
     for a in opened:
         a.close()
     set_active(xvfb, None)
+
+
+@pytest.fixture
+def daemon_process(tmp_path: Path, xvfb: str) -> Iterator:
+    """`describe-screen daemon` itself, with its hotkeys, on the test display."""
+    from test_e2e import DaemonProcess
+
+    started: list[DaemonProcess] = []
+
+    def start(config: str = "") -> DaemonProcess:
+        (tmp_path / "d").mkdir()
+        started.append(DaemonProcess(tmp_path / "d", xvfb, config))
+        return started[-1]
+
+    yield start
+    for d in started:
+        d.stop()
+        d.log.close()
 
 
 @pytest.fixture
@@ -212,6 +231,30 @@ def test_a_question_where_is_moves_the_cursor_there(daemon, app) -> None:
     assert said(daemon, {"cmd": "ask", "question": "Where is the Details button?"}) == (
         "Button, Details, 2 of 2, at the bottom right of the dialog.")
     assert explore(daemon, "previous") == "Button, Save, 1 of 2, at the bottom of the dialog."
+
+
+def test_the_explore_keys_and_command_reach_the_running_daemon(app, daemon_process, tmp_path) -> None:
+    reports = app()
+    d = daemon_process("[speech]\ncues = false\nrate = 400\n")
+
+    def key(keys: str) -> str:
+        before = len(d.status()["spoken"])
+        time.sleep(0.3)  # a person's next key press, not a key's auto-repeat
+        d.press(keys)
+        return " ".join(d.wait_idle(before)["spoken"][before:])
+
+    key("ctrl+alt+d")
+    assert key("ctrl+alt+b") == "Button, Save, 1 of 2, at the bottom of the dialog."
+    assert key("ctrl+alt+b") == "Button, Details, 2 of 2, at the bottom right of the dialog."
+    assert key("ctrl+alt+shift+b") == "Button, Save, 1 of 2, at the bottom of the dialog."
+    assert key("ctrl+alt+g") == "No more table rows after this."
+    assert key("ctrl+alt+shift+g") == "Row 4 of 4: Item Plums, Price 7 euros."
+    assert key("ctrl+alt+k") == "Item, Pears, row 3 of 4, column 1 of 2."
+    command = subprocess.run([sys.executable, "-m", "describe_screen", "explore", "find", "save"], env=d.env,
+                             capture_output=True, text=True, timeout=60)
+    assert command.stdout.strip() == "Button, Save, 1 of 2, at the bottom of the dialog.", command.stderr
+    assert key("ctrl+alt+Return").startswith("Pressing Button Save.")
+    assert reports.said() == ["Save pressed"]
 
 
 def test_doctor_says_which_route_presses(xvfb, monkeypatch: pytest.MonkeyPatch) -> None:
