@@ -46,7 +46,7 @@ def elements(lines: list[TextLine], size: tuple[int, int]) -> list[Element]:
     grid = reader.table(lines)
     form = reader.fields(lines)
     in_fields = {id(ln) for label, typed in form for ln in [label, *typed]}
-    labels = [ln for ln in reader.buttons(lines) if id(ln) not in in_fields]  # an entry's outline frames typed text
+    labels = reader.buttons(lines)
     used = {id(cell) for row in grid for cell in row} | {id(ln) for ln in labels} | in_fields
     head = reader.heading(lines)
     body = sorted(ln.height for ln in lines) or [0]

@@ -58,6 +58,13 @@ def test_moving_by_kind_skips_the_rest_and_says_when_there_is_no_more() -> None:
     assert explore.move("next-row") == "No more table rows after this."
 
 
+def test_text_typed_in_a_field_is_never_a_button() -> None:
+    lines = dialog_lines()
+    lines[3].frame = (282, 254, 598, 288)  # the entry's outline is drawn around the typed text
+    said = walk(Exploration(lines, SIZE), "next-button", 1)
+    assert said == ["Button, Save, 1 of 3, at the bottom left of the dialog."]
+
+
 def test_an_empty_field_says_empty() -> None:
     explore = Exploration([line("Search", 100, 100, entry=(180, 92, 500, 130)), button("Go", 520, 100)], SIZE)
     assert explore.move("next-field").startswith("Field, Search, empty, 1 of 1")
