@@ -303,8 +303,8 @@ class Daemon:
         if new:
             title, rect = new[-1]  # the topmost
             self.scene = Scene(capture.grab(rect, "window", title))
-            lines = self.describer.lines(self.scene, cancelled)
-            return "A window appeared: " + reader.brief(lines, title, self.scene.capture.image.size)
+            named = f", titled {title}" if title else ""
+            return f"A window appeared{named}: " + self._exploration({}).overview()
         margin = 8  # the pressed control's border and its lit state while the pointer rests on it
         ignore = (pressed[0] - margin, pressed[1] - margin, pressed[2] + margin, pressed[3] + margin)
         where = press.changed(shot.image, after.image, ignore)

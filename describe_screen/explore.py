@@ -188,6 +188,22 @@ class Exploration:
             return f"Table header, row 1 of {rows}: {', '.join(c.text for c in cells)}."
         return f"Row {e.row + 1} of {rows}: " + ", ".join(f"{c.column_name} {c.text}" for c in cells) + "."
 
+    def overview(self, limit: int = 12) -> str:
+        """What a window that just appeared holds, in short: its text, its fields, a table's size, its buttons."""
+        said = []
+        for e in self.items[:limit]:
+            if e.kind in ("heading", "text"):
+                said.append(reader._sentence(e.text))
+            elif e.kind == "field":
+                said.append(f"Field {e.text}, {e.value or 'empty'}.")
+        rows = {e.row for e in self.items if e.kind == "cell"}
+        if rows:
+            said.append(f"A table with {len(rows)} rows.")
+        labels = [e.text for e in self.items if e.kind == "button"]
+        if labels:
+            said.append(f"{'Buttons' if len(labels) > 1 else 'Button'} {reader.spoken_list(labels)}.")
+        return " ".join(said) or "I found no text in it."
+
     def describe(self, element: Element) -> str:
         """What will be pressed, in a few words: 'Button Save'."""
         what = KIND_NAMES[element.kind] if element.kind != "cell" else element.column_name or "Cell"

@@ -106,6 +106,13 @@ def test_find_moves_to_the_best_word_match_and_says_where() -> None:
     assert explore.current is not None and explore.current.text == "Cancel"  # a miss leaves the cursor
 
 
+def test_an_overview_says_the_text_the_fields_and_the_buttons() -> None:
+    assert Exploration(dialog_lines(), SIZE).overview() == (
+        "Export report. Choose where the report should be saved. Field Name, march.pdf. "
+        "Buttons Save, Preview and Cancel.")
+    assert Exploration(table_lines(), SIZE).overview() == "Fruit prices. A table with 4 rows."
+
+
 def test_nothing_to_explore_is_said() -> None:
     assert Exploration([], SIZE).move("next") == "I found nothing to explore on this capture."
 
