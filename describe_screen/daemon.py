@@ -28,8 +28,7 @@ from describe_screen.voice import VoiceInput
 
 if TYPE_CHECKING:
     from describe_screen.capture import Capture
-    from describe_screen.explore import Exploration
-    from describe_screen.reader import Box
+    from describe_screen.explore import Element, Exploration
     from describe_screen.speech import Speaker
 
 Send = Callable[[dict], None]
@@ -264,8 +263,7 @@ class Daemon:
             yield "The screen changed since the capture, so I captured it again. "
             self.scene = Scene(self._recapture(shot))
             again = self._exploration(request)
-            found = again.find(element.text)
-            yield f"{found} Press again to press it." if found else f"{name} is no longer there."
+            yield f"{again.say()} Press again to press it." if again.locate(element) else f"{name} is no longer there."
             return
         before = capture.windows()
         yield f"{press.CLICK_WORDS[how]} {name}. "
@@ -273,7 +271,7 @@ class Daemon:
         if cancelled():
             return
         press.click(x, y, how)
-        yield self._what_changed(shot, exploration, element.box, before, cancelled)
+        yield self._what_changed(shot, exploration, element, before, cancelled)
 
     @staticmethod
     def _capture_again(shot: Capture) -> Capture:
@@ -292,10 +290,10 @@ class Daemon:
                 return capture.capture("window")
         return self._capture_again(shot)
 
-    def _what_changed(self, shot: Capture, exploration: Exploration, pressed: Box, before: dict,
+    def _what_changed(self, shot: Capture, exploration: Exploration, pressed: Element, before: dict,
                       cancelled: Cancelled) -> str:
         """After a press: a window that appeared is described (and explored next), else the new text where
-        the screen changed, else that nothing changed."""
+        the screen changed (the cursor stays on the element pressed), else that nothing changed."""
         from describe_screen import capture, press, reader
 
         after, shown = press.settled(lambda: self._capture_again(shot), capture.windows)
@@ -306,14 +304,16 @@ class Daemon:
             named = f", titled {title}" if title else ""
             return f"A window appeared{named}: " + self._exploration({}).overview()
         margin = 8  # the pressed control's border and its lit state while the pointer rests on it
-        ignore = (pressed[0] - margin, pressed[1] - margin, pressed[2] + margin, pressed[3] + margin)
+        x0, y0, x1, y1 = pressed.box
+        ignore = (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
         where = press.changed(shot.image, after.image, ignore)
         if where is None:
             shot.image, shot.taken_at = after.image, after.taken_at  # the same text: the cursor stays
             return "Nothing changed on screen."
         self.scene = Scene(after)
         old = {line.text for line in exploration.lines}
-        lines = self.describer.lines(self.scene, cancelled)
+        lines = self._exploration({}).lines
+        self._exploration({}).locate(pressed)
         x0, y0, x1, y1 = where
         fresh = [ln for ln in lines if ln.text not in old and x0 <= ln.centre[0] <= x1 and y0 <= ln.centre[1] <= y1]
         if not fresh:

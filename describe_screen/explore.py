@@ -161,6 +161,16 @@ class Exploration:
         self.index = best
         return self.say()
 
+    def locate(self, element: Element) -> bool:
+        """Move to `element` as found on a newer capture (same kind and words, the nearest one); False
+        when it is gone, and then the cursor stays where it was."""
+        same = [i for i, e in enumerate(self.items) if e.kind == element.kind and e.text == element.text]
+        if not same:
+            return False
+        x, y = element.centre
+        self.index = min(same, key=lambda i: abs(self.items[i].centre[0] - x) + abs(self.items[i].centre[1] - y))
+        return True
+
     def say(self, element: Element | None = None) -> str:
         """'Button, Save, 2 of 3, at the bottom right of the dialog.': kind, words, count among its kind, place."""
         e = element or self.current

@@ -4,7 +4,7 @@ Its buttons are pictures of their words (drawn with PIL, as games and some Java 
 its entry has no label of its own (a plain Label sits beside it), and its table is a grid of labels.
 Run as `python tests/press_app.py X Y`; it prints "ready", its window and where Save is once drawn,
 then one line per thing the user did ("Save pressed", "Save double-clicked", "Save right-clicked",
-"Details pressed", "OK pressed").
+"Details pressed", "OK pressed"); Save also shows "Report saved" in the window.
 """
 
 from __future__ import annotations
@@ -62,7 +62,14 @@ def main(x: int, y: int) -> None:
         tk.Button(dialog, image=images["OK"], command=lambda: (say("OK pressed"), dialog.destroy()),
                   relief="raised", borderwidth=2).place(x=170, y=100)
 
-    save = tk.Button(root, image=images["Save"], command=lambda: say("Save pressed"), relief="raised", borderwidth=2)
+    status = tk.Label(root, text="", font=font, bg=BG)
+    status.place(x=30, y=330)
+
+    def saved() -> None:
+        say("Save pressed")
+        status.configure(text="Report saved")
+
+    save = tk.Button(root, image=images["Save"], command=saved, relief="raised", borderwidth=2)
     save.place(x=300, y=360)
     save.bind("<Double-Button-1>", lambda _: say("Save double-clicked"))
     save.bind("<Button-3>", lambda _: say("Save right-clicked"))

@@ -149,13 +149,16 @@ def test_exploring_an_app_without_accessible_names_speaks_each_element_in_order(
     assert explore(daemon, "next-field") == "No more fields after this."
 
 
-def test_pressing_save_presses_the_apps_save_button(daemon, app) -> None:
+def test_pressing_save_presses_the_apps_save_button_and_says_what_changed(daemon, app) -> None:
     window = app()
     said(daemon, {"cmd": "describe", "target": "screen"})
     assert explore(daemon, "find", "save") == "Button, Save, 1 of 2, at the bottom of the dialog."
     text = said(daemon, {"cmd": "activate"})
     assert window.said() == ["Save pressed"]
-    assert text == "Pressing Button Save. Nothing changed on screen."
+    assert text == "Pressing Button Save. The screen changed: Report saved."
+    text = said(daemon, {"cmd": "activate", "click": "right"})  # the cursor stayed on Save
+    assert window.said() == ["Save right-clicked"]
+    assert text == "Right-clicking Button Save. Nothing changed on screen."
 
 
 def test_pressing_a_button_that_opens_a_dialog_speaks_the_dialog_and_explores_it_next(daemon, app) -> None:
