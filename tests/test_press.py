@@ -276,6 +276,18 @@ def test_a_scaled_capture_maps_its_pixels_back_to_screen_points() -> None:
     assert shot.to_screen(201, 99) == (200, 99)
 
 
+def test_a_capture_of_a_scaled_wayland_output_records_its_scale() -> None:
+    from describe_screen.capture import _wayland
+
+    class TwiceDesktop:  # grim -g on an output scaled 2x gives twice the pixels of the region asked for
+        def grab(self, rect: tuple[int, int, int, int]) -> Image.Image:
+            return Image.new("RGB", (rect[2] * 2, rect[3] * 2))
+
+    shot = _wayland._shot(TwiceDesktop(), (1920, 0, 640, 360), "window")  # type: ignore[arg-type]
+    assert shot.scale == 2.0 and shot.region == (1920, 0, 640, 360)
+    assert shot.to_screen(640, 360) == (2240, 180)  # the middle of the picture is the middle of the window
+
+
 def test_a_blinking_caret_is_no_change_but_a_new_box_is() -> None:
     before = Image.new("RGB", (300, 200), "white")
     caret = before.copy()
