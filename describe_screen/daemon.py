@@ -225,12 +225,13 @@ class Daemon:
             yield exploration.move(move)
 
     def _find_asked(self, request: dict) -> str:
-        """A question "where is Save?" about the explored capture moves the cursor to Save and says where it
-        is; "" when it asks something else or nothing matches (the question is then answered as usual)."""
+        """A question "where is Save?" moves the explore cursor to Save on the capture it is about and says
+        where it is; "" when it asks something else or nothing matches (it is then answered as usual)."""
         match = WHERE_IS.fullmatch(str(request.get("question", "")).strip())
-        if not match or self._explored is None or self._explored[0] is not self.scene or request.get("target"):
+        if not match:
             return ""
-        return self._explored[1].find(match.group(1)) or ""
+        self._scene_for_question(request)  # the last capture while it is fresh, else a new one
+        return self._exploration(request).find(match.group(1)) or ""
 
     def _activate(self, request: dict, cancelled: Cancelled) -> Iterator[str]:
         """Press the element the explore cursor is on, after saying what will be pressed; then say what
@@ -271,7 +272,7 @@ class Daemon:
         if cancelled():
             return
         press.click(x, y, how)
-        yield self._what_changed(shot, exploration, element, before, cancelled)
+        yield self._what_changed(shot, exploration, element, before)
 
     @staticmethod
     def _capture_again(shot: Capture) -> Capture:
@@ -290,35 +291,37 @@ class Daemon:
                 return capture.capture("window")
         return self._capture_again(shot)
 
-    def _what_changed(self, shot: Capture, exploration: Exploration, pressed: Element, before: dict,
-                      cancelled: Cancelled) -> str:
-        """After a press: a window that appeared is described (and explored next), else the new text where
-        the screen changed (the cursor stays on the element pressed), else that nothing changed."""
+    def _what_changed(self, shot: Capture, exploration: Exploration, pressed: Element, before: dict) -> str:
+        """After a press: the windows that closed, a window that appeared (described, and explored next),
+        else the new text where the screen changed (the cursor stays on the element pressed), else that
+        nothing changed."""
         from describe_screen import capture, press, reader
 
         after, shown = press.settled(lambda: self._capture_again(shot), capture.windows)
+        closed = "".join(f"The window {title} closed. " if title else "A window closed. "
+                         for wid, (title, _) in before.items() if wid not in shown)
         new = [window for wid, window in shown.items() if wid not in before]
         if new:
             title, rect = new[-1]  # the topmost
             self.scene = Scene(capture.grab(rect, "window", title))
             named = f", titled {title}" if title else ""
-            return f"A window appeared{named}: " + self._exploration({}).overview()
+            return f"{closed}A window appeared{named}: " + self._exploration({}).overview()
         margin = 8  # the pressed control's border and its lit state while the pointer rests on it
         x0, y0, x1, y1 = pressed.box
-        ignore = (x0 - margin, y0 - margin, x1 + margin, y1 + margin)
-        where = press.changed(shot.image, after.image, ignore)
+        where = press.changed(shot.image, after.image, (x0 - margin, y0 - margin, x1 + margin, y1 + margin))
         if where is None:
             shot.image, shot.taken_at = after.image, after.taken_at  # the same text: the cursor stays
-            return "Nothing changed on screen."
+            return closed + "Nothing changed on screen."
         self.scene = Scene(after)
         old = {line.text for line in exploration.lines}
-        lines = self._exploration({}).lines
-        self._exploration({}).locate(pressed)
+        explored = self._exploration({})
+        explored.locate(pressed)
         x0, y0, x1, y1 = where
-        fresh = [ln for ln in lines if ln.text not in old and x0 <= ln.centre[0] <= x1 and y0 <= ln.centre[1] <= y1]
+        fresh = [ln for ln in explored.lines
+                 if ln.text not in old and x0 <= ln.centre[0] <= x1 and y0 <= ln.centre[1] <= y1]
         if not fresh:
-            return f"The screen changed {reader.where(where, after.image.size)}, but its text did not."
-        return "The screen changed: " + " ".join(reader._sentence(ln.text) for ln in fresh[:MAX_NEWS_LINES])
+            return closed + f"The screen changed {reader.where(where, after.image.size)}, but its text did not."
+        return closed + "The screen changed: " + " ".join(reader._sentence(ln.text) for ln in fresh[:MAX_NEWS_LINES])
 
     # -- voice --------------------------------------------------------------------------------
     def _listen_start(self, request: dict) -> dict:
