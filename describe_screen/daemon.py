@@ -272,7 +272,9 @@ class Daemon:
         if cancelled():
             return
         press.click(x, y, how)
-        yield self._what_changed(shot, exploration, element, before)
+        yield self._what_changed(shot, exploration, element, before) + " "
+        if self._explored is None or self._explored[0] is not self.scene:  # changed: read it all while it is said
+            self._exploration(request).locate(element)  # the cursor stays on the element pressed
 
     @staticmethod
     def _capture_again(shot: Capture) -> Capture:
@@ -293,8 +295,7 @@ class Daemon:
 
     def _what_changed(self, shot: Capture, exploration: Exploration, pressed: Element, before: dict) -> str:
         """After a press: the windows that closed, a window that appeared (described, and explored next),
-        else the new text where the screen changed (the cursor stays on the element pressed), else that
-        nothing changed."""
+        else the new text where the screen changed, else that nothing changed."""
         from describe_screen import capture, press, reader
 
         after, shown = press.settled(lambda: self._capture_again(shot), capture.windows)
@@ -314,14 +315,13 @@ class Daemon:
             return closed + "Nothing changed on screen."
         self.scene = Scene(after)
         old = {line.text for line in exploration.lines}
-        explored = self._exploration({})
-        explored.locate(pressed)
-        x0, y0, x1, y1 = where
-        fresh = [ln for ln in explored.lines
-                 if ln.text not in old and x0 <= ln.centre[0] <= x1 and y0 <= ln.centre[1] <= y1]
+        pad, (width, height) = 16, after.image.size  # only the part that changed is read now: it is said sooner
+        part = after.image.crop((max(0, where[0] - pad), max(0, where[1] - pad), min(width, where[2] + pad),
+                                 min(height, where[3] + pad)))
+        fresh = [ln.text for ln in self.describer.ocr.iter_lines(part) if ln.text not in old]
         if not fresh:
             return closed + f"The screen changed {reader.where(where, after.image.size)}, but its text did not."
-        return closed + "The screen changed: " + " ".join(reader._sentence(ln.text) for ln in fresh[:MAX_NEWS_LINES])
+        return closed + "The screen changed: " + " ".join(reader._sentence(text) for text in fresh[:MAX_NEWS_LINES])
 
     # -- voice --------------------------------------------------------------------------------
     def _listen_start(self, request: dict) -> dict:
