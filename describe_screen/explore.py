@@ -20,7 +20,9 @@ KINDS = ("button", "field", "heading", "row")  # the kinds one can jump between 
 MOVES = ("next", "previous", "below", "above", "where", "first", "last",
          *(f"{way}-{kind}" for kind in KINDS for way in ("next", "previous")))
 HEADING_RATIO = 1.2  # a line this much taller than the body text, standing alone, reads as a heading
+HEADING_WORDS = 8  # ... when it is this short
 KIND_NAMES = {"button": "Button", "field": "Field", "heading": "Heading", "text": "Text", "cell": "Cell"}
+CLOSE_MATCH = 0.75  # how alike (difflib's ratio) words must be to be found: a misheard word still is
 PLURALS = {"button": "buttons", "field": "fields", "heading": "headings", "row": "table rows"}
 
 
@@ -41,7 +43,7 @@ class Element:
         return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
 
 
-def elements(lines: list[TextLine], size: tuple[int, int]) -> list[Element]:
+def elements(lines: list[TextLine]) -> list[Element]:
     """Everything the reader found, as elements in reading order; a table's cells row by row where it stands."""
     grid = reader.table(lines)
     form = reader.fields(lines)
@@ -55,7 +57,8 @@ def elements(lines: list[TextLine], size: tuple[int, int]) -> list[Element]:
     units += [[_field(label, typed)] for label, typed in form]
     for block in reader.blocks([ln for ln in lines if id(ln) not in used]):
         first = block.lines[0]
-        tall = len(block.lines) == 1 and first.height >= HEADING_RATIO * median and len(first.text.split()) <= 8
+        tall = (len(block.lines) == 1 and first.height >= HEADING_RATIO * median
+                and len(first.text.split()) <= HEADING_WORDS)
         units.append([Element("heading" if first is head or tall else "text", block.text, block.box)])
     if grid:
         names = [cell.text for cell in grid[0]]
@@ -82,7 +85,7 @@ class Exploration:
 
     def __init__(self, lines: list[TextLine], size: tuple[int, int]) -> None:
         self.lines, self.size = lines, size
-        self.items = elements(lines, size)
+        self.items = elements(lines)
         self.index = -1  # before the first element
 
     @property
@@ -156,7 +159,7 @@ class Exploration:
                 difflib.SequenceMatcher(None, want, words).ratio())
             if score > best_score:
                 best, best_score = i, score
-        if best_score < 0.75:
+        if best_score < CLOSE_MATCH:
             return None
         self.index = best
         return self.say()
@@ -171,9 +174,9 @@ class Exploration:
         self.index = min(same, key=lambda i: abs(self.items[i].centre[0] - x) + abs(self.items[i].centre[1] - y))
         return True
 
-    def say(self, element: Element | None = None) -> str:
+    def say(self) -> str:
         """'Button, Save, 2 of 3, at the bottom right of the dialog.': kind, words, count among its kind, place."""
-        e = element or self.current
+        e = self.current
         if e is None:
             return "Nothing chosen yet."
         place = reader.place(TextLine(e.text, e.box, 1.0), self.lines, self.size)
@@ -185,7 +188,8 @@ class Exploration:
             return f"{e.column_name}, {e.text}, row {e.row + 1} of {rows}, column {e.column + 1} of {cols}."
         same = [x for x in self.items if x.kind == e.kind]
         words = f"{e.text}, {e.value or 'empty'}" if e.kind == "field" else e.text
-        count = f", {same.index(e) + 1} of {len(same)}" if e.kind in ("button", "field") else ""
+        number = next(n for n, x in enumerate(same, start=1) if x is e)
+        count = f", {number} of {len(same)}" if e.kind in ("button", "field") else ""
         return f"{KIND_NAMES[e.kind]}, {reader._sentence(words)[:-1]}{count}, {place}."
 
     def _say_row(self) -> str:
