@@ -49,6 +49,23 @@ class HotkeyConfig:
     stop: str = "<ctrl>+<alt>+s"
     copy: str = "<ctrl>+<alt>+c"
     describe_focus: str = "<ctrl>+<alt>+f"
+    # exploring the last capture element by element (explore.py), and pressing the element explored
+    explore_next: str = "<ctrl>+<alt>+n"
+    explore_previous: str = "<ctrl>+<alt>+<shift>+n"
+    explore_next_button: str = "<ctrl>+<alt>+b"
+    explore_previous_button: str = "<ctrl>+<alt>+<shift>+b"
+    explore_next_field: str = "<ctrl>+<alt>+e"
+    explore_previous_field: str = "<ctrl>+<alt>+<shift>+e"
+    explore_next_heading: str = "<ctrl>+<alt>+h"
+    explore_previous_heading: str = "<ctrl>+<alt>+<shift>+h"
+    explore_next_row: str = "<ctrl>+<alt>+g"
+    explore_previous_row: str = "<ctrl>+<alt>+<shift>+g"
+    explore_below: str = "<ctrl>+<alt>+j"
+    explore_above: str = "<ctrl>+<alt>+k"
+    explore_where: str = "<ctrl>+<alt>+i"
+    press: str = "<ctrl>+<alt>+<enter>"
+    double_click: str = "<ctrl>+<alt>+<shift>+<enter>"
+    right_click: str = "<ctrl>+<alt>+m"
 
 
 @dataclass

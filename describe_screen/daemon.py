@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import re
 import signal
 import sys
 import threading
@@ -26,14 +27,21 @@ from describe_screen.options import DETAILS
 from describe_screen.voice import VoiceInput
 
 if TYPE_CHECKING:
+    from describe_screen.capture import Capture
+    from describe_screen.explore import Element, Exploration
     from describe_screen.speech import Speaker
 
 Send = Callable[[dict], None]
+MAX_NEWS_LINES = 12  # new lines said after a press; the rest is there to explore or read
 
-WORK = ("describe", "read", "ask", "listen_start", "listen_stop")
+WORK = ("describe", "read", "ask", "listen_start", "listen_stop", "explore", "activate")
+QUIET = ("explore",)  # no start tone: moving through elements is quick, and a tone per step is noise
 
 # request fields that must be JSON strings (the socket accepts any JSON from any program of this user)
-TEXT_FIELDS = ("cmd", "image", "audio", "target", "detail", "question", "text")
+TEXT_FIELDS = ("cmd", "image", "audio", "target", "detail", "question", "text", "move", "click")
+# a question that asks where something is moves the explore cursor there when it is found
+WHERE_IS = re.compile(r"(?:where is|where's|where are|find)\s+(?:the\s+|a\s+|an\s+)?(.+?)(?:\s+(?:button|field))?"
+                      r"\s*[?.!]*", re.IGNORECASE)
 
 
 def _check_fields(request: dict) -> None:
@@ -57,6 +65,7 @@ class Daemon:
         self._tickets = itertools.count(1)
         self._latest = 0  # requests with a smaller ticket are cancelled, running or waiting
         self._busy: str = ""
+        self._explored: tuple[Scene, Exploration] | None = None  # the explore cursor, over the last capture
         self.voice = VoiceInput(config.voice, speaker, config.models_dir())
 
     # -- entry point --------------------------------------------------------------------------
@@ -121,7 +130,8 @@ class Daemon:
         elif cmd == "ask" and request.get("audio"):
             request = {**request, "question": self.voice.transcribe_file(Path(request["audio"]))}
             send({"event": "question", "text": request["question"]})
-        self.speaker.cue("start")
+        if cmd not in QUIET:
+            self.speaker.cue("start")
         with self.speaker.working(cancelled):
             pieces = self._pieces(request, cancelled)
             text = self.speaker.say_stream(self._forward(pieces, send), cancelled)
@@ -142,6 +152,10 @@ class Daemon:
 
     def _pieces(self, request: dict, cancelled: Cancelled) -> Iterator[str]:
         cmd = request["cmd"]
+        if cmd in ("explore", "activate"):
+            return self._explore(request) if cmd == "explore" else self._activate(request, cancelled)
+        if cmd == "ask" and (found := self._find_asked(request)):
+            return iter([found])
         if cmd == "ask":
             scene = self._scene_for_question(request)
             pieces = self.describer.ask(scene, str(request.get("question", "")), cancelled)
@@ -181,6 +195,133 @@ class Daemon:
         """Say `text` in full before going on (the desktop's permission question comes next)."""
         self.speaker.say(text)
         self.speaker.wait_idle(30)
+
+    # -- explore and press ---------------------------------------------------------------------
+    def _exploration(self, request: dict) -> Exploration:
+        """The cursor over the last capture's elements; a new capture starts a new one, and with no
+        capture yet one is taken (of the settings' target). Its text is read to the end even when the
+        next key comes meanwhile: that key needs the same text, and would otherwise start reading anew."""
+        from describe_screen.explore import Exploration
+
+        scene = self.scene or self._new_scene(request)
+        if self._explored is None or self._explored[0] is not scene:
+            lines = self.describer.lines(scene, lambda: False)
+            self._explored = (scene, Exploration(lines, scene.capture.image.size))
+        return self._explored[1]
+
+    def _explore(self, request: dict) -> Iterator[str]:
+        from describe_screen.explore import MOVES
+
+        move = request.get("move") or "next"
+        if move not in (*MOVES, "find"):
+            raise UserError(f"There is no explore move called {move!r}.", f"Use one of: {', '.join(MOVES)} or find.")
+        if move == "find" and not str(request.get("text", "")).strip():
+            raise UserError("Nothing was given to find.", 'Say or type what to find, for example: explore find Save.')
+        exploration = self._exploration(request)
+        if move == "find":
+            query = str(request["text"]).strip()
+            yield exploration.find(query) or f"I found nothing called {query} on this capture."
+        else:
+            yield exploration.move(move)
+
+    def _find_asked(self, request: dict) -> str:
+        """A question "where is Save?" moves the explore cursor to Save on the capture it is about and says
+        where it is; "" when it asks something else or nothing matches (it is then answered as usual)."""
+        match = WHERE_IS.fullmatch(str(request.get("question", "")).strip())
+        if not match:
+            return ""
+        self._scene_for_question(request)  # the last capture while it is fresh, else a new one
+        return self._exploration(request).find(match.group(1)) or ""
+
+    def _activate(self, request: dict, cancelled: Cancelled) -> Iterator[str]:
+        """Press the element the explore cursor is on, after saying what will be pressed; then say what
+        changed. Refused without a capture, on a picture file, off the screen; a stale capture is
+        captured again and the element found anew, and the user presses again."""
+        from describe_screen import capture, press
+
+        how = request.get("click") or "click"
+        if how not in press.CLICKS:
+            raise UserError(f"There is no click called {how!r}.", f"Use one of: {', '.join(press.CLICKS)}.")
+        if self.scene is None:
+            raise UserError("Nothing has been captured yet, so there is nothing to press.",
+                            "Describe the screen or a window, move to a control with the explore keys, then press.")
+        shot = self.scene.capture
+        if not shot.on_screen:
+            raise UserError("This capture is a picture, not the screen, so nothing on it can be pressed.",
+                            "Describe the screen or a window, then press.")
+        exploration = self._exploration(request)
+        element = exploration.current
+        if element is None:
+            raise UserError("No element is chosen yet, so I do not know what to press.",
+                            "Move to one first with the explore keys, then press.")
+        press.route()
+        name = exploration.describe(element)
+        x, y = shot.to_screen(*element.centre)
+        if not capture.visible(x, y):
+            raise UserError(f"{name} is off the screen, so I will not press it.",
+                            "Bring it onto the screen, capture it again, and press.")
+        if press.changed(shot.image, self._capture_again(shot).image):
+            yield "The screen changed since the capture, so I captured it again. "
+            self.scene = Scene(self._recapture(shot))
+            again = self._exploration(request)
+            yield f"{again.say()} Press again to press it." if again.locate(element) else f"{name} is no longer there."
+            return
+        before = capture.windows()
+        yield f"{press.CLICK_WORDS[how]} {name}. "
+        self.speaker.wait_idle(10)  # the user hears what is pressed before it is pressed
+        if cancelled():
+            return
+        press.click(x, y, how)
+        yield self._what_changed(shot, exploration, element, before) + " "
+        if self._explored is None or self._explored[0] is not self.scene:  # changed: read it all while it is said
+            self._exploration(request).locate(element)  # the cursor stays on the element pressed
+
+    @staticmethod
+    def _capture_again(shot: Capture) -> Capture:
+        """The capture's region as it is now."""
+        from describe_screen import capture
+
+        return capture.grab(shot.region, shot.target, shot.title)
+
+    def _recapture(self, shot: Capture) -> Capture:
+        """A new capture of what a stale one showed: the active window anew (it may have moved), else
+        the same region."""
+        from describe_screen import capture
+
+        if shot.target == "window":
+            with contextlib.suppress(UserError):  # no window is active now: the region it had
+                return capture.capture("window")
+        return self._capture_again(shot)
+
+    def _what_changed(self, shot: Capture, exploration: Exploration, pressed: Element, before: dict) -> str:
+        """After a press: the windows that closed, a window that appeared (described, and explored next),
+        else the new text where the screen changed, else that nothing changed."""
+        from describe_screen import capture, press, reader
+
+        after, shown = press.settled(lambda: self._capture_again(shot), capture.windows)
+        closed = "".join(f"The window {title} closed. " if title else "A window closed. "
+                         for wid, (title, _) in before.items() if wid not in shown)
+        new = [window for wid, window in shown.items() if wid not in before]
+        if new:
+            title, rect = new[-1]  # the topmost
+            self.scene = Scene(capture.grab(rect, "window", title))
+            named = f", titled {title}" if title else ""
+            return f"{closed}A window appeared{named}: " + self._exploration({}).overview()
+        margin = 8  # the pressed control's border and its lit state while the pointer rests on it
+        x0, y0, x1, y1 = pressed.box
+        where = press.changed(shot.image, after.image, (x0 - margin, y0 - margin, x1 + margin, y1 + margin))
+        if where is None:
+            shot.image, shot.taken_at = after.image, after.taken_at  # the same text: the cursor stays
+            return closed + "Nothing changed on screen."
+        self.scene = Scene(after)
+        old = {line.text for line in exploration.lines}
+        pad, (width, height) = 16, after.image.size  # only the part that changed is read now: it is said sooner
+        part = after.image.crop((max(0, where[0] - pad), max(0, where[1] - pad), min(width, where[2] + pad),
+                                 min(height, where[3] + pad)))
+        fresh = [ln.text for ln in self.describer.ocr.iter_lines(part) if ln.text not in old]
+        if not fresh:
+            return closed + f"The screen changed {reader.where(where, after.image.size)}, but its text did not."
+        return closed + "The screen changed: " + " ".join(reader._sentence(text) for text in fresh[:MAX_NEWS_LINES])
 
     # -- voice --------------------------------------------------------------------------------
     def _listen_start(self, request: dict) -> dict:

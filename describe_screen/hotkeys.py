@@ -14,10 +14,12 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.explore import MOVES
 from describe_screen.keys import parse_hotkey, spoken_hotkey
 
 if TYPE_CHECKING:
@@ -36,6 +38,11 @@ HOTKEY_REQUESTS: dict[str, dict[str, Any]] = {
     "repeat": {"cmd": "repeat"},
     "stop": {"cmd": "stop"},
     "copy": {"cmd": "copy"},
+    **{f"explore_{move.replace('-', '_')}": {"cmd": "explore", "move": move}
+       for move in MOVES if move not in ("first", "last")},
+    "press": {"cmd": "activate", "click": "click"},
+    "double_click": {"cmd": "activate", "click": "double"},
+    "right_click": {"cmd": "activate", "click": "right"},
 }
 
 # X11 key auto-repeat turns a held key into release+press pairs; a press of the same combo this soon
@@ -100,7 +107,7 @@ class HotkeyListener:
         self._keys: dict[str, set[Any]] = {}
         self._held: set[Any] = set()
         self._active: set[str] = set()
-        self._events: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._events: queue.Queue[tuple[str, str, float] | None] = queue.Queue()  # kind, action, when
         self._listener: Any = None
         self._dispatcher: threading.Thread | None = None
 
@@ -137,7 +144,7 @@ class HotkeyListener:
             self._listener = None
         if self._dispatcher is not None:
             for action in sorted(self._active):
-                self._events.put(("release", action))
+                self._events.put(("release", action, time.monotonic()))
             self._active.clear()
             self._events.put(None)
             if self._dispatcher is not threading.current_thread():
@@ -150,38 +157,41 @@ class HotkeyListener:
         for action, keys in self._keys.items():
             if action not in self._active and key in keys and keys <= self._held:
                 self._active.add(action)
-                self._events.put(("press", action))
+                self._events.put(("press", action, time.monotonic()))
 
     def _released(self, key: Any) -> None:
         key = self._listener.canonical(key) if self._listener else key
         self._held.discard(key)
         for action in [a for a in self._active if key in self._keys[a]]:
             self._active.discard(action)
-            self._events.put(("release", action))
+            self._events.put(("release", action, time.monotonic()))
 
     def _dispatch(self) -> None:
-        """Deliver events in order; hold each release briefly so auto-repeat pairs cancel out."""
-        pending: str | None = None
+        """Deliver events in order; hold each release briefly so auto-repeat pairs cancel out. The gap is
+        measured between the events themselves, so a dispatcher delayed on a busy machine does not take a
+        quick second press for a repeat."""
+        pending: tuple[str, float] | None = None  # a release held back, and when it happened
         while True:
             try:
-                item = self._events.get(timeout=REPEAT_GAP if pending else None)
+                wait = max(0.0, pending[1] + REPEAT_GAP - time.monotonic()) if pending else None
+                item = self._events.get(timeout=wait)
             except queue.Empty:
-                self._call(self._on_release, pending)
+                self._call(self._on_release, pending[0] if pending else None)
                 pending = None
                 continue
             if pending is not None:
-                if item == ("press", pending):  # auto-repeat: the combo never really went up
-                    pending = None
+                if item is not None and item[:2] == ("press", pending[0]) and item[2] - pending[1] < REPEAT_GAP:
+                    pending = None  # auto-repeat: the combo never really went up
                     continue
-                self._call(self._on_release, pending)
+                self._call(self._on_release, pending[0])
                 pending = None
             if item is None:
                 return
-            kind, action = item
+            kind, action, when = item
             if kind == "press":
                 self._call(self._on_press, action)
             else:
-                pending = action
+                pending = (action, when)
 
     @staticmethod
     def _call(callback: Callable[[str], None] | None, action: str | None) -> None:

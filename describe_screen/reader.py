@@ -137,10 +137,12 @@ def buttons(lines: list[TextLine]) -> list[TextLine]:
 
     The evidence is the shape around the label (shapes.frame: a control-sized bordered or filled
     shape with the label near its middle). A shape that holds other text too, or that is one of a
-    column of equal shapes (cells of a grid), is not a button; nor is a single character (an icon).
+    column of equal shapes (cells of a grid), is not a button; nor is a single character (an icon), nor
+    text typed in an entry field (the field's outline frames it).
     """
+    entries = [ln.entry for ln in lines if ln.entry]  # text typed in an entry field sits in its outline
     framed = [ln for ln in lines if ln.frame is not None and len(ln.text.split()) <= MAX_BUTTON_WORDS
-              and len(re.sub(r"\W", "", ln.text)) >= 2]
+              and len(re.sub(r"\W", "", ln.text)) >= 2 and not _inside(ln.centre, entries)]
     cells = {id(cell) for row in table(lines) for cell in row} if framed else set()
     found = [ln for ln in framed if not _holds_more(ln, lines) and not _in_grid(ln, framed) and id(ln) not in cells]
     rows: list[list[TextLine]] = []
@@ -150,6 +152,10 @@ def buttons(lines: list[TextLine]) -> list[TextLine]:
         else:
             rows.append([line])
     return [label for row in rows for label in sorted(row, key=lambda ln: ln.box[0])]
+
+
+def _inside(point: tuple[float, float], boxes: list[Box]) -> bool:
+    return any(b[0] <= point[0] <= b[2] and b[1] <= point[1] <= b[3] for b in boxes)
 
 
 def _holds_more(line: TextLine, lines: list[TextLine]) -> bool:

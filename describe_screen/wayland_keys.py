@@ -23,11 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from describe_screen.errors import UserError
+from describe_screen.hotkeys import HOTKEY_REQUESTS
 
 COMMANDS = {
     "describe_screen": "describe --target screen", "describe_window": "describe --target window",
     "describe_focus": "describe --target focus",
     "read_text": "read", "ask": "listen", "repeat": "repeat", "stop": "stop", "copy": "copy",
+    **{action: f"explore {request['move']}" for action, request in HOTKEY_REQUESTS.items()
+       if request["cmd"] == "explore"},
+    "press": "explore press", "double_click": "explore double-click", "right_click": "explore right-click",
 }
 PRESS_TWICE = ("Push-to-talk becomes: press the ask key to start the question, and press it again to send it, "
                "because this desktop runs a command only when a key goes down.")

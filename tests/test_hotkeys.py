@@ -159,3 +159,17 @@ def test_start_without_display_wayland_or_record_is_explained(monkeypatch) -> No
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_quick_second_press_is_not_taken_for_auto_repeat_when_the_dispatcher_is_late() -> None:
+    """The events' own times decide: on a busy machine the dispatcher may find both presses already
+    queued, and the second one is still the user's, while a press 30 ms after the release is a repeat."""
+    heard: list[str] = []
+    listener = HotkeyListener({"explore_next": "<ctrl>+<alt>+n"}, lambda a: heard.append(f"press {a}"),
+                              lambda a: heard.append(f"release {a}"))
+    for event in (("press", 0.0), ("release", 0.05), ("press", 0.35), ("release", 0.4), ("press", 0.43),
+                  ("release", 0.6)):
+        listener._events.put((event[0], "explore_next", 100 + event[1]))
+    listener._events.put(None)
+    listener._dispatch()  # all at once, as a dispatcher that was kept waiting finds them
+    assert heard == ["press explore_next", "release explore_next", "press explore_next", "release explore_next"]

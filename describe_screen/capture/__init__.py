@@ -50,6 +50,21 @@ class Capture:
     origin: tuple[int, int] = (0, 0)  # top-left in screen coordinates
     taken_at: float = field(default_factory=time.time)
     context: str = ""  # what the desktop itself says about it (the focused object), spoken first
+    scale: float = 1.0  # image pixels per screen coordinate (2 on a HiDPI Wayland output; 1 on X11)
+
+    @property
+    def on_screen(self) -> bool:
+        """A picture of the screen (its pixels can be pressed), not a file or the clipboard."""
+        return self.target not in ("image", "clipboard")
+
+    @property
+    def region(self) -> Rect:
+        """Where the picture was taken, in screen coordinates."""
+        return (*self.origin, round(self.image.width / self.scale), round(self.image.height / self.scale))
+
+    def to_screen(self, x: float, y: float) -> tuple[int, int]:
+        """The screen point under image pixel (x, y): through the capture's origin and scale."""
+        return self.origin[0] + math.floor(x / self.scale), self.origin[1] + math.floor(y / self.scale)
 
 
 def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 480,
@@ -94,6 +109,28 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
         half = pointer_size // 2
         region = _clip((x - half, y - half, pointer_size, pointer_size), monitor, "The area around the pointer")
         return _grab(sct, region, "pointer")
+
+
+def grab(rect: Rect, target: str, title: str = "") -> Capture:
+    """The screen region `rect` now, on X11: to see whether a capture is stale, and a window that appeared."""
+    if session.current().kind == "wayland":
+        raise UserError("Pressing what is on the screen is not available on Wayland yet.",
+                        "Log in with an X11 session to press controls with describe-screen.")
+    with _backend().Desktop(), _screen() as sct:
+        return _grab(sct, _clip(rect, sct.monitors[0], "That part of the screen"), target, title)
+
+
+def windows() -> dict[int, tuple[str, Rect]]:
+    """The windows shown on an X11 screen, bottom to top, with their titles and places: a window that
+    appears after a press is a dialog to describe."""
+    with _backend().Desktop() as desktop:
+        return desktop.windows()
+
+
+def visible(x: int, y: int) -> bool:
+    """True when the screen point (x, y) is on a monitor (nothing off the screen is ever pressed)."""
+    with _screen() as sct:
+        return any(_contains(m, x, y) for m in sct.monitors[1:])
 
 
 def _focus_x11(sct: mss.MSS, bounds: dict[str, int]) -> Capture:

@@ -144,7 +144,8 @@ def capture(desktop: Desktop, target: str) -> Capture:
 def _shot(desktop: Desktop, rect: Rect, target: str, title: str = "") -> Capture:
     from describe_screen.capture import Capture
 
-    return Capture(desktop.grab(rect), target, title=title, origin=(rect[0], rect[1]))
+    image = desktop.grab(rect)
+    return Capture(image, target, title=title, origin=(rect[0], rect[1]), scale=image.width / max(rect[2], 1))
 
 
 def _can_atspi(atspi: Any) -> bool:

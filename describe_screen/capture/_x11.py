@@ -78,6 +78,25 @@ class Desktop:
         return title, (geometry.x, geometry.y, geometry.width, geometry.height)
 
 
+    def windows(self) -> dict[int, tuple[str, tuple[int, int, int, int]]]:
+        """The windows on the screen now (children of the root that are shown), bottom to top: their
+        title and (left, top, width, height). A window manager's frame takes its client's title."""
+        from Xlib import X, error
+
+        found = {}
+        for window in self.root.query_tree().children:
+            try:
+                if window.get_attributes().map_state != X.IsViewable:
+                    continue
+                g = window.get_geometry()
+                title = _title(self.dpy, window) or next(
+                    (t for t in (_title(self.dpy, c) for c in window.query_tree().children) if t), "")
+            except error.BadWindow:  # closed while we looked
+                continue
+            found[window.id] = (title, (g.x, g.y, g.width, g.height))
+        return found
+
+
 def _ancestors(window: Window, root: Window) -> list[Window]:
     """`window` and its parents up to (not including) the root: the last one is the top-level."""
     chain = [window]

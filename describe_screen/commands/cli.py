@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
                        ("listen", "start a spoken question; the next listen sends it (for desktop key bindings)")):
         sub.add_parser(name, help=text).add_argument("--json", action="store_true", help="print JSON")
 
+    from describe_screen.explore import MOVES
+
+    explore = sub.add_parser("explore", help="move through the last capture element by element, find one, press it")
+    explore.add_argument("move", choices=(*MOVES, "find", *PRESSES),
+                         help="where to move (next, next-button, below, ...), find WORDS, or press the element")
+    explore.add_argument("words", nargs="*", help="for find: the words to look for")
+    explore.add_argument("--json", action="store_true", help="print JSON")
+
     doctor = sub.add_parser("doctor", help="check display, capture, hotkeys, speech, GPU and models")
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     demo = sub.add_parser("demo", help="a first run: describe the screen, or a sample window when there is none")
@@ -140,7 +148,14 @@ def run(args: argparse.Namespace) -> int:
     return _daemon_command(config, args)
 
 
+PRESSES = {"press": "click", "double-click": "double", "right-click": "right"}  # explore press -> click
+
+
 def _request(args: argparse.Namespace) -> dict[str, Any]:
+    if args.command == "explore" and args.move in PRESSES:
+        return {"cmd": "activate", "click": PRESSES[args.move]}
+    if args.command == "explore":
+        return {"cmd": "explore", "move": args.move, "text": " ".join(args.words)}
     request: dict[str, Any] = {"cmd": args.command}
     for key in ("target", "detail", "question"):
         if getattr(args, key, None):

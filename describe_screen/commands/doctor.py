@@ -119,6 +119,18 @@ def check_hotkeys(config: Config) -> Check:
     return Check("Hotkeys", OK, f"Hotkeys can be heard. {keys}.")
 
 
+def check_pressing(config: Config) -> Check:
+    """Which route presses the element explored (explore, then press), or why there is none yet."""
+    from describe_screen import press
+
+    try:
+        route = press.route()
+    except UserError as exc:
+        return Check("Pressing", NOTE, exc.problem, exc.fix)
+    return Check("Pressing", OK, f"Pressing the element explored uses {route}: the pointer moves to its centre and "
+                 "clicks, only when you press the key, after saying what it presses. Nothing leaves this computer.")
+
+
 def check_wayland_keys(bindings: dict[str, str], compositor: str) -> Check:
     """The keys this Wayland desktop really has: its shortcuts portal, or what its own settings bind."""
     from describe_screen import portal_keys, wayland_keys
@@ -325,7 +337,8 @@ def _installed(name: str) -> bool:
 
 CHECKS: list[tuple[str, Callable[[Config], Check]]] = [
     ("Settings", check_settings), ("Display", check_display), ("Screen capture", check_capture),
-    ("Focused object", check_focus), ("Hotkeys", check_hotkeys), ("Speech", check_speech), ("GPU", check_gpu),
+    ("Focused object", check_focus), ("Hotkeys", check_hotkeys), ("Pressing", check_pressing),
+    ("Speech", check_speech), ("GPU", check_gpu),
     ("Model runtime", check_onnxruntime),
     ("Text reader", check_text_reader), ("Vision models", check_models),
     ("Model server", check_server), ("Voice questions", check_voice),
