@@ -276,6 +276,26 @@ def test_stop_silences_a_4k_description_and_the_request_queued_behind_it(daemon,
     assert "pelican" not in spoken and "ledger" not in spoken, spoken
 
 
+def test_stopping_the_daemon_while_it_reads_ahead_for_a_voice_question_exits_cleanly(daemon, tmp_path):
+    """listen_start reads the 4K capture's text in the background while the question is spoken; a SIGTERM
+    right then must end the daemon normally (exit 0), never abort it inside onnxruntime ("terminate
+    called without an active exception", SIGABRT). A race (it aborted when a native call returned while the
+    interpreter was finalising: about one stop in two, right after the reply), so five times."""
+    from test_microphone import speak
+
+    big = four_k_page(tmp_path)
+    question = speak(tmp_path, "What does the ledger say?")
+    for n in range(5):
+        (tmp_path / f"d{n}").mkdir(exist_ok=True)
+        d = daemon("[speech]\ncues = false\n")
+        reply = d.client.request({"cmd": "listen_start", "image": str(big), "audio": str(question)})
+        assert reply["result"] == {"listening": True}, reply
+        code = d.stop()
+        output = d.output()
+        assert "terminate called" not in output and code == 0, f"round {n}: exit code {code}\n{output}"
+        assert not d.socket.exists()
+
+
 
 def network_use(trace: Path) -> list[str]:
     """The lines of an strace log that reach beyond this machine's Unix sockets: an internet socket
