@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 Send = Callable[[dict], None]
 MAX_NEWS_LINES = 12  # new lines said after a press; the rest is there to explore or read
 
+SHUTDOWN_SECONDS = 10.0  # how long a stop waits for running work to reach a cancellation check
+
 WORK = ("describe", "read", "ask", "listen_start", "listen_stop", "explore", "activate")
 QUIET = ("explore",)  # no start tone: moving through elements is quick, and a tone per step is noise
 
@@ -330,6 +332,21 @@ class Daemon:
         self.voice.start(str(request.get("audio") or ""))
         return {"event": "done", "result": {"listening": True}}
 
+    def close(self, timeout: float = SHUTDOWN_SECONDS) -> None:
+        """At shutdown: cancel the running and waiting requests and the describer's background work, and
+        wait for them (at most `timeout` seconds), so no thread is inside onnxruntime when the interpreter
+        exits: that aborts the process ("terminate called without an active exception")."""
+        self._stop({})
+        deadline = time.monotonic() + timeout
+        finished = self.describer.close(timeout)
+        if self._run.acquire(timeout=max(0.0, deadline - time.monotonic())):  # the running request has ended
+            self._run.release()
+        else:
+            finished = False
+        if not finished:
+            print(f"describe-screen: work was still running {timeout:g} seconds after the stop.", file=sys.stderr,
+                  flush=True)
+
     # -- quick requests -----------------------------------------------------------------------
     def _stop(self, request: dict) -> dict:
         """Cancel the running request and every waiting one, and silence the speech, at once."""
@@ -409,6 +426,7 @@ def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -
         if listener:
             listener.stop()
         server.close()
+        daemon.close()
         speaker.stop()
         speaker.close()
     return 0

@@ -8,6 +8,7 @@ are kept in `notes` and yielded once with the next answer; the daemon says and l
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -50,6 +51,8 @@ class Describer:
         self.notes: list[str] = []  # problems met while loading, said once to the user
         self.after: list[str] = []  # housekeeping (broken bundles), said once after an answer, not before
         self._noted: set[str] = set()
+        self._closing = threading.Event()  # set at shutdown: background work stops at its next check
+        self._background: list[threading.Thread] = []
         self.server: ServerModel | None = None  # the user's own model server, when models.server is set
         if config.models.server:
             from describe_screen.model_server import ServerModel
@@ -188,8 +191,21 @@ class Describer:
 
     def read_ahead(self, scene: Scene) -> None:
         """Recognise the scene's text in the background (while a question is being spoken), so the
-        answer does not wait for it."""
-        threading.Thread(target=self.lines, args=(scene, lambda: False), daemon=True).start()
+        answer does not wait for it. close() stops and waits for it."""
+        thread = threading.Thread(target=self.lines, args=(scene, self._closing.is_set), name="read-ahead",
+                                  daemon=True)
+        self._background = [t for t in self._background if t.is_alive()] + [thread]
+        thread.start()
+
+    def close(self, timeout: float) -> bool:
+        """Stop the background work and wait for it, at most `timeout` seconds; False if some still runs.
+        The interpreter must not exit while a thread is inside onnxruntime: the process then aborts
+        ("terminate called without an active exception")."""
+        self._closing.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._background:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._background)
 
     def describe(self, scene: Scene, detail: str, cancelled: Cancelled) -> Iterator[str]:
         """Title first (known at once), then the vision model's caption or the text reader's summary."""

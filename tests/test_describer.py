@@ -41,3 +41,17 @@ def test_a_page_without_text_still_says_so(describer: Describer) -> None:
     ImageDraw.Draw(image).ellipse((250, 20, 450, 140), fill=(30, 90, 160))  # a shape, no letters
     scene = Scene(Capture(image, "image"))
     assert "I found no text on the screen." in "".join(describer.read(scene, lambda: False))
+
+
+def test_closing_stops_the_read_ahead_and_waits_for_it(describer: Describer) -> None:
+    """At shutdown the background reading stops at its next check and has ended when close() returns
+    (the interpreter must not exit while it runs in onnxruntime); what it read is not kept as the whole."""
+    image = Image.new("RGB", (1920, 1080), "white")
+    draw, font = ImageDraw.Draw(image), ImageFont.truetype(FONT, 28)
+    for n in range(30):
+        draw.text((40, 20 + n * 34), f"Row {n} of the quarterly ledger", fill="black", font=font)
+    scene = Scene(Capture(image, "image"))
+    describer.read_ahead(scene)
+    assert describer.close(timeout=60)
+    assert scene.lines is None
+    assert "Row 29 of the quarterly ledger" in [line.text for line in describer.lines(scene, lambda: False)]

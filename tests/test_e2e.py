@@ -276,6 +276,54 @@ def test_stop_silences_a_4k_description_and_the_request_queued_behind_it(daemon,
     assert "pelican" not in spoken and "ledger" not in spoken, spoken
 
 
+def stops_cleanly(daemon, tmp_path: Path, start_work) -> None:
+    """Five daemons (the abort is a race), each stopped with SIGTERM right after `start_work(d)`: each must
+    exit normally (exit 0) with its socket removed, never abort inside onnxruntime ("terminate called
+    without an active exception", SIGABRT, when a native call returned while the interpreter finalised)."""
+    for n in range(5):
+        (tmp_path / f"d{n}").mkdir(exist_ok=True)
+        d = daemon("[speech]\ncues = false\n")
+        start_work(d)
+        code = d.stop()
+        output = d.output()
+        assert "terminate called" not in output and code == 0, f"round {n}: exit code {code}\n{output}"
+        assert not d.socket.exists()
+
+
+def test_stopping_the_daemon_while_it_reads_ahead_for_a_voice_question_exits_cleanly(daemon, tmp_path):
+    """listen_start reads the 4K capture's text in the background while the question is spoken (before
+    the fix, about one stop in two right after the reply aborted)."""
+    from test_microphone import speak
+
+    big = four_k_page(tmp_path)
+    question = speak(tmp_path, "What does the ledger say?")
+
+    def listen(d: DaemonProcess) -> None:
+        reply = d.client.request({"cmd": "listen_start", "image": str(big), "audio": str(question)})
+        assert reply["result"] == {"listening": True}, reply
+
+    stops_cleanly(daemon, tmp_path, listen)
+
+
+def test_stopping_the_daemon_while_it_reads_a_4k_page_exits_cleanly(daemon, tmp_path):
+    """The same for a request still running on its connection's thread; its client is told it was
+    cancelled (the connection does not just break)."""
+    big = four_k_page(tmp_path)
+    outcomes: list = []
+
+    def read(d: DaemonProcess) -> None:
+        def send() -> None:
+            try:
+                outcomes.append(ipc.Client(d.socket, timeout=180).request({"cmd": "read", "image": str(big)}))
+            except Exception as exc:
+                outcomes.append(exc)
+
+        threading.Thread(target=send, daemon=True).start()
+        time.sleep(0.2)  # the request has arrived; its capture is being prepared
+
+    stops_cleanly(daemon, tmp_path, read)
+    assert outcomes == [{"event": "done", "result": {"cancelled": True, "text": ""}}] * 5, outcomes
+
 
 def network_use(trace: Path) -> list[str]:
     """The lines of an strace log that reach beyond this machine's Unix sockets: an internet socket
