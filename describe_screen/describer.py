@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 Cancelled = Callable[[], bool]
 
-# How much recognised screen text goes into a model prompt as grounding; more slows prefill down.
-GROUNDING_CHARS = 1200
-
 
 @dataclass
 class Scene:
@@ -106,7 +103,8 @@ class Describer:
         for problem in models.broken(folder) if name == "auto" else ():
             self._note("could not be loaded", problem)
         try:
-            installed = models.default_for(task, folder) if name == "auto" else models.find(name, folder)
+            installed = (models.default_for(task, folder, provider=options.provider) if name == "auto"
+                         else models.find(name, folder))
             if installed is None:
                 return None
             model = self._bundles.get(installed.path) or vlm.load_model(installed.path, options)
@@ -259,7 +257,7 @@ class Describer:
             grounding = capture.context
             if self.config.ask.grounding:
                 recognised = " ".join(line.text for line in self.lines(scene, cancelled))
-                grounding = f"{grounding} {recognised}".strip()[:GROUNDING_CHARS]
+                grounding = f"{grounding} {recognised}".strip()[:vlm.GROUNDING_CHARS]
             request = vlm.Request(task=vlm.ASK, question=question, history=list(scene.history),
                                   grounding=grounding)
             pieces = self._stream(vlm.ASK, model, capture.image, request, cancelled, text_answer)

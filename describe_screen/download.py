@@ -44,9 +44,11 @@ class RemoteFile:
         return self.path.rsplit("/", 1)[-1]
 
 
-def choose_precision(precision: str, provider: str = "auto", configured: str = "auto") -> str:
+def choose_precision(precision: str, provider: str = "auto", configured: str = "auto",
+                     preferred: dict[str, str] | None = None) -> str:
     """"auto" picks the weights the runtime will load with these settings: models.precision when it names
-    one, else fp16 where models.provider lets sessions really run on CUDA and int8 on the CPU."""
+    one, else, where models.provider lets sessions really run on CUDA or not, the model's `preferred`
+    weights for that device (its manifest's published.auto), or fp16 on CUDA and int8 on the CPU."""
     if precision == "auto":
         precision = configured
     if precision != "auto":
@@ -55,7 +57,8 @@ def choose_precision(precision: str, provider: str = "auto", configured: str = "
         return precision
     from describe_screen.vlm import onnx
 
-    return onnx.auto_precision(onnx.usable_device(provider))
+    device = onnx.usable_device(provider)
+    return (preferred or {}).get(device) or onnx.auto_precision(device)
 
 
 def wanted_files(spec: ModelManifest, precision: str, listing: dict[str, RemoteFile]) -> list[RemoteFile]:
@@ -171,7 +174,7 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
     if not spec.published:
         raise UserError(f"{spec.name} has no published ONNX files to install.",
                         f"Export it instead with: describe-screen models export {spec.name}.")
-    precision = choose_precision(precision, provider, configured)
+    precision = choose_precision(precision, provider, configured, spec.published.get("auto"))
     repo = spec.published["repo"]
     out = models_dir / spec.name
     download = models_dir / (spec.name + DOWNLOAD_SUFFIX)

@@ -23,8 +23,7 @@ from urllib.parse import urlsplit
 
 from describe_screen.config import Config, config_path, server_url
 from describe_screen.errors import UserError
-from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request
-from describe_screen.vlm.smolvlm import user_texts
+from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, user_texts
 
 if TYPE_CHECKING:
     from openai import OpenAI

@@ -51,13 +51,17 @@ class ModelManifest:
     rank: int = 100  # lower ranks are preferred when the settings say model = "auto"
     description: str = ""
     export: dict[str, Any] = field(default_factory=dict)  # family-specific export options
-    published: dict[str, Any] = field(default_factory=dict)  # ready ONNX files: repo, revision, graphs
+    published: dict[str, Any] = field(default_factory=dict)  # ready ONNX files: repo, revision, graphs, auto
+    speed: dict[str, int] = field(default_factory=dict)  # what a CPU needs to run it at speed (Machine.runs)
 
     def bundle_info(self) -> dict[str, Any]:
         """What the exporter copies into the bundle's manifest.json."""
-        return {"name": self.name, "family": self.family, "tasks": list(self.tasks), "prompts": self.prompts,
+        info = {"name": self.name, "family": self.family, "tasks": list(self.tasks), "prompts": self.prompts,
                 "source": {"repo": self.repo, "revision": self.revision}, "licence": self.licence,
-                "rank": self.rank}
+                "rank": self.rank, "speed": self.speed}
+        if "auto" in self.published:  # the family's own choice of weights for "auto" (see bundle.choose_precision)
+            info["auto"] = dict(self.published["auto"])
+        return info
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,44 @@ class InstalledModel:
     precisions: tuple[str, ...]
     size_bytes: int
     rank: int
+    speed: dict[str, int] = field(default_factory=dict)
+    graphs: tuple[str, ...] = ()  # the .onnx files it holds
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What this computer offers a model: physical cores, memory, and whether CUDA really runs."""
+
+    cores: int
+    memory_gb: float
+    cuda: bool
+
+    @classmethod
+    def here(cls, provider: str = "auto") -> Machine:
+        import os
+
+        from describe_screen.vlm import onnx
+
+        try:
+            memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+        except (AttributeError, ValueError, OSError):  # no sysconf (Windows): memory is not what decides
+            memory = float("inf")
+        return cls(onnx.physical_cores(), memory, onnx.usable_device(provider) == "cuda")
+
+    def runs(self, speed: dict[str, int]) -> bool:
+        """True when a model with these `speed` needs (cpu_cores, memory_gb on the CPU) answers at speed
+        here: any model does with CUDA."""
+        return self.cuda or (self.cores >= speed.get("cpu_cores", 0) and self.memory_gb >= speed.get("memory_gb", 0))
+
+    def says(self) -> str:
+        memory = "" if self.memory_gb == float("inf") else f", {self.memory_gb:.0f} GB of memory"
+        return f"{self.cores} cores{memory} and {'CUDA' if self.cuda else 'no usable CUDA'}"
+
+
+def needs(speed: dict[str, int]) -> str:
+    """A model's `speed` needs in words."""
+    return (f"a GPU with CUDA, or {speed.get('cpu_cores', 1)} cores and {speed.get('memory_gb', 1)} GB of memory, "
+            "to answer at speed")
 
 
 def _parse(path: Path) -> ModelManifest:
@@ -78,7 +120,8 @@ def _parse(path: Path) -> ModelManifest:
                              family=data["family"], tasks=tuple(data["tasks"]), prompts=dict(data["prompts"]),
                              licence=data["licence"], size_mb=int(data["size_mb"]),
                              rank=int(data.get("rank", 100)), description=data.get("description", ""),
-                             export=dict(data.get("export", {})), published=dict(data.get("published", {})))
+                             export=dict(data.get("export", {})), published=dict(data.get("published", {})),
+                             speed={k: int(v) for k, v in data.get("speed", {}).items()})
     except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"The model description {path.name} is damaged ({exc}).",
                         "Reinstall describe-screen.") from exc
@@ -111,7 +154,8 @@ def _installed_model(path: Path) -> InstalledModel:
     size = sum(entry["size"] for entry in (data.get("files") or {}).values())
     return InstalledModel(name=str(data.get("name", path.name)), path=path, family=str(data.get("family", "")),
                           tasks=frozenset(data.get("tasks", [])), precisions=tuple(data.get("precisions", [])),
-                          size_bytes=size, rank=int(data.get("rank", 100)))
+                          size_bytes=size, rank=int(data.get("rank", 100)), speed=dict(data.get("speed") or {}),
+                          graphs=tuple(sorted(f for f in data.get("files") or {} if f.endswith(".onnx"))))
 
 
 def installed(models_dir: Path) -> list[InstalledModel]:
@@ -203,6 +247,22 @@ def _graph_precision(filename: str) -> str:
     return "" if suffix in ("q4", "q4f16", "bnb4", "uint8", "quantized", "q8") else "fp32"
 
 
-def default_for(task: str, models_dir: Path) -> InstalledModel | None:
-    """The best installed model that can do `task`, or None when none can."""
-    return next((m for m in installed(models_dir) if task in m.tasks), None)
+def default_for(task: str, models_dir: Path, machine: Machine | None = None,
+                provider: str = "auto") -> InstalledModel | None:
+    """The best installed model that can do `task` and that this `machine` runs at speed (when none
+    does, the one that needs least), or None when none can do it."""
+    return choice(task, models_dir, machine, provider)[0]
+
+
+def choice(task: str, models_dir: Path, machine: Machine | None = None, provider: str = "auto"
+           ) -> tuple[InstalledModel | None, list[InstalledModel]]:
+    """default_for's pick, and the better-ranked models it passed over because `machine` (this computer,
+    with models.provider `provider`, when None) would run them too slowly."""
+    able = [m for m in installed(models_dir) if task in m.tasks]
+    if not any(m.speed for m in able):
+        return (able[0] if able else None), []
+    machine = machine or Machine.here(provider)
+    fast = [m for m in able if machine.runs(m.speed)]
+    chosen = fast[0] if fast else min(able, key=lambda m: (m.speed.get("cpu_cores", 0), m.speed.get("memory_gb", 0),
+                                                           m.rank))
+    return chosen, [m for m in able if m.rank < chosen.rank and m not in fast]

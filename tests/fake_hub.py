@@ -33,7 +33,7 @@ class Repo:
     revisions: set[str] = field(default_factory=lambda: {"main"})
 
     def lfs(self, path: str) -> bool:
-        return path.endswith((".onnx", ".onnx_data"))
+        return path.endswith((".onnx", ".onnx_data")) or ".onnx_data_" in path  # weights, sharded or not
 
 
 @dataclass

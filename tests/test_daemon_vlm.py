@@ -133,20 +133,40 @@ def test_damaged_bundle_falls_back_to_the_text_reader_and_says_so(models_dir, sc
     assert "Submit" in final["result"]["text"]  # the text reader's description still came
 
 
-def test_auto_picks_florence_to_describe_and_smolvlm_to_answer(tmp_path):
-    """With both families installed, describe and read use Florence-2, questions SmolVLM (issue 4's defaults)."""
+def test_auto_picks_the_strongest_model_the_machine_runs_at_speed(tmp_path):
+    """With every catalogued model installed, Qwen3.5 serves describe and ask: the 2B where it runs at
+    speed (CUDA, or 8 cores and 8 GB), else the 0.8B; Florence-2 reads text. Without Qwen3.5, describe
+    and read use Florence-2 and questions SmolVLM (issue 4's defaults)."""
     import json
 
     from describe_screen import models
 
-    for spec in models.available():
-        folder = tmp_path / spec.name
-        folder.mkdir()
-        (folder / "manifest.json").write_text(json.dumps(spec.bundle_info()))
-    picks = {task: models.default_for(task, tmp_path).name
-             for task in (vlm.CAPTION_BRIEF, vlm.CAPTION_FULL, vlm.ASK, vlm.OCR)}
-    assert picks == {vlm.CAPTION_BRIEF: "florence-2-base", vlm.CAPTION_FULL: "florence-2-base",
-                     vlm.ASK: "smolvlm-256m-instruct", vlm.OCR: "florence-2-base"}
+    def install(folder, specs):
+        for spec in specs:
+            (folder / spec.name).mkdir(parents=True)
+            (folder / spec.name / "manifest.json").write_text(json.dumps(spec.bundle_info()))
+        return folder
+
+    def picks(folder, machine):
+        return {task: models.default_for(task, folder, machine).name
+                for task in (vlm.CAPTION_BRIEF, vlm.CAPTION_FULL, vlm.ASK, vlm.OCR)}
+
+    small, big, gpu = models.Machine(2, 24, False), models.Machine(8, 16, False), models.Machine(2, 4, True)
+    every = install(tmp_path / "every", models.available())
+    qwen = {vlm.CAPTION_BRIEF: "qwen3.5-0.8b", vlm.CAPTION_FULL: "qwen3.5-0.8b", vlm.ASK: "qwen3.5-0.8b",
+            vlm.OCR: "florence-2-base"}
+    assert picks(every, small) == qwen
+    assert picks(every, big) == picks(every, gpu) == {**qwen, **dict.fromkeys(qwen, "qwen3.5-2b"),
+                                                      vlm.OCR: "florence-2-base"}
+    chosen, passed_over = models.choice(vlm.ASK, every, small)
+    assert chosen.name == "qwen3.5-0.8b" and [m.name for m in passed_over] == ["qwen3.5-2b"]
+    assert "8 cores and 8 GB" in models.needs(passed_over[0].speed) and "2 cores" in small.says()
+    # only the 2B installed on a small machine: it is still used, the slower answer beats none
+    only = install(tmp_path / "two", [models.manifest("qwen3.5-2b")])
+    assert models.default_for(vlm.ASK, only, small).name == "qwen3.5-2b"
+    older = install(tmp_path / "older", [m for m in models.available() if m.family != "qwen3.5"])
+    assert picks(older, small) == {vlm.CAPTION_BRIEF: "florence-2-base", vlm.CAPTION_FULL: "florence-2-base",
+                                   vlm.ASK: "smolvlm-256m-instruct", vlm.OCR: "florence-2-base"}
 
 
 # -- malformed bundles: every one is a plain sentence naming the file, and the text reader answers ------------

@@ -14,9 +14,19 @@ from PIL import Image
 from tiny import tiny_smolvlm_bundle
 
 from describe_screen.errors import UserError
-from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, RuntimeOptions, Turn, load_model
+from describe_screen.vlm import (
+    ASK,
+    CAPTION_BRIEF,
+    CAPTION_FULL,
+    GROUNDING_CHARS,
+    Request,
+    RuntimeOptions,
+    Turn,
+    load_model,
+    user_texts,
+)
 from describe_screen.vlm.decoding import Limits, greedy, repeating_tail, stream_text
-from describe_screen.vlm.smolvlm import DECODER, EMBED, VISION, preprocess, user_texts
+from describe_screen.vlm.smolvlm import DECODER, EMBED, VISION, preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TOKENS = 24
@@ -158,7 +168,7 @@ def test_user_texts_cap_grounding_and_refuse_unknown_tasks():
     prompts = {"caption_brief": "Describe.", "ask": "{question}", "grounding": "Text:\n{text}\n\n"}
     first, current = user_texts(Request(task=ASK, question=" Why? ", grounding="word " * 2000), prompts)
     assert first == current and current.startswith("Text:\nword word") and current.endswith("\n\nWhy?")
-    assert len(current) < 2100
+    assert len(current) < GROUNDING_CHARS + 100
     history = [Turn("What is shown?", " A dialog.")]
     assert user_texts(Request(task=ASK, question="Which?", history=history), prompts) == ("What is shown?", "Which?")
     with pytest.raises(UserError, match="cannot do the task 'ocr'"):

@@ -18,6 +18,7 @@ from describe_screen.config import Config, config_path
 from describe_screen.errors import UserError
 
 if TYPE_CHECKING:
+    from describe_screen.models import InstalledModel
     from describe_screen.vlm.onnx import CudaLibraries
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
@@ -216,10 +217,27 @@ def check_models(config: Config) -> Check:
                      "describe-screen models install smolvlm-256m-instruct.")
     names = ", ".join(m.name for m in found)
     chosen = []
+    machine = models.Machine.here(config.models.provider)
     for task, label in ((vlm.CAPTION_BRIEF, "describe"), (vlm.ASK, "ask")):
-        bundle = models.default_for(task, folder)
-        chosen.append(f"{label} uses {bundle.name if bundle else 'the text reader'}")
+        bundle, passed_over = models.choice(task, folder, machine)
+        chosen.append(f"{label} uses {_in_use(config, bundle) if bundle else 'the text reader'}")
+        chosen += [f"{m.name} is installed but needs {models.needs(m.speed)}, and this computer has "
+                   f"{machine.says()}" for m in passed_over]
     return Check("Vision models", OK, f"Installed: {names}. {'; '.join(chosen)}.")
+
+
+def _in_use(config: Config, model: InstalledModel) -> str:
+    """The model as it would run with these settings: family, precision and graph files."""
+    from describe_screen import vlm
+    from describe_screen.vlm.bundle import Bundle
+
+    options = vlm.RuntimeOptions(provider=config.models.provider, precision=config.models.precision)
+    try:
+        opened = Bundle(model.path, options)
+        return (f"{model.name} (the {model.family} family, {opened.precision} weights: "
+                f"{', '.join(opened.graphs_in_use())})")
+    except UserError as exc:
+        return f"{model.name}, which cannot run: {exc}"
 
 
 def check_server(config: Config) -> Check:

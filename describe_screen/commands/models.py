@@ -22,8 +22,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
         print(f"Models folder: {folder}")
         for spec in models.available():
             got = present.get(spec.name)
-            state = (f"installed ({', '.join(got.precisions)}, {got.size_bytes / 1e6:.0f} MB)" if got
-                     else f"not installed, about {spec.size_mb} MB")
+            state = (f"installed ({', '.join(got.precisions)}, {got.size_bytes / 1e6:.0f} MB: {', '.join(got.graphs)})"
+                     if got else f"not installed, about {spec.size_mb} MB")
             print(f"{spec.name}: {spec.family}, does {', '.join(t.replace('_', ' ') for t in spec.tasks)}; "
                   f"{spec.licence} licence; {state}.")
         for name in sorted(set(present) - {spec.name for spec in models.available()}):

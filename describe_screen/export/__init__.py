@@ -32,8 +32,14 @@ def _florence2() -> Exporter:
     return florence2.export
 
 
+def _qwen35() -> Exporter:
+    from describe_screen.export import qwen35
+
+    return qwen35.export
+
+
 # Every family this version can export, by manifest family name; each entry imports its module when used.
-EXPORTERS: dict[str, Callable[[], Exporter]] = {"smolvlm": _smolvlm, "florence2": _florence2}
+EXPORTERS: dict[str, Callable[[], Exporter]] = {"smolvlm": _smolvlm, "florence2": _florence2, "qwen3.5": _qwen35}
 
 
 def export_model(name_or_manifest: str | ModelManifest, out_dir: Path, precision: str = "auto",

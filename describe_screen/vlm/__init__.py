@@ -24,6 +24,10 @@ CAPTION_BRIEF = "caption_brief"
 CAPTION_FULL = "caption_full"
 ASK = "ask"
 OCR = "ocr"
+# Text recognised on the screen and offered to a model as grounding is cut to this many characters: a
+# full screen of text would make the prompt (and so the time to the first spoken word) several times
+# longer for little gain. The describer cuts what it collects, every family what it is given.
+GROUNDING_CHARS = 1200
 
 
 @dataclass
@@ -75,6 +79,26 @@ class VisionLanguageModel(Protocol):
         ...
 
 
+def user_texts(request: Request, prompts: dict[str, str]) -> tuple[str, str]:
+    """(text of the first user turn, text of the current one) for a request, from a bundle's prompts;
+    grounding text goes into the current turn, so the model reads it right before answering."""
+    from describe_screen.errors import UserError
+
+    if request.task == ASK:
+        if not request.question.strip():
+            raise UserError("The question is empty.", "Type or say a question, then press Enter.")
+        current = prompts.get(ASK, "{question}").format(question=request.question.strip())
+    elif request.task in prompts:
+        current = prompts[request.task]
+    else:
+        raise UserError(f"This model cannot do the task {request.task!r}.",
+                        "Choose another model for it in the settings file.")
+    if grounding := request.grounding.strip()[:GROUNDING_CHARS]:
+        current = prompts.get("grounding", "{text}\n").format(text=grounding) + current
+    first = request.history[0].question if request.history else current
+    return first, current
+
+
 @runtime_checkable
 class TextReader(Protocol):
     """What reads a screen's text line by line: the built-in OCR, or a model whose family can."""
@@ -98,8 +122,15 @@ def _florence2(bundle: Bundle) -> VisionLanguageModel:
     return Florence2(bundle)
 
 
+def _qwen35(bundle: Bundle) -> VisionLanguageModel:
+    from describe_screen.vlm.qwen35 import Qwen35
+
+    return Qwen35(bundle)
+
+
 # Every family this version runs, by the name manifest.json gives it.
-FAMILIES: dict[str, Callable[[Bundle], VisionLanguageModel]] = {"smolvlm": _smolvlm, "florence2": _florence2}
+FAMILIES: dict[str, Callable[[Bundle], VisionLanguageModel]] = {"smolvlm": _smolvlm, "florence2": _florence2,
+                                                                "qwen3.5": _qwen35}
 
 
 def read_manifest(bundle: Path) -> dict:

@@ -54,12 +54,15 @@ T = TypeVar("T")
 class Graph:
     """One ONNX graph of a family: its fp32 file name and the tensor names the runtime feeds and reads.
 
-    Cache inputs (past_key_values.*) are not listed: like optimum, the runtime reads them from the session.
+    Cache inputs (names starting with one of `cache`) are not listed: like optimum, the runtime reads
+    them from the session. `optional` inputs are fed only when the session lists them.
     """
 
     file: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    cache: tuple[str, ...] = (CACHE_PREFIX,)
+    optional: tuple[str, ...] = ()
 
 
 def export_fix(manifest: dict) -> str:
@@ -72,13 +75,14 @@ def variant_name(base: str, precision: str) -> str:
     return base if precision == "fp32" else base.replace(".onnx", f"_{precision}.onnx")
 
 
-def choose_precision(requested: str, available: Iterable[str], device: str) -> str:
-    """The weight set to run: the one asked for, or for "auto" the first of onnx.AUTO_ORDER[device] present."""
+def choose_precision(requested: str, available: Iterable[str], device: str, preferred: str = "") -> str:
+    """The weight set to run: the one asked for, or for "auto" the family's `preferred` one for `device`
+    when present, else the first of onnx.AUTO_ORDER[device] present."""
     present = [p for p in PRECISIONS if p in set(available)]
     if not present:
         raise UserError("The model has no weight files.", "Export or install the model again.")
     if requested == "auto":
-        return next(p for p in onnx.AUTO_ORDER[device] if p in present)
+        return next(p for p in (preferred, *onnx.AUTO_ORDER[device]) if p in present)
     if requested not in present:
         raise UserError(f"The model has no {requested} weights; it has {', '.join(present)}.",
                         f"Set models.precision to auto or {present[0]}, or install the model with that precision.")
@@ -121,7 +125,7 @@ def _check_manifest(path: Path, data: dict) -> None:
 
     fix = export_fix(data)
     for key, kind in (("name", str), ("family", str), ("tasks", list), ("prompts", dict), ("files", dict),
-                      ("precisions", list)):
+                      ("precisions", list), ("speed", dict), ("auto", dict)):
         if key in data and not isinstance(data[key], kind):
             raise _bad(path, f"{key} should be a {kind.__name__}, not {type(data[key]).__name__}", fix)
     if data.get("family") not in FAMILIES:
@@ -135,6 +139,10 @@ def _check_manifest(path: Path, data: dict) -> None:
             raise _bad(path, f"{key} should be a list of words", fix)
     if not all(isinstance(v, str) for v in data.get("prompts", {}).values()):
         raise _bad(path, "every prompt should be text", fix)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in data.get("speed", {}).values()):
+        raise _bad(path, "every speed need should be a whole number", fix)
+    if not all(v in PRECISIONS for v in data.get("auto", {}).values()):
+        raise _bad(path, f"auto should name precisions among {', '.join(PRECISIONS)}", fix)
     for name, entry in data.get("files", {}).items():
         if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and not isinstance(entry["size"], bool)
                 and isinstance(entry.get("sha256"), str)):
@@ -358,7 +366,8 @@ class Bundle:
         with self._lock:
             if not self._precision:
                 device = "cuda" if self.provider != "cpu" and onnx.usable_device(self.provider) == "cuda" else "cpu"
-                self._precision = choose_precision(self.options.precision, self.precisions(), device)
+                preferred = str((self.manifest.get("auto") or {}).get(device, ""))
+                self._precision = choose_precision(self.options.precision, self.precisions(), device, preferred)
             return self._precision
 
     def graph_file(self, graph: Graph) -> str:
@@ -368,6 +377,18 @@ class Bundle:
         wanted = variant_name(graph.file, self.precision)
         return wanted if wanted in files or graph.file not in files else graph.file
 
+    def graphs_in_use(self) -> list[str]:
+        """The graph files this bundle runs in its chosen precision (what `doctor` names)."""
+        files = [f for f in self.manifest.get("files") or {} if f.endswith(".onnx")]
+        bases = {next((f.replace(f"_{p}.onnx", ".onnx") for p in PRECISIONS[1:] if f.endswith(f"_{p}.onnx")), f)
+                 for f in files}
+        return [self.graph_file(Graph(base, (), ())) for base in sorted(bases)]
+
+    def with_data(self, name: str) -> list[str]:
+        """A graph file and its external weight files (name.onnx_data, name.onnx_data_1, ...): a graph
+        over 2 GB, or any onnx-community -OPT graph, keeps its weights beside it."""
+        return [name, *sorted(f for f in self.manifest.get("files") or {} if f.startswith(name + "_data"))]
+
     def runner(self, graph: Graph) -> onnx.BoundRunner:
         """The session of `graph`, opened once, after its file passed the checks, and checked to take
         exactly the inputs the runtime feeds (the named ones plus any cache inputs)."""
@@ -375,7 +396,7 @@ class Bundle:
             runner = self._runners.get(graph.file)
             if runner is None:
                 name = self.graph_file(graph)
-                check_bundle(self.path, self.manifest, only=[name])
+                check_bundle(self.path, self.manifest, only=self.with_data(name))
                 runner = self._runners[graph.file] = onnx.BoundRunner(self._session(self.path / name, graph), name)
             return runner
 
@@ -407,7 +428,7 @@ class Bundle:
         import tempfile
 
         name = self.graph_file(source)
-        check_bundle(self.path, self.manifest, only=[name])
+        check_bundle(self.path, self.manifest, only=self.with_data(name))
         digest = hashlib.sha256(f"{self.manifest['files'][name]['sha256']} {recipe}".encode()).hexdigest()[:16]
         file = f"{name.removesuffix('.onnx')}.{kind}.{digest}.onnx"
         folders = [self.path / DERIVED, derived_cache() / self.name]
@@ -441,7 +462,7 @@ class Bundle:
         if missing := sorted(set(graph.inputs) - set(got)):
             raise UserError(f"The model file {name} in {self.path} has no input named {missing[0]}, so it does "
                             "not match this version of describe-screen.", self.fix)
-        if extra := sorted(n for n in got if n not in graph.inputs and not n.startswith(CACHE_PREFIX)):
+        if extra := sorted(n for n in got if n not in graph.inputs + graph.optional and not n.startswith(graph.cache)):
             raise UserError(f"The model file {name} in {self.path} expects an input named {extra[0]} that this "
                             "version of describe-screen does not provide.", self.fix)
         return session

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +33,18 @@ class Limits:
     repeat_span: int = 16
     min_repeats: int = 3
     max_period: int = 32
+
+
+def token_list(value: Any) -> list[int]:
+    """A generation setting that is one token id or a list of them (eos_token_id), as a list."""
+    return [int(v) for v in value] if isinstance(value, list) else [int(value)]
+
+
+def chat_limits(tokenizer: Tokenizer, max_new_tokens: int, eos: Iterable[int], end_of_turn: str) -> Limits:
+    """Stop rules of a chat model: its EOS ids and its end-of-turn token, which generation_config.json
+    does not always list."""
+    end = tokenizer.token_to_id(end_of_turn)
+    return Limits(max_new_tokens=max_new_tokens, eos_ids=frozenset(eos) | ({end} if end is not None else set()))
 
 
 def repeating_tail(ids: list[int], limits: Limits) -> bool:

@@ -71,3 +71,38 @@ def floats(values: Sequence[float]) -> tuple[float, ...]:
     if len(result) not in (1, 3) or any(isinstance(v, (bool, str)) for v in values):
         raise ValueError(values)
     return result
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """The size Qwen2-VL's processors resize to: both sides multiples of `factor` (patch x merge), the
+    area within [min_pixels, max_pixels], the aspect ratio kept as well as that allows. `max_pixels` is
+    the speed knob: the visual tokens are the area / factor²."""
+    import math
+
+    if max(height, width) / min(height, width) > 200:
+        raise UserError(f"The captured image is too narrow to describe ({width} by {height} pixels).",
+                        "Capture a larger part of the screen, or the whole window.")
+    h_bar, w_bar = round(height / factor) * factor, round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def patchify(pixels: np.ndarray, patch: int, merge: int, temporal: int) -> tuple[np.ndarray, int, int]:
+    """(3, H, W) -> (patches, 3·temporal·patch²) in Qwen2-VL's order: merge windows row by row, the
+    merge² patches of a window together, each vector ordered (channel, time, y, x), the one frame
+    repeated `temporal` times. Returns the patches and the grid's height and width in patches."""
+    import numpy as np
+
+    channels, height, width = pixels.shape
+    grid_h, grid_w = height // patch, width // patch
+    blocks = pixels.reshape(channels, grid_h // merge, merge, patch, grid_w // merge, merge, patch)
+    blocks = blocks.transpose(1, 4, 2, 5, 0, 3, 6)[:, :, :, :, :, None]
+    blocks = np.broadcast_to(blocks, (*blocks.shape[:5], temporal, patch, patch))
+    return np.ascontiguousarray(blocks.reshape(grid_h * grid_w, channels * temporal * patch * patch)), grid_h, grid_w

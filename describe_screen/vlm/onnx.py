@@ -336,16 +336,18 @@ class BoundRunner:
     def empty_cache(self, heads: int, head_dim: int) -> dict[str, ort.OrtValue]:
         """Zero-length past_key_values.* for the first step, named, typed and shaped as the session says
         (a fixed dimension in the graph wins over the config's `heads` and `head_dim`)."""
+        return {name: self.initial_state(name, (1, heads, 0, head_dim))
+                for name in self.input_shapes if name.startswith("past_key_values.")}
+
+    def initial_state(self, name: str, fallback: tuple[int, ...]) -> ort.OrtValue:
+        """Zeros for the state input `name` before the first step, in the session's type, on its device:
+        each fixed dimension as the graph declares it, each symbolic one (batch, past length) from
+        `fallback`, the family's reading of its config (batch 1, a growing length 0)."""
         import numpy as np
 
-        cache = {}
-        for name, shape in self.input_shapes.items():
-            if name.startswith("past_key_values."):
-                fallback = (1, heads, 0, head_dim)
-                dims = [d if isinstance(d, int) else fallback[axis] for axis, d in enumerate(shape)]
-                dims[0], dims[2] = 1, 0
-                cache[name] = self.to_device(np.zeros(dims, np.float32), name)
-        return cache
+        dims = [d if isinstance(d, int) and d >= 0 else fallback[axis]
+                for axis, d in enumerate(self.input_shapes[name])]
+        return self.to_device(np.zeros(dims, np.float32), name)
 
     def run(self, inputs: Mapping[str, Any], to_host: Iterable[str], release: bool = False) -> dict[str, Any]:
         """Run once; `inputs` values are numpy arrays or OrtValues. Returns numpy for `to_host`

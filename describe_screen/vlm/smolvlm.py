@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.vlm import ASK, Request, Turn, fused, images, onnx
+from describe_screen.vlm import ASK, Request, Turn, fused, images, onnx, user_texts
 from describe_screen.vlm.bundle import Graph
-from describe_screen.vlm.decoding import Limits, Step, greedy, stream_text, teacher_forced
+from describe_screen.vlm.decoding import Limits, Step, chat_limits, greedy, stream_text, teacher_forced, token_list
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,9 +60,6 @@ def cache_names(layers: int, prefix: str) -> list[str]:
 
 MAX_IMAGE_SIDE = 4096  # transformers' MAX_IMAGE_SIZE for this processor
 TILE_BATCH = 4  # tiles per vision-encoder run: bounds memory, and a stop request waits for one batch at most
-# OCR text offered as grounding is cut to this many characters: a full screen of text would make the
-# prompt (and so the time to the first spoken word) several times longer for little gain.
-GROUNDING_CHARS = 2000
 FAKE, GLOBAL, IMAGE = "<fake_token_around_image>", "<global-img>", "<image>"
 
 
@@ -174,24 +171,6 @@ def chat_prompt(first_question: str, history: list[Turn], question: str) -> str:
     return "<|im_start|>" + "".join(turns) + "Assistant:"
 
 
-def user_texts(request: Request, prompts: dict[str, str]) -> tuple[str, str]:
-    """(text of the first user turn, text of the current one) for a request; grounding text goes
-    into the current turn, so the model reads it right before answering."""
-    if request.task == ASK:
-        if not request.question.strip():
-            raise UserError("The question is empty.", "Type or say a question, then press Enter.")
-        current = prompts.get(ASK, "{question}").format(question=request.question.strip())
-    elif request.task in prompts:
-        current = prompts[request.task]
-    else:
-        raise UserError(f"This model cannot do the task {request.task!r}.",
-                        "Choose another model for it in the settings file.")
-    if grounding := request.grounding.strip()[:GROUNDING_CHARS]:
-        current = prompts.get("grounding", "{text}\n").format(text=grounding) + current
-    first = request.history[0].question if request.history else current
-    return first, current
-
-
 class SmolVLM:
     """A SmolVLM bundle. Sessions load on first use (see bundle.Bundle); features of the last image
     are kept so a follow-up question about the same capture skips the vision encoder."""
@@ -212,16 +191,14 @@ class SmolVLM:
         self.kv_heads = bundle.value(CONFIG, "text_config.num_key_value_heads", int, heads)
         self.head_dim = bundle.value(CONFIG, "text_config.head_dim", int,
                                      bundle.value(CONFIG, "text_config.hidden_size", int, 64) // max(heads, 1))
-        self._eos = bundle.value("generation_config.json", "eos_token_id", _ids, [])
+        self._eos = bundle.value("generation_config.json", "eos_token_id", token_list, [])
 
     @property
     def tokenizer(self) -> Tokenizer:
         return self.bundle.tokenizer
 
     def limits(self) -> Limits:
-        end = self.tokenizer.token_to_id("<end_of_utterance>")
-        return Limits(max_new_tokens=self.options.max_new_tokens,
-                      eos_ids=frozenset(self._eos) | ({end} if end is not None else set()))
+        return chat_limits(self.tokenizer, self.options.max_new_tokens, self._eos, "<end_of_utterance>")
 
     def provider(self) -> str:
         return onnx.main_provider(self.decoder().session)
@@ -364,7 +341,3 @@ class SmolVLM:
 
         return run
 
-
-def _ids(value: Any) -> list[int]:
-    """eos_token_id: one id or a list of them."""
-    return [int(v) for v in value] if isinstance(value, list) else [int(value)]
