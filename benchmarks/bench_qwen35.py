@@ -7,8 +7,10 @@ special tokens at their real ids (so prompts, image tokens and the 248,320-row e
 layer have the published sizes). The picture is a 1280x720 screen, the prompt the brief caption;
 `--tokens` new tokens are forced on every engine (no end token). Engines:
 
-- ours: describe-screen's onnxruntime family on the exported bundle, q4 decoder (MatMulNBits) on the CPU,
-  timed from the PIL image to the last streamed piece, first words at the first non-empty piece;
+- ours: describe-screen's qwen3.5 family on the bundle our exporter writes from the checkpoint (fp32 + q4,
+  published -OPT layout), q4 on the CPU (MatMulNBits; the int8-product copies derived at install), through
+  its own token_ids (what stream() speaks), from the PIL image to the last piece; first words at the first
+  non-empty streamed piece;
 - PyTorch: transformers' Qwen3_5ForConditionalGeneration, fp32, eager, generate() from the PIL image
   (Qwen2-VL image processor, chat template, image-pad expansion), phases marked by hooks;
 - llama.cpp: its own convert_hf_to_gguf.py (f16 text model, `--mmproj` projector f16), llama-quantize to
@@ -16,10 +18,12 @@ layer have the published sizes). The picture is a 1280x720 screen, the prompt th
   asked as bench_server.py does; vision ms from its log ("image slice encoded in"), prefill = its
   prompt time less that, first token when the first streamed piece arrives.
 
-Image tokens: `--image-tokens default,256` runs every engine at each cap: "default" is llama.cpp's own
-(4096 tokens: a 1280x720 screen is 920) and the processor's published max_pixels for PyTorch (also
-920); a number N caps every engine at N*32*32 pixels (llama.cpp's `--image-max-tokens N`, the Qwen2-VL
-processor's max_pixels, our runtime's pixel budget).
+Image tokens: `--image-tokens default,96,256,480` runs every engine at each cap. A number N caps every
+engine at N*32*32 pixels (llama.cpp's `--image-max-tokens N`, the Qwen2-VL processor's max_pixels, our
+runtime's pixel budget for the brief caption): 96, 256 and 480 are our runtime's budgets for a brief
+caption, a question and a detailed description (vlm/qwen35.py VISUAL_TOKENS; a 1280x720 screen gives
+91, 252 and 464 tokens). "default" is what each engine does on its own: llama.cpp's 4096-token cap and
+the processor's published max_pixels (a 1280x720 screen is 920 tokens), ours its brief budget.
 
 Each engine stays loaded in its own process; rounds go ours, PyTorch, Q4_0, Q4_K_M, ours, ... so the
 load of a shared machine falls on all alike; the table gives medians and [min-max] and each peer's
@@ -27,7 +31,7 @@ median ratio to ours per round. Peak RSS is each process's VmHWM. Load: warm, fr
 ready (files in the page cache), once per engine.
 
     .venv/bin/python benchmarks/bench_qwen35.py [--size 0.8b|2b] [--work DIR] [--rounds 5] [--tokens 60]
-        [--image-tokens default,256] [--engines ours,torch,q4_0,q4_k_m]
+        [--image-tokens default,96,256,480] [--engines ours,torch,q4_0,q4_k_m] [--threads N]
 
 The checkpoint (3.4 GB for 0.8B, fp32 safetensors) and the GGUF files are built once into --work.
 CPU-heavy: the PyTorch runs alone take minutes per round on two cores.
@@ -83,16 +87,6 @@ FIRST_SPECIAL = 248044
 # transformers' Qwen3_5Tokenizer split rule (llama.cpp's "qwen35" pre-tokenizer is the same expression).
 SPLIT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*"""
          r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
-# The published template's shape with thinking off: image parts as vision_start, image_pad, vision_end
-# (llama-server hands the template its media marker as text instead and frames it itself).
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}{{ '<|im_start|>' + message.role + '\\n' }}"
-    "{%- if message.content is string -%}{{ message.content }}{%- else -%}{%- for part in message.content -%}"
-    "{%- if part.type == 'image' or part.type == 'image_url' -%}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
-    "{%- elif part.type == 'text' -%}{{ part.text }}{%- endif -%}{%- endfor -%}{%- endif -%}{{ '<|im_end|>\\n' }}"
-    "{%- endfor -%}{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' }}"
-    "{%- endif -%}"
-)
 TRAINED_VOCAB = 16000
 LICENCES = Path("/usr/share/common-licenses")  # Debian's base-files: the same English text on every machine
 LLAMA_WEIGHTS = ("q4_0", "q4_k_m")
@@ -112,6 +106,8 @@ def build_tokenizer(out_dir: Path) -> None:
     the licence texts, then never-produced fillers up to FIRST_SPECIAL and the special tokens there."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
+
+    from describe_screen.export.qwen35 import CHAT_TEMPLATE
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.normalizer = normalizers.NFC()
@@ -133,7 +129,7 @@ def build_tokenizer(out_dir: Path) -> None:
     padded.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL])
     assert padded.token_to_id("<|image_pad|>") == 248056 and padded.token_to_id("<|im_end|>") == 248046
     hf = PreTrainedTokenizerFast(tokenizer_object=padded, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    hf.chat_template = CHAT_TEMPLATE
+    hf.chat_template = CHAT_TEMPLATE  # the published one (thinking opt-in, as the small sizes ship)
     hf.save_pretrained(out_dir)
 
 
@@ -170,34 +166,109 @@ def max_pixels(image_tokens: str) -> int:
 
 # --- the prompt and the picture (the same on every engine) -------------------------------------------
 
-def messages_for(image_part: dict) -> list[dict]:
-    from bench_smolvlm import request
+def prompt(size: str) -> str:
+    """The brief caption as our qwen3.5 bundle asks it (its manifest's prompt, no grounding text)."""
+    from describe_screen import models
+    from describe_screen.vlm import CAPTION_BRIEF, Request, user_texts
 
-    from describe_screen.model_server import chat_messages
+    return user_texts(Request(task=CAPTION_BRIEF), models.manifest(f"qwen3.5-{size}").prompts)[0]
 
-    messages = chat_messages("data:,", request(0))
-    messages[0]["content"][0] = image_part
-    return messages
+
+def messages_for(image_part: dict, size: str) -> list[dict]:
+    return [{"role": "user", "content": [image_part, {"type": "text", "text": prompt(size)}]}]
+
+
+def capture(number: int):
+    """The screen as the `number`th capture: a corner square changes, so no engine can reuse an earlier
+    image's features (a new hotkey press is a new picture)."""
+    from bench_smolvlm import screen
+    from PIL import ImageDraw
+
+    image = screen()
+    ImageDraw.Draw(image).rectangle((0, 0, 31, 31), fill=(number % 256, number // 256 % 256, 99))
+    return image
 
 
 # --- ours ----------------------------------------------------------------------------------------------
 
-def ours_worker(bundle: Path, image_tokens: str, tokens: int, threads: int) -> None:
-    """Stay loaded; for each line on stdin describe the screen once and print the timings as JSON.
+def prepare_bundle(source: Path, work: Path, size: str) -> Path:
+    """Our exporter's bundle of the checkpoint (fp32 + q4, the published layout, installed as `models
+    install` stores it), and the CPU's derived int8-product copies made once, as at install."""
+    import dataclasses
 
-    OURS: waits for the qwen3.5 family (branch qwen-runtime) and its exporter (qwen-export): export the
-    checkpoint with describe_screen.export.qwen35 (fp32 + q4), open it with describe_screen.vlm.load_model
-    at `image_tokens`' pixel budget, and time `stream()` from the PIL image to the last piece."""
-    raise SystemExit("ours: the qwen3.5 runtime is not on this branch yet")
+    from describe_screen import models
+    from describe_screen.export import export_model
+
+    bundle = work / "models" / f"bench-qwen3.5-{size}"
+    if not (bundle / "manifest.json").is_file():
+        started = time.perf_counter()
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        manifest = dataclasses.replace(models.manifest(f"qwen3.5-{size}"), name=bundle.name)
+        export_model(manifest, bundle, "auto", source=source)
+        print(f"export (fp32 + q4): {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return bundle
+
+
+def ours_worker(bundle: Path, image_tokens: str, tokens: int, threads: int, size: str) -> None:
+    """Stay loaded; per stdin line describe a new capture through the family's own token_ids (the path
+    `stream()` takes) and print the timings as JSON. The brief caption's pixel budget is set to the race's
+    image-token cap ("default": the runtime's own brief budget); vision is timed around encode_image."""
+    from describe_screen.vlm import CAPTION_BRIEF, Request, RuntimeOptions, load_model, qwen35
+    from describe_screen.vlm.decoding import Limits, stream_text
+
+    if image_tokens != "default":
+        qwen35.VISUAL_TOKENS[CAPTION_BRIEF] = int(image_tokens)
+    started = time.perf_counter()
+    model = load_model(bundle, RuntimeOptions(provider="cpu", precision="q4", threads=threads))
+    model.vision(), model.bundle.runner(qwen35.EMBED), model.decoder()
+    load_s = time.perf_counter() - started
+    marks: dict[str, float] = {}
+    encode = model.encode_image
+
+    def timed_encode(*args):
+        marks["vision_start"] = time.perf_counter()
+        out = encode(*args)
+        marks["vision_end"] = time.perf_counter()
+        return out
+
+    model.encode_image = timed_encode
+    request = Request(task=CAPTION_BRIEF)
+    limits = Limits(max_new_tokens=tokens, repeat_span=0)  # no end token, no loop stop: `tokens` tokens
+    patches = model.patches(capture(0), CAPTION_BRIEF)
+    count = patches.grid[1] * patches.grid[2] // model.merge ** 2
+    prompt_tokens = len(model.image_ids(patches)) + len(model.turn_ids(request))
+    print(json.dumps({"ready": True, "load_s": load_s, "label": f"q4 ({model.decoder().label})"}), flush=True)
+    stamps: list[float] = []
+
+    def ids(image):
+        for token in model.token_ids(image, request, lambda: False, limits):
+            stamps.append(time.perf_counter())
+            yield token
+
+    for number, _ in enumerate(sys.stdin, start=1):
+        image = capture(number)
+        stamps.clear()
+        t0 = time.perf_counter()
+        first_words = None
+        for piece in stream_text(model.tokenizer, ids(image)):
+            if first_words is None and piece.strip():
+                first_words = time.perf_counter() - t0
+        end = time.perf_counter()
+        print(json.dumps({
+            "image_tokens": count, "prompt_tokens": prompt_tokens, "tokens": len(stamps),
+            "vision_ms": (marks["vision_end"] - marks["vision_start"]) * 1e3,
+            "prefill_ms": (stamps[0] - marks["vision_end"]) * 1e3,
+            "ms_per_token": (stamps[-1] - stamps[0]) * 1e3 / max(len(stamps) - 1, 1),
+            "ttft_s": stamps[0] - t0, "first_words_s": first_words, "total_s": end - t0,
+            "peak_rss_mb": vm_hwm_mb()}), flush=True)
 
 
 # --- PyTorch -------------------------------------------------------------------------------------------
 
-def torch_worker(source: Path, image_tokens: str, tokens: int, threads: int) -> None:
+def torch_worker(source: Path, image_tokens: str, tokens: int, threads: int, size: str) -> None:
     """Stay loaded; per stdin line: generate() `tokens` tokens from the PIL image, phases marked by a hook
     on the vision tower and a logits processor (called once per new token, right after its forward)."""
     import torch
-    from bench_smolvlm import screen
     from transformers import AutoTokenizer, LogitsProcessor, LogitsProcessorList, Qwen3_5ForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
@@ -217,11 +288,11 @@ def torch_worker(source: Path, image_tokens: str, tokens: int, threads: int) -> 
             stamps.append(time.perf_counter())
             return scores
 
-    image = screen()
-    template = tokenizer.apply_chat_template(messages_for({"type": "image"}), tokenize=False,
+    template = tokenizer.apply_chat_template(messages_for({"type": "image"}, size), tokenize=False,
                                              add_generation_prompt=True)
     print(json.dumps({"ready": True, "load_s": load_s, "label": f"PyTorch {torch.__version__} eager"}), flush=True)
-    for _ in sys.stdin:
+    for number, _ in enumerate(sys.stdin, start=1):
+        image = capture(number)
         stamps.clear()
         t0 = time.perf_counter()
         pixels = processor(images=[image], return_tensors="pt")
@@ -245,17 +316,17 @@ def torch_worker(source: Path, image_tokens: str, tokens: int, threads: int) -> 
 class Worker:
     """One of our worker processes (ours or PyTorch), loaded once, one answer per `run()`."""
 
-    def __init__(self, kind: str, path: Path, image_tokens: str, tokens: int, threads: int) -> None:
+    def __init__(self, kind: str, path: Path, image_tokens: str, tokens: int, threads: int, size: str) -> None:
         started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--worker", kind, "--path", str(path), "--image-tokens", image_tokens,
-             "--tokens", str(tokens), "--threads", str(threads)],
+             "--tokens", str(tokens), "--threads", str(threads), "--size", size],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT.parent)))
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError(f"the {kind} worker did not start (exit {self.process.wait()})")
         self.info = json.loads(line)
-        self.info["start_s"] = time.perf_counter() - started
+        self.info["start_s"] = time.perf_counter() - started  # process start to ready, as llama-server's
 
     def run(self) -> dict:
         self.process.stdin.write("go\n")
@@ -290,11 +361,9 @@ def llama_weights(source: Path, work: Path) -> tuple[dict, Path]:
 class Llama:
     """One streamed chat request to a llama-server per run, the same picture and prompt as the others."""
 
-    def __init__(self, gguf, binaries: Path, log: Path, image_tokens: str, tokens: int, threads: int) -> None:
+    def __init__(self, gguf, binaries: Path, log: Path, image_tokens: str, tokens: int, threads: int,
+                 size: str) -> None:
         import llama_cpp
-        from bench_smolvlm import screen
-
-        from describe_screen.model_server import encode_image
 
         extra = ("-tb", str(threads), *(() if image_tokens == "default" else ("--image-max-tokens", image_tokens)))
         self.log = log
@@ -302,14 +371,19 @@ class Llama:
         started = time.perf_counter()
         self.server = self.stack.enter_context(
             llama_cpp.serve(gguf, log, alias="bench", threads=threads, extra=extra, binaries=binaries))
-        self.info = {"load_s": time.perf_counter() - started}
+        self.info = {"start_s": time.perf_counter() - started}
+        self.size, self.number = size, 0
         self.body = {"model": "bench", "stream": True, "max_tokens": tokens, "ignore_eos": True, "temperature": 0.0,
-                     "cache_prompt": False, "messages": messages_for(
-                         {"type": "image_url", "image_url": {"url": encode_image(screen())}})}
+                     "cache_prompt": False}
 
     def run(self) -> dict:
         import httpx2
 
+        from describe_screen.model_server import encode_image
+
+        self.number += 1  # the PNG is encoded beforehand: the request is timed from sending it
+        self.body["messages"] = messages_for(
+            {"type": "image_url", "image_url": {"url": encode_image(capture(self.number))}}, self.size)
         seen = len(self.log.read_text(encoding="utf-8", errors="replace"))
         t0 = time.perf_counter()
         first = None
@@ -339,9 +413,9 @@ class Llama:
 
 
 def image_token_count(log: str) -> int | None:
-    """The image's token count as llama-server's mtmd reports it, when it does."""
-    found = re.findall(r"image_tokens->nx = (\d+).*?ny = (\d+)", log)
-    return int(found[-1][0]) * int(found[-1][1]) if found else None
+    """The image's token count as llama-server's mtmd reports it (the batches it decodes the image in)."""
+    found = re.findall(r"decoding image batch \d+/\d+, n_tokens_batch = (\d+)", log)
+    return sum(int(n) for n in found) if found else None
 
 
 # --- the race ------------------------------------------------------------------------------------------
@@ -384,19 +458,20 @@ def race(args, source: Path, bundle: Path | None, image_tokens: str) -> list[str
     labels: dict[str, str] = {}
     try:
         if "ours" in args.engines:
-            engines["ours"] = Worker("ours", bundle, image_tokens, args.tokens, threads)
-            labels["ours"] = "describe-screen onnxruntime q4"
+            engines["ours"] = Worker("ours", bundle, image_tokens, args.tokens, threads, args.size)
+            labels["ours"] = f"describe-screen onnxruntime {engines['ours'].info['label']}"
         if "torch" in args.engines:
-            engines["torch"] = Worker("torch", source, image_tokens, args.tokens, threads)
+            engines["torch"] = Worker("torch", source, image_tokens, args.tokens, threads, args.size)
             labels["torch"] = f"{engines['torch'].info['label']} fp32"
         if any(w in args.engines for w in LLAMA_WEIGHTS):
             ggufs, binaries = llama_weights(source, args.work / f"gguf-{args.size}")
             for weights in LLAMA_WEIGHTS:
                 if weights in args.engines:
                     log = args.work / f"llama-server-{weights}-{image_tokens}.log"
-                    engines[weights] = Llama(ggufs[weights], binaries, log, image_tokens, args.tokens, threads)
+                    engines[weights] = Llama(ggufs[weights], binaries, log, image_tokens, args.tokens, threads,
+                                             args.size)
                     labels[weights] = f"llama.cpp {weights.upper()}, projector f16"
-        loads = {name: e.info["load_s"] for name, e in engines.items()}
+        loads = {name: e.info["start_s"] for name, e in engines.items()}
         for engine in engines.values():
             engine.run()  # warm-up: first-run allocations and kernel choices on every side
         results: dict[str, list[dict]] = {name: [] for name in engines}
@@ -415,17 +490,17 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "describe-screen-bench")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=60)
-    parser.add_argument("--image-tokens", default="default,256")
+    parser.add_argument("--image-tokens", default="default,96,256,480")
     parser.add_argument("--engines", default="ours,torch,q4_0,q4_k_m")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads of every engine (0: physical cores)")
     parser.add_argument("--worker", choices=("ours", "torch"))
     parser.add_argument("--path", type=Path)
     args = parser.parse_args()
     if args.worker == "torch":
-        torch_worker(args.path, args.image_tokens, args.tokens, args.threads)
+        torch_worker(args.path, args.image_tokens, args.tokens, args.threads, args.size)
         return
     if args.worker == "ours":
-        ours_worker(args.path, args.image_tokens, args.tokens, args.threads)
+        ours_worker(args.path, args.image_tokens, args.tokens, args.threads, args.size)
         return
 
     import llama_cpp
@@ -435,7 +510,7 @@ def main() -> None:
     args.engines = args.engines.split(",")
     args.threads = args.threads or physical_cores()
     source = build_checkpoint(args.work / f"qwen3.5-{args.size}-random", args.size)
-    bundle = None  # OURS: the exported bundle goes here
+    bundle = prepare_bundle(source, args.work, args.size) if "ours" in args.engines else None
     output = []
     for image_tokens in args.image_tokens.split(","):
         output += [f"\nImage tokens: {image_tokens}\n", *race(args, source, bundle, image_tokens)]
