@@ -15,7 +15,7 @@ layer have the published sizes). The picture is a 1280x720 screen, the prompt th
   (Qwen2-VL image processor, chat template, image-pad expansion), phases marked by hooks;
 - llama.cpp: its own convert_hf_to_gguf.py (f16 text model, `--mmproj` projector f16), llama-quantize to
   Q4_0 and Q4_K_M, served by llama-server (tests/llama_cpp.py, built without AMX, see its FLAGS) and
-  asked as bench_server.py does; vision ms from its log ("image slice encoded in"), prefill = its
+  asked as bench_server.py does; vision ms from its log's timestamps (llama_vision_ms), prefill = its
   prompt time less that, first token when the first streamed piece arrives.
 
 Image tokens: `--image-tokens default,96,256,480` runs every engine at each cap. A number N caps every
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -373,8 +374,10 @@ class Llama:
             llama_cpp.serve(gguf, log, alias="bench", threads=threads, extra=extra, binaries=binaries))
         self.info = {"start_s": time.perf_counter() - started}
         self.size, self.number = size, 0
+        # The published template opens a think block unless told otherwise; ours and PyTorch's prompts
+        # close it (non-thinking mode, as the small sizes ship), so llama-server's is closed too.
         self.body = {"model": "bench", "stream": True, "max_tokens": tokens, "ignore_eos": True, "temperature": 0.0,
-                     "cache_prompt": False}
+                     "cache_prompt": False, "chat_template_kwargs": {"enable_thinking": False}}
 
     def run(self) -> dict:
         import httpx2
@@ -402,7 +405,7 @@ class Llama:
         # The first token's time from llama-server's own decode timing when no piece carried text.
         ttft = first if first is not None else total - decode_ms * (produced - 1) / 1e3
         log = self.log.read_text(encoding="utf-8", errors="replace")[seen:]
-        vision = sum(int(ms) for ms in re.findall(r"slice encoded in (\d+) ms", log))
+        vision = llama_vision_ms(log)
         return {"prompt_tokens": timings["prompt_n"], "tokens": produced, "vision_ms": vision,
                 "prefill_ms": timings["prompt_ms"] - vision, "ms_per_token": decode_ms, "ttft_s": ttft,
                 "total_s": total, "peak_rss_mb": vm_hwm_mb(self.server.process.pid),
@@ -410,6 +413,25 @@ class Llama:
 
     def close(self) -> None:
         self.stack.close()
+
+
+def llama_vision_ms(log: str) -> float:
+    """The projector's encoding time, from llama-server's log timestamps (minutes.seconds.ms.us): from its
+    note that the text before the image is processed to its next line, the first decode of the image's
+    embeddings (the server logs no encoding time of its own)."""
+    lines = [line for line in log.splitlines() if STAMP.match(line)]
+    for before, after in itertools.pairwise(lines):
+        if "prompt processing" in before and "progress = 1.00" not in before:
+            return (_seconds(after) - _seconds(before)) * 1e3
+    return float("nan")
+
+
+STAMP = re.compile(r"(\d+)\.(\d+)\.(\d+)\.(\d+) ")
+
+
+def _seconds(line: str) -> float:
+    minutes, seconds, ms, us = (int(x) for x in STAMP.match(line).groups())
+    return minutes * 60 + seconds + ms / 1e3 + us / 1e6
 
 
 def image_token_count(log: str) -> int | None:
