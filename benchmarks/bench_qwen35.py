@@ -373,7 +373,7 @@ class Llama:
         self.server = self.stack.enter_context(
             llama_cpp.serve(gguf, log, alias="bench", threads=threads, extra=extra, binaries=binaries))
         self.info = {"start_s": time.perf_counter() - started}
-        self.size, self.number = size, 0
+        self.size, self.number, self._text_tokens = size, 0, None
         # The published template opens a think block unless told otherwise; ours and PyTorch's prompts
         # close it (non-thinking mode, as the small sizes ship), so llama-server's is closed too.
         self.body = {"model": "bench", "stream": True, "max_tokens": tokens, "ignore_eos": True, "temperature": 0.0,
@@ -409,7 +409,20 @@ class Llama:
         return {"prompt_tokens": timings["prompt_n"], "tokens": produced, "vision_ms": vision,
                 "prefill_ms": timings["prompt_ms"] - vision, "ms_per_token": decode_ms, "ttft_s": ttft,
                 "total_s": total, "peak_rss_mb": vm_hwm_mb(self.server.process.pid),
-                "image_tokens": image_token_count(log)}
+                "image_tokens": timings["prompt_n"] - self.text_tokens()}
+
+    def text_tokens(self) -> int:
+        """The prompt's text tokens as llama-server renders and tokenizes it: the rest is the image."""
+        import httpx2
+
+        if self._text_tokens is None:
+            body = {k: self.body[k] for k in ("messages", "chat_template_kwargs")}
+            body["messages"] = messages_for({"type": "text", "text": ""}, self.size)
+            rendered = httpx2.post(f"{self.server.url[:-3]}/apply-template", json=body, timeout=60).json()["prompt"]
+            ids = httpx2.post(f"{self.server.url[:-3]}/tokenize", json={"content": rendered, "parse_special": True},
+                              timeout=60).json()["tokens"]
+            self._text_tokens = len(ids) + 2  # with the <|vision_start|> and <|vision_end|> mtmd puts around it
+        return self._text_tokens
 
     def close(self) -> None:
         self.stack.close()
@@ -432,12 +445,6 @@ STAMP = re.compile(r"(\d+)\.(\d+)\.(\d+)\.(\d+) ")
 def _seconds(line: str) -> float:
     minutes, seconds, ms, us = (int(x) for x in STAMP.match(line).groups())
     return minutes * 60 + seconds + ms / 1e3 + us / 1e6
-
-
-def image_token_count(log: str) -> int | None:
-    """The image's token count as llama-server's mtmd reports it (the batches it decodes the image in)."""
-    found = re.findall(r"decoding image batch \d+/\d+, n_tokens_batch = (\d+)", log)
-    return sum(int(n) for n in found) if found else None
 
 
 # --- the race ------------------------------------------------------------------------------------------
