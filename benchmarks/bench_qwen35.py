@@ -15,8 +15,8 @@ layer have the published sizes). The picture is a 1280x720 screen, the prompt th
   (Qwen2-VL image processor, chat template, image-pad expansion), phases marked by hooks;
 - llama.cpp: its own convert_hf_to_gguf.py (f16 text model, `--mmproj` projector f16), llama-quantize to
   Q4_0 and Q4_K_M, served by llama-server (tests/llama_cpp.py, built without AMX, see its FLAGS) and
-  asked as bench_server.py does; vision ms from its log's timestamps (llama_vision_ms), prefill = its
-  prompt time less that, first token when the first streamed piece arrives.
+  asked as bench_server.py does; vision ms from its log's timestamps (llama_vision_ms: image preprocessing
+  and encoding), prefill = its prompt time less that, first token when the first streamed piece arrives.
 
 Image tokens: `--image-tokens default,96,256,480` runs every engine at each cap. A number N caps every
 engine at N*32*32 pixels (llama.cpp's `--image-max-tokens N`, the Qwen2-VL processor's max_pixels, our
@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import os
 import re
@@ -429,14 +428,14 @@ class Llama:
 
 
 def llama_vision_ms(log: str) -> float:
-    """The projector's encoding time, from llama-server's log timestamps (minutes.seconds.ms.us): from its
-    note that the text before the image is processed to its next line, the first decode of the image's
-    embeddings (the server logs no encoding time of its own)."""
+    """The image's preprocessing and encoding in llama-server, from its log's timestamps (minutes.seconds.
+    ms.us; the server logs no encoding time of its own): from the task's start to the first decode of the
+    image's embeddings, which it marks with its M-RoPE position note. The few text tokens before the image
+    are inside it."""
     lines = [line for line in log.splitlines() if STAMP.match(line)]
-    for before, after in itertools.pairwise(lines):
-        if "prompt processing" in before and "progress = 1.00" not in before:
-            return (_seconds(after) - _seconds(before)) * 1e3
-    return float("nan")
+    start = next((line for line in lines if "launch_slot_" in line), None)
+    end = next((line for line in lines if "non-consecutive token position" in line), None)
+    return (_seconds(end) - _seconds(start)) * 1e3 if start and end else float("nan")
 
 
 STAMP = re.compile(r"(\d+)\.(\d+)\.(\d+)\.(\d+) ")
