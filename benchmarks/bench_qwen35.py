@@ -539,17 +539,16 @@ def main() -> None:
     args.threads = args.threads or physical_cores()
     source = build_checkpoint(args.work / f"qwen3.5-{args.size}-random", args.size)
     bundle = prepare_bundle(source, args.work, args.size) if "ours" in args.engines else None
-    output = []
-    for image_tokens in args.image_tokens.split(","):
-        output += [f"\nImage tokens: {image_tokens}\n", *race(args, source, bundle, image_tokens)]
-    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"Qwen3.5-{args.size.upper()} architecture, random weights, 1280x720 screen, brief caption, {args.tokens} "
-          f"tokens forced, {args.threads} threads each, {args.rounds} interleaved rounds after one warm-up each, "
-          f"{when}, llama.cpp {llama_cpp.TAG} ({llama_cpp.FLAGS}), {os.cpu_count()} logical CPUs, load average at "
-          f"the end {load}. "
-          "Median [min-max]; ratios are peer/ours per round (above 1: ours faster or smaller).")
-    print("\n".join(output))
+    for image_tokens in args.image_tokens.split(","):  # each cap's table as soon as it is measured
+        table_lines = race(args, source, bundle, image_tokens)
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        print(f"\nQwen3.5-{args.size.upper()} architecture, random weights, 1280x720 screen, brief caption, image "
+              f"tokens {image_tokens}, {args.tokens} tokens forced, {args.threads} threads each, {args.rounds} "
+              f"interleaved rounds after one warm-up each, {when}, llama.cpp {llama_cpp.TAG} ({llama_cpp.FLAGS}), "
+              f"{os.cpu_count()} logical CPUs, load average at the end {load}. Median [min-max]; ratios are "
+              "peer/ours per round (above 1: ours faster or smaller).\n", flush=True)
+        print("\n".join(table_lines), flush=True)
 
 
 if __name__ == "__main__":
