@@ -104,6 +104,7 @@ def vm_hwm_mb(pid: int | str = "self") -> float:
 def build_tokenizer(out_dir: Path) -> None:
     """Byte-level BPE with Qwen3.5's normaliser, split rule and decoder, TRAINED_VOCAB tokens learnt from
     the licence texts, then never-produced fillers up to FIRST_SPECIAL and the special tokens there."""
+    from tiny import CORPUS
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -116,8 +117,6 @@ def build_tokenizer(out_dir: Path) -> None:
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tokenizer.decoder = decoders.ByteLevel()
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(LICENCES.rglob("*")) if p.is_file()]
-    from tiny import CORPUS
-
     trainer = trainers.BpeTrainer(vocab_size=TRAINED_VOCAB, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tokenizer.train_from_iterator([CORPUS, *texts], trainer)
