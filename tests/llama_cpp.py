@@ -92,33 +92,37 @@ class Gguf:
 
 
 # The converter recognises a tokenizer's pre-tokenizer by hashing how it splits a test text, and the
-# tests' tokenizer is trained here, so no hash matches. It is byte-level BPE with GPT-2's split rule,
-# which llama.cpp calls "gpt-2": the launcher says so and then runs the converter unchanged.
+# tests' tokenizers are trained here, so no hash matches. They are byte-level BPE with a known split rule
+# (GPT-2's, which llama.cpp calls "gpt-2", or Qwen3.5's, "qwen35"): the launcher names it and then runs
+# the converter unchanged.
 CONVERTER = """
 import runpy, sys
-tree = sys.argv.pop(1)
+tree, pre = sys.argv.pop(1), sys.argv.pop(1)
 sys.path[:0] = [tree, tree + "/gguf-py"]
 from conversion.base import TextModel
-TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
+TextModel.get_vocab_base_pre = lambda self, tokenizer: pre
 sys.argv[0] = tree + "/convert_hf_to_gguf.py"
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
 def convert(checkpoint: Path, out_dir: Path, outtype: str = "f32", projector: str = "f32",
-            longest_edge: int | None = None) -> Gguf:
-    """A Hugging Face SmolVLM folder -> GGUF text model plus vision projector, by llama.cpp's own
-    converter. `outtype` "q8_0" quantises the text model the converter's own way; `longest_edge`
-    overrides the processor's longest image side (llama.cpp's tiling reads it from the projector)."""
+            longest_edge: int | None = None, pre: str = "gpt-2", text_options: tuple[str, ...] = ()) -> Gguf:
+    """A Hugging Face SmolVLM (or Qwen3.5) folder -> GGUF text model plus vision projector, by llama.cpp's
+    own converter. `outtype` "q8_0" quantises the text model the converter's own way; `longest_edge`
+    overrides a SmolVLM processor's longest image side (llama.cpp's tiling reads it from the projector);
+    `pre` is the tokenizer's split rule by llama.cpp's name for it; `text_options` go to the text model's
+    conversion only (e.g. "--no-mtp" for a Qwen3.5 without its multi-token-prediction head)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     result = Gguf(out_dir / f"model-{outtype}.gguf", out_dir / f"mmproj-{projector}-{longest_edge or 'default'}.gguf")
     if result.model.is_file() and result.mmproj.is_file():
         return result
     staged = _stage(checkpoint, out_dir / "checkpoint", longest_edge)
-    jobs = ((result.model, ["--outtype", outtype]), (result.mmproj, ["--mmproj", "--outtype", projector]))
+    jobs = ((result.model, ["--outtype", outtype, *text_options]),
+            (result.mmproj, ["--mmproj", "--outtype", projector]))
     for outfile, options in jobs:
         if not outfile.is_file():
-            done = subprocess.run([sys.executable, "-c", CONVERTER, str(source()), str(staged), "--outfile",
+            done = subprocess.run([sys.executable, "-c", CONVERTER, str(source()), pre, str(staged), "--outfile",
                                    str(outfile), *options], capture_output=True, text=True)
             if done.returncode:
                 raise RuntimeError(f"convert_hf_to_gguf.py failed:\n{done.stderr[-4000:]}")
@@ -126,15 +130,18 @@ def convert(checkpoint: Path, out_dir: Path, outtype: str = "f32", projector: st
 
 
 def _stage(checkpoint: Path, staged: Path, longest_edge: int | None) -> Path:
-    """The checkpoint as the published SmolVLM repos lay it out: their config names the text model's
-    architecture (VLlama3ForCausalLM), which the converter uses to pick its text converter."""
+    """The checkpoint as the published repos lay it out: SmolVLM's config names the text model's
+    architecture (VLlama3ForCausalLM), which the converter uses to pick its text converter. Other
+    families' checkpoints (Qwen3.5) convert as they are."""
     import json
 
+    config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+    if config.get("model_type") != "smolvlm":
+        return checkpoint
     shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir(parents=True)
     for item in checkpoint.iterdir():
         (staged / item.name).symlink_to(item.resolve())
-    config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
     config["text_config"].setdefault("architectures", ["VLlama3ForCausalLM"])
     (staged / "config.json").unlink()
     (staged / "config.json").write_text(json.dumps(config), encoding="utf-8")
