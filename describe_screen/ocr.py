@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.reader import Box, TextLine, reading_order
+from describe_screen.layout import Box, TextLine, reading_order
 
 if TYPE_CHECKING:
     import numpy as np

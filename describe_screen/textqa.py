@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-from describe_screen.reader import Block, TextLine, blocks, buttons, heading, place, spoken_list
+from describe_screen.layout import Block, TextLine, blocks, buttons, heading
+from describe_screen.reader import place, spoken_list
 
 WHOLE = {"screen", "window", "dialog", "dialogue", "page", "everything", "all", "it", "this", "text",
          "message box", "popup", "pop up", "all text", "whole screen", "the whole thing"}

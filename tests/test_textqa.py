@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from screens import dialog, page
 
+from describe_screen.layout import TextLine
 from describe_screen.ocr import TextRecognizer
-from describe_screen.reader import TextLine
 from describe_screen.textqa import answer, find
 
 SIZE = (1280, 720)
