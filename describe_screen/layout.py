@@ -17,6 +17,7 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
 
 MAX_BUTTON_WORDS = 4
 MAX_CELL_CHARS = 40  # longer text on a row is a sentence, not a table cell
+HEADING_SIZE = 1.15  # a line this many times taller than the text's median is the page's main heading
 GRID_SLACK = 3  # px: shapes whose sides line up this closely, one on another, are cells of one grid
 
 
@@ -106,11 +107,13 @@ def reading_order(boxes: Sequence[Box]) -> list[int]:
 def _same_block(a: TextLine, b: TextLine) -> bool:
     """b continues a's paragraph: just below it, similar size, overlapping horizontally."""
     h = max(a.height, b.height)
-    below = 0 <= b.box[1] - a.box[3] < 0.9 * h
-    similar = min(a.height, b.height) >= 0.7 * h
+    # the next line down, though tightly set (or tilted) lines' boxes overlap
+    below = b.centre[1] - a.centre[1] >= 0.5 * min(a.height, b.height) and b.box[1] - a.box[3] < 0.9 * h
+    similar = min(a.height, b.height) >= 0.75 * h  # a heading (larger type) stands apart from its text
     overlap = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0]) > 0
     boxed = a.frame is not None or b.frame is not None  # a label in its own shape stands alone
-    return below and similar and overlap and not boxed
+    label = a.entry is not None or b.entry is not None or a.field or b.field  # a field's name stands alone
+    return below and similar and overlap and not boxed and not label
 
 
 def blocks(lines: list[TextLine]) -> list[Block]:
@@ -134,7 +137,7 @@ def buttons(lines: list[TextLine]) -> list[TextLine]:
     """
     framed = [ln for ln in lines if ln.frame is not None and len(ln.text.split()) <= MAX_BUTTON_WORDS
               and len(re.sub(r"\W", "", ln.text)) >= 2]
-    cells = {id(cell) for row in table(lines) for cell in row} if framed else set()
+    cells = {id(cell) for row in table(lines) for cell in row} | bar_lines(lines) if framed else set()
     found = [ln for ln in framed if not _holds_more(ln, lines) and not _in_grid(ln, framed) and id(ln) not in cells]
     rows: list[list[TextLine]] = []
     for line in sorted(found, key=lambda ln: ln.centre[1]):
@@ -183,7 +186,9 @@ def table(lines: list[TextLine]) -> list[list[TextLine]]:
     A table is three or more rows in a run, each with the same number (two or more) of cells, whose
     cells line up in columns (each cell overlaps its column's span on every row).
     """
-    rows = rows_of([ln for ln in lines if len(ln.text) <= MAX_CELL_CHARS])
+    form = form_lines(lines)
+    rows = rows_of([ln for ln in lines if len(ln.text) <= MAX_CELL_CHARS and id(ln) not in form])
+    rows = [row for row in rows if not row[0].text.endswith(":")]  # a column of labels: a form's, not a table's
     best: list[list[TextLine]] = []
     start = 0
     while start < len(rows):
@@ -212,6 +217,34 @@ def wordy(line: TextLine) -> bool:
     return len(re.sub(r"\W", "", line.text)) >= 2
 
 
+ICON_READ = re.compile(r"^(?:[^\w\s]|[xX×✓✔+])\s+(?=\w\w)")  # an icon beside a button's name, read as a mark
+
+
+def button_name(text: str) -> str:
+    """A button's name without its icon ("X Cancel" is Cancel): a lone mark or x before the name."""
+    return ICON_READ.sub("", text)
+
+
+def split_label(line: TextLine) -> list[TextLine]:
+    """A label and what is typed in its field, read as one line ("Full name: Jonas Berg") because the
+    field's outline is faint, as two: the label up to where its field starts, and the typed text."""
+    entry = line.entry
+    if entry is None or not line.box[0] < entry[0] < line.box[2] or ": " not in line.text:
+        return [line]
+    name, typed = line.text.split(": ", 1)
+    x0, y0, x1, y1 = line.box
+    label = TextLine(name + ":", (x0, y0, entry[0], y1), line.score, entry=entry)
+    return [label, TextLine(typed, (entry[0] + 1, y0, x1, y1), line.score)]
+
+
+def form_lines(lines: list[TextLine]) -> set[int]:
+    """ids of the lines that name an entry field on their right, and of the lines typed inside one."""
+    entries = [ln.entry for ln in lines if ln.entry]
+    inside = {id(ln) for ln in lines for x0, y0, x1, y1 in entries
+              if x0 <= ln.centre[0] <= x1 and y0 <= ln.centre[1] <= y1}
+    return inside | {id(ln) for ln in lines if ln.entry}
+
+
 def fields(lines: list[TextLine]) -> list[tuple[TextLine, list[TextLine]]]:
     """A form's fields in reading order: each label, with the lines typed in its field (none: empty).
 
@@ -224,16 +257,46 @@ def fields(lines: list[TextLine]) -> list[tuple[TextLine, list[TextLine]]]:
         x0, y0, x1, y1 = entry
         return [ln for ln in ordered if x0 <= ln.centre[0] <= x1 and y0 <= ln.centre[1] <= y1]
 
-    skip = {id(cell) for row in table(lines) for cell in row}
+    skip = {id(cell) for row in table(lines) for cell in row} | bar_lines(lines)
     skip |= {id(ln) for line in ordered if line.entry for ln in typed(line.entry)}
     return [(line, typed(line.entry) if line.entry else []) for line in ordered
             if id(line) not in skip and (line.field or line.entry)]
 
 
+MENU_NAMES = {"file", "edit", "view", "help", "tools", "window", "go", "insert", "format", "options", "history",
+              "bookmarks", "image", "selection", "run", "debug", "terminal", "project", "search", "navigate",
+              "code", "build", "settings", "preferences", "table", "layer", "filters", "select"}
+
+
+def app_menu(text: str) -> bool:
+    """An application's menu bar read as one line: three or more names, nearly all of menus ("File Edit")."""
+    words = text.lower().split()
+    return len(words) >= 3 and sum(w in MENU_NAMES for w in words) >= 0.75 * len(words) and words[0] in MENU_NAMES
+
+
+def app_bars(lines: list[TextLine]) -> tuple[list[TextLine], list[TextLine]]:
+    """An application window's menu bar, and the toolbar row right under it (short names, no sentence,
+    no larger than the menus); ([], []) when the top row is no menu bar."""
+    rows = rows_of(lines)
+    if len(rows) < 2 or not app_menu(" ".join(ln.text for ln in rows[0])):
+        return [], []
+    under = rows[1]
+    tools = len(under) <= 12 and all(len(ln.text.split()) <= 6 and not ln.text.endswith((".", ":")) for ln in under)
+    tools = tools and under[0].height <= 1.4 * max(ln.height for ln in rows[0])  # tool buttons pad their names
+    return rows[0], under if tools else []
+
+
+def bar_lines(lines: list[TextLine]) -> set[int]:
+    """ids of the lines in an application's menu bar and toolbar."""
+    menu, tools = app_bars(lines)
+    return {id(ln) for ln in menu + tools}
+
+
 def menu_bar(lines: list[TextLine]) -> list[TextLine]:
     """The top row when it is a site's navigation: three or more short capitalised items, no sentence.
 
-    The detector may give the row as separate items or as one line, so both are taken.
+    The detector may give the row as separate items, as one line, or as pieces of several items each,
+    so all are taken.
     """
     rows = rows_of(lines)
     if not rows or len(rows) < 3:
@@ -243,19 +306,28 @@ def menu_bar(lines: list[TextLine]) -> list[TextLine]:
     names = len(words) <= 8 and all(w[:1].isupper() and w.isalpha() for w in words)
     if len(rows[0]) >= 3:  # separate items
         menu = names and all(len(ln.text.split()) <= 2 for ln in rows[0])
-    else:  # one line of four or more names, no taller than the text (a heading would be)
+    else:  # four or more names in one or two pieces, no taller than the text (a heading would be)
         body = heights[len(heights) // 2]
-        menu = names and len(rows[0]) == 1 and len(words) >= 4 and rows[0][0].height <= 1.15 * body
+        menu = names and len(words) >= 4 and max(ln.height for ln in rows[0]) <= 1.15 * body
     return rows[0] if menu else []
 
 
 def heading(lines: list[TextLine]) -> TextLine | None:
-    """The top heading: a first line on its own that is taller than the text, or short and set apart.
+    """The main heading: the largest line when it is clearly larger than the text (wherever a side bar
+    puts it in reading order), else a first line on its own that is taller than the text, or short and
+    set apart.
 
-    A site's menu bar above it and lone characters (icons read as letters) are passed over.
+    A menu bar, a toolbar, buttons, form labels and lone characters (icons read as letters) are passed over.
     """
-    skip = {id(ln) for ln in menu_bar(lines) + buttons(lines)}
+    skip = {id(ln) for ln in menu_bar(lines) + buttons(lines)} | form_lines(lines) | bar_lines(lines)
     lines = [ln for ln in lines if id(ln) not in skip and wordy(ln)]
+    if len(lines) >= 2:
+        largest = max(lines, key=lambda ln: ln.height)
+        heights = sorted(ln.height for ln in lines if ln is not largest)
+        top, bottom = min(ln.box[1] for ln in lines), max(ln.box[3] for ln in lines)
+        upper = largest.centre[1] < (top + bottom) / 2  # a heading heads the text, it does not end it
+        if largest.height >= HEADING_SIZE * heights[len(heights) // 2] and len(largest.text.split()) <= 10 and upper:
+            return largest
     order = blocks(lines)
     if len(order) < 2 or len(order[0].lines) > 1:
         return None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.layout import Box, TextLine, reading_order
+from describe_screen.layout import Box, TextLine, button_name, reading_order, split_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,6 +124,7 @@ class TextRecognizer:
         engine = self._load()
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        photo = photographed(bgr)
         try:
             found = self._detect(engine, bgr, cancelled)
         except Exception as exc:
@@ -159,9 +160,11 @@ class TextRecognizer:
                     line = TextLine(text, box, float(score))
                     if len(text) <= shapes.MAX_LABEL_CHARS:  # what is drawn around it: button or form evidence
                         line.frame = frames.get(box) or shapes.frame(grey, box)
+                        line.text = button_name(text) if line.frame else text
                         line.field = line.frame is None and shapes.field_below(grey, box)
-                        line.entry = None if line.frame or line.field else shapes.field_beside(grey, box)
-                    yield line
+                        line.entry = None if line.frame or line.field else shapes.field_beside(grey, box) or (
+                            None if photo else shapes.field_beside(grey, box, shapes.FAINT))
+                    yield from split_label(line)
             if cancelled():
                 return
 

@@ -8,8 +8,12 @@ import re
 from collections.abc import Iterable, Iterator
 
 from describe_screen.layout import (
+    Block,
     Box,
     TextLine,
+    app_bars,
+    app_menu,
+    bar_lines,
     blocks,
     buttons,
     fields,
@@ -26,6 +30,8 @@ PARAGRAPH_WORDS = 8  # a block this long is running text
 PROMPT = re.compile(r"(?:(?:^|\s)[\w.-]+@[\w.-]+:\S*\s?[$#%>]|^\S*[$#%>]|^[A-Z]:\\.*>)\W?$")  # a shell prompt
 LAST_LINES = 3  # a terminal's last lines said first: the result and the prompt
 SUMMARY_WORDS = 25
+DIALOG_PIXELS = 800 * 600  # a capture no larger than this is one small window's
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 def read_table(rows: list[list[TextLine]]) -> Iterator[str]:
     """A table as speech: its header names, then row by row, each cell with its column's name."""
@@ -52,13 +58,15 @@ def kind(lines: list[TextLine], size: tuple[int, int], photo: bool = False) -> s
         return "terminal"
     labels = buttons(lines)
     grid = table(lines)
+    if app_bars(lines)[0]:
+        return "application window"
     if labels and len(fields(lines)) >= 2:
         return "form"
     if grid:
         return "table"
     if menu_bar(lines):
         return "web page"
-    if labels and _is_dialog(lines, size):
+    if labels and _is_dialog(lines, size) and _last_row(labels, lines):
         return "dialog"
     running = [ln for ln in lines if len(ln.text.split()) >= PARAGRAPH_WORDS]
     if len(running) >= 3 and sum(len(ln.text.split()) for ln in lines) >= 30:
@@ -78,12 +86,20 @@ def _sentence(text: str) -> str:
     return text if text[-1:] in ".!?:" else text + "."
 
 
-def _words(text: str, limit: int) -> str:
-    words = text.split()
-    return " ".join(words[:limit]) + (" ..." if len(words) > limit else "")
+def _summary(text: str, limit: int) -> str:
+    """The first sentences of a paragraph, whole, up to `limit` words (the first one always whole);
+    a paragraph with no sentence end is cut at `limit` words."""
+    said: list[str] = []
+    for sentence in SENTENCE_END.split(text.strip()):
+        if said and len(" ".join([*said, sentence]).split()) > limit:
+            break
+        said.append(sentence)
+    words = " ".join(said).split()
+    return " ".join(words[:2 * limit]) + (" ..." if len(words) > 2 * limit else "")
 
 
 KIND_WORDS = {"photo of a page": "A photo of a page", "terminal": "A terminal", "dialog": "A dialog",
+              "application window": "An application window",
               "form": "A form", "table": "A page", "web page": "A web page",
               "document": "A document", "screen": "A screen"}
 
@@ -94,7 +110,7 @@ def narrate(stream: Iterable[TextLine], title: str, size: tuple[int, int], photo
     the top line of text as soon as it is read, then the summary once every line is read.
 
     The first line is held back when it looks like a terminal's (a command), since a terminal is said
-    from its end.
+    from its end, and when it may be a menu, a link or a label rather than the title (see _says_first).
     """
     said = ""
     if photo:
@@ -104,13 +120,20 @@ def narrate(stream: Iterable[TextLine], title: str, size: tuple[int, int], photo
         yield _sentence(title)
     lines: list[TextLine] = []
     for line in stream:
-        if not lines and not said and wordy(line) and not _prompt(line.text) and not line.text.startswith(
-                ("$ ", "# ")) and line.frame is None:
+        if not lines and not said and _says_first(line):
             said = line.text
             yield _sentence(line.text)
         lines.append(line)
     if lines or not said:
         yield brief(lines, title, size, photo, said=said)
+
+
+def _says_first(line: TextLine) -> bool:
+    """The top line can be said before the rest is read: two or more words that are no command, no
+    application menu ("File Edit View"), no field's label and not drawn in a button."""
+    text = line.text
+    return (len(text.split()) >= 2 and wordy(line) and not _prompt(text) and not text.startswith(("$ ", "# "))
+            and not app_menu(text) and not text.endswith(":") and line.frame is None)
 
 
 def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool = False, said: str = "") -> str:
@@ -137,37 +160,66 @@ def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool 
         said += f", with {_count(len(lines), 'line')} of text."
     else:
         said += "."
-    form = fields(lines) if what == "form" else []
+    form = fields(lines) if what in ("form", "application window") else []
     if form:  # each field by its label, with what is typed in it
-        said += " Fields: " + "; ".join(
-            f"{label.text}, {' '.join(ln.text for ln in typed) or 'empty'}" for label, typed in form) + "."
+        said += " Fields: " + "; ".join(_pair(label, typed) for label, typed in form) + "."
     if what == "terminal":
         ordered = [lines[i] for i in reading_order([line.box for line in lines])]
         return said + " The last lines say: " + " ".join(_sentence(ln.text) for ln in rows_text(ordered)[-LAST_LINES:])
-    skip = ({id(ln) for ln in labels + menu_bar(lines)} | {id(cell) for row in grid for cell in row} | {id(head)}
-            | {id(ln) for label, typed in form for ln in [label, *typed]})
+    skip = ({id(ln) for ln in labels + menu_bar(lines)} | bar_lines(lines) | {id(cell) for row in grid for cell in row}
+            | {id(head)} | {id(ln) for label, typed in form for ln in [label, *typed]})
     body = blocks([ln for ln in lines if id(ln) not in skip and wordy(ln)])
     if body:
-        said += " It says: " + _sentence(_words(body[0].text, SUMMARY_WORDS))
+        said += " It says: " + _sentence(_summary(body[0].text, SUMMARY_WORDS))
     return said
 
 
 def _is_dialog(lines: list[TextLine], size: tuple[int, int]) -> bool:
-    """A message box: buttons, with all the text in a smaller area than the screen."""
+    """A message box: buttons, with all the text in a smaller area than the screen, or the capture
+    itself no bigger than a small window (the active window's capture of a dialog)."""
     x0, y0, x1, y1 = union([line.box for line in lines])
-    return (x1 - x0) * (y1 - y0) < 0.5 * size[0] * size[1] and bool(buttons(lines))
+    small = size[0] * size[1] <= DIALOG_PIXELS or (x1 - x0) * (y1 - y0) < 0.5 * size[0] * size[1]
+    return small and bool(buttons(lines))
+
+
+def _last_row(labels: list[TextLine], lines: list[TextLine]) -> bool:
+    """A dialog's buttons close it: no text lies below them (a web page's buttons have text after them)."""
+    bottom = max(ln.box[3] for ln in labels)
+    return not any(ln.centre[1] > bottom for ln in lines)
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def _pair(label: TextLine, typed: list[TextLine]) -> str:
+    """A field as label and value: "Full name: Jonas Berg", "Street, empty"."""
+    value = " ".join(ln.text for ln in typed) or "empty"
+    return f"{label.text} {value}" if label.text.endswith(":") else f"{label.text}, {value}"
+
+
 def full(lines: list[TextLine]) -> Iterator[str]:
-    """All text in reading order, one spoken block at a time; a table as a table, where it stands."""
+    """All text in reading order, one spoken block at a time; a table as a table and each form field
+    as its label and value, where they stand."""
     grid = table(lines)
     cells = {id(cell) for row in grid for cell in row}
+    form = {id(label): typed for label, typed in fields(lines)}
+    inside = {id(ln) for typed in form.values() for ln in typed}
+    menu, tools = app_bars(lines)
+    for name, bar in (("Menu bar", menu), ("Toolbar", tools)):
+        if bar:
+            items = [ln.text for ln in bar] if len(bar) > 1 else bar[0].text.split()  # one line: one name a word
+            yield f"{name}: {spoken_list(items)}."
+    inside |= bar_lines(lines)
+    head = heading(lines)
     said_table = False
-    for block in blocks(lines):
+    for block in blocks([ln for ln in lines if id(ln) not in inside]):
+        if block.lines[0] is head and len(block.lines) > 1:  # the heading is said on its own
+            yield _sentence(head.text)
+            block = Block(block.lines[1:])
+        if len(block.lines) == 1 and id(block.lines[0]) in form:
+            yield _sentence(_pair(block.lines[0], form[id(block.lines[0])]))
+            continue
         if any(id(ln) in cells for ln in block.lines):
             if not said_table:
                 yield from read_table(grid)

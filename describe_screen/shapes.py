@@ -9,6 +9,7 @@ plain word has no edge near it at all.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ Box = tuple[int, int, int, int]
 
 MAX_LABEL_CHARS = 30  # longer text is a sentence, never a button label or a field name
 EDGE = 28  # grey levels: a pixel this far from the shape's face colour is its edge (or beyond it)
+FAINT = 8  # grey levels: the least step between flat drawn colours taken as an edge (dark themes' fields)
 MAX_PAD_Y = 1.6  # a button's face reaches at most this many label heights above and below the label
 MAX_PAD_X = 5.0  # ... and this many to either side
 SOLID = 0.85  # share of an edge's length that must differ from the face: a drawn line, not glyphs
@@ -25,7 +27,8 @@ CORNER = 0.4  # share of the run past a corner that may continue the edge: more 
 OUTLINE_PAD = 4  # px above and below a detected line where the outlines of buttons in it may reach
 CENTRED = 0.6  # the label's side margins differ by at most this share of the larger one
 FIELD_GAP = 4.0  # label heights between a label and the entry field on its right, at most
-FIELD_HEIGHT = (0.9, 3.5)  # an entry field's height, in label (detected box) heights
+FIELD_HEIGHT = (0.65, 3.5)  # an entry field's height, in label (detected box) heights: compact toolkits
+# (Qt's Fusion) draw it barely taller than the letters, and the detector's box has a margin
 FIELD_WIDTH = 4.0  # an entry field is at least this many label heights wide
 ROUNDING = 5  # px: a rounded corner moves the start of a side in by up to this much
 
@@ -33,8 +36,40 @@ ROUNDING = 5  # px: a rounded corner moves the start of a side in by up to this 
 def frame(grey: np.ndarray, box: Box) -> Box | None:
     """The button-like shape around the label in `box`, or None when nothing is drawn around it.
 
-    `grey` is the screen as a 2-D array. The returned box is the shape's face, inside its edges.
+    `grey` is the screen as a 2-D array. The returned box is the shape's face, inside its edges. The
+    detector's box can take in the button's own border (a compact toolkit's button is hardly taller
+    than its label), so the shape is looked for again around the label's ink alone (with its icon).
     """
+    found = _frame(grey, box)
+    if found is None:
+        inked = ink(grey, box)
+        found = _frame(grey, inked) if inked and inked != box else None
+    return found
+
+
+def ink(grey: np.ndarray, box: Box) -> Box | None:
+    """The box around what is drawn inside `box` (letters, an icon), without lines that cross it whole
+    (a border the detector's box took in); None when nothing is drawn."""
+    import numpy as np
+
+    x0, y0, x1, y1 = box
+    region = grey[y0:y1, x0:x1].astype(np.int16)
+    if region.size == 0:
+        return None
+    mask = np.abs(region - int(np.median(region))) > EDGE
+    # a border crosses the whole box (but for its rounded corners); a letter's stem crosses a line of text only
+    inner = mask[3:-3, 3:-3] if min(mask.shape) > 8 else mask
+    rows, cols = inner.mean(axis=1), inner.mean(axis=0)
+    keep = np.nonzero((rows > 0) & (rows < 0.9))[0]
+    across = np.nonzero((cols > 0) & (cols < 0.9))[0]
+    if not keep.size or not across.size:
+        return None
+    off = 3 if inner is not mask else 0
+    return (x0 + off + int(across[0]) - 1, y0 + off + int(keep[0]) - 1,
+            x0 + off + int(across[-1]) + 2, y0 + off + int(keep[-1]) + 2)
+
+
+def _frame(grey: np.ndarray, box: Box) -> Box | None:
     import numpy as np
 
     h, w = grey.shape
@@ -71,7 +106,7 @@ def frame(grey: np.ndarray, box: Box) -> Box | None:
     return fx0, fy0, fx1, fy1
 
 
-def _solid(grey: np.ndarray, face: float, at: int, lo: int, hi: int, *, across: bool) -> bool:
+def _solid(grey: np.ndarray, face: float, at: int, lo: int, hi: int, *, across: bool, edge: int = EDGE) -> bool:
     """The edge row (across) or column at `at` differs from the face along most of lo..hi.
 
     Rounded corners leave the ends of each side on the face colour, so only the middle 70 % counts.
@@ -83,7 +118,7 @@ def _solid(grey: np.ndarray, face: float, at: int, lo: int, hi: int, *, across: 
         return False
     trim = int((hi - lo) * 0.15)
     line = grey[at, lo + trim:hi - trim] if across else grey[lo + trim:hi - trim, at]
-    return line.size > 0 and float(np.mean(np.abs(line.astype(np.int16) - face) > EDGE)) >= SOLID
+    return line.size > 0 and float(np.mean(np.abs(line.astype(np.int16) - face) > edge)) >= SOLID
 
 
 def _runs_on(grey: np.ndarray, face: float, shape: Box, th: int) -> bool:
@@ -129,18 +164,35 @@ def field_below(grey: np.ndarray, box: Box) -> bool:
         differs = float(np.mean(np.abs(grey[row, span].astype(np.int16) - page) > EDGE / 2))
         if differs >= 0.95:
             inside = grey[row + 3:row + 3 + th // 2, span.start + th:span.stop - th].astype(np.int16)
-            return inside.size > 0 and int(inside.max()) - int(inside.min()) <= EDGE / 2
+            if inside.size == 0 or int(inside.max()) - int(inside.min()) > EDGE / 2:
+                return False
+            return abs(float(np.median(inside)) - page) <= EDGE / 2 or _ends(grey, page, row, span, th)
         if differs > 0:
             return False  # other text comes first: the field below is that text's
     return False
 
 
-def field_beside(grey: np.ndarray, box: Box) -> Box | None:
+def _ends(grey: np.ndarray, page: float, top: int, span: slice, th: int) -> bool:
+    """A filled shape starting at row `top` under a label ends within an entry field's height: the page's
+    colour comes back under it. The edge of a coloured band (a navigation bar) never does."""
+    import numpy as np
+
+    for row in range(top + 1, min(grey.shape[0], top + int(FIELD_HEIGHT[1] * th))):
+        if float(np.mean(np.abs(grey[row, span].astype(np.int16) - page) <= EDGE / 2)) >= 0.95:
+            return True
+    return False
+
+
+def field_beside(grey: np.ndarray, box: Box, edge: int = EDGE) -> Box | None:
     """The entry field on the right of the label in `box` (its outline), or None when there is none.
 
     A bordered box a little taller than the label and several times wider, starting a short way
     after it, whose left side stops at its corners: a table's column line runs on through the next
-    rows, and a word further along the row is no taller than the label. Its inside may hold typed text.
+    rows. Its inside may hold typed text. The detector's box may reach over the field's left side
+    when the field starts right after the label, so the search starts half a label height inside the
+    box; strokes of letters (the label's own, or a word further along the row) are passed over, being
+    shorter than any field. A drawn screen's flat colours let `edge` go down to FAINT, for dark themes
+    whose fields are only a shade darker than the window (never on a photo, whose noise is that large).
     """
     import numpy as np
 
@@ -151,24 +203,32 @@ def field_beside(grey: np.ndarray, box: Box) -> Box | None:
         return None
     page = float(np.median(np.concatenate([grey[max(0, y0 - 1), x0:x1], grey[min(h - 1, y1), x0:x1]])))
     top0 = max(0, y0 - 4 * th)  # the field is near the label's row: only that band is looked at
-    differs = np.abs(grey[top0:min(h, y1 + 4 * th), x1:].astype(np.int16) - page) > EDGE
+    sx = max(x0, x1 - th // 2)
+    differs = np.abs(grey[top0:min(h, y1 + 4 * th), sx:].astype(np.int16) - page) > edge
     cy = (y0 + y1) // 2 - top0
-    off = np.nonzero(differs[cy, :int(FIELD_GAP * th)])[0]
-    if not off.size:
+    need = math.ceil(FIELD_HEIGHT[0] * th)
+    starts = np.nonzero(differs[cy, :int(FIELD_GAP * th + th // 2)])[0]
+    tall = differs[max(0, cy - need):cy + need + 1, starts].sum(axis=0) >= need  # a quick first sieve
+    for left in starts[tall]:
+        top, bottom = cy, cy
+        while top > 0 and differs[top - 1, left]:
+            top -= 1
+        while bottom < differs.shape[0] - 1 and differs[bottom + 1, left]:
+            bottom += 1
+        if bottom - top + 1 >= FIELD_HEIGHT[0] * th:
+            break
+    else:
         return None
-    left = int(off[0])
-    top, bottom = cy, cy
-    while top > 0 and differs[top - 1, left]:
-        top -= 1
-    while bottom < differs.shape[0] - 1 and differs[bottom + 1, left]:
-        bottom += 1
-    if not FIELD_HEIGHT[0] * th <= bottom - top + 1 <= FIELD_HEIGHT[1] * th:
-        return None
+    if bottom - top + 1 > FIELD_HEIGHT[1] * th:
+        return None  # a column line running on through the rows: a table's
     width = max(_run_from(differs[row, left:]) for row in range(top, max(-1, top - 4), -1))
     if width - 1 < FIELD_WIDTH * th:
         return None
-    fx0, fx1, top, bottom = x1 + left, x1 + left + width - 1, top0 + top, top0 + bottom
-    if not (_solid(grey, page, bottom, fx0, fx1, across=True) and _solid(grey, page, fx1, top, bottom, across=False)):
+    fx0, fx1, top, bottom = sx + int(left), sx + int(left) + width - 1, top0 + top, top0 + bottom
+    # a rounded corner ends the left side a row or two short of the bottom side, and the top side a
+    # column or two short of the right side: each is looked for just beyond where the walk stopped
+    if not (any(_solid(grey, page, bottom + k, fx0, fx1, across=True, edge=edge) for k in range(3))
+            and any(_solid(grey, page, fx1 + k, top, bottom, across=False, edge=edge) for k in range(3))):
         return None
     return fx0, top, fx1 + 1, bottom + 1
 
