@@ -31,6 +31,8 @@ class TextLine:
     frame: Box | None = None  # the button-like shape drawn around it, when there is one (shapes.frame)
     field: bool = False  # an empty entry field lies just under it: it names a form field
     entry: Box | None = None  # the entry field on its right (its outline): it names that field
+    drop_down: bool = False  # that entry field is a drop-down: its arrow is drawn at its right end
+    mark: str | None = None  # "check box" or "radio button": the mark drawn just before it (shapes.mark_before)
 
     @property
     def height(self) -> int:
@@ -113,7 +115,8 @@ def _same_block(a: TextLine, b: TextLine) -> bool:
     overlap = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0]) > 0
     boxed = a.frame is not None or b.frame is not None  # a label in its own shape stands alone
     label = a.entry is not None or b.entry is not None or a.field or b.field  # a field's name stands alone
-    return below and similar and overlap and not boxed and not label
+    choice = bool(a.mark or b.mark)  # and so does the name of a check box or a radio button
+    return below and similar and overlap and not boxed and not label and not choice
 
 
 def blocks(lines: list[TextLine]) -> list[Block]:
@@ -223,6 +226,11 @@ ICON_READ = re.compile(r"^(?:[^\w\s]|[xX×✓✔+])\s+(?=\w\w)")  # an icon besi
 def button_name(text: str) -> str:
     """A button's name without its icon ("X Cancel" is Cancel): a lone mark or x before the name."""
     return ICON_READ.sub("", text)
+
+
+def marked(lines: list[TextLine], mark: str) -> list[TextLine]:
+    """The labels of the check boxes (or radio buttons), in reading order."""
+    return [lines[i] for i in reading_order([ln.box for ln in lines]) if lines[i].mark == mark]
 
 
 def split_label(line: TextLine) -> list[TextLine]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -159,11 +160,16 @@ class TextRecognizer:
                 if text and score >= self._min_score:
                     line = TextLine(text, box, float(score))
                     if len(text) <= shapes.MAX_LABEL_CHARS:  # what is drawn around it: button or form evidence
-                        line.frame = frames.get(box) or shapes.frame(grey, box)
+                        line.frame = frames.get(box) or shapes.frame(grey, box) or (
+                            None if photo else shapes.frame(grey, box, shapes.FAINT))
                         line.text = button_name(text) if line.frame else text
                         line.field = line.frame is None and shapes.field_below(grey, box)
                         line.entry = None if line.frame or line.field else shapes.field_beside(grey, box) or (
                             None if photo else shapes.field_beside(grey, box, shapes.FAINT))
+                        line.drop_down = line.entry is not None and shapes.drop_down(grey, line.entry)
+                        if not (line.frame or line.field or line.entry) and len(re.sub(r"\W", "", text)) >= 2:
+                            line.mark = shapes.mark_before(grey, box) or (
+                                None if photo else shapes.mark_before(grey, box, shapes.FAINT))
                     yield from split_label(line)
             if cancelled():
                 return

@@ -18,6 +18,7 @@ from describe_screen.layout import (
     buttons,
     fields,
     heading,
+    marked,
     menu_bar,
     reading_order,
     rows_text,
@@ -153,9 +154,12 @@ def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool 
     grid = table(lines)
     if grid and what != "terminal":
         said += f", with a table with {_count(len(grid[0]), 'column')} and {_count(len(grid), 'row')}"
+    choices = _choices(lines)
     if labels:
         plural = "buttons" if len(labels) > 1 else "a button"
-        said += f", with {plural} {spoken_list([b.text for b in labels])}."
+        said += f", with {plural} {spoken_list([b.text for b in labels])}" + "".join(f", {c}" for c in choices) + "."
+    elif choices:
+        said += ", with " + ", ".join(choices) + "."
     elif not grid:
         said += f", with {_count(len(lines), 'line')} of text."
     else:
@@ -167,10 +171,21 @@ def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool 
         ordered = [lines[i] for i in reading_order([line.box for line in lines])]
         return said + " The last lines say: " + " ".join(_sentence(ln.text) for ln in rows_text(ordered)[-LAST_LINES:])
     skip = ({id(ln) for ln in labels + menu_bar(lines)} | bar_lines(lines) | {id(cell) for row in grid for cell in row}
-            | {id(head)} | {id(ln) for label, typed in form for ln in [label, *typed]})
+            | {id(head)} | {id(ln) for label, typed in form for ln in [label, *typed]}
+            | {id(ln) for ln in lines if ln.mark})
     body = blocks([ln for ln in lines if id(ln) not in skip and wordy(ln)])
     if body:
         said += " It says: " + _sentence(_summary(body[0].text, SUMMARY_WORDS))
+    return said
+
+
+def _choices(lines: list[TextLine]) -> list[str]:
+    """The check boxes and the radio buttons by name: "a check box Add to favourites"."""
+    said = []
+    for mark, plural in (("check box", "check boxes"), ("radio button", "radio buttons")):
+        found = marked(lines, mark)
+        if found:
+            said.append(f"{plural if len(found) > 1 else 'a ' + mark} {spoken_list([ln.text for ln in found])}")
     return said
 
 
@@ -195,6 +210,7 @@ def _count(n: int, noun: str) -> str:
 def _pair(label: TextLine, typed: list[TextLine]) -> str:
     """A field as label and value: "Full name: Jonas Berg", "Street, empty"."""
     value = " ".join(ln.text for ln in typed) or "empty"
+    value += ", drop-down" if label.drop_down else ""
     return f"{label.text} {value}" if label.text.endswith(":") else f"{label.text}, {value}"
 
 
@@ -227,6 +243,9 @@ def full(lines: list[TextLine]) -> Iterator[str]:
             rest = [ln for ln in block.lines if id(ln) not in cells]
             if rest:
                 yield _sentence(" ".join(ln.text for ln in rest))
+            continue
+        if len(block.lines) == 1 and block.lines[0].mark:
+            yield f"{block.text}, {block.lines[0].mark}."
             continue
         yield _sentence(block.text)
 

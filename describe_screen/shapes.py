@@ -30,20 +30,23 @@ FIELD_GAP = 4.0  # label heights between a label and the entry field on its righ
 FIELD_HEIGHT = (0.65, 3.5)  # an entry field's height, in label (detected box) heights: compact toolkits
 # (Qt's Fusion) draw it barely taller than the letters, and the detector's box has a margin
 FIELD_WIDTH = 4.0  # an entry field is at least this many label heights wide
+SQUARE = 0.88  # share of its box a check box's outline encloses, at least; a radio button's circle: 0.79
+MARK_GAP = 0.75  # label heights between a check box (or radio button) and its label, at most
 ROUNDING = 5  # px: a rounded corner moves the start of a side in by up to this much
 
 
-def frame(grey: np.ndarray, box: Box) -> Box | None:
+def frame(grey: np.ndarray, box: Box, edge: int = EDGE) -> Box | None:
     """The button-like shape around the label in `box`, or None when nothing is drawn around it.
 
     `grey` is the screen as a 2-D array. The returned box is the shape's face, inside its edges. The
     detector's box can take in the button's own border (a compact toolkit's button is hardly taller
     than its label), so the shape is looked for again around the label's ink alone (with its icon).
+    `edge` as for field_beside: FAINT finds a dark theme's buttons, a shade lighter than the window.
     """
-    found = _frame(grey, box)
+    found = _frame(grey, box, edge)
     if found is None:
         inked = ink(grey, box)
-        found = _frame(grey, inked) if inked and inked != box else None
+        found = _frame(grey, inked, edge) if inked and inked != box else None
     return found
 
 
@@ -69,7 +72,7 @@ def ink(grey: np.ndarray, box: Box) -> Box | None:
             x0 + off + int(across[-1]) + 2, y0 + off + int(keep[-1]) + 2)
 
 
-def _frame(grey: np.ndarray, box: Box) -> Box | None:
+def _frame(grey: np.ndarray, box: Box, edge: int) -> Box | None:
     import numpy as np
 
     h, w = grey.shape
@@ -83,7 +86,7 @@ def _frame(grey: np.ndarray, box: Box) -> Box | None:
 
     def reach(line: np.ndarray) -> int | None:
         """Pixels from the start of `line` to the first edge pixel, or None if there is none."""
-        off = np.nonzero(np.abs(line.astype(np.int16) - face) > EDGE)[0]
+        off = np.nonzero(np.abs(line.astype(np.int16) - face) > edge)[0]
         return int(off[0]) if off.size else None
 
     # outward from the label's box, not from its middle: glyphs inside the box are not edges
@@ -97,9 +100,10 @@ def _frame(grey: np.ndarray, box: Box) -> Box | None:
     pads = (left, right)
     if max(pads) > 0 and abs(pads[0] - pads[1]) > CENTRED * max(pads) + th / 2:  # type: ignore[operator]
         return None  # a label at one side of a wide box: a text field, a list row
-    if not (_solid(grey, face, fy0 - 1, fx0, fx1, across=True) and _solid(grey, face, fy1, fx0, fx1, across=True)
-            and _solid(grey, face, fx0 - 1, fy0, fy1, across=False)
-            and _solid(grey, face, fx1, fy0, fy1, across=False)):
+    if not (_solid(grey, face, fy0 - 1, fx0, fx1, across=True, edge=edge)
+            and _solid(grey, face, fy1, fx0, fx1, across=True, edge=edge)
+            and _solid(grey, face, fx0 - 1, fy0, fy1, across=False, edge=edge)
+            and _solid(grey, face, fx1, fy0, fy1, across=False, edge=edge)):
         return None
     if _runs_on(grey, face, (fx0, fy0, fx1, fy1), th):
         return None
@@ -148,8 +152,9 @@ def _runs_on(grey: np.ndarray, face: float, shape: Box, th: int) -> bool:
 def field_below(grey: np.ndarray, box: Box) -> bool:
     """An empty entry field sits just under the label in `box`: the evidence that makes a page a form.
 
-    Its top edge runs level under the label's start for several label heights, and the inside below
-    that edge is one flat colour (nothing typed yet) or holds its own text further down.
+    Its top edge runs level under the label's start for several label heights, and not on to the
+    left of it (a rule or a band's edge across the window is no field), and the inside below that
+    edge is one flat colour (nothing typed yet) or holds its own text further down.
     """
     import numpy as np
 
@@ -163,6 +168,8 @@ def field_below(grey: np.ndarray, box: Box) -> bool:
     for row in range(y1 + 1, min(h - th, y1 + 2 * th)):
         differs = float(np.mean(np.abs(grey[row, span].astype(np.int16) - page) > EDGE / 2))
         if differs >= 0.95:
+            if x0 >= th and abs(int(grey[row, x0 - th]) - page) > EDGE / 2:
+                return False  # the edge runs on to the left: a rule or a band, not a field's top
             inside = grey[row + 3:row + 3 + th // 2, span.start + th:span.stop - th].astype(np.int16)
             if inside.size == 0 or int(inside.max()) - int(inside.min()) > EDGE / 2:
                 return False
@@ -274,3 +281,69 @@ def outlines_in(grey: np.ndarray, box: Box) -> list[Box]:
     rings = [(x0 + stats[i][0], top + stats[i][1], x0 + stats[i][0] + stats[i][2], top + stats[i][1] + stats[i][3])
              for i in range(1, count) if ring(i)]
     return sorted(rings) if len(rings) >= 2 else []
+
+
+def mark_before(grey: np.ndarray, box: Box, edge: int = EDGE) -> str | None:
+    """The check box or radio button drawn just before the label in `box` ("check box" or "radio
+    button"), or None when there is none.
+
+    The detector's box may or may not take the mark in, so the first shape from a little before the
+    box is looked at: an outline (or a filled disc or square) about as tall as the letters and as wide
+    as tall, set apart from the label by more than letters are from each other. The share of its box
+    that its outline encloses tells a square (even with rounded corners) from a circle (pi / 4).
+    Whether it is ticked is not said:
+    themes draw that too differently to tell honestly. `edge` as for field_beside (FAINT for dark themes).
+    """
+    import cv2
+    import numpy as np
+
+    w = grey.shape[1]
+    x0, y0, _, y1 = box
+    th = y1 - y0
+    if th < 8:
+        return None
+    lo = max(0, x0 - int(1.5 * th))
+    region = grey[max(0, y0 - 3):y1 + 3, lo:min(w, x0 + int(1.5 * th))]  # the mark may stand a little higher
+    page = float(np.median(region))
+    ink = (np.abs(region.astype(np.int16) - page) > edge).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    shapes = sorted((stats[i] for i in range(1, count)), key=lambda s: s[0])
+    tall = [s for s in shapes if s[3] >= 0.4 * th]
+    if not tall:
+        return None
+    sx, sy, sw, sh, _ = tall[0]
+    if not (0.4 * th <= sh <= 1.3 * th and 0.8 <= sw / sh <= 1.25 and sy > 0 and sy + sh < region.shape[0]):
+        return None
+    label = [s[0] for s in shapes if s[0] >= sx + sw]
+    gap = (min(label) if label else ink.shape[1]) - (sx + sw)
+    if not max(3, 0.2 * th) <= gap <= MARK_GAP * th or any(s[0] < sx for s in shapes):
+        return None  # a letter close to the next one, a word ending before the next, or something before it
+    outline = ink[sy:sy + sh, sx:sx + sw]
+    sides = [float(side.mean()) for side in (outline[0], outline[-1], outline[:, 0], outline[:, -1])]
+    if min(sides) < 0.3 and float(outline.mean()) < 0.6:
+        return None  # neither a closed outline nor a filled disc or square: a letter such as e, O or C
+    contours, _ = cv2.findContours(outline.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    area = max(cv2.contourArea(c) for c in contours) / max(1, (sw - 1) * (sh - 1))
+    return "check box" if area >= SQUARE else "radio button"
+
+
+def drop_down(grey: np.ndarray, entry: Box) -> bool:
+    """The entry field `entry` is a drop-down: a small arrow (a triangle or a chevron, wider than tall)
+    drawn alone at its right end, with empty space before it."""
+    import cv2
+    import numpy as np
+
+    x0, y0, x1, y1 = entry
+    fh = y1 - y0
+    if fh < 8 or x1 - x0 < 3 * fh:
+        return False
+    end = grey[y0 + 2:y1 - 2, x1 - int(1.6 * fh):x1 - 2].astype(np.int16)
+    ink = (np.abs(end - int(np.median(end))) > EDGE).astype(np.uint8)
+    ink[:, -2:] = 0  # the field's own right side
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    marks = [s for s in stats[1:count] if s[4] >= 4]
+    if len(marks) != 1:
+        return False
+    sx, _, sw, sh, area = marks[0]
+    fill = area / max(1, sw * sh)
+    return 0.15 * fh <= sh <= 0.6 * fh and 1.0 <= sw / sh <= 2.6 and 0.2 <= fill <= 0.75 and sx >= 0.4 * fh

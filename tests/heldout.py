@@ -1,6 +1,8 @@
 """Screens from toolkits and themes the reader was never tuned on (issue 20), with what each is.
 
-Qt widgets (Fusion, light and dark palettes) drawn offscreen by tests/qt_window.py; web pages in the
+Qt widgets (Fusion, light and dark palettes) drawn offscreen by tests/qt_window.py; a GTK 4 /
+libadwaita window in the dark style (tests/adwaita_window.py, the system's PyGObject) on the virtual
+display, with its header bar; web pages in the
 style of shops, a library and Electron apps, light and dark, drawn by Chromium; and the Qt update
 dialog seen at an angle (a perspective warp made with PIL). Each case names its words in reading
 order, its kind, its buttons and its form fields.
@@ -14,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corpus import BASE, chromium_screenshot
+from corpus import BASE, chromium_screenshot, screenshot_of
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
@@ -33,6 +35,8 @@ class Held:
     toolbar: list[str] = field(default_factory=list)  # tool buttons: may be named as buttons, need not be
     fields: list[tuple[str, str]] = field(default_factory=list)  # each label and what is typed in it
     sentence: str = ""  # a wrapped paragraph that must be spoken whole
+    drop_downs: list[str] = field(default_factory=list)  # labels of the fields that are drop-downs
+    choices: list[tuple[str, str]] = field(default_factory=list)  # check boxes and radio buttons: (label, which)
 
 
 def _words(*texts: str) -> list[str]:
@@ -59,6 +63,7 @@ def warped(window: Image.Image, size: tuple[int, int] = (1100, 620)) -> Image.Im
 
 CONTACT = ["File", "Edit", "View", "Help", "New", "Open", "Save", "New contact", "Full name:", "Jonas Berg",
            "Email:", "jonas.berg@example.org", "Phone:", "Group:", "Work", "Add to favourites", "OK", "Cancel"]
+RADIOS = [("Tonight", "radio button"), ("Tomorrow morning", "radio button")]
 CONTACT_FIELDS = [("Full name:", "Jonas Berg"), ("Email:", "jonas.berg@example.org"), ("Phone:", ""),
                   ("Group:", "Work")]
 UPDATE = ("A new version of the system is ready to install. Your computer will restart when the "
@@ -97,15 +102,17 @@ STYLE = {
 }
 EXTRA = (" nav a{margin-right:28px} .app{display:flex} aside{width:180px;padding:20px;min-height:720px}"
          " select{font:inherit;padding:6px;width:294px;margin-top:4px} .check{display:inline;margin:0}"
-         " .cookie button{margin-top:4px}")
+         " .cookie button{margin-top:4px} input[type=checkbox]{width:auto;margin:0 8px 0 0}")
 
 
 def _page(body: str, theme: str) -> str:
     return f"<html><head><style>{BASE}{EXTRA}{STYLE[theme]}</style></head><body>{body}</body></html>"
 
 
-def build(folder: Path) -> list[Held]:
-    """Every held-out case, rendered now."""
+def build(folder: Path, display: str) -> list[Held]:
+    """Every held-out case, rendered now; the GTK window on the virtual `display`."""
+    gtk = screenshot_of(["env", "GSK_RENDERER=cairo", "GDK_BACKEND=x11", "/usr/bin/python3",
+                         str(HERE / "adwaita_window.py")], display)
     update_light = qt("update", folder / "update.png")
     shop_words = ["Women", "Men", "Kids", "Footwear", "Sale", "Stores", "Winter sale",
                   "Coats and boots at half price until Sunday.", "Shop now",
@@ -116,15 +123,17 @@ def build(folder: Path) -> list[Held]:
     settings_fields = [("Display name:", "Ana Silva"), ("Email:", "ana@example.com"), ("Language:", "Portuguese")]
     cases = [
         Held("qt-contact", "application window", qt("contact", folder / "contact.png"), _words(*CONTACT),
-             "New contact", ["OK", "Cancel"], ["New", "Open", "Save"], CONTACT_FIELDS),
+             "New contact", ["OK", "Cancel"], ["New", "Open", "Save"], CONTACT_FIELDS, drop_downs=["Group:"],
+             choices=[("Add to favourites", "check box")]),
         Held("qt-contact-dark", "application window", qt("contact-dark", folder / "contact-dark.png"),
-             _words(*CONTACT), "New contact", ["OK", "Cancel"], ["New", "Open", "Save"], CONTACT_FIELDS),
+             _words(*CONTACT), "New contact", ["OK", "Cancel"], ["New", "Open", "Save"], CONTACT_FIELDS,
+             drop_downs=["Group:"], choices=[("Add to favourites", "check box")]),
         Held("qt-update", "dialog", update_light, _words(*UPDATE_WORDS), "Software update",
-             ["Install now", "Remind me later"], sentence=UPDATE),
+             ["Install now", "Remind me later"], sentence=UPDATE, choices=RADIOS),
         Held("qt-update-dark", "dialog", qt("update-dark", folder / "update-dark.png"), _words(*UPDATE_WORDS),
-             "Software update", ["Install now", "Remind me later"], sentence=UPDATE),
+             "Software update", ["Install now", "Remind me later"], sentence=UPDATE, choices=RADIOS),
         Held("qt-update-warped", "dialog", warped(update_light), _words(*UPDATE_WORDS), "Software update",
-             ["Install now", "Remind me later"], sentence=UPDATE),
+             ["Install now", "Remind me later"], sentence=UPDATE, choices=RADIOS),
         Held("web-shop-light", "web page", chromium_screenshot(_page(SHOP, "light"), folder / "shop.png"),
              _words(*shop_words), "Winter sale", ["Shop now", "Accept all", "Reject"]),
         Held("web-library-dark", "web page", chromium_screenshot(_page(LIBRARY, "dark"), folder / "library.png"),
@@ -136,9 +145,16 @@ def build(folder: Path) -> list[Held]:
                     "servers.", "Get started", "Sign in", "Free for personal projects."),
              "Build faster with Flux", ["Get started", "Sign in"]),
     ]
+    cases.append(Held("gtk4-adwaita-dark", "form", gtk,
+                      _words("Connect to server", "Server:", "files.example.net", "Username:", "Protocol:", "SFTP",
+                             "Remember this server", "Cancel", "Connect"),
+                      "Connect to server", ["Cancel", "Connect"],
+                      fields=[("Server:", "files.example.net"), ("Username:", ""), ("Protocol:", "SFTP")],
+                      drop_downs=["Protocol:"], choices=[("Remember this server", "check box")]))
     for theme in ("light", "dark"):
         cases.append(Held(f"app-settings-{theme}", "form",
                           chromium_screenshot(_page(SETTINGS, theme), folder / f"settings-{theme}.png"),
                           _words(*settings_words), "Account settings", ["Save", "Discard"],
-                          fields=settings_fields))
+                          fields=settings_fields, drop_downs=["Language:"],
+                          choices=[("Send me the newsletter", "check box")]))
     return cases

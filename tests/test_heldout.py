@@ -17,9 +17,9 @@ from describe_screen.ocr import TextRecognizer, photographed
 
 
 @pytest.fixture(scope="module")
-def held(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Held, list[TextLine]]]:
+def held(xvfb: str, tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Held, list[TextLine]]]:
     ocr = TextRecognizer(provider="cpu")
-    return [(case, ocr.read(case.image)) for case in build(tmp_path_factory.mktemp("heldout"))]
+    return [(case, ocr.read(case.image)) for case in build(tmp_path_factory.mktemp("heldout"), xvfb)]
 
 
 def _plain(text: str) -> list[str]:
@@ -68,10 +68,26 @@ def test_fields_only_with_evidence_read_as_label_and_value(held: list[tuple[Held
         assert found == case.fields, case.name
         spoken = list(reader.full(lines))
         for label, typed in case.fields:
-            assert f"{label} {typed or 'empty'}." in spoken, (case.name, spoken)
+            kind = ", drop-down" if label in case.drop_downs else ""
+            assert f"{label} {typed or 'empty'}{kind}." in spoken, (case.name, spoken)
         if case.fields:  # a form is never read as a table
             assert not layout.table(lines), case.name
             assert "table" not in " ".join(spoken) + reader.brief(lines, "", case.image.size)
+
+
+def test_check_boxes_and_radio_buttons_are_named_as_such(held: list[tuple[Held, list[TextLine]]]) -> None:
+    right = expected = 0
+    invented = []
+    for case, lines in held:
+        found = [(ln.text, ln.mark) for ln in lines if ln.mark]
+        right, expected = right + sum(c in found for c in case.choices), expected + len(case.choices)
+        invented += [(case.name, c) for c in found if c not in case.choices]
+        spoken = list(reader.full(lines))
+        for label, which in set(found) & set(case.choices):
+            assert f"{label}, {which}." in spoken, (case.name, spoken)
+    print(f"\ncheck boxes and radio buttons named {right}/{expected}")
+    assert invented == []
+    assert right / expected >= 0.8
 
 
 def test_the_kind_and_the_title_come_first(held: list[tuple[Held, list[TextLine]]]) -> None:
@@ -96,6 +112,7 @@ def test_menu_bar_and_toolbar_are_said_as_what_they_are(held: list[tuple[Held, l
     case, lines = next(pair for pair in held if pair[0].name == "qt-contact")
     spoken = list(reader.full(lines))
     assert spoken[:3] == ["Menu bar: File, Edit, View and Help.", "Toolbar: New, Open and Save.", "New contact."]
-    assert "Full name: Jonas Berg." in spoken and "Group: Work." in spoken
+    assert "Full name: Jonas Berg." in spoken and "Group: Work, drop-down." in spoken
     assert reader.brief(lines, "", case.image.size).startswith(
-        "An application window titled New contact, with buttons OK and Cancel. Fields: Full name: Jonas Berg;")
+        "An application window titled New contact, with buttons OK and Cancel, a check box Add to favourites. "
+        "Fields: Full name: Jonas Berg;")
