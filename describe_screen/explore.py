@@ -13,7 +13,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from describe_screen import reader
+from describe_screen import layout, reader
 from describe_screen.reader import Box, TextLine
 
 KINDS = ("button", "field", "heading", "row")  # the kinds one can jump between ("row": a table's rows)
@@ -45,17 +45,17 @@ class Element:
 
 def elements(lines: list[TextLine]) -> list[Element]:
     """Everything the reader found, as elements in reading order; a table's cells row by row where it stands."""
-    grid = reader.table(lines)
-    form = reader.fields(lines)
+    grid = layout.table(lines)
+    form = layout.fields(lines)
     in_fields = {id(ln) for label, typed in form for ln in [label, *typed]}
-    labels = reader.buttons(lines)
+    labels = layout.buttons(lines)
     used = {id(cell) for row in grid for cell in row} | {id(ln) for ln in labels} | in_fields
-    head = reader.heading(lines)
+    head = layout.heading(lines)
     body = sorted(ln.height for ln in lines) or [0]
     median = body[len(body) // 2]
     units: list[list[Element]] = [[Element("button", ln.text, ln.frame or ln.box)] for ln in labels]
     units += [[_field(label, typed)] for label, typed in form]
-    for block in reader.blocks([ln for ln in lines if id(ln) not in used]):
+    for block in layout.blocks([ln for ln in lines if id(ln) not in used]):
         first = block.lines[0]
         tall = (len(block.lines) == 1 and first.height >= HEADING_RATIO * median
                 and len(first.text.split()) <= HEADING_WORDS)
@@ -64,7 +64,7 @@ def elements(lines: list[TextLine]) -> list[Element]:
         names = [cell.text for cell in grid[0]]
         units.append([Element("cell", cell.text, cell.box, row=r, column=c, column_name=names[c])
                       for r, row in enumerate(grid) for c, cell in enumerate(row)])
-    order = reader.reading_order([reader._union([e.box for e in unit]) for unit in units])
+    order = layout.reading_order([layout.union([e.box for e in unit]) for unit in units])
     return [element for i in order for element in units[i]]
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
-from describe_screen.reader import Box, TextLine, reading_order
+from describe_screen.layout import Box, TextLine, button_name, reading_order, split_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,6 +37,7 @@ FLAT_SPREAD = 48  # grey levels: a window spanning less than this has no text in
 DRAWN_PIXELS = 0.5  # a screen has at least half its pixels equal to their neighbour; photos have few
 REC_HEIGHT = 48  # the recogniser's input height in pixels
 TILT = 0.01  # a line whose top edge slopes by more than 1 in 100 (0.6 degrees) is straightened
+DARK = 128  # grey level: a label whose box is darker than this on the whole sits on a dark theme
 SMALL_TEXT = 32  # crops shorter than this are enlarged with a cubic filter before recognition
 
 
@@ -124,6 +126,7 @@ class TextRecognizer:
         engine = self._load()
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        photo = photographed(bgr)
         try:
             found = self._detect(engine, bgr, cancelled)
         except Exception as exc:
@@ -158,10 +161,21 @@ class TextRecognizer:
                 if text and score >= self._min_score:
                     line = TextLine(text, box, float(score))
                     if len(text) <= shapes.MAX_LABEL_CHARS:  # what is drawn around it: button or form evidence
-                        line.frame = frames.get(box) or shapes.frame(grey, box)
+                        # a dark theme's controls may be only a shade off the window: looked for again
+                        # with a faint edge, on a drawn screen (a photo's noise is as large)
+                        x0, y0, x1, y1 = box
+                        faint = 0 if photo or float(np.median(grey[y0:y1, x0:x1])) >= DARK else shapes.FAINT
+                        line.frame = frames.get(box) or shapes.frame(grey, box) or (
+                            shapes.frame(grey, box, faint) if faint else None)
+                        line.text = button_name(text) if line.frame else text
                         line.field = line.frame is None and shapes.field_below(grey, box)
-                        line.entry = None if line.frame or line.field else shapes.field_beside(grey, box)
-                    yield line
+                        line.entry = None if line.frame or line.field else shapes.field_beside(grey, box) or (
+                            shapes.field_beside(grey, box, faint) if faint else None)
+                        line.drop_down = line.entry is not None and shapes.drop_down(grey, line.entry)
+                        if not (line.frame or line.field or line.entry) and len(re.sub(r"\W", "", text)) >= 2:
+                            line.mark = shapes.mark_before(grey, box) or (
+                                shapes.mark_before(grey, box, faint) if faint else None)
+                    yield from split_label(line)
             if cancelled():
                 return
 

@@ -9,6 +9,7 @@ plain word has no edge near it at all.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ Box = tuple[int, int, int, int]
 
 MAX_LABEL_CHARS = 30  # longer text is a sentence, never a button label or a field name
 EDGE = 28  # grey levels: a pixel this far from the shape's face colour is its edge (or beyond it)
+FAINT = 8  # grey levels: the least step between flat drawn colours taken as an edge (dark themes' fields)
 MAX_PAD_Y = 1.6  # a button's face reaches at most this many label heights above and below the label
 MAX_PAD_X = 5.0  # ... and this many to either side
 SOLID = 0.85  # share of an edge's length that must differ from the face: a drawn line, not glyphs
@@ -25,16 +27,52 @@ CORNER = 0.4  # share of the run past a corner that may continue the edge: more 
 OUTLINE_PAD = 4  # px above and below a detected line where the outlines of buttons in it may reach
 CENTRED = 0.6  # the label's side margins differ by at most this share of the larger one
 FIELD_GAP = 4.0  # label heights between a label and the entry field on its right, at most
-FIELD_HEIGHT = (0.9, 3.5)  # an entry field's height, in label (detected box) heights
+FIELD_HEIGHT = (0.65, 3.5)  # an entry field's height, in label (detected box) heights: compact toolkits
+# (Qt's Fusion) draw it barely taller than the letters, and the detector's box has a margin
 FIELD_WIDTH = 4.0  # an entry field is at least this many label heights wide
+SQUARE = 0.88  # share of its box a check box's outline encloses, at least; a radio button's circle: 0.79
+MARK_GAP = 0.75  # label heights between a check box (or radio button) and its label, at most
 ROUNDING = 5  # px: a rounded corner moves the start of a side in by up to this much
 
 
-def frame(grey: np.ndarray, box: Box) -> Box | None:
+def frame(grey: np.ndarray, box: Box, edge: int = EDGE) -> Box | None:
     """The button-like shape around the label in `box`, or None when nothing is drawn around it.
 
-    `grey` is the screen as a 2-D array. The returned box is the shape's face, inside its edges.
+    `grey` is the screen as a 2-D array. The returned box is the shape's face, inside its edges. The
+    detector's box can take in the button's own border (a compact toolkit's button is hardly taller
+    than its label), so the shape is looked for again around the label's ink alone (with its icon).
+    `edge` as for field_beside: FAINT finds a dark theme's buttons, a shade lighter than the window.
     """
+    found = _frame(grey, box, edge)
+    if found is None:
+        inked = ink(grey, box)
+        found = _frame(grey, inked, edge) if inked and inked != box else None
+    return found
+
+
+def ink(grey: np.ndarray, box: Box) -> Box | None:
+    """The box around what is drawn inside `box` (letters, an icon), without lines that cross it whole
+    (a border the detector's box took in); None when nothing is drawn."""
+    import numpy as np
+
+    x0, y0, x1, y1 = box
+    region = grey[y0:y1, x0:x1].astype(np.int16)
+    if region.size == 0:
+        return None
+    mask = np.abs(region - int(np.median(region))) > EDGE
+    # a border crosses the whole box (but for its rounded corners); a letter's stem crosses a line of text only
+    inner = mask[3:-3, 3:-3] if min(mask.shape) > 8 else mask
+    rows, cols = inner.mean(axis=1), inner.mean(axis=0)
+    keep = np.nonzero((rows > 0) & (rows < 0.9))[0]
+    across = np.nonzero((cols > 0) & (cols < 0.9))[0]
+    if not keep.size or not across.size:
+        return None
+    off = 3 if inner is not mask else 0
+    return (x0 + off + int(across[0]) - 1, y0 + off + int(keep[0]) - 1,
+            x0 + off + int(across[-1]) + 2, y0 + off + int(keep[-1]) + 2)
+
+
+def _frame(grey: np.ndarray, box: Box, edge: int) -> Box | None:
     import numpy as np
 
     h, w = grey.shape
@@ -48,7 +86,7 @@ def frame(grey: np.ndarray, box: Box) -> Box | None:
 
     def reach(line: np.ndarray) -> int | None:
         """Pixels from the start of `line` to the first edge pixel, or None if there is none."""
-        off = np.nonzero(np.abs(line.astype(np.int16) - face) > EDGE)[0]
+        off = np.nonzero(np.abs(line.astype(np.int16) - face) > edge)[0]
         return int(off[0]) if off.size else None
 
     # outward from the label's box, not from its middle: glyphs inside the box are not edges
@@ -62,16 +100,17 @@ def frame(grey: np.ndarray, box: Box) -> Box | None:
     pads = (left, right)
     if max(pads) > 0 and abs(pads[0] - pads[1]) > CENTRED * max(pads) + th / 2:  # type: ignore[operator]
         return None  # a label at one side of a wide box: a text field, a list row
-    if not (_solid(grey, face, fy0 - 1, fx0, fx1, across=True) and _solid(grey, face, fy1, fx0, fx1, across=True)
-            and _solid(grey, face, fx0 - 1, fy0, fy1, across=False)
-            and _solid(grey, face, fx1, fy0, fy1, across=False)):
+    if not (_solid(grey, face, fy0 - 1, fx0, fx1, across=True, edge=edge)
+            and _solid(grey, face, fy1, fx0, fx1, across=True, edge=edge)
+            and _solid(grey, face, fx0 - 1, fy0, fy1, across=False, edge=edge)
+            and _solid(grey, face, fx1, fy0, fy1, across=False, edge=edge)):
         return None
     if _runs_on(grey, face, (fx0, fy0, fx1, fy1), th):
         return None
     return fx0, fy0, fx1, fy1
 
 
-def _solid(grey: np.ndarray, face: float, at: int, lo: int, hi: int, *, across: bool) -> bool:
+def _solid(grey: np.ndarray, face: float, at: int, lo: int, hi: int, *, across: bool, edge: int = EDGE) -> bool:
     """The edge row (across) or column at `at` differs from the face along most of lo..hi.
 
     Rounded corners leave the ends of each side on the face colour, so only the middle 70 % counts.
@@ -83,7 +122,7 @@ def _solid(grey: np.ndarray, face: float, at: int, lo: int, hi: int, *, across: 
         return False
     trim = int((hi - lo) * 0.15)
     line = grey[at, lo + trim:hi - trim] if across else grey[lo + trim:hi - trim, at]
-    return line.size > 0 and float(np.mean(np.abs(line.astype(np.int16) - face) > EDGE)) >= SOLID
+    return line.size > 0 and float(np.mean(np.abs(line.astype(np.int16) - face) > edge)) >= SOLID
 
 
 def _runs_on(grey: np.ndarray, face: float, shape: Box, th: int) -> bool:
@@ -113,8 +152,9 @@ def _runs_on(grey: np.ndarray, face: float, shape: Box, th: int) -> bool:
 def field_below(grey: np.ndarray, box: Box) -> bool:
     """An empty entry field sits just under the label in `box`: the evidence that makes a page a form.
 
-    Its top edge runs level under the label's start for several label heights, and the inside below
-    that edge is one flat colour (nothing typed yet) or holds its own text further down.
+    Its top edge runs level under the label's start for several label heights, and not on to the
+    left of it (a rule or a band's edge across the window is no field), and the inside below that
+    edge is one flat colour (nothing typed yet) or holds its own text further down.
     """
     import numpy as np
 
@@ -128,19 +168,38 @@ def field_below(grey: np.ndarray, box: Box) -> bool:
     for row in range(y1 + 1, min(h - th, y1 + 2 * th)):
         differs = float(np.mean(np.abs(grey[row, span].astype(np.int16) - page) > EDGE / 2))
         if differs >= 0.95:
+            if x0 >= th and abs(int(grey[row, x0 - th]) - page) > EDGE / 2:
+                return False  # the edge runs on to the left: a rule or a band, not a field's top
             inside = grey[row + 3:row + 3 + th // 2, span.start + th:span.stop - th].astype(np.int16)
-            return inside.size > 0 and int(inside.max()) - int(inside.min()) <= EDGE / 2
+            if inside.size == 0 or int(inside.max()) - int(inside.min()) > EDGE / 2:
+                return False
+            return abs(float(np.median(inside)) - page) <= EDGE / 2 or _ends(grey, page, row, span, th)
         if differs > 0:
             return False  # other text comes first: the field below is that text's
     return False
 
 
-def field_beside(grey: np.ndarray, box: Box) -> Box | None:
+def _ends(grey: np.ndarray, page: float, top: int, span: slice, th: int) -> bool:
+    """A filled shape starting at row `top` under a label ends within an entry field's height: the page's
+    colour comes back under it. The edge of a coloured band (a navigation bar) never does."""
+    import numpy as np
+
+    for row in range(top + 1, min(grey.shape[0], top + int(FIELD_HEIGHT[1] * th))):
+        if float(np.mean(np.abs(grey[row, span].astype(np.int16) - page) <= EDGE / 2)) >= 0.95:
+            return True
+    return False
+
+
+def field_beside(grey: np.ndarray, box: Box, edge: int = EDGE) -> Box | None:
     """The entry field on the right of the label in `box` (its outline), or None when there is none.
 
     A bordered box a little taller than the label and several times wider, starting a short way
     after it, whose left side stops at its corners: a table's column line runs on through the next
-    rows, and a word further along the row is no taller than the label. Its inside may hold typed text.
+    rows. Its inside may hold typed text. The detector's box may reach over the field's left side
+    when the field starts right after the label, so the search starts half a label height inside the
+    box; strokes of letters (the label's own, or a word further along the row) are passed over, being
+    shorter than any field. A drawn screen's flat colours let `edge` go down to FAINT, for dark themes
+    whose fields are only a shade darker than the window (never on a photo, whose noise is that large).
     """
     import numpy as np
 
@@ -151,24 +210,32 @@ def field_beside(grey: np.ndarray, box: Box) -> Box | None:
         return None
     page = float(np.median(np.concatenate([grey[max(0, y0 - 1), x0:x1], grey[min(h - 1, y1), x0:x1]])))
     top0 = max(0, y0 - 4 * th)  # the field is near the label's row: only that band is looked at
-    differs = np.abs(grey[top0:min(h, y1 + 4 * th), x1:].astype(np.int16) - page) > EDGE
+    sx = max(x0, x1 - th // 2)
+    differs = np.abs(grey[top0:min(h, y1 + 4 * th), sx:].astype(np.int16) - page) > edge
     cy = (y0 + y1) // 2 - top0
-    off = np.nonzero(differs[cy, :int(FIELD_GAP * th)])[0]
-    if not off.size:
+    need = math.ceil(FIELD_HEIGHT[0] * th)
+    starts = np.nonzero(differs[cy, :int(FIELD_GAP * th + th // 2)])[0]
+    tall = differs[max(0, cy - need):cy + need + 1, starts].sum(axis=0) >= need  # a quick first sieve
+    for left in starts[tall]:
+        top, bottom = cy, cy
+        while top > 0 and differs[top - 1, left]:
+            top -= 1
+        while bottom < differs.shape[0] - 1 and differs[bottom + 1, left]:
+            bottom += 1
+        if bottom - top + 1 >= FIELD_HEIGHT[0] * th:
+            break
+    else:
         return None
-    left = int(off[0])
-    top, bottom = cy, cy
-    while top > 0 and differs[top - 1, left]:
-        top -= 1
-    while bottom < differs.shape[0] - 1 and differs[bottom + 1, left]:
-        bottom += 1
-    if not FIELD_HEIGHT[0] * th <= bottom - top + 1 <= FIELD_HEIGHT[1] * th:
-        return None
+    if bottom - top + 1 > FIELD_HEIGHT[1] * th:
+        return None  # a column line running on through the rows: a table's
     width = max(_run_from(differs[row, left:]) for row in range(top, max(-1, top - 4), -1))
     if width - 1 < FIELD_WIDTH * th:
         return None
-    fx0, fx1, top, bottom = x1 + left, x1 + left + width - 1, top0 + top, top0 + bottom
-    if not (_solid(grey, page, bottom, fx0, fx1, across=True) and _solid(grey, page, fx1, top, bottom, across=False)):
+    fx0, fx1, top, bottom = sx + int(left), sx + int(left) + width - 1, top0 + top, top0 + bottom
+    # a rounded corner ends the left side a row or two short of the bottom side, and the top side a
+    # column or two short of the right side: each is looked for just beyond where the walk stopped
+    if not (any(_solid(grey, page, bottom + k, fx0, fx1, across=True, edge=edge) for k in range(3))
+            and any(_solid(grey, page, fx1 + k, top, bottom, across=False, edge=edge) for k in range(3))):
         return None
     return fx0, top, fx1 + 1, bottom + 1
 
@@ -214,3 +281,69 @@ def outlines_in(grey: np.ndarray, box: Box) -> list[Box]:
     rings = [(x0 + stats[i][0], top + stats[i][1], x0 + stats[i][0] + stats[i][2], top + stats[i][1] + stats[i][3])
              for i in range(1, count) if ring(i)]
     return sorted(rings) if len(rings) >= 2 else []
+
+
+def mark_before(grey: np.ndarray, box: Box, edge: int = EDGE) -> str | None:
+    """The check box or radio button drawn just before the label in `box` ("check box" or "radio
+    button"), or None when there is none.
+
+    The detector's box may or may not take the mark in, so the first shape from a little before the
+    box is looked at: an outline (or a filled disc or square) about as tall as the letters and as wide
+    as tall, set apart from the label by more than letters are from each other. The share of its box
+    that its outline encloses tells a square (even with rounded corners) from a circle (pi / 4).
+    Whether it is ticked is not said:
+    themes draw that too differently to tell honestly. `edge` as for field_beside (FAINT for dark themes).
+    """
+    import cv2
+    import numpy as np
+
+    w = grey.shape[1]
+    x0, y0, _, y1 = box
+    th = y1 - y0
+    if th < 8:
+        return None
+    lo = max(0, x0 - int(1.5 * th))
+    region = grey[max(0, y0 - 3):y1 + 3, lo:min(w, x0 + int(1.5 * th))]  # the mark may stand a little higher
+    page = float(np.median(region))
+    ink = (np.abs(region.astype(np.int16) - page) > edge).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    shapes = sorted((stats[i] for i in range(1, count)), key=lambda s: s[0])
+    tall = [s for s in shapes if s[3] >= 0.4 * th]
+    if not tall:
+        return None
+    sx, sy, sw, sh, _ = tall[0]
+    if not (0.4 * th <= sh <= 1.3 * th and 0.8 <= sw / sh <= 1.25 and sy > 0 and sy + sh < region.shape[0]):
+        return None
+    label = [s[0] for s in shapes if s[0] >= sx + sw]
+    gap = (min(label) if label else ink.shape[1]) - (sx + sw)
+    if not max(3, 0.2 * th) <= gap <= MARK_GAP * th or any(s[0] < sx for s in shapes):
+        return None  # a letter close to the next one, a word ending before the next, or something before it
+    outline = ink[sy:sy + sh, sx:sx + sw]
+    sides = [float(side.mean()) for side in (outline[0], outline[-1], outline[:, 0], outline[:, -1])]
+    if min(sides) < 0.3 and float(outline.mean()) < 0.6:
+        return None  # neither a closed outline nor a filled disc or square: a letter such as e, O or C
+    contours, _ = cv2.findContours(outline.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    area = max(cv2.contourArea(c) for c in contours) / max(1, (sw - 1) * (sh - 1))
+    return "check box" if area >= SQUARE else "radio button"
+
+
+def drop_down(grey: np.ndarray, entry: Box) -> bool:
+    """The entry field `entry` is a drop-down: a small arrow (a triangle or a chevron, wider than tall)
+    drawn alone at its right end, with empty space before it."""
+    import cv2
+    import numpy as np
+
+    x0, y0, x1, y1 = entry
+    fh = y1 - y0
+    if fh < 8 or x1 - x0 < 3 * fh:
+        return False
+    end = grey[y0 + 2:y1 - 2, x1 - int(1.6 * fh):x1 - 2].astype(np.int16)
+    ink = (np.abs(end - int(np.median(end))) > EDGE).astype(np.uint8)
+    ink[:, -2:] = 0  # the field's own right side
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    marks = [s for s in stats[1:count] if s[4] >= 4]
+    if len(marks) != 1:
+        return False
+    sx, _, sw, sh, area = marks[0]
+    fill = area / max(1, sw * sh)
+    return 0.15 * fh <= sh <= 0.6 * fh and 1.0 <= sw / sh <= 2.6 and 0.2 <= fill <= 0.75 and sx >= 0.4 * fh

@@ -10,11 +10,23 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-from describe_screen.reader import Block, TextLine, blocks, buttons, heading, place, spoken_list
+from describe_screen.layout import Block, TextLine, blocks, buttons, heading
+from describe_screen.reader import place, spoken_list
 
 WHOLE = {"screen", "window", "dialog", "dialogue", "page", "everything", "all", "it", "this", "text",
          "message box", "popup", "pop up", "all text", "whole screen", "the whole thing"}
-ARTICLES = r"(?:the |a |an |any |some |this |that )?"
+ARTICLES = r"(?:the |a |an |any |some |this |that |my |your |our )?"
+# words a yes/no question is built from, not what it asks about
+FUNCTION_WORDS = {"is", "are", "was", "were", "am", "has", "have", "had", "does", "do", "did", "will", "would", "can",
+                  "could", "should", "shall", "may", "might", "must", "the", "a", "an", "my", "your", "our", "their",
+                  "his", "her", "its", "this", "that", "these", "those", "it", "i", "me", "we", "you", "of", "to",
+                  "in", "on", "at", "for", "with", "be", "been", "being", "any", "some", "there", "still", "now",
+                  "already", "yet", "so", "very", "really"}
+YES_NO = re.compile(r"(?:is|are|was|were|has|have|does|do|did|will|can|could|should) .+")
+GOING = re.compile(rf"(?:where is|where's|where are) {ARTICLES}(.+?) (?:going|heading|flying|travelling|traveling|"
+                   r"bound|off to|going to|sent to)")
+DESTINATION = re.compile(r"\b(?:to|for|towards) ((?:[A-Z][\w'-]*)(?: [A-Z][\w'-]*)*)")
+VOWEL_SOUND_LETTERS = "AEFHILMNORSX"  # spelt-out letters that start with a vowel sound: "an OK", "an HTML"
 MATCH = 0.8  # similarity a recognised phrase needs to count as the asked-for words (OCR slips a letter)
 
 
@@ -40,6 +52,18 @@ def find(target: str, lines: list[TextLine]) -> TextLine | None:
             if score > best_score:
                 best, best_score = line, score
     return best
+
+
+def article(word: str) -> str:
+    """"a" or "an" for a word as it is spoken: "an OK button", "an Undo button", "a User button"."""
+    if not word:
+        return "a"
+    if len(word) > 1 and word.isupper():  # said letter by letter
+        return "an" if word[0] in VOWEL_SOUND_LETTERS else "a"
+    low = word.lower()
+    if low.startswith(("uni", "use", "usu", "uti", "eu", "one", "once")):
+        return "a"
+    return "an" if low[0] in "aeiou" or low.startswith(("hour", "honest")) else "a"
 
 
 def _block_of(line: TextLine, parts: list[Block]) -> int:
@@ -69,9 +93,9 @@ def _is_there(target: str, button: bool, lines: list[TextLine], size: tuple[int,
     if button:
         hit = find(target, labels)
         if hit:
-            return f"Yes, a {hit.text} button {place(hit, lines, size)}."
+            return f"Yes, {article(hit.text)} {hit.text} button {place(hit, lines, size)}."
         others = f" The buttons are {spoken_list([b.text for b in labels])}." if labels else ""
-        return f"No, I cannot find a {target} button.{others}"
+        return f"No, I cannot find {article(target)} {target} button.{others}"
     hit = find(target, lines)
     if hit:
         return f"Yes: {_say(hit.text)[:-1]}, {place(hit, lines, size)}."
@@ -121,6 +145,8 @@ def answer(question: str, lines: list[TextLine], title: str, size: tuple[int, in
         return _is_there(target, button, lines, size) if target else None
     if m := re.fullmatch(rf"(?:does it say|does the screen say|does it show) {ARTICLES}?(.+)", q):
         return _is_there(m.group(1), False, lines, size)
+    if m := GOING.fullmatch(q):
+        return _going(m.group(1), lines)
     if m := re.fullmatch(rf"(?:where is|where's|where are|where can i find|find) {ARTICLES}(.+?)(?: button)?", q):
         return _where(m.group(1), lines, size)
     if m := re.fullmatch(rf"what (?:does|do) {ARTICLES}(.+?) (?:say|read|tell me)|"
@@ -132,7 +158,40 @@ def answer(question: str, lines: list[TextLine], title: str, size: tuple[int, in
         return _says("screen", lines)
     if m := re.fullmatch(rf"(?:what(?:'s| is| are)|how much is|tell me) {ARTICLES}(.+?)", q):
         return _value(m.group(1), lines)
+    if YES_NO.fullmatch(q):
+        return _quote(q, lines)
     return None
+
+
+def _same_word(asked: str, said: str) -> bool:
+    """One word, allowing an ending: "delay" and "delayed", "cancel" and "cancelled"."""
+    short, long = sorted((asked, said), key=len)
+    return short == long or (len(short) >= 4 and long.startswith(short))
+
+
+def _quote(question: str, lines: list[TextLine]) -> str | None:
+    """A yes/no question answered by quoting the line that holds every word it asks about ("is my flight
+    delayed" by "Your flight to Lisbon is delayed."); None when no line holds them all (never guessed)."""
+    wanted = [w for w in question.split() if w not in FUNCTION_WORDS]
+    if not wanted:
+        return None
+    for text in [ln.text for ln in lines] + [block.text for block in blocks(lines)]:  # a line, else a paragraph
+        said = _plain(text).split()
+        if all(any(_same_word(w, s) for s in said) for w in wanted):
+            return f"It says: {_say(text)}"
+    return None
+
+
+def _going(target: str, lines: list[TextLine]) -> str | None:
+    """Where something is going, from the line about it: the place named after "to" ("Your flight to
+    Lisbon is delayed" gives Lisbon), with that line, which is said whole so nothing rests on the guess."""
+    hit = find(target, lines)
+    if hit is None:
+        return f"I cannot find {target} on the screen."
+    text = hit.text
+    if m := DESTINATION.search(text):
+        return f"To {m.group(1)}. It says: {_say(text)}"
+    return f"It says: {_say(text)}"
 
 
 def _value(target: str, lines: list[TextLine]) -> str | None:

@@ -129,8 +129,8 @@ find_missing_linux() {
 # the Atspi typelib, grim, xdg-desktop-portal, then the test set: sway, wtype, the wlr and gtk portals,
 # the GTK 3 typelib, PipeWire, the D-Bus daemon; then gsettings (GNOME key bindings) and, for the
 # tests, GNOME's media-keys settings schema that the key bindings are written into, GNOME Shell and
-# its portal (the tests run GNOME headless).
-# shellcheck disable=SC2086  # $1 and $8 may name several packages
+# its portal (the tests run GNOME headless); last the GTK 4 and libadwaita typelibs.
+# shellcheck disable=SC2086  # $1, $8 and ${15} may name several packages
 find_missing_desktop_linux() {
     need /usr/bin/python3 -c 'import gi; gi.require_version("Atspi", "2.0")' -- $1
     if [ -n "${WAYLAND_DISPLAY:-}" ] || [ "$DEV" -eq 1 ]; then
@@ -143,7 +143,9 @@ find_missing_desktop_linux() {
         need command -v wtype -- "$5"
         need test -x /usr/libexec/xdg-desktop-portal-wlr -- "$6"
         need test -x /usr/libexec/xdg-desktop-portal-gtk -- "$7"
+        # GTK 3 for the focus tests' window; GTK 4 and libadwaita for the text reader's held-out screens
         need /usr/bin/python3 -c 'import gi; gi.require_version("Gtk", "3.0")' -- $8
+        need /usr/bin/python3 -c 'import gi; gi.require_version("Gtk", "4.0"); gi.require_version("Adw", "1")' -- ${15}
         need command -v pipewire -- "$9"
         need command -v dbus-daemon -- "${10}"
         need test -f /usr/share/glib-2.0/schemas/org.gnome.settings-daemon.plugins.media-keys.gschema.xml \
@@ -176,7 +178,7 @@ install_system_packages() {
                     fonts-dejavu-core fonts-liberation chromium xfonts-base g++
                 find_missing_desktop_linux "python3-gi gir1.2-atspi-2.0 at-spi2-core" grim xdg-desktop-portal sway \
                     wtype xdg-desktop-portal-wlr xdg-desktop-portal-gtk gir1.2-gtk-3.0 pipewire dbus-daemon libglib2.0-bin \
-                    gnome-settings-daemon-common gnome-shell xdg-desktop-portal-gnome
+                    gnome-settings-daemon-common gnome-shell xdg-desktop-portal-gnome "gir1.2-gtk-4.0 gir1.2-adw-1"
                 find_missing_screenreader_linux python3-speechd python3-brlapi speech-dispatcher \
                     speech-dispatcher-espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
@@ -189,7 +191,7 @@ install_system_packages() {
                     dejavu-sans-fonts liberation-sans-fonts chromium xorg-x11-fonts-misc gcc-c++
                 find_missing_desktop_linux "python3-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
                     xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2 gnome-settings-daemon \
-                    gnome-shell xdg-desktop-portal-gnome
+                    gnome-shell xdg-desktop-portal-gnome "gtk4 libadwaita"
                 find_missing_screenreader_linux python3-speechd python3-brlapi speech-dispatcher \
                     speech-dispatcher-espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
@@ -200,7 +202,7 @@ install_system_packages() {
                     ttf-dejavu ttf-liberation chromium xorg-fonts-misc gcc
                 find_missing_desktop_linux "python-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
                     xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2 gnome-settings-daemon \
-                    gnome-shell xdg-desktop-portal-gnome
+                    gnome-shell xdg-desktop-portal-gnome "gtk4 libadwaita"
                 find_missing_screenreader_linux speech-dispatcher brltty speech-dispatcher espeak-ng pulseaudio brltty
                 [ ${#MISSING[@]} -eq 0 ] && return 0
                 say "Installing system packages with pacman: ${MISSING[*]}"

@@ -14,9 +14,9 @@ import pytest
 from corpus import Case, build, screenshot_of
 from photos import HARD_PHOTOS
 
-from describe_screen import reader
+from describe_screen import layout, reader
+from describe_screen.layout import TextLine
 from describe_screen.ocr import TextRecognizer, photographed
-from describe_screen.reader import TextLine
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +78,7 @@ def test_buttons_only_with_evidence(cases: list[Case], read: dict) -> None:
     said = expected = right = 0
     wrong = []
     for case in cases:
-        found = [b.text for b in reader.buttons(read[case.name][0])]
+        found = [b.text for b in layout.buttons(read[case.name][0])]
         said, expected = said + len(found), expected + len(case.buttons)
         right += sum(label in case.buttons for label in found)
         wrong += [(case.name, label) for label in found if label not in case.buttons]
@@ -128,7 +128,7 @@ def test_a_form_names_each_field_with_what_is_typed_in_it(cases: list[Case], rea
     assert len(forms) == 4
     for case in forms:
         lines = read[case.name][0]
-        found = [(label.text, " ".join(ln.text for ln in typed)) for label, typed in reader.fields(lines)]
+        found = [(label.text, " ".join(ln.text for ln in typed)) for label, typed in layout.fields(lines)]
         assert found == case.fields, case.name
         fields = "; ".join(f"{label}, {typed or 'empty'}" for label, typed in case.fields)
         assert f"Fields: {fields}." in reader.brief(lines, "", case.image.size)
@@ -137,7 +137,7 @@ def test_a_form_names_each_field_with_what_is_typed_in_it(cases: list[Case], rea
 def test_xmessage_is_read_whole_with_the_buttons_packed_in_one_line(cases: list[Case], read: dict) -> None:
     case = next(c for c in cases if c.name == "xmessage")
     lines = read[case.name][0]
-    assert [b.text for b in reader.buttons(lines)] == ["Reload", "Keep mine", "Cancel"]
+    assert [b.text for b in layout.buttons(lines)] == ["Reload", "Keep mine", "Cancel"]
     assert reader.kind(lines, case.image.size) == "dialog"
     assert "The document was changed by another program. Reload it and lose your edits?" in [
         ln.text for ln in lines]

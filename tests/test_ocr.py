@@ -9,8 +9,9 @@ from PIL import Image
 from screens import FONTS, SENTENCES, busy, dialog, page
 
 from describe_screen.errors import UserError
+from describe_screen.layout import TextLine
 from describe_screen.ocr import TextRecognizer, _tiles
-from describe_screen.reader import TextLine, brief
+from describe_screen.reader import brief
 
 
 @pytest.fixture(scope="module")

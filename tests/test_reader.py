@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from screens import SENTENCES, columns, dialog
 
+from describe_screen.layout import TextLine, blocks, buttons, heading, reading_order
 from describe_screen.ocr import TextRecognizer
-from describe_screen.reader import TextLine, blocks, brief, buttons, full, heading, narrate, reading_order, where
+from describe_screen.reader import brief, full, narrate, where
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from screens import dialog, page
 
+from describe_screen.layout import TextLine
 from describe_screen.ocr import TextRecognizer
-from describe_screen.reader import TextLine
 from describe_screen.textqa import answer, find
 
 SIZE = (1280, 720)
@@ -92,3 +92,27 @@ def test_what_is_a_value_on_the_screen() -> None:
     assert ask("What is the balance?", lines) == "The balance is 4,512.30 on 12 October."
     assert ask("what does the error say", lines) == "It says: error: connection refused by server at port 8080."
     assert ask("What is the interest rate?", lines) is None
+
+
+@pytest.fixture(scope="module")
+def flight() -> list[TextLine]:
+    screen = page(["Trip details", "", "Your flight to Lisbon is delayed", "New departure time: 14:35",
+                   "Gate B12"], size=18)
+    return TextRecognizer(provider="cpu").read(screen.image)
+
+
+def test_a_yes_no_question_is_answered_by_quoting_the_screen(flight: list[TextLine]) -> None:
+    assert ask("Is my flight delayed?", flight) == "It says: Your flight to Lisbon is delayed."
+    assert ask("is my flight cancelled?", flight) is None  # the screen does not say: no guess
+    assert ask("Where is my flight going?", flight) == "To Lisbon. It says: Your flight to Lisbon is delayed."
+
+
+def test_the_article_agrees_with_the_button_name() -> None:
+    lines = [TextLine("Are you sure?", (100, 100, 300, 120), 0.9), TextLine("OK", (200, 200, 230, 220), 0.9),
+             TextLine("Undo", (260, 200, 310, 220), 0.9), TextLine("Cancel", (340, 200, 400, 220), 0.9)]
+    for ln, frame in zip(lines[1:], [(190, 192, 240, 228), (250, 192, 320, 228), (330, 192, 410, 228)], strict=True):
+        ln.frame = frame
+    assert ask("Is there an OK button?", lines).startswith("Yes, an OK button")
+    assert ask("is there an undo button", lines).startswith("Yes, an Undo button")
+    assert ask("is there a cancel button", lines).startswith("Yes, a Cancel button")
+    assert ask("is there an apply button", lines).startswith("No, I cannot find an apply button.")
