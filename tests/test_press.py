@@ -169,7 +169,7 @@ def test_pressing_a_button_that_opens_a_dialog_speaks_the_dialog_and_explores_it
     text = said(daemon, {"cmd": "activate"})
     assert window.said() == ["Details pressed"]
     assert text == "Pressing Button Details. A window appeared, titled Details: Saved three reports today. Button OK."
-    assert explore(daemon, "next-button") == "Button, OK, 1 of 1, at the bottom."
+    assert explore(daemon, "next-button") == "Button, OK, 1 of 1, at the bottom of the dialog."
     text = said(daemon, {"cmd": "activate"})  # the dialog was captured as a window: its own origin maps the click
     assert window.said() == ["OK pressed"]
     assert text.startswith("Pressing Button OK. The window Details closed. The screen changed: "), text
