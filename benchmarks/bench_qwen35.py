@@ -55,6 +55,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path[:0] = [str(ROOT), str(ROOT.parent / "tests")]
 
+import bench_server  # noqa: E402  (found through the path above)
+from bench_server import vm_hwm_mb  # noqa: E402
+
 # Qwen/Qwen3.5-0.8B and -2B config.json: what differs between the sizes (COMMON_* below is shared).
 ARCH = {
     "0.8b": {"text": {"hidden_size": 1024, "intermediate_size": 3584},
@@ -90,13 +93,6 @@ SPLIT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}|
 TRAINED_VOCAB = 16000
 LICENCES = Path("/usr/share/common-licenses")  # Debian's base-files: the same English text on every machine
 LLAMA_WEIGHTS = ("q4_0", "q4_k_m")
-
-
-def vm_hwm_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 # --- the checkpoint ---------------------------------------------------------------------------------
@@ -312,29 +308,14 @@ def torch_worker(source: Path, image_tokens: str, tokens: int, threads: int, siz
             "ttft_s": stamps[0] - t0, "total_s": end - t0, "peak_rss_mb": vm_hwm_mb()}), flush=True)
 
 
-class Worker:
+class Worker(bench_server.Worker):
     """One of our worker processes (ours or PyTorch), loaded once, one answer per `run()`."""
 
     def __init__(self, kind: str, path: Path, image_tokens: str, tokens: int, threads: int, size: str) -> None:
         started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", kind, "--path", str(path), "--image-tokens", image_tokens,
-             "--tokens", str(tokens), "--threads", str(threads), "--size", size],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT.parent)))
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the {kind} worker did not start (exit {self.process.wait()})")
-        self.info = json.loads(line)
+        super().__init__([__file__, "--worker", kind, "--path", str(path), "--image-tokens", image_tokens,
+                          "--tokens", str(tokens), "--threads", str(threads), "--size", size], close_timeout=120)
         self.info["start_s"] = time.perf_counter() - started  # process start to ready, as llama-server's
-
-    def run(self) -> dict:
-        self.process.stdin.write("go\n")
-        self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=120)
 
 
 # --- llama.cpp -----------------------------------------------------------------------------------------

@@ -68,13 +68,18 @@ def onnx_worker(bundle: Path, tokens: int, precision: str, grounding: int) -> No
                           "tiles": run["tiles"], "peak_rss_mb": vm_hwm_mb()}), flush=True)
 
 
-class Ours:
-    def __init__(self, bundle: Path, tokens: int, precision: str, grounding: int) -> None:
-        self.process = subprocess.Popen([sys.executable, __file__, "--worker", "--bundle", str(bundle),
-                                         "--tokens", str(tokens), "--weights", precision, "--grounding",
-                                         str(grounding)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+class Worker:
+    """A benchmark's own worker process (`python SCRIPT --worker ...`), loaded once: its first line says what it
+    loaded (`info`), then it answers one JSON line per `run()`. bench_qwen35.py runs its engines the same way."""
+
+    def __init__(self, argv: list[str], close_timeout: float = 60) -> None:
+        self.close_timeout = close_timeout
+        self.process = subprocess.Popen([sys.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True, env=dict(os.environ, PYTHONPATH=str(ROOT.parent)))
-        self.info = json.loads(self.process.stdout.readline())
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the worker {' '.join(argv[1:4])} did not start (exit {self.process.wait()})")
+        self.info = json.loads(line)
 
     def run(self) -> dict:
         self.process.stdin.write("go\n")
@@ -83,7 +88,12 @@ class Ours:
 
     def close(self) -> None:
         self.process.stdin.close()
-        self.process.wait(timeout=60)
+        self.process.wait(timeout=self.close_timeout)
+
+
+def our_worker(bundle: Path, tokens: int, precision: str, grounding: int) -> Worker:
+    return Worker([__file__, "--worker", "--bundle", str(bundle), "--tokens", str(tokens), "--weights", precision,
+                   "--grounding", str(grounding)])
 
 
 class Llama:
@@ -169,7 +179,7 @@ def load_times(bundle: Path, gguf, binaries: Path, work: Path, precision: str, t
     """(ours, llama.cpp) warm load seconds, each in a fresh process."""
     import llama_cpp
 
-    ours = Ours(bundle, 1, precision, 0)
+    ours = our_worker(bundle, 1, precision, 0)
     mine = ours.info["load_s"]
     ours.close()
     started = time.perf_counter()
@@ -204,7 +214,7 @@ def main() -> None:
     grounding = grounding_for(bundle, args.weights, args.context)
     threads = physical_cores()
     loads = [load_times(bundle, gguf, binaries, args.work, args.weights, threads) for _ in range(3)]
-    ours = Ours(bundle, args.tokens, args.weights, grounding)
+    ours = our_worker(bundle, args.tokens, args.weights, grounding)
     with llama_cpp.serve(gguf, args.work / "llama-server.log", alias="bench", threads=threads,
                          extra=("-tb", str(threads)), binaries=binaries) as server:
         theirs = Llama(server, args.tokens, grounding)
