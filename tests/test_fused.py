@@ -230,7 +230,7 @@ def test_a_text_model_that_is_not_a_plain_llama_runs_its_own_graph(bundle, tmp_p
     manifest = json.loads((copy / "manifest.json").read_text())
     write_manifest(copy, {k: v for k, v in manifest.items() if k not in ("files", "format")}, manifest["files"])
     model = load_model(copy, RuntimeOptions(provider="cpu", precision="int8"))
-    assert model.fused_decoder() is None and not list(copy.glob(".derived/*"))
+    assert model.fused_decoder() is None and not list(copy.glob(".derived/*.onnx"))
     assert model.fused_failure() == "its rotary embedding is scaled (linear)"
     assert len(list(model.token_ids(picture(4), REQUESTS[0], lambda: False, FORCED))) == TOKENS
 
@@ -300,6 +300,22 @@ def test_a_decoder_the_fused_path_cannot_read_runs_as_it_is_and_says_why(bundle,
     unfused = load_model(unreadable, RuntimeOptions(provider="cpu", precision="fp32", fused=False))
     assert unfused.fused_failure() == ""
     assert unfused.decoder_in_use() == "its original decoder graph, because the settings turn the fast decoder off"
+
+
+def test_a_decoder_that_cannot_be_rewritten_is_read_once_not_at_every_load(unreadable, monkeypatch):
+    reads = []
+    original = fused.read_weights
+    monkeypatch.setattr(fused, "read_weights", lambda *args: reads.append(1) or original(*args))
+    for _ in range(2):
+        model = load_model(unreadable, RuntimeOptions(provider="cpu", precision="fp32"))
+        assert model.fused_decoder() is None and model.fused_failure() == UNREAD
+    assert reads == [1]
+    # a new download of the decoder is read again
+    pack_first_attention(unreadable / "decoder_model_merged.onnx")
+    rewrite_manifest(unreadable)
+    model = load_model(unreadable, RuntimeOptions(provider="cpu", precision="fp32"))
+    assert model.fused_decoder() is None and reads == [1, 1]
+    assert len(list(unreadable.glob(".derived/*.none"))) == 1  # the old source's note is gone
 
 
 def test_install_and_doctor_say_which_decoder_runs(unreadable, tmp_path):

@@ -291,6 +291,19 @@ def _derived_files(graph: Path, base: str) -> list[Path]:
     return [graph, data] if data.is_file() else [graph]
 
 
+def _refuse(folder: Path, base: str, reason: str) -> None:
+    """Remember that `base` (a source checksum and recipe) has no derived copy, and why ("" when the source
+    needs none): reading a large graph again at every load to find that out costs seconds."""
+    refused = folder / f"{base}.none"
+    try:
+        for stale in folder.glob(f"{base.rsplit('.', 1)[0]}.*"):  # another source's copy or note
+            stale.unlink()
+        refused.with_suffix(".making").write_text(reason, encoding="utf-8")
+        os.replace(refused.with_suffix(".making"), refused)
+    except OSError:  # only a saving of time: without it the next load reads the graph again
+        log.warning("could not note in %s that %s has no optimised copy", folder, base)
+
+
 def _remove_derived(graph: Path) -> None:
     base = ".".join(graph.name.split(".")[:-2])
     for path in _derived_files(graph, base):
@@ -465,6 +478,10 @@ class Bundle:
         base = f"{name.removesuffix('.onnx')}.{kind}.{digest}"
         folders = [self.path / DERIVED, derived_cache() / self.name]
         for folder in folders:
+            if (refused := folder / f"{base}.none").is_file():  # made before: nothing to make for this source
+                if reason := refused.read_text(encoding="utf-8"):
+                    raise ValueError(reason)
+                return None
             for path in sorted(folder.glob(f"{base}.*.onnx")) if folder.is_dir() else ():
                 if path.name.split(".")[-2] == sha256_of(*_derived_files(path, base))[:16]:
                     return path
@@ -476,7 +493,13 @@ class Bundle:
                 folder.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=folder, prefix=".making-") as work:
                     target = Path(work) / f"{base}.onnx"
-                    if not make(self.path / name, target):
+                    try:
+                        made_one = make(self.path / name, target)
+                    except ValueError as exc:  # remembered, so the next load does not read the graph again
+                        _refuse(folder, base, str(exc))
+                        raise
+                    if not made_one:
+                        _refuse(folder, base, "")
                         return None
                     made = Path(work) / f"{base}.{sha256_of(*_derived_files(target, base))[:16]}.onnx"
                     target.rename(made)
