@@ -35,6 +35,7 @@ class Scene:
 
     capture: Capture
     lines: list[TextLine] | None = None
+    unread: set[str] = field(default_factory=set)  # scripts of lines no installed recogniser could read
     history: list[vlm.Turn] = field(default_factory=list)
     reading: threading.Lock = field(default_factory=threading.Lock)  # one recognition of it at a time
 
@@ -78,7 +79,7 @@ class Describer:
                 from describe_screen.ocr import TextRecognizer
 
                 self._ocr = TextRecognizer(provider=self.config.models.provider,
-                                           threads=self.config.models.threads)
+                                           threads=self.config.models.threads, models_dir=self.config.models_dir())
             return self._ocr
 
     def model(self, task: str) -> vlm.VisionLanguageModel | None:
@@ -230,6 +231,7 @@ class Describer:
                                         is_photo(capture.image))
             # a summary made after a stop is of the lines read so far: "no text found" would be false
             yield from (piece + " " for piece in _until(pieces, cancelled))
+            yield from self._unread(scene, cancelled)
 
         if model is None:
             yield from text_reader()
@@ -250,8 +252,17 @@ class Describer:
         for line in self.stream_lines(scene, cancelled):
             found = True
             yield line.text + "\n"
-        if not found and not cancelled():  # stopped before any line: that says nothing about the screen
+        if not found and not cancelled() and not scene.unread:  # stopped before any line: says nothing
             yield "I found no text on the screen. "
+        yield from self._unread(scene, cancelled)
+
+    def _unread(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
+        """Say that some text is in a script no installed recogniser reads, and what installs one."""
+        if scene.unread and not cancelled():
+            from describe_screen import language, scripts
+
+            yield scripts.hint(scene.unread, language.user_language(),
+                               list(scripts.installed(self.config.models_dir()))) + " "
 
     def stream_lines(self, scene: Scene, cancelled: Cancelled) -> Iterator[TextLine]:
         """The scene's lines as they are recognised (kept for follow-ups once all are read)."""
@@ -259,7 +270,7 @@ class Describer:
             yield from scene.lines
             return
         found: list[TextLine] = []
-        for line in self.ocr.iter_lines(scene.capture.image, cancelled):
+        for line in self.ocr.iter_lines(scene.capture.image, cancelled, scene.unread):
             found.append(line)
             yield line
         if not cancelled():

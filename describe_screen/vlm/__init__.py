@@ -107,7 +107,8 @@ class TextReader(Protocol):
 
     def provider(self) -> str: ...
 
-    def iter_lines(self, image: Image, cancelled: Callable[[], bool] = ...) -> Iterator[TextLine]: ...
+    def iter_lines(self, image: Image, cancelled: Callable[[], bool] = ...,
+                   unread: set[str] | None = ...) -> Iterator[TextLine]: ...
 
 
 def _smolvlm(bundle: Bundle) -> VisionLanguageModel:
