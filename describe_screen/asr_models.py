@@ -37,9 +37,20 @@ SPEECH_MODELS = {
                                 145, "speech recognition in many languages"),
 }
 SUGGESTED = "whisper-base.en"
+MULTILINGUAL = "whisper-base"  # suggested for questions in any other language than English
 INSTALL_COMMAND = f"describe-screen models install {SUGGESTED}"
 NO_MODEL = ("Voice questions are off: no speech-recognition model is installed.",
             f"Install one with: {INSTALL_COMMAND}")
+
+
+def multilingual(name: str) -> bool:
+    """Whisper's ".en" models hear English only; the others hear about a hundred languages."""
+    return not name.endswith(".en")
+
+
+def install_command(language: str) -> str:
+    """The install command for a model that hears questions in `language` (an ISO 639-1 code)."""
+    return INSTALL_COMMAND if language == "en" else f"describe-screen models install {MULTILINGUAL}"
 
 
 def folder(models_dir: Path) -> Path:

