@@ -219,6 +219,7 @@ class Describer:
         capture = scene.capture
         task = vlm.CAPTION_FULL if detail == "full" else vlm.CAPTION_BRIEF
         model = self.model(task)
+        answer_in = self._answer_language(model)
         yield from self.take_notes()
 
         def text_reader() -> Iterator[str]:
@@ -238,7 +239,7 @@ class Describer:
         else:
             yield self._lead(scene, cancelled)
             # what the desktop says about the capture (the focused object) is the model's context too
-            request = vlm.Request(task=task, grounding=capture.context)
+            request = vlm.Request(task=task, grounding=capture.context, language=answer_in)
             yield from self._stream(task, model, capture.image, request, cancelled, text_reader)
         yield from _until(self.take_after(), cancelled)
 
@@ -287,6 +288,7 @@ class Describer:
             yield blank
             return
         model = self.model(vlm.ASK)
+        answer_in = self._answer_language(model)
         yield from self.take_notes()
         capture = scene.capture
         answer: list[str] = []
@@ -304,7 +306,7 @@ class Describer:
                 recognised = " ".join(line.text for line in self.lines(scene, cancelled))
                 grounding = f"{grounding} {recognised}".strip()[:vlm.GROUNDING_CHARS]
             request = vlm.Request(task=vlm.ASK, question=question, history=list(scene.history),
-                                  grounding=grounding)
+                                  grounding=grounding, language=answer_in)
             pieces = self._stream(vlm.ASK, model, capture.image, request, cancelled, text_answer)
         else:
             pieces = text_answer()
@@ -326,6 +328,19 @@ class Describer:
             yield from self.take_notes()
             backup = self.model(task) if model is self.server else None
             yield from self._stream(task, backup, image, request, cancelled, fallback) if backup else fallback()
+
+    def _answer_language(self, model: vlm.VisionLanguageModel | None) -> str:
+        """The user's language where the model can answer in it; else English, said once per model."""
+        from describe_screen import language
+
+        wanted = language.user_language()
+        if model is None or vlm.answers_in(model, wanted):
+            return wanted
+        note = (f"The vision model {model.name} can only answer in English, so its answers stay in English. ")
+        if note not in self._noted:
+            self._noted.add(note)
+            self.notes.append(note)
+        return "en"
 
     def _lead(self, scene: Scene, cancelled: Cancelled) -> str:
         """The quick lead before a model's caption: the window's title, else the first line of text."""

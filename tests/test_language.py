@@ -161,3 +161,72 @@ def test_models_install_fetches_the_pinned_multilingual_whisper_from_the_hub(tmp
          "SpeechRecognizer; print(SpeechRecognizer('auto', models_dir=Path(sys.argv[1])).describe())",
          str(tmp_path / "data" / "models")], capture_output=True, text=True, env=env, timeout=300)
     assert "(whisper-base, installed with describe-screen models install), listening for French" in heard.stdout
+
+
+# -- vision models answer in the user's language where the family can --------------------------------------------
+def scene_with_text():
+    from PIL import Image, ImageDraw
+
+    from describe_screen.capture import Capture
+    from describe_screen.describer import Scene
+
+    image = Image.new("RGB", (320, 120), "white")
+    ImageDraw.Draw(image).text((20, 50), "Datei speichern?", fill="black")
+    return Scene(Capture(image, "screen"))
+
+
+def asked_with(model, monkeypatch, lang: str, questions: list[str]) -> tuple[list, str]:
+    """The requests `model` was given for `questions` through the describer under LANG=lang, and all that was said."""
+    from describe_screen.config import Config
+    from describe_screen.describer import Describer
+
+    monkeypatch.setenv("LANG", f"{lang}.UTF-8")
+    describer = Describer(Config())
+    monkeypatch.setattr(describer, "model", lambda task: model)
+    requests = []
+    stream = model.stream
+    monkeypatch.setattr(model, "stream", lambda image, request, cancelled: (requests.append(request),
+                                                                            stream(image, request, cancelled))[1])
+    scene = scene_with_text()
+    said = "".join(piece for q in questions for piece in describer.ask(scene, q, lambda: False))
+    return requests, said
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen(tmp_path_factory):
+    from tiny_qwen import tiny_qwen_bundle
+
+    from describe_screen.vlm import RuntimeOptions, load_model
+
+    return load_model(tiny_qwen_bundle(tmp_path_factory.getbasetemp()), RuntimeOptions(provider="cpu",
+                                                                                        max_new_tokens=4))
+
+
+def test_qwen35_is_asked_to_answer_in_the_users_language(tiny_qwen, monkeypatch) -> None:
+    requests, said = asked_with(tiny_qwen, monkeypatch, "de_DE", ["Was steht im Dialog?"])
+    assert [r.language for r in requests] == ["de"] and "only answer in English" not in said
+    prompt = tiny_qwen.tokenizer.decode(tiny_qwen.turn_ids(requests[0]), skip_special_tokens=False)
+    assert "Was steht im Dialog? Answer in German.<|im_end|>" in prompt
+    requests, _ = asked_with(tiny_qwen, monkeypatch, "en_US", ["What does the dialog say?"])
+    prompt = tiny_qwen.tokenizer.decode(tiny_qwen.turn_ids(requests[0]), skip_special_tokens=False)
+    assert "What does the dialog say?<|im_end|>" in prompt and "Answer in" not in prompt
+
+
+@pytest.fixture(scope="module")
+def tiny_smolvlm(tmp_path_factory):
+    from tiny import tiny_smolvlm_bundle
+
+    from describe_screen.vlm import RuntimeOptions, load_model
+
+    _, bundle = tiny_smolvlm_bundle(tmp_path_factory.getbasetemp())
+    return load_model(bundle, RuntimeOptions(provider="cpu", max_new_tokens=4))
+
+
+def test_smolvlm_keeps_english_and_says_so_once(tiny_smolvlm, monkeypatch) -> None:
+    requests, said = asked_with(tiny_smolvlm, monkeypatch, "fr_FR", ["Que dit la fenêtre ?", "Et le bouton ?"])
+    assert [r.language for r in requests] == ["en", "en"]
+    assert said.count(f"The vision model {tiny_smolvlm.name} can only answer in English, so its answers stay in "
+                      "English.") == 1
+    prompt = tiny_smolvlm.tokenizer.decode(tiny_smolvlm.prompt_ids(requests[1], tiny_smolvlm.tiles(
+        scene_with_text().capture.image)), skip_special_tokens=False)
+    assert "Et le bouton ?" in prompt and "Answer in" not in prompt
