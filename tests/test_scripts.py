@@ -198,3 +198,17 @@ def test_a_file_that_is_not_the_published_one_is_refused(tmp_path) -> None:
                             text=True, timeout=300, env=env)
     assert "ocr-cyrillic: reads Cyrillic (Russian, Ukrainian, Bulgarian, Serbian and others); Apache-2.0 " \
            "licence; not installed." in listed.stdout
+
+
+@pytest.mark.parametrize(("lang", "fix"), [("ru", "Install it with: describe-screen models install ocr-cyrillic"),
+                                           ("vi", "Install it with: describe-screen models install ocr-latin"),
+                                           ("fr", "")])
+def test_doctor_says_which_scripts_are_read_and_what_a_language_needs(tmp_path, monkeypatch, lang, fix) -> None:
+    from describe_screen.commands.doctor import check_text_reader
+
+    monkeypatch.setenv("LANG", f"{lang}_XX.UTF-8")
+    config = Config()
+    monkeypatch.setattr(config, "models_dir", lambda: tmp_path)
+    check = check_text_reader(config)
+    assert f"It reads {scripts.BUNDLED}." in check.says
+    assert check.fix == fix and check.status == ("note" if fix else "ok")
