@@ -177,6 +177,7 @@ class TextRecognizer:
         found = [found[i] for i in reading_order([box for box, _ in found])]
         start = 0
         strange = False
+        latin = scripts.latin_first(self._models_dir)  # every line to the installed Latin recogniser first
         while start < len(found):
             size = FIRST_BATCH if start == 0 else BATCH
             chunk = found[start:start + size]
@@ -189,13 +190,16 @@ class TextRecognizer:
             for (box, quad), crop, text, score, places in zip(chunk, crops, result.txts, result.scores,
                                                               result.word_results, strict=True):
                 script = scripts.foreign_script(text)
-                if script or scripts.unreadable(text, box) or (strange and score < scripts.DOUBTFUL):
-                    strange = True  # a screen in a script the bundled recogniser cannot read: its doubtful
-                    text, score = self._other_scripts(crop, script)  # lines are look-alikes too
-                    if not text:
-                        if unread is not None:
-                            unread.add(script)
-                        continue
+                # a screen in a script the bundled recogniser cannot read: its doubtful lines are look-alikes too
+                flagged = bool(script) or scripts.unreadable(text, box) or (strange and score < scripts.DOUBTFUL)
+                strange = strange or flagged
+                other, other_score = self._other_scripts(crop, script or "LATIN") if flagged or latin else ("", 0)
+                if other:
+                    text, score = other, other_score
+                elif flagged:
+                    if unread is not None:
+                        unread.add(script)
+                    continue
                 elif quad is None:
                     text = _bitmap_letters(grey, box, text, places)
                 text = text.strip()

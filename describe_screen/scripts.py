@@ -129,6 +129,14 @@ def folder(models_dir: Path) -> Path:
     return models_dir / "ocr"
 
 
+def latin_first(models_dir: Path | None) -> bool:
+    """The desktop's language needs Latin letters the bundled recogniser lacks (Vietnamese), and the
+    recogniser that has them is installed: it reads every line first."""
+    from describe_screen import language
+
+    return FOR_LANGUAGE.get(language.user_language()) == "ocr-latin" and "ocr-latin" in installed(models_dir)
+
+
 def installed(models_dir: Path | None) -> dict[str, Path]:
     """{name: model file} of the installed script recognisers."""
     if models_dir is None:

@@ -212,3 +212,12 @@ def test_doctor_says_which_scripts_are_read_and_what_a_language_needs(tmp_path, 
     check = check_text_reader(config)
     assert f"It reads {scripts.BUNDLED}." in check.says
     assert check.fix == fix and check.status == ("note" if fix else "ok")
+
+
+def test_on_a_vietnamese_desktop_an_installed_latin_recogniser_reads_every_line(shots, tmp_path, monkeypatch) -> None:
+    line = "Bạn có chắc chắn muốn xóa vĩnh viễn tệp này không? Mật khẩu phải có"
+    install_stand_in("ocr-latin", stand_in(line), tmp_path, monkeypatch)
+    said = read_aloud(shots["vi"], tmp_path, monkeypatch, "vi")
+    assert said.count(line) == len(PAGES["vi"])
+    said = read_aloud(shots["fr"], tmp_path, monkeypatch, "fr")  # another desktop: the bundled reader as before
+    assert line not in said and "Paramètres du compte" in said
