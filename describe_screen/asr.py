@@ -98,7 +98,9 @@ class SpeechRecognizer:
         return self._run(self._whisper(), np.concatenate([pad, audio, pad]))
 
     def _run(self, whisper: Any, audio: np.ndarray) -> str:
-        told = self.choice().language if whisper.model.is_multilingual else "en"  # never guessed from the sound
+        told = self.choice().language if whisper.model.is_multilingual else "en"  # not guessed from the sound,
+        if told not in whisper.supported_languages:  # except in a language Whisper was not taught
+            told = None
         segments, _ = whisper.transcribe(
             audio, language=told, beam_size=self.beam_size, vad_filter=False, condition_on_previous_text=False,
             without_timestamps=True, initial_prompt=PROMPT if told == "en" else None,  # an English prompt pulls

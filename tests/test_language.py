@@ -115,6 +115,7 @@ class Whisper:
 
     def __init__(self, multilingual: bool) -> None:
         self.model = type("Model", (), {"is_multilingual": multilingual})()
+        self.supported_languages = ["en", "de", "fr"] if multilingual else ["en"]
         self.asked: dict = {}
 
     def transcribe(self, audio, **options):
@@ -122,14 +123,15 @@ class Whisper:
         return [], None
 
 
-@pytest.mark.parametrize(("multilingual", "told", "prompted"), [(True, "de", False), (False, "en", True)])
-def test_whisper_is_told_the_language_and_never_guesses_it(tmp_path, multilingual, told, prompted) -> None:
+@pytest.mark.parametrize(("spoken", "multilingual", "told", "prompted"),
+                         [("de", True, "de", False), ("de", False, "en", True), ("xx", True, None, False)])
+def test_whisper_is_told_the_language_it_knows(tmp_path, spoken, multilingual, told, prompted) -> None:
     import numpy as np
 
     from describe_screen import asr
 
-    recognizer = asr.SpeechRecognizer("auto", spoken="de")
-    recognizer._choice = asr.Choice(str(tmp_path), "test", "cpu", "int8", "de" if multilingual else "en")
+    recognizer = asr.SpeechRecognizer("auto", spoken=spoken)
+    recognizer._choice = asr.Choice(str(tmp_path), "test", "cpu", "int8", spoken if multilingual else "en")
     whisper = Whisper(multilingual)
     recognizer._run(whisper, np.zeros(16000, np.float32))
     assert whisper.asked["language"] == told
