@@ -230,8 +230,9 @@ class Describer:
 
                 pieces = reader.narrate(self.stream_lines(scene, cancelled), capture.title, capture.image.size,
                                         is_photo(capture.image))
-            # a summary made after a stop is of the lines read so far: "no text found" would be false
-            yield from (piece + " " for piece in _until(pieces, cancelled))
+            # a summary made after a stop is of the lines read so far: "no text found" would be false; so
+            # it is on a screen whose only text is in a script no installed recogniser reads
+            yield from (piece + " " for piece in _until(pieces, cancelled) if scene.lines != [] or not scene.unread)
             yield from self._unread(scene, cancelled)
 
         if model is None:
