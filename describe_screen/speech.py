@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from describe_screen import language
 from describe_screen.config import SpeechConfig
 from describe_screen.errors import UserError
 from describe_screen.sound import read_sound, resample
@@ -85,6 +86,7 @@ class Speaker:
         self.config = config
         self.spoken: list[str] = []  # utterances actually started, in order
         self.lost: list[str] = []  # sentences the synthesiser failed on twice: the user did not hear them
+        self.voices: list[tuple[str, str]] = []  # (sentence, our own voice that said it); none for a screen reader
         if paced is None:
             paced = os.environ.get("DESCRIBE_SCREEN_FAST_SPEECH_FILE", "") != "1"
         # a speech file is always our own voice (tests, headless machines); else speech.output decides
@@ -110,6 +112,7 @@ class Speaker:
         self._generation = 0  # bumped by stop(): queued or playing items of older generations are dropped
         self._pending = 0  # items queued or playing
         self._driver = ""
+        self._voice_words = ""  # which voice speaks which language, for `doctor`
         self._failure: UserError | None = None
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(started,), name="speech", daemon=True)
@@ -224,7 +227,7 @@ class Speaker:
             cues = f"cues {self._output.describe()}" if self._output and self.config.cues else "no cues"
             return f"{self._reader.name}, {cues}"
         assert self._output is not None
-        return f"{self._driver} via pyttsx3, {self._output.describe()}"
+        return f"{self._driver} via pyttsx3, {self._output.describe()}. {self._voice_words}"
 
     def _enqueue(self, kind: str, payload: str) -> None:
         with self._state:
@@ -241,7 +244,7 @@ class Speaker:
         with tempfile.TemporaryDirectory(prefix="describe-screen-speech-", dir=memory_dir()) as tmp:
             try:
                 voice = _Voice(self.config, Path(tmp))
-                self._driver = voice.name
+                self._driver, self._voice_words = voice.name, voice.describe()
             except UserError as exc:
                 self._failure = exc
                 return
@@ -250,6 +253,7 @@ class Speaker:
                 return
             finally:
                 started.set()
+            threading.Thread(target=language.warm_up, name="language-warm-up", daemon=True).start()
             tones = {name: _tone(notes, level * self.config.volume) for name, (notes, level) in CUES.items()}
             try:
                 while (item := self._queue.get()) is not None:
@@ -260,6 +264,8 @@ class Speaker:
                             if generation == self._generation:
                                 if kind == "say":
                                     self._started(payload, generation)
+                                    self.voices.append((payload, voice.last))
+                                    del self.voices[:-KEEP_SPOKEN]
                                 self._play(samples, generation)
                     except SpeechLost:
                         self._report_lost(voice, payload, tones["error"], generation)
@@ -405,8 +411,14 @@ class _Voice:
                             _install_hint()) from exc
         self.name = DRIVER_NAMES.get(self.engine.driver_name, self.engine.driver_name)
         self.properties = {"rate": config.rate, "volume": config.volume}
-        if config.voice:
-            self.properties["voice"] = _voice_id(self.engine, config.voice)
+        self.language = language.user_language()
+        self._installed = list(self.engine.getProperty("voices"))
+        self._by_language: dict[str, str] = {}  # language -> voice id, or "" when none speaks it
+        self.voice = _voice_id(self._installed, config.voice) if config.voice else self.for_language(self.language)
+        # speaks when no voice fits the language: English, espeak-ng's own default (the engine's current
+        # voice is whichever an earlier Speaker left set, pyttsx3 keeps one engine per process)
+        self._default = self.for_language(language.DEFAULT)
+        self.last = ""  # the voice of the latest utterance
         self.path = workdir / ("utterance.aiff" if self.engine.driver_name == "nsss" else "utterance.wav")
         self._ended = threading.Event()
         self._completed = False
@@ -423,16 +435,45 @@ class _Voice:
         self._error = exception or RuntimeError("unknown error")
         self._ended.set()
 
+    def for_language(self, code: str) -> str:
+        """The id of an installed voice for the language `code`, or "" when none speaks it."""
+        if code not in self._by_language:
+            self._by_language[code] = voice_for(self._installed, code)
+        return self._by_language[code]
+
+    def choose(self, text: str) -> str:
+        """The user's voice, or, for a line clearly in another language, a voice for that language."""
+        told = language.text_language(text)
+        if told and told != self.language:
+            return self.for_language(told) or self.voice
+        return self.voice
+
+    def describe(self) -> str:
+        """Which voice speaks the user's language, in words (for `doctor`)."""
+        if not self.voice:
+            return (f"No {self.name} voice for the desktop language, {language.name(self.language)}, is installed: "
+                    "the default voice speaks.")
+        name = next((str(v.name) for v in self._installed if v.id == self.voice), self.voice)
+        return (f"The voice {name} ({self.voice}) speaks {language.name(self.language)}; screen text clearly in "
+                "another language is spoken with a voice for that language.")
+
     def render(self, text: str) -> np.ndarray:
         """The whole utterance as samples, or SpeechLost: never a missing, half-written or cut sound."""
+        chosen = self.choose(text)
         with _ENGINE_LOCK:
             render = self._render_espeak if self.engine.driver_name == "espeak" else self._render_file
-            samples = render(text)
+            chosen = chosen or self._default
+            samples = render(text, {**self.properties, "voice": chosen} if chosen else self.properties)
+            self.last = str(self._engine_voice() or chosen)  # read back: the voice the engine really used
         if not len(samples) and any(c.isalnum() for c in text):
             raise SpeechLost("the synthesiser produced no sound")
         return samples
 
-    def _render_espeak(self, text: str) -> np.ndarray:
+    def _engine_voice(self) -> str | None:
+        driver = self.engine.proxy._driver if self.engine.driver_name == "espeak" else self.engine
+        return driver.getProperty("voice")
+
+    def _render_espeak(self, text: str, properties: dict[str, Any]) -> np.ndarray:
         import ctypes
 
         import numpy as np
@@ -456,7 +497,7 @@ class _Voice:
 
         try:
             _espeak.SetSynthCallback(on_sound)  # replaces the pyttsx3 driver's, which we never use to speak
-            for name, value in self.properties.items():
+            for name, value in properties.items():
                 self.engine.proxy._driver.setProperty(name, value)  # the driver's own mapping, applied now
             status = _espeak.Synth(text, flags=_espeak.ENDPAUSE | _espeak.CHARS_UTF8, user_data=tag)
         except Exception as exc:
@@ -470,9 +511,9 @@ class _Voice:
         pcm = np.frombuffer(b"".join(chunks), "<i2").astype(np.float32) / 32768.0
         return resample(pcm, ESPEAK_RATE, RATE)
 
-    def _render_file(self, text: str) -> np.ndarray:
+    def _render_file(self, text: str, properties: dict[str, Any]) -> np.ndarray:
         # set for every utterance: the engine is shared per process
-        for name, value in self.properties.items():
+        for name, value in properties.items():
             self.engine.setProperty(name, value)
         self.path.unlink(missing_ok=True)
         self._ended.clear()
@@ -501,8 +542,22 @@ class _Voice:
             self.engine.disconnect(token)
 
 
-def _voice_id(engine: Any, wanted: str) -> str:
-    voices = engine.getProperty("voices")
+def voice_for(voices: list[Any], code: str) -> str:
+    """The id of the voice for language `code` among pyttsx3's `voices`: one for exactly that language
+    first (espeak-ng's "de"), then the language's main voice (the file named after it: "roa/fr" before
+    fr-be and fr-ch), then any regional one; "" when none speaks it."""
+    best: tuple[int, str] | None = None
+    for voice in voices:
+        tags = [str(tag).lower().replace("_", "-") for tag in getattr(voice, "languages", None) or []]
+        if not any(tag == code or tag.startswith(code + "-") for tag in tags):
+            continue
+        rank = 0 if code in tags else 1 if str(voice.id).lower().rsplit("/", 1)[-1] == code else 2
+        if best is None or rank < best[0]:
+            best = (rank, str(voice.id))
+    return best[1] if best else ""
+
+
+def _voice_id(voices: list[Any], wanted: str) -> str:
     for voice in voices:
         if wanted.lower() in (str(voice.id).lower(), str(voice.name).lower()):
             return voice.id

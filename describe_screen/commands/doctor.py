@@ -232,11 +232,20 @@ def gpu_check(listed: bool, driver: bool, libraries: CudaLibraries) -> Check:
 
 
 def check_text_reader(config: Config) -> Check:
+    from describe_screen import language, scripts
     from describe_screen.ocr import TextRecognizer
 
-    reader = TextRecognizer(provider=config.models.provider, threads=config.models.threads)
+    reader = TextRecognizer(provider=config.models.provider, threads=config.models.threads,
+                            models_dir=config.models_dir())
     reader.warm_up()
-    return Check("Text reader", OK, f"The text reader is ready, running on {reader.provider()}.")
+    found = scripts.installed(config.models_dir())
+    also = "".join(f" With {name} it also reads {scripts.SCRIPT_MODELS[name].says}." for name in found)
+    said = f"The text reader is ready, running on {reader.provider()}. It reads {scripts.BUNDLED}.{also}"
+    wanted = scripts.FOR_LANGUAGE.get(language.user_language())
+    if wanted and wanted not in found:
+        return Check("Text reader", NOTE, f"{said} Text in {language.name(language.user_language())} needs "
+                     "another recogniser.", f"Install it with: describe-screen models install {wanted}")
+    return Check("Text reader", OK, said)
 
 
 def check_models(config: Config) -> Check:

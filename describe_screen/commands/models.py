@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from describe_screen import asr_models, models
+from describe_screen import asr_models, models, scripts
 from describe_screen.config import Config
 from describe_screen.errors import UserError
 
@@ -38,16 +38,23 @@ def run(config: Config, args: argparse.Namespace) -> int:
         for name, model in asr_models.SPEECH_MODELS.items():
             state = "installed" if name in speech else f"not installed, about {model.size_mb} MB"
             print(f"{name}: {model.description}; MIT licence; {state}.")
+        readers = scripts.installed(folder)
+        for name, reader in scripts.SCRIPT_MODELS.items():
+            print(f"{name}: reads {reader.says}; Apache-2.0 licence; "
+                  f"{'installed' if name in readers else 'not installed'}.")
         if broken:  # missing, cut or damaged files and unreadable manifests: never used, each with its fix
             print("Broken:")
             for name, problem in broken.items():
                 print(f"{name}: {problem}")
         return 0
-    if action in ("install", "remove") and args.name in asr_models.SPEECH_MODELS:
+    # speech recognisers and script recognisers: single pinned files or folders, no bundle
+    extra = {**dict.fromkeys(asr_models.SPEECH_MODELS, asr_models), **dict.fromkeys(scripts.SCRIPT_MODELS, scripts)}
+    if action in ("install", "remove") and args.name in extra:
+        module = extra[args.name]
         if action == "remove":
-            print(f"The speech model {args.name} was removed from {asr_models.remove(args.name, folder)}.")
+            print(f"{args.name} was removed from {module.remove(args.name, folder)}.")
         else:
-            print(f"It is in {asr_models.install(args.name, folder, _teller())}.")
+            print(f"It is in {module.install(args.name, folder, _teller())}.")
         return 0
     if action == "install":
         from describe_screen.download import install

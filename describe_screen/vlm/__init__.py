@@ -46,6 +46,7 @@ class Request:
     question: str = ""
     history: list[Turn] = field(default_factory=list)
     grounding: str = ""  # text recognised on the screen, offered to the model as context (GROUNDING_CHARS)
+    language: str = "en"  # the language to answer in (ISO 639-1); only families that can are asked another
 
 
 @dataclass
@@ -61,7 +62,8 @@ class RuntimeOptions:
 
 
 class VisionLanguageModel(Protocol):
-    """The whole interface the daemon sees."""
+    """The whole interface the daemon sees. A family that answers in many languages sets a class attribute
+    `multilingual = True`; the others answer in English (see answers_in)."""
 
     name: str
     tasks: frozenset[str]
@@ -77,6 +79,11 @@ class VisionLanguageModel(Protocol):
     def stream(self, image: Image, request: Request, cancelled: Callable[[], bool]) -> Iterator[str]:
         """Yield text pieces as tokens are decoded; stop early when `cancelled()` is true."""
         ...
+
+
+def answers_in(model: object, wanted: str) -> bool:
+    """The model can answer in the language `wanted` (every family answers in English)."""
+    return wanted == "en" or bool(getattr(model, "multilingual", False))
 
 
 def user_texts(request: Request, prompts: dict[str, str]) -> tuple[str, str]:
@@ -95,6 +102,10 @@ def user_texts(request: Request, prompts: dict[str, str]) -> tuple[str, str]:
                         "Choose another model for it in the settings file.")
     if grounding := request.grounding.strip()[:GROUNDING_CHARS]:
         current = prompts.get("grounding", "{text}\n").format(text=grounding) + current
+    if request.language != "en":
+        from describe_screen import language
+
+        current += f" Answer in {language.name(request.language)}."
     first = request.history[0].question if request.history else current
     return first, current
 
@@ -107,7 +118,8 @@ class TextReader(Protocol):
 
     def provider(self) -> str: ...
 
-    def iter_lines(self, image: Image, cancelled: Callable[[], bool] = ...) -> Iterator[TextLine]: ...
+    def iter_lines(self, image: Image, cancelled: Callable[[], bool] = ...,
+                   unread: set[str] | None = ...) -> Iterator[TextLine]: ...
 
 
 def _smolvlm(bundle: Bundle) -> VisionLanguageModel:

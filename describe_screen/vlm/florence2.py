@@ -193,8 +193,10 @@ class Florence2:
         ids = self.generate_ids(image, self.prompts[request.task], cancelled=cancelled)
         yield from stream_text(self.tokenizer, ids)
 
-    def iter_lines(self, image: Image, cancelled: Callable[[], bool] = lambda: False) -> Iterator[TextLine]:
+    def iter_lines(self, image: Image, cancelled: Callable[[], bool] = lambda: False,
+                   unread: set[str] | None = None) -> Iterator[TextLine]:
         """Text lines with boxes from <OCR_WITH_REGION>, each yielded as soon as its 8 coordinates are out.
+        (`unread` stays empty: the model tells no line it could not read.)
 
         The vlm.TextReader interface (with warm_up and provider), so the daemon can use Florence-2 as its
         text reader. Lines come in the order the model writes them, which is reading order for screens;

@@ -169,6 +169,8 @@ class Conversation:
 class Qwen35:
     """A Qwen3.5 bundle. Sessions load on first use (see bundle.Bundle)."""
 
+    multilingual = True  # Qwen3.5 answers in the user's language when asked to (vlm.answers_in)
+
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.options = bundle.options
