@@ -273,7 +273,7 @@ class Daemon:
         self.speaker.wait_idle(10)  # the user hears what is pressed before it is pressed
         if cancelled():
             return
-        press.click(x, y, how)
+        press.click(x, y, how, self._say_now)
         yield self._what_changed(shot, exploration, element, before) + " "
         if self._explored is None or self._explored[0] is not self.scene:  # changed: read it all while it is said
             self._exploration(request).locate(element)  # the cursor stays on the element pressed

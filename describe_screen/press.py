@@ -3,7 +3,7 @@ whether the screen changed.
 
 Each desktop has its one route for the pointer: on X11 the XTest extension (python-xlib), the way
 xdotool does it; on wlroots desktops (sway, Hyprland, river, Wayfire) their virtual-pointer protocol
-(virtual_pointer.py); GNOME and KDE Plasma's remote-desktop portal is not built yet. Nothing here decides *whether*
+(virtual_pointer.py); on GNOME and KDE Plasma the remote-desktop portal. Nothing here decides *whether*
 to press: the daemon does, only on the user's request, after saying what will be pressed.
 """
 
@@ -26,9 +26,13 @@ if TYPE_CHECKING:
 
 ROUTE_X11 = "X11 XTest"
 ROUTE_WLROOTS = "the wlroots virtual-pointer protocol"
+ROUTE_PORTAL = "the desktop's remote-desktop portal"
 # how each route is allowed, said by doctor after the route
 ALLOWED = {ROUTE_X11: "Every program of an X11 session may use it: there is nothing to allow.",
-           ROUTE_WLROOTS: "The compositor lets every program of your session use it: there is nothing to allow."}
+           ROUTE_WLROOTS: "The compositor lets every program of your session use it: there is nothing to allow.",
+           ROUTE_PORTAL: "At the first press the desktop asks whether describe-screen may control the pointer and "
+                         "see which screens there are: choose Allow and to remember it. The answer is kept until you "
+                         "withdraw it in the desktop's privacy settings."}
 CLICKS = {"click": (1, 1), "double": (1, 2), "right": (3, 1)}  # how -> (pointer button, presses)
 CLICK_WORDS = {"click": "Pressing", "double": "Double-clicking", "right": "Right-clicking"}
 SETTLE_STEP = 0.25  # s between looks at the screen while it settles after a press
@@ -36,14 +40,12 @@ SETTLE_LIMIT = 4.0  # s: an animation that never stops is described as it is the
 CLICK_GAP = 0.08  # s between the two presses of a double click (well inside any double-click time)
 DIFFERENCE = 32  # a pixel differs when a colour channel moved this much (not JPEG-like noise)
 CHANGED_PIXELS = 120  # fewer differing pixels than this is a blinking caret, not a change
-WAYLAND_NOT_YET = ("Pressing controls is not available on this Wayland desktop yet: it offers no virtual "
-                   "pointer, and the remote-desktop route is not built yet.")
 
 
 def route() -> str:
     """How presses reach the screen here (one of the ROUTE_ names), checked to work; a UserError says why
     there is no way."""
-    from describe_screen import virtual_pointer
+    from describe_screen import remote_desktop, virtual_pointer
     from describe_screen.capture import session
 
     where = session.current()
@@ -51,8 +53,8 @@ def route() -> str:
         if where.wlroots:
             virtual_pointer.check()
             return ROUTE_WLROOTS
-        raise UserError(WAYLAND_NOT_YET, "Use sway, Hyprland, river or Wayfire, or an X11 session, to press "
-                        "controls with describe-screen; exploring and reading work here too.")
+        remote_desktop.check()
+        return ROUTE_PORTAL
     if where.kind != "x11":
         raise UserError(f"Pressing controls is not available on {where.describe()} yet.",
                         "Exploring and reading the elements still work.")
@@ -63,17 +65,21 @@ def route() -> str:
     return ROUTE_X11
 
 
-def click(x: int, y: int, how: str = "click") -> None:
+def click(x: int, y: int, how: str = "click", say: Callable[[str], None] | None = None) -> None:
     """Move the pointer to the screen point (x, y) and press: "click", "double" or "right". On Wayland
-    (x, y) are the compositor's logical coordinates, which a capture's origin and scale give."""
-    from describe_screen import virtual_pointer
+    (x, y) are in the capture's screen coordinates (a capture's origin and scale give them); `say` tells
+    the user, before the desktop asks, what it will ask (the remote-desktop portal, the first time)."""
+    from describe_screen import capture, remote_desktop, virtual_pointer
     from describe_screen.capture import session
 
     button, presses = CLICKS[how]
-    if session.current().kind == "wayland":
+    where = session.current()
+    if where.kind == "wayland" and where.wlroots:
         virtual_pointer.click(x, y, button, presses, CLICK_GAP)
-        return
-    _click_x11(x, y, button, presses)
+    elif where.kind == "wayland":
+        remote_desktop.click(x, y, capture.extent(), button, presses, CLICK_GAP, say)
+    else:
+        _click_x11(x, y, button, presses)
 
 
 def _click_x11(x: int, y: int, button: int, presses: int) -> None:

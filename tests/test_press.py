@@ -272,11 +272,12 @@ def test_doctor_says_which_route_presses(xvfb, monkeypatch: pytest.MonkeyPatch) 
     from describe_screen.commands.doctor import check_pressing
 
     assert "uses X11 XTest" in check_pressing(Config()).says
-    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")  # a Wayland desktop of no known kind: the portal route
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-test")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
     check = check_pressing(Config())
-    assert check.status == "note" and check.says.startswith("Pressing controls is not available on this Wayland "
-                                                            "desktop yet")
+    assert check.status == "note" and check.says.startswith("describe-screen cannot reach the desktop's message bus")
+    assert "pointer control" in check.says
 
 
 def test_a_scaled_capture_maps_its_pixels_back_to_screen_points() -> None:

@@ -141,6 +141,12 @@ def visible(x: int, y: int) -> bool:
         return any(_contains(m, x, y) for m in sct.monitors[1:])
 
 
+def extent() -> Rect:
+    """The whole desktop in screen coordinates, on Wayland: what the remote-desktop portal's streams span."""
+    with _wayland_desktop() as desktop:
+        return desktop.outputs()[0]
+
+
 def _wayland_desktop(wayland: str = "auto", say: Callable[[str], None] | None = None) -> _wayland.Desktop:
     """This Wayland session's desktop, its pixels taken as the setting capture.wayland says."""
     from describe_screen.capture import _wayland
