@@ -16,6 +16,9 @@ own interface documentation and its front-end's checks, not from our client:
   AvailableSourceTypes, AvailableCursorModes, version. Sessions of ScreenCast's own (its CreateSession,
   Start, OpenPipeWireRemote) are not offered here: this desktop shares screens with remote-desktop sessions
   only, and those methods answer UnknownMethod.
+- data/org.freedesktop.portal.Screenshot.xml (version 2): Screenshot(s a{sv}) -> o (uri s: a picture file
+  of `screen`, as the portal saves one), PickColor(s a{sv}) -> o (color (ddd), of the pixel the user
+  picks: here the middle one).
 - data/org.freedesktop.portal.Request.xml: each call answers with a Request object path
   /org/freedesktop/portal/desktop/request/SENDER/TOKEN (TOKEN from handle_token), whose Response(u
   response, a{sv} results) signal carries the result (the object goes once it has answered).
@@ -39,17 +42,24 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 BUS_NAME = "org.freedesktop.portal.Desktop"
 OBJECT = "/org/freedesktop/portal/desktop"
 SHORTCUTS = "org.freedesktop.portal.GlobalShortcuts"
 REMOTE = "org.freedesktop.portal.RemoteDesktop"
 SCREENCAST = "org.freedesktop.portal.ScreenCast"
+SCREENSHOT = "org.freedesktop.portal.Screenshot"
 REQUEST = "org.freedesktop.portal.Request"
 SESSION = "org.freedesktop.portal.Session"
 PROPERTIES = "org.freedesktop.DBus.Properties"
@@ -63,7 +73,8 @@ PORTAL_METHODS = {(SHORTCUTS, "CreateSession"): "a{sv}", (SHORTCUTS, "BindShortc
                   (REMOTE, "NotifyPointerMotionAbsolute"): "oa{sv}udd", (REMOTE, "NotifyPointerButton"): "oa{sv}iu",
                   (REMOTE, "NotifyPointerAxis"): "oa{sv}dd", (REMOTE, "NotifyPointerAxisDiscrete"): "oa{sv}ui",
                   (REMOTE, "NotifyKeyboardKeycode"): "oa{sv}iu", (REMOTE, "NotifyKeyboardKeysym"): "oa{sv}iu",
-                  (SCREENCAST, "SelectSources"): "oa{sv}"}
+                  (SCREENCAST, "SelectSources"): "oa{sv}", (SCREENSHOT, "Screenshot"): "sa{sv}",
+                  (SCREENSHOT, "PickColor"): "sa{sv}"}
 SESSION_METHODS = {(SESSION, "Close"): ""}
 # each handler is _MEMBER, or _rd_MEMBER / _sc_MEMBER where two interfaces share a member's name
 PREFIXES = {REMOTE: "rd_", SCREENCAST: "sc_"}
@@ -74,7 +85,8 @@ NOTIFY = {"NotifyPointerMotion": POINTER, "NotifyPointerButton": POINTER, "Notif
 PROPERTY_VALUES = {SHORTCUTS: {"version": ("u", 1)},
                    REMOTE: {"AvailableDeviceTypes": ("u", KEYBOARD | POINTER), "version": ("u", 2)},
                    SCREENCAST: {"AvailableSourceTypes": ("u", 1 | 2), "AvailableCursorModes": ("u", 1 | 2),
-                                "version": ("u", 5)}}
+                                "version": ("u", 5)},
+                   SCREENSHOT: {"version": ("u", 2)}}
 # options each call reads, with their types (xdg-desktop-portal drops any other)
 DEVICE_OPTIONS = {"types": "u", "restore_token": "s", "persist_mode": "u"}
 SOURCE_OPTIONS = {"types": "u", "multiple": "b", "cursor_mode": "u", "restore_token": "s", "persist_mode": "u"}
@@ -127,12 +139,15 @@ class StandInPortal:
         self.tokens: set[str] = set()  # restore tokens given out and not used yet
         self.monitors = [(44, (0, 0), (1280, 720))]  # PipeWire node, logical position and size of each
         self.pointer: list[tuple] = []  # the pointer events sessions sent, as (method, arguments...)
+        self.screen: Image.Image | None = None  # what the screen shows (Screenshot answers 2 while None)
+        self._pictures = Path(tempfile.mkdtemp(prefix="stand-in-portal-"))
         self._conn = open_dbus_connection(address)
         self._conn.send_and_get_reply(message_bus.RequestName(BUS_NAME), timeout=5)
         threading.Thread(target=self._serve, daemon=True).start()
 
     def close(self) -> None:
         self._conn.close()
+        shutil.rmtree(self._pictures, ignore_errors=True)
 
     # -- the desktop's side: what a user does with the keys
     def activate(self, session: str, shortcut_id: str) -> None:
@@ -369,3 +384,17 @@ class StandInPortal:
     def _rd_NotifyPointerMotionAbsolute(self, message: Any, path: str, session: str, options: dict, stream: int,
                                         x: float, y: float) -> None:
         self._notify(message, session, POINTER, ("NotifyPointerMotionAbsolute", stream, x, y), at=(x, y))
+
+    # -- Screenshot
+    def _Screenshot(self, message: Any, path: str, parent: str, options: dict) -> None:
+        if self.screen is None:
+            return self._respond(message, options, {}, response=2)
+        picture = self._pictures / f"Screenshot-{secrets.token_hex(4)}.png"
+        self.screen.save(picture)
+        self._respond(message, options, {"uri": ("s", picture.as_uri())})
+
+    def _PickColor(self, message: Any, path: str, parent: str, options: dict) -> None:
+        if self.screen is None:
+            return self._respond(message, options, {}, response=2)
+        red, green, blue = self.screen.convert("RGB").getpixel((self.screen.width // 2, self.screen.height // 2))
+        self._respond(message, options, {"color": ("(ddd)", (red / 255, green / 255, blue / 255))})

@@ -61,6 +61,34 @@ def test_the_portal_asks_once_then_clicks_where_asked_and_remembers_the_answer(p
     assert (tmp_path / "remote-desktop-token").read_text() != token  # a token is used once: the new one is kept
 
 
+def test_the_daemon_says_what_it_presses_and_what_the_desktop_will_ask_then_presses_there(portal, tmp_path,
+                                                                                         monkeypatch) -> None:
+    """A KDE session end to end: the screenshot portal's picture is read, explored, and Save is pressed
+    through the remote-desktop portal at its centre."""
+    from screens import THEMES, dialog
+    from test_press import explore, reading_daemon, said
+
+    portal.screen = dialog("Monthly report", ["Save the report before closing?"], ["Cancel", "Save"], size=20).image
+    daemons = reading_daemon(tmp_path, monkeypatch)
+    d = next(daemons)
+    try:
+        said(d, {"cmd": "describe", "target": "screen"})
+        assert explore(d, "find", "save").startswith("Button, Save, 2 of 2")
+        before = len(d.speaker.spoken)
+        assert said(d, {"cmd": "activate"}) == "Pressing Button Save. Nothing changed on screen."
+        d.speaker.wait_idle(30)
+        assert " ".join(d.speaker.spoken[before:]) == (  # the desktop's question is announced before it comes
+            f"Pressing Button Save. {remote_desktop.FIRST_TIME} Nothing changed on screen.")
+    finally:
+        daemons.close()
+    (_, _, x, y), *clicks = portal.pointer
+    assert clicks == CLICK
+    border = THEMES["light"][3]  # the drawn button's outline: found on all four sides of the point pressed
+    row = [portal.screen.getpixel((int(x) + dx, int(y))) for dx in range(-60, 61)]
+    column = [portal.screen.getpixel((int(x), int(y) + dy)) for dy in range(-25, 26)]
+    assert border in row[:60] and border in row[61:] and border in column[:25] and border in column[26:]
+
+
 def test_a_point_in_screenshot_pixels_lands_in_its_monitors_stream(portal) -> None:
     """The screenshot portal gives pixels (twice the logical size on a 2x display); the streams are in
     logical coordinates, one per monitor."""
