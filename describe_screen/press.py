@@ -34,6 +34,7 @@ ALLOWED = {ROUTE_X11: "Every program of an X11 session may use it: there is noth
                          "see which screens there are: choose Allow and to remember it. The answer is kept until you "
                          "withdraw it in the desktop's privacy settings."}
 CLICKS = {"click": (1, 1), "double": (1, 2), "right": (3, 1)}  # how -> (pointer button, presses)
+LINUX_BUTTONS = {1: 0x110, 2: 0x112, 3: 0x111}  # X11 pointer buttons -> Linux input codes (BTN_LEFT, ...) for Wayland
 CLICK_WORDS = {"click": "Pressing", "double": "Double-clicking", "right": "Right-clicking"}
 SETTLE_STEP = 0.25  # s between looks at the screen while it settles after a press
 SETTLE_LIMIT = 4.0  # s: an animation that never stops is described as it is then
@@ -75,9 +76,9 @@ def click(x: int, y: int, how: str = "click", say: Callable[[str], None] | None 
     button, presses = CLICKS[how]
     where = session.current()
     if where.kind == "wayland" and where.wlroots:
-        virtual_pointer.click(x, y, button, presses, CLICK_GAP)
+        virtual_pointer.click(x, y, LINUX_BUTTONS[button], presses, CLICK_GAP)
     elif where.kind == "wayland":
-        remote_desktop.click(x, y, capture.extent(), button, presses, CLICK_GAP, say)
+        remote_desktop.click(x, y, capture.extent(), LINUX_BUTTONS[button], presses, CLICK_GAP, say)
     else:
         _click_x11(x, y, button, presses)
 

@@ -29,7 +29,6 @@ SESSION = "org.freedesktop.portal.Session"
 POINTER = 2  # RemoteDesktop device type
 MONITOR = 1  # ScreenCast source type
 PERSIST_UNTIL_REVOKED = 2
-BUTTONS = {1: 0x110, 2: 0x112, 3: 0x111}  # X11 button numbers -> evdev BTN_LEFT, BTN_MIDDLE, BTN_RIGHT
 RELEASED, PRESSED = 0, 1
 FIRST_TIME = ("Your desktop is about to ask whether describe-screen may control the pointer. Please allow it, and "
               "let it remember the answer: that is how I press the element you chose. It asks only this once.")
@@ -113,7 +112,7 @@ class Session:
             if n:
                 time.sleep(gap)
             for state in (PRESSED, RELEASED):
-                self._notify("NotifyPointerButton", "oa{sv}iu", BUTTONS[button], state)
+                self._notify("NotifyPointerButton", "oa{sv}iu", button, state)
 
     def _notify(self, method: str, signature: str, *args: Any) -> None:
         from jeepney import DBusAddress, new_method_call
@@ -152,7 +151,8 @@ _KEPT: list[Session] = []  # the daemon's one session, started at the first pres
 
 def click(x: float, y: float, extent: Rect, button: int, presses: int, gap: float,
           say: Callable[[str], None] | None = None) -> None:
-    """Press at the point (x, y) of the desktop whose whole area is `extent` in the capture's coordinates
+    """Press `button` (an evdev code) at the point (x, y) of the desktop whose whole area is `extent` in the
+    capture's coordinates
     (the screenshot portal's picture is in pixels; the portal's streams are in logical coordinates: the
     point is carried over in proportion). A session the desktop has ended is started anew, once."""
     from describe_screen.config import data_dir

@@ -12,6 +12,7 @@ order, are the opcodes).
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +20,6 @@ from typing import Any
 from describe_screen.errors import UserError
 
 MANAGER = "zwlr_virtual_pointer_manager_v1"
-BUTTONS = {1: 0x110, 2: 0x112, 3: 0x111}  # X11 button numbers -> Linux input codes BTN_LEFT, BTN_MIDDLE, BTN_RIGHT
 RELEASED, PRESSED = 0, 1  # wl_pointer.button_state
 # s for programs to see the new pointer device: where the seat had no pointer, they take one only now
 PLUG_IN = 0.3
@@ -32,7 +32,8 @@ NO_PYWAYLAND = UserError("Pressing on this desktop needs the Python package pywa
                          "Install it: pip install pywayland (the installer does this).")
 
 
-def _protocol() -> tuple[Any, Any]:
+@functools.cache  # declared once per process: libwayland keeps pointers to them
+def interfaces() -> tuple[Any, Any]:
     """The manager and pointer interfaces of wlr-virtual-pointer-unstable-v1, version 1."""
     from pywayland.protocol.wayland import WlSeat
     from pywayland.protocol_core import Argument, ArgumentType, Global, Interface, Proxy, Resource
@@ -99,15 +100,6 @@ def _protocol() -> tuple[Any, Any]:
         interface.resource_class = type(f"{interface.__name__}Resource", (Resource,), {"interface": interface})
         interface.global_class = type(f"{interface.__name__}Global", (Global,), {"interface": interface})
     return Manager, Pointer
-
-
-_INTERFACES: list[tuple[Any, Any]] = []  # declared once per process: libwayland keeps pointers to them
-
-
-def interfaces() -> tuple[Any, Any]:
-    if not _INTERFACES:
-        _INTERFACES.append(_protocol())
-    return _INTERFACES[0]
 
 
 class Session:
@@ -181,8 +173,8 @@ def check() -> None:
 
 
 def click(x: int, y: int, button: int, presses: int, gap: float) -> None:
-    """Move a virtual pointer to the logical point (x, y) and press `button` (X11 numbering) `presses`
-    times, `gap` seconds apart."""
+    """Move a virtual pointer to the logical point (x, y) and press `button` (a Linux input code, as
+    wl_pointer has them) `presses` times, `gap` seconds apart."""
     with session() as wl:
         if wl.manager is None:
             raise NO_PROTOCOL
@@ -197,7 +189,7 @@ def click(x: int, y: int, button: int, presses: int, gap: float) -> None:
                 wl.display.roundtrip()
                 time.sleep(gap)
             for state in (PRESSED, RELEASED):
-                pointer.button(_now(), BUTTONS[button], state)
+                pointer.button(_now(), button, state)
                 pointer.frame()
         pointer.destroy()
         wl.display.roundtrip()

@@ -17,7 +17,7 @@ from describe_screen.config import Config
 from describe_screen.errors import UserError
 
 SCREEN = (0, 0, 1280, 720)
-LEFT = 0x110  # evdev BTN_LEFT
+LEFT, RIGHT = 0x110, 0x111  # BTN_LEFT, BTN_RIGHT in linux/input-event-codes.h
 CLICK = [("NotifyPointerButton", LEFT, 1), ("NotifyPointerButton", LEFT, 0)]
 
 
@@ -45,17 +45,17 @@ def creations(portal: StandInPortal) -> int:
 def test_the_portal_asks_once_then_clicks_where_asked_and_remembers_the_answer(portal, tmp_path) -> None:
     assert press.route() == press.ROUTE_PORTAL
     said: list[str] = []
-    remote_desktop.click(640, 360, SCREEN, 1, 1, 0.0, said.append)
+    remote_desktop.click(640, 360, SCREEN, LEFT, 1, 0.0, said.append)
     assert said == [remote_desktop.FIRST_TIME] and portal.asked == 1  # said before the desktop asks
     assert portal.pointer == [("NotifyPointerMotionAbsolute", 44, 640.0, 360.0), *CLICK]
     token = (tmp_path / "remote-desktop-token").read_text()
     assert token in portal.tokens and (tmp_path / "remote-desktop-token").stat().st_mode & 0o777 == 0o600
-    remote_desktop.click(100, 50, SCREEN, 3, 1, 0.0, said.append)  # the same session, kept
-    assert creations(portal) == 1 and portal.pointer[-2:] == [("NotifyPointerButton", 0x111, 1),
-                                                              ("NotifyPointerButton", 0x111, 0)]
+    remote_desktop.click(100, 50, SCREEN, RIGHT, 1, 0.0, said.append)  # the same session, kept
+    assert creations(portal) == 1 and portal.pointer[-2:] == [("NotifyPointerButton", RIGHT, 1),
+                                                              ("NotifyPointerButton", RIGHT, 0)]
     restart_daemon()
     portal.pointer.clear()
-    remote_desktop.click(10, 20, SCREEN, 1, 2, 0.0, said.append)  # a double click after a restart
+    remote_desktop.click(10, 20, SCREEN, LEFT, 2, 0.0, said.append)  # a double click after a restart
     assert portal.asked == 1 and said == [remote_desktop.FIRST_TIME]  # restored with the token: not asked again
     assert portal.pointer == [("NotifyPointerMotionAbsolute", 44, 10.0, 20.0), *CLICK, *CLICK]
     assert (tmp_path / "remote-desktop-token").read_text() != token  # a token is used once: the new one is kept
@@ -93,15 +93,15 @@ def test_a_point_in_screenshot_pixels_lands_in_its_monitors_stream(portal) -> No
     """The screenshot portal gives pixels (twice the logical size on a 2x display); the streams are in
     logical coordinates, one per monitor."""
     portal.monitors = [(44, (0, 0), (1280, 720)), (45, (1280, 0), (1280, 720))]
-    remote_desktop.click(3000, 1000, (0, 0, 5120, 1440), 1, 1, 0.0)
+    remote_desktop.click(3000, 1000, (0, 0, 5120, 1440), LEFT, 1, 0.0)
     assert portal.pointer[0] == ("NotifyPointerMotionAbsolute", 45, 220.0, 500.0)
 
 
 def test_a_session_the_desktop_ended_is_started_anew(portal) -> None:
-    remote_desktop.click(640, 360, SCREEN, 1, 1, 0.0)
+    remote_desktop.click(640, 360, SCREEN, LEFT, 1, 0.0)
     portal.remote.clear()  # the desktop ended it (the user stopped sharing)
     portal.pointer.clear()
-    remote_desktop.click(320, 200, SCREEN, 1, 1, 0.0)
+    remote_desktop.click(320, 200, SCREEN, LEFT, 1, 0.0)
     assert creations(portal) == 2 and portal.asked == 1
     assert portal.pointer == [("NotifyPointerMotionAbsolute", 44, 320.0, 200.0), *CLICK]
 
@@ -110,12 +110,12 @@ def test_a_refusal_is_said_and_nothing_is_pressed(portal, tmp_path) -> None:
     portal.answer = 1  # the user chooses Deny
     said: list[str] = []
     with pytest.raises(UserError) as refused:
-        remote_desktop.click(640, 360, SCREEN, 1, 1, 0.0, said.append)
+        remote_desktop.click(640, 360, SCREEN, LEFT, 1, 0.0, said.append)
     assert refused.value.problem.startswith("The desktop did not allow describe-screen to control the pointer")
     assert "choose Allow" in refused.value.fix
     assert portal.pointer == [] and not (tmp_path / "remote-desktop-token").exists()
     portal.answer = 0
-    remote_desktop.click(640, 360, SCREEN, 1, 1, 0.0, said.append)
+    remote_desktop.click(640, 360, SCREEN, LEFT, 1, 0.0, said.append)
     assert said == [remote_desktop.FIRST_TIME] * 2 and portal.asked == 2  # asked again, and said so first again
 
 
