@@ -30,8 +30,10 @@ POINTER = 2  # RemoteDesktop device type
 MONITOR = 1  # ScreenCast source type
 PERSIST_UNTIL_REVOKED = 2
 RELEASED, PRESSED = 0, 1
-FIRST_TIME = ("Your desktop is about to ask whether describe-screen may control the pointer. Please allow it, and "
-              "let it remember the answer: that is how I press the element you chose. It asks only this once.")
+FIRST_TIME = ("Your desktop is about to ask whether describe-screen may control the pointer. Please allow it: "
+              "turn on remote interaction, choose Share, and let it remember the answer if it offers to. That is "
+              "how I press the element you chose; the screen is shared only to aim the pointer, and nothing is "
+              "recorded. It asks only this once.")
 MISSING = UserError("This desktop offers no remote-desktop portal, so describe-screen cannot press anything here.",
                     "Install xdg-desktop-portal and your desktop's portal (xdg-desktop-portal-gnome or -kde), log "
                     "out and in again; exploring and reading work meanwhile.")
