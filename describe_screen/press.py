@@ -31,8 +31,9 @@ ROUTE_PORTAL = "the desktop's remote-desktop portal"
 ALLOWED = {ROUTE_X11: "Every program of an X11 session may use it: there is nothing to allow.",
            ROUTE_WLROOTS: "The compositor lets every program of your session use it: there is nothing to allow.",
            ROUTE_PORTAL: "At the first press the desktop asks whether describe-screen may control the pointer and "
-                         "see which screens there are: choose Allow and to remember it. The answer is kept until you "
-                         "withdraw it in the desktop's privacy settings."}
+                         "share the screen (only to aim the pointer; nothing is recorded): allow it (on GNOME, turn "
+                         "on Allow remote interaction, then choose Share). The answer is kept until you withdraw it "
+                         "in the desktop's privacy settings."}
 CLICKS = {"click": (1, 1), "double": (1, 2), "right": (3, 1)}  # how -> (pointer button, presses)
 LINUX_BUTTONS = {1: 0x110, 2: 0x112, 3: 0x111}  # X11 pointer buttons -> Linux input codes (BTN_LEFT, ...) for Wayland
 CLICK_WORDS = {"click": "Pressing", "double": "Double-clicking", "right": "Right-clicking"}

@@ -51,7 +51,8 @@ def check() -> None:
             raise MISSING
         if not _property(bus, REMOTE, "AvailableDeviceTypes") & POINTER:
             raise UserError("This desktop's remote-desktop portal offers no pointer, so describe-screen cannot "
-                            "press anything here.", "Exploring and reading the elements still work.")
+                            "press anything here.", "Check that your desktop's portal (xdg-desktop-portal-gnome or "
+                            "-kde) is installed and log out and in again; exploring and reading work meanwhile.")
 
 
 class Session:

@@ -92,17 +92,28 @@ DEVICE_OPTIONS = {"types": "u", "restore_token": "s", "persist_mode": "u"}
 SOURCE_OPTIONS = {"types": "u", "multiple": "b", "cursor_mode": "u", "restore_token": "s", "persist_mode": "u"}
 
 
+# a session bus that starts nothing by itself: with the system's service files, a call to a portal that
+# is not there (the stand-in gone) would start the machine's real xdg-desktop-portal on it
+HERMETIC = """<busconfig><type>session</type><listen>unix:tmpdir=/tmp</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
+<allow own="*"/></policy></busconfig>"""
+
+
 class PrivateBus:
-    """A dbus-daemon of our own; `address` is what DBUS_SESSION_BUS_ADDRESS would hold."""
+    """A dbus-daemon of our own, where no service is started on demand; `address` is what
+    DBUS_SESSION_BUS_ADDRESS would hold."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address"],
-                                     stdout=subprocess.PIPE, text=True)
+        self._config = Path(tempfile.mkdtemp(prefix="private-bus-"))
+        (self._config / "bus.conf").write_text(HERMETIC, encoding="utf-8")
+        self.proc = subprocess.Popen(["dbus-daemon", f"--config-file={self._config / 'bus.conf'}", "--nofork",
+                                      "--print-address"], stdout=subprocess.PIPE, text=True)
         self.address = self.proc.stdout.readline().strip() if self.proc.stdout else ""
 
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+        shutil.rmtree(self._config, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -155,7 +155,16 @@ def test_doctor_says_pressing_goes_through_the_portal_and_how_it_is_allowed(port
     check = check_pressing(Config())
     assert check.status == "ok" and "uses the desktop's remote-desktop portal" in check.says
     assert "the desktop asks whether describe-screen may control the pointer" in check.says
-    assert "choose Allow and to remember it" in check.says
+    assert "turn on Allow remote interaction, then choose Share" in check.says
+
+
+def test_a_portal_that_offers_no_pointer_is_said_plainly(portal, monkeypatch) -> None:
+    import fake_portal
+
+    monkeypatch.setitem(fake_portal.PROPERTY_VALUES[REMOTE], "AvailableDeviceTypes", ("u", fake_portal.KEYBOARD))
+    with pytest.raises(UserError, match="remote-desktop portal offers no pointer") as refused:
+        press.route()
+    assert "xdg-desktop-portal-gnome" in refused.value.fix
 
 
 def test_without_a_remote_desktop_portal_pressing_is_refused_with_what_to_install(monkeypatch) -> None:
