@@ -160,6 +160,9 @@ def session() -> Iterator[Session]:
         raise NO_WAYLAND from exc
     try:
         yield Session(display)
+    except (RuntimeError, OSError) as exc:  # a protocol error: the compositor ends the connection
+        raise UserError(f"The compositor broke off the connection ({exc}), so the press may not have happened.",
+                        "Capture again and press again; if it keeps failing, restart the session.") from exc
     finally:
         display.disconnect()
 
