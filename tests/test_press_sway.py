@@ -109,6 +109,22 @@ def test_on_sway_an_element_off_the_screen_is_never_pressed(daemon, app) -> None
     test_press.refuses_off_the_screen(daemon, app)
 
 
+def test_on_sway_a_stale_capture_is_said_and_captured_again_before_anything_is_pressed(daemon, app, desktop) -> None:
+    said(daemon, {"cmd": "describe", "target": "screen"})
+    explore(daemon, "find", "Save")
+    notice = desktop.gtk_window("Backup", "Backup finished")  # a window opens after the capture
+    try:
+        text = said(daemon, {"cmd": "activate"})
+        assert text.startswith("The screen changed since the capture, so I captured it again. Button, Save, 1 of 2")
+        assert text.endswith(". Press again to press it.")
+        assert app.said() == []
+        said(daemon, {"cmd": "activate"})
+        assert app.said() == ["Save pressed"]
+    finally:
+        notice.terminate()
+        notice.wait(timeout=10)
+
+
 def test_the_keys_bound_in_sway_describe_explore_and_press(desktop, app) -> None:
     d = SessionDaemon(desktop, "rate = 400\n")
     try:
