@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -225,14 +225,20 @@ def refuses_off_the_screen(d: Daemon, window: App) -> None:
 
 def test_a_stale_capture_is_said_and_captured_again_before_anything_is_pressed(daemon, app, window) -> None:
     reports = app()
-    said(daemon, {"cmd": "describe", "target": "screen"})
-    explore(daemon, "find", "Save")
-    window("Backup", "Backup finished")  # a notice pops up after the capture
-    text = said(daemon, {"cmd": "activate"})
+    recaptures_when_stale(daemon, reports, lambda: window("Backup", "Backup finished"))
+
+
+def recaptures_when_stale(d: Daemon, reports: App, change: Callable[[], object]) -> None:
+    """Save is found on a capture, then `change()` changes the screen (a notice pops up): the first press
+    says so and captures again, the second presses."""
+    said(d, {"cmd": "describe", "target": "screen"})
+    explore(d, "find", "Save")
+    change()
+    text = said(d, {"cmd": "activate"})
     assert text.startswith("The screen changed since the capture, so I captured it again. Button, Save, 1 of 2, ")
     assert text.endswith(". Press again to press it.")
     assert reports.said() == []
-    said(daemon, {"cmd": "activate"})
+    said(d, {"cmd": "activate"})
     assert reports.said() == ["Save pressed"]
 
 
