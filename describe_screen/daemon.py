@@ -273,17 +273,16 @@ class Daemon:
         self.speaker.wait_idle(10)  # the user hears what is pressed before it is pressed
         if cancelled():
             return
-        press.click(x, y, how)
+        press.click(x, y, how, self._say_now)
         yield self._what_changed(shot, exploration, element, before) + " "
         if self._explored is None or self._explored[0] is not self.scene:  # changed: read it all while it is said
             self._exploration(request).locate(element)  # the cursor stays on the element pressed
 
-    @staticmethod
-    def _capture_again(shot: Capture) -> Capture:
+    def _capture_again(self, shot: Capture) -> Capture:
         """The capture's region as it is now."""
         from describe_screen import capture
 
-        return capture.grab(shot.region, shot.target, shot.title)
+        return capture.grab(shot.region, shot.target, shot.title, self.config.capture.wayland)
 
     def _recapture(self, shot: Capture) -> Capture:
         """A new capture of what a stale one showed: the active window anew (it may have moved), else
@@ -292,7 +291,7 @@ class Daemon:
 
         if shot.target == "window":
             with contextlib.suppress(UserError):  # no window is active now: the region it had
-                return capture.capture("window")
+                return capture.capture("window", wayland=self.config.capture.wayland)
         return self._capture_again(shot)
 
     def _what_changed(self, shot: Capture, exploration: Exploration, pressed: Element, before: dict) -> str:
@@ -306,7 +305,7 @@ class Daemon:
         new = [window for wid, window in shown.items() if wid not in before]
         if new:
             title, rect = new[-1]  # the topmost
-            self.scene = Scene(capture.grab(rect, "window", title))
+            self.scene = Scene(capture.grab(rect, "window", title, self.config.capture.wayland))
             named = f", titled {title}" if title else ""
             return f"{closed}A window appeared{named}: " + self._exploration({}).overview()
         margin = 8  # the pressed control's border and its lit state while the pointer rests on it

@@ -1,10 +1,10 @@
 """Pressing a point on the screen for the user (a click, double click or right click), and telling
 whether the screen changed.
 
-On X11 the pointer is moved and its buttons pressed through the XTest extension (python-xlib), the
-way xdotool does it. Wayland lets no program move the pointer; its routes (the remote-desktop portal,
-wlroots' virtual-pointer protocol) are not built yet, and this is said plainly. Nothing here decides
-*whether* to press: the daemon does, only on the user's request, after saying what will be pressed.
+Each desktop has its one route for the pointer: on X11 the XTest extension (python-xlib), the way
+xdotool does it; on wlroots desktops (sway, Hyprland, river, Wayfire) their virtual-pointer protocol
+(virtual_pointer.py); on GNOME and KDE Plasma the remote-desktop portal. Nothing here decides *whether*
+to press: the daemon does, only on the user's request, after saying what will be pressed.
 """
 
 from __future__ import annotations
@@ -25,25 +25,38 @@ if TYPE_CHECKING:
     from describe_screen.reader import Box
 
 ROUTE_X11 = "X11 XTest"
+ROUTE_WLROOTS = "the wlroots virtual-pointer protocol"
+ROUTE_PORTAL = "the desktop's remote-desktop portal"
+# how each route is allowed, said by doctor after the route
+ALLOWED = {ROUTE_X11: "Every program of an X11 session may use it: there is nothing to allow.",
+           ROUTE_WLROOTS: "The compositor lets every program of your session use it: there is nothing to allow.",
+           ROUTE_PORTAL: "At the first press the desktop asks whether describe-screen may control the pointer and "
+                         "share the screen (only to aim the pointer; nothing is recorded): allow it (on GNOME, turn "
+                         "on Allow remote interaction, then choose Share). The answer is kept until you withdraw it "
+                         "in the desktop's privacy settings."}
 CLICKS = {"click": (1, 1), "double": (1, 2), "right": (3, 1)}  # how -> (pointer button, presses)
+LINUX_BUTTONS = {1: 0x110, 2: 0x112, 3: 0x111}  # X11 pointer buttons -> Linux input codes (BTN_LEFT, ...) for Wayland
 CLICK_WORDS = {"click": "Pressing", "double": "Double-clicking", "right": "Right-clicking"}
 SETTLE_STEP = 0.25  # s between looks at the screen while it settles after a press
 SETTLE_LIMIT = 4.0  # s: an animation that never stops is described as it is then
 CLICK_GAP = 0.08  # s between the two presses of a double click (well inside any double-click time)
 DIFFERENCE = 32  # a pixel differs when a colour channel moved this much (not JPEG-like noise)
 CHANGED_PIXELS = 120  # fewer differing pixels than this is a blinking caret, not a change
-WAYLAND_NOT_YET = ("Pressing controls is not available on Wayland yet: Wayland lets no program move the "
-                   "pointer, and the desktop's remote-desktop route is not built yet.")
 
 
 def route() -> str:
-    """How presses reach the screen here ("X11 XTest"); a UserError says why there is no way."""
+    """How presses reach the screen here (one of the ROUTE_ names), checked to work; a UserError says why
+    there is no way."""
+    from describe_screen import remote_desktop, virtual_pointer
     from describe_screen.capture import session
 
     where = session.current()
     if where.kind == "wayland":
-        raise UserError(WAYLAND_NOT_YET, "Log in with an X11 session to press controls with describe-screen; "
-                        "exploring and reading work on Wayland too.")
+        if where.wlroots:
+            virtual_pointer.check()
+            return ROUTE_WLROOTS
+        remote_desktop.check()
+        return ROUTE_PORTAL
     if where.kind != "x11":
         raise UserError(f"Pressing controls is not available on {where.describe()} yet.",
                         "Exploring and reading the elements still work.")
@@ -54,12 +67,27 @@ def route() -> str:
     return ROUTE_X11
 
 
-def click(x: int, y: int, how: str = "click") -> None:
-    """Move the pointer to the screen point (x, y) and press: "click", "double" or "right"."""
+def click(x: int, y: int, how: str = "click", say: Callable[[str], None] | None = None) -> None:
+    """Move the pointer to the screen point (x, y) and press: "click", "double" or "right". On Wayland
+    (x, y) are in the capture's screen coordinates (a capture's origin and scale give them); `say` tells
+    the user, before the desktop asks, what it will ask (the remote-desktop portal, the first time)."""
+    from describe_screen import capture, remote_desktop, virtual_pointer
+    from describe_screen.capture import session
+
+    button, presses = CLICKS[how]
+    where = session.current()
+    if where.kind == "wayland" and where.wlroots:
+        virtual_pointer.click(x, y, LINUX_BUTTONS[button], presses, CLICK_GAP)
+    elif where.kind == "wayland":
+        remote_desktop.click(x, y, capture.extent(), LINUX_BUTTONS[button], presses, CLICK_GAP, say)
+    else:
+        _click_x11(x, y, button, presses)
+
+
+def _click_x11(x: int, y: int, button: int, presses: int) -> None:
     from Xlib import X
     from Xlib.ext import xtest
 
-    button, presses = CLICKS[how]
     with _display() as dpy:
         xtest.fake_input(dpy, X.MotionNotify, x=x, y=y)  # detail 0: absolute, on the root window
         dpy.sync()

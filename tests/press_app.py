@@ -20,15 +20,19 @@ FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 BG = "white"
 
 
-def picture(words: str, folder: Path) -> tk.PhotoImage:
-    """The words drawn into an image: the only thing that names the button."""
+def draw(words: str, folder: Path) -> Path:
+    """The words drawn into a PNG file: the only thing that names the button (press_app_gtk.py shows the same)."""
     font = ImageFont.truetype(FONT, 20)
     left, top, right, bottom = font.getbbox(words)
     image = Image.new("RGB", (right - left + 40, bottom - top + 24), "#d9d9d9")
     ImageDraw.Draw(image).text((20 - left, 12 - top), words, font=font, fill="black")
     path = folder / f"{words}.png"
     image.save(path)
-    return tk.PhotoImage(file=str(path))
+    return path
+
+
+def picture(words: str, folder: Path) -> tk.PhotoImage:
+    return tk.PhotoImage(file=str(draw(words, folder)))
 
 
 def say(text: str) -> None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from fake_portal import OBJECT, SHORTCUTS, PrivateBus, StandInPortal
+from fake_portal import OBJECT, SHORTCUTS, StandInPortal, wayland_desktop
 
 from describe_screen.config import Config
 from describe_screen.errors import UserError
@@ -27,18 +27,8 @@ def wait_for(done: Callable[[], bool], timeout: float = 20) -> bool:
 
 @pytest.fixture
 def portal(monkeypatch) -> Iterator[StandInPortal]:
-    bus = PrivateBus()
-    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", bus.address)
-    for name, value in (("WAYLAND_DISPLAY", "wayland-1"), ("XDG_SESSION_TYPE", "wayland"),
-                        ("XDG_CURRENT_DESKTOP", "KDE")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("SWAYSOCK", raising=False)
-    stand_in = StandInPortal(bus.address)
-    try:
+    with wayland_desktop(monkeypatch) as stand_in:
         yield stand_in
-    finally:
-        stand_in.close()
-        bus.close()
 
 
 def test_a_shortcut_change_leaves_every_hotkey_working(portal):

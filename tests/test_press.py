@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,8 +90,8 @@ def daemon_process(tmp_path: Path, xvfb: str) -> Iterator:
         d.log.close()
 
 
-@pytest.fixture
-def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon]:
+def reading_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon]:
+    """The daemon in this process with the text reader, its speech fast and into a file."""
     monkeypatch.setenv("DESCRIBE_SCREEN_DATA", str(tmp_path / "data"))
     config = Config()
     config.speech = SpeechConfig(rate=400, cues=False)
@@ -99,6 +99,11 @@ def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon]:
     speaker = Speaker(config.speech, tmp_path / "speech.wav")
     yield Daemon(config, speaker)
     speaker.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon]:
+    yield from reading_daemon(tmp_path, monkeypatch)
 
 
 def said(d: Daemon, request: dict) -> str:
@@ -205,25 +210,35 @@ def test_nothing_is_pressed_without_a_capture_or_a_chosen_element(daemon, app, t
 
 
 def test_an_element_off_the_screen_is_never_pressed(daemon, app) -> None:
-    window = app()
-    said(daemon, {"cmd": "describe", "target": "screen"})
-    explore(daemon, "find", "Save")
-    assert daemon.scene is not None
-    daemon.scene.capture.origin = (5000, 0)  # as if the window had been captured beyond the screen's edge
-    assert refused(daemon, {"cmd": "activate"}) == "Button Save is off the screen, so I will not press it."
+    refuses_off_the_screen(daemon, app())
+
+
+def refuses_off_the_screen(d: Daemon, window: App) -> None:
+    """Save, captured as if beyond the screen's edge, is not pressed: it is said why."""
+    said(d, {"cmd": "describe", "target": "screen"})
+    explore(d, "find", "Save")
+    assert d.scene is not None
+    d.scene.capture.origin = (5000, 0)
+    assert refused(d, {"cmd": "activate"}) == "Button Save is off the screen, so I will not press it."
     assert window.said() == []
 
 
 def test_a_stale_capture_is_said_and_captured_again_before_anything_is_pressed(daemon, app, window) -> None:
     reports = app()
-    said(daemon, {"cmd": "describe", "target": "screen"})
-    explore(daemon, "find", "Save")
-    window("Backup", "Backup finished")  # a notice pops up after the capture
-    text = said(daemon, {"cmd": "activate"})
+    recaptures_when_stale(daemon, reports, lambda: window("Backup", "Backup finished"))
+
+
+def recaptures_when_stale(d: Daemon, reports: App, change: Callable[[], object]) -> None:
+    """Save is found on a capture, then `change()` changes the screen (a notice pops up): the first press
+    says so and captures again, the second presses."""
+    said(d, {"cmd": "describe", "target": "screen"})
+    explore(d, "find", "Save")
+    change()
+    text = said(d, {"cmd": "activate"})
     assert text.startswith("The screen changed since the capture, so I captured it again. Button, Save, 1 of 2, ")
     assert text.endswith(". Press again to press it.")
     assert reports.said() == []
-    said(daemon, {"cmd": "activate"})
+    said(d, {"cmd": "activate"})
     assert reports.said() == ["Save pressed"]
 
 
@@ -263,10 +278,12 @@ def test_doctor_says_which_route_presses(xvfb, monkeypatch: pytest.MonkeyPatch) 
     from describe_screen.commands.doctor import check_pressing
 
     assert "uses X11 XTest" in check_pressing(Config()).says
-    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")  # a Wayland desktop of no known kind: the portal route
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-test")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
     check = check_pressing(Config())
-    assert check.status == "note" and check.says.startswith("Pressing controls is not available on Wayland yet")
+    assert check.status == "note" and check.says.startswith("describe-screen cannot reach the desktop's message bus")
+    assert "pointer control" in check.says
 
 
 def test_a_scaled_capture_maps_its_pixels_back_to_screen_points() -> None:

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +91,37 @@ def test_doctor_on_gnome_names_the_portal_and_what_to_allow(gnome, tmp_path):
     assert "a Wayland session (gnome)" in says and "screenshot portal" in says and "choose Allow" in says
     assert "does not tell programs where windows are" in says
     assert checks["Hotkeys"]["status"] == "note"  # GNOME 43's portal has no global shortcuts
+    assert checks["Pressing"]["status"] == "ok", checks["Pressing"]
+    assert "uses the desktop's remote-desktop portal" in checks["Pressing"]["says"]
+
+
+PRESS = """
+from describe_screen import press
+print(press.route(), flush=True)
+press.click(640, 360, "click", lambda words: print(words, flush=True))
+"""
+
+
+def test_gnomes_own_portal_takes_the_press_session_and_asks_the_user(gnome, tmp_path):
+    """GNOME's own portal accepts the session describe-screen sets up (pointer, remembered until revoked;
+    the monitors) and puts up its question, said first; headless, nobody can answer it, so only the
+    question is checked: its words are read off the screen while it waits."""
+    from describe_screen import press, remote_desktop
+
+    gnome.answer_screenshots("yes")
+    asker = subprocess.Popen([sys.executable, "-c", PRESS], env={**gnome.env, "DESCRIBE_SCREEN_DATA": str(tmp_path)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert asker.stdout is not None
+        assert asker.stdout.readline().strip() == press.ROUTE_PORTAL
+        assert asker.stdout.readline().strip() == remote_desktop.FIRST_TIME  # said before the desktop asks
+        deadline = time.monotonic() + 60
+        while True:  # the question takes a moment to appear
+            code, out = run(gnome, tmp_path, "read")
+            if {"remote", "desktop", "share", "interaction"} <= words(out) or time.monotonic() > deadline:
+                break
+        assert code == 0 and {"remote", "desktop", "share", "allow", "interaction"} <= words(out), out
+        assert asker.poll() is None, asker.stderr.read() if asker.stderr else ""  # still waiting for the answer
+    finally:
+        asker.terminate()
+        asker.wait(timeout=30)

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import mss
     from PIL import Image
 
+    from describe_screen.capture import _wayland
+
 
 # Larger pictures would take gigabytes to decode; no screen is this big (8K is 33 megapixels).
 MAX_PIXELS = 100_000_000
@@ -88,10 +90,8 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
                         f"Choose one of: {', '.join(TARGETS)}.")
     if session.current().kind == "wayland":
         from describe_screen.capture import _wayland
-        from describe_screen.config import data_dir
 
-        how = _wayland.route(session.current(), wayland)
-        with _wayland.Desktop(session.current(), how, say, data_dir() / "screenshot-portal-asked") as desktop:
+        with _wayland_desktop(wayland, say) as desktop:
             return _wayland.capture(desktop, target)
     with _backend().Desktop() as desktop, _screen() as sct:
         monitors = sct.monitors
@@ -111,26 +111,49 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
         return _grab(sct, region, "pointer")
 
 
-def grab(rect: Rect, target: str, title: str = "") -> Capture:
-    """The screen region `rect` now, on X11: to see whether a capture is stale, and a window that appeared."""
+def grab(rect: Rect, target: str, title: str = "", wayland: str = "auto") -> Capture:
+    """The screen region `rect` now: to see whether a capture is stale, and a window that appeared."""
     if session.current().kind == "wayland":
-        raise UserError("Pressing what is on the screen is not available on Wayland yet.",
-                        "Log in with an X11 session to press controls with describe-screen.")
+        from describe_screen.capture import _wayland
+
+        with _wayland_desktop(wayland) as desktop:
+            return _wayland.part(desktop, rect, target, title, "That part of the screen")
     with _backend().Desktop(), _screen() as sct:
         return _grab(sct, _clip(rect, sct.monitors[0], "That part of the screen"), target, title)
 
 
 def windows() -> dict[int, tuple[str, Rect]]:
-    """The windows shown on an X11 screen, bottom to top, with their titles and places: a window that
-    appears after a press is a dialog to describe."""
+    """The windows shown, bottom to top, with their titles and places: a window that appears after a
+    press is a dialog to describe."""
+    if session.current().kind == "wayland":
+        with _wayland_desktop() as desktop:
+            return desktop.windows()
     with _backend().Desktop() as desktop:
         return desktop.windows()
 
 
 def visible(x: int, y: int) -> bool:
     """True when the screen point (x, y) is on a monitor (nothing off the screen is ever pressed)."""
+    if session.current().kind == "wayland":
+        with _wayland_desktop() as desktop:
+            return any(r[0] <= x < r[0] + r[2] and r[1] <= y < r[1] + r[3] for r, _ in desktop.screens())
     with _screen() as sct:
         return any(_contains(m, x, y) for m in sct.monitors[1:])
+
+
+def extent() -> Rect:
+    """The whole desktop in screen coordinates, on Wayland: what the remote-desktop portal's streams span."""
+    with _wayland_desktop() as desktop:
+        return desktop.outputs()[0]
+
+
+def _wayland_desktop(wayland: str = "auto", say: Callable[[str], None] | None = None) -> _wayland.Desktop:
+    """This Wayland session's desktop, its pixels taken as the setting capture.wayland says."""
+    from describe_screen.capture import _wayland
+    from describe_screen.config import data_dir
+
+    how = _wayland.route(session.current(), wayland)
+    return _wayland.Desktop(session.current(), how, say, data_dir() / "screenshot-portal-asked")
 
 
 def _focus_x11(sct: mss.MSS, bounds: dict[str, int]) -> Capture:

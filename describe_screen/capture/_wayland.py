@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,10 +61,7 @@ class Desktop:
             if node is None:
                 raise UserError("No window is active, so there is no window to describe.",
                                 "Switch to a window first, or describe the whole screen instead.")
-            outer, inner = node["rect"], node.get("window_rect") or {}
-            rect = (outer["x"] + inner.get("x", 0), outer["y"] + inner.get("y", 0),
-                    inner.get("width") or outer["width"], inner.get("height") or outer["height"])
-            return str(node.get("name") or ""), rect
+            return str(node.get("name") or ""), _content(node)
         if self.session.compositor == "hyprland" and have("hyprctl"):
             window = _ipc(["hyprctl", "-j", "activewindow"])
             if not window or "at" not in window:
@@ -73,8 +70,32 @@ class Desktop:
             return str(window.get("title") or ""), (*window["at"], *window["size"])
         return None
 
+    def windows(self) -> dict[int, tuple[str, Rect]]:
+        """The windows shown now, with their titles and content rectangles, from the compositor's IPC
+        (empty where it has none: a dialog is then noticed by the pixels that changed); floating ones,
+        which are above the others, last."""
+        if self.session.compositor == "sway" and have("swaymsg"):
+            shown = [node for node in _views(_ipc(["swaymsg", "-t", "get_tree", "-r"]))
+                     if node.get("pid") and node.get("visible")]
+            shown.sort(key=lambda node: node["type"] == "floating_con")
+            return {node["id"]: (str(node.get("name") or ""), _content(node)) for node in shown}
+        if self.session.compositor == "hyprland" and have("hyprctl"):
+            return {int(str(c["address"]), 16): (str(c.get("title") or ""), (*c["at"], *c["size"]))
+                    for c in _ipc(["hyprctl", "-j", "clients"]) or [] if c.get("mapped") and not c.get("hidden")}
+        return {}
+
     def outputs(self) -> tuple[Rect, Rect]:
         """(all outputs together, the focused output), in screen coordinates."""
+        found = self.screens()
+        left = min(r[0] for r, _ in found)
+        top = min(r[1] for r, _ in found)
+        right = max(r[0] + r[2] for r, _ in found)
+        bottom = max(r[1] + r[3] for r, _ in found)
+        focused = next((r for r, f in found if f), found[0][0])
+        return (left, top, right - left, bottom - top), focused
+
+    def screens(self) -> list[tuple[Rect, bool]]:
+        """Each output's rectangle in screen (logical) coordinates, and whether it has the focus."""
         found: list[tuple[Rect, bool]] = []
         if self.session.compositor == "sway" and have("swaymsg"):
             found = [((o["rect"]["x"], o["rect"]["y"], o["rect"]["width"], o["rect"]["height"]), o.get("focused"))
@@ -84,13 +105,8 @@ class Desktop:
                      for m in _ipc(["hyprctl", "-j", "monitors"]) or []]
         if not found:  # no IPC: the whole desktop is one picture, as the portal gives it
             width, height = self.whole().size
-            return (0, 0, width, height), (0, 0, width, height)
-        left = min(r[0] for r, _ in found)
-        top = min(r[1] for r, _ in found)
-        right = max(r[0] + r[2] for r, _ in found)
-        bottom = max(r[1] + r[3] for r, _ in found)
-        focused = next((r for r, f in found if f), found[0][0])
-        return (left, top, right - left, bottom - top), focused
+            return [((0, 0, width, height), True)]
+        return found
 
     def grab(self, rect: Rect) -> Image.Image:
         if self.how == "screencopy":
@@ -124,11 +140,7 @@ def capture(desktop: Desktop, target: str) -> Capture:
     window = desktop.active_window()
     if target == "window":
         if window is not None:
-            from describe_screen.capture import _clip
-
-            bounds = dict(zip(("left", "top", "width", "height"), everything, strict=True))
-            part = _clip(window[1], bounds, "The active window")  # a window partly off the screen
-            return _shot(desktop, (part["left"], part["top"], part["width"], part["height"]), "window", window[0])
+            return part(desktop, window[1], "window", window[0], "The active window")
         shot = _shot(desktop, output, "window")
         name = atspi.active_window_name() if _can_atspi(atspi) else ""
         shot.title = name
@@ -139,6 +151,15 @@ def capture(desktop: Desktop, target: str) -> Capture:
     region = _focus.place_wayland(info, everything, window[1] if window else None)
     shot = _shot(desktop, region or output, "focus")
     return _focus.finish(shot, info, cropped=region is not None)
+
+
+def part(desktop: Desktop, rect: Rect, target: str, title: str, what: str) -> Capture:
+    """The part of `rect` on the screens (a window may be partly off them); `what` names it when it is all off."""
+    from describe_screen.capture import _clip
+
+    bounds = dict(zip(("left", "top", "width", "height"), desktop.outputs()[0], strict=True))
+    inside = _clip(rect, bounds, what)
+    return _shot(desktop, (inside["left"], inside["top"], inside["width"], inside["height"]), target, title)
 
 
 def _shot(desktop: Desktop, rect: Rect, target: str, title: str = "") -> Capture:
@@ -188,10 +209,21 @@ def _ipc(argv: list[str]) -> Any:
 
 def _focused_node(tree: Any) -> dict | None:
     """The focused view in sway's tree (a container or a floating one)."""
+    return next((node for node in _views(tree) if node.get("focused")), None)
+
+
+def _views(tree: Any) -> Iterator[dict]:
+    """Every container in sway's tree, tiled or floating (a window's has its program's "pid")."""
     stack = [tree] if isinstance(tree, dict) else []
     while stack:
         node = stack.pop()
-        if node.get("focused") and node.get("type") in ("con", "floating_con"):
-            return node
+        if node.get("type") in ("con", "floating_con"):
+            yield node
         stack.extend(node.get("nodes", []) + node.get("floating_nodes", []))
-    return None
+
+
+def _content(node: dict) -> Rect:
+    """A sway window's content rectangle: its container's place plus the window's own offset in it."""
+    outer, inner = node["rect"], node.get("window_rect") or {}
+    return (outer["x"] + inner.get("x", 0), outer["y"] + inner.get("y", 0),
+            inner.get("width") or outer["width"], inner.get("height") or outer["height"])

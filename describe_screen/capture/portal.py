@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 BUS_NAME = "org.freedesktop.portal.Desktop"
 OBJECT = "/org/freedesktop/portal/desktop"
 SCREENSHOT = "org.freedesktop.portal.Screenshot"
+# each portal interface in plain words, for what is said when it does not answer
+WORDS = {SCREENSHOT: "screenshot", "org.freedesktop.portal.RemoteDesktop": "pointer control",
+         "org.freedesktop.portal.ScreenCast": "screen sharing", "org.freedesktop.portal.GlobalShortcuts": "shortcuts"}
 STORE = "org.freedesktop.impl.portal.PermissionStore"
 STORE_OBJECT = "/org/freedesktop/impl/portal/PermissionStore"
 FORGET = (f"gdbus call --session --dest {STORE} --object-path {STORE_OBJECT} "
@@ -43,7 +46,7 @@ class Bus:
             self.conn = open_dbus_connection(bus="SESSION")
         except (OSError, KeyError, ValueError) as exc:
             raise UserError("describe-screen cannot reach the desktop's message bus (D-Bus), which it needs to "
-                            "ask the desktop for screenshots and shortcuts.",
+                            "ask the desktop for screenshots, shortcuts and pointer control.",
                             "Run describe-screen inside your desktop session, where DBUS_SESSION_BUS_ADDRESS "
                             "is set.") from exc
 
@@ -108,7 +111,8 @@ class Bus:
             try:
                 signal = self.conn.recv_until_filtered(answers, timeout=timeout)
             except TimeoutError as exc:
-                raise UserError("The desktop did not answer the screenshot request in time.",
+                asked = WORDS.get(interface, interface.rsplit(".", 1)[-1])
+                raise UserError(f"The desktop did not answer the {asked} request in time.",
                                 "If it showed a question, answer it, then try again.") from exc
         code, results = signal.body
         return int(code), {key: value[1] for key, value in results.items()}

@@ -128,7 +128,8 @@ def check_pressing(config: Config) -> Check:
     except UserError as exc:
         return Check("Pressing", NOTE, exc.problem, exc.fix)
     return Check("Pressing", OK, f"Pressing the element explored uses {route}: the pointer moves to its centre and "
-                 "clicks, only when you press the key, after saying what it presses. Nothing leaves this computer.")
+                 "clicks, only when you press the key, after saying what it presses. Nothing leaves this computer. "
+                 + press.ALLOWED[route])
 
 
 def check_wayland_keys(bindings: dict[str, str], compositor: str) -> Check:
