@@ -37,6 +37,13 @@ def bounded(default: float, low: float, high: float) -> Any:
 
 
 @dataclass
+class GeneralConfig:
+    # The language of every sentence said: "auto" is the desktop's (LANGUAGE, LC_ALL, LC_MESSAGES, LANG),
+    # else a code such as "de" or "pt_BR" (see describe_screen/i18n.py).
+    language: str = "auto"
+
+
+@dataclass
 class HotkeyConfig:
     """pynput hotkey strings, e.g. "<ctrl>+<alt>+d". An empty string turns an action off."""
 
@@ -136,6 +143,7 @@ class VoiceConfig:
 
 @dataclass
 class Config:
+    general: GeneralConfig = field(default_factory=GeneralConfig)
     hotkeys: HotkeyConfig = field(default_factory=HotkeyConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)

@@ -121,10 +121,12 @@ def _say_error(exc: UserError) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from describe_screen import config as settings
+    from describe_screen import i18n
 
     if args.config:
         os.environ["DESCRIBE_SCREEN_CONFIG"] = str(args.config)
     config = settings.load()
+    i18n.use(config.general.language)
     if args.command == "daemon":
         from describe_screen.daemon import run as run_daemon
 
