@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
+from describe_screen.i18n import _, spoken_list
 from describe_screen.layout import Block, TextLine, blocks, buttons, heading
-from describe_screen.reader import place, spoken_list
+from describe_screen.reader import place
 
 WHOLE = {"screen", "window", "dialog", "dialogue", "page", "everything", "all", "it", "this", "text",
          "message box", "popup", "pop up", "all text", "whole screen", "the whole thing"}
@@ -78,14 +79,16 @@ def _say(text: str) -> str:
 def _title(lines: list[TextLine], title: str) -> str | None:
     head = heading(lines)
     name = title or (head.text if head else "")
-    return f"The title is {name}." if name else None
+    return _("The title is {name}.", name=name) if name else None
 
 
 def _buttons(lines: list[TextLine]) -> str | None:
     labels = [b.text for b in buttons(lines)]
     if not labels:
         return None
-    return f"The button is {labels[0]}." if len(labels) == 1 else f"The buttons are {spoken_list(labels)}."
+    if len(labels) == 1:
+        return _("The button is {name}.", name=labels[0])
+    return _("The buttons are {names}.", names=spoken_list(labels))
 
 
 def _is_there(target: str, button: bool, lines: list[TextLine], size: tuple[int, int]) -> str:
@@ -93,24 +96,27 @@ def _is_there(target: str, button: bool, lines: list[TextLine], size: tuple[int,
     if button:
         hit = find(target, labels)
         if hit:
-            return f"Yes, {article(hit.text)} {hit.text} button {place(hit, lines, size)}."
-        others = f" The buttons are {spoken_list([b.text for b in labels])}." if labels else ""
-        return f"No, I cannot find {article(target)} {target} button.{others}"
+            # {a} is English's "a" or "an"; the other languages' messages leave it out
+            return _("Yes, {a} {name} button {place}.", a=article(hit.text), name=hit.text,
+                     place=place(hit, lines, size))
+        others = (" " + _("The buttons are {names}.", names=spoken_list([b.text for b in labels]))) if labels else ""
+        return _("No, I cannot find {a} {name} button.", a=article(target), name=target) + others
     hit = find(target, lines)
     if hit:
-        return f"Yes: {_say(hit.text)[:-1]}, {place(hit, lines, size)}."
-    return f"No, I cannot find {target} on the screen."
+        return _("Yes: {text}, {place}.", text=_say(hit.text)[:-1], place=place(hit, lines, size))
+    return _("No, I cannot find {name} on the screen.", name=target)
 
 
 def _where(target: str, lines: list[TextLine], size: tuple[int, int]) -> str:
     hit = find(target, lines)
     if hit is None:
-        return f"I cannot find {target} on the screen."
+        return _("I cannot find {name} on the screen.", name=target)
     if any(b is hit for b in buttons(lines)):
-        return f"The {hit.text} button is {place(hit, lines, size)}."
+        return _("The {name} button is {place}.", name=hit.text, place=place(hit, lines, size))
     if len(hit.text.split()) <= 4:
-        return f"{_say(hit.text)[:-1]} is {place(hit, lines, size)}."
-    return f"{target.capitalize()} is {place(hit, lines, size)}, in the line: {_say(hit.text)}"
+        return _("{name} is {place}.", name=_say(hit.text)[:-1], place=place(hit, lines, size))
+    return _("{name} is {place}, in the line: {line}", name=target.capitalize(), place=place(hit, lines, size),
+             line=_say(hit.text))
 
 
 def _says(target: str, lines: list[TextLine]) -> str | None:
@@ -125,7 +131,7 @@ def _says(target: str, lines: list[TextLine]) -> str | None:
     said = [parts[i].text]
     if len(parts[i].text.split()) <= 3 and i + 1 < len(parts):
         said.append(parts[i + 1].text)
-    return f"It says: {' '.join(_say(s) for s in said)}"
+    return _("It says: {text}", text=" ".join(_say(s) for s in said))
 
 
 def answer(question: str, lines: list[TextLine], title: str, size: tuple[int, int]) -> str | None:
@@ -178,7 +184,7 @@ def _quote(question: str, lines: list[TextLine]) -> str | None:
     for text in [ln.text for ln in lines] + [block.text for block in blocks(lines)]:  # a line, else a paragraph
         said = _plain(text).split()
         if all(any(_same_word(w, s) for s in said) for w in wanted):
-            return f"It says: {_say(text)}"
+            return _("It says: {text}", text=_say(text))
     return None
 
 
@@ -187,11 +193,11 @@ def _going(target: str, lines: list[TextLine]) -> str | None:
     Lisbon is delayed" gives Lisbon), with that line, which is said whole so nothing rests on the guess."""
     hit = find(target, lines)
     if hit is None:
-        return f"I cannot find {target} on the screen."
+        return _("I cannot find {name} on the screen.", name=target)
     text = hit.text
     if m := DESTINATION.search(text):
-        return f"To {m.group(1)}. It says: {_say(text)}"
-    return f"It says: {_say(text)}"
+        return _("To {place}. It says: {text}", place=m.group(1), text=_say(text))
+    return _("It says: {text}", text=_say(text))
 
 
 def _value(target: str, lines: list[TextLine]) -> str | None:
@@ -202,10 +208,10 @@ def _value(target: str, lines: list[TextLine]) -> str | None:
         return None
     text = hit.text.strip()
     if m := re.match(rf"\W*{re.escape(target)}\W*?\s*[:=]\s*(.+)", text, re.IGNORECASE):
-        return f"The {target} is {_say(m.group(1))}"
+        return _("The {name} is {value}", name=target, value=_say(m.group(1)))
     if _plain(text) == _plain(target):  # a lone label: its value is the next block
         parts = blocks(lines)
         i = _block_of(hit, parts)
         if i + 1 < len(parts):
-            return f"The {target} is {_say(parts[i + 1].text)}"
-    return f"It says: {_say(text)}"
+            return _("The {name} is {value}", name=target, value=_say(parts[i + 1].text))
+    return _("It says: {text}", text=_say(text))
