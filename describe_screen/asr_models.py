@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ SPEECH_MODELS = {
 }
 SUGGESTED = "whisper-base.en"
 INSTALL_COMMAND = f"describe-screen models install {SUGGESTED}"
-NO_MODEL = ("Voice questions are off: no speech-recognition model is installed.",
-            f"Install one with: {INSTALL_COMMAND}")
+NO_MODEL = (N_("Voice questions are off: no speech-recognition model is installed."),
+            N_("Install one with: {command}"))  # the command is INSTALL_COMMAND
 
 
 def folder(models_dir: Path) -> Path:
@@ -71,8 +72,8 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
             warnings.simplefilter("ignore")
             download_model(spec.repo, output_dir=str(staging), revision=commit)
     except ImportError as exc:
-        raise UserError("Installing a speech model needs faster-whisper, which is not installed.",
-                        'Install the voice part with: pip install "describe-screen[voice]".') from exc
+        raise UserError(_("Installing a speech model needs faster-whisper, which is not installed."),
+                        _("Install the voice part with: pip install \"describe-screen[voice]\".")) from exc
     except Exception as exc:
         raise download._explain(exc, spec.repo, name, staging) from exc
     fetched = [listing[p.name] for p in staging.iterdir() if p.is_file() and p.name in listing]
@@ -80,8 +81,9 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
     if bad or not (staging / "model.bin").is_file():
         shutil.rmtree(staging, ignore_errors=True)
         wrong = ", ".join(bad) or "model.bin is missing"
-        raise UserError(f"The files of {name} do not match what the model server lists ({wrong}), so it was "
-                        "not installed.", "Run the install again.")
+        raise UserError(_("The files of {name} do not match what the model server lists ({wrong}), so it was not "
+                          "installed.",
+                          name=name, wrong=wrong), _("Run the install again."))
     shutil.rmtree(staging / ".cache", ignore_errors=True)  # the hub client's bookkeeping
     if out.exists():
         shutil.rmtree(out)
@@ -93,7 +95,8 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
 def remove(name: str, models_dir: Path) -> Path:
     path = folder(models_dir) / name
     if not path.is_dir():
-        raise UserError(f"The speech model {name} is not installed in {folder(models_dir)}.",
-                        f"Install it with: describe-screen models install {name}.")
+        raise UserError(_("The speech model {name} is not installed in {folder}.",
+                          name=name, folder=folder(models_dir)),
+                        _("Install it with: describe-screen models install {name}.", name=name))
     shutil.rmtree(path)
     return path
