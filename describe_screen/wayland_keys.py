@@ -24,6 +24,7 @@ from pathlib import Path
 
 from describe_screen.errors import UserError
 from describe_screen.hotkeys import HOTKEY_REQUESTS
+from describe_screen.i18n import _
 
 COMMANDS = {
     "describe_screen": "describe --target screen", "describe_window": "describe --target window",
@@ -139,10 +140,10 @@ def start(bindings: dict[str, str], on_press: Callable[[str], None], on_release:
             listener.start()
             return listener
         except UserError as exc:
-            report(UserError(f"Hotkeys are off. {exc.problem}", exc.fix))
+            report(UserError(_("Hotkeys are off. {problem}", problem=exc.problem), exc.fix))
         except OSError as exc:  # the bus went away or did not answer in time
-            report(UserError(f"Hotkeys are off: the desktop's shortcuts portal failed ({exc}).",
-                             "Restart describe-screen; commands from a terminal still work."))
+            report(UserError(_("Hotkeys are off: the desktop's shortcuts portal failed ({exc}).", exc=exc),
+                             _("Restart describe-screen; commands from a terminal still work.")))
         return None
     print("describe-screen: this Wayland desktop has no global shortcuts portal, so hotkeys are the key bindings "
           f"in the desktop's own settings ({program()} keys install adds them). {PRESS_TWICE}",
