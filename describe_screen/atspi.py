@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 SYSTEM_PACKAGES = Path("/usr/lib/python3/dist-packages")
 TIMEOUT_MS = 3000  # a program that stopped answering must not freeze the daemon
@@ -26,7 +27,8 @@ MAX_NEARBY = 6
 # Ancestors worth naming as where the object is ("in the dialog 'New message'"), and the words for them.
 CONTAINERS = {"dialog": "dialog", "alert": "alert", "file chooser": "file chooser", "frame": "window",
               "window": "window", "page tab": "tab", "tool bar": "toolbar", "menu": "menu", "group": "group"}
-INSTALL_FIX = "Install python3-gi and gir1.2-atspi-2.0 (installer/install.sh does it), then restart describe-screen."
+INSTALL_FIX = N_("Install python3-gi and gir1.2-atspi-2.0 (installer/install.sh does it), then restart "
+                 "describe-screen.")
 
 Rect = tuple[int, int, int, int]
 _lock = threading.Lock()
@@ -71,8 +73,8 @@ def focused() -> Focus:
         title = window.get_name() or ""
         found = _focused_in(atspi, window)
         if found is None:
-            raise UserError(f"Nothing has the keyboard focus in the window '{title}'.",
-                            "Press Tab to move to something, then try again.")
+            raise UserError(_("Nothing has the keyboard focus in the window '{title}'.", title=title),
+                            _("Press Tab to move to something, then try again."))
         return _describe(atspi, found, title, window)
 
 
@@ -100,14 +102,14 @@ def _atspi() -> Any:
         try:
             import gi
         except ImportError as exc:
-            raise UserError("The focused object cannot be found: the accessibility library (PyGObject) is "
-                            "not installed.", INSTALL_FIX) from exc
+            raise UserError(_("The focused object cannot be found: the accessibility library (PyGObject) is not "
+                              "installed."), _(INSTALL_FIX)) from exc
     try:
         gi.require_version("Atspi", "2.0")
         from gi.repository import Atspi
     except (ValueError, ImportError) as exc:
-        raise UserError("The focused object cannot be found: the accessibility library (Atspi) is not "
-                        "installed.", INSTALL_FIX) from exc
+        raise UserError(_("The focused object cannot be found: the accessibility library (Atspi) is not installed."),
+                        _(INSTALL_FIX)) from exc
     Atspi.set_timeout(TIMEOUT_MS, TIMEOUT_MS)
     # get_*_iface answer None for an interface an object lacks, which is what is wanted here.
     warnings.filterwarnings("ignore", r"Atspi\.Accessible\.get_\w+_iface is deprecated", DeprecationWarning)
@@ -118,10 +120,10 @@ def _active_window(atspi: Any) -> Any:
     desktop = atspi.get_desktop(0)
     apps = [desktop.get_child_at_index(i) for i in range(desktop.get_child_count())]
     if not apps:
-        raise UserError("No program shares its accessibility information, so I cannot find the focus.",
-                        "Turn on accessibility in your desktop settings (on GNOME: Settings, Accessibility, "
-                        "or run: gsettings set org.gnome.desktop.interface toolkit-accessibility true), "
-                        "then restart the program.")
+        raise UserError(_("No program shares its accessibility information, so I cannot find the focus."),
+                        _("Turn on accessibility in your desktop settings (on GNOME: Settings, Accessibility, or "
+                          "run: gsettings set org.gnome.desktop.interface toolkit-accessibility true), then "
+                          "restart the program."))
     for app in apps:
         try:
             windows = [app.get_child_at_index(i) for i in range(app.get_child_count())]
@@ -133,8 +135,8 @@ def _active_window(atspi: Any) -> Any:
                     return window
             except Exception:  # the same
                 continue
-    raise UserError("No window is active, so there is no focused object to describe.",
-                    f"Switch to a window first, {_switch_keys()}, then try again.")
+    raise UserError(_("No window is active, so there is no focused object to describe."),
+                    _("Switch to a window first, {switch_keys}, then try again.", switch_keys=_switch_keys()))
 
 
 def _switch_keys() -> str:

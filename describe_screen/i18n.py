@@ -135,7 +135,7 @@ def ngettext(singular: str, plural: str, n: int, **values: Any) -> str:
     return text.format(n=number(n), **values)
 
 
-def N_(message: str) -> str:  # noqa: N802 (gettext's own name for it, which the extractors know)
+def N_(message: str) -> str:
     """Marks a message for the catalog; it is translated with _() where it is said."""
     return message
 
@@ -150,11 +150,11 @@ def number(n: float) -> str:
     return format_decimal(n, locale=code)
 
 
-def spoken_list(items: list[str]) -> str:
-    """"A, B and C" in the user's language."""
+def spoken_list(items: list[str], either: bool = False) -> str:
+    """"A, B and C" (or with `either`, "A, B or C") in the user's language."""
     if len(items) <= 1:
         return "".join(items)
     code = language().code
     from babel.lists import format_list
 
-    return format_list(items, locale=LIST_LOCALES.get(code, code))
+    return format_list(items, style="or" if either else "standard", locale=LIST_LOCALES.get(code, code))

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Protocol
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 
 class Unavailable(Exception):
@@ -81,8 +82,9 @@ def choose(output: str, candidates: Sequence[Candidate] | None = None) -> Choice
         return Choice(reader, f"{why}: speaking through {reader.name}{passed}.")
     if output == "screen-reader":
         detail = " ".join(problems) or "none was found on this computer."
-        raise UserError(f"speech.output is screen-reader, but no screen reader could be reached: {detail}",
-                        'Start your screen reader, or set speech.output = "auto" in the settings file.')
+        raise UserError(_("speech.output is screen-reader, but no screen reader could be reached: {detail}",
+                          detail=detail),
+                        _("Start your screen reader, or set speech.output = \"auto\" in the settings file."))
     if problems:
         return Choice(None, f"No screen reader could be reached ({' '.join(problems)}): speaking with pyttsx3.")
     return Choice(None, "No screen reader is running: speaking with pyttsx3.")
