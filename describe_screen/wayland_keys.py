@@ -24,7 +24,7 @@ from pathlib import Path
 
 from describe_screen.errors import UserError
 from describe_screen.hotkeys import HOTKEY_REQUESTS
-from describe_screen.i18n import _
+from describe_screen.i18n import N_, _
 
 COMMANDS = {
     "describe_screen": "describe --target screen", "describe_window": "describe --target window",
@@ -34,8 +34,8 @@ COMMANDS = {
        if request["cmd"] == "explore"},
     "press": "explore press", "double_click": "explore double-click", "right_click": "explore right-click",
 }
-PRESS_TWICE = ("Push-to-talk becomes: press the ask key to start the question, and press it again to send it, "
-               "because this desktop runs a command only when a key goes down.")
+PRESS_TWICE = N_("Push-to-talk becomes: press the ask key to start the question, and press it again to send it, "
+                 "because this desktop runs a command only when a key goes down.")
 # pynput key names -> XKB keysym names (what sway, Hyprland, GNOME and the portal spell)
 KEYSYMS = {"space": "space", "enter": "Return", "esc": "Escape", "tab": "Tab", "backspace": "BackSpace",
            "delete": "Delete", "insert": "Insert", "home": "Home", "end": "End", "page_up": "Prior",

@@ -15,6 +15,7 @@ from pathlib import Path
 from describe_screen.config import Config
 from describe_screen.daemon import Daemon
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 SAMPLE_TITLE = "Save changes"
 SAMPLE_TEXT = ("Do you want to save the changes you made to report.txt?\n"
@@ -75,5 +76,5 @@ def _sample_desktop() -> tuple[subprocess.Popen, subprocess.Popen]:
         xvfb.terminate()
         error = window.stderr.read() if window.stderr else ""
         raise UserError("The sample window could not open" + (" because Tk is missing." if "tkinter" in error else "."),
-                        "Install Tk for Python (Debian and Ubuntu: sudo apt-get install python3-tk).")
+                        _("Install Tk for Python (Debian and Ubuntu: sudo apt-get install python3-tk)."))
     return xvfb, window

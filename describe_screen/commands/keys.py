@@ -8,6 +8,7 @@ import shlex
 from dataclasses import asdict
 
 from describe_screen.config import Config
+from describe_screen.i18n import _
 from describe_screen.wayland_keys import PRESS_TWICE, commands, hyprland_line, program
 
 DESKTOPS = ("gnome", "sway", "hyprland")
@@ -34,7 +35,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         print(f"describe-screen can bind keys in {', '.join(DESKTOPS)}; on {current().describe()}, bind these "
               "commands to keys in the desktop's keyboard settings:")
         print("\n".join(f"{combo}: {command}" for _, combo, command in commands(bindings, runs)))
-        print(PRESS_TWICE)
+        print(_(PRESS_TWICE))
         return 0
     args.desktop = args.desktop or current().compositor
     if args.desktop == "gnome":

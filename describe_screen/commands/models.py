@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from describe_screen import asr_models, models
 from describe_screen.config import Config
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 if TYPE_CHECKING:
     from describe_screen import vlm
@@ -126,6 +127,7 @@ def _make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"The models folder {folder} cannot be created: {exc.strerror or exc}.",
-                        "Set models.dir in the settings file to a folder you can write to, "
-                        "or check the folders above it.") from exc
+        raise UserError(_("The models folder {folder} cannot be created: {reason}.",
+                          folder=folder, reason=exc.strerror or exc),
+                        _("Set models.dir in the settings file to a folder you can write to, or check the folders "
+                          "above it.")) from exc
