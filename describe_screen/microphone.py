@@ -190,7 +190,7 @@ def read_wav(path: Path, max_seconds: float) -> tuple[np.ndarray, float]:
     is decoded by faster-whisper's own `decode_audio` (FFmpeg through PyAV), which the recogniser
     needs anyway; what neither can read is refused in plain words.
     """
-    regular_file(Path(path), "sound", "Check the file name and try again.")  # before opening: a pipe would hang
+    regular_file(Path(path), "sound", _("Check the file name and try again."))  # before opening: a pipe would hang
     if (decoded := _decode_other_format(Path(path))) is not None:
         seconds = len(decoded) / SAMPLE_RATE
         if seconds > max_seconds:

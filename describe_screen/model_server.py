@@ -79,10 +79,10 @@ def chat_messages(image_url: str, request: Request) -> list[dict[str, Any]]:
                                              {"type": "text", "text": first}]}]
     for index, turn in enumerate(request.history):
         if index:
-            messages.append(say(_("user"), turn.question))
-        messages.append(say(_("assistant"), turn.answer))
+            messages.append(say("user", turn.question))
+        messages.append(say("assistant", turn.answer))
     if request.history:
-        messages.append(say(_("user"), current))
+        messages.append(say("user", current))
     return messages
 
 

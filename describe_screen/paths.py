@@ -12,15 +12,17 @@ import stat
 from pathlib import Path
 
 from describe_screen.errors import UserError
-from describe_screen.i18n import _
+from describe_screen.i18n import N_, _
 
-KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
-         (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+KINDS = ((stat.S_ISDIR, N_("a folder")), (stat.S_ISFIFO, N_("a named pipe")), (stat.S_ISCHR, N_("a character device")),
+         (stat.S_ISBLK, N_("a block device")), (stat.S_ISSOCK, N_("a socket")))
+WHATS = {"image": N_("image"), "sound": N_("sound")}  # the kinds of file asked for, said in the messages
 
 
 def regular_file(path: Path, what: str, fix: str) -> None:
-    """Raise a UserError unless `path` is (or links to) a regular file; `what` is e.g. "image"."""
+    """Raise a UserError unless `path` is (or links to) a regular file; `what` is "image" or "sound"."""
     link = path.is_symlink()
+    article, what = _article(what), _(WHATS.get(what, what))
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -34,11 +36,12 @@ def regular_file(path: Path, what: str, fix: str) -> None:
                         _("Check that you are allowed to read it.")) from exc
     if stat.S_ISREG(mode):
         return
-    kind = next((name for test, name in KINDS if test(mode)), "something other than a plain file")
-    said = f"a link to {kind}" if link else kind
-    hint = "Give the path of one file inside it." if stat.S_ISDIR(mode) else fix
+    kind = _(next((name for test, name in KINDS if test(mode)), N_("something other than a plain file")))
+    said = _("a link to {kind}", kind=kind) if link else kind
+    hint = _("Give the path of one file inside it.") if stat.S_ISDIR(mode) else fix
+    # {article} is English's "a" or "an"; the other languages' messages leave it out
     raise UserError(_("{path} is {said}, not {article} {what} file.",
-                      path=path, said=said, article=_article(what), what=what), hint)
+                      path=path, said=said, article=article, what=what), hint)
 
 
 def _article(word: str) -> str:

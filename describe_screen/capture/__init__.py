@@ -149,7 +149,7 @@ def load_image(path: Path) -> Image.Image:
     """Open a picture file as RGB, refusing missing, non-image and oversized files before decoding."""
     from PIL import Image, UnidentifiedImageError
 
-    regular_file(path, "image", "Check the path and try again.")
+    regular_file(path, "image", _("Check the path and try again."))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
