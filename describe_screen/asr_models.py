@@ -63,7 +63,7 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
     spec = SPEECH_MODELS[name]
     out = folder(models_dir) / name
     staging = out.with_name(name + download.DOWNLOAD_SUFFIX)
-    tell(f"Downloading {name}, about {spec.size_mb} megabytes.")
+    tell(_("Downloading {name}, about {megabytes} megabytes.", name=name, megabytes=spec.size_mb))
     try:
         from faster_whisper import download_model
 
@@ -88,7 +88,7 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
-    tell(f"{name} is installed. Voice questions will use it.", installed=True)
+    tell(_("{name} is installed. Voice questions will use it.", name=name), installed=True)
     return out
 
 

@@ -218,7 +218,7 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
         path = _publish(download, out, files, info, precision)
     except OSError as exc:
         raise _explain(exc, repo, spec.name, download) from exc
-    tell(f"{spec.name} is installed.", installed=True)
+    tell(_("{name} is installed.", name=spec.name), installed=True)
     return models.find(path.name, models_dir)
 
 

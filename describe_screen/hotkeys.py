@@ -79,7 +79,7 @@ def start_hotkeys(config: Config, handle: Callable[[dict], Any], report: Callabl
         listener.start()
     except UserError as exc:
         report(UserError(_("Hotkeys are off. {problem}", problem=exc.problem),
-                         exc.fix + " Commands from describe-screen in a terminal still work."))
+                         exc.fix + " " + _("Commands from describe-screen in a terminal still work.")))
         return None
     return listener
 

@@ -270,8 +270,9 @@ class ServerModel:
         if self.model and known and self.model not in known:
             raise self.unknown_model(known)
         if not self.model and len(known) != 1:
-            raise UserError(f"The model server at {self.host} has {len(known)} models, and models.server_model "
-                            "does not say which one to use." + (f" It has: {', '.join(known)}." if known else ""),
+            raise UserError(_("The model server at {host} has {count} models, and models.server_model does not say "
+                              "which one to use.", host=self.host, count=len(known)) + (
+                                " " + _("It has: {models}.", models=", ".join(known)) if known else ""),
                             _("Set models.server_model in {config_path}.", config_path=config_path()))
         self._checked = self.model or known[0]
         return self._checked

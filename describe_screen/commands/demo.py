@@ -75,6 +75,7 @@ def _sample_desktop() -> tuple[subprocess.Popen, subprocess.Popen]:
     if not line.startswith("ready"):
         xvfb.terminate()
         error = window.stderr.read() if window.stderr else ""
-        raise UserError("The sample window could not open" + (" because Tk is missing." if "tkinter" in error else "."),
+        raise UserError(_("The sample window could not open because Tk is missing.") if "tkinter" in error else
+                        _("The sample window could not open."),
                         _("Install Tk for Python (Debian and Ubuntu: sudo apt-get install python3-tk)."))
     return xvfb, window
