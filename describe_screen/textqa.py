@@ -29,6 +29,43 @@ GOING = re.compile(rf"(?:where is|where's|where are) {ARTICLES}(.+?) (?:going|he
 DESTINATION = re.compile(r"\b(?:to|for|towards) ((?:[A-Z][\w'-]*)(?: [A-Z][\w'-]*)*)")
 VOWEL_SOUND_LETTERS = "AEFHILMNORSX"  # spelt-out letters that start with a vowel sound: "an OK", "an HTML"
 MATCH = 0.8  # similarity a recognised phrase needs to count as the asked-for words (OCR slips a letter)
+# The same questions asked in the catalogs' other languages, each rewritten to the English form answer()
+# reads (on the plain text: lower case, hyphens as spaces); the answer is then said in the user's language.
+QUESTION_FORMS = [(re.compile(form), english) for form, english in (
+    # German
+    (r"(?:welche|was für) (?:schaltflächen|knöpfe|buttons)(?: .*)?|(?:nenne|lies) (?:die |alle )?schaltflächen.*",
+     "what buttons"),
+    (r"(?:wie (?:heißt|lautet)|was ist) (?:der titel|das fenster|der dialog|die seite).*", "title"),
+    (r"(?:gibt es|ist da|siehst du) (?:hier |da )?(?:eine |einen |ein |die )?(?:schaltfläche|knopf) (.+?)",
+     r"is there a \1 button"),
+    (r"wo (?:ist|sind|finde ich) (?:der |die |das |den )?(?:schaltfläche |knopf )?(.+?)", r"where is \1"),
+    (r"was steht (?:da|dort|hier|auf dem bildschirm)|lies (?:vor|alles)|was sagt (?:der bildschirm|es)",
+     "what does it say"),
+    # French
+    (r"quels (?:sont les )?boutons.*", "what buttons"),
+    (r"quel est le titre.*", "title"),
+    (r"(?:y a t il|est ce qu'il y a|il y a) (?:un |le )?bouton (.+?)", r"is there a \1 button"),
+    (r"où (?:est|sont|se trouve) (?:le |la |les |l')?(?:bouton )?(.+?)", r"where is \1"),
+    (r"qu'est ce qui est écrit|que dit (?:l'écran|il)|lis (?:tout|le texte)", "what does it say"),
+    # Spanish
+    (r"(?:qué|cuáles son los) botones.*", "what buttons"),
+    (r"cuál es el título.*", "title"),
+    (r"(?:hay|existe) (?:un |el )?botón (.+?)", r"is there a \1 button"),
+    (r"dónde (?:está|están) (?:el |la |los |las )?(?:botón )?(.+?)", r"where is \1"),
+    (r"qué dice(?: la pantalla)?|lee (?:todo|el texto)", "what does it say"),
+    # Portuguese
+    (r"(?:quais|que) (?:são os )?botões.*", "what buttons"),
+    (r"qual é o título.*", "title"),
+    (r"(?:há|existe|tem) (?:um |o )?botão (.+?)", r"is there a \1 button"),
+    (r"onde (?:está|estão|fica) (?:o |a |os |as )?(?:botão )?(.+?)", r"where is \1"),
+    (r"o que diz(?: a tela| o ecrã)?|o que está escrito|leia (?:tudo|o texto)", "what does it say"),
+    # Italian
+    (r"(?:quali|che) (?:sono i )?pulsanti.*", "what buttons"),
+    (r"qual è il titolo.*", "title"),
+    (r"(?:c'è|esiste) (?:un |il )?pulsante (.+?)", r"is there a \1 button"),
+    (r"(?:dov'è|dove sono|dove si trova) (?:il |la |lo |i |le |l')?(?:pulsante )?(.+?)", r"where is \1"),
+    (r"cosa dice(?: lo schermo)?|cosa c'è scritto|leggi (?:tutto|il testo)", "what does it say"),
+)]
 
 
 def _plain(text: str) -> str:
@@ -134,9 +171,17 @@ def _says(target: str, lines: list[TextLine]) -> str | None:
     return _("It says: {text}", text=" ".join(_say(s) for s in said))
 
 
+def _in_english(q: str) -> str:
+    """A plain question asked in another catalog language, in the English form answer() reads."""
+    for form, english in QUESTION_FORMS:
+        if m := form.fullmatch(q):
+            return m.expand(english)
+    return q
+
+
 def answer(question: str, lines: list[TextLine], title: str, size: tuple[int, int]) -> str | None:
     """A spoken answer from the screen's words, or None when the words cannot answer the question."""
-    q = _plain(question)
+    q = _in_english(_plain(question))
     if not lines and not title:
         return None
     if re.search(r"\b(title|titled|called|named)\b", q):
