@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from describe_screen import i18n
 from describe_screen.errors import UserError
 from describe_screen.i18n import N_, _
 
@@ -25,8 +26,11 @@ TIMEOUT_MS = 3000  # a program that stopped answering must not freeze the daemon
 MAX_TEXT = 400  # characters of the object's own text passed on as context
 MAX_NEARBY = 6
 # Ancestors worth naming as where the object is ("in the dialog 'New message'"), and the words for them.
-CONTAINERS = {"dialog": "dialog", "alert": "alert", "file chooser": "file chooser", "frame": "window",
-              "window": "window", "page tab": "tab", "tool bar": "toolbar", "menu": "menu", "group": "group"}
+CONTAINERS = {"dialog": N_("the dialog '{name}'"), "alert": N_("the alert '{name}'"),
+              "file chooser": N_("the file chooser '{name}'"), "frame": N_("the window '{name}'"),
+              "window": N_("the window '{name}'"), "page tab": N_("the tab '{name}'"),
+              "tool bar": N_("the toolbar '{name}'"), "menu": N_("the menu '{name}'"),
+              "group": N_("the group '{name}'")}
 INSTALL_FIX = N_("Install python3-gi and gir1.2-atspi-2.0 (installer/install.sh does it), then restart "
                  "describe-screen.")
 
@@ -38,7 +42,7 @@ _lock = threading.Lock()
 class Focus:
     """What the user's keyboard focus is on, in the words a screen reader would use."""
 
-    role: str
+    role: str  # AT-SPI's role name ("push button"); said in the user's language where AT-SPI has it
     name: str
     description: str = ""
     text: str = ""
@@ -51,17 +55,16 @@ class Focus:
 
     def sentence(self) -> str:
         """'A push button, 'Send', in the dialog 'New message'.' plus description, text and neighbours."""
-        article = "An" if self.role[:1].lower() in "aeiou" else "A"
-        words = f"{article} {self.role}" + (f", '{self.name}'" if self.name else ", without a name")
-        if self.container:
-            words += f", in {self.container}"
-        words += "."
+        article = "An" if self.role[:1].lower() in "aeiou" else "A"  # {a}: English only
+        what = (_("{a} {role}, '{name}'", a=article, role=self.role, name=self.name) if self.name else
+                _("{a} {role}, without a name", a=article, role=self.role))
+        words = _("{what}, in {container}.", what=what, container=self.container) if self.container else what + "."
         if self.description and self.description != self.name:
             words += f" {self.description.rstrip('.')}."
         if self.text and self.text != self.name:
-            words += f" It holds the text: {self.text.rstrip('.')}."
+            words += " " + _("It holds the text: {text}.", text=self.text.rstrip("."))
         if self.nearby:
-            words += f" Nearby: {', '.join(self.nearby)}."
+            words += " " + _("Nearby: {items}.", items=", ".join(self.nearby))
         return words
 
 
@@ -144,8 +147,8 @@ def _switch_keys() -> str:
     from describe_screen.capture.session import current
 
     if current().compositor in ("sway", "hyprland", "river"):
-        return "for example with the Super key and an arrow key"
-    return "for example with Alt Tab"
+        return _("for example with the Super key and an arrow key")
+    return _("for example with Alt Tab")
 
 
 def _focused_in(atspi: Any, window: Any) -> Any:
@@ -163,9 +166,11 @@ def _describe(atspi: Any, obj: Any, title: str, window: Any) -> Focus:
     while parent is not None and not container:
         kind = CONTAINERS.get(parent.get_role_name() or "")
         if kind and parent.get_name():
-            container = f"the {kind} '{parent.get_name()}'"
+            container = _(kind, name=parent.get_name())
         parent = parent.get_parent()
-    return Focus(role=obj.get_role_name() or "object", name=(obj.get_name() or "").strip(),
+    english = i18n.language().code == i18n.SOURCE  # else AT-SPI's own translation of the role, when it has one
+    role = (obj.get_role_name() if english else obj.get_localized_role_name()) or _("object")
+    return Focus(role=role, name=(obj.get_name() or "").strip(),
                  description=(obj.get_description() or "").strip(), text=_text(obj), container=container,
                  nearby=_nearby(obj), window=title, extents=_extents(atspi, obj, atspi.CoordType.SCREEN),
                  in_window=_extents(atspi, obj, atspi.CoordType.WINDOW),

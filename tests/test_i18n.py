@@ -43,7 +43,8 @@ def _is_words(text: str) -> bool:
 
 def bypasses(path: Path, root: Path = PACKAGE) -> list[str]:
     """Sentences in `path` that reach the user without the catalog: text handed to UserError, say,
-    speak, doctor's Check or a progress callback, or returned and yielded by the narration modules."""
+    speak, doctor's Check, a progress callback or a command's print, or returned and yielded by the
+    narration modules."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     keys = {id(n) for fn in ast.walk(tree) if getattr(fn, "name", "") in KEYS.get(path.name, ())
             for n in ast.walk(fn)}  # functions that return keys, translated where they are said
@@ -52,7 +53,7 @@ def bypasses(path: Path, root: Path = PACKAGE) -> list[str]:
         said: list[ast.AST] = []
         if isinstance(node, ast.Call):
             name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
-            if name in SPOKEN:
+            if name in SPOKEN or (name == "print" and path.parent.name == "commands"):  # commands print to users
                 said = [*node.args, *(k.value for k in node.keywords)]
         elif isinstance(node, (ast.Return, ast.Yield)) and path.name in NARRATION and node.value is not None:
             said = [] if id(node) in keys else [node.value]

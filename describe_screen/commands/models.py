@@ -25,30 +25,34 @@ def run(config: Config, args: argparse.Namespace) -> int:
     if action == "list":
         present = {m.name: m for m in models.installed(folder)}
         broken = models.broken(folder)
-        print(f"Models folder: {folder}")
+        print(_("Models folder: {folder}", folder=folder))
         for spec in models.available():
             got = present.get(spec.name)
-            state = (f"installed ({', '.join(got.precisions)}, {got.size_bytes / 1e6:.0f} MB: {', '.join(got.graphs)})"
-                     if got else "installed but broken (see below)" if spec.name in broken
-                     else f"not installed, about {spec.size_mb} MB")
-            print(f"{spec.name}: {spec.family}, does {', '.join(t.replace('_', ' ') for t in spec.tasks)}; "
-                  f"{spec.licence} licence; {state}.")
+            state = (_("installed ({precisions}, {megabytes:.0f} MB: {graphs})", precisions=", ".join(got.precisions),
+                       megabytes=got.size_bytes / 1e6, graphs=", ".join(got.graphs))
+                     if got else _("installed but broken (see below)") if spec.name in broken
+                     else _("not installed, about {megabytes} MB", megabytes=spec.size_mb))
+            print(_("{name}: {family}, does {tasks}; {licence} licence; {state}.", name=spec.name, family=spec.family,
+                    tasks=", ".join(t.replace("_", " ") for t in spec.tasks), licence=spec.licence, state=state))
         for name in sorted(set(present) - {spec.name for spec in models.available()}):
-            print(f"{name}: installed, no manifest here.")
+            print(_("{name}: installed, no manifest here.", name=name))
         speech = asr_models.installed(folder)
         for name, model in asr_models.SPEECH_MODELS.items():
-            state = "installed" if name in speech else f"not installed, about {model.size_mb} MB"
-            print(f"{name}: {model.description}; MIT licence; {state}.")
+            state = _("installed") if name in speech else _("not installed, about {megabytes} MB",
+                                                                 megabytes=model.size_mb)
+            print(_("{name}: {description}; MIT licence; {state}.", name=name, description=model.description,
+                    state=state))
         if broken:  # missing, cut or damaged files and unreadable manifests: never used, each with its fix
-            print("Broken:")
+            print(_("Broken:"))
             for name, problem in broken.items():
                 print(f"{name}: {problem}")
         return 0
     if action in ("install", "remove") and args.name in asr_models.SPEECH_MODELS:
         if action == "remove":
-            print(f"The speech model {args.name} was removed from {asr_models.remove(args.name, folder)}.")
+            print(_("The speech model {name} was removed from {folder}.", name=args.name,
+                    folder=asr_models.remove(args.name, folder)))
         else:
-            print(f"It is in {asr_models.install(args.name, folder, _teller())}.")
+            print(_("It is in {folder}.", folder=asr_models.install(args.name, folder, _teller())))
         return 0
     if action == "install":
         from describe_screen.download import install
@@ -56,29 +60,31 @@ def run(config: Config, args: argparse.Namespace) -> int:
         tell = _teller()
         model = install(models.manifest(args.name), folder, args.precision, tell=tell,
                         provider=config.models.provider, configured=config.models.precision)
-        print(f"It is in {model.path}, with {', '.join(model.precisions)} weights.")
+        print(_("It is in {folder}, with {precisions} weights.", folder=model.path,
+                precisions=", ".join(model.precisions)))
         _prepare(config, model.path)
         return 0
     if action == "export":
         from describe_screen.export import export_model
 
         out = args.out or folder / args.name
-        print(f"Exporting {args.name} to {out}. This takes several minutes.", flush=True)
+        print(_("Exporting {name} to {folder}. This takes several minutes.", name=args.name, folder=out), flush=True)
         path = export_model(args.name, out, args.precision, args.source)
-        print(f"The model {args.name} is installed in {path}.")
+        print(_("The model {name} is installed in {folder}.", name=args.name, folder=path))
         _prepare(config, path)
         return 0
     if action == "import":
         model = models.import_bundle(args.folder, args.name, folder)
-        print(f"The model {model.name} is installed in {model.path}, with {', '.join(model.precisions)} weights.")
+        print(_("The model {name} is installed in {folder}, with {precisions} weights.", name=model.name,
+                folder=model.path, precisions=", ".join(model.precisions)))
         _prepare(config, model.path)
         return 0
     if action == "verify":
         model = models.verify(args.name, folder)
-        print(f"Every file of {model.name} is intact.")
+        print(_("Every file of {name} is intact.", name=model.name))
         return 0
     path = models.remove(args.name, folder)
-    print(f"The model {args.name} was removed from {path}.")
+    print(_("The model {name} was removed from {folder}.", name=args.name, folder=path))
     return 0
 
 
@@ -88,12 +94,12 @@ def _prepare(config: Config, path: Path) -> None:
     so at once."""
     from describe_screen import vlm
 
-    print("Preparing it for this computer.", flush=True)
+    print(_("Preparing it for this computer."), flush=True)
     model = vlm.load_model(path, runtime_options(config))
     model.warm_up()
     if why := getattr(model, "fused_failure", str)():  # only families with a fused decoder have one
-        print(f"This model's decoder could not be rewritten for speed: {why}. It will run, more slowly.")
-    print("It is ready.")
+        print(_("This model's decoder could not be rewritten for speed: {why}. It will run, more slowly.", why=why))
+    print(_("It is ready."))
 
 
 def runtime_options(config: Config) -> vlm.RuntimeOptions:
