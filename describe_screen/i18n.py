@@ -123,13 +123,13 @@ def language() -> Language:
     return _state()[0]
 
 
-def _(message: str, **values: Any) -> str:
+def _(message: str, /, **values: Any) -> str:
     """`message` in the user's language, its {placeholders} filled from `values`."""
     text = _state()[1].gettext(message)
     return text.format(**values) if values else text
 
 
-def ngettext(singular: str, plural: str, n: int, **values: Any) -> str:
+def ngettext(singular: str, plural: str, n: int, /, **values: Any) -> str:
     """The form of a message for the count `n` (the language's plural rule); {n} is the count as a number."""
     text = _state()[1].ngettext(singular, plural, n)
     return text.format(n=number(n), **values)

@@ -167,3 +167,9 @@ def test_a_catalog_compiles_from_its_po_file_alone(tmp_path) -> None:
     assert isinstance(compiled, gettext.GNUTranslations)
     assert compiled.gettext("Copied.") == "Kopiert."
     assert not list(i18n.LOCALE_DIR.rglob("*.mo"))
+
+
+def test_a_placeholder_may_have_any_name() -> None:
+    """{message} and {singular} are placeholders like any other, not the functions' own arguments."""
+    assert i18n._("{message} and {plural}", message="a", plural="b") == "a and b"
+    assert i18n.ngettext("{singular}: {n}", "{plural}: {n}", 2, singular="x", plural="y") == "y: 2"
