@@ -35,15 +35,8 @@ class Language:
     """The language messages are said in, and why: doctor names both."""
 
     code: str  # "de"; SOURCE when nothing shipped fits
-    source: str  # where it came from: "general.language in the settings", "LANG=de_DE.UTF-8", ...
-    wanted: str = ""  # the language asked for when it has no catalog ("pl"), else ""
-
-    def describe(self) -> str:
-        name = NAMES.get(self.code, self.code)
-        if self.wanted:
-            return (f"{name}: {self.source} asks for {self.wanted}, which has no catalog yet "
-                    f"(catalogs: {', '.join(shipped())}).")
-        return f"{name} ({self.code}), from {self.source}."
+    source: str  # where it came from: "general.language = 'de'", "LANG=de_DE.UTF-8", ...
+    wanted: str = ""  # the language asked for when it has no catalog ("pl_PL.UTF-8"), else ""
 
 
 def shipped() -> list[str]:
@@ -65,7 +58,7 @@ def choose(setting: str = "auto", environ: Mapping[str, str] | None = None) -> L
     have = shipped()
     if setting and setting != "auto":
         code = _code(setting)
-        where = f"general.language = {setting!r} in the settings"
+        where = f"general.language = {setting!r}"  # a setting's name and value: the same in every language
         return Language(code, where) if code in have else Language(SOURCE, where, wanted=setting)
     environ = os.environ if environ is None else environ
     for name in ENVIRONMENT:
