@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import ast
 import gettext
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +175,13 @@ def test_a_placeholder_may_have_any_name() -> None:
     """{message} and {singular} are placeholders like any other, not the functions' own arguments."""
     assert i18n._("{message} and {plural}", message="a", plural="b") == "a and b"
     assert i18n.ngettext("{singular}: {n}", "{plural}: {n}", 2, singular="x", plural="y") == "y: 2"
+
+
+def test_the_settings_language_wins_over_the_desktops(tmp_path) -> None:
+    """general.language = "fr" under a German desktop (and the tests' English LANGUAGE): French."""
+    (tmp_path / "config.toml").write_text('[general]\nlanguage = "fr"\n', encoding="utf-8")
+    env = dict(os.environ, LANG="de_DE.UTF-8", DESCRIBE_SCREEN_SOCKET=str(tmp_path / "none.sock"))
+    run = subprocess.run([sys.executable, "-m", "describe_screen", "--config", str(tmp_path / "config.toml"), "status"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == i18n.catalog("fr").gettext(
+        "No describe-screen daemon is running. Start it with: describe-screen daemon")
