@@ -9,5 +9,5 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["describe_screen*"]), "describe_screen.manifests"],
     package_dir={"describe_screen.manifests": "models"},
-    package_data={"describe_screen": ["data/*"], "describe_screen.manifests": ["*.toml"]},
+    package_data={"describe_screen": ["data/*", "locale/*/LC_MESSAGES/*.po"], "describe_screen.manifests": ["*.toml"]},
 )

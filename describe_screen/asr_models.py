@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ SPEECH_MODELS = {
 SUGGESTED = "whisper-base.en"
 MULTILINGUAL = "whisper-base"  # suggested for questions in any other language than English
 INSTALL_COMMAND = f"describe-screen models install {SUGGESTED}"
-NO_MODEL = ("Voice questions are off: no speech-recognition model is installed.",
-            f"Install one with: {INSTALL_COMMAND}")
+NO_MODEL = (N_("Voice questions are off: no speech-recognition model is installed."),
+            N_("Install one with: {command}"))  # the command is INSTALL_COMMAND
 
 
 def multilingual(name: str) -> bool:
@@ -73,7 +74,7 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
     spec = SPEECH_MODELS[name]
     out = folder(models_dir) / name
     staging = out.with_name(name + download.DOWNLOAD_SUFFIX)
-    tell(f"Downloading {name}, about {spec.size_mb} megabytes.")
+    tell(_("Downloading {name}, about {megabytes} megabytes.", name=name, megabytes=spec.size_mb))
     try:
         from faster_whisper import download_model
 
@@ -82,8 +83,8 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
             warnings.simplefilter("ignore")
             download_model(spec.repo, output_dir=str(staging), revision=commit)
     except ImportError as exc:
-        raise UserError("Installing a speech model needs faster-whisper, which is not installed.",
-                        'Install the voice part with: pip install "describe-screen[voice]".') from exc
+        raise UserError(_("Installing a speech model needs faster-whisper, which is not installed."),
+                        _("Install the voice part with: pip install \"describe-screen[voice]\".")) from exc
     except Exception as exc:
         raise download._explain(exc, spec.repo, name, staging) from exc
     fetched = [listing[p.name] for p in staging.iterdir() if p.is_file() and p.name in listing]
@@ -91,16 +92,18 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
     if bad or not (staging / "model.bin").is_file():
         shutil.rmtree(staging, ignore_errors=True)
         wrong = ", ".join(bad) or "model.bin is missing"
-        raise UserError(f"The files of {name} do not match what the model server lists ({wrong}), so it was "
-                        "not installed.", "Run the install again.")
+        raise UserError(_("The files of {name} do not match what the model server lists ({wrong}), so it was not "
+                          "installed.",
+                          name=name, wrong=wrong), _("Run the install again."))
     shutil.rmtree(staging / ".cache", ignore_errors=True)  # the hub client's bookkeeping
     replace_folder(staging, out)
-    tell(f"{name} is installed. Voice questions will use it.", installed=True)
+    tell(_("{name} is installed. Voice questions will use it.", name=name), installed=True)
     return out
 
 
 def remove(name: str, models_dir: Path) -> Path:
-    return remove_folder(folder(models_dir) / name, f"The speech model {name}")
+    return remove_folder(folder(models_dir) / name,
+                         _("The speech model {name} is not installed in {folder}.", name=name, folder="{folder}"))
 
 
 def replace_folder(staging: Path, out: Path) -> None:
@@ -110,10 +113,11 @@ def replace_folder(staging: Path, out: Path) -> None:
     staging.rename(out)
 
 
-def remove_folder(path: Path, what: str) -> Path:
-    """Delete an installed model's folder (`what`: "The speech model NAME"), or say it is not installed."""
+def remove_folder(path: Path, problem: str) -> Path:
+    """Delete an installed model's folder, or say it is not installed: `problem` is that sentence, translated,
+    with "{folder}" left for the folder."""
     if not path.is_dir():
-        raise UserError(f"{what} is not installed in {path.parent}.",
-                        f"Install it with: describe-screen models install {path.name}.")
+        raise UserError(problem.format(folder=path.parent),
+                        _("Install it with: describe-screen models install {name}.", name=path.name))
     shutil.rmtree(path)
     return path

@@ -17,16 +17,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from describe_screen import i18n
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 SYSTEM_PACKAGES = Path("/usr/lib/python3/dist-packages")
 TIMEOUT_MS = 3000  # a program that stopped answering must not freeze the daemon
 MAX_TEXT = 400  # characters of the object's own text passed on as context
 MAX_NEARBY = 6
 # Ancestors worth naming as where the object is ("in the dialog 'New message'"), and the words for them.
-CONTAINERS = {"dialog": "dialog", "alert": "alert", "file chooser": "file chooser", "frame": "window",
-              "window": "window", "page tab": "tab", "tool bar": "toolbar", "menu": "menu", "group": "group"}
-INSTALL_FIX = "Install python3-gi and gir1.2-atspi-2.0 (installer/install.sh does it), then restart describe-screen."
+CONTAINERS = {"dialog": N_("the dialog '{name}'"), "alert": N_("the alert '{name}'"),
+              "file chooser": N_("the file chooser '{name}'"), "frame": N_("the window '{name}'"),
+              "window": N_("the window '{name}'"), "page tab": N_("the tab '{name}'"),
+              "tool bar": N_("the toolbar '{name}'"), "menu": N_("the menu '{name}'"),
+              "group": N_("the group '{name}'")}
+INSTALL_FIX = N_("Install python3-gi and gir1.2-atspi-2.0 (installer/install.sh does it), then restart "
+                 "describe-screen.")
 
 Rect = tuple[int, int, int, int]
 _lock = threading.Lock()
@@ -36,7 +42,7 @@ _lock = threading.Lock()
 class Focus:
     """What the user's keyboard focus is on, in the words a screen reader would use."""
 
-    role: str
+    role: str  # AT-SPI's role name ("push button"); said in the user's language where AT-SPI has it
     name: str
     description: str = ""
     text: str = ""
@@ -49,17 +55,16 @@ class Focus:
 
     def sentence(self) -> str:
         """'A push button, 'Send', in the dialog 'New message'.' plus description, text and neighbours."""
-        article = "An" if self.role[:1].lower() in "aeiou" else "A"
-        words = f"{article} {self.role}" + (f", '{self.name}'" if self.name else ", without a name")
-        if self.container:
-            words += f", in {self.container}"
-        words += "."
+        article = "An" if self.role[:1].lower() in "aeiou" else "A"  # {a}: English only
+        what = (_("{a} {role}, '{name}'", a=article, role=self.role, name=self.name) if self.name else
+                _("{a} {role}, without a name", a=article, role=self.role))
+        words = _("{what}, in {container}.", what=what, container=self.container) if self.container else what + "."
         if self.description and self.description != self.name:
             words += f" {self.description.rstrip('.')}."
         if self.text and self.text != self.name:
-            words += f" It holds the text: {self.text.rstrip('.')}."
+            words += " " + _("It holds the text: {text}.", text=self.text.rstrip("."))
         if self.nearby:
-            words += f" Nearby: {', '.join(self.nearby)}."
+            words += " " + _("Nearby: {items}.", items=", ".join(self.nearby))
         return words
 
 
@@ -71,8 +76,8 @@ def focused() -> Focus:
         title = window.get_name() or ""
         found = _focused_in(atspi, window)
         if found is None:
-            raise UserError(f"Nothing has the keyboard focus in the window '{title}'.",
-                            "Press Tab to move to something, then try again.")
+            raise UserError(_("Nothing has the keyboard focus in the window '{title}'.", title=title),
+                            _("Press Tab to move to something, then try again."))
         return _describe(atspi, found, title, window)
 
 
@@ -100,14 +105,14 @@ def _atspi() -> Any:
         try:
             import gi
         except ImportError as exc:
-            raise UserError("The focused object cannot be found: the accessibility library (PyGObject) is "
-                            "not installed.", INSTALL_FIX) from exc
+            raise UserError(_("The focused object cannot be found: the accessibility library (PyGObject) is not "
+                              "installed."), _(INSTALL_FIX)) from exc
     try:
         gi.require_version("Atspi", "2.0")
         from gi.repository import Atspi
     except (ValueError, ImportError) as exc:
-        raise UserError("The focused object cannot be found: the accessibility library (Atspi) is not "
-                        "installed.", INSTALL_FIX) from exc
+        raise UserError(_("The focused object cannot be found: the accessibility library (Atspi) is not installed."),
+                        _(INSTALL_FIX)) from exc
     Atspi.set_timeout(TIMEOUT_MS, TIMEOUT_MS)
     # get_*_iface answer None for an interface an object lacks, which is what is wanted here.
     warnings.filterwarnings("ignore", r"Atspi\.Accessible\.get_\w+_iface is deprecated", DeprecationWarning)
@@ -118,10 +123,10 @@ def _active_window(atspi: Any) -> Any:
     desktop = atspi.get_desktop(0)
     apps = [desktop.get_child_at_index(i) for i in range(desktop.get_child_count())]
     if not apps:
-        raise UserError("No program shares its accessibility information, so I cannot find the focus.",
-                        "Turn on accessibility in your desktop settings (on GNOME: Settings, Accessibility, "
-                        "or run: gsettings set org.gnome.desktop.interface toolkit-accessibility true), "
-                        "then restart the program.")
+        raise UserError(_("No program shares its accessibility information, so I cannot find the focus."),
+                        _("Turn on accessibility in your desktop settings (on GNOME: Settings, Accessibility, or "
+                          "run: gsettings set org.gnome.desktop.interface toolkit-accessibility true), then "
+                          "restart the program."))
     for app in apps:
         try:
             windows = [app.get_child_at_index(i) for i in range(app.get_child_count())]
@@ -133,8 +138,8 @@ def _active_window(atspi: Any) -> Any:
                     return window
             except Exception:  # the same
                 continue
-    raise UserError("No window is active, so there is no focused object to describe.",
-                    f"Switch to a window first, {_switch_keys()}, then try again.")
+    raise UserError(_("No window is active, so there is no focused object to describe."),
+                    _("Switch to a window first, {switch_keys}, then try again.", switch_keys=_switch_keys()))
 
 
 def _switch_keys() -> str:
@@ -142,8 +147,8 @@ def _switch_keys() -> str:
     from describe_screen.capture.session import current
 
     if current().compositor in ("sway", "hyprland", "river"):
-        return "for example with the Super key and an arrow key"
-    return "for example with Alt Tab"
+        return _("for example with the Super key and an arrow key")
+    return _("for example with Alt Tab")
 
 
 def _focused_in(atspi: Any, window: Any) -> Any:
@@ -161,9 +166,11 @@ def _describe(atspi: Any, obj: Any, title: str, window: Any) -> Focus:
     while parent is not None and not container:
         kind = CONTAINERS.get(parent.get_role_name() or "")
         if kind and parent.get_name():
-            container = f"the {kind} '{parent.get_name()}'"
+            container = _(kind, name=parent.get_name())
         parent = parent.get_parent()
-    return Focus(role=obj.get_role_name() or "object", name=(obj.get_name() or "").strip(),
+    english = i18n.language().code == i18n.SOURCE  # else AT-SPI's own translation of the role, when it has one
+    role = (obj.get_role_name() if english else obj.get_localized_role_name()) or _("object")
+    return Focus(role=role, name=(obj.get_name() or "").strip(),
                  description=(obj.get_description() or "").strip(), text=_text(obj), container=container,
                  nearby=_nearby(obj), window=title, extents=_extents(atspi, obj, atspi.CoordType.SCREEN),
                  in_window=_extents(atspi, obj, atspi.CoordType.WINDOW),

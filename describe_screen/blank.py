@@ -11,6 +11,8 @@ from __future__ import annotations
 import colorsys
 from typing import TYPE_CHECKING
 
+from describe_screen.i18n import N_, _
+
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
@@ -26,7 +28,7 @@ def describe_blank(image: Image.Image) -> str | None:
 
     pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     if pixels.size == 0:
-        return "The screen is blank: the capture is empty."
+        return _("The screen is blank: the capture is empty.")
     sample = pixels[::STRIDE, ::STRIDE]
     colour = np.median(sample.reshape(-1, 3), axis=0).astype(np.int16)
     low = np.clip(colour - TOLERANCE, 0, 255).astype(np.uint8)
@@ -35,7 +37,15 @@ def describe_blank(image: Image.Image) -> str | None:
         return None
     if _outliers(pixels, low, high) > MAX_OUTLIERS:
         return None
-    return f"The screen is blank: solid {colour_name(tuple(int(c) for c in colour))}."
+    return _("The screen is blank: solid {colour}.", colour=_(colour_name(tuple(int(c) for c in colour))))
+
+
+# colour_name's words, each translated whole ("dark blue": "dunkelblau", "bleu foncé")
+COLOURS = (N_("black"), N_("white"), N_("light grey"), N_("grey"), N_("dark grey"), N_("brown"),
+           N_("red"), N_("dark red"), N_("light red"), N_("orange"), N_("dark orange"), N_("light orange"),
+           N_("yellow"), N_("dark yellow"), N_("light yellow"), N_("green"), N_("dark green"), N_("light green"),
+           N_("cyan"), N_("dark cyan"), N_("light cyan"), N_("blue"), N_("dark blue"), N_("light blue"),
+           N_("purple"), N_("dark purple"), N_("light purple"), N_("pink"), N_("dark pink"), N_("light pink"))
 
 
 def _outliers(pixels: np.ndarray, low: np.ndarray, high: np.ndarray) -> int:

@@ -9,6 +9,7 @@ import sys
 import tempfile
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 PACKAGES = {"wl-copy": "wl-clipboard", "xclip": "xclip", "xsel": "xsel"}  # Linux tool -> package to install
 
@@ -23,13 +24,14 @@ def copy_text(text: str) -> None:
             result = subprocess.run(command, input=text.encode(encoding), stdout=subprocess.DEVNULL,
                                     stderr=errors, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise UserError(f"Copying failed: {command[0]} did not run.", "Try again.") from exc
+            raise UserError(_("Copying failed: {command} did not run.", command=command[0]), _("Try again.")) from exc
         if result.returncode != 0:
             errors.seek(0)
             detail = errors.read().decode("utf-8", "replace").strip().splitlines()
             reason = f": {detail[-1]}" if detail else ""
-            raise UserError(f"Copying failed: {command[0]} reported an error{reason}.",
-                            "Run describe-screen inside your desktop session and try again.")
+            raise UserError(_("Copying failed: {command} reported an error{reason}.",
+                              command=command[0], reason=reason),
+                            _("Run describe-screen inside your desktop session and try again."))
 
 
 def _tool() -> tuple[list[str], str]:
@@ -44,11 +46,12 @@ def _tool() -> tuple[list[str], str]:
     if os.environ.get("DISPLAY"):
         candidates += [["xclip", "-selection", "clipboard"], ["xsel", "--clipboard", "--input"]]
     if not candidates:
-        raise UserError("Copying failed: there is no graphical session, so there is no clipboard.",
-                        "Run describe-screen inside your desktop session.")
+        raise UserError(_("Copying failed: there is no graphical session, so there is no clipboard."),
+                        _("Run describe-screen inside your desktop session."))
     for command in candidates:
         if shutil.which(command[0]):
             return command, "utf-8"
     packages = [PACKAGES[c[0]] for c in candidates]
-    raise UserError("Copying failed: no clipboard tool is installed.",
-                    f"Install {' or '.join(packages)}, for example with: sudo apt install {packages[0]}.")
+    raise UserError(_("Copying failed: no clipboard tool is installed."),
+                    _("Install {items}, for example with: sudo apt install {packages}.",
+                      items=' or '.join(packages), packages=packages[0]))

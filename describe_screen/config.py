@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.options import DETAILS, PRECISIONS, PROVIDERS, SCREEN_TARGETS, SPEECH_OUTPUTS
 
 if sys.version_info >= (3, 11):
@@ -34,6 +35,13 @@ def choice(default: str, *allowed: str) -> Any:
 def bounded(default: float, low: float, high: float) -> Any:
     """A number setting limited to [low, high]."""
     return field(default=default, metadata={"range": (low, high)})
+
+
+@dataclass
+class GeneralConfig:
+    # The language of every sentence said: "auto" is the desktop's (LANGUAGE, LC_ALL, LC_MESSAGES, LANG),
+    # else a code such as "de" or "pt_BR" (see describe_screen/i18n.py).
+    language: str = "auto"
 
 
 @dataclass
@@ -136,6 +144,7 @@ class VoiceConfig:
 
 @dataclass
 class Config:
+    general: GeneralConfig = field(default_factory=GeneralConfig)
     hotkeys: HotkeyConfig = field(default_factory=HotkeyConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
@@ -174,27 +183,30 @@ def _check(section: str, f: dataclasses.Field, value: Any) -> Any:
     default = f.default
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise UserError(f"Setting {key} is {value!r}, but it must be true or false.",
-                            f"Edit {key} in {config_path()}.")
+            raise UserError(_("Setting {key} is {value!r}, but it must be true or false.", key=key, value=value),
+                            _("Edit {key} in {config_path}.", key=key, config_path=config_path()))
         return value
     if isinstance(default, (int, float)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                 isinstance(default, int) and not isinstance(value, int)):
-            kind = "a whole number" if isinstance(default, int) else "a number"
-            raise UserError(f"Setting {key} is {value!r}, but it must be {kind}.",
-                            f"Edit {key} in {config_path()}.")
+            raise UserError(_("Setting {key} is {value!r}, but it must be a whole number.", key=key, value=value)
+                            if isinstance(default, int) else
+                            _("Setting {key} is {value!r}, but it must be a number.", key=key, value=value),
+                            _("Edit {key} in {config_path}.", key=key, config_path=config_path()))
         low, high = f.metadata.get("range", (float("-inf"), float("inf")))
         if not low <= value <= high:
-            raise UserError(f"Setting {key} is {value}, but it must be from {low:g} to {high:g}.",
-                            f"Edit {key} in {config_path()}.")
+            raise UserError(_("Setting {key} is {value}, but it must be from {low:g} to {high:g}.",
+                              key=key, value=value, low=low, high=high),
+                            _("Edit {key} in {config_path}.", key=key, config_path=config_path()))
         return type(default)(value)
     if not isinstance(value, str):
-        raise UserError(f"Setting {key} is {value!r}, but it must be text in quotes.",
-                        f"Edit {key} in {config_path()}.")
+        raise UserError(_("Setting {key} is {value!r}, but it must be text in quotes.", key=key, value=value),
+                        _("Edit {key} in {config_path}.", key=key, config_path=config_path()))
     choices = f.metadata.get("choices")
     if choices and value not in choices:
-        raise UserError(f"Setting {key} is {value!r}; allowed values are {', '.join(choices)}.",
-                        f"Edit {key} in {config_path()}.")
+        raise UserError(_("Setting {key} is {value!r}; allowed values are {items}.",
+                          key=key, value=value, items=', '.join(choices)),
+                        _("Edit {key} in {config_path}.", key=key, config_path=config_path()))
     return value
 
 
@@ -204,17 +216,19 @@ def from_dict(data: dict[str, Any]) -> Config:
     for section, values in data.items():
         if section not in {f.name for f in dataclasses.fields(Config)}:
             known = ", ".join(f.name for f in dataclasses.fields(Config))
-            raise UserError(f"The settings file has an unknown section [{section}].",
-                            f"Known sections are {known}.")
+            raise UserError(_("The settings file has an unknown section [{section}].", section=section),
+                            _("Known sections are {known}.", known=known))
         if not isinstance(values, dict):
-            raise UserError(f"[{section}] in the settings file must be a table of keys.",
-                            f"Edit {config_path()}.")
+            raise UserError(_("[{section}] in the settings file must be a table of keys.", section=section),
+                            _("Edit {config_path}.", config_path=config_path()))
         target = getattr(config, section)
         fields = {f.name: f for f in dataclasses.fields(target)}
         for key, value in values.items():
             if key not in fields:
-                raise UserError(f"The settings file has an unknown key {section}.{key}.",
-                                f"Known keys in [{section}] are {', '.join(fields)}.")
+                raise UserError(_("The settings file has an unknown key {section}.{key}.",
+                                  section=section, key=key),
+                                _("Known keys in [{section}] are {items}.",
+                                  section=section, items=', '.join(fields)))
             setattr(target, key, _check(section, fields[key], value))
     _check_hotkeys(config.hotkeys)
     if config.models.server:
@@ -233,8 +247,9 @@ def _check_hotkeys(hotkeys: HotkeyConfig) -> None:
             continue
         normal = parse_hotkey(combo, f"hotkeys.{f.name}")
         if normal in seen:
-            raise UserError(f"Hotkeys {seen[normal]} and hotkeys.{f.name} are both {combo}.",
-                            "Give each action its own key combination in the settings file.")
+            raise UserError(_("Hotkeys {seen} and hotkeys.{name} are both {combo}.",
+                              seen=seen[normal], name=f.name, combo=combo),
+                            _("Give each action its own key combination in the settings file."))
         seen[normal] = f"hotkeys.{f.name}"
 
 
@@ -244,16 +259,17 @@ def load(path: Path | None = None) -> Config:
     if not path.exists():
         return Config()
     if path.is_dir():
-        raise UserError(f"The settings file {path} is a folder, not a file.",
-                        "Point DESCRIBE_SCREEN_CONFIG or --config at a file, or remove that folder.")
+        raise UserError(_("The settings file {path} is a folder, not a file.", path=path),
+                        _("Point DESCRIBE_SCREEN_CONFIG or --config at a file, or remove that folder."))
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UserError(f"The settings file {path} cannot be read: {exc.strerror or exc}.",
-                        "Check that you are allowed to read it, or delete it to use the defaults.") from exc
+        raise UserError(_("The settings file {path} cannot be read: {reason}.",
+                          path=path, reason=exc.strerror or exc),
+                        _("Check that you are allowed to read it, or delete it to use the defaults.")) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"The settings file {path} cannot be read: {exc}.",
-                        "Fix the line it names, or delete the file to use the defaults.") from exc
+        raise UserError(_("The settings file {path} cannot be read: {exc}.", path=path, exc=exc),
+                        _("Fix the line it names, or delete the file to use the defaults.")) from exc
     return from_dict(data)
 
 
@@ -262,13 +278,18 @@ def server_url(url: str, allow_remote: bool) -> str:
     carry screen captures unencrypted, so it needs the user's explicit consent."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"Setting models.server is {url!r}, which is not a web address like http://127.0.0.1:8080/v1.",
-                        f"Edit models.server in {config_path()}, or set it to \"\" to use no server.")
+        raise UserError(_("Setting models.server is {url!r}, which is not a web address like "
+                          "http://127.0.0.1:8080/v1.",
+                          url=url),
+                        _("Edit models.server in {config_path}, or set it to \"\" to use no server.",
+                          config_path=config_path()))
     if parts.scheme == "http" and not is_local(parts.hostname) and not allow_remote:
-        raise UserError(f"models.server points at {parts.hostname}, another machine, over plain http: screen "
-                        "captures would travel unencrypted, so I do not send them.",
-                        f"Use https, or if that network is yours set models.server_allow_remote = true in "
-                        f"{config_path()}.")
+        raise UserError(_("models.server points at {hostname}, another machine, over plain http: screen captures "
+                          "would travel unencrypted, so I do not send them.",
+                          hostname=parts.hostname),
+                        _("Use https, or if that network is yours set models.server_allow_remote = true in "
+                          "{config_path}.",
+                          config_path=config_path()))
     path = parts.path.rstrip("/") or "/v1"
     return f"{parts.scheme}://{parts.netloc}{path}"
 

@@ -23,6 +23,7 @@ from describe_screen.config import Config
 from describe_screen.describer import Cancelled, Describer, Scene
 from describe_screen.errors import UserError
 from describe_screen.hotkeys import ready_words, start_hotkeys
+from describe_screen.i18n import _, spoken_list
 from describe_screen.options import DETAILS
 from describe_screen.voice import VoiceInput
 
@@ -49,8 +50,10 @@ WHERE_IS = re.compile(r"(?:where is|where's|where are|find)\s+(?:the\s+|a\s+|an\
 def _check_fields(request: dict) -> None:
     for key in TEXT_FIELDS:
         if key in request and not isinstance(request[key], str):
-            raise UserError(f'The request field "{key}" must be text, not {type(request[key]).__name__}.',
-                            'Send it as a JSON string, for example {"cmd": "describe", "target": "window"}.')
+            raise UserError(_("The request field \"{key}\" must be text, not {kind}.",
+                              key=key, kind=type(request[key]).__name__),
+                            _("Send it as a JSON string, for example {\"cmd\": \"describe\", \"target\": "
+                              "\"window\"}."))
 
 
 class Daemon:
@@ -86,15 +89,16 @@ class Daemon:
                      "models_changed": lambda r: self.describer.models_changed() or {}, "ping": lambda r: {}}
             if cmd not in quick:
                 known = ", ".join((*WORK[:3], *quick))
-                raise UserError(f"Unknown request {cmd!r}.", f"Known requests are {known}.")
+                raise UserError(_("Unknown request {cmd!r}.", cmd=cmd), _("Known requests are {known}.", known=known))
             return {"event": "done", "result": quick[cmd](request)}
         except UserError as exc:
             return self.report_error(exc)
         except Exception as exc:  # one broken request must never take the daemon down
             traceback.print_exc(file=sys.stderr)
             return self.report_error(UserError(
-                f"Something went wrong inside describe-screen ({type(exc).__name__}: {exc}).",
-                "I am still running, so you can try again. If it keeps happening, run describe-screen doctor."))
+                _("Something went wrong inside describe-screen ({kind}: {exc}).",
+                  kind=type(exc).__name__, exc=exc),
+                _("I am still running, so you can try again. If it keeps happening, run describe-screen doctor.")))
 
     def report_error(self, exc: UserError) -> dict:
         """Say and print a failure; the caller goes on serving."""
@@ -167,7 +171,8 @@ class Daemon:
         else:
             detail = request.get("detail") or self.config.describe.detail
             if detail not in DETAILS:
-                raise UserError(f"Detail {detail!r} is not known.", f"Use {' or '.join(DETAILS)}.")
+                raise UserError(_("Detail {detail!r} is not known.", detail=detail),
+                                _("Use {items}.", items=spoken_list(list(DETAILS), either=True)))
             scene = self._new_scene(request)
             pieces = self.describer.describe(scene, detail, cancelled)
         note, scene.capture.note = scene.capture.note, ""  # said once per capture, before its words
@@ -216,13 +221,15 @@ class Daemon:
 
         move = request.get("move") or "next"
         if move not in (*MOVES, "find"):
-            raise UserError(f"There is no explore move called {move!r}.", f"Use one of: {', '.join(MOVES)} or find.")
+            raise UserError(_("There is no explore move called {move!r}.", move=move), _("Use one of: {items} or find.",
+                                                                            items=', '.join(MOVES)))
         if move == "find" and not str(request.get("text", "")).strip():
-            raise UserError("Nothing was given to find.", 'Say or type what to find, for example: explore find Save.')
+            raise UserError(_("Nothing was given to find."), _("Say or type what to find, for example: explore find "
+                                                            "Save."))
         exploration = self._exploration(request)
         if move == "find":
             query = str(request["text"]).strip()
-            yield exploration.find(query) or f"I found nothing called {query} on this capture."
+            yield exploration.find(query) or _("I found nothing called {name} on this capture.", name=query)
         else:
             yield exploration.move(move)
 
@@ -243,33 +250,36 @@ class Daemon:
 
         how = request.get("click") or "click"
         if how not in press.CLICKS:
-            raise UserError(f"There is no click called {how!r}.", f"Use one of: {', '.join(press.CLICKS)}.")
+            raise UserError(_("There is no click called {how!r}.", how=how), _("Use one of: {items}.",
+                                                                    items=', '.join(press.CLICKS)))
         if self.scene is None:
-            raise UserError("Nothing has been captured yet, so there is nothing to press.",
-                            "Describe the screen or a window, move to a control with the explore keys, then press.")
+            raise UserError(_("Nothing has been captured yet, so there is nothing to press."),
+                            _("Describe the screen or a window, move to a control with the explore keys, then "
+                              "press."))
         shot = self.scene.capture
         if not shot.on_screen:
-            raise UserError("This capture is a picture, not the screen, so nothing on it can be pressed.",
-                            "Describe the screen or a window, then press.")
+            raise UserError(_("This capture is a picture, not the screen, so nothing on it can be pressed."),
+                            _("Describe the screen or a window, then press."))
         exploration = self._exploration(request)
         element = exploration.current
         if element is None:
-            raise UserError("No element is chosen yet, so I do not know what to press.",
-                            "Move to one first with the explore keys, then press.")
+            raise UserError(_("No element is chosen yet, so I do not know what to press."),
+                            _("Move to one first with the explore keys, then press."))
         press.route()
         name = exploration.describe(element)
         x, y = shot.to_screen(*element.centre)
         if not capture.visible(x, y):
-            raise UserError(f"{name} is off the screen, so I will not press it.",
-                            "Bring it onto the screen, capture it again, and press.")
+            raise UserError(_("{name} is off the screen, so I will not press it.", name=name),
+                            _("Bring it onto the screen, capture it again, and press."))
         if press.changed(shot.image, self._capture_again(shot).image):
-            yield "The screen changed since the capture, so I captured it again. "
+            yield _("The screen changed since the capture, so I captured it again.") + " "
             self.scene = Scene(self._recapture(shot))
             again = self._exploration(request)
-            yield f"{again.say()} Press again to press it." if again.locate(element) else f"{name} is no longer there."
+            yield (_("{element} Press again to press it.", element=again.say()) if again.locate(element) else
+                   _("{name} is no longer there.", name=name))
             return
         before = capture.windows()
-        yield f"{press.CLICK_WORDS[how]} {name}. "
+        yield _(press.CLICK_WORDS[how], name=name) + " "
         self.speaker.wait_idle(10)  # the user hears what is pressed before it is pressed
         if cancelled():
             return
@@ -300,20 +310,21 @@ class Daemon:
         from describe_screen import capture, press, reader
 
         after, shown = press.settled(lambda: self._capture_again(shot), capture.windows)
-        closed = "".join(f"The window {title} closed. " if title else "A window closed. "
-                         for wid, (title, _) in before.items() if wid not in shown)
+        closed = "".join((_("The window {title} closed.", title=title) if title else _("A window closed.")) + " "
+                         for wid, (title, _rect) in before.items() if wid not in shown)
         new = [window for wid, window in shown.items() if wid not in before]
         if new:
             title, rect = new[-1]  # the topmost
             self.scene = Scene(capture.grab(rect, "window", title, self.config.capture.wayland))
-            named = f", titled {title}" if title else ""
-            return f"{closed}A window appeared{named}: " + self._exploration({}).overview()
+            appeared = (_("A window appeared, titled {title}:", title=title) if title else
+                        _("A window appeared:"))
+            return f"{closed}{appeared} " + self._exploration({}).overview()
         margin = 8  # the pressed control's border and its lit state while the pointer rests on it
         x0, y0, x1, y1 = pressed.box
         where = press.changed(shot.image, after.image, (x0 - margin, y0 - margin, x1 + margin, y1 + margin))
         if where is None:
             shot.image, shot.taken_at = after.image, after.taken_at  # the same text: the cursor stays
-            return closed + "Nothing changed on screen."
+            return closed + _("Nothing changed on screen.")
         self.scene = Scene(after)
         old = {line.text for line in exploration.lines}
         pad, (width, height) = 16, after.image.size  # only the part that changed is read now: it is said sooner
@@ -321,8 +332,10 @@ class Daemon:
                                  min(height, where[3] + pad)))
         fresh = [ln.text for ln in self.describer.ocr.iter_lines(part) if ln.text not in old]
         if not fresh:
-            return closed + f"The screen changed {reader.where(where, after.image.size)}, but its text did not."
-        return closed + "The screen changed: " + " ".join(reader._sentence(text) for text in fresh[:MAX_NEWS_LINES])
+            return closed + _("The screen changed {place}, but its text did not.",
+                              place=reader.where(where, after.image.size))
+        return closed + _("The screen changed: {text}", text=" ".join(reader._sentence(text)
+                                                                    for text in fresh[:MAX_NEWS_LINES]))
 
     # -- voice --------------------------------------------------------------------------------
     def _listen_start(self, request: dict) -> dict:
@@ -362,7 +375,7 @@ class Daemon:
 
     def _repeat(self, request: dict) -> dict:
         if not self.last_text:
-            raise UserError("There is nothing to repeat yet.", "Describe the screen first.")
+            raise UserError(_("There is nothing to repeat yet."), _("Describe the screen first."))
         self.speaker.stop()
         self.speaker.say(self.last_text)
         return {"text": self.last_text}
@@ -378,9 +391,9 @@ class Daemon:
         from describe_screen.clipboard import copy_text
 
         if not self.last_text:
-            raise UserError("There is nothing to copy yet.", "Describe the screen first.")
+            raise UserError(_("There is nothing to copy yet."), _("Describe the screen first."))
         copy_text(self.last_text)
-        self.speaker.say("Copied.")
+        self.speaker.say(_("Copied."))
         return {"text": self.last_text}
 
 
@@ -421,7 +434,7 @@ def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -
         while not stop.wait(0.5):
             pass
     finally:
-        print("describe-screen is stopping.", flush=True)
+        print(_("describe-screen is stopping."), flush=True)
         if listener:
             listener.stop()
         server.close()
@@ -440,9 +453,10 @@ def _warm_up(daemon: Daemon) -> None:
         daemon.report_error(exc)
     except Exception as exc:  # the same promise as Daemon.handle: one broken part never stops the daemon
         traceback.print_exc(file=sys.stderr)
-        daemon.report_error(UserError(f"Something went wrong while loading the models ({type(exc).__name__}: "
-                                      f"{exc}).", "I am still running with the text reader. If it keeps "
-                                      "happening, run describe-screen doctor."))
+        daemon.report_error(UserError(_("Something went wrong while loading the models ({kind}: {exc}).",
+                                        kind=type(exc).__name__, exc=exc),
+                                      _("I am still running with the text reader. If it keeps "
+                                                    "happening, run describe-screen doctor.")))
     for note in [*daemon.describer.notes, *daemon.describer.after]:  # for the log; said with the next answer
         print(f"describe-screen: {note}", file=sys.stderr, flush=True)
     _warm_up_voice(daemon)
@@ -456,10 +470,11 @@ def _warm_up_voice(daemon: Daemon) -> None:
         daemon.voice.warm_up()
         return
     except UserError as exc:
-        note = str(exc) if exc.problem.startswith("Voice questions are off") else f"Voice questions are off. {exc}"
+        note = str(exc) if exc.problem.startswith(_("Voice questions are off")) else _(
+            "Voice questions are off. {problem}", problem=exc)
     except Exception as exc:  # the same promise as Daemon.handle: one broken part never stops the daemon
         traceback.print_exc(file=sys.stderr)
-        note = (f"Voice questions are off: speech recognition failed to start ({type(exc).__name__}: {exc}). "
-                "Typed questions still work; run describe-screen doctor.")
+        note = _("Voice questions are off: speech recognition failed to start ({kind}: {exc}). "
+                 "Typed questions still work; run describe-screen doctor.", kind=type(exc).__name__, exc=exc)
     print(f"describe-screen: {note}", file=sys.stderr, flush=True)
     daemon.speaker.say(note)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from describe_screen import vlm
 from describe_screen.config import Config
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from describe_screen.ocr import TextLine
 
 Cancelled = Callable[[], bool]
+LOAD_FAILED = N_("The vision model could not be loaded. {problem} Until then I use the text reader.")
+START_FAILED = N_("The vision model could not start. {problem} Until then I use the text reader.")
 
 
 @dataclass
@@ -72,8 +75,8 @@ class Describer:
             else:
                 from describe_screen import models
 
-                self.notes.append("No installed vision model reads text, so I read text with the built-in "
-                                  f"reader. {models.install_hint(vlm.OCR)} ")
+                self.notes.append(_("No installed vision model reads text, so I read text with the built-in "
+                                    "reader. {hint}", hint=models.install_hint(vlm.OCR)) + " ")
         with self._lock:
             if self._ocr is None:
                 from describe_screen.ocr import TextRecognizer
@@ -114,12 +117,13 @@ class Describer:
                 return None
             model = self._bundles.get(installed.path) or vlm.load_model(installed.path, options)
             if task not in model.tasks:
-                raise UserError(f"The model {model.name} cannot do {task.replace('_', ' ')}.",
-                                "Choose another model for it in the settings file.")
+                raise UserError(_("The model {name} cannot do {replace}.",
+                                  name=model.name, replace=task.replace('_', ' ')),
+                                _("Choose another model for it in the settings file."))
             self._bundles[installed.path] = model
             return model
         except UserError as exc:
-            self._note("could not be loaded", exc)
+            self._note(LOAD_FAILED, exc)
             return None
 
     def warm_up(self) -> None:
@@ -132,7 +136,7 @@ class Describer:
                     model.warm_up()
                     warm.append(model)
                 except UserError as exc:
-                    self._failed(task, model, "could not start", exc)
+                    self._failed(task, model, START_FAILED, exc)
 
     def models_changed(self) -> None:
         """A model was installed or removed: choose again at the next request. Loaded bundles stay
@@ -154,12 +158,13 @@ class Describer:
             self._note(what, exc)
         elif self.server.failed():
             backup = self.model(task)
-            instead = f"the local model {backup.name}" if backup else "the text reader"
-            self.notes.append(f"{exc} Until it answers again, I use {instead}.")
+            self.notes.append(_("{problem} Until it answers again, I use the local model {name}.", problem=exc,
+                                name=backup.name) if backup else
+                              _("{problem} Until it answers again, I use the text reader.", problem=exc))
 
     def _note(self, what: str, exc: UserError) -> None:
         """Say a model problem once, however many tasks met it."""
-        note = f"The vision model {what}. {exc} Until then I use the text reader."
+        note = _(what, problem=exc)
         if note not in self._noted:
             self._noted.add(note)
             self.notes.append(note)
@@ -167,9 +172,10 @@ class Describer:
     def _note_broken(self, names: list[str]) -> None:
         """One short sentence for every broken bundle together, said after the answer: the other models
         and the text reader still answer, and `models list` gives each reason and its fix."""
-        which = f"The installed model {names[0]} is" if len(names) == 1 else \
-            f"{len(names)} installed models are broken: {', '.join(names)}. They are"
-        note = f"{which} not usable; describe-screen models list says why and how to fix it."
+        note = (_("The installed model {name} is not usable; describe-screen models list says why and how to fix it.",
+                  name=names[0]) if len(names) == 1 else
+                _("{count} installed models are broken: {names}. They are not usable; describe-screen models list "
+                  "says why and how to fix it.", count=len(names), names=", ".join(names)))
         if note not in self._noted:
             self._noted.add(note)
             self.after.append(note)
@@ -255,7 +261,7 @@ class Describer:
             found = True
             yield line.text + "\n"
         if not found and not cancelled() and not scene.unread:  # stopped before any line: says nothing
-            yield "I found no text on the screen. "
+            yield _("I found no text on the screen.") + " "
         yield from self._unread(scene, cancelled)
 
     def _unread(self, scene: Scene, cancelled: Cancelled) -> Iterator[str]:
@@ -284,7 +290,7 @@ class Describer:
 
         question = question.strip()
         if not question:
-            raise UserError("The question is empty.", "Ask again, with the question in words.")
+            raise UserError(_("The question is empty."), _("Ask again, with the question in words."))
         if blank := self._blank(scene):
             yield blank
             return
@@ -298,8 +304,8 @@ class Describer:
             from describe_screen import models
 
             text = textqa.answer(question, self.lines(scene, cancelled), capture.title, capture.image.size)
-            yield text or ("I can only answer questions about the text on the screen, and the text does not "
-                           f"answer that. A vision model is needed for it. {models.install_hint(vlm.ASK)}")
+            yield text or _("I can only answer questions about the text on the screen, and the text does not "
+                            "answer that. A vision model is needed for it. {hint}", hint=models.install_hint(vlm.ASK))
 
         if model is not None:
             grounding = capture.context
@@ -325,7 +331,7 @@ class Describer:
         try:
             yield from model.stream(image, request, cancelled)
         except UserError as exc:
-            self._failed(task, model, "could not be loaded", exc)
+            self._failed(task, model, LOAD_FAILED, exc)
             yield from self.take_notes()
             backup = self.model(task) if model is self.server else None
             yield from self._stream(task, backup, image, request, cancelled, fallback) if backup else fallback()

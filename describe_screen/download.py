@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.vlm import bundle
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ def choose_precision(precision: str, provider: str = "auto", configured: str = "
         precision = configured
     if precision != "auto":
         if precision not in bundle.PRECISIONS:
-            raise UserError(f"The precision {precision!r} is unknown.", f"Use one of: {', '.join(PRECISION_CHOICES)}.")
+            raise UserError(_("The precision {precision!r} is unknown.", precision=precision), _("Use one of: {items}.",
+                                                                          items=', '.join(PRECISION_CHOICES)))
         return precision
     from describe_screen.vlm import onnx
 
@@ -69,9 +71,11 @@ def wanted_files(spec: ModelManifest, precision: str, listing: dict[str, RemoteF
         path = "onnx/" + bundle.variant_name(f"{graph}.onnx", precision)
         if path not in listing:
             other = "fp32" if precision != "fp32" else "int8"
-            raise UserError(f"{published['repo']} publishes no {precision} weights for {spec.name} ({path} is "
-                            "missing).", f"Choose another precision, for example: describe-screen models install "
-                            f"{spec.name} --precision {other}.")
+            raise UserError(_("{repo} publishes no {precision} weights for {name} ({path} is missing).",
+                              repo=published['repo'], precision=precision, name=spec.name, path=path),
+                            _("Choose another precision, for example: describe-screen models install "
+                                           "{name} --precision {other}.",
+                                           name=spec.name, other=other))
         chosen.append(listing[path])
         chosen += [f for p, f in sorted(listing.items()) if p.startswith(path + "_data")]
     chosen += [listing[name] for name in bundle.SUPPORT_FILES if name in listing]
@@ -89,8 +93,8 @@ def _listing(repo: str, revision: str) -> tuple[str, dict[str, RemoteFile]]:
         files[sibling.rfilename] = RemoteFile(path=sibling.rfilename, size=int(lfs.size if lfs else sibling.size or 0),
                                               sha256=lfs.sha256 if lfs else "", git_sha1=sibling.blob_id or "")
     if not info.sha:
-        raise UserError(f"The model server did not say which version of {repo} it serves.",
-                        "Try again later.")
+        raise UserError(_("The model server did not say which version of {repo} it serves.", repo=repo),
+                        _("Try again later."))
     return info.sha, files
 
 
@@ -120,9 +124,11 @@ def free_bytes(folder: Path) -> int:
 def _check_space(folder: Path, needed: int, name: str) -> None:
     free = free_bytes(folder)
     if free < needed + SPARE_BYTES:
-        raise UserError(f"There is not enough free disk space to install {name}: it needs "
-                        f"{megabytes(needed + SPARE_BYTES)} megabytes and {megabytes(free)} are free in {folder}.",
-                        "Free some space, or choose a smaller precision such as int8 or q4, then try again.")
+        raise UserError(_("There is not enough free disk space to install {name}: it needs {megabytes} megabytes "
+                          "and {megabytes2} are free in {folder}.",
+                          name=name, megabytes=megabytes(needed + SPARE_BYTES), megabytes2=megabytes(free),
+                          folder=folder),
+                        _("Free some space, or choose a smaller precision such as int8 or q4, then try again."))
 
 
 def megabytes(size: int) -> int:
@@ -149,17 +155,20 @@ def _explain(exc: Exception, repo: str, name: str, download: Path) -> UserError:
         return exc
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         shutil.rmtree(download, ignore_errors=True)  # a full disk is worse than a lost resume point
-        return UserError(f"The disk filled up while {name} was downloading, so it was not installed.",
-                         "Free some space, then run the install again.")
+        return UserError(_("The disk filled up while {name} was downloading, so it was not installed.",
+                           name=name),
+                         _("Free some space, then run the install again."))
     if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError)):
-        return UserError(f"The model server has no {repo} at the version this describe-screen expects.",
-                         "Update describe-screen, then try again.")
+        return UserError(_("The model server has no {repo} at the version this describe-screen expects.",
+                           repo=repo),
+                         _("Update describe-screen, then try again."))
     if _network_error(exc) or (isinstance(exc, HfHubHTTPError) and exc.response is not None
                                and exc.response.status_code >= 500):
-        return UserError(f"The model server could not be reached, so {name} was not installed.",
-                         "Check the internet connection and run the install again: it resumes where it stopped.")
-    return UserError(f"{name} could not be downloaded ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}).",
-                     "Run the install again; if it keeps failing, check the internet connection.")
+        return UserError(_("The model server could not be reached, so {name} was not installed.", name=name),
+                         _("Check the internet connection and run the install again: it resumes where it stopped."))
+    return UserError(_("{name} could not be downloaded ({kind}: {splitlines}).",
+                       name=name, kind=type(exc).__name__, splitlines=str(exc).splitlines()[0][:160]),
+                     _("Run the install again; if it keeps failing, check the internet connection."))
 
 
 def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
@@ -172,8 +181,8 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
 
     tell = tell or (lambda text, installed=False: print(text, flush=True))
     if not spec.published:
-        raise UserError(f"{spec.name} has no published ONNX files to install.",
-                        f"Export it instead with: describe-screen models export {spec.name}.")
+        raise UserError(_("{name} has no published ONNX files to install.", name=spec.name),
+                        _("Export it instead with: describe-screen models export {name}.", name=spec.name))
     precision = choose_precision(precision, provider, configured, spec.published.get("auto"))
     repo = spec.published["repo"]
     out = models_dir / spec.name
@@ -186,12 +195,13 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
             total = sum(f.size for f in files)
             present = sum(f.size for f in files if _complete(download / f.path, f))
             _check_space(models_dir, total - present, spec.name)
-            tell(f"Downloading {spec.name}, {precision}, {megabytes(total)} megabytes.")
+            tell(_("Downloading {name}, {precision}, {megabytes} megabytes.", name=spec.name, precision=precision,
+                   megabytes=megabytes(total)))
             _fetch(repo, commit, files, download)
     except BaseException as exc:
         if stop.seen or isinstance(exc, KeyboardInterrupt):  # finished files stay for the next attempt
-            raise UserError(f"The install of {spec.name} was stopped, so it is not installed.",
-                            "Run the same command again to go on from where it stopped.") from exc
+            raise UserError(_("The install of {name} was stopped, so it is not installed.", name=spec.name),
+                            _("Run the same command again to go on from where it stopped.")) from exc
         if isinstance(exc, Exception):
             raise _explain(exc, repo, spec.name, download) from exc
         raise
@@ -199,15 +209,16 @@ def install(spec: ModelManifest, models_dir: Path, precision: str = "auto",
     if bad:
         for remote in bad:
             (download / remote.path).unlink()
-        raise UserError(f"The file {bad[0].path} of {spec.name} does not match the checksum the model server "
-                        "lists for it, so the model was not installed.",
-                        "Run the install again; if this keeps happening, the download is being tampered with.")
+        raise UserError(_("The file {path} of {name} does not match the checksum the model server lists for it, "
+                          "so the model was not installed.",
+                          path=bad[0].path, name=spec.name),
+                        _("Run the install again; if this keeps happening, the download is being tampered with."))
     info = spec.bundle_info() | {"source": {"repo": repo, "revision": commit, "published": True}}
     try:
         path = _publish(download, out, files, info, precision)
     except OSError as exc:
         raise _explain(exc, repo, spec.name, download) from exc
-    tell(f"{spec.name} is installed.", installed=True)
+    tell(_("{name} is installed.", name=spec.name), installed=True)
     return models.find(path.name, models_dir)
 
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from describe_screen import layout, reader
+from describe_screen.i18n import N_, _, ngettext, spoken_list
 from describe_screen.reader import Box, TextLine
 
 KINDS = ("button", "field", "heading", "row")  # the kinds one can jump between ("row": a table's rows)
@@ -21,9 +22,19 @@ MOVES = ("next", "previous", "below", "above", "where", "first", "last",
          *(f"{way}-{kind}" for kind in KINDS for way in ("next", "previous")))
 HEADING_RATIO = 1.2  # a line this much taller than the body text, standing alone, reads as a heading
 HEADING_WORDS = 8  # ... when it is this short
-KIND_NAMES = {"button": "Button", "field": "Field", "heading": "Heading", "text": "Text", "cell": "Cell"}
+KIND_NAMES = {"button": N_("Button"), "field": N_("Field"), "heading": N_("Heading"), "text": N_("Text"),
+              "cell": N_("Cell")}
 CLOSE_MATCH = 0.75  # how alike (difflib's ratio) words must be to be found: a misheard word still is
-PLURALS = {"button": "buttons", "field": "fields", "heading": "headings", "row": "table rows"}
+NO_MORE = {  # (after, before, none on this capture) for each kind one jumps between
+    "button": (N_("No more buttons after this."), N_("No more buttons before this."),
+               N_("There are no buttons on this capture.")),
+    "field": (N_("No more fields after this."), N_("No more fields before this."),
+              N_("There are no fields on this capture.")),
+    "heading": (N_("No more headings after this."), N_("No more headings before this."),
+                N_("There are no headings on this capture.")),
+    "row": (N_("No more table rows after this."), N_("No more table rows before this."),
+            N_("There are no table rows on this capture.")),
+}
 
 
 @dataclass(frozen=True)
@@ -97,15 +108,15 @@ class Exploration:
         if how not in MOVES:
             raise ValueError(f"unknown move {how!r}")
         if not self.items:
-            return "I found nothing to explore on this capture."
+            return _("I found nothing to explore on this capture.")
         if how == "where":
-            return self.say() if self.current else "Nothing chosen yet. " + self.move("next")
+            return self.say() if self.current else _("Nothing chosen yet.") + " " + self.move("next")
         if how in ("first", "last"):
             self.index = 0 if how == "first" else len(self.items) - 1
             return self.say()
         if how in ("below", "above"):
             return self._vertical(how == "below")
-        way, _, kind = how.partition("-")
+        way, _sep, kind = how.partition("-")
         step = 1 if way == "next" else -1
         start = self.index if self.index >= 0 or step > 0 else len(self.items)
         for i in range(start + step, len(self.items) if step > 0 else -1, step):
@@ -113,9 +124,9 @@ class Exploration:
                 self.index = i
                 return self._say_row() if kind == "row" else self.say()
         if not kind:
-            return ("Last element. " if step > 0 else "First element. ") + self.say()
-        return f"No more {PLURALS[kind]} {'after' if step > 0 else 'before'} this." + (
-            "" if self.current else f" There are no {PLURALS[kind]} on this capture.")
+            return (_("Last element.") if step > 0 else _("First element.")) + " " + self.say()
+        after, before, none = NO_MORE[kind]
+        return _(after if step > 0 else before) + ("" if self.current else " " + _(none))
 
     def _is(self, element: Element, kind: str) -> bool:
         if not kind:
@@ -137,7 +148,7 @@ class Exploration:
         beyond = [(i, e) for i, e in enumerate(self.items)
                   if sign * (e.centre[1] - here.centre[1]) > 0.5 * (here.box[3] - here.box[1])]
         if not beyond:
-            return f"Nothing {'below' if down else 'above'} this. " + self.say()
+            return (_("Nothing below this.") if down else _("Nothing above this.")) + " " + self.say()
 
         def distance(item: tuple[int, Element]) -> tuple[bool, float]:
             e = item[1]
@@ -178,19 +189,24 @@ class Exploration:
         """'Button, Save, 2 of 3, at the bottom right of the dialog.': kind, words, count among its kind, place."""
         e = self.current
         if e is None:
-            return "Nothing chosen yet."
+            return _("Nothing chosen yet.")
         place = reader.place(TextLine(e.text, e.box, 1.0), self.lines, self.size)
         if e.kind == "cell":
             cols = max(x.column for x in self.items if x.kind == "cell") + 1
             rows = max(x.row for x in self.items if x.kind == "cell") + 1
             if e.row == 0:
-                return f"Column header, {e.text}, column {e.column + 1} of {cols}, {place}."
-            return f"{e.column_name}, {e.text}, row {e.row + 1} of {rows}, column {e.column + 1} of {cols}."
+                return _("Column header, {text}, column {column} of {columns}, {place}.", text=e.text,
+                         column=e.column + 1, columns=cols, place=place)
+            return _("{name}, {text}, row {row} of {rows}, column {column} of {columns}.", name=e.column_name,
+                     text=e.text, row=e.row + 1, rows=rows, column=e.column + 1, columns=cols)
         same = [x for x in self.items if x.kind == e.kind]
-        words = f"{e.text}, {e.value or 'empty'}" if e.kind == "field" else e.text
+        words = f"{e.text}, {e.value or _('empty')}" if e.kind == "field" else e.text
+        words = reader._sentence(words)[:-1]
         number = next(n for n, x in enumerate(same, start=1) if x is e)
-        count = f", {number} of {len(same)}" if e.kind in ("button", "field") else ""
-        return f"{KIND_NAMES[e.kind]}, {reader._sentence(words)[:-1]}{count}, {place}."
+        if e.kind in ("button", "field"):
+            return _("{kind}, {words}, {number} of {count}, {place}.", kind=_(KIND_NAMES[e.kind]), words=words,
+                     number=number, count=len(same), place=place)
+        return _("{kind}, {words}, {place}.", kind=_(KIND_NAMES[e.kind]), words=words, place=place)
 
     def _say_row(self) -> str:
         """A table row said whole, each cell with its column's name: the cursor is on its first cell."""
@@ -199,8 +215,9 @@ class Exploration:
         cells = [x for x in self.items if x.kind == "cell" and x.row == e.row]
         rows = max(x.row for x in self.items if x.kind == "cell") + 1
         if e.row == 0:
-            return f"Table header, row 1 of {rows}: {', '.join(c.text for c in cells)}."
-        return f"Row {e.row + 1} of {rows}: " + ", ".join(f"{c.column_name} {c.text}" for c in cells) + "."
+            return _("Table header, row 1 of {rows}: {cells}.", rows=rows, cells=", ".join(c.text for c in cells))
+        return _("Row {row} of {rows}: {cells}.", row=e.row + 1, rows=rows,
+                 cells=", ".join(f"{c.column_name} {c.text}" for c in cells))
 
     def overview(self, limit: int = 12) -> str:
         """What a window that just appeared holds, in short: its text, its fields, a table's size, its buttons."""
@@ -209,19 +226,19 @@ class Exploration:
             if e.kind in ("heading", "text"):
                 said.append(reader._sentence(e.text))
             elif e.kind == "field":
-                said.append(f"Field {e.text}, {e.value or 'empty'}.")
+                said.append(_("Field {name}, {value}.", name=e.text, value=e.value or _("empty")))
         rows = {e.row for e in self.items if e.kind == "cell"}
         if rows:
-            said.append(f"A table with {len(rows)} rows.")
+            said.append(ngettext("A table with {n} row.", "A table with {n} rows.", len(rows)))
         labels = [e.text for e in self.items if e.kind == "button"]
         if labels:
-            said.append(f"{'Buttons' if len(labels) > 1 else 'Button'} {reader.spoken_list(labels)}.")
-        return " ".join(said) or "I found no text in it."
+            said.append(ngettext("Button {names}.", "Buttons {names}.", len(labels), names=spoken_list(labels)))
+        return " ".join(said) or _("I found no text in it.")
 
     def describe(self, element: Element) -> str:
         """What will be pressed, in a few words: 'Button Save'."""
-        what = KIND_NAMES[element.kind] if element.kind != "cell" else element.column_name or "Cell"
-        return f"{what} {element.text}"
+        what = _(KIND_NAMES[element.kind]) if element.kind != "cell" else element.column_name or _("Cell")
+        return _("{what} {text}", what=what, text=element.text)
 
 
 def _plain(text: str) -> str:

@@ -8,6 +8,7 @@ import re
 import subprocess
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.wayland_keys import Bound, action_of, commands, split
 
 MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
@@ -33,11 +34,11 @@ def _gsettings(*args: str) -> str:
     try:
         done = subprocess.run(["gsettings", *args], capture_output=True, text=True, timeout=20)
     except FileNotFoundError as exc:
-        raise UserError("gsettings is not installed, so GNOME's key settings cannot be changed.",
-                        "Install libglib2.0-bin, or add the keys in Settings, Keyboard, Custom Shortcuts.") from exc
+        raise UserError(_("gsettings is not installed, so GNOME's key settings cannot be changed."),
+                        _("Install libglib2.0-bin, or add the keys in Settings, Keyboard, Custom Shortcuts.")) from exc
     if done.returncode:
-        raise UserError(f"GNOME's key settings could not be changed: {done.stderr.strip()}.",
-                        "Add the keys by hand in Settings, Keyboard, Keyboard Shortcuts, Custom Shortcuts.")
+        raise UserError(_("GNOME's key settings could not be changed: {strip}.", strip=done.stderr.strip()),
+                        _("Add the keys by hand in Settings, Keyboard, Keyboard Shortcuts, Custom Shortcuts."))
     return done.stdout.strip()
 
 

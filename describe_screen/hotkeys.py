@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
 from describe_screen.explore import MOVES
+from describe_screen.i18n import _
 from describe_screen.keys import parse_hotkey, spoken_hotkey
 
 if TYPE_CHECKING:
@@ -77,8 +78,8 @@ def start_hotkeys(config: Config, handle: Callable[[dict], Any], report: Callabl
     try:
         listener.start()
     except UserError as exc:
-        report(UserError(f"Hotkeys are off. {exc.problem}",
-                         exc.fix + " Commands from describe-screen in a terminal still work."))
+        report(UserError(_("Hotkeys are off. {problem}", problem=exc.problem),
+                         exc.fix + " " + _("Commands from describe-screen in a terminal still work.")))
         return None
     return listener
 
@@ -86,9 +87,9 @@ def start_hotkeys(config: Config, handle: Callable[[dict], Any], report: Callabl
 def ready_words(listener: Any) -> str:
     """'describe-screen is ready.', naming the describe key only when it really is bound (a Wayland
     desktop's settings may have none of them yet), and what the hotkeys' `note` says."""
-    ready = "describe-screen is ready."
+    ready = _("describe-screen is ready.")
     if key := getattr(listener, "bound", {}).get("describe_screen"):
-        ready += f" Press {key} to describe the screen."
+        ready += " " + _("Press {key} to describe the screen.", key=key)
     if note := getattr(listener, "note", ""):
         ready += f" {note}"
     return ready
@@ -117,14 +118,15 @@ class HotkeyListener:
             try:
                 from pynput import keyboard
             except ImportError as exc:
-                raise UserError("Hotkeys cannot work: the keyboard of this session cannot be watched.",
-                                "Run describe-screen inside your desktop session.") from exc
+                raise UserError(_("Hotkeys cannot work: the keyboard of this session cannot be watched."),
+                                _("Run describe-screen inside your desktop session.")) from exc
             self._keys = {action: set(keyboard.HotKey.parse(combo)) for action, combo in self._combos.items()}
             listener = keyboard.Listener(on_press=self._pressed, on_release=self._released)
             if sys.platform == "darwin" and not getattr(listener, "IS_TRUSTED", True):
-                raise UserError("macOS has not allowed describe-screen to watch the keyboard, so hotkeys cannot "
-                                "work.", "Open System Settings, Privacy and Security, and allow the app that runs "
-                                "describe-screen under Accessibility and Input Monitoring, then restart it.")
+                raise UserError(_("macOS has not allowed describe-screen to watch the keyboard, so hotkeys cannot "
+                                  "work."), _("Open System Settings, Privacy and Security, and allow the app that "
+                                           "runs describe-screen under Accessibility and Input Monitoring, then "
+                                           "restart it."))
             self._listener = listener
             self._dispatcher = threading.Thread(target=self._dispatch, name="hotkey-dispatch", daemon=True)
             self._dispatcher.start()
@@ -134,8 +136,8 @@ class HotkeyListener:
             while not ready.wait(0.05):
                 if not listener.is_alive():
                     self.stop()
-                    raise UserError("Hotkeys cannot work: watching the keyboard failed to start.",
-                                    "Run describe-screen inside your desktop session.")
+                    raise UserError(_("Hotkeys cannot work: watching the keyboard failed to start."),
+                                    _("Run describe-screen inside your desktop session."))
 
     def stop(self) -> None:
         """Stop listening; a combo still held gets its release, so push-to-talk never stays on."""
@@ -211,24 +213,25 @@ def _session() -> Iterator[None]:
         yield
         return
     if os.environ.get("XDG_SESSION_TYPE") == "wayland":  # pynput would see only keys typed into X11 apps
-        raise UserError("Hotkeys cannot work in a Wayland session: it does not let programs watch the keyboard.",
-                        "Log in with an X11 session, or bind describe-screen commands such as "
-                        "'describe-screen describe' to keys in your desktop's keyboard settings.")
+        raise UserError(_("Hotkeys cannot work in a Wayland session: it does not let programs watch the keyboard."),
+                        _("Log in with an X11 session, or bind describe-screen commands such as 'describe-screen "
+                          "describe' to keys in your desktop's keyboard settings."))
     if not os.environ.get("DISPLAY"):
-        raise UserError("Hotkeys need a graphical session, but the DISPLAY variable is not set.",
-                        "Run describe-screen inside your desktop session, or try describe-screen demo.")
+        raise UserError(_("Hotkeys need a graphical session, but the DISPLAY variable is not set."),
+                        _("Run describe-screen inside your desktop session, or try describe-screen demo."))
     from Xlib import display, error
 
     try:
         dpy = display.Display()
     except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
-        raise UserError(f"Hotkeys cannot work: cannot connect to the display {os.environ['DISPLAY']}.",
-                        "Run describe-screen inside your desktop session, or try describe-screen demo.") from exc
+        raise UserError(_("Hotkeys cannot work: cannot connect to the display {DISPLAY}.",
+                          DISPLAY=os.environ['DISPLAY']),
+                        _("Run describe-screen inside your desktop session, or try describe-screen demo.")) from exc
     try:
         if not dpy.has_extension("RECORD"):
-            raise UserError("Hotkeys cannot work: the X server lacks the RECORD extension that lets programs "
-                            "watch the keyboard.",
-                            "Enable RECORD in the X server settings (for Xvfb, add +extension RECORD).")
+            raise UserError(_("Hotkeys cannot work: the X server lacks the RECORD extension that lets programs "
+                              "watch the keyboard."),
+                            _("Enable RECORD in the X server settings (for Xvfb, add +extension RECORD)."))
         yield
     finally:
         dpy.close()

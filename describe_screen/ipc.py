@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,14 @@ def _private_dir(folder: Path) -> Path:
         folder.mkdir(mode=0o700, exist_ok=True)
         info = folder.lstat()
     except OSError as exc:
-        raise UserError(f"describe-screen cannot create its private folder {folder}: {exc.strerror}.",
-                        "Check that the folder above it exists and that you may write to it.") from exc
+        raise UserError(_("describe-screen cannot create its private folder {folder}: {strerror}.",
+                          folder=folder, strerror=exc.strerror),
+                        _("Check that the folder above it exists and that you may write to it.")) from exc
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise UserError(f"{folder} belongs to another user or is not a plain folder, "
-                        "so describe-screen will not use it.",
-                        "Remove it, or set XDG_RUNTIME_DIR to a private folder of yours, then try again.")
+        raise UserError(_("{folder} belongs to another user or is not a plain folder, so describe-screen will not "
+                          "use it.",
+                          folder=folder),
+                        _("Remove it, or set XDG_RUNTIME_DIR to a private folder of yours, then try again."))
     if stat.S_IMODE(info.st_mode) != 0o700:
         folder.chmod(0o700)
     return folder
@@ -118,8 +121,8 @@ class Server:
         self._lock = _take_lock(self.path)
         if self._lock is None or daemon_running(self.path):
             self._release()
-            raise UserError("describe-screen is already running, so a second copy was not started.",
-                            "Use the one that is running. To restart it, stop that one first.")
+            raise UserError(_("describe-screen is already running, so a second copy was not started."),
+                            _("Use the one that is running. To restart it, stop that one first."))
         try:
             self._remove_stale()
             self._listener = self._listen()
@@ -127,10 +130,10 @@ class Server:
             self._release()
             if not isinstance(exc, OSError):
                 raise
-            raise UserError(f"describe-screen could not open its control channel at {self.path}: "
-                            f"{exc.strerror or exc}.",
-                            "Check that this folder is yours and writable, or set DESCRIBE_SCREEN_SOCKET "
-                            "to a short path in a private folder, then start it again.") from exc
+            raise UserError(_("describe-screen could not open its control channel at {path}: {reason}.",
+                              path=self.path, reason=exc.strerror or exc),
+                            _("Check that this folder is yours and writable, or set DESCRIBE_SCREEN_SOCKET to a "
+                              "short path in a private folder, then start it again.")) from exc
         threading.Thread(target=self._listener.serve_forever, kwargs={"poll_interval": 0.2},
                          name="ipc-server", daemon=True).start()
 
@@ -156,8 +159,9 @@ class Server:
         except FileNotFoundError:
             return
         if not USE_TCP and not stat.S_ISSOCK(mode):
-            raise UserError(f"{self.path} exists and is not a describe-screen socket, so it was left alone.",
-                            "Move that file away, or set DESCRIBE_SCREEN_SOCKET to another path.")
+            raise UserError(_("{path} exists and is not a describe-screen socket, so it was left alone.",
+                              path=self.path),
+                            _("Move that file away, or set DESCRIBE_SCREEN_SOCKET to another path."))
         self.path.unlink()
 
     def _listen(self) -> _Listener:
@@ -203,25 +207,26 @@ class Server:
         if line is None:
             return None
         if len(line) > MAX_REQUEST:
-            raise UserError(f"The request to describe-screen is larger than {MAX_REQUEST // 1024} KiB.",
-                            "Send a shorter request.")
+            raise UserError(_("The request to describe-screen is larger than {kib} KiB.",
+                              kib=MAX_REQUEST // 1024),
+                            _("Send a shorter request."))
         try:
             request = json.loads(line.decode("utf-8"))
         except ValueError as exc:
-            raise UserError("The request to describe-screen is not valid JSON.",
-                            "Send one JSON object per line, encoded as UTF-8.") from exc
+            raise UserError(_("The request to describe-screen is not valid JSON."),
+                            _("Send one JSON object per line, encoded as UTF-8.")) from exc
         except RecursionError as exc:
-            raise UserError("The request to describe-screen is nested too deeply to read.",
-                            'Send a flat object such as {"cmd": "describe"}.') from exc
+            raise UserError(_("The request to describe-screen is nested too deeply to read."),
+                            _("Send a flat object such as {\"cmd\": \"describe\"}.")) from exc
         if not isinstance(request, dict):
-            raise UserError("The request to describe-screen is not a JSON object.",
-                            'Send an object such as {"cmd": "describe"}.')
+            raise UserError(_("The request to describe-screen is not a JSON object."),
+                            _("Send an object such as {\"cmd\": \"describe\"}."))
         if USE_TCP and not hmac.compare_digest(str(request.pop("token", "")).encode(), self._token.encode()):
-            raise UserError("The request to describe-screen did not carry the right access token.",
-                            "Use the describe-screen command, which reads the token from your user folder.")
+            raise UserError(_("The request to describe-screen did not carry the right access token."),
+                            _("Use the describe-screen command, which reads the token from your user folder."))
         if not isinstance(request.get("cmd"), str) or not request["cmd"]:
-            raise UserError('The request to describe-screen does not say what to do: it has no "cmd".',
-                            'Add a "cmd" key, for example {"cmd": "describe"}.')
+            raise UserError(_("The request to describe-screen does not say what to do: it has no \"cmd\"."),
+                            _("Add a \"cmd\" key, for example {\"cmd\": \"describe\"}."))
         _check_text(request)
         return request
 
@@ -285,9 +290,10 @@ def _check_text(request: Event) -> None:
     or sentence can hold it, and every later step (a path, speech, the reply) would fail on it."""
     for key, value in request.items():
         if _NOT_CHARACTERS.search(json.dumps({key: value}, ensure_ascii=False)):
-            raise UserError(f'The request field "{_NOT_CHARACTERS.sub("?", key)}" is not valid text: it holds a '
-                            "lone surrogate, which is not a character.",
-                            "Send text encoded as UTF-8, with real characters only.")
+            raise UserError(_("The request field \"{sub}\" is not valid text: it holds a lone surrogate, which is "
+                              "not a character.",
+                              sub=_NOT_CHARACTERS.sub("?", key)),
+                            _("Send text encoded as UTF-8, with real characters only."))
 
 
 def _encode(message: Event) -> bytes:
@@ -317,8 +323,8 @@ def _read_line(conn: socket.socket, deadline: float) -> bytes | None:
             conn.settimeout(remaining)
             chunk = conn.recv(65536)
         except TimeoutError as exc:
-            raise UserError("The request to describe-screen did not arrive in time.",
-                            "Send the whole request as one line right after connecting.") from exc
+            raise UserError(_("The request to describe-screen did not arrive in time."),
+                            _("Send the whole request as one line right after connecting.")) from exc
         except OSError:  # the client vanished (reset): nothing to answer
             return None
         if not chunk:
@@ -402,9 +408,10 @@ def _connect(path: Path, timeout: float) -> tuple[socket.socket, str]:
             raise NotRunning("describe-screen is not running, so nothing can answer this request.",
                              START_FIX) from exc
         except OSError as exc:
-            raise UserError(f"describe-screen could not be reached at {path}: {exc.strerror or exc}.",
-                            "Check that this folder is yours, or restart the daemon with: "
-                            "describe-screen daemon.") from exc
+            raise UserError(_("describe-screen could not be reached at {path}: {reason}.",
+                              path=path, reason=exc.strerror or exc),
+                            _("Check that this folder is yours, or restart the daemon with: describe-screen "
+                              "daemon.")) from exc
 
 
 def _open(path: Path, timeout: float) -> tuple[socket.socket, str]:
@@ -458,17 +465,17 @@ class Client:
                 message = {**message, "token": token}
             data = _encode(message)
             if len(data) > MAX_REQUEST:
-                raise UserError(f"This request is larger than {MAX_REQUEST // 1024} KiB, "
-                                "so describe-screen would refuse it.", "Send a shorter request.")
+                raise UserError(_("This request is larger than {kib} KiB, so describe-screen would refuse it.",
+                                  kib=MAX_REQUEST // 1024), _("Send a shorter request."))
             with contextlib.closing(self._events(conn, data)) as events:
                 for event in events:
                     if event.get("event") in FINAL_EVENTS:
                         return event
                     if on_event is not None:
                         on_event(event)
-        raise UserError("describe-screen stopped before it finished the request.",
-                        "Check that it is still running; if not, start it with: describe-screen daemon. "
-                        "Then try again.")
+        raise UserError(_("describe-screen stopped before it finished the request."),
+                        _("Check that it is still running; if not, start it with: describe-screen daemon. Then "
+                          "try again."))
 
     def _events(self, conn: socket.socket, data: bytes) -> Iterator[Event]:
         """Yield the daemon's events until it closes, turning socket failures into plain errors."""
@@ -479,15 +486,15 @@ class Client:
                     try:
                         event = json.loads(line.decode("utf-8"))
                     except ValueError as exc:
-                        raise UserError("describe-screen sent an answer that cannot be read.",
-                                        "Make sure the daemon and the command come from the same "
-                                        "installation, restart the daemon, and try again.") from exc
+                        raise UserError(_("describe-screen sent an answer that cannot be read."),
+                                        _("Make sure the daemon and the command come from the same installation, "
+                                          "restart the daemon, and try again.")) from exc
                     if isinstance(event, dict):
                         yield event
         except TimeoutError as exc:
-            raise UserError(f"describe-screen did not answer for {self.timeout:g} seconds.",
-                            "It may be stuck: restart it with describe-screen daemon, then try again.") from exc
+            raise UserError(_("describe-screen did not answer for {timeout:g} seconds.", timeout=self.timeout),
+                            _("It may be stuck: restart it with describe-screen daemon, then try again.")) from exc
         except OSError as exc:
-            raise UserError(f"The connection to describe-screen broke: {exc.strerror or exc}.",
-                            "Check that it is still running; if not, start it with: describe-screen daemon. "
-                            "Then try again.") from exc
+            raise UserError(_("The connection to describe-screen broke: {reason}.", reason=exc.strerror or exc),
+                            _("Check that it is still running; if not, start it with: describe-screen daemon. "
+                              "Then try again.")) from exc

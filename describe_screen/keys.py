@@ -7,6 +7,7 @@ X11, Windows and macOS; the desktop's own bindings on Wayland) share it without 
 from __future__ import annotations
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 # Modifiers in the order the normalised form lists them; left/right variants mean the same key,
 # because pynput folds them together before comparing.
@@ -18,8 +19,8 @@ NAMED_KEYS = frozenset((
     "print_screen", "scroll_lock", "media_play_pause", "media_volume_mute", "media_volume_down",
     "media_volume_up", "media_previous", "media_next", *(f"f{n}" for n in range(1, 21)),
 ))
-EXAMPLE = ("Write it like <ctrl>+<alt>+d: key names in angle brackets such as <ctrl>, <alt>, <shift>, <cmd>, "
-           "<f1> to <f20>, <space>, and single letters or digits as they are.")
+EXAMPLE = (N_("Write it like <ctrl>+<alt>+d: key names in angle brackets such as <ctrl>, <alt>, <shift>, <cmd>, "
+           "<f1> to <f20>, <space>, and single letters or digits as they are."))
 
 
 def parse_hotkey(combo: str, key_name: str) -> str:
@@ -28,7 +29,8 @@ def parse_hotkey(combo: str, key_name: str) -> str:
     Works without a display and without importing pynput, so `doctor` can check settings anywhere.
     """
     def bad(problem: str) -> UserError:
-        return UserError(f"Setting {key_name} is {combo!r}: {problem}.", EXAMPLE)
+        return UserError(_("Setting {key_name} is {combo!r}: {problem}.",
+                           key_name=key_name, combo=combo, problem=problem), _(EXAMPLE))
 
     parts, start = [], 0
     for i, char in enumerate(combo):  # split on "+", but a "+" that starts a part is the plus key
@@ -69,6 +71,8 @@ def parse_hotkey(combo: str, key_name: str) -> str:
 
 def spoken_hotkey(combo: str) -> str:
     """'<ctrl>+<alt>+d' -> 'Control Alt D', the way a person says it."""
-    names = {"ctrl": "Control", "alt": "Alt", "shift": "Shift", "cmd": "Command", "super": "Super"}
+    names = {"ctrl": N_("Control"), "alt": N_("Alt"), "shift": N_("Shift"), "cmd": N_("Command"), "super": N_("Super"),
+             "enter": N_("Enter"), "space": N_("Space"), "tab": N_("Tab"), "esc": N_("Escape"),
+             "backspace": N_("Backspace"), "delete": N_("Delete")}
     parts = [p.strip("<>") for p in combo.split("+")]
-    return " ".join(names.get(p, p.upper() if len(p) == 1 else p.capitalize()) for p in parts)
+    return " ".join(_(names[p]) if p in names else p.upper() if len(p) == 1 else p.capitalize() for p in parts)

@@ -1,6 +1,7 @@
 """The user's language (from the desktop locale) and the language of a line of screen text.
 
-One place reads the locale, so the voice, speech recognition and the vision prompt agree on the language.
+i18n reads the setting and the locale in one place, so the messages, the voice, speech recognition and the
+vision prompt agree on the language.
 A line's language is told by py3langid (a naive Bayes model over byte n-grams, 4.5 MB, about 0.2 ms a
 line); short lines ("Datei speichern", "Settings") cannot be told reliably by any identifier, so only
 lines long enough, and only confident answers, count.
@@ -9,14 +10,11 @@ lines long enough, and only confident answers, count.
 from __future__ import annotations
 
 import functools
-import os
-import re
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 DEFAULT = "en"
-LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")  # gettext's order of precedence
 MIN_LETTERS = 20  # a line with fewer letters is not told: the identifier guesses on two words
 MIN_WORDS = 3
 MIN_CONFIDENCE = 0.8  # normalised probability; below it, the line keeps the user's voice
@@ -32,21 +30,15 @@ NAMES = {
 
 
 def user_language(environ: Mapping[str, str] | None = None) -> str:
-    """The desktop's language as an ISO 639-1 code ("de" for LANG=de_DE.UTF-8); "en" for C/POSIX or none.
+    """The language the user asked for, as an ISO 639-1 code ("de" for LANG=de_DE.UTF-8): the
+    general.language setting, else the desktop locale in gettext's order (i18n reads both), whether or not
+    our messages are translated into it: a Polish desktop still has Polish questions listened for and
+    Polish screen text read. "en" for C/POSIX or no locale. `environ`: a locale to read instead of the
+    process's (and the setting)."""
+    from describe_screen import i18n
 
-    LANGUAGE may list several ("de:en"): the first one counts, as for gettext.
-    """
-    environ = os.environ if environ is None else environ
-    for variable in LOCALE_VARIABLES:
-        value = environ.get(variable, "").split(":")[0]
-        if not value:
-            continue
-        code = re.split(r"[_.@-]", value)[0].lower()
-        if code in ("c", "posix"):
-            return DEFAULT
-        if re.fullmatch(r"[a-z]{2,3}", code):
-            return code
-    return DEFAULT
+    chosen = i18n.language() if environ is None else i18n.choose(environ=environ)
+    return i18n.code_of(chosen.wanted) if chosen.wanted else chosen.code
 
 
 def name(code: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 from describe_screen.paths import regular_file
 from describe_screen.sound import read_sound, resample
 
@@ -32,8 +33,8 @@ MIN_SPEECH_SECONDS = 0.15
 # Silence kept around trimmed speech: Whisper loses the first sound when the cut is tight.
 MARGIN_SECONDS = 0.2
 
-NO_MICROPHONE_FIX = ('Plug in a microphone and check that this program may use it, or type the question: '
-                     'describe-screen ask "your question".')
+NO_MICROPHONE_FIX = (N_('Plug in a microphone and check that this program may use it, or type the question: '
+                     'describe-screen ask "your question".'))
 
 
 class Recorder(Protocol):
@@ -85,7 +86,7 @@ class MicrophoneRecorder:
                                     dtype="float32", callback=self._callback)
             stream.start()
         except (sd.PortAudioError, ValueError) as exc:
-            raise UserError(f"The microphone could not be opened: {exc}.", NO_MICROPHONE_FIX) from exc
+            raise UserError(_("The microphone could not be opened: {exc}.", exc=exc), _(NO_MICROPHONE_FIX)) from exc
         self._stream = stream
 
     def _callback(self, indata: np.ndarray, frames: int, time: Any, status: Any) -> None:
@@ -122,9 +123,9 @@ def _sounddevice() -> Any:
     try:
         import sounddevice
     except OSError as exc:  # the PortAudio library itself is missing
-        raise UserError("Sound recording is not available on this computer: the PortAudio library is missing.",
-                        "Install PortAudio (on Debian or Ubuntu: sudo apt install libportaudio2), "
-                        'or type the question: describe-screen ask "your question".') from exc
+        raise UserError(_("Sound recording is not available on this computer: the PortAudio library is missing."),
+                        _("Install PortAudio (on Debian or Ubuntu: sudo apt install libportaudio2), or type the "
+                          "question: describe-screen ask \"your question\".")) from exc
     return sounddevice
 
 
@@ -134,12 +135,12 @@ def _input_rate(sd: Any, device: str) -> int:
         info = sd.query_devices(device or None, kind="input")
     except (sd.PortAudioError, ValueError) as exc:
         if device:
-            raise UserError(f'No microphone named "{device}" was found.',
-                            "Check voice.microphone in the settings file, or set it to an empty string "
-                            "to use the default microphone.") from exc
-        raise UserError("No microphone was found.", NO_MICROPHONE_FIX) from exc
+            raise UserError(_("No microphone named \"{device}\" was found.", device=device),
+                            _("Check voice.microphone in the settings file, or set it to an empty string to use "
+                              "the default microphone.")) from exc
+        raise UserError(_("No microphone was found."), _(NO_MICROPHONE_FIX)) from exc
     if info["max_input_channels"] < 1:
-        raise UserError(f'The sound device "{info["name"]}" cannot record.', NO_MICROPHONE_FIX)
+        raise UserError(_("The sound device \"{name}\" cannot record.", name=info["name"]), _(NO_MICROPHONE_FIX))
     return int(info["default_samplerate"])
 
 
@@ -189,7 +190,7 @@ def read_wav(path: Path, max_seconds: float) -> tuple[np.ndarray, float]:
     is decoded by faster-whisper's own `decode_audio` (FFmpeg through PyAV), which the recogniser
     needs anyway; what neither can read is refused in plain words.
     """
-    regular_file(Path(path), "sound", "Check the file name and try again.")  # before opening: a pipe would hang
+    regular_file(Path(path), "sound", _("Check the file name and try again."))  # before opening: a pipe would hang
     if (decoded := _decode_other_format(Path(path))) is not None:
         seconds = len(decoded) / SAMPLE_RATE
         if seconds > max_seconds:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from describe_screen.config import Config, config_path, server_url
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, user_texts
 
 if TYPE_CHECKING:
@@ -196,8 +197,8 @@ class ServerModel:
         self.reported = False
 
     def cut(self) -> UserError:
-        return UserError(f"The model server at {self.host} stopped in the middle of its answer.",
-                         "Check that the server is still running; if it keeps happening, look at its log.")
+        return UserError(_("The model server at {host} stopped in the middle of its answer.", host=self.host),
+                         _("Check that the server is still running; if it keeps happening, look at its log."))
 
     def explain(self, exc: BaseException) -> UserError:
         """Any failure of the client library, in plain words with what to do next."""
@@ -208,36 +209,48 @@ class ServerModel:
             return exc
         message = _message(exc)
         if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
-            return UserError(f"The model server at {self.host} did not answer within {self.timeout:g} seconds.",
-                             "Check that it is not overloaded, or allow it longer with models.server_timeout in "
-                             f"{config_path()}.")
+            return UserError(_("The model server at {host} did not answer within {timeout:g} seconds.",
+                               host=self.host, timeout=self.timeout),
+                             _("Check that it is not overloaded, or allow it longer with models.server_timeout in "
+                               "{config_path}.",
+                               config_path=config_path()))
         if isinstance(exc, openai.APIConnectionError):
             if isinstance(exc.__cause__, (httpx2.RemoteProtocolError, httpx2.ReadError)):
                 return self.cut()
-            return UserError(f"The model server at {self.host} cannot be reached.",
+            return UserError(_("The model server at {host} cannot be reached.", host=self.host),
                              SETTINGS_FIX.format(path=config_path()))
         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-            return UserError(f"The model server at {self.host} refused the key ({message}).",
-                             f"Put the right key in the file named by models.server_key_file in {config_path()}.")
+            return UserError(_("The model server at {host} refused the key ({message}).",
+                               host=self.host, message=message),
+                             _("Put the right key in the file named by models.server_key_file in {config_path}.",
+                               config_path=config_path()))
         if isinstance(exc, openai.NotFoundError) and "model" in message.lower():
             return self.unknown_model([])
         if isinstance(exc, openai.APIStatusError):
             if any(word in message.lower() for word in ("image", "multimodal", "vision", "mmproj")):
-                return UserError(f"The model {self.model or 'on the server'} at {self.host} does not take images "
-                                 f"({message}).", "Run a vision model on the server (for llama-server, give it "
-                                 "the model's --mmproj file), or name one in models.server_model.")
-            return UserError(f"The model server at {self.host} answered with an error ({exc.status_code}: "
-                             f"{message}).", "Look at the server's log for the cause.")
+                return UserError((_("The model {model} at {host} does not take images ({message}).",
+                                    model=self.model, host=self.host, message=message) if self.model else
+                                  _("The model on the server at {host} does not take images ({message}).",
+                                    host=self.host, message=message)),
+                                 _("Run a vision model on the server (for llama-server, give it "
+                                                    "the model's --mmproj file), or name one in "
+                                                    "models.server_model."))
+            return UserError(_("The model server at {host} answered with an error ({status_code}: {message}).",
+                               host=self.host, status_code=exc.status_code, message=message),
+                             _("Look at the server's log for the cause."))
         if isinstance(exc, (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.StreamError)):
             return self.cut()
-        return UserError(f"The model server at {self.host} sent an answer I cannot read ({message}).",
-                         "Check that models.server points at an OpenAI-compatible chat API, such as "
-                         "llama-server, Ollama or vLLM.")
+        return UserError(_("The model server at {host} sent an answer I cannot read ({message}).",
+                           host=self.host, message=message),
+                         _("Check that models.server points at an OpenAI-compatible chat API, such as "
+                           "llama-server, Ollama or vLLM."))
 
     def unknown_model(self, known: list[str]) -> UserError:
         listed = f" It has: {', '.join(known)}." if known else ""
-        return UserError(f"The model server at {self.host} has no model named {self.model!r}.{listed}",
-                         f"Set models.server_model in {config_path()} to one of its models.")
+        return UserError(_("The model server at {host} has no model named {model!r}.{listed}",
+                           host=self.host, model=self.model, listed=listed),
+                         _("Set models.server_model in {config_path} to one of its models.",
+                           config_path=config_path()))
 
     # -- the client -----------------------------------------------------------------------------
     def models(self, client: OpenAI | None = None) -> list[str]:
@@ -257,9 +270,10 @@ class ServerModel:
         if self.model and known and self.model not in known:
             raise self.unknown_model(known)
         if not self.model and len(known) != 1:
-            raise UserError(f"The model server at {self.host} has {len(known)} models, and models.server_model "
-                            "does not say which one to use." + (f" It has: {', '.join(known)}." if known else ""),
-                            f"Set models.server_model in {config_path()}.")
+            raise UserError(_("The model server at {host} has {count} models, and models.server_model does not say "
+                              "which one to use.", host=self.host, count=len(known)) + (
+                                " " + _("It has: {models}.", models=", ".join(known)) if known else ""),
+                            _("Set models.server_model in {config_path}.", config_path=config_path()))
         self._checked = self.model or known[0]
         return self._checked
 
@@ -275,8 +289,9 @@ class ServerModel:
             try:
                 key = path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise UserError(f"The key file {path} for the model server cannot be read: {exc.strerror}.",
-                                f"Check models.server_key_file in {config_path()}.") from exc
+                raise UserError(_("The key file {path} for the model server cannot be read: {strerror}.",
+                                  path=path, strerror=exc.strerror),
+                                _("Check models.server_key_file in {config_path}.", config_path=config_path())) from exc
         timeout = httpx2.Timeout(self.timeout, connect=min(CONNECT_SECONDS, self.timeout))
         http = httpx2.Client(timeout=timeout, trust_env=False, follow_redirects=False)
         return openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, http_client=http)

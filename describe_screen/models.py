@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.vlm import bundle
 from describe_screen.vlm.bundle import MANIFEST, check_bundle, read_manifest
 
@@ -123,8 +124,8 @@ def _parse(path: Path) -> ModelManifest:
                              export=dict(data.get("export", {})), published=dict(data.get("published", {})),
                              speed={k: int(v) for k, v in data.get("speed", {}).items()})
     except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"The model description {path.name} is damaged ({exc}).",
-                        "Reinstall describe-screen.") from exc
+        raise UserError(_("The model description {name} is damaged ({exc}).", name=path.name, exc=exc),
+                        _("Reinstall describe-screen.")) from exc
 
 
 def available(directory: Path = MANIFEST_DIR) -> list[ModelManifest]:
@@ -137,7 +138,7 @@ def manifest(name: str, directory: Path = MANIFEST_DIR) -> ModelManifest:
         if candidate.name == name:
             return candidate
     known = ", ".join(m.name for m in available(directory))
-    raise UserError(f"There is no model called {name}.", f"Known models are: {known}.")
+    raise UserError(_("There is no model called {name}.", name=name), _("Known models are: {known}.", known=known))
 
 
 def fetch_command(name: str, directory: Path = MANIFEST_DIR) -> str:
@@ -158,7 +159,7 @@ def install_hint(task: str, directory: Path = MANIFEST_DIR, machine: Machine | N
     if any(m.speed for m in able):
         machine = machine or Machine.here()
         able = [m for m in able if machine.runs(m.speed)] or able
-    return f"To install one, run: {fetch_command(able[0].name, directory)}."
+    return _("To install one, run: {command}.", command=fetch_command(able[0].name, directory))
 
 
 def _installed_model(path: Path, check: bool = False) -> InstalledModel:
@@ -201,9 +202,9 @@ def broken(models_dir: Path) -> dict[str, UserError]:
 
 def _not_installed(name: str, models_dir: Path) -> UserError:
     command = fetch_command(name)
-    return UserError(f"The model {name} is not installed in {models_dir}.",
-                     f"Install it with: {command}." if command else
-                     "See the installed and known models with: describe-screen models list.")
+    return UserError(_("The model {name} is not installed in {models_dir}.", name=name, models_dir=models_dir),
+                     _("Install it with: {command}.", command=command) if command else
+                     _("See the installed and known models with: describe-screen models list."))
 
 
 def find(name: str, models_dir: Path) -> InstalledModel:
@@ -228,7 +229,9 @@ def remove(name: str, models_dir: Path) -> Path:
     """Delete the bundle folder `name`, readable or broken: removing is how a broken bundle is fixed."""
     path = models_dir / name
     if path.parent != models_dir or name in ("", ".", ".."):
-        raise UserError(f"{name} is not a model name.", "See the installed models with: describe-screen models list.")
+        raise UserError(_("{name} is not a model name.", name=name),
+                        _("See the installed models with: describe-screen models "
+                                                          "list."))
     if not (path / MANIFEST).is_file():
         raise _not_installed(name, models_dir)
     shutil.rmtree(path)
@@ -250,9 +253,11 @@ def import_bundle(folder: Path, name: str, models_dir: Path) -> InstalledModel:
             found.add(precision)
     if "fp32" not in found:
         shutil.rmtree(staging)
-        raise UserError(f"The folder {folder} has no full-precision ONNX files for {name}.",
-                        f"Pick the folder that holds the onnx subfolder, or export with: "
-                        f"describe-screen models export {name}.")
+        raise UserError(_("The folder {folder} has no full-precision ONNX files for {name}.",
+                          folder=folder, name=name),
+                        _("Pick the folder that holds the onnx subfolder, or export with: describe-screen models "
+                          "export {name}.",
+                          name=name))
     bundle.copy_support_files(folder, staging)
     return _installed_model(bundle.publish(staging, models_dir / name, spec.bundle_info(),
                                            [p for p in IMPORTED if p in found]))

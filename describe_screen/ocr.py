@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen import scripts
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.layout import Box, TextLine, button_name, reading_order, split_label
 
 if TYPE_CHECKING:
@@ -96,8 +97,8 @@ class TextRecognizer:
             engine._load_rec_model()
         except Exception as exc:
             raise UserError(
-                f"The text reader could not start ({type(exc).__name__}: its models did not load).",
-                "Reinstall describe-screen, or run describe-screen doctor to see what is missing.",
+                _("The text reader could not start ({kind}: its models did not load).", kind=type(exc).__name__),
+                _("Reinstall describe-screen, or run describe-screen doctor to see what is missing."),
             ) from exc
         finally:
             onnxruntime.set_default_logger_severity(2)  # the runtime's own default: warnings
@@ -369,8 +370,8 @@ def _bitmap_letters(grey: np.ndarray, box: Box, text: str, places: Any) -> str:
 
 
 def _failed(exc: Exception) -> UserError:
-    return UserError(f"The text reader failed while reading the screen ({type(exc).__name__}).",
-                     "Try again. If it keeps failing, run describe-screen doctor.")
+    return UserError(_("The text reader failed while reading the screen ({kind}).", kind=type(exc).__name__),
+                     _("Try again. If it keeps failing, run describe-screen doctor."))
 
 
 def _crop(bgr: np.ndarray, box: Box, quad: np.ndarray | None = None) -> np.ndarray:

@@ -12,29 +12,36 @@ import stat
 from pathlib import Path
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
-KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
-         (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+KINDS = ((stat.S_ISDIR, N_("a folder")), (stat.S_ISFIFO, N_("a named pipe")), (stat.S_ISCHR, N_("a character device")),
+         (stat.S_ISBLK, N_("a block device")), (stat.S_ISSOCK, N_("a socket")))
+WHATS = {"image": N_("image"), "sound": N_("sound")}  # the kinds of file asked for, said in the messages
 
 
 def regular_file(path: Path, what: str, fix: str) -> None:
-    """Raise a UserError unless `path` is (or links to) a regular file; `what` is e.g. "image"."""
+    """Raise a UserError unless `path` is (or links to) a regular file; `what` is "image" or "sound"."""
     link = path.is_symlink()
+    article, what = _article(what), _(WHATS.get(what, what))
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
         if link:
-            raise UserError(f"{path} is a link to {os.readlink(path)}, which does not exist.", fix) from None
-        raise UserError(f"The {what} file {path} does not exist.", fix) from None
+            raise UserError(_("{path} is a link to {readlink}, which does not exist.",
+                              path=path, readlink=os.readlink(path)), fix) from None
+        raise UserError(_("The {what} file {path} does not exist.", what=what, path=path), fix) from None
     except OSError as exc:
-        raise UserError(f"The {what} file {path} cannot be opened: {exc.strerror or exc}.",
-                        "Check that you are allowed to read it.") from exc
+        raise UserError(_("The {what} file {path} cannot be opened: {reason}.",
+                          what=what, path=path, reason=exc.strerror or exc),
+                        _("Check that you are allowed to read it.")) from exc
     if stat.S_ISREG(mode):
         return
-    kind = next((name for test, name in KINDS if test(mode)), "something other than a plain file")
-    said = f"a link to {kind}" if link else kind
-    hint = "Give the path of one file inside it." if stat.S_ISDIR(mode) else fix
-    raise UserError(f"{path} is {said}, not {_article(what)} {what} file.", hint)
+    kind = _(next((name for test, name in KINDS if test(mode)), N_("something other than a plain file")))
+    said = _("a link to {kind}", kind=kind) if link else kind
+    hint = _("Give the path of one file inside it.") if stat.S_ISDIR(mode) else fix
+    # {article} is English's "a" or "an"; the other languages' messages leave it out
+    raise UserError(_("{path} is {said}, not {article} {what} file.",
+                      path=path, said=said, article=article, what=what), hint)
 
 
 def _article(word: str) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,8 @@ class PortalShortcuts:
         code, results = bus.request(GLOBAL_SHORTCUTS, "CreateSession", "a{sv}",
                                     ({"session_handle_token": ("s", "describe_screen_keys")},))
         if code != 0:
-            raise UserError("The desktop refused to give describe-screen its shortcuts.",
-                            "Allow them when the desktop asks, then restart describe-screen.")
+            raise UserError(_("The desktop refused to give describe-screen its shortcuts."),
+                            _("Allow them when the desktop asks, then restart describe-screen."))
         self._session = str(results["session_handle"])
         shortcuts = [(action, {"description": ("s", action.replace("_", " ")),
                                "preferred_trigger": ("s", portal_trigger(combo))})
@@ -94,8 +95,8 @@ class PortalShortcuts:
         code, results = bus.request(GLOBAL_SHORTCUTS, "BindShortcuts", "oa(sa{sv})sa{sv}",
                                     (self._session, shortcuts, "", {}))
         if code != 0:
-            raise UserError("The desktop did not accept describe-screen's shortcuts.",
-                            "Choose the keys when the desktop asks, then restart describe-screen.")
+            raise UserError(_("The desktop did not accept describe-screen's shortcuts."),
+                            _("Choose the keys when the desktop asks, then restart describe-screen."))
         self.bound = triggers(results.get("shortcuts", []))
         return rule
 
@@ -108,9 +109,10 @@ class PortalShortcuts:
             if self._stopping.is_set():
                 return
             log.exception("listening to the shortcuts portal failed")
-            self._report(UserError(f"Hotkeys stopped working: listening to the desktop's shortcuts failed "
-                                   f"({type(exc).__name__}: {exc}).",
-                                   "Restart describe-screen; commands from a terminal still work meanwhile."))
+            self._report(UserError(_("Hotkeys stopped working: listening to the desktop's shortcuts failed "
+                                     "({kind}: {exc}).",
+                                     kind=type(exc).__name__, exc=exc),
+                                   _("Restart describe-screen; commands from a terminal still work meanwhile.")))
 
     def _receive(self, conn: Any, rule: Any) -> None:
         from jeepney.low_level import HeaderFields

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -36,7 +37,8 @@ ALLOWED = {ROUTE_X11: "Every program of an X11 session may use it: there is noth
                          "in the desktop's privacy settings."}
 CLICKS = {"click": (1, 1), "double": (1, 2), "right": (3, 1)}  # how -> (pointer button, presses)
 LINUX_BUTTONS = {1: 0x110, 2: 0x112, 3: 0x111}  # X11 pointer buttons -> Linux input codes (BTN_LEFT, ...) for Wayland
-CLICK_WORDS = {"click": "Pressing", "double": "Double-clicking", "right": "Right-clicking"}
+CLICK_WORDS = {"click": N_("Pressing {name}."), "double": N_("Double-clicking {name}."),
+               "right": N_("Right-clicking {name}.")}
 SETTLE_STEP = 0.25  # s between looks at the screen while it settles after a press
 SETTLE_LIMIT = 4.0  # s: an animation that never stops is described as it is then
 CLICK_GAP = 0.08  # s between the two presses of a double click (well inside any double-click time)
@@ -58,12 +60,12 @@ def route() -> str:
         remote_desktop.check()
         return ROUTE_PORTAL
     if where.kind != "x11":
-        raise UserError(f"Pressing controls is not available on {where.describe()} yet.",
-                        "Exploring and reading the elements still work.")
+        raise UserError(_("Pressing controls is not available on {describe} yet.", describe=where.describe()),
+                        _("Exploring and reading the elements still work."))
     with _display() as dpy:
         if not dpy.has_extension("XTEST"):
-            raise UserError("The X server lacks the XTEST extension, so describe-screen cannot press anything.",
-                            "Enable XTEST in the X server's settings (it is on by default in Xorg and Xvfb).")
+            raise UserError(_("The X server lacks the XTEST extension, so describe-screen cannot press anything."),
+                            _("Enable XTEST in the X server's settings (it is on by default in Xorg and Xvfb)."))
     return ROUTE_X11
 
 
@@ -141,8 +143,9 @@ def _display() -> Iterator[Display]:
         dpy = display.Display()
     except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
         name = os.environ.get("DISPLAY", "")
-        raise UserError(f"Cannot connect to the X display{' ' + name if name else ''}, so nothing can be pressed.",
-                        "Run describe-screen inside your desktop session.") from exc
+        raise UserError((_("Cannot connect to the X display {name}, so nothing can be pressed.", name=name) if name
+                         else _("Cannot connect to the X display, so nothing can be pressed.")),
+                        _("Run describe-screen inside your desktop session.")) from exc
     try:
         yield dpy
     finally:

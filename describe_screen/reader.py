@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from describe_screen.i18n import N_, _, ngettext, spoken_list
 from describe_screen.layout import (
     Block,
     Box,
@@ -37,10 +38,11 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 def read_table(rows: list[list[TextLine]]) -> Iterator[str]:
     """A table as speech: its header names, then row by row, each cell with its column's name."""
     names = [cell.text for cell in rows[0]]
-    yield f"A table with {_count(len(names), 'column')} and {_count(len(rows), 'row')}: {', '.join(names)}."
+    yield _("A table with {columns} and {rows}: {names}.", columns=_columns(len(names)), rows=_rows(len(rows)),
+            names=", ".join(names))
     for n, row in enumerate(rows[1:], start=2):
         cells = ", ".join(f"{name} {cell.text}" for name, cell in zip(names, row, strict=True))
-        yield f"Row {n}: {cells}."
+        yield _("Row {n}: {cells}.", n=n, cells=cells)
 
 
 def _prompt(text: str) -> bool:
@@ -75,13 +77,6 @@ def kind(lines: list[TextLine], size: tuple[int, int], photo: bool = False) -> s
     return "screen"
 
 
-def spoken_list(items: list[str]) -> str:
-    """"A, B and C" for speech."""
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def _sentence(text: str) -> str:
     text = text.strip()
     return text if text[-1:] in ".!?:" else text + "."
@@ -99,10 +94,15 @@ def _summary(text: str, limit: int) -> str:
     return " ".join(words[:2 * limit]) + (" ..." if len(words) > 2 * limit else "")
 
 
-KIND_WORDS = {"photo of a page": "A photo of a page", "terminal": "A terminal", "dialog": "A dialog",
-              "application window": "An application window",
-              "form": "A form", "table": "A page", "web page": "A web page",
-              "document": "A document", "screen": "A screen"}
+KIND_WORDS = {"photo of a page": N_("A photo of a page"), "terminal": N_("A terminal"), "dialog": N_("A dialog"),
+              "application window": N_("An application window"),
+              "form": N_("A form"), "table": N_("A page"), "web page": N_("A web page"),
+              "document": N_("A document"), "screen": N_("A screen")}
+TITLED = {"photo of a page": N_("A photo of a page titled {name}"), "terminal": N_("A terminal titled {name}"),
+          "dialog": N_("A dialog titled {name}"), "application window": N_("An application window titled {name}"),
+          "form": N_("A form titled {name}"), "table": N_("A page titled {name}"),
+          "web page": N_("A web page titled {name}"), "document": N_("A document titled {name}"),
+          "screen": N_("A screen titled {name}")}
 
 
 def narrate(stream: Iterable[TextLine], title: str, size: tuple[int, int], photo: bool = False
@@ -115,7 +115,7 @@ def narrate(stream: Iterable[TextLine], title: str, size: tuple[int, int], photo
     """
     said = ""
     if photo:
-        yield "A photo of a page."
+        yield _("A photo of a page.")
     if title:
         said = title
         yield _sentence(title)
@@ -144,48 +144,52 @@ def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool 
     text already spoken (narrate), so it is not named again as the title.
     """
     if not lines:
-        return f"{title}. No text found." if title and not said else "No text found on the screen."
+        return _("{title}. No text found.", title=title) if title and not said else _("No text found on the screen.")
     what = kind(lines, size, photo)
     labels = buttons(lines)
     head = None if what == "terminal" else heading(lines)
     name = title or (head.text if head else "")
     name = "" if name == said else name
-    said = f"{KIND_WORDS[what]} titled {name}" if name else KIND_WORDS[what]
+    # The first sentence: what it is, then its parts ("with a table ...", "with buttons ...") each a whole phrase.
+    parts = [_(TITLED[what], name=name) if name else _(KIND_WORDS[what])]
     grid = table(lines)
     if grid and what != "terminal":
-        said += f", with a table with {_count(len(grid[0]), 'column')} and {_count(len(grid), 'row')}"
+        parts.append(_("with a table with {columns} and {rows}", columns=_columns(len(grid[0])),
+                       rows=_rows(len(grid))))
     choices = _choices(lines)
+    names = spoken_list([b.text for b in labels])
     if labels:
-        plural = "buttons" if len(labels) > 1 else "a button"
-        said += f", with {plural} {spoken_list([b.text for b in labels])}" + "".join(f", {c}" for c in choices) + "."
+        parts.append(ngettext("with a button {names}", "with buttons {names}", len(labels), names=names))
+        parts += choices
     elif choices:
-        said += ", with " + ", ".join(choices) + "."
+        parts.append(_("with {choices}", choices=", ".join(choices)))
     elif not grid:
-        said += f", with {_count(len(lines), 'line')} of text."
-    else:
-        said += "."
+        parts.append(ngettext("with {n} line of text", "with {n} lines of text", len(lines)))
+    said = ", ".join(parts) + "."
     form = fields(lines) if what in ("form", "application window") else []
     if form:  # each field by its label, with what is typed in it
-        said += " Fields: " + "; ".join(_pair(label, typed) for label, typed in form) + "."
+        said += " " + _("Fields: {fields}.", fields="; ".join(_pair(label, typed) for label, typed in form))
     if what == "terminal":
         ordered = [lines[i] for i in reading_order([line.box for line in lines])]
-        return said + " The last lines say: " + " ".join(_sentence(ln.text) for ln in rows_text(ordered)[-LAST_LINES:])
+        return said + " " + _("The last lines say: {lines}", lines=" ".join(
+            _sentence(ln.text) for ln in rows_text(ordered)[-LAST_LINES:]))
     skip = ({id(ln) for ln in labels + menu_bar(lines)} | bar_lines(lines) | {id(cell) for row in grid for cell in row}
             | {id(head)} | {id(ln) for label, typed in form for ln in [label, *typed]}
             | {id(ln) for ln in lines if ln.mark})
     body = blocks([ln for ln in lines if id(ln) not in skip and wordy(ln)])
     if body:
-        said += " It says: " + _sentence(_summary(body[0].text, SUMMARY_WORDS))
+        said += " " + _("It says: {text}", text=_sentence(_summary(body[0].text, SUMMARY_WORDS)))
     return said
 
 
 def _choices(lines: list[TextLine]) -> list[str]:
     """The check boxes and the radio buttons by name: "a check box Add to favourites"."""
     said = []
-    for mark, plural in (("check box", "check boxes"), ("radio button", "radio buttons")):
+    for mark, one, many in (("check box", N_("a check box {names}"), N_("check boxes {names}")),
+                            ("radio button", N_("a radio button {names}"), N_("radio buttons {names}"))):
         found = marked(lines, mark)
         if found:
-            said.append(f"{plural if len(found) > 1 else 'a ' + mark} {spoken_list([ln.text for ln in found])}")
+            said.append(ngettext(one, many, len(found), names=spoken_list([ln.text for ln in found])))
     return said
 
 
@@ -203,14 +207,18 @@ def _last_row(labels: list[TextLine], lines: list[TextLine]) -> bool:
     return not any(ln.centre[1] > bottom for ln in lines)
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def _columns(n: int) -> str:
+    return ngettext("{n} column", "{n} columns", n)
+
+
+def _rows(n: int) -> str:
+    return ngettext("{n} row", "{n} rows", n)
 
 
 def _pair(label: TextLine, typed: list[TextLine]) -> str:
     """A field as label and value: "Full name: Jonas Berg", "Street, empty"."""
-    value = " ".join(ln.text for ln in typed) or "empty"
-    value += ", drop-down" if label.drop_down else ""
+    value = " ".join(ln.text for ln in typed) or _("empty")
+    value = _("{value}, drop-down", value=value) if label.drop_down else value
     return f"{label.text} {value}" if label.text.endswith(":") else f"{label.text}, {value}"
 
 
@@ -222,10 +230,10 @@ def full(lines: list[TextLine]) -> Iterator[str]:
     form = {id(label): typed for label, typed in fields(lines)}
     inside = {id(ln) for typed in form.values() for ln in typed}
     menu, tools = app_bars(lines)
-    for name, bar in (("Menu bar", menu), ("Toolbar", tools)):
+    for said, bar in ((N_("Menu bar: {items}."), menu), (N_("Toolbar: {items}."), tools)):
         if bar:
             items = [ln.text for ln in bar] if len(bar) > 1 else bar[0].text.split()  # one line: one name a word
-            yield f"{name}: {spoken_list(items)}."
+            yield _(said, items=spoken_list(items))
     inside |= bar_lines(lines)
     head = heading(lines)
     said_table = False
@@ -245,9 +253,17 @@ def full(lines: list[TextLine]) -> Iterator[str]:
                 yield _sentence(" ".join(ln.text for ln in rest))
             continue
         if len(block.lines) == 1 and block.lines[0].mark:
-            yield f"{block.text}, {block.lines[0].mark}."
+            yield _("{text}, {mark}.", text=block.text, mark=_(MARKS[block.lines[0].mark]))
             continue
         yield _sentence(block.text)
+
+
+MARKS = {"check box": N_("check box"), "radio button": N_("radio button")}
+PLACES = {("top", "left"): N_("at the top left"), ("top", ""): N_("at the top"),
+          ("top", "right"): N_("at the top right"), ("middle", "left"): N_("on the left"),
+          ("middle", ""): N_("in the middle"), ("middle", "right"): N_("on the right"),
+          ("bottom", "left"): N_("at the bottom left"), ("bottom", ""): N_("at the bottom"),
+          ("bottom", "right"): N_("at the bottom right")}
 
 
 def where(box: Box, size: tuple[int, int]) -> str:
@@ -255,9 +271,7 @@ def where(box: Box, size: tuple[int, int]) -> str:
     cx, cy = (box[0] + box[2]) / 2 / max(size[0], 1), (box[1] + box[3]) / 2 / max(size[1], 1)
     row = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else "middle"
     col = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else ""
-    if row == "middle":
-        return f"on the {col}" if col else "in the middle"
-    return f"at the {row} {col}".strip()
+    return _(PLACES[row, col])
 
 
 def place(line: TextLine, lines: list[TextLine], size: tuple[int, int]) -> str:
@@ -266,4 +280,4 @@ def place(line: TextLine, lines: list[TextLine], size: tuple[int, int]) -> str:
         return where(line.box, size)
     x0, y0, x1, y1 = union([ln.box for ln in lines])
     box = (line.box[0] - x0, line.box[1] - y0, line.box[2] - x0, line.box[3] - y0)
-    return where(box, (x1 - x0, y1 - y0)) + " of the dialog"
+    return _("{place} of the dialog", place=where(box, (x1 - x0, y1 - y0)))

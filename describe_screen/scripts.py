@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 BUNDLED = ("Latin letters with their accents (English, French, Spanish, Portuguese, Italian, German, Polish, "
            "Czech, Turkish and other European languages), Chinese and Japanese")
@@ -179,4 +180,5 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
 def remove(name: str, models_dir: Path) -> Path:
     from describe_screen import asr_models
 
-    return asr_models.remove_folder(folder(models_dir) / name, f"The recogniser {name}")
+    problem = _("The recogniser {name} is not installed in {folder}.", name=name, folder="{folder}")
+    return asr_models.remove_folder(folder(models_dir) / name, problem)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,7 +47,7 @@ def read_sound(path: Path, max_seconds: float = float("inf")) -> tuple[np.ndarra
             raw = f.read(keep * frame_bytes)
     frames = min(keep, len(raw) // frame_bytes)
     if frames == 0:
-        raise UserError(f"The sound file {path.name} is empty.", "Record the question again.")
+        raise UserError(_("The sound file {name} is empty.", name=path.name), _("Record the question again."))
     samples = _decode(raw[:frames * frame_bytes], fmt, width).reshape(frames, channels).mean(axis=1)
     if seconds > max_seconds:
         log.warning("%s is %.0f seconds long; only the first %g seconds are used", path, seconds, max_seconds)
@@ -66,8 +67,8 @@ _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
 def _wav_layout(path: Path) -> tuple[int, int, int, int, int, int]:
     """Walk the RIFF chunks: (format, rate, channels, bytes per sample, data offset, data bytes)."""
-    not_wav = UserError(f"The file {path.name} is not a WAV sound file.",
-                        "Save the question as a WAV file, for example with: sox question.mp3 question.wav.")
+    not_wav = UserError(_("The file {name} is not a WAV sound file.", name=path.name),
+                        _("Save the question as a WAV file, for example with: sox question.mp3 question.wav."))
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
@@ -92,29 +93,33 @@ def _wav_layout(path: Path) -> tuple[int, int, int, int, int, int]:
                 if length % 2:
                     f.seek(1, 1)
     except FileNotFoundError as exc:
-        raise UserError(f"The sound file {path} does not exist.", "Check the file name and try again.") from exc
+        raise UserError(_("The sound file {path} does not exist.", path=path),
+                        _("Check the file name and try again.")) from exc
     except IsADirectoryError as exc:
-        raise UserError(f"{path} is a folder, not a sound file.", "Give the path of a WAV file.") from exc
+        raise UserError(_("{path} is a folder, not a sound file.", path=path),
+                        _("Give the path of a WAV file.")) from exc
     except OSError as exc:
-        raise UserError(f"The sound file {path} cannot be read: {exc.strerror or exc}.",
-                        "Check that the file exists and that you may read it.") from exc
+        raise UserError(_("The sound file {path} cannot be read: {reason}.",
+                          path=path, reason=exc.strerror or exc),
+                        _("Check that the file exists and that you may read it.")) from exc
     if fmt_chunk is None:
         raise not_wav
-    raise UserError(f"The sound file {path.name} is empty.", "Record the question again.")
+    raise UserError(_("The sound file {name} is empty.", name=path.name), _("Record the question again."))
 
 
 def _parse_fmt(path: Path, chunk: bytes) -> tuple[int, int, int, int]:
     """(format, rate, channels, bytes per sample) from a fmt chunk, refusing encodings we cannot read."""
     if len(chunk) < 16:
-        raise UserError(f"The file {path.name} is a damaged WAV file.", "Record the question again.")
-    fmt, channels, rate, _, _, bits = struct.unpack("<HHIIHH", chunk[:16])
+        raise UserError(_("The file {name} is a damaged WAV file.", name=path.name), _("Record the question again."))
+    fmt, channels, rate, _byte_rate, _block_align, bits = struct.unpack("<HHIIHH", chunk[:16])
     if fmt == _EXTENSIBLE and len(chunk) >= 26:
         fmt = struct.unpack("<H", chunk[24:26])[0]  # the first two bytes of the sub-format GUID
     width = bits // 8
     readable = (fmt == _PCM and width in (1, 2, 3, 4)) or (fmt == _FLOAT and width in (4, 8))
     if not readable or channels < 1 or rate < 1000 or bits % 8:
-        raise UserError(f"The sound file {path.name} uses a WAV encoding I cannot read.",
-                        f"Convert it to plain 16-bit WAV, for example with: sox {path.name} -b 16 question.wav.")
+        raise UserError(_("The sound file {name} uses a WAV encoding I cannot read.", name=path.name),
+                        _("Convert it to plain 16-bit WAV, for example with: sox {name} -b 16 question.wav.",
+                          name=path.name))
     return fmt, rate, channels, width
 
 

@@ -27,9 +27,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from describe_screen import language
+from describe_screen import i18n, language
 from describe_screen.config import SpeechConfig
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _, ngettext
 from describe_screen.sound import read_sound, resample
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class Speaker:
             paced = os.environ.get("DESCRIBE_SCREEN_FAST_SPEECH_FILE", "") != "1"
         # a speech file is always our own voice (tests, headless machines); else speech.output decides
         self._reader: ScreenReader | None = None
-        self.reason = "A speech file was asked for: speaking with our own voice into it."
+        self.reason = _("A speech file was asked for: speaking with our own voice into it.")
         if speech_file is None:
             choice = choose_reader(config.output)
             self._reader, self.reason = choice.reader, choice.reason
@@ -249,7 +250,8 @@ class Speaker:
                 self._failure = exc
                 return
             except Exception as exc:  # a broken driver install fails in many ways; all mean "no voice"
-                self._failure = UserError(f"The speech synthesiser failed to start ({exc}).", _install_hint())
+                self._failure = UserError(_("The speech synthesiser failed to start ({exc}).", exc=exc),
+                                          _install_hint())
                 return
             finally:
                 started.set()
@@ -331,7 +333,7 @@ class Speaker:
         if generation != self._generation:
             return
         try:
-            notice = voice.render(LOST_NOTICE)
+            notice = voice.render(_(LOST_NOTICE))
         except SpeechLost:  # the synthesiser is broken for good: the tone and the printed error remain
             notice = None
         self._play(error_tone, generation)
@@ -372,7 +374,7 @@ ESPEAK_RATE = 22050  # what espeak-ng's voices are made at (pyttsx3's espeak dri
 SYNTH_TIMEOUT = 15.0
 SYNTH_TIMEOUT_PER_CHAR = 0.05
 
-LOST_NOTICE = "Part of the answer could not be spoken. It is printed in full."
+LOST_NOTICE = N_("Part of the answer could not be spoken. It is printed in full.")
 
 
 class SpeechLost(Exception):
@@ -381,9 +383,10 @@ class SpeechLost(Exception):
 
 def lost_speech_error(lost: list[str]) -> UserError:
     """What the user is told when sentences could not be spoken even on a second try."""
-    count = f"{len(lost)} sentence" + ("s" if len(lost) > 1 else "")
-    return UserError(f"The speech synthesiser failed, so {count} of the answer could not be spoken: "
-                     + " ".join(lost), "Run the command again; if it keeps failing, run describe-screen doctor.")
+    return UserError(ngettext("The speech synthesiser failed, so {n} sentence of the answer could not be spoken: "
+                              "{lost}", "The speech synthesiser failed, so {n} sentences of the answer could not be "
+                              "spoken: {lost}", len(lost), lost=" ".join(lost)),
+                     _("Run the command again; if it keeps failing, run describe-screen doctor."))
 
 
 class _Voice:
@@ -407,11 +410,11 @@ class _Voice:
 
             self.engine = pyttsx3.init()
         except Exception as exc:
-            raise UserError("No speech synthesiser could be started, so nothing can be spoken.",
+            raise UserError(_("No speech synthesiser could be started, so nothing can be spoken."),
                             _install_hint()) from exc
         self.name = DRIVER_NAMES.get(self.engine.driver_name, self.engine.driver_name)
         self.properties = {"rate": config.rate, "volume": config.volume}
-        self.language = language.user_language()
+        self.language = i18n.language().code  # the language our sentences are in
         self._installed = list(self.engine.getProperty("voices"))
         self._by_language: dict[str, str] = {}  # language -> voice id, or "" when none speaks it
         self.voice = _voice_id(self._installed, config.voice) if config.voice else self.for_language(self.language)
@@ -562,16 +565,16 @@ def _voice_id(voices: list[Any], wanted: str) -> str:
         if wanted.lower() in (str(voice.id).lower(), str(voice.name).lower()):
             return voice.id
     names = ", ".join(sorted({str(v.name) for v in voices})[:12])
-    raise UserError(f"The voice {wanted!r} set in speech.voice is not installed.",
-                    f"Leave speech.voice empty for the default voice, or pick one of: {names}.")
+    raise UserError(_("The voice {wanted!r} set in speech.voice is not installed.", wanted=wanted),
+                    _("Leave speech.voice empty for the default voice, or pick one of: {names}.", names=names))
 
 
 def _install_hint() -> str:
     if sys.platform == "win32":
-        return "Check that Windows speech (SAPI5) is installed, and reinstall describe-screen to get comtypes."
+        return _("Check that Windows speech (SAPI5) is installed, and reinstall describe-screen to get comtypes.")
     if sys.platform == "darwin":
-        return "Reinstall describe-screen so that pyobjc is installed."
-    return "Install espeak-ng, for example with: sudo apt install espeak-ng."
+        return _("Reinstall describe-screen so that pyobjc is installed.")
+    return _("Install espeak-ng, for example with: sudo apt install espeak-ng.")
 
 
 def read_audio(path: Path) -> np.ndarray:
@@ -608,8 +611,9 @@ class _FileOutput:
                 os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
             self._file = os.fdopen(fd, "wb")
         except OSError as exc:
-            raise UserError(f"The speech file {self.path} cannot be written: {exc.strerror}.",
-                            "Choose a file in a folder you can write to.") from exc
+            raise UserError(_("The speech file {path} cannot be written: {strerror}.",
+                              path=self.path, strerror=exc.strerror),
+                            _("Choose a file in a folder you can write to.")) from exc
         self._wav = wave.open(self._file, "wb")  # noqa: SIM115 - closed in close()
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
@@ -647,17 +651,17 @@ class _DeviceOutput:
     """The default sound card, through sounddevice (PortAudio)."""
 
     def __init__(self) -> None:
-        fix = "Connect speakers or headphones, or run with --speech-file PATH to write the speech to a WAV file."
+        fix = _("Connect speakers or headphones, or run with --speech-file PATH to write the speech to a WAV file.")
         try:
             import sounddevice as sd
         except OSError as exc:
-            raise UserError("No sound system was found: the PortAudio library is missing.",
-                            "Install it (for example: sudo apt install libportaudio2), or run with "
-                            "--speech-file PATH to write the speech to a WAV file.") from exc
+            raise UserError(_("No sound system was found: the PortAudio library is missing."),
+                            _("Install it (for example: sudo apt install libportaudio2), or run with "
+                              "--speech-file PATH to write the speech to a WAV file.")) from exc
         try:
             info = sd.query_devices(kind="output")
         except (sd.PortAudioError, ValueError) as exc:
-            raise UserError("No sound output device was found, so speech cannot be heard.", fix) from exc
+            raise UserError(_("No sound output device was found, so speech cannot be heard."), fix) from exc
         self.device = info["name"]
         self.rate = int(info["default_samplerate"])  # some devices refuse other rates
         self.sd = sd

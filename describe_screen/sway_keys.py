@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.wayland_keys import Bound, action_of, commands, split
 
 SYSTEMS = (Path("/etc/sway/config"), Path("/usr/local/etc/sway/config"))  # where distributions put it
@@ -94,10 +95,11 @@ def _system() -> Path:
     """sway's default config, which a user without a config of their own runs."""
     found = next((path for path in SYSTEMS if path.is_file()), None)
     if found is None:
-        raise UserError("You have no sway config, and sway's default one was not found (looked in "
-                        f"{', '.join(map(str, SYSTEMS))}), so a new config would lose sway's default keys.",
-                        f"Copy sway's default config to {_config_home() / 'sway/config'}, then run keys install "
-                        "again.")
+        raise UserError(_("You have no sway config, and sway's default one was not found (looked in {items}), so "
+                          "a new config would lose sway's default keys.",
+                          items=', '.join(map(str, SYSTEMS))),
+                        _("Copy sway's default config to {path}, then run keys install again.",
+                          path=_config_home() / 'sway/config'))
     return found
 
 
@@ -111,8 +113,8 @@ def reload() -> str:
         done = None
     if done is None or done.returncode:
         detail = (done.stdout + done.stderr).strip() if done else "swaymsg did not answer"
-        raise UserError(f"sway did not reload its config ({detail}).",
-                        "Fix what it names, then reload sway with Super Shift C.")
+        raise UserError(_("sway did not reload its config ({detail}).", detail=detail),
+                        _("Fix what it names, then reload sway with Super Shift C."))
     return "sway reloaded its config: the keys work now."
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
+from describe_screen.i18n import _, spoken_list
 from describe_screen.layout import Block, TextLine, blocks, buttons, heading
-from describe_screen.reader import place, spoken_list
+from describe_screen.reader import place
 
 WHOLE = {"screen", "window", "dialog", "dialogue", "page", "everything", "all", "it", "this", "text",
          "message box", "popup", "pop up", "all text", "whole screen", "the whole thing"}
@@ -28,6 +29,43 @@ GOING = re.compile(rf"(?:where is|where's|where are) {ARTICLES}(.+?) (?:going|he
 DESTINATION = re.compile(r"\b(?:to|for|towards) ((?:[A-Z][\w'-]*)(?: [A-Z][\w'-]*)*)")
 VOWEL_SOUND_LETTERS = "AEFHILMNORSX"  # spelt-out letters that start with a vowel sound: "an OK", "an HTML"
 MATCH = 0.8  # similarity a recognised phrase needs to count as the asked-for words (OCR slips a letter)
+# The same questions asked in the catalogs' other languages, each rewritten to the English form answer()
+# reads (on the plain text: lower case, hyphens as spaces); the answer is then said in the user's language.
+QUESTION_FORMS = [(re.compile(form), english) for form, english in (
+    # German
+    (r"(?:welche|was für) (?:schaltflächen|knöpfe|buttons)(?: .*)?|(?:nenne|lies) (?:die |alle )?schaltflächen.*",
+     "what buttons"),
+    (r"(?:wie (?:heißt|lautet)|was ist) (?:der titel|das fenster|der dialog|die seite).*", "title"),
+    (r"(?:gibt es|ist da|siehst du) (?:hier |da )?(?:eine |einen |ein |die )?(?:schaltfläche|knopf) (.+?)",
+     r"is there a \1 button"),
+    (r"wo (?:ist|sind|finde ich) (?:der |die |das |den )?(?:schaltfläche |knopf )?(.+?)", r"where is \1"),
+    (r"was steht (?:da|dort|hier|auf dem bildschirm)|lies (?:vor|alles)|was sagt (?:der bildschirm|es)",
+     "what does it say"),
+    # French
+    (r"quels (?:sont les )?boutons.*", "what buttons"),
+    (r"quel est le titre.*", "title"),
+    (r"(?:y a t il|est ce qu'il y a|il y a) (?:un |le )?bouton (.+?)", r"is there a \1 button"),
+    (r"où (?:est|sont|se trouve) (?:le |la |les |l')?(?:bouton )?(.+?)", r"where is \1"),
+    (r"qu'est ce qui est écrit|que dit (?:l'écran|il)|lis (?:tout|le texte)", "what does it say"),
+    # Spanish
+    (r"(?:qué|cuáles son los) botones.*", "what buttons"),
+    (r"cuál es el título.*", "title"),
+    (r"(?:hay|existe) (?:un |el )?botón (.+?)", r"is there a \1 button"),
+    (r"dónde (?:está|están) (?:el |la |los |las )?(?:botón )?(.+?)", r"where is \1"),
+    (r"qué dice(?: la pantalla)?|lee (?:todo|el texto)", "what does it say"),
+    # Portuguese
+    (r"(?:quais|que) (?:são os )?botões.*", "what buttons"),
+    (r"qual é o título.*", "title"),
+    (r"(?:há|existe|tem) (?:um |o )?botão (.+?)", r"is there a \1 button"),
+    (r"onde (?:está|estão|fica) (?:o |a |os |as )?(?:botão )?(.+?)", r"where is \1"),
+    (r"o que diz(?: a tela| o ecrã)?|o que está escrito|leia (?:tudo|o texto)", "what does it say"),
+    # Italian
+    (r"(?:quali|che) (?:sono i )?pulsanti.*", "what buttons"),
+    (r"qual è il titolo.*", "title"),
+    (r"(?:c'è|esiste) (?:un |il )?pulsante (.+?)", r"is there a \1 button"),
+    (r"(?:dov'è|dove sono|dove si trova) (?:il |la |lo |i |le |l')?(?:pulsante )?(.+?)", r"where is \1"),
+    (r"cosa dice(?: lo schermo)?|cosa c'è scritto|leggi (?:tutto|il testo)", "what does it say"),
+)]
 
 
 def _plain(text: str) -> str:
@@ -78,14 +116,16 @@ def _say(text: str) -> str:
 def _title(lines: list[TextLine], title: str) -> str | None:
     head = heading(lines)
     name = title or (head.text if head else "")
-    return f"The title is {name}." if name else None
+    return _("The title is {name}.", name=name) if name else None
 
 
 def _buttons(lines: list[TextLine]) -> str | None:
     labels = [b.text for b in buttons(lines)]
     if not labels:
         return None
-    return f"The button is {labels[0]}." if len(labels) == 1 else f"The buttons are {spoken_list(labels)}."
+    if len(labels) == 1:
+        return _("The button is {name}.", name=labels[0])
+    return _("The buttons are {names}.", names=spoken_list(labels))
 
 
 def _is_there(target: str, button: bool, lines: list[TextLine], size: tuple[int, int]) -> str:
@@ -93,24 +133,27 @@ def _is_there(target: str, button: bool, lines: list[TextLine], size: tuple[int,
     if button:
         hit = find(target, labels)
         if hit:
-            return f"Yes, {article(hit.text)} {hit.text} button {place(hit, lines, size)}."
-        others = f" The buttons are {spoken_list([b.text for b in labels])}." if labels else ""
-        return f"No, I cannot find {article(target)} {target} button.{others}"
+            # {a} is English's "a" or "an"; the other languages' messages leave it out
+            return _("Yes, {a} {name} button {place}.", a=article(hit.text), name=hit.text,
+                     place=place(hit, lines, size))
+        others = (" " + _("The buttons are {names}.", names=spoken_list([b.text for b in labels]))) if labels else ""
+        return _("No, I cannot find {a} {name} button.", a=article(target), name=target) + others
     hit = find(target, lines)
     if hit:
-        return f"Yes: {_say(hit.text)[:-1]}, {place(hit, lines, size)}."
-    return f"No, I cannot find {target} on the screen."
+        return _("Yes: {text}, {place}.", text=_say(hit.text)[:-1], place=place(hit, lines, size))
+    return _("No, I cannot find {name} on the screen.", name=target)
 
 
 def _where(target: str, lines: list[TextLine], size: tuple[int, int]) -> str:
     hit = find(target, lines)
     if hit is None:
-        return f"I cannot find {target} on the screen."
+        return _("I cannot find {name} on the screen.", name=target)
     if any(b is hit for b in buttons(lines)):
-        return f"The {hit.text} button is {place(hit, lines, size)}."
+        return _("The {name} button is {place}.", name=hit.text, place=place(hit, lines, size))
     if len(hit.text.split()) <= 4:
-        return f"{_say(hit.text)[:-1]} is {place(hit, lines, size)}."
-    return f"{target.capitalize()} is {place(hit, lines, size)}, in the line: {_say(hit.text)}"
+        return _("{name} is {place}.", name=_say(hit.text)[:-1], place=place(hit, lines, size))
+    return _("{name} is {place}, in the line: {line}", name=target.capitalize(), place=place(hit, lines, size),
+             line=_say(hit.text))
 
 
 def _says(target: str, lines: list[TextLine]) -> str | None:
@@ -125,12 +168,20 @@ def _says(target: str, lines: list[TextLine]) -> str | None:
     said = [parts[i].text]
     if len(parts[i].text.split()) <= 3 and i + 1 < len(parts):
         said.append(parts[i + 1].text)
-    return f"It says: {' '.join(_say(s) for s in said)}"
+    return _("It says: {text}", text=" ".join(_say(s) for s in said))
+
+
+def _in_english(q: str) -> str:
+    """A plain question asked in another catalog language, in the English form answer() reads."""
+    for form, english in QUESTION_FORMS:
+        if m := form.fullmatch(q):
+            return m.expand(english)
+    return q
 
 
 def answer(question: str, lines: list[TextLine], title: str, size: tuple[int, int]) -> str | None:
     """A spoken answer from the screen's words, or None when the words cannot answer the question."""
-    q = _plain(question)
+    q = _in_english(_plain(question))
     if not lines and not title:
         return None
     if re.search(r"\b(title|titled|called|named)\b", q):
@@ -178,7 +229,7 @@ def _quote(question: str, lines: list[TextLine]) -> str | None:
     for text in [ln.text for ln in lines] + [block.text for block in blocks(lines)]:  # a line, else a paragraph
         said = _plain(text).split()
         if all(any(_same_word(w, s) for s in said) for w in wanted):
-            return f"It says: {_say(text)}"
+            return _("It says: {text}", text=_say(text))
     return None
 
 
@@ -187,11 +238,11 @@ def _going(target: str, lines: list[TextLine]) -> str | None:
     Lisbon is delayed" gives Lisbon), with that line, which is said whole so nothing rests on the guess."""
     hit = find(target, lines)
     if hit is None:
-        return f"I cannot find {target} on the screen."
+        return _("I cannot find {name} on the screen.", name=target)
     text = hit.text
     if m := DESTINATION.search(text):
-        return f"To {m.group(1)}. It says: {_say(text)}"
-    return f"It says: {_say(text)}"
+        return _("To {place}. It says: {text}", place=m.group(1), text=_say(text))
+    return _("It says: {text}", text=_say(text))
 
 
 def _value(target: str, lines: list[TextLine]) -> str | None:
@@ -202,10 +253,10 @@ def _value(target: str, lines: list[TextLine]) -> str | None:
         return None
     text = hit.text.strip()
     if m := re.match(rf"\W*{re.escape(target)}\W*?\s*[:=]\s*(.+)", text, re.IGNORECASE):
-        return f"The {target} is {_say(m.group(1))}"
+        return _("The {name} is {value}", name=target, value=_say(m.group(1)))
     if _plain(text) == _plain(target):  # a lone label: its value is the next block
         parts = blocks(lines)
         i = _block_of(hit, parts)
         if i + 1 < len(parts):
-            return f"The {target} is {_say(parts[i + 1].text)}"
-    return f"It says: {_say(text)}"
+            return _("The {name} is {value}", name=target, value=_say(parts[i + 1].text))
+    return _("It says: {text}", text=_say(text))

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 
 def start_xvfb(size: str = "1280x720x24") -> tuple[subprocess.Popen, str]:
@@ -16,8 +17,8 @@ def start_xvfb(size: str = "1280x720x24") -> tuple[subprocess.Popen, str]:
     connects during the reset fails with "Can't open display" (seen between two xmessage windows).
     """
     if not shutil.which("Xvfb"):
-        raise UserError("Xvfb, the virtual display, is not installed.",
-                        "Install it (Debian and Ubuntu: sudo apt-get install xvfb) or run installer/install.sh.")
+        raise UserError(_("Xvfb, the virtual display, is not installed."),
+                        _("Install it (Debian and Ubuntu: sudo apt-get install xvfb) or run installer/install.sh."))
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", size, "-nolisten", "tcp", "-noreset",
@@ -29,5 +30,5 @@ def start_xvfb(size: str = "1280x720x24") -> tuple[subprocess.Popen, str]:
         number = pipe.readline().strip()
     if not number:
         proc.kill()
-        raise UserError("The virtual display Xvfb did not start.", "Run describe-screen doctor to see why.")
+        raise UserError(_("The virtual display Xvfb did not start."), _("Run describe-screen doctor to see why."))
     return proc, f":{number}"

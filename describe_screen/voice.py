@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen.config import VoiceConfig
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 if TYPE_CHECKING:
     from describe_screen.microphone import Recorder
     from describe_screen.speech import Speaker
 
-ASK_AGAIN = "Hold the ask key while you speak, then let go."
+ASK_AGAIN = N_("Hold the ask key while you speak, then let go.")
 
 
 class VoiceInput:
@@ -60,7 +61,7 @@ class VoiceInput:
         """End the recording and return the question in words."""
         recorder, self._recorder = self._recorder, None
         if recorder is None:
-            raise UserError("No question is being recorded.", ASK_AGAIN)
+            raise UserError(_("No question is being recorded."), _(ASK_AGAIN))
         audio = recorder.stop()
         self.speaker.cue("listen_end")
         if recorder.note:
@@ -86,9 +87,9 @@ class VoiceInput:
             try:
                 from describe_screen.asr import SpeechRecognizer
             except ImportError as exc:
-                raise UserError("Voice questions need the voice part of describe-screen, which is not installed.",
-                                'Install it with: pip install "describe-screen[voice]", or type the question '
-                                'with: describe-screen ask "your question".') from exc
+                raise UserError(_("Voice questions need the voice part of describe-screen, which is not installed."),
+                                _("Install it with: pip install \"describe-screen[voice]\", or type the question "
+                                  "with: describe-screen ask \"your question\".")) from exc
             self._asr = SpeechRecognizer(self.config.asr_model, self.config.asr_device, models_dir=self.models_dir)
         return self._asr
 
@@ -98,9 +99,9 @@ class VoiceInput:
         if self.config.trim_silence:
             audio = trim_silence(audio)
         if not has_speech(audio):
-            raise UserError("I heard no speech.", ASK_AGAIN)
+            raise UserError(_("I heard no speech."), _(ASK_AGAIN))
         text = self.recognizer().transcribe(audio).strip()
         if not text:
-            raise UserError("I could not make out the question.",
-                            "Please ask again, a little closer to the microphone.")
+            raise UserError(_("I could not make out the question."),
+                            _("Please ask again, a little closer to the microphone."))
         return text

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from describe_screen.errors import UserError
 from describe_screen.hotkeys import HOTKEY_REQUESTS
+from describe_screen.i18n import N_, _
 
 COMMANDS = {
     "describe_screen": "describe --target screen", "describe_window": "describe --target window",
@@ -33,8 +34,8 @@ COMMANDS = {
        if request["cmd"] == "explore"},
     "press": "explore press", "double_click": "explore double-click", "right_click": "explore right-click",
 }
-PRESS_TWICE = ("Push-to-talk becomes: press the ask key to start the question, and press it again to send it, "
-               "because this desktop runs a command only when a key goes down.")
+PRESS_TWICE = N_("Push-to-talk becomes: press the ask key to start the question, and press it again to send it, "
+                 "because this desktop runs a command only when a key goes down.")
 # pynput key names -> XKB keysym names (what sway, Hyprland, GNOME and the portal spell)
 KEYSYMS = {"space": "space", "enter": "Return", "esc": "Escape", "tab": "Tab", "backspace": "BackSpace",
            "delete": "Delete", "insert": "Insert", "home": "Home", "end": "End", "page_up": "Prior",
@@ -139,10 +140,10 @@ def start(bindings: dict[str, str], on_press: Callable[[str], None], on_release:
             listener.start()
             return listener
         except UserError as exc:
-            report(UserError(f"Hotkeys are off. {exc.problem}", exc.fix))
+            report(UserError(_("Hotkeys are off. {problem}", problem=exc.problem), exc.fix))
         except OSError as exc:  # the bus went away or did not answer in time
-            report(UserError(f"Hotkeys are off: the desktop's shortcuts portal failed ({exc}).",
-                             "Restart describe-screen; commands from a terminal still work."))
+            report(UserError(_("Hotkeys are off: the desktop's shortcuts portal failed ({exc}).", exc=exc),
+                             _("Restart describe-screen; commands from a terminal still work.")))
         return None
     print("describe-screen: this Wayland desktop has no global shortcuts portal, so hotkeys are the key bindings "
           f"in the desktop's own settings ({program()} keys install adds them). {PRESS_TWICE}",

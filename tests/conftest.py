@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Speech files are written as fast as speech is made, not in real time: only the tests that time the
 # stop key need real-time pacing, and they ask for it (Speaker(paced=True), or this variable set to "0").
 os.environ.setdefault("DESCRIBE_SCREEN_FAST_SPEECH_FILE", "1")
+# The tests assert the English messages whatever the machine's locale; the language tests set their own.
+os.environ["LANGUAGE"] = "en"
 
 
 @pytest.fixture(scope="session")

@@ -34,8 +34,9 @@ class DaemonProcess:
     """`describe-screen daemon --speech-file` on a given display, with its own socket and settings."""
 
     def __init__(self, tmp: Path, display: str, config: str = "", wrapper: tuple[str, ...] = (),
-                 env: dict | None = None) -> None:
-        """`wrapper` runs the daemon under another program (strace); `env` adds to its environment."""
+                 env: dict | None = None, ready: str = "ready") -> None:
+        """`wrapper` runs the daemon under another program (strace); `env` adds to its environment;
+        `ready` is the word its ready message prints (another language's, under another LANG)."""
         self.socket = tmp / "run" / "daemon.sock"
         self.speech = tmp / "speech.wav"
         (tmp / "config.toml").write_text(config, encoding="utf-8")
@@ -49,7 +50,7 @@ class DaemonProcess:
         self.wrapped = bool(wrapper)
         self.client = ipc.Client(self.socket, timeout=60)
         deadline = time.time() + 120
-        while "ready" not in self.output() or self.status()["speaking"]:  # the ready message is said in full
+        while ready not in self.output() or self.status()["speaking"]:  # the ready message is said in full
             if self.proc.poll() is not None or time.time() > deadline:
                 raise AssertionError(f"daemon did not start:\n{self.output()}")
             time.sleep(0.2)

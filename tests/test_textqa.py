@@ -116,3 +116,24 @@ def test_the_article_agrees_with_the_button_name() -> None:
     assert ask("is there an undo button", lines).startswith("Yes, an Undo button")
     assert ask("is there a cancel button", lines).startswith("Yes, a Cancel button")
     assert ask("is there an apply button", lines).startswith("No, I cannot find an apply button.")
+
+
+@pytest.fixture
+def german_dialog():
+    """A German dialog, read, with the messages in German for the test's duration."""
+    from describe_screen import i18n
+
+    screen = dialog("Änderungen speichern", ["Möchten Sie die Änderungen an Bericht.odt speichern?"],
+                    ["Speichern", "Verwerfen", "Abbrechen"])
+    i18n.use("de")
+    yield TextRecognizer(provider="cpu").read(screen.image)
+    i18n.use("auto")
+
+
+def test_a_german_question_about_a_german_dialog_is_answered_in_german(german_dialog) -> None:
+    assert ask("Welche Schaltflächen gibt es?", german_dialog) == (
+        "Die Schaltflächen heißen Speichern, Verwerfen und Abbrechen.")
+    assert ask("Gibt es eine Schaltfläche Verwerfen?", german_dialog) == (
+        "Ja, eine Schaltfläche Verwerfen unten im Dialog.")
+    assert ask("Wo ist Abbrechen?", german_dialog) == "Die Schaltfläche Abbrechen ist unten rechts im Dialog."
+    assert ask("Was steht da?", german_dialog).startswith("Änderungen speichern. Möchten Sie die Änderungen")

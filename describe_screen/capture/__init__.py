@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from describe_screen.capture import session
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.options import TARGETS
 from describe_screen.paths import regular_file
 
@@ -78,16 +79,16 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
     """
     if target == "image":
         if image_path is None:
-            raise UserError("No image file was given to describe.", "Pass the path of a picture file.")
+            raise UserError(_("No image file was given to describe."), _("Pass the path of a picture file."))
         path = Path(image_path).expanduser()
         image = load_image(path)
-        note = "This picture is animated; I describe its first frame. " if image.info.get("animated") else ""
+        note = _("This picture is animated; I describe its first frame.") + " " if image.info.get("animated") else ""
         return Capture(image, "image", title=path.name, note=note)
     if target == "clipboard":
         return Capture(_clipboard_image(), "clipboard")
     if target not in TARGETS:
-        raise UserError(f"There is no capture target called {target!r}.",
-                        f"Choose one of: {', '.join(TARGETS)}.")
+        raise UserError(_("There is no capture target called {target!r}.", target=target),
+                        _("Choose one of: {items}.", items=', '.join(TARGETS)))
     if session.current().kind == "wayland":
         from describe_screen.capture import _wayland
 
@@ -99,7 +100,7 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
             return _focus_x11(sct, monitors[0])
         if target == "window":
             title, rect = desktop.active_window()
-            return _grab(sct, _clip(rect, monitors[0], "The active window"), "window", title)
+            return _grab(sct, _clip(rect, monitors[0], _("The active window")), "window", title)
         if target == "all":
             return _grab(sct, monitors[0], "all")
         x, y = desktop.pointer_position()
@@ -107,7 +108,7 @@ def capture(target: str, *, image_path: Path | None = None, pointer_size: int = 
         if target == "screen":
             return _grab(sct, monitor, "screen")
         half = pointer_size // 2
-        region = _clip((x - half, y - half, pointer_size, pointer_size), monitor, "The area around the pointer")
+        region = _clip((x - half, y - half, pointer_size, pointer_size), monitor, _("The area around the pointer"))
         return _grab(sct, region, "pointer")
 
 
@@ -117,9 +118,9 @@ def grab(rect: Rect, target: str, title: str = "", wayland: str = "auto") -> Cap
         from describe_screen.capture import _wayland
 
         with _wayland_desktop(wayland) as desktop:
-            return _wayland.part(desktop, rect, target, title, "That part of the screen")
+            return _wayland.part(desktop, rect, target, title, _("That part of the screen"))
     with _backend().Desktop(), _screen() as sct:
-        return _grab(sct, _clip(rect, sct.monitors[0], "That part of the screen"), target, title)
+        return _grab(sct, _clip(rect, sct.monitors[0], _("That part of the screen")), target, title)
 
 
 def windows() -> dict[int, tuple[str, Rect]]:
@@ -171,7 +172,7 @@ def load_image(path: Path) -> Image.Image:
     """Open a picture file as RGB, refusing missing, non-image and oversized files before decoding."""
     from PIL import Image, UnidentifiedImageError
 
-    regular_file(path, "image", "Check the path and try again.")
+    regular_file(path, "image", _("Check the path and try again."))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -179,11 +180,12 @@ def load_image(path: Path) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise _too_large(path.name, None) from exc
     except UnidentifiedImageError as exc:
-        raise UserError(f"{path.name} is not a picture this program can read.",
-                        "Use a PNG, JPEG, BMP, GIF, TIFF or WebP file.") from exc
+        raise UserError(_("{name} is not a picture this program can read.", name=path.name),
+                        _("Use a PNG, JPEG, BMP, GIF, TIFF or WebP file.")) from exc
     except OSError as exc:
-        raise UserError(f"The image file {path} cannot be opened: {exc.strerror or exc}.",
-                        "Check that you are allowed to read it.") from exc
+        raise UserError(_("The image file {path} cannot be opened: {reason}.",
+                          path=path, reason=exc.strerror or exc),
+                        _("Check that you are allowed to read it.")) from exc
     return _decode(image, path.name)
 
 
@@ -202,8 +204,8 @@ def _decode(image: Image.Image, name: str) -> Image.Image:
             image.draft("RGB", (width // factor, height // factor))  # the decoder itself scales down
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{name} is damaged or incomplete, so it cannot be read.",
-                        "Save the picture again, or take a new screenshot.") from exc
+        raise UserError(_("{name} is damaged or incomplete, so it cannot be read.", name=name),
+                        _("Save the picture again, or take a new screenshot.")) from exc
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         flat = Image.new("RGB", rgba.size, "white")
@@ -218,9 +220,12 @@ def _decode(image: Image.Image, name: str) -> Image.Image:
 
 
 def _too_large(name: str, size: tuple[int, int] | None) -> UserError:
-    dims = f" ({size[0]} by {size[1]} pixels)" if size else ""
-    return UserError(f"{name} is too large to describe{dims}; the limit is {MAX_PIXELS // 1_000_000} megapixels.",
-                     "Shrink or crop the picture and try again.")
+    megapixels = MAX_PIXELS // 1_000_000
+    return UserError(_("{name} is too large to describe ({width} by {height} pixels); the limit is {megapixels} "
+                       "megapixels.", name=name, width=size[0], height=size[1], megapixels=megapixels) if size else
+                     _("{name} is too large to describe; the limit is {megapixels} megapixels.",
+                       name=name, megapixels=megapixels),
+                     _("Shrink or crop the picture and try again."))
 
 
 def _clipboard_image() -> Image.Image:
@@ -231,11 +236,11 @@ def _clipboard_image() -> Image.Image:
     except UnidentifiedImageError:  # some xclip versions hand over copied text when asked for an image
         content = None
     except NotImplementedError as exc:
-        raise UserError("The clipboard cannot be read: no clipboard tool is installed.",
-                        "Install xclip (on X11) or wl-clipboard (on Wayland).") from exc
+        raise UserError(_("The clipboard cannot be read: no clipboard tool is installed."),
+                        _("Install xclip (on X11) or wl-clipboard (on Wayland).")) from exc
     except (ChildProcessError, OSError) as exc:
-        raise UserError("The clipboard cannot be read.",
-                        "Run describe-screen inside your desktop session and copy the picture again.") from exc
+        raise UserError(_("The clipboard cannot be read."),
+                        _("Run describe-screen inside your desktop session and copy the picture again.")) from exc
     if isinstance(content, list):  # copied files: use the first picture among them
         for name in content:
             try:
@@ -244,8 +249,8 @@ def _clipboard_image() -> Image.Image:
                 continue
         content = None
     if not isinstance(content, Image.Image):
-        raise UserError("The clipboard has no picture in it.",
-                        "Copy an image first, for example with the Print Screen key, then try again.")
+        raise UserError(_("The clipboard has no picture in it."),
+                        _("Copy an image first, for example with the Print Screen key, then try again."))
     return _decode(content, "The clipboard picture")
 
 
@@ -283,11 +288,11 @@ def _grab(sct: mss.MSS, region: dict[str, int], target: str, title: str = "") ->
 
 def _refused(exc: Exception) -> UserError:
     if sys.platform == "darwin":
-        return UserError("The screen could not be captured: macOS has not allowed screen recording.",
-                         "Open System Settings, Privacy and Security, Screen Recording, allow the app that "
-                         "runs describe-screen, then restart it.")
-    return UserError(f"The screen could not be captured: {exc}.",
-                     "Run describe-screen inside your desktop session, or try describe-screen demo.")
+        return UserError(_("The screen could not be captured: macOS has not allowed screen recording."),
+                         _("Open System Settings, Privacy and Security, Screen Recording, allow the app that runs "
+                           "describe-screen, then restart it."))
+    return UserError(_("The screen could not be captured: {exc}.", exc=exc),
+                     _("Run describe-screen inside your desktop session, or try describe-screen demo."))
 
 
 def _contains(monitor: dict[str, int], x: int, y: int) -> bool:
@@ -301,6 +306,6 @@ def _clip(rect: Rect, bounds: dict[str, int], what: str) -> dict[str, int]:
     right = min(rect[0] + rect[2], bounds["left"] + bounds["width"])
     bottom = min(rect[1] + rect[3], bounds["top"] + bounds["height"])
     if right <= left or bottom <= top:
-        raise UserError(f"{what} is off the screen, so there is nothing to capture.",
-                        "Bring it back onto the screen, or describe the whole screen instead.")
+        raise UserError(_("{what} is off the screen, so there is nothing to capture.", what=what),
+                        _("Bring it back onto the screen, or describe the whole screen instead."))
     return {"left": left, "top": top, "width": right - left, "height": bottom - top}

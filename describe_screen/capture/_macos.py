@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from describe_screen.capture._stateless import StatelessDesktop
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 
 class Desktop(StatelessDesktop):
@@ -15,9 +16,9 @@ class Desktop(StatelessDesktop):
         preflight = getattr(Quartz, "CGPreflightScreenCaptureAccess", None)  # macOS 10.15 and later
         if preflight is not None and not preflight():  # without it captures show only the wallpaper
             Quartz.CGRequestScreenCaptureAccess()
-            raise UserError("macOS has not allowed describe-screen to record the screen.",
-                            "Open System Settings, Privacy and Security, Screen Recording, allow the app "
-                            "that runs describe-screen, then restart it.")
+            raise UserError(_("macOS has not allowed describe-screen to record the screen."),
+                            _("Open System Settings, Privacy and Security, Screen Recording, allow the app that "
+                              "runs describe-screen, then restart it."))
 
     def pointer_position(self) -> tuple[int, int]:
         return pointer_position()
@@ -45,5 +46,5 @@ def active_window() -> tuple[str, tuple[int, int, int, int]]:
         owner, name = info.get("kCGWindowOwnerName", ""), info.get("kCGWindowName", "")
         title = f"{name} - {owner}" if name and owner else (name or owner)
         return str(title), (int(bounds["X"]), int(bounds["Y"]), int(bounds["Width"]), int(bounds["Height"]))
-    raise UserError("No window is active, so there is no window to describe.",
-                    "Switch to a window first, or describe the whole screen instead.")
+    raise UserError(_("No window is active, so there is no window to describe."),
+                    _("Switch to a window first, or describe the whole screen instead."))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen.capture.session import Session, have
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -24,10 +25,10 @@ if TYPE_CHECKING:
     from describe_screen.capture import Capture, Rect
 
 GRIM_SECONDS = 20
-POINTER = UserError("This Wayland desktop does not tell programs where the pointer is, so I cannot describe "
-                    "the area around it.",
-                    "Describe the focused object instead (the focus key, Control Alt F, or describe-screen "
-                    "describe --target focus), or the whole screen.")
+POINTER = UserError(_("This Wayland desktop does not tell programs where the pointer is, so I cannot describe the "
+                      "area around it."),
+                    _("Describe the focused object instead (the focus key, Control Alt F, or describe-screen "
+                      "describe --target focus), or the whole screen."))
 
 
 def route(session: Session, setting: str) -> str:
@@ -59,14 +60,14 @@ class Desktop:
         if self.session.compositor == "sway" and have("swaymsg"):
             node = _focused_node(_ipc(["swaymsg", "-t", "get_tree", "-r"]))
             if node is None:
-                raise UserError("No window is active, so there is no window to describe.",
-                                "Switch to a window first, or describe the whole screen instead.")
+                raise UserError(_("No window is active, so there is no window to describe."),
+                                _("Switch to a window first, or describe the whole screen instead."))
             return str(node.get("name") or ""), _content(node)
         if self.session.compositor == "hyprland" and have("hyprctl"):
             window = _ipc(["hyprctl", "-j", "activewindow"])
             if not window or "at" not in window:
-                raise UserError("No window is active, so there is no window to describe.",
-                                "Switch to a window first, or describe the whole screen instead.")
+                raise UserError(_("No window is active, so there is no window to describe."),
+                                _("Switch to a window first, or describe the whole screen instead."))
             return str(window.get("title") or ""), (*window["at"], *window["size"])
         return None
 
@@ -140,12 +141,12 @@ def capture(desktop: Desktop, target: str) -> Capture:
     window = desktop.active_window()
     if target == "window":
         if window is not None:
-            return part(desktop, window[1], "window", window[0], "The active window")
+            return part(desktop, window[1], "window", window[0], _("The active window"))
         shot = _shot(desktop, output, "window")
         name = atspi.active_window_name() if _can_atspi(atspi) else ""
         shot.title = name
-        shot.context = ("This desktop does not tell programs where windows are, so the picture is the whole "
-                        "screen." + (f" The active window is '{name}'." if name else ""))
+        shot.context = _("This desktop does not tell programs where windows are, so the picture is the whole "
+                         "screen.") + (" " + _("The active window is '{name}'.", name=name) if name else "")
         return shot
     info = atspi.focused()
     region = _focus.place_wayland(info, everything, window[1] if window else None)
@@ -183,17 +184,18 @@ def _grim(args: list[str]) -> Image.Image:
     try:
         done = subprocess.run(["grim", "-t", "ppm", *args, "-"], capture_output=True, timeout=GRIM_SECONDS)
     except FileNotFoundError as exc:
-        raise UserError("The screen cannot be captured: grim is not installed.",
-                        "Install grim (sudo apt install grim), or set capture.wayland = \"portal\" in the "
-                        "settings file.") from exc
+        raise UserError(_("The screen cannot be captured: grim is not installed."),
+                        _("Install grim (sudo apt install grim), or set capture.wayland = \"portal\" in the "
+                          "settings file.")) from exc
     except subprocess.TimeoutExpired as exc:
-        raise UserError("The screen could not be captured: the compositor did not answer in time.",
-                        "Try again; if it keeps happening, restart the session.") from exc
+        raise UserError(_("The screen could not be captured: the compositor did not answer in time."),
+                        _("Try again; if it keeps happening, restart the session.")) from exc
     if done.returncode or not done.stdout:
         said = done.stderr.decode(errors="replace").strip().splitlines()
-        raise UserError(f"The screen could not be captured: grim failed ({said[-1] if said else 'no picture'}).",
-                        "Set capture.wayland = \"portal\" in the settings file to capture through the desktop's "
-                        "screenshot portal instead.")
+        raise UserError(_("The screen could not be captured: grim failed ({reason}).",
+                          reason=said[-1] if said else _("no picture")),
+                        _("Set capture.wayland = \"portal\" in the settings file to capture through the desktop's "
+                          "screenshot portal instead."))
     image = Image.open(BytesIO(done.stdout))
     image.load()
     return image.convert("RGB")

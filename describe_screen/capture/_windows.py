@@ -7,6 +7,7 @@ from ctypes import wintypes
 
 from describe_screen.capture._stateless import StatelessDesktop
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 # Window bounds without the invisible resize border that GetWindowRect includes on Windows 10 and later.
 DWMWA_EXTENDED_FRAME_BOUNDS = 9
@@ -25,7 +26,7 @@ class Desktop(StatelessDesktop):
 def pointer_position() -> tuple[int, int]:
     point = wintypes.POINT()
     if not ctypes.windll.user32.GetCursorPos(ctypes.byref(point)):
-        raise UserError("The pointer position cannot be read.", "Move the mouse and try again.")
+        raise UserError(_("The pointer position cannot be read."), _("Move the mouse and try again."))
     return point.x, point.y
 
 
@@ -34,14 +35,14 @@ def active_window() -> tuple[str, tuple[int, int, int, int]]:
     user32 = ctypes.windll.user32
     hwnd = user32.GetForegroundWindow()
     if not hwnd:
-        raise UserError("No window is active, so there is no window to describe.",
-                        "Switch to a window first, or describe the whole screen instead.")
+        raise UserError(_("No window is active, so there is no window to describe."),
+                        _("Switch to a window first, or describe the whole screen instead."))
     rect = wintypes.RECT()
     found = ctypes.windll.dwmapi.DwmGetWindowAttribute(
         wintypes.HWND(hwnd), DWMWA_EXTENDED_FRAME_BOUNDS, ctypes.byref(rect), ctypes.sizeof(rect)) == 0
     if not found and not user32.GetWindowRect(wintypes.HWND(hwnd), ctypes.byref(rect)):
-        raise UserError("The active window closed before it could be captured.",
-                        "Switch to the window you want and try again.")
+        raise UserError(_("The active window closed before it could be captured."),
+                        _("Switch to the window you want and try again."))
     length = user32.GetWindowTextLengthW(wintypes.HWND(hwnd))
     buffer = ctypes.create_unicode_buffer(length + 1)
     user32.GetWindowTextW(wintypes.HWND(hwnd), buffer, length + 1)

@@ -11,13 +11,14 @@ import time
 from typing import TYPE_CHECKING
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 if TYPE_CHECKING:
     from Xlib.display import Display
     from Xlib.xobject.drawable import Window
 
 RETRIES = 10  # connection attempts, 0.1 s apart
-NO_DISPLAY_FIX = "Run describe-screen inside your desktop session, or try describe-screen demo for a virtual one."
+NO_DISPLAY_FIX = N_("Run describe-screen inside your desktop session, or try describe-screen demo for a virtual one.")
 
 
 class Desktop:
@@ -26,10 +27,10 @@ class Desktop:
     def __init__(self) -> None:
         if not os.environ.get("DISPLAY"):
             if os.environ.get("WAYLAND_DISPLAY"):
-                raise UserError("The screen cannot be read: this is a Wayland session without X11 access.",
-                                "Log in with an X11 session (for example 'GNOME on Xorg'), or make sure "
-                                "Xwayland is running so DISPLAY is set.")
-            raise UserError("No graphical display was found: the DISPLAY variable is not set.", NO_DISPLAY_FIX)
+                raise UserError(_("The screen cannot be read: this is a Wayland session without X11 access."),
+                                _("Log in with an X11 session (for example 'GNOME on Xorg'), or make sure "
+                                  "Xwayland is running so DISPLAY is set."))
+            raise UserError(_("No graphical display was found: the DISPLAY variable is not set."), _(NO_DISPLAY_FIX))
         from Xlib import display, error
 
         for attempt in range(RETRIES):
@@ -38,10 +39,12 @@ class Desktop:
                 break
             except error.ConnectionClosedError as exc:  # the server is resetting after its last client left
                 if attempt == RETRIES - 1:
-                    raise UserError(f"Cannot connect to the display {os.environ['DISPLAY']}.", NO_DISPLAY_FIX) from exc
+                    raise UserError(_("Cannot connect to the display {DISPLAY}.", DISPLAY=os.environ['DISPLAY']),
+                                    _(NO_DISPLAY_FIX)) from exc
                 time.sleep(0.1)
             except (error.DisplayError, OSError) as exc:
-                raise UserError(f"Cannot connect to the display {os.environ['DISPLAY']}.", NO_DISPLAY_FIX) from exc
+                raise UserError(_("Cannot connect to the display {DISPLAY}.", DISPLAY=os.environ['DISPLAY']),
+                                _(NO_DISPLAY_FIX)) from exc
         self.root = self.dpy.screen().root
 
     def __enter__(self) -> Desktop:
@@ -66,15 +69,15 @@ class Desktop:
             if not isinstance(focus, int) and focus.id != root.id:
                 window = focus
         if window is None:
-            raise UserError("No window is active, so there is no window to describe.",
-                            "Switch to a window first, or describe the whole screen instead.")
+            raise UserError(_("No window is active, so there is no window to describe."),
+                            _("Switch to a window first, or describe the whole screen instead."))
         try:
             chain = _ancestors(window, root)
             geometry = chain[-1].get_geometry()  # a child of the root: x and y are screen coordinates
             title = next((t for t in (_title(dpy, w) for w in reversed(chain)) if t), "")
         except error.BadWindow as exc:
-            raise UserError("The active window closed before it could be captured.",
-                            "Switch to the window you want and try again.") from exc
+            raise UserError(_("The active window closed before it could be captured."),
+                            _("Switch to the window you want and try again.")) from exc
         return title, (geometry.x, geometry.y, geometry.width, geometry.height)
 
 

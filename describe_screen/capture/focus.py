@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from describe_screen.i18n import N_, _
+
 if TYPE_CHECKING:
     from describe_screen.atspi import Focus
     from describe_screen.capture import Capture, Rect
 
 MARGIN = 12  # pixels around the object, so its border and a label beside it stay in the picture
-NO_CROP = "I could not find where it is on the screen, so the picture is the whole screen."
+NO_CROP = N_("I could not find where it is on the screen, so the picture is the whole screen.")
 
 
 def inside(rect: Rect | None, bounds: Rect) -> bool:
@@ -56,5 +58,5 @@ def finish(shot: Capture, info: Focus, cropped: bool) -> Capture:
     """Label the picture as the focus and attach what AT-SPI says, which is spoken first."""
     shot.target = "focus"
     shot.title = info.window
-    shot.context = info.sentence() + ("" if cropped else f" {NO_CROP}")
+    shot.context = info.sentence() + ("" if cropped else " " + _(NO_CROP))
     return shot

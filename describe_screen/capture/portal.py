@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -23,17 +24,20 @@ BUS_NAME = "org.freedesktop.portal.Desktop"
 OBJECT = "/org/freedesktop/portal/desktop"
 SCREENSHOT = "org.freedesktop.portal.Screenshot"
 # each portal interface in plain words, for what is said when it does not answer
-WORDS = {SCREENSHOT: "screenshot", "org.freedesktop.portal.RemoteDesktop": "pointer control",
-         "org.freedesktop.portal.ScreenCast": "screen sharing", "org.freedesktop.portal.GlobalShortcuts": "shortcuts"}
+UNANSWERED = {  # what the user is told when the desktop leaves a request of this interface unanswered
+    SCREENSHOT: N_("The desktop did not answer the screenshot request in time."),
+    "org.freedesktop.portal.RemoteDesktop": N_("The desktop did not answer the pointer control request in time."),
+    "org.freedesktop.portal.ScreenCast": N_("The desktop did not answer the screen sharing request in time."),
+    "org.freedesktop.portal.GlobalShortcuts": N_("The desktop did not answer the shortcuts request in time.")}
 STORE = "org.freedesktop.impl.portal.PermissionStore"
 STORE_OBJECT = "/org/freedesktop/impl/portal/PermissionStore"
 FORGET = (f"gdbus call --session --dest {STORE} --object-path {STORE_OBJECT} "
           f"--method {STORE}.DeletePermission screenshot screenshot ''")
 ANSWER_SECONDS = 120  # the first time, the user reads the desktop's question and answers it
-MISSING_FIX = ("Install xdg-desktop-portal and your desktop's portal (xdg-desktop-portal-gnome, -kde or -wlr), "
-               "log out and in again, then try again.")
-FIRST_TIME = ("Your desktop is about to ask whether describe-screen may take screenshots. Please allow it: "
-              "that is how I see the screen to describe it. It asks only this once.")
+MISSING_FIX = (N_("Install xdg-desktop-portal and your desktop's portal (xdg-desktop-portal-gnome, -kde or -wlr), "
+               "log out and in again, then try again."))
+FIRST_TIME = (N_("Your desktop is about to ask whether describe-screen may take screenshots. Please allow it: "
+              "that is how I see the screen to describe it. It asks only this once."))
 
 
 class Bus:
@@ -45,10 +49,10 @@ class Bus:
         try:
             self.conn = open_dbus_connection(bus="SESSION")
         except (OSError, KeyError, ValueError) as exc:
-            raise UserError("describe-screen cannot reach the desktop's message bus (D-Bus), which it needs to "
-                            "ask the desktop for screenshots, shortcuts and pointer control.",
-                            "Run describe-screen inside your desktop session, where DBUS_SESSION_BUS_ADDRESS "
-                            "is set.") from exc
+            raise UserError(_("describe-screen cannot reach the desktop's message bus (D-Bus), which it needs to "
+                              "ask the desktop for screenshots, shortcuts and pointer control."),
+                            _("Run describe-screen inside your desktop session, where DBUS_SESSION_BUS_ADDRESS is "
+                              "set.")) from exc
 
     def __enter__(self) -> Bus:
         return self
@@ -106,14 +110,14 @@ class Bus:
             reply = self.conn.send_and_get_reply(new_method_call(address, method, signature, args), timeout=30)
             if reply.header.message_type.name == "error":
                 detail = f" ({reply.body[0]})" if reply.body else ""
-                raise UserError(f"The desktop's {interface.rsplit('.', 1)[-1]} portal refused the request{detail}.",
-                                MISSING_FIX)
+                raise UserError(_("The desktop's {portal} portal refused the request{detail}.",
+                                  portal=interface.rsplit('.', 1)[-1], detail=detail),
+                                _(MISSING_FIX))
             try:
                 signal = self.conn.recv_until_filtered(answers, timeout=timeout)
             except TimeoutError as exc:
-                asked = WORDS.get(interface, interface.rsplit(".", 1)[-1])
-                raise UserError(f"The desktop did not answer the {asked} request in time.",
-                                "If it showed a question, answer it, then try again.") from exc
+                raise UserError(_(UNANSWERED.get(interface, UNANSWERED[SCREENSHOT])),
+                                _("If it showed a question, answer it, then try again.")) from exc
         code, results = signal.body
         return int(code), {key: value[1] for key, value in results.items()}
 
@@ -127,7 +131,7 @@ def screenshot(say: Callable[[str], None] | None = None, marker: Path | None = N
         if not bus.version(SCREENSHOT):
             raise _missing("")
         if say is not None and marker is not None and not marker.exists():  # doctor says it in writing
-            say(FIRST_TIME)
+            say(_(FIRST_TIME))
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
         code, results = bus.request(SCREENSHOT, "Screenshot", "sa{sv}", ("", {"interactive": ("b", False)}))
@@ -135,14 +139,15 @@ def screenshot(say: Callable[[str], None] | None = None, marker: Path | None = N
     if (refused or code == 1) and marker is not None:
         marker.unlink(missing_ok=True)  # when the desktop asks again, say so first again
     if refused:
-        raise UserError("The screen could not be captured: the desktop keeps an earlier answer not to let "
-                        "describe-screen take screenshots.", f"To be asked again, run: {FORGET}")
+        raise UserError(_("The screen could not be captured: the desktop keeps an earlier answer not to let "
+                          "describe-screen take screenshots."), _("To be asked again, run: {FORGET}",
+                                                               FORGET=FORGET))
     if code == 1:
-        raise UserError("The screen could not be captured: the screenshot request was refused or cancelled.",
-                        "Try again, and choose Allow when the desktop asks.")
+        raise UserError(_("The screen could not be captured: the screenshot request was refused or cancelled."),
+                        _("Try again, and choose Allow when the desktop asks."))
     if code != 0 or "uri" not in results:
-        raise UserError("The screen could not be captured: the desktop's screenshot portal failed.",
-                        "Try again; if it keeps failing, restart the session or run describe-screen doctor.")
+        raise UserError(_("The screen could not be captured: the desktop's screenshot portal failed."),
+                        _("Try again; if it keeps failing, restart the session or run describe-screen doctor."))
     path = Path(unquote(urlparse(results["uri"]).path))
     try:
         return load_image(path)
@@ -152,5 +157,6 @@ def screenshot(say: Callable[[str], None] | None = None, marker: Path | None = N
 
 def _missing(detail: str) -> UserError:
     said = f" ({detail})" if detail else ""
-    return UserError(f"The screen cannot be captured: this desktop offers no screenshot portal{said}.",
-                     MISSING_FIX)
+    return UserError(_("The screen cannot be captured: this desktop offers no screenshot portal{said}.",
+                       said=said),
+                     _(MISSING_FIX))

@@ -14,6 +14,7 @@ from typing import Any
 
 from describe_screen import __version__
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.options import COMMAND_TARGETS, DETAILS, PRECISIONS
 
 
@@ -121,10 +122,12 @@ def _say_error(exc: UserError) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from describe_screen import config as settings
+    from describe_screen import i18n
 
     if args.config:
         os.environ["DESCRIBE_SCREEN_CONFIG"] = str(args.config)
     config = settings.load()
+    i18n.use(config.general.language)
     if args.command == "daemon":
         from describe_screen.daemon import run as run_daemon
 
@@ -185,11 +188,12 @@ def _daemon_command(config: Any, args: argparse.Namespace) -> int:
     elif args.command == "status":
         final = {"event": "done", "result": {"running": False}}
         if not as_json:
-            print("No describe-screen daemon is running. Start it with: describe-screen daemon")
+            print(_("No describe-screen daemon is running. Start it with: describe-screen daemon"))
             return 0
     else:
-        raise UserError(f"No describe-screen daemon is running, so there is nothing to {args.command}.",
-                        "Start it with: describe-screen daemon")
+        raise UserError(_("No describe-screen daemon is running, so there is nothing to {command}.",
+                          command=args.command),
+                        _("Start it with: describe-screen daemon"))
     return printer.finish(final)
 
 
@@ -232,7 +236,7 @@ class _Printer:
             self._write(event["text"])
             self.printed = True
         elif event.get("event") == "question":
-            self._write(f"Question: {event['text']}\n")
+            self._write(_("Question: {text}", text=event["text"]) + "\n")
 
     def finish(self, final: dict) -> int:
         result = final.get("result") if final.get("event") == "done" else None
@@ -248,7 +252,7 @@ class _Printer:
         if self.printed:
             self._write("\n")
         if stopped:
-            print("describe-screen: Stopped.", file=sys.stderr)
+            print("describe-screen: " + _("Stopped."), file=sys.stderr)
             return STOPPED
         if not self.printed and result.get("text"):
             self._write(result["text"] + "\n")
@@ -268,6 +272,6 @@ class _Printer:
 
 
 def _status_words(status: dict) -> str:
-    doing = f"working on: {status['busy']}" if status.get("busy") else "idle"
-    last = f" Last result: {status['last']}" if status.get("last") else ""
-    return f"The daemon is running and {doing}.{last}"
+    said = (_("The daemon is running and working on: {busy}.", busy=status["busy"]) if status.get("busy") else
+            _("The daemon is running and idle."))
+    return said + (" " + _("Last result: {last}", last=status["last"]) if status.get("last") else "")

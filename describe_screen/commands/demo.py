@@ -15,6 +15,7 @@ from pathlib import Path
 from describe_screen.config import Config
 from describe_screen.daemon import Daemon
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 SAMPLE_TITLE = "Save changes"
 SAMPLE_TEXT = ("Do you want to save the changes you made to report.txt?\n"
@@ -32,13 +33,13 @@ def run(config: Config, speech_file: Path | None = None) -> int:
     xvfb = window = None
     try:
         if virtual:
-            print("No display was found, so the demo opens a sample window on a virtual display.", flush=True)
+            print(_("No display was found, so the demo opens a sample window on a virtual display."), flush=True)
             xvfb, window = _sample_desktop()
         daemon = Daemon(config, speaker)
         ok = True
-        for request, heading in (({"cmd": "describe", "target": "screen"}, "Description"),
-                                 ({"cmd": "read", "target": "screen"}, "All the text")):
-            print(f"{heading}:", flush=True)
+        for request, heading in (({"cmd": "describe", "target": "screen"}, _("Description:")),
+                                 ({"cmd": "read", "target": "screen"}, _("All the text:"))):
+            print(heading, flush=True)
             final = daemon.handle(request, _print_text)
             print(flush=True)
             ok = ok and final.get("event") == "done"
@@ -50,8 +51,8 @@ def run(config: Config, speech_file: Path | None = None) -> int:
                 proc.terminate()
                 proc.wait(timeout=10)
     if speech_file:
-        print(f"The speech was saved to {speech_file}.")
-    print("The demo worked." if ok else "The demo found a problem: see the message above.")
+        print(_("The speech was saved to {path}.", path=speech_file))
+    print(_("The demo worked.") if ok else _("The demo found a problem: see the message above."))
     return 0 if ok else 1
 
 
@@ -74,6 +75,7 @@ def _sample_desktop() -> tuple[subprocess.Popen, subprocess.Popen]:
     if not line.startswith("ready"):
         xvfb.terminate()
         error = window.stderr.read() if window.stderr else ""
-        raise UserError("The sample window could not open" + (" because Tk is missing." if "tkinter" in error else "."),
-                        "Install Tk for Python (Debian and Ubuntu: sudo apt-get install python3-tk).")
+        raise UserError(_("The sample window could not open because Tk is missing.") if "tkinter" in error else
+                        _("The sample window could not open."),
+                        _("Install Tk for Python (Debian and Ubuntu: sudo apt-get install python3-tk)."))
     return xvfb, window

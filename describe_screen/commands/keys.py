@@ -8,6 +8,7 @@ import shlex
 from dataclasses import asdict
 
 from describe_screen.config import Config
+from describe_screen.i18n import _, ngettext
 from describe_screen.wayland_keys import PRESS_TWICE, commands, hyprland_line, program
 
 DESKTOPS = ("gnome", "sway", "hyprland")
@@ -26,24 +27,27 @@ def run(config: Config, args: argparse.Namespace) -> int:
     from describe_screen.capture.session import current
 
     if args.desktop is None and current().kind != "wayland":  # binding them too would run each key twice
-        print(f"This is {current().describe()}: the daemon hears its keys itself, so there is nothing to bind.")
+        print(_("This is {session}: the daemon hears its keys itself, so there is nothing to bind.",
+                session=current().describe()))
         return 0
     runs = shlex.quote(args.program) if args.program else program()
     bindings = asdict(config.hotkeys)
     if args.desktop is None and current().compositor not in DESKTOPS:
-        print(f"describe-screen can bind keys in {', '.join(DESKTOPS)}; on {current().describe()}, bind these "
-              "commands to keys in the desktop's keyboard settings:")
+        print(_("describe-screen can bind keys in {desktops}; on {session}, bind these commands to keys in the "
+                "desktop's keyboard settings:", desktops=", ".join(DESKTOPS), session=current().describe()))
         print("\n".join(f"{combo}: {command}" for _, combo, command in commands(bindings, runs)))
-        print(PRESS_TWICE)
+        print(_(PRESS_TWICE))
         return 0
     args.desktop = args.desktop or current().compositor
     if args.desktop == "gnome":
         from describe_screen import gnome_keys
 
         if args.keys_command == "install":
-            print("Bound in GNOME's keyboard settings:\n" + "\n".join(gnome_keys.install(bindings, runs)))
+            print(_("Bound in GNOME's keyboard settings:") + "\n" + "\n".join(gnome_keys.install(bindings, runs)))
         elif args.keys_command == "remove":
-            print(f"Removed {gnome_keys.remove()} describe-screen shortcut(s) from GNOME's keyboard settings.")
+            print(ngettext("Removed {n} describe-screen shortcut from GNOME's keyboard settings.",
+                           "Removed {n} describe-screen shortcuts from GNOME's keyboard settings.",
+                           gnome_keys.remove()))
         else:
             print("\n".join(f"{gnome_keys.accelerator(c)}: {cmd}" for _, c, cmd in commands(bindings, runs)))
     elif args.desktop == "sway":
@@ -57,8 +61,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
             print("\n".join(sway_keys.sway_line(combo, command) for _, combo, command in commands(bindings, runs)))
     else:
         if args.keys_command != "show":
-            print(f"Hyprland keeps key bindings in its config file; add (or remove) these lines in {HYPRLAND}, "
-                  "and it reads them at once:")
+            print(_("Hyprland keeps key bindings in its config file; add (or remove) these lines in {path}, and it "
+                    "reads them at once:", path=HYPRLAND))
         print("\n".join(hyprland_line(combo, command) for _, combo, command in commands(bindings, runs)))
-    print(PRESS_TWICE)
+    print(_(PRESS_TWICE))
     return 0

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from describe_screen import asr_models, models, scripts
 from describe_screen.config import Config
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 if TYPE_CHECKING:
     from describe_screen import vlm
@@ -24,26 +25,29 @@ def run(config: Config, args: argparse.Namespace) -> int:
     if action == "list":
         present = {m.name: m for m in models.installed(folder)}
         broken = models.broken(folder)
-        print(f"Models folder: {folder}")
+        print(_("Models folder: {folder}", folder=folder))
         for spec in models.available():
             got = present.get(spec.name)
-            state = (f"installed ({', '.join(got.precisions)}, {got.size_bytes / 1e6:.0f} MB: {', '.join(got.graphs)})"
-                     if got else "installed but broken (see below)" if spec.name in broken
-                     else f"not installed, about {spec.size_mb} MB")
-            print(f"{spec.name}: {spec.family}, does {', '.join(t.replace('_', ' ') for t in spec.tasks)}; "
-                  f"{spec.licence} licence; {state}.")
+            state = (_("installed ({precisions}, {megabytes:.0f} MB: {graphs})", precisions=", ".join(got.precisions),
+                       megabytes=got.size_bytes / 1e6, graphs=", ".join(got.graphs))
+                     if got else _("installed but broken (see below)") if spec.name in broken
+                     else _("not installed, about {megabytes} MB", megabytes=spec.size_mb))
+            print(_("{name}: {family}, does {tasks}; {licence} licence; {state}.", name=spec.name, family=spec.family,
+                    tasks=", ".join(t.replace("_", " ") for t in spec.tasks), licence=spec.licence, state=state))
         for name in sorted(set(present) - {spec.name for spec in models.available()}):
-            print(f"{name}: installed, no manifest here.")
+            print(_("{name}: installed, no manifest here.", name=name))
         speech = asr_models.installed(folder)
         for name, model in asr_models.SPEECH_MODELS.items():
-            state = "installed" if name in speech else f"not installed, about {model.size_mb} MB"
-            print(f"{name}: {model.description}; MIT licence; {state}.")
+            state = _("installed") if name in speech else _("not installed, about {megabytes} MB",
+                                                                 megabytes=model.size_mb)
+            print(_("{name}: {description}; MIT licence; {state}.", name=name, description=model.description,
+                    state=state))
         readers = scripts.installed(folder)
         for name, reader in scripts.SCRIPT_MODELS.items():
-            print(f"{name}: reads {reader.says}; Apache-2.0 licence; "
-                  f"{'installed' if name in readers else 'not installed'}.")
+            print(_("{name}: reads {scripts}; Apache-2.0 licence; {state}.", name=name, scripts=_(reader.says),
+                    state=_("installed") if name in readers else _("not installed")))
         if broken:  # missing, cut or damaged files and unreadable manifests: never used, each with its fix
-            print("Broken:")
+            print(_("Broken:"))
             for name, problem in broken.items():
                 print(f"{name}: {problem}")
         return 0
@@ -52,9 +56,9 @@ def run(config: Config, args: argparse.Namespace) -> int:
     if action in ("install", "remove") and args.name in extra:
         module = extra[args.name]
         if action == "remove":
-            print(f"{args.name} was removed from {module.remove(args.name, folder)}.")
+            print(_("{name} was removed from {folder}.", name=args.name, folder=module.remove(args.name, folder)))
         else:
-            print(f"It is in {module.install(args.name, folder, _teller())}.")
+            print(_("It is in {folder}.", folder=module.install(args.name, folder, _teller())))
         return 0
     if action == "install":
         from describe_screen.download import install
@@ -62,29 +66,31 @@ def run(config: Config, args: argparse.Namespace) -> int:
         tell = _teller()
         model = install(models.manifest(args.name), folder, args.precision, tell=tell,
                         provider=config.models.provider, configured=config.models.precision)
-        print(f"It is in {model.path}, with {', '.join(model.precisions)} weights.")
+        print(_("It is in {folder}, with {precisions} weights.", folder=model.path,
+                precisions=", ".join(model.precisions)))
         _prepare(config, model.path)
         return 0
     if action == "export":
         from describe_screen.export import export_model
 
         out = args.out or folder / args.name
-        print(f"Exporting {args.name} to {out}. This takes several minutes.", flush=True)
+        print(_("Exporting {name} to {folder}. This takes several minutes.", name=args.name, folder=out), flush=True)
         path = export_model(args.name, out, args.precision, args.source)
-        print(f"The model {args.name} is installed in {path}.")
+        print(_("The model {name} is installed in {folder}.", name=args.name, folder=path))
         _prepare(config, path)
         return 0
     if action == "import":
         model = models.import_bundle(args.folder, args.name, folder)
-        print(f"The model {model.name} is installed in {model.path}, with {', '.join(model.precisions)} weights.")
+        print(_("The model {name} is installed in {folder}, with {precisions} weights.", name=model.name,
+                folder=model.path, precisions=", ".join(model.precisions)))
         _prepare(config, model.path)
         return 0
     if action == "verify":
         model = models.verify(args.name, folder)
-        print(f"Every file of {model.name} is intact.")
+        print(_("Every file of {name} is intact.", name=model.name))
         return 0
     path = models.remove(args.name, folder)
-    print(f"The model {args.name} was removed from {path}.")
+    print(_("The model {name} was removed from {folder}.", name=args.name, folder=path))
     return 0
 
 
@@ -94,12 +100,12 @@ def _prepare(config: Config, path: Path) -> None:
     so at once."""
     from describe_screen import vlm
 
-    print("Preparing it for this computer.", flush=True)
+    print(_("Preparing it for this computer."), flush=True)
     model = vlm.load_model(path, runtime_options(config))
     model.warm_up()
     if why := getattr(model, "fused_failure", str)():  # only families with a fused decoder have one
-        print(f"This model's decoder could not be rewritten for speed: {why}. It will run, more slowly.")
-    print("It is ready.")
+        print(_("This model's decoder could not be rewritten for speed: {why}. It will run, more slowly.", why=why))
+    print(_("It is ready."))
 
 
 def runtime_options(config: Config) -> vlm.RuntimeOptions:
@@ -133,6 +139,7 @@ def _make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"The models folder {folder} cannot be created: {exc.strerror or exc}.",
-                        "Set models.dir in the settings file to a folder you can write to, "
-                        "or check the folders above it.") from exc
+        raise UserError(_("The models folder {folder} cannot be created: {reason}.",
+                          folder=folder, reason=exc.strerror or exc),
+                        _("Set models.dir in the settings file to a folder you can write to, or check the folders "
+                          "above it.")) from exc

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from describe_screen.errors import UserError
 from describe_screen.export.common import precisions
+from describe_screen.i18n import _
 
 if TYPE_CHECKING:
     from describe_screen.models import ModelManifest
@@ -50,12 +51,12 @@ def export_model(name_or_manifest: str | ModelManifest, out_dir: Path, precision
 
     manifest = models.manifest(name_or_manifest) if isinstance(name_or_manifest, str) else name_or_manifest
     if manifest.family not in EXPORTERS:
-        raise UserError(f"This version cannot export models of family {manifest.family!r}.",
-                        "Update describe-screen.")
+        raise UserError(_("This version cannot export models of family {family!r}.", family=manifest.family),
+                        _("Update describe-screen."))
     try:
         return EXPORTERS[manifest.family]()(manifest, Path(out_dir), precisions(precision), source)
     except ModuleNotFoundError as exc:
         if exc.name in ("torch", "transformers", "onnx", "onnx_ir"):
-            raise UserError(f"Exporting models needs {exc.name}, which is not installed.",
-                            "Install it with: pip install 'describe-screen[export]'.") from exc
+            raise UserError(_("Exporting models needs {name}, which is not installed.", name=exc.name),
+                            _("Install it with: pip install 'describe-screen[export]'.")) from exc
         raise

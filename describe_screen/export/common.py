@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.vlm.bundle import variant_name
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ def precisions(choice: str) -> list[str]:
     if choice == "all":
         return list(PRECISIONS)
     if choice not in PRECISIONS:
-        raise UserError(f"The precision {choice!r} is unknown.", "Use auto, all, fp32, int8 or fp16.")
+        raise UserError(_("The precision {choice!r} is unknown.", choice=choice),
+                        _("Use auto, all, fp32, int8 or fp16."))
     return [choice]
 
 
@@ -36,21 +38,23 @@ def resolve_source(manifest: ModelManifest, source: str | Path | None) -> Path:
     if source is not None and Path(source).expanduser().is_dir():
         return Path(source).expanduser()
     if source is None and not manifest.revision:  # no commit pinned: a moving branch is never downloaded
-        raise UserError(f"No checkpoint commit of {manifest.name} is pinned, so describe-screen does not download one.",
-                        f"Install its published files with: describe-screen models install {manifest.name}; or export "
-                        f"a checkpoint you have with: describe-screen models export {manifest.name} --source FOLDER.")
+        raise UserError(_("No checkpoint commit of {name} is pinned, so describe-screen does not download one.",
+                          name=manifest.name),
+                        _("Install its published files with: describe-screen models install {name}; or export a "
+                          "checkpoint you have with: describe-screen models export {name} --source FOLDER.",
+                          name=manifest.name))
     repo = str(source) if source is not None else manifest.repo
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:
-        raise UserError("Downloading a model needs the huggingface_hub package, which is not installed.",
-                        "Install it with: pip install 'describe-screen[export]'.") from exc
+        raise UserError(_("Downloading a model needs the huggingface_hub package, which is not installed."),
+                        _("Install it with: pip install 'describe-screen[export]'.")) from exc
     try:
         return Path(snapshot_download(repo_id=repo, revision=manifest.revision if source is None else None,
                                       allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.txt"]))
     except Exception as exc:  # network, authentication and missing-revision errors all end here
-        raise UserError(f"The model {repo} could not be downloaded: {exc}.",
-                        "Check the internet connection, or pass a local folder with --source.") from exc
+        raise UserError(_("The model {repo} could not be downloaded: {exc}.", repo=repo, exc=exc),
+                        _("Check the internet connection, or pass a local folder with --source.")) from exc
 
 
 def check_onnx(path: Path) -> None:

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Protocol
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 
 class Unavailable(Exception):
@@ -63,7 +64,7 @@ def choose(output: str, candidates: Sequence[Candidate] | None = None) -> Choice
     screen-reader: the first that connects even when not detected running (speech-dispatcher starts on
     demand), else a UserError; pyttsx3: always pyttsx3."""
     if output == "pyttsx3":
-        return Choice(None, "speech.output is pyttsx3: speaking with our own voice.")
+        return Choice(None, _("speech.output is pyttsx3: speaking with our own voice."))
     if candidates is None:
         candidates = platform_candidates()
     problems = []
@@ -76,16 +77,21 @@ def choose(output: str, candidates: Sequence[Candidate] | None = None) -> Choice
         except Unavailable as exc:
             problems.append(f"{candidate.name}: {exc}")
             continue
-        why = f"{candidate.name} is running" if running else f"speech.output is {output}"
         passed = f" ({' '.join(problems)})" if problems else ""  # e.g. why not Orca's remote controller
-        return Choice(reader, f"{why}: speaking through {reader.name}{passed}.")
+        if running:
+            return Choice(reader, _("{reader} is running: speaking through {speaker}{passed}.",
+                                    reader=candidate.name, speaker=reader.name, passed=passed))
+        return Choice(reader, _("speech.output is {output}: speaking through {speaker}{passed}.", output=output,
+                                speaker=reader.name, passed=passed))
     if output == "screen-reader":
-        detail = " ".join(problems) or "none was found on this computer."
-        raise UserError(f"speech.output is screen-reader, but no screen reader could be reached: {detail}",
-                        'Start your screen reader, or set speech.output = "auto" in the settings file.')
+        detail = " ".join(problems) or _("none was found on this computer.")
+        raise UserError(_("speech.output is screen-reader, but no screen reader could be reached: {detail}",
+                          detail=detail),
+                        _("Start your screen reader, or set speech.output = \"auto\" in the settings file."))
     if problems:
-        return Choice(None, f"No screen reader could be reached ({' '.join(problems)}): speaking with pyttsx3.")
-    return Choice(None, "No screen reader is running: speaking with pyttsx3.")
+        return Choice(None, _("No screen reader could be reached ({problems}): speaking with pyttsx3.",
+                              problems=" ".join(problems)))
+    return Choice(None, _("No screen reader is running: speaking with pyttsx3."))
 
 
 def platform_candidates(platform: str = sys.platform) -> list[Candidate]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from describe_screen.i18n import _
+
 if TYPE_CHECKING:
     from PIL.Image import Image
 
@@ -93,13 +95,13 @@ def user_texts(request: Request, prompts: dict[str, str]) -> tuple[str, str]:
 
     if request.task == ASK:
         if not request.question.strip():
-            raise UserError("The question is empty.", "Type or say a question, then press Enter.")
+            raise UserError(_("The question is empty."), _("Type or say a question, then press Enter."))
         current = prompts.get(ASK, "{question}").format(question=request.question.strip())
     elif request.task in prompts:
         current = prompts[request.task]
     else:
-        raise UserError(f"This model cannot do the task {request.task!r}.",
-                        "Choose another model for it in the settings file.")
+        raise UserError(_("This model cannot do the task {task!r}.", task=request.task),
+                        _("Choose another model for it in the settings file."))
     if grounding := request.grounding.strip()[:GROUNDING_CHARS]:
         current = prompts.get("grounding", "{text}\n").format(text=grounding) + current
     if request.language != "en":

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.vlm import onnx
 
 if TYPE_CHECKING:
@@ -87,12 +88,14 @@ def choose_precision(requested: str, available: Iterable[str], device: str, pref
     when present, else the first of onnx.AUTO_ORDER[device] present."""
     present = [p for p in PRECISIONS if p in set(available)]
     if not present:
-        raise UserError("The model has no weight files.", "Export or install the model again.")
+        raise UserError(_("The model has no weight files."), _("Export or install the model again."))
     if requested == "auto":
         return next(p for p in (preferred, *onnx.AUTO_ORDER[device]) if p in present)
     if requested not in present:
-        raise UserError(f"The model has no {requested} weights; it has {', '.join(present)}.",
-                        f"Set models.precision to auto or {present[0]}, or install the model with that precision.")
+        raise UserError(_("The model has no {requested} weights; it has {items}.",
+                          requested=requested, items=', '.join(present)),
+                        _("Set models.precision to auto or {present}, or install the model with that precision.",
+                          present=present[0]))
     return requested
 
 
@@ -110,20 +113,24 @@ def read_json(path: Path, required: bool = True, fix: str = "") -> dict[str, Any
     fix = fix or repair_fix(path.parent)
     if not path.is_file():
         if required:
-            raise UserError(f"The model file {path.name} is missing from {path.parent}.", fix)
+            raise UserError(_("The model file {name} is missing from {parent}.",
+                              name=path.name, parent=path.parent), fix)
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError covers bad JSON and bad UTF-8
-        raise UserError(f"The model file {path.name} in {path.parent} is damaged: {exc}.", fix) from exc
+        raise UserError(_("The model file {name} in {parent} is damaged: {exc}.",
+                          name=path.name, parent=path.parent, exc=exc), fix) from exc
     if not isinstance(data, dict):
-        raise UserError(f"The model file {path.name} in {path.parent} is damaged: it holds a "
-                        f"{type(data).__name__}, not a table of settings.", fix)
+        raise UserError(_("The model file {name} in {parent} is damaged: it holds a {kind}, not a table of "
+                          "settings.",
+                          name=path.name, parent=path.parent, kind=type(data).__name__), fix)
     return data
 
 
 def _bad(path: Path, what: str, fix: str) -> UserError:
-    return UserError(f"The model file {path.name} in {path.parent} is damaged: {what}.", fix)
+    return UserError(_("The model file {name} in {parent} is damaged: {what}.",
+                       name=path.name, parent=path.parent, what=what), fix)
 
 
 def _check_manifest(path: Path, data: dict) -> None:
@@ -136,10 +143,11 @@ def _check_manifest(path: Path, data: dict) -> None:
         if key in data and not isinstance(data[key], kind):
             raise _bad(path, f"{key} should be a {kind.__name__}, not {type(data[key]).__name__}", fix)
     if data.get("family") not in FAMILIES:
-        raise UserError(f"The model file {path.name} in {path.parent} names the family {data.get('family')!r}, "
-                        "which this version cannot run.",
-                        "Update describe-screen, or remove the model with: describe-screen models remove "
-                        f"{path.parent.name}.")
+        raise UserError(_("The model file {name} in {parent} names the family {get!r}, which this version cannot "
+                          "run.",
+                          name=path.name, parent=path.parent, get=data.get('family')),
+                        _("Update describe-screen, or remove the model with: describe-screen models remove {name}.",
+                          name=path.parent.name))
     if "rank" in data and (isinstance(data["rank"], bool) or not isinstance(data["rank"], int)):
         raise _bad(path, f"rank should be a whole number, not {data['rank']!r}", fix)
     for key in ("tasks", "precisions"):
@@ -161,7 +169,8 @@ def read_manifest(bundle: Path) -> dict:
     """manifest.json of a bundle, checked key by key."""
     path = bundle / MANIFEST
     if not path.is_file():
-        raise UserError(f"The model folder {bundle} has no manifest.json, so it is not a model bundle.",
+        raise UserError(_("The model folder {bundle} has no manifest.json, so it is not a model bundle.",
+                          bundle=bundle),
                         repair_fix(bundle))
     data = read_json(path)
     _check_manifest(path, data)
@@ -229,7 +238,7 @@ def check_bundle(bundle: Path, manifest: dict, full: bool = False, only: Iterabl
     """
     files: dict[str, dict[str, Any]] = manifest.get("files") or {}
     if not files:
-        raise UserError(f"The model manifest in {bundle} lists no files.", repair_fix(bundle))
+        raise UserError(_("The model manifest in {bundle} lists no files.", bundle=bundle), repair_fix(bundle))
     wanted = set(files) if only is None else set(only)
     stamp = {} if full else _read_stamp(bundle)
     changed = False
@@ -237,18 +246,21 @@ def check_bundle(bundle: Path, manifest: dict, full: bool = False, only: Iterabl
         entry = files.get(name)
         path = bundle / name
         if entry is None or not path.is_file():
-            raise UserError(f"The model file {name} is missing from {bundle}.", repair_fix(bundle))
+            raise UserError(_("The model file {name} is missing from {bundle}.", name=name, bundle=bundle),
+                            repair_fix(bundle))
         size = path.stat().st_size
         if size != entry["size"]:
-            raise UserError(f"The model file {name} in {bundle} has {size} bytes instead of {entry['size']}: "
-                            "it is incomplete or was replaced.", repair_fix(bundle))
+            raise UserError(_("The model file {name} in {bundle} has {size} bytes instead of {size2}: it is "
+                              "incomplete or was replaced.",
+                              name=name, bundle=bundle, size=size, size2=entry['size']), repair_fix(bundle))
         seen = stamp.get(name)
         if isinstance(seen, dict) and seen.get("sha256") == entry["sha256"] and \
                 {k: seen.get(k) for k in ("size", "mtime_ns")} == _stat_key(path):
             continue
         if sha256_of(path) != entry["sha256"]:
-            raise UserError(f"The model file {name} in {bundle} is damaged: its checksum does not match "
-                            "the manifest.", repair_fix(bundle))
+            raise UserError(_("The model file {name} in {bundle} is damaged: its checksum does not match the "
+                              "manifest.",
+                              name=name, bundle=bundle), repair_fix(bundle))
         changed = True
     if changed or full:
         _write_stamp(bundle, {name: files[name] for name in wanted}, base=_read_stamp(bundle))
@@ -377,7 +389,7 @@ class Bundle:
                 try:
                     self._tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
                 except Exception as exc:  # tokenizers raises a bare Exception for unreadable files
-                    raise UserError(f"The model file tokenizer.json in {self.path} cannot be read.",
+                    raise UserError(_("The model file tokenizer.json in {path} cannot be read.", path=self.path),
                                     self.fix) from exc
             return self._tokenizer
 
@@ -522,9 +534,11 @@ class Bundle:
             raise
         got = [i.name for i in session.get_inputs()]
         if missing := sorted(set(graph.inputs) - set(got)):
-            raise UserError(f"The model file {name} in {self.path} has no input named {missing[0]}, so it does "
-                            "not match this version of describe-screen.", self.fix)
+            raise UserError(_("The model file {name} in {path} has no input named {missing}, so it does not match "
+                              "this version of describe-screen.",
+                              name=name, path=self.path, missing=missing[0]), self.fix)
         if extra := sorted(n for n in got if n not in graph.inputs + graph.optional and not n.startswith(graph.cache)):
-            raise UserError(f"The model file {name} in {self.path} expects an input named {extra[0]} that this "
-                            "version of describe-screen does not provide.", self.fix)
+            raise UserError(_("The model file {name} in {path} expects an input named {extra} that this version "
+                              "of describe-screen does not provide.",
+                              name=name, path=self.path, extra=extra[0]), self.fix)
         return session

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, OCR, Request, onnx
 from describe_screen.vlm.bundle import Graph, repair_fix
 from describe_screen.vlm.decoding import Limits, Rules, Step, greedy, stream_text, teacher_forced
@@ -69,8 +70,8 @@ def task_sentence(prompt: str) -> str:
     if prompt in TASK_SENTENCES:
         return TASK_SENTENCES[prompt]
     if "<" in prompt and prompt.split(">")[0] + ">" in TASK_SENTENCES:
-        raise UserError(f"The Florence-2 prompt {prompt!r} mixes a task token with other text.",
-                        "Use the task token alone, for example <CAPTION>.")
+        raise UserError(_("The Florence-2 prompt {prompt!r} mixes a task token with other text.", prompt=prompt),
+                        _("Use the task token alone, for example <CAPTION>."))
     return prompt
 
 
@@ -102,7 +103,8 @@ class Preprocess:
                        mean=images.floats(data.get("image_mean", cls.mean)),
                        std=images.floats(data.get("image_std", cls.std)))
         except (AttributeError, TypeError, ValueError) as exc:
-            raise UserError(f"The model file {name} in {where} is damaged: its image settings are unusable.",
+            raise UserError(_("The model file {name} in {where} is damaged: its image settings are unusable.",
+                              name=name, where=where),
                             repair_fix(where)) from exc
 
     def pixels(self, image: Image) -> np.ndarray:
@@ -110,8 +112,9 @@ class Preprocess:
         from describe_screen.vlm import images
 
         if min(image.size) < MIN_SIDE:
-            raise UserError(f"The captured image is only {image.width} by {image.height} pixels, too small "
-                            "to describe.", "Capture the screen or a larger window again.")
+            raise UserError(_("The captured image is only {width} by {height} pixels, too small to describe.",
+                              width=image.width, height=image.height),
+                            _("Capture the screen or a larger window again."))
         # Shrinking first keeps a huge capture from being copied to RGB at full size; Pillow's reduce
         # only knows the common modes, so others (1-bit, palette) are converted first.
         if image.mode in ("RGB", "RGBA", "L", "LA"):
@@ -182,14 +185,16 @@ class Florence2:
     def warm_up(self) -> None:
         from PIL import Image as PILImage
 
-        for _ in self.generate_ids(PILImage.new("RGB", (64, 64), "white"), "<CAPTION>", max_new_tokens=1):
+        for _token in self.generate_ids(PILImage.new("RGB", (64, 64), "white"), "<CAPTION>", max_new_tokens=1):
             pass
 
     def stream(self, image: Image, request: Request, cancelled: Callable[[], bool]) -> Iterator[str]:
         if request.task not in self.tasks:
             wanted = "answer questions" if request.task == ASK else f"do the task {request.task}"
-            raise UserError(f"The Florence-2 model can only describe the screen and read its text; it cannot "
-                            f"{wanted}.", "Use a model that answers questions for it: see describe-screen models list.")
+            raise UserError(_("The Florence-2 model can only describe the screen and read its text; it cannot "
+                              "{wanted}.",
+                              wanted=wanted), _("Use a model that answers questions for it: see describe-screen "
+                                            "models list."))
         ids = self.generate_ids(image, self.prompts[request.task], cancelled=cancelled)
         yield from stream_text(self.tokenizer, ids)
 
@@ -264,9 +269,11 @@ class Florence2:
         except UserError:
             raise
         except Exception as exc:  # onnxruntime raises private types; the daemon must hear a sentence
-            raise UserError(f"The Florence-2 model failed while working on the image ({type(exc).__name__}).",
-                            f"Try again; if it keeps failing, check the model with: describe-screen models "
-                            f"verify {self.name}.") from exc
+            raise UserError(_("The Florence-2 model failed while working on the image ({kind}).",
+                              kind=type(exc).__name__),
+                            _("Try again; if it keeps failing, check the model with: describe-screen models "
+                              "verify {name}.",
+                              name=self.name)) from exc
 
     def forced_choices(self, image: Image, prompt: str, tokens: list[int]) -> list[int]:
         """decoding.teacher_forced for one prompt: this model's pick at each position of `tokens`."""

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,8 +27,9 @@ def to_rgb(image: Image) -> Image:
     from PIL import Image as PILImage
 
     if image.width < 1 or image.height < 1:
-        raise UserError(f"The captured image is empty ({image.width} by {image.height} pixels).",
-                        "Capture the screen or window again; if it keeps happening, check the capture settings.")
+        raise UserError(_("The captured image is empty ({width} by {height} pixels).",
+                          width=image.width, height=image.height),
+                        _("Capture the screen or window again; if it keeps happening, check the capture settings."))
     if "A" in image.getbands() or image.info.get("transparency") is not None:
         rgba = image.convert("RGBA")
         background = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -80,8 +82,9 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     import math
 
     if max(height, width) / min(height, width) > 200:
-        raise UserError(f"The captured image is too narrow to describe ({width} by {height} pixels).",
-                        "Capture a larger part of the screen, or the whole window.")
+        raise UserError(_("The captured image is too narrow to describe ({width} by {height} pixels).",
+                          width=width, height=height),
+                        _("Capture a larger part of the screen, or the whole window."))
     h_bar, w_bar = round(height / factor) * factor, round(width / factor) * factor
     if h_bar * w_bar > max_pixels:
         beta = math.sqrt(height * width / max_pixels)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,14 +62,15 @@ def _providers(provider: str) -> list[str]:
     import onnxruntime as ort
 
     if provider not in PROVIDER_CHOICES:
-        raise UserError(f"The model provider {provider!r} is unknown; it must be auto, cuda or cpu.",
-                        "Set models.provider in the settings file to auto, cuda or cpu.")
+        raise UserError(_("The model provider {provider!r} is unknown; it must be auto, cuda or cpu.",
+                          provider=provider),
+                        _("Set models.provider in the settings file to auto, cuda or cpu."))
     if provider == "cpu":
         return [CPU]
     if CUDA not in ort.get_available_providers() or (_cuda_unusable and provider == "auto"):
         if provider == "cuda":
-            raise UserError("The CUDA provider was requested, but this onnxruntime build has no CUDA support.",
-                            "Install onnxruntime-gpu, or set models.provider to auto or cpu.")
+            raise UserError(_("The CUDA provider was requested, but this onnxruntime build has no CUDA support."),
+                            _("Install onnxruntime-gpu, or set models.provider to auto or cpu."))
         return [CPU]
     return [CUDA, CPU]
 
@@ -225,17 +227,18 @@ def create_session(path: Path, provider: str = "auto", threads: int = 0) -> ort.
         if CUDA in wanted and provider == "auto" and _looks_like_cuda_failure(exc):
             _cuda_unusable.append(True)
             return create_session(path, "cpu", threads)
-        raise UserError(f"The model file {path.name} in {path.parent} cannot be loaded: it is damaged or "
-                        f"incomplete ({type(exc).__name__}).",
-                        "Install or export the model again.") from exc  # a bundle names the command
+        raise UserError(_("The model file {name} in {parent} cannot be loaded: it is damaged or incomplete "
+                          "({kind}).",
+                          name=path.name, parent=path.parent, kind=type(exc).__name__),
+                        _("Install or export the model again.")) from exc  # a bundle names the command
     got = session.get_providers()
     if CUDA in wanted and CUDA not in got:
         _cuda_unusable.append(True)
     if provider == "cuda" and CUDA not in got:
-        raise UserError("The CUDA provider was requested, but CUDA could not start: no usable NVIDIA GPU, "
-                        "driver or CUDA/cuDNN libraries were found.",
-                        "Install the NVIDIA driver and the CUDA and cuDNN versions your onnxruntime-gpu release "
-                        "names, or set models.provider to cpu.")
+        raise UserError(_("The CUDA provider was requested, but CUDA could not start: no usable NVIDIA GPU, "
+                          "driver or CUDA/cuDNN libraries were found."),
+                        _("Install the NVIDIA driver and the CUDA and cuDNN versions your onnxruntime-gpu release "
+                          "names, or set models.provider to cpu."))
     return session
 
 
@@ -390,6 +393,7 @@ class BoundRunner:
         try:
             self.session.run_with_iobinding(binding, options)
         except Exception as exc:  # onnxruntime's own error types: out of memory, bad shapes, device loss
-            raise UserError(f"The model file {self.label} failed while running: {str(exc).splitlines()[0][:200]}",
-                            "Try again; if it keeps failing, check the model with: describe-screen models verify, "
-                            "or set models.provider to cpu.") from exc
+            raise UserError(_("The model file {label} failed while running: {splitlines}",
+                              label=self.label, splitlines=str(exc).splitlines()[0][:200]),
+                            _("Try again; if it keeps failing, check the model with: describe-screen models "
+                              "verify, or set models.provider to cpu.")) from exc

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, images, onnx, user_texts
 from describe_screen.vlm.bundle import Graph
 from describe_screen.vlm.decoding import Limits, chat_limits, greedy, stream_text, token_list
@@ -325,8 +326,9 @@ class Qwen35:
             if not name.startswith(STATES):
                 continue
             if _present(name) not in present:
-                raise UserError(f"The model file {decoder.label} in {self.path} has the cache input {name} but no "
-                                f"output {_present(name)}, so it does not match this version of describe-screen.",
+                raise UserError(_("The model file {label} in {path} has the cache input {name} but no output "
+                                  "{present}, so it does not match this version of describe-screen.",
+                                  label=decoder.label, path=self.path, name=name, present=_present(name)),
                                 self.bundle.fix)
             cache[name] = decoder.initial_state(name, self._fallback_shape(name))
         return State(cache)
@@ -366,9 +368,10 @@ class Qwen35:
             where = ids[0] == self.image_token_id
             if where.any():
                 if features is None or int(where.sum()) != len(features):
-                    raise UserError(f"The prompt has {int(where.sum())} image places but the image gave "
-                                    f"{0 if features is None else len(features)} features, so the model files do "
-                                    "not belong together.", self.bundle.fix)
+                    raise UserError(_("The prompt has {places} image places but the image gave {features} features, so "
+                                      "the model files do not belong together.",
+                                      places=int(where.sum()), features=0 if features is None else len(features)),
+                                    self.bundle.fix)
                 embeds[0, where] = features.astype(embeds.dtype)
             positions, state.position = rope_positions(tokens, self.image_token_id, grids, self.merge, state.position)
             state.length += len(tokens)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 from describe_screen.vlm import ASK, Request, Turn, fused, images, onnx, user_texts
 from describe_screen.vlm.bundle import Graph
 from describe_screen.vlm.decoding import Limits, Step, chat_limits, greedy, stream_text, teacher_forced, token_list
@@ -207,7 +208,7 @@ class SmolVLM:
         from PIL import Image as PILImage
 
         blank = PILImage.new("RGB", (self.settings.tile, self.settings.tile), "white")
-        for _ in self.token_ids(blank, Request(task=next(iter(sorted(self.tasks - {ASK})), ASK), question="Hi"),
+        for _token in self.token_ids(blank, Request(task=next(iter(sorted(self.tasks - {ASK})), ASK), question="Hi"),
                                 lambda: False, Limits(max_new_tokens=1, repeat_span=0)):
             pass
         self._features = None
@@ -332,8 +333,9 @@ class SmolVLM:
                 started = True
                 where = ids[0] == self.image_token_id
                 if int(where.sum()) != len(features):
-                    raise UserError(f"The prompt has {int(where.sum())} image places but the image gave "
-                                    f"{len(features)} features, so the model files do not belong together.",
+                    raise UserError(_("The prompt has {places} image places but the image gave {features} features, so "
+                                      "the model files do not belong together.",
+                                      places=int(where.sum()), features=len(features)),
                                     self.bundle.fix)
                 embeds[0, where] = features.astype(embeds.dtype)
             return decode(embeds)
