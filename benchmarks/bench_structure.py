@@ -36,6 +36,7 @@ def render(folder: Path) -> list[Path]:
 
     from describe_screen.virtual_display import start_xvfb
 
+    folder.mkdir()
     proc, display = start_xvfb()
     os.environ["DISPLAY"] = display
     try:

@@ -4,10 +4,11 @@ Qt widgets (Fusion, light and dark palettes) drawn offscreen by tests/qt_window.
 (the Basic style, and the Universal style dark) drawn offscreen by tests/qml_window.py; a GTK 4 /
 libadwaita window in the dark style (tests/adwaita_window.py, the system's PyGObject) on the virtual
 display, with its header bar; a Java Swing form (tests/SwingWindow.java) in the Metal and the Nimbus
-look and feel on the virtual display; web pages in the
-style of shops, a library and Electron apps, light and dark, drawn by Chromium; and the Qt update
-dialog seen at an angle (a perspective warp made with PIL). Each case names its words in reading
-order, its kind, its buttons and its form fields.
+look and feel on the virtual display; web pages in the style of shops, a library and Electron apps,
+light and dark, drawn by Chromium; the Qt update dialog seen at an angle (a perspective warp made with
+PIL); and three of these windows on a desktop with a window manager's title bar and frame, drawn with
+PIL (a bare Xvfb has no window manager). Each case names its words in reading order, its kind, its
+buttons and its form fields.
 """
 
 from __future__ import annotations
