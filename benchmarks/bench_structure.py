@@ -3,10 +3,11 @@ screens, this tree against an earlier commit's, interleaved: what a structure ch
 no worse than 1.1x per screen).
 
 The screens of tests/test_heldout.py and tests/test_corpus.py are rendered once on a virtual display and
-saved; each side then reads them all in its own worker process (bench_server.Worker), the earlier
-commit's package exported with `git archive` so it imports nothing of today's. Rounds alternate which
-side goes first, so a load that rises or falls on the shared machine touches both alike. Printed: each
-round's ratio of the total time (ours / before), their median and range, and seconds per screen.
+saved; each side reads them in its own worker process (bench_server.Worker), the earlier commit's
+package exported with `git archive` so it imports nothing of today's. The two sides take turns screen
+by screen, the one that goes first alternating, so a load that rises or falls on the shared machine
+touches both alike. Printed: each round's ratio of the total time (ours / before), their median and
+range, and seconds per screen.
 
     .venv/bin/python benchmarks/bench_structure.py [rounds] [--before REV]   (default: 5 rounds, main)
 """
@@ -62,7 +63,8 @@ def export(rev: str, folder: Path) -> Path:
 
 
 def worker(tree: str, screens: list[str]) -> None:
-    """Load the reader from `tree`, then read every screen once per "go" line: one JSON line of seconds."""
+    """Load the reader from `tree`, then read the next screen (in turn, round and round) per "go" line:
+    one JSON line with its seconds."""
     sys.path.insert(0, tree)
     from PIL import Image
 
@@ -73,15 +75,13 @@ def worker(tree: str, screens: list[str]) -> None:
     ocr.warm_up()
     images = [Image.open(path).convert("RGB") for path in screens]
     print(json.dumps({"tree": reader.__file__}), flush=True)
-    for _ in sys.stdin:
-        seconds = []
-        for image in images:
-            start = time.perf_counter()
-            lines = ocr.read(image)
-            reader.brief(lines, "", image.size)
-            list(reader.full(lines))
-            seconds.append(time.perf_counter() - start)
-        print(json.dumps({"seconds": seconds}), flush=True)
+    for n, _ in enumerate(sys.stdin):
+        image = images[n % len(images)]
+        start = time.perf_counter()
+        lines = ocr.read(image)
+        reader.brief(lines, "", image.size)
+        list(reader.full(lines))
+        print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
 
 
 def main() -> None:
@@ -103,12 +103,12 @@ def main() -> None:
               f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs")
         ratios, per_screen = [], {"before": [], "ours": []}
         for n in range(rounds):
-            order = ["before", "ours"] if n % 2 == 0 else ["ours", "before"]
-            total = {}
-            for name in order:
-                seconds = sides[name].run()["seconds"]
-                total[name] = sum(seconds)
-                per_screen[name].append(total[name] / len(seconds))
+            total = {"before": 0.0, "ours": 0.0}
+            for i in range(len(screens)):  # screen by screen, the side that goes first alternating
+                for name in ["before", "ours"] if (n + i) % 2 == 0 else ["ours", "before"]:
+                    total[name] += sides[name].run()["seconds"]
+            for name, seconds in total.items():
+                per_screen[name].append(seconds / len(screens))
             ratios.append(total["ours"] / total["before"])
             print(f"round {n + 1}: before {per_screen['before'][-1]:.3f} s/screen, ours "
                   f"{per_screen['ours'][-1]:.3f} s/screen, ratio {ratios[-1]:.3f}", flush=True)
