@@ -33,6 +33,7 @@ class TextLine:
     entry: Box | None = None  # the entry field on its right (its outline): it names that field
     drop_down: bool = False  # that entry field is a drop-down: its arrow is drawn at its right end
     mark: str | None = None  # "check box" or "radio button": the mark drawn just before it (shapes.mark_before)
+    title_bar: Box | None = None  # the window title bar it is drawn in, as its title (shapes.title_bar)
 
     @property
     def height(self) -> int:
@@ -106,6 +107,12 @@ def reading_order(boxes: Sequence[Box]) -> list[int]:
     return cut(list(range(len(boxes))))
 
 
+def in_order(lines: list[TextLine]) -> list[TextLine]:
+    """The lines in reading order; a window's title is placed by its whole title bar, which spans its
+    window, so it comes before the window's text even when a column gutter runs under the title."""
+    return [lines[i] for i in reading_order([line.title_bar or line.box for line in lines])]
+
+
 def _same_block(a: TextLine, b: TextLine) -> bool:
     """b continues a's paragraph: just below it, similar size, overlapping horizontally."""
     h = max(a.height, b.height)
@@ -116,12 +123,13 @@ def _same_block(a: TextLine, b: TextLine) -> bool:
     boxed = a.frame is not None or b.frame is not None  # a label in its own shape stands alone
     label = a.entry is not None or b.entry is not None or a.field or b.field  # a field's name stands alone
     choice = bool(a.mark or b.mark)  # and so does the name of a check box or a radio button
-    return below and similar and overlap and not boxed and not label and not choice
+    title = bool(a.title_bar or b.title_bar)  # and a window's title
+    return below and similar and overlap and not boxed and not label and not choice and not title
 
 
 def blocks(lines: list[TextLine]) -> list[Block]:
     """Lines grouped into blocks (paragraphs, headings, labels), blocks in reading order."""
-    ordered = [lines[i] for i in reading_order([line.box for line in lines])]
+    ordered = in_order(lines)
     out: list[Block] = []
     for line in ordered:
         if out and _same_block(out[-1].lines[-1], line):
@@ -236,7 +244,7 @@ def button_name(text: str) -> str:
 
 def marked(lines: list[TextLine], mark: str) -> list[TextLine]:
     """The labels of the check boxes (or radio buttons), in reading order."""
-    return [lines[i] for i in reading_order([ln.box for ln in lines]) if lines[i].mark == mark]
+    return [ln for ln in in_order(lines) if ln.mark == mark]
 
 
 def split_label(line: TextLine) -> list[TextLine]:
@@ -265,7 +273,7 @@ def fields(lines: list[TextLine]) -> list[tuple[TextLine, list[TextLine]]]:
     A label names the empty field under it (TextLine.field) or the field on its right, whose text
     is what lies inside that field's outline. Table cells are never labels.
     """
-    ordered = [lines[i] for i in reading_order([line.box for line in lines])]
+    ordered = in_order(lines)
 
     def typed(entry: Box) -> list[TextLine]:
         x0, y0, x1, y1 = entry
@@ -326,7 +334,31 @@ def menu_bar(lines: list[TextLine]) -> list[TextLine]:
     return rows[0] if menu else []
 
 
+def window_title(lines: list[TextLine]) -> TextLine | None:
+    """The title in a window's title bar (TextLine.title_bar): the only text in its bar, with nothing above
+    the bar across its width, since a title bar is the top of its window."""
+    for line in sorted((ln for ln in lines if ln.title_bar), key=lambda ln: ln.box[1]):
+        x0, y0, x1, y1 = line.title_bar  # type: ignore[misc]
+        shares = any(other is not line and wordy(other) and x0 <= other.centre[0] <= x1
+                     and y0 <= other.centre[1] <= y1 for other in lines)
+        above = any(other.box[3] <= y0 and x0 <= other.centre[0] <= x1 for other in lines)
+        if not shares and not above:
+            return line
+    return None
+
+
 def heading(lines: list[TextLine]) -> TextLine | None:
+    """What the screen is titled: the window's title when a title bar is drawn, else the main heading."""
+    return window_title(lines) or main_heading(lines)
+
+
+def headings(lines: list[TextLine]) -> list[TextLine]:
+    """The window's title and the main heading, each said on its own; [] when there are neither."""
+    found = [window_title(lines), main_heading(lines)]
+    return [h for n, h in enumerate(found) if h is not None and h not in found[:n]]
+
+
+def main_heading(lines: list[TextLine]) -> TextLine | None:
     """The main heading: the largest line when it is clearly larger than the text (wherever a side bar
     puts it in reading order), else a first line on its own that is taller than the text, or short and
     set apart.

@@ -175,7 +175,10 @@ class TextRecognizer:
                 found.append((inner, None))
             if rings:
                 found.remove((box, quad))
-        found = [found[i] for i in reading_order([box for box, _ in found])]
+        # a title bar spans its window: its title is ordered by the whole bar (layout.in_order)
+        bars = {} if photo else {box: bar for box, quad in found if quad is None
+                                 for bar in [shapes.title_bar(grey, box)] if bar}
+        found = [found[i] for i in reading_order([bars.get(box, box) for box, _ in found])]
         start = 0
         strange = False
         latin = scripts.latin_first(self._models_dir)  # every line to the installed Latin recogniser first
@@ -221,6 +224,8 @@ class TextRecognizer:
                         if not (line.frame or line.field or line.entry) and len(re.sub(r"\W", "", text)) >= 2:
                             line.mark = shapes.mark_before(grey, box) or (
                                 shapes.mark_before(grey, box, faint) if faint else None)
+                        if not (line.frame or line.field or line.entry or line.mark):
+                            line.title_bar = bars.get(box)
                     yield from split_label(line)
             if cancelled():
                 return

@@ -19,12 +19,14 @@ from describe_screen.layout import (
     buttons,
     fields,
     heading,
+    headings,
+    in_order,
     marked,
     menu_bar,
-    reading_order,
     rows_text,
     table,
     union,
+    window_title,
     wordy,
 )
 
@@ -55,7 +57,7 @@ def kind(lines: list[TextLine], size: tuple[int, int], photo: bool = False) -> s
         return "photo of a page"
     if not lines:
         return "screen"
-    ordered = [lines[i] for i in reading_order([line.box for line in lines])]
+    ordered = in_order(lines)
     commands = sum(_prompt(line.text) or line.text.startswith(("$ ", "# ")) for line in ordered)
     if _prompt(ordered[-1].text) or commands >= 2:
         return "terminal"
@@ -63,6 +65,8 @@ def kind(lines: list[TextLine], size: tuple[int, int], photo: bool = False) -> s
     grid = table(lines)
     if app_bars(lines)[0]:
         return "application window"
+    if labels and window_title(lines):  # a window with a title bar, and buttons
+        return "dialog"
     if labels and len(fields(lines)) >= 2:
         return "form"
     if grid:
@@ -166,15 +170,15 @@ def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool 
     elif not grid:
         parts.append(ngettext("with {n} line of text", "with {n} lines of text", len(lines)))
     said = ", ".join(parts) + "."
-    form = fields(lines) if what in ("form", "application window") else []
+    form = fields(lines) if what in ("form", "application window", "dialog") else []
     if form:  # each field by its label, with what is typed in it
         said += " " + _("Fields: {fields}.", fields="; ".join(_pair(label, typed) for label, typed in form))
     if what == "terminal":
-        ordered = [lines[i] for i in reading_order([line.box for line in lines])]
+        ordered = in_order(lines)
         return said + " " + _("The last lines say: {lines}", lines=" ".join(
             _sentence(ln.text) for ln in rows_text(ordered)[-LAST_LINES:]))
     skip = ({id(ln) for ln in labels + menu_bar(lines)} | bar_lines(lines) | {id(cell) for row in grid for cell in row}
-            | {id(head)} | {id(ln) for label, typed in form for ln in [label, *typed]}
+            | {id(ln) for ln in headings(lines)} | {id(ln) for label, typed in form for ln in [label, *typed]}
             | {id(ln) for ln in lines if ln.mark})
     body = blocks([ln for ln in lines if id(ln) not in skip and wordy(ln)])
     if body:
@@ -235,11 +239,11 @@ def full(lines: list[TextLine]) -> Iterator[str]:
             items = [ln.text for ln in bar] if len(bar) > 1 else bar[0].text.split()  # one line: one name a word
             yield _(said, items=spoken_list(items))
     inside |= bar_lines(lines)
-    head = heading(lines)
+    heads = {id(ln) for ln in headings(lines)}
     said_table = False
     for block in blocks([ln for ln in lines if id(ln) not in inside]):
-        if block.lines[0] is head and len(block.lines) > 1:  # the heading is said on its own
-            yield _sentence(head.text)
+        while id(block.lines[0]) in heads and len(block.lines) > 1:  # a title or heading is said on its own
+            yield _sentence(block.lines[0].text)
             block = Block(block.lines[1:])
         if len(block.lines) == 1 and id(block.lines[0]) in form:
             yield _sentence(_pair(block.lines[0], form[id(block.lines[0])]))

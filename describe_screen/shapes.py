@@ -32,6 +32,8 @@ FIELD_HEIGHT = (0.65, 3.5)  # an entry field's height, in label (detected box) h
 FIELD_WIDTH = 4.0  # an entry field is at least this many label heights wide
 SQUARE = 0.88  # share of its box a check box's outline encloses, at least; a radio button's circle: 0.79
 MARK_GAP = 0.75  # label heights between a check box (or radio button) and its label, at most
+TITLE_PAD = 1.6  # a title bar reaches at most this many title heights above and below its title
+TITLE_WIDTH = 12  # a title bar is at least this many title heights wide
 ROUNDING = 5  # px: a rounded corner moves the start of a side in by up to this much
 
 
@@ -82,6 +84,8 @@ def _frame(grey: np.ndarray, box: Box, edge: int) -> Box | None:
         return None
     ring = np.concatenate([grey[max(0, y0 - 1), x0:x1], grey[min(h - 1, y1), x0:x1]])
     face = float(np.median(ring))
+    if abs(float(np.median(grey[y0:y1, x0:x1])) - face) > EDGE:
+        return None  # the ring is not what the label is drawn on: the box took in a field's border (Nimbus)
     cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
 
     def reach(line: np.ndarray) -> int | None:
@@ -234,7 +238,8 @@ def field_beside(grey: np.ndarray, box: Box, edge: int = EDGE) -> Box | None:
     fx0, fx1, top, bottom = sx + int(left), sx + int(left) + width - 1, top0 + top, top0 + bottom
     # a rounded corner ends the left side a row or two short of the bottom side, and the top side a
     # column or two short of the right side: each is looked for just beyond where the walk stopped
-    if not (any(_solid(grey, page, bottom + k, fx0, fx1, across=True, edge=edge) for k in range(3))
+    # the bottom side may be drawn lighter than the others (a sunken field's lower bevel: Nimbus)
+    if not (any(_solid(grey, page, bottom + k, fx0, fx1, across=True, edge=min(edge, EDGE // 2)) for k in range(3))
             and any(_solid(grey, page, fx1 + k, top, bottom, across=False, edge=edge) for k in range(3))):
         return None
     return fx0, top, fx1 + 1, bottom + 1
@@ -302,17 +307,20 @@ def mark_before(grey: np.ndarray, box: Box, edge: int = EDGE) -> str | None:
     th = y1 - y0
     if th < 8:
         return None
-    lo = max(0, x0 - int(1.5 * th))
-    region = grey[max(0, y0 - 3):y1 + 3, lo:min(w, x0 + int(1.5 * th))]  # the mark may stand a little higher
+    lo, pad = max(0, x0 - int(1.5 * th)), max(3, int(0.15 * th + 1.5))  # the mark may stand higher, or be taller
+    region = grey[max(0, y0 - pad):y1 + pad, lo:min(w, x0 + int(1.5 * th))]
     page = float(np.median(region))
     ink = (np.abs(region.astype(np.int16) - page) > edge).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    shapes = sorted((stats[i] for i in range(1, count)), key=lambda s: s[0])
+    # what runs from the top of the region to its bottom is the edge of the window or of a panel (or the
+    # desktop beyond it), never a mark: left out
+    shapes = sorted((stats[i] for i in range(1, count) if stats[i][3] < ink.shape[0] - 1), key=lambda s: s[0])
     tall = [s for s in shapes if s[3] >= 0.4 * th]
     if not tall:
         return None
     sx, sy, sw, sh, _ = tall[0]
-    if not (0.4 * th <= sh <= 1.3 * th and 0.8 <= sw / sh <= 1.25 and sy > 0 and sy + sh < region.shape[0]):
+    if not (0.4 * th <= sh <= 1.3 * th and 0.8 <= sw / sh <= 1.25 and sx > 0 and sy > 0
+            and sy + sh < region.shape[0]):  # a whole shape, not one cut off at the region's edge
         return None
     label = [s[0] for s in shapes if s[0] >= sx + sw]
     gap = (min(label) if label else ink.shape[1]) - (sx + sw)
@@ -325,6 +333,47 @@ def mark_before(grey: np.ndarray, box: Box, edge: int = EDGE) -> str | None:
     contours, _ = cv2.findContours(outline.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     area = max(cv2.contourArea(c) for c in contours) / max(1, (sw - 1) * (sh - 1))
     return "check box" if area >= SQUARE else "radio button"
+
+
+def title_bar(grey: np.ndarray, box: Box) -> Box | None:
+    """The window title bar the line in `box` is the title of (the bar's box), or None.
+
+    A title bar is a band of one colour across the top of a window, a little taller than its title,
+    with the title near its middle (window buttons may sit at its ends), closed by straight edges above
+    and below along its whole width, and ending at both sides inside the screen: a window on a desktop,
+    not a page-wide band. Whether other text shares the band is for the layout to see.
+    """
+    import numpy as np
+
+    h = grey.shape[0]
+    x0, y0, x1, y1 = box
+    th = y1 - y0
+    if th < 6 or y0 < 2 or y1 >= h - 2:
+        return None
+    band = float(np.median(np.concatenate([grey[y0 - 1, x0:x1], grey[y1, x0:x1]])))
+
+    def off(row: int, lo: int = x0, hi: int = x1) -> float:
+        return float(np.mean(np.abs(grey[row, lo:hi].astype(np.int16) - band) > EDGE / 2))
+
+    reach = int(TITLE_PAD * th)
+    top = next((r for r in range(y0 - 1, max(-1, y0 - reach), -1) if off(r) >= 0.9), None)
+    bottom = next((r for r in range(y1, min(h, y1 + reach)) if off(r) >= 0.9), None)
+    if top is None or bottom is None or top < 1 or not (y0 - 1 > top and bottom > y1):
+        return None
+    ends = []
+    for row in (top + 1, bottom - 1):  # the band's first and last rows: clear of the title and window buttons
+        line = np.abs(grey[row].astype(np.int16) - band) > EDGE / 2
+        left, right = np.nonzero(line[:x0])[0], np.nonzero(line[x1:])[0]
+        if not left.size or not right.size:
+            return None  # the band runs to the screen's edge: a page's band, not a window's bar
+        ends.append((int(left[-1]) + 1, x1 + int(right[0])))
+    bx0, bx1 = max(e[0] for e in ends), min(e[1] for e in ends)
+    width = bx1 - bx0
+    if width < max(TITLE_WIDTH * th, 3 * (x1 - x0)) or abs((x0 - bx0) - (bx1 - x1)) > 0.25 * width:
+        return None  # too short for a window, or the line is not near its middle
+    if off(top, bx0, bx1) < 0.9 or off(bottom, bx0, bx1) < 0.9:
+        return None  # not closed along its whole width
+    return bx0, top + 1, bx1, bottom
 
 
 def drop_down(grey: np.ndarray, entry: Box) -> bool:
@@ -341,9 +390,18 @@ def drop_down(grey: np.ndarray, entry: Box) -> bool:
     ink = (np.abs(end - int(np.median(end))) > EDGE).astype(np.uint8)
     ink[:, -2:] = 0  # the field's own right side
     count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    marks = [s for s in stats[1:count] if s[4] >= 4]
-    if len(marks) != 1:
-        return False
-    sx, _, sw, sh, area = marks[0]
+    # left out: what runs top to bottom (the side of the arrow's own button: Metal, Nimbus) and lines
+    # a pixel thin (a bevel's piece of border)
+    tall = 0.7 * end.shape[0]
+    marks = [s for s in stats[1:count] if s[4] >= 4 and s[3] < tall and min(s[2], s[3]) > 1]
+    if len(marks) == 2:  # an up and a down chevron stacked (Qt Quick's Basic style, macOS pop-up buttons)
+        (ax, _, aw, _, _), (bx, _, bw, _, _) = marks
+        return abs(ax - bx) <= 2 and abs(aw - bw) <= 2 and all(_arrow(m, fh) for m in marks)
+    return len(marks) == 1 and _arrow(marks[0], fh)
+
+
+def _arrow(stats: np.ndarray, fh: int) -> bool:
+    """A connected shape (cv2 stats) is a small arrow head for a field `fh` high: wider than tall, partly filled."""
+    sx, _, sw, sh, area = stats
     fill = area / max(1, sw * sh)
     return 0.15 * fh <= sh <= 0.6 * fh and 1.0 <= sw / sh <= 2.6 and 0.2 <= fill <= 0.75 and sx >= 0.4 * fh

@@ -94,7 +94,9 @@ python_can() { [ -n "$PYTHON" ] && "$PYTHON" -c "$1"; }
 # Args: this system's package names for python, venv, tkinter, PortAudio, Xvfb, shellcheck, xprop (one
 # argument that may name two packages), then the DejaVu and Liberation fonts the tests draw with, then
 # Chromium and the X bitmap fonts (the text reader's corpus of real screens), then the C++ compiler
-# that builds llama.cpp's server for the model-server tests.
+# that builds llama.cpp's server for the model-server tests, then a Java runtime that draws on an X
+# display (not the headless one: the held-out corpus runs a Swing window), then git (the benchmarks
+# compare against an earlier commit's code).
 find_missing_linux() {
     pick_python
     if [ -z "$PYTHON" ]; then MISSING+=("$1"); fi
@@ -120,6 +122,8 @@ find_missing_linux() {
         need test -f /usr/share/fonts/X11/misc/6x13-ISO8859-1.pcf.gz -- "${11}"  # xterm -fn fixed
         need command -v cmake -- cmake
         need command -v g++ -- "${12}"
+        need sh -c 'command -v java && ls /usr/lib/jvm/*/lib/libawt_xawt.so' -- "${13}"
+        need command -v git -- "${14}"
     fi
 }
 
@@ -175,7 +179,7 @@ install_system_packages() {
         Linux)
             if command -v apt-get >/dev/null; then
                 find_missing_linux python3 python3-venv python3-tk libportaudio2 xvfb shellcheck x11-utils \
-                    fonts-dejavu-core fonts-liberation chromium xfonts-base g++
+                    fonts-dejavu-core fonts-liberation chromium xfonts-base g++ default-jre git
                 find_missing_desktop_linux "python3-gi gir1.2-atspi-2.0 at-spi2-core" grim xdg-desktop-portal sway \
                     wtype xdg-desktop-portal-wlr xdg-desktop-portal-gtk gir1.2-gtk-3.0 pipewire dbus-daemon libglib2.0-bin \
                     gnome-settings-daemon-common gnome-shell xdg-desktop-portal-gnome "gir1.2-gtk-4.0 gir1.2-adw-1"
@@ -188,7 +192,7 @@ install_system_packages() {
                     "${MISSING[@]}"
             elif command -v dnf >/dev/null; then
                 find_missing_linux python3 python3 python3-tkinter portaudio xorg-x11-server-Xvfb ShellCheck "xprop xdpyinfo" \
-                    dejavu-sans-fonts liberation-sans-fonts chromium xorg-x11-fonts-misc gcc-c++
+                    dejavu-sans-fonts liberation-sans-fonts chromium xorg-x11-fonts-misc gcc-c++ java-21-openjdk git
                 find_missing_desktop_linux "python3-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
                     xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus-daemon glib2 gnome-settings-daemon \
                     gnome-shell xdg-desktop-portal-gnome "gtk4 libadwaita"
@@ -199,7 +203,7 @@ install_system_packages() {
                 as_root dnf install -y "${MISSING[@]}"
             elif command -v pacman >/dev/null; then
                 find_missing_linux python python tk portaudio xorg-server-xvfb shellcheck "xorg-xprop xorg-xdpyinfo" \
-                    ttf-dejavu ttf-liberation chromium xorg-fonts-misc gcc
+                    ttf-dejavu ttf-liberation chromium xorg-fonts-misc gcc jre-openjdk git
                 find_missing_desktop_linux "python-gobject at-spi2-core" grim xdg-desktop-portal sway wtype \
                     xdg-desktop-portal-wlr xdg-desktop-portal-gtk gtk3 pipewire dbus glib2 gnome-settings-daemon \
                     gnome-shell xdg-desktop-portal-gnome "gtk4 libadwaita"

@@ -1,11 +1,14 @@
 """Screens from toolkits and themes the reader was never tuned on (issue 20), with what each is.
 
-Qt widgets (Fusion, light and dark palettes) drawn offscreen by tests/qt_window.py; a GTK 4 /
+Qt widgets (Fusion, light and dark palettes) drawn offscreen by tests/qt_window.py; Qt Quick windows
+(the Basic style, and the Universal style dark) drawn offscreen by tests/qml_window.py; a GTK 4 /
 libadwaita window in the dark style (tests/adwaita_window.py, the system's PyGObject) on the virtual
-display, with its header bar; web pages in the
-style of shops, a library and Electron apps, light and dark, drawn by Chromium; and the Qt update
-dialog seen at an angle (a perspective warp made with PIL). Each case names its words in reading
-order, its kind, its buttons and its form fields.
+display, with its header bar; a Java Swing form (tests/SwingWindow.java) in the Metal and the Nimbus
+look and feel on the virtual display; web pages in the style of shops, a library and Electron apps,
+light and dark, drawn by Chromium; the Qt update dialog seen at an angle (a perspective warp made with
+PIL); and three of these windows on a desktop with a window manager's title bar and frame, drawn with
+PIL (a bare Xvfb has no window manager). Each case names its words in reading order, its kind, its
+buttons and its form fields.
 """
 
 from __future__ import annotations
@@ -49,6 +52,36 @@ def qt(name: str, out: Path) -> Image.Image:
     return Image.open(out).convert("RGB")
 
 
+def qml(name: str, out: Path) -> Image.Image:
+    subprocess.run([sys.executable, str(HERE / "qml_window.py"), name, str(out)], check=True, timeout=120,
+                   capture_output=True, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    return Image.open(out).convert("RGB")
+
+
+TITLE_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+
+def decorated(window: Image.Image, title: str, dark: bool = False, size: tuple[int, int] = (1100, 640)
+              ) -> Image.Image:
+    """The window as a window manager shows it on a desktop: a title bar with its title in the middle and
+    a close button at its right end, a thin frame around it all (a bare Xvfb has no window manager)."""
+    from PIL import ImageDraw, ImageFont
+
+    bar, ink, edge = ((48, 48, 48), (235, 235, 235), (20, 20, 20)) if dark else ((222, 221, 218), (46, 52, 54),
+                                                                                  (150, 150, 150))
+    screen = Image.new("RGB", size, (58, 110, 165))
+    x, y, high = (size[0] - window.width) // 2, (size[1] - window.height) // 2, 34
+    draw = ImageDraw.Draw(screen)
+    draw.rectangle((x - 1, y - high - 1, x + window.width, y + window.height), outline=edge, fill=bar)
+    screen.paste(window, (x, y))
+    font = ImageFont.truetype(TITLE_FONT, 14)
+    draw.text((x + window.width // 2, y - high // 2), title, fill=ink, font=font, anchor="mm")
+    cx, cy = x + window.width - high // 2, y - high // 2  # the close button: a cross
+    draw.line((cx - 5, cy - 5, cx + 5, cy + 5), fill=ink, width=2)
+    draw.line((cx - 5, cy + 5, cx + 5, cy - 5), fill=ink, width=2)
+    return screen
+
+
 def warped(window: Image.Image, size: tuple[int, int] = (1100, 620)) -> Image.Image:
     """The window on a desk-coloured screen, seen from below and to the left: a keystone warp."""
     screen = Image.new("RGB", size, (70, 96, 128))
@@ -68,6 +101,14 @@ CONTACT_FIELDS = [("Full name:", "Jonas Berg"), ("Email:", "jonas.berg@example.o
                   ("Group:", "Work")]
 UPDATE = ("A new version of the system is ready to install. Your computer will restart when the "
           "installation is finished, so save your work first.")
+PRINTER = ["Add printer", "Name:", "Office laser", "Address:", "192.168.1.40", "Model:", "LaserJet 400",
+           "Share this printer", "OK", "Cancel"]
+PRINTER_FIELDS = [("Name:", "Office laser"), ("Address:", "192.168.1.40"), ("Model:", "LaserJet 400")]
+NOTES = ("Version 2.4 adds offline maps and a faster search. Older devices may need to download the maps "
+         "again after the update.")
+ROOM = ["Reserve a room", "Guest name:", "Maria Lopez", "Date:", "12 March 2027", "Notes:", "Room:", "Harbour view",
+        "Send a reminder", "OK", "Cancel"]
+ROOM_FIELDS = [("Guest name:", "Maria Lopez"), ("Date:", "12 March 2027"), ("Notes:", ""), ("Room:", "Harbour view")]
 UPDATE_WORDS = ["Software update", UPDATE, "Tonight", "Tomorrow morning", "Install now", "Remind me later"]
 
 SHOP = ("<nav class=band><a>Women</a><a>Men</a><a>Kids</a><a>Footwear</a><a>Sale</a><a>Stores</a></nav>"
@@ -145,12 +186,34 @@ def build(folder: Path, display: str) -> list[Held]:
                     "servers.", "Get started", "Sign in", "Free for personal projects."),
              "Build faster with Flux", ["Get started", "Sign in"]),
     ]
+    cases.append(Held("qml-printer-basic", "form", qml("printer", folder / "printer.png"), _words(*PRINTER),
+                      "Add printer", ["OK", "Cancel"], fields=PRINTER_FIELDS, drop_downs=["Model:"],
+                      choices=[("Share this printer", "check box")]))
+    cases.append(Held("qml-notes-universal-dark", "application window", qml("notes-dark", folder / "notes.png"),
+                      _words("File Edit View Help New Open Save", "Release notes", NOTES, "Later", "Update now"),
+                      "Release notes", ["Later", "Update now"], ["New", "Open", "Save"], sentence=NOTES))
     cases.append(Held("gtk4-adwaita-dark", "form", gtk,
                       _words("Connect to server", "Server:", "files.example.net", "Username:", "Protocol:", "SFTP",
                              "Remember this server", "Cancel", "Connect"),
                       "Connect to server", ["Cancel", "Connect"],
                       fields=[("Server:", "files.example.net"), ("Username:", ""), ("Protocol:", "SFTP")],
                       drop_downs=["Protocol:"], choices=[("Remember this server", "check box")]))
+    for look in ("metal", "nimbus"):  # Java Swing on the virtual display, run from its one source file
+        swing = screenshot_of(["java", str(HERE / "SwingWindow.java"), look], display)
+        cases.append(Held(f"swing-{look}", "form", swing, _words(*ROOM), "Reserve a room", ["OK", "Cancel"],
+                          fields=ROOM_FIELDS, drop_downs=["Room:"], choices=[("Send a reminder", "check box")]))
+    # with a window manager's title bar: a dialog, titled by its bar rather than by its largest line
+    room = screenshot_of(["java", str(HERE / "SwingWindow.java"), "metal"], display).crop((40, 40, 600, 380))
+    cases.append(Held("swing-metal-titled-dark", "dialog", decorated(room, "Book a room", dark=True),
+                      _words("Book a room", *ROOM), "Book a room", ["OK", "Cancel"], fields=ROOM_FIELDS,
+                      drop_downs=["Room:"], choices=[("Send a reminder", "check box")]))
+    cases.append(Held("qml-printer-titled", "dialog", decorated(Image.open(folder / "printer.png").convert("RGB"),
+                                                                "Printers"),
+                      _words("Printers", *PRINTER), "Printers", ["OK", "Cancel"], fields=PRINTER_FIELDS,
+                      drop_downs=["Model:"], choices=[("Share this printer", "check box")]))
+    cases.append(Held("qt-update-titled", "dialog", decorated(update_light, "Software Updater"),
+                      _words("Software Updater", *UPDATE_WORDS), "Software Updater",
+                      ["Install now", "Remind me later"], sentence=UPDATE, choices=RADIOS))
     for theme in ("light", "dark"):
         cases.append(Held(f"app-settings-{theme}", "form",
                           chromium_screenshot(_page(SETTINGS, theme), folder / f"settings-{theme}.png"),

@@ -116,3 +116,14 @@ def test_menu_bar_and_toolbar_are_said_as_what_they_are(held: list[tuple[Held, l
     assert reader.brief(lines, "", case.image.size).startswith(
         "An application window titled New contact, with buttons OK and Cancel, a check box Add to favourites. "
         "Fields: Full name: Jonas Berg;")
+
+
+def test_a_title_bar_makes_a_dialog_titled_by_its_bar(held: list[tuple[Held, list[TextLine]]]) -> None:
+    titled = [(case, lines) for case, lines in held if case.name.endswith(("-titled", "-titled-dark"))]
+    assert len(titled) == 3
+    for case, lines in titled:
+        assert reader.kind(lines, case.image.size) == "dialog", case.name
+        assert reader.brief(lines, "", case.image.size).startswith(f"A dialog titled {case.heading}, with buttons")
+        assert next(reader.full(lines)) == f"{case.heading}.", case.name  # the title first, whatever the columns
+    untitled = [lines for case, lines in held if not case.name.endswith(("-titled", "-titled-dark"))]
+    assert not any(ln.title_bar for lines in untitled for ln in lines)  # no window manager drew them a bar
