@@ -7,16 +7,23 @@ special tokens at their real ids (so prompts, image tokens and the 248,320-row e
 layer have the published sizes). The picture is a 1280x720 screen, the prompt the brief caption;
 `--tokens` new tokens are forced on every engine (no end token). Engines:
 
-- ours: describe-screen's qwen3.5 family on the bundle our exporter writes from the checkpoint (fp32 + q4,
+- ours: describe-screen's qwen3.5 family on the bundle our exporter writes from the checkpoint (q4,
   published -OPT layout), q4 on the CPU (MatMulNBits; the int8-product copies derived at install), through
-  its own token_ids (what stream() speaks), from the PIL image to the last piece; first words at the first
-  non-empty streamed piece;
+  its own token_ids (what stream() speaks), from the PIL image to the last piece;
 - PyTorch: transformers' Qwen3_5ForConditionalGeneration, fp32, eager, generate() from the PIL image
   (Qwen2-VL image processor, chat template, image-pad expansion), phases marked by hooks;
 - llama.cpp: its own convert_hf_to_gguf.py (f16 text model, `--mmproj` projector f16), llama-quantize to
   Q4_0 and Q4_K_M, served by llama-server (tests/llama_cpp.py, built without AMX, see its FLAGS) and
   asked as bench_server.py does; vision ms from its log's timestamps (llama_vision_ms: image preprocessing
   and encoding), prefill = its prompt time less that, first token when the first streamed piece arrives.
+
+First words: random weights write no sentences, so the time to the first spoken words is taken as the
+time at which the FIRST_WORDS_TOKENS-th new token has arrived (on every engine: ours and PyTorch when the
+token is chosen, llama.cpp when the streamed piece carrying it arrives). Speech starts the first
+utterance at a clause break once it has four words (speech.first_utterance); a first clause such as "A
+file manager window with two panes," is about 8 tokens in a 248k-token English BPE like Qwen3.5's (about
+one a common word, one for the comma): the column is the first token plus seven decode steps, what such a
+clause costs before speech can start (the synthesiser's own start is not in it).
 
 Image tokens: `--image-tokens default,96,256,480` runs every engine at each cap. A number N caps every
 engine at N*32*32 pixels (llama.cpp's `--image-max-tokens N`, the Qwen2-VL processor's max_pixels, our
@@ -33,7 +40,8 @@ ready (files in the page cache), once per engine.
     .venv/bin/python benchmarks/bench_qwen35.py [--size 0.8b|2b] [--work DIR] [--rounds 5] [--tokens 60]
         [--image-tokens default,96,256,480] [--engines ours,torch,q4_0,q4_k_m] [--threads N]
 
-The checkpoint (3.4 GB for 0.8B, fp32 safetensors) and the GGUF files are built once into --work.
+The checkpoint (3.4 GB for 0.8B, 8.8 GB for 2B: fp32 safetensors), our q4 bundle and the GGUF files are
+built once into --work.
 CPU-heavy: the PyTorch runs alone take minutes per round on two cores.
 """
 
@@ -93,6 +101,7 @@ SPLIT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}|
 TRAINED_VOCAB = 16000
 LICENCES = Path("/usr/share/common-licenses")  # Debian's base-files: the same English text on every machine
 LLAMA_WEIGHTS = ("q4_0", "q4_k_m")
+FIRST_WORDS_TOKENS = 8  # a first clause of about six words and its comma (see the module docstring)
 
 
 # --- the checkpoint ---------------------------------------------------------------------------------
@@ -187,8 +196,9 @@ def capture(number: int):
 # --- ours ----------------------------------------------------------------------------------------------
 
 def prepare_bundle(source: Path, work: Path, size: str) -> Path:
-    """Our exporter's bundle of the checkpoint (fp32 + q4, the published layout, installed as `models
-    install` stores it), and the CPU's derived int8-product copies made once, as at install."""
+    """Our exporter's q4 bundle of the checkpoint (the published layout, installed as `models install` stores
+    it; the CPU runs q4, and the 2B's fp32 set would add 9 GB); the int8-product copies are derived at the
+    first load, as at install."""
     import dataclasses
 
     from describe_screen import models
@@ -199,8 +209,8 @@ def prepare_bundle(source: Path, work: Path, size: str) -> Path:
         started = time.perf_counter()
         bundle.parent.mkdir(parents=True, exist_ok=True)
         manifest = dataclasses.replace(models.manifest(f"qwen3.5-{size}"), name=bundle.name)
-        export_model(manifest, bundle, "auto", source=source)
-        print(f"export (fp32 + q4): {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        export_model(manifest, bundle, "int8", source=source)  # this family's integer set is q4
+        print(f"export (q4): {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return bundle
 
 
@@ -244,18 +254,21 @@ def ours_worker(bundle: Path, image_tokens: str, tokens: int, threads: int, size
         image = capture(number)
         stamps.clear()
         t0 = time.perf_counter()
-        first_words = None
-        for piece in stream_text(model.tokenizer, ids(image)):
-            if first_words is None and piece.strip():
-                first_words = time.perf_counter() - t0
+        for _ in stream_text(model.tokenizer, ids(image)):
+            pass
         end = time.perf_counter()
         print(json.dumps({
             "image_tokens": count, "prompt_tokens": prompt_tokens, "tokens": len(stamps),
             "vision_ms": (marks["vision_end"] - marks["vision_start"]) * 1e3,
             "prefill_ms": (stamps[0] - marks["vision_end"]) * 1e3,
             "ms_per_token": (stamps[-1] - stamps[0]) * 1e3 / max(len(stamps) - 1, 1),
-            "ttft_s": stamps[0] - t0, "first_words_s": first_words, "total_s": end - t0,
+            "ttft_s": stamps[0] - t0, "first_words_s": first_words(stamps, t0), "total_s": end - t0,
             "peak_rss_mb": vm_hwm_mb()}), flush=True)
+
+
+def first_words(stamps: list[float], t0: float) -> float | None:
+    """Seconds from t0 to the FIRST_WORDS_TOKENS-th token's arrival (None when fewer came)."""
+    return stamps[FIRST_WORDS_TOKENS - 1] - t0 if len(stamps) >= FIRST_WORDS_TOKENS else None
 
 
 # --- PyTorch -------------------------------------------------------------------------------------------
@@ -305,7 +318,8 @@ def torch_worker(source: Path, image_tokens: str, tokens: int, threads: int, siz
             "vision_ms": (marks["vision_end"] - marks["vision_start"]) * 1e3,
             "prefill_ms": (stamps[0] - marks["vision_end"]) * 1e3,
             "ms_per_token": (stamps[-1] - stamps[0]) * 1e3 / max(produced - 1, 1),
-            "ttft_s": stamps[0] - t0, "total_s": end - t0, "peak_rss_mb": vm_hwm_mb()}), flush=True)
+            "ttft_s": stamps[0] - t0, "first_words_s": first_words(stamps, t0), "total_s": end - t0,
+            "peak_rss_mb": vm_hwm_mb()}), flush=True)
 
 
 class Worker(bench_server.Worker):
@@ -368,7 +382,7 @@ class Llama:
             {"type": "image_url", "image_url": {"url": encode_image(capture(self.number))}}, self.size)
         seen = len(self.log.read_text(encoding="utf-8", errors="replace"))
         t0 = time.perf_counter()
-        first = None
+        pieces: list[float] = []  # when each piece carrying text arrived (one token each, as llama-server streams)
         timings: dict = {}
         with httpx2.stream("POST", f"{self.server.url}/chat/completions", json=self.body, timeout=900) as reply:
             reply.raise_for_status()
@@ -377,17 +391,18 @@ class Llama:
                     continue
                 chunk = json.loads(line[6:])
                 timings = chunk.get("timings") or timings
-                if first is None and any((c.get("delta") or {}).get("content") for c in chunk.get("choices", [])):
-                    first = time.perf_counter() - t0
+                if any((c.get("delta") or {}).get("content") for c in chunk.get("choices", [])):
+                    pieces.append(time.perf_counter())
         total = time.perf_counter() - t0
         produced, decode_ms = timings["predicted_n"], timings["predicted_per_token_ms"]
         # The first token's time from llama-server's own decode timing when no piece carried text.
-        ttft = first if first is not None else total - decode_ms * (produced - 1) / 1e3
+        ttft = pieces[0] - t0 if pieces else total - decode_ms * (produced - 1) / 1e3
         log = self.log.read_text(encoding="utf-8", errors="replace")[seen:]
         vision = llama_vision_ms(log)
         return {"prompt_tokens": timings["prompt_n"], "tokens": produced, "vision_ms": vision,
                 "prefill_ms": timings["prompt_ms"] - vision, "ms_per_token": decode_ms, "ttft_s": ttft,
-                "total_s": total, "peak_rss_mb": vm_hwm_mb(self.server.process.pid),
+                "first_words_s": first_words(pieces, t0), "total_s": total,
+                "peak_rss_mb": vm_hwm_mb(self.server.process.pid),
                 "image_tokens": timings["prompt_n"] - self.text_tokens()}
 
     def text_tokens(self) -> int:
@@ -428,7 +443,9 @@ def _seconds(line: str) -> float:
 
 # --- the race ------------------------------------------------------------------------------------------
 
-def summary(values: list[float]) -> str:
+def summary(values: list[float | None]) -> str:
+    if None in values:
+        return "-"
     return f"{statistics.median(values):.{digits(values)}f} [{min(values):.{digits(values)}f}-" \
            f"{max(values):.{digits(values)}f}]"
 
@@ -438,7 +455,8 @@ def digits(values: list[float]) -> int:
 
 
 COLUMNS = (("vision_ms", "vision ms"), ("prefill_ms", "prefill ms"), ("ms_per_token", "decode ms/token"),
-           ("ttft_s", "first token s"), ("total_s", "end to end s"), ("peak_rss_mb", "peak RSS MB"))
+           ("ttft_s", "first token s"), ("first_words_s", f"first words s (token {FIRST_WORDS_TOKENS})"),
+           ("total_s", "end to end s"), ("peak_rss_mb", "peak RSS MB"))
 
 
 def table(results: dict[str, list[dict]], labels: dict[str, str], loads: dict[str, float]) -> list[str]:
@@ -454,7 +472,7 @@ def table(results: dict[str, list[dict]], labels: dict[str, str], loads: dict[st
                 continue
             cells = []
             for key, _ in COLUMNS:
-                pairs = [b[key] / a[key] for a, b in zip(results["ours"], runs, strict=True) if a[key]]
+                pairs = [b[key] / a[key] for a, b in zip(results["ours"], runs, strict=True) if a[key] and b[key]]
                 cells.append(f"{statistics.median(pairs):.2f}x [{min(pairs):.2f}-{max(pairs):.2f}]" if pairs else "-")
             lines.append(f"| {labels[name]} / ours | | | " + " | ".join(cells) + " | |")
     return lines

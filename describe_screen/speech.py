@@ -59,6 +59,10 @@ CUES: dict[str, tuple[list[tuple[float, float]], float]] = {
 # break; but not after a lone initial or a common abbreviation ("J. Smith", "e.g. this", "Dr. Who").
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|\n\s*")
 _ABBREVIATION = re.compile(r"(?:\b[A-Za-z]|\b(?:Mr|Mrs|Ms|Dr|Prof|St|vs|e\.g|i\.e|approx))[.]$")
+# A clause ends at a comma, semicolon or colon followed by white space (so not in "1,000" or "10:30"), or
+# at a dash between words. The first utterance of a stream may end at one (first_utterance).
+_CLAUSE = re.compile(r"[,;:]\s+|\s+[-–—]+\s+|—")
+FIRST_CLAUSE_WORDS = 4  # fewer words than this before a clause break are too little to say on their own
 
 DRIVER_NAMES = {"espeak": "espeak-ng", "sapi5": "SAPI5", "nsss": "NSSpeechSynthesizer", "avspeech": "AVSpeech"}
 
@@ -66,13 +70,35 @@ DRIVER_NAMES = {"espeak": "espeak-ng", "sapi5": "SAPI5", "nsss": "NSSpeechSynthe
 def split_sentences(text: str) -> tuple[list[str], str]:
     """Complete sentences at the start of `text`, and the unfinished rest."""
     sentences, start = [], 0
+    for end in _sentence_ends(text):
+        if sentence := text[start:end].strip():
+            sentences.append(sentence)
+        start = end
+    return sentences, text[start:]
+
+
+def _sentence_ends(text: str) -> Iterator[int]:
+    """Where each sentence of `text` ends (after the white space that follows it)."""
+    start = 0
     for match in _END.finditer(text):
         if "\n" not in match.group() and _ABBREVIATION.search(text, start, match.start() + 1):
             continue
-        if sentence := text[start:match.end()].strip():
-            sentences.append(sentence)
+        yield match.end()
         start = match.end()
-    return sentences, text[start:]
+
+
+def first_utterance(text: str) -> tuple[str, str]:
+    """The first utterance of a stream once `text` holds it, and the rest (("", text) until then).
+
+    It ends at the first clause break with FIRST_CLAUSE_WORDS words before it, or at the end of the first
+    sentence, whichever comes first: a long first sentence would otherwise hold back the first words
+    until its last token is decoded. Later utterances are whole sentences (split_sentences)."""
+    text = text.lstrip()
+    end = next(_sentence_ends(text), None)
+    for match in _CLAUSE.finditer(text, 0, len(text) if end is None else end):
+        if len(text[:match.end()].split()) >= FIRST_CLAUSE_WORDS:
+            return text[:match.end()].strip(), text[match.end():]
+    return ("", text) if end is None else (text[:end].strip(), text[end:])
 
 
 class Speaker:
@@ -131,16 +157,24 @@ class Speaker:
                 self._enqueue("say", sentence)
 
     def say_stream(self, pieces: Iterable[str], cancelled: Callable[[], bool] = lambda: False) -> str:
-        """Speak text as it is produced: each sentence is queued the moment it is complete.
+        """Speak text as it is produced: the first clause (first_utterance) the moment it is complete, so
+        the first words come early, then each sentence the moment it is complete.
 
         Returns all the text received (up to cancellation).
         """
-        received, buffer = [], ""
+        received, buffer, started = [], "", False
         for piece in pieces:
             if cancelled():
                 break
             received.append(piece)
-            sentences, buffer = split_sentences(buffer + piece)
+            buffer += piece
+            if not started:
+                first, buffer = first_utterance(buffer)
+                if not first:
+                    continue
+                self._enqueue("say", first)
+                started = True
+            sentences, buffer = split_sentences(buffer)
             for sentence in sentences:
                 self._enqueue("say", sentence)
         if buffer.strip() and not cancelled():

@@ -328,20 +328,31 @@ def test_decoder_runs_a_batch_of_two_prompts_like_torch(tiny):
                                rtol=1e-4)
 
 
-def test_decoder_with_more_value_heads_than_key_heads_matches_torch(tmp_path):
-    """Larger Qwen3.5 sizes share each query/key head among several value heads (0.8B and 2B have 16 and 16)."""
+# Shapes the shared tiny model does not have. It has the 2B's proportions (hidden size = the Gated DeltaNet's
+# query/key width, 2048 = 16 x 128; vision narrower than text, with other head counts); the 0.8B's hidden size
+# is half that width (1024); larger sizes share each query/key head among several value heads and have an
+# lm_head of their own.
+SHAPES = {"0.8b-proportions": ({"hidden_size": 32, "intermediate_size": 96}, True, (1, 4, 16, 16)),
+          "more-value-heads": ({"linear_num_value_heads": 8}, True, (1, 8, 16, 16)),
+          "untied-lm-head": ({}, False, (1, 4, 16, 16))}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_decoder_of_other_sizes_shapes_matches_torch(tmp_path, shape):
     from tiny_qwen import TEXT, VISION, build_qwen
 
-    from describe_screen.export.qwen35 import write_repo
+    from describe_screen.export.qwen35 import Checkpoint, write_repo
 
-    source = build_qwen(tmp_path / "source", {**TEXT, "linear_num_value_heads": 8}, VISION, init_std=0.2)
+    changes, tied, recurrent = SHAPES[shape]
+    source = build_qwen(tmp_path / "source", {**TEXT, **changes}, VISION, init_std=0.2, tied=tied)
+    assert Checkpoint(source).has("lm_head.weight") is not tied
     repo = write_repo(source, tmp_path / "repo", ["fp32"])
     model = torch_model(source)
     embed = model.get_input_embeddings()
     input_ids, positions, delta = image_prompt(model, [1, 4, 6])
     embeds = embed(input_ids).detach().numpy()
     ours, theirs = OnnxDecoder(session(repo, "decoder_model_merged")), TorchDecoder(model)
-    assert ours.past["past_recurrent.0"].shape == (1, 8, 16, 16)
+    assert ours.past["past_recurrent.0"].shape == recurrent
     np.testing.assert_allclose(ours(embeds, positions, keep=0), theirs(embeds, positions), atol=1e-4, rtol=1e-4)
     step = np.full((3, 1, 1), embeds.shape[1] + delta)
     token = embed(torch.tensor([[7]])).detach().numpy()

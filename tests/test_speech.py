@@ -18,7 +18,7 @@ import pytest
 
 from describe_screen.config import SpeechConfig
 from describe_screen.errors import UserError
-from describe_screen.speech import RATE, Speaker, _Voice, read_audio, split_sentences
+from describe_screen.speech import RATE, Speaker, _Voice, first_utterance, read_audio, split_sentences
 
 FAST = SpeechConfig(rate=400)
 READING = " ".join(f"This is sentence number {n} of a long reading about the screen." for n in range(1, 11))
@@ -109,6 +109,49 @@ def test_say_stream_speaks_the_first_sentence_before_the_stream_ends(speaker) ->
     assert heard_before_end == ["Two buttons are shown."]
     assert speaker.wait_idle(20)
     assert speaker.spoken == ["Two buttons are shown.", "The rest of this answer takes a while."]
+
+
+def test_say_stream_speaks_the_first_clause_of_a_long_first_sentence_before_the_rest_comes(speaker) -> None:
+    heard_before_end: list[str] = []
+
+    def tokens() -> Iterator[str]:
+        yield from ("A", " file", " manager", " window", ",", " with")
+        deadline = time.monotonic() + 10  # the rest of the sentence is still being decoded
+        while not speaker.spoken and time.monotonic() < deadline:
+            time.sleep(0.02)
+        heard_before_end.extend(speaker.spoken)
+        yield from (" two", " panes", " and", " a", " toolbar", ".", " Later", ",", " a", " second", " sentence",
+                    ",", " with", " commas", ",", " is", " said", " whole", ".")
+
+    text = speaker.say_stream(tokens())
+    assert text == ("A file manager window, with two panes and a toolbar. "
+                    "Later, a second sentence, with commas, is said whole.")
+    assert heard_before_end == ["A file manager window,"]
+    assert speaker.wait_idle(20)
+    assert speaker.spoken == ["A file manager window,", "with two panes and a toolbar.",
+                              "Later, a second sentence, with commas, is said whole."]
+
+
+def test_say_stream_keeps_a_short_clause_or_a_short_first_sentence_whole(speaker) -> None:
+    assert speaker.say_stream(iter(["Menu bar: File, Edit", " and", " Help.", " Saved, as you asked, at 10:30. "]))
+    assert speaker.say_stream(iter(["Saved.", " Then, after", " a while, it closed."]))
+    assert speaker.wait_idle(20)
+    assert speaker.spoken == ["Menu bar: File, Edit and Help.", "Saved, as you asked, at 10:30.",
+                              "Saved.", "Then, after a while, it closed."]
+
+
+@pytest.mark.parametrize(("text", "first"), [
+    ("1,000 files are in the folder, sorted", "1,000 files are in the folder,"),  # no break inside a number
+    ("The clock says 10:30 in the corner. Next", "The clock says 10:30 in the corner."),
+    ("The Network Settings window — a list", "The Network Settings window —"),
+    ("Two dialogs are open—one asks", "Two dialogs are open—"),
+    ("Dr. Smith wrote to you: two new", "Dr. Smith wrote to you:"),
+    ("A dialog asks: save", ""),  # not yet: three words, and the sentence goes on
+])
+def test_first_utterance_ends_at_a_clause_break_after_four_words(text: str, first: str) -> None:
+    head, rest = first_utterance(text)
+    assert head == first
+    assert (head + rest).replace(" ", "") == text.replace(" ", "")  # nothing lost
 
 
 def test_say_stream_stops_reading_when_cancelled(speaker) -> None:

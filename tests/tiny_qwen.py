@@ -32,10 +32,12 @@ VISION = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2
           "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 64}
 
 
-def build_qwen(out_dir: Path, text: dict, vision: dict, seed: int = 0, init_std: float | None = None) -> Path:
+def build_qwen(out_dir: Path, text: dict, vision: dict, seed: int = 0, init_std: float | None = None,
+               tied: bool = True) -> Path:
     """A random Qwen3.5 of any size saved like a Hugging Face repo (weights, configs, tokenizer, chat template,
     processor settings), for the real exporter to read from a local folder. `init_std` redraws the weight
-    matrices wider and moves the norms off 1 (None keeps transformers' own initialisation)."""
+    matrices wider and moves the norms off 1 (None keeps transformers' own initialisation); `tied=False`
+    gives it an lm_head of its own (0.8B and 2B share the embedding table, larger sizes do not)."""
     import torch
     from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration
 
@@ -48,11 +50,11 @@ def build_qwen(out_dir: Path, text: dict, vision: dict, seed: int = 0, init_std:
     eos = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     config = Qwen3_5Config(
         text_config={**text, "vocab_size": tokenizer.get_vocab_size(), "eos_token_id": eos[0],
-                     "bos_token_id": None, "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": True},
+                     "bos_token_id": None, "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": tied},
         vision_config={**vision, "out_hidden_size": text["hidden_size"]},
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True)
+        tie_word_embeddings=tied)
     torch.manual_seed(seed)
     model = Qwen3_5ForConditionalGeneration(config).eval()
     if init_std is not None:

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from describe_screen.errors import UserError
 from describe_screen.i18n import _
 from describe_screen.vlm import onnx
+from describe_screen.vlm.decoding import Limits, chat_limits, stream_text
 
 if TYPE_CHECKING:
+    from PIL.Image import Image
     from tokenizers import Tokenizer
 
-    from describe_screen.vlm import RuntimeOptions
+    from describe_screen.vlm import Request, RuntimeOptions
 
 MANIFEST = "manifest.json"
 STAMP = ".verified.json"
@@ -542,3 +544,32 @@ class Bundle:
                               "of describe-screen does not provide.",
                               name=name, path=self.path, extra=extra[0]), self.fix)
         return session
+
+
+class ChatModel:
+    """What the chat families (SmolVLM, Qwen3.5) share over their bundle: its name, tasks and options, the
+    tokenizer, stop rules that end at the family's END_OF_TURN token or its `eos` ids, the provider its
+    decoder really runs on, and stream() as the decoded text of its own token_ids."""
+
+    END_OF_TURN = ""
+    decoder: Callable[[], onnx.BoundRunner]  # each family's own: the session that decodes
+    token_ids: Callable[[Image, Request, Callable[[], bool]], Iterator[int]]
+
+    def __init__(self, bundle: Bundle, eos: list[int]) -> None:
+        self.bundle = bundle
+        self.options = bundle.options
+        self.path, self.manifest, self.name, self.tasks = bundle.path, bundle.manifest, bundle.name, bundle.tasks
+        self.eos = eos
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.bundle.tokenizer
+
+    def limits(self) -> Limits:
+        return chat_limits(self.tokenizer, self.options.max_new_tokens, self.eos, self.END_OF_TURN)
+
+    def provider(self) -> str:
+        return onnx.main_provider(self.decoder().session)
+
+    def stream(self, image: Image, request: Request, cancelled: Callable[[], bool]) -> Iterator[str]:
+        yield from stream_text(self.tokenizer, self.token_ids(image, request, cancelled))

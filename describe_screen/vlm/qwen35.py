@@ -33,13 +33,12 @@ from typing import TYPE_CHECKING, Any
 from describe_screen.errors import UserError
 from describe_screen.i18n import _
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, images, onnx, user_texts
-from describe_screen.vlm.bundle import Graph
-from describe_screen.vlm.decoding import Limits, chat_limits, greedy, stream_text, token_list
+from describe_screen.vlm.bundle import ChatModel, Graph
+from describe_screen.vlm.decoding import Limits, greedy, token_list
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image
-    from tokenizers import Tokenizer
 
     from describe_screen.vlm.bundle import Bundle
 
@@ -167,35 +166,23 @@ class Conversation:
     grounding: str = ""  # the screen text the conversation already holds
 
 
-class Qwen35:
+class Qwen35(ChatModel):
     """A Qwen3.5 bundle. Sessions load on first use (see bundle.Bundle)."""
 
     multilingual = True  # Qwen3.5 answers in the user's language when asked to (vlm.answers_in)
+    END_OF_TURN = "<|im_end|>"
 
     def __init__(self, bundle: Bundle) -> None:
-        self.bundle = bundle
-        self.options = bundle.options
-        self.path, self.manifest, self.name, self.tasks = bundle.path, bundle.manifest, bundle.name, bundle.tasks
+        super().__init__(bundle, bundle.value("generation_config.json", "eos_token_id", token_list,
+                                              bundle.value(CONFIG, "text_config.eos_token_id", token_list, [])))
         self.settings = ImageSettings.read(bundle)
         self.image_token_id = bundle.value(CONFIG, "image_token_id", int)
         self.vision_start_id = bundle.value(CONFIG, "vision_start_token_id", int)
         self.vision_end_id = bundle.value(CONFIG, "vision_end_token_id", int)
         self.merge = bundle.value(CONFIG, "vision_config.spatial_merge_size", int, self.settings.merge)
-        self._eos = bundle.value("generation_config.json", "eos_token_id", token_list,
-                                 bundle.value(CONFIG, "text_config.eos_token_id", token_list, []))
         self._features: tuple[bytes, np.ndarray] | None = None
         self._prefix: tuple[bytes, State] | None = None  # the state after the image
         self._conversation: Conversation | None = None
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self.bundle.tokenizer
-
-    def limits(self) -> Limits:
-        return chat_limits(self.tokenizer, self.options.max_new_tokens, self._eos, "<|im_end|>")
-
-    def provider(self) -> str:
-        return onnx.main_provider(self.decoder().session)
 
     def warm_up(self) -> None:
         from PIL import Image as PILImage
@@ -204,9 +191,6 @@ class Qwen35:
         request = Request(task=min(self.tasks - {ASK}, default=ASK), question="Hi")
         list(self.token_ids(blank, request, lambda: False, Limits(max_new_tokens=1, repeat_span=0)))
         self._features = self._prefix = self._conversation = None
-
-    def stream(self, image: Image, request: Request, cancelled: Callable[[], bool]) -> Iterator[str]:
-        yield from stream_text(self.tokenizer, self.token_ids(image, request, cancelled))
 
     # -- the prompt
     def patches(self, image: Image, task: str) -> Patches:

@@ -34,13 +34,12 @@ from typing import TYPE_CHECKING, Any
 from describe_screen.errors import UserError
 from describe_screen.i18n import _
 from describe_screen.vlm import ASK, Request, Turn, fused, images, onnx, user_texts
-from describe_screen.vlm.bundle import Graph
-from describe_screen.vlm.decoding import Limits, Step, chat_limits, greedy, stream_text, teacher_forced, token_list
+from describe_screen.vlm.bundle import ChatModel, Graph
+from describe_screen.vlm.decoding import Limits, Step, greedy, teacher_forced, token_list
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image
-    from tokenizers import Tokenizer
 
     from describe_screen.vlm.bundle import Bundle
 
@@ -172,14 +171,14 @@ def chat_prompt(first_question: str, history: list[Turn], question: str) -> str:
     return "<|im_start|>" + "".join(turns) + "Assistant:"
 
 
-class SmolVLM:
+class SmolVLM(ChatModel):
     """A SmolVLM bundle. Sessions load on first use (see bundle.Bundle); features of the last image
     are kept so a follow-up question about the same capture skips the vision encoder."""
 
+    END_OF_TURN = "<end_of_utterance>"
+
     def __init__(self, bundle: Bundle) -> None:
-        self.bundle = bundle
-        self.options = bundle.options
-        self.path, self.manifest, self.name, self.tasks = bundle.path, bundle.manifest, bundle.name, bundle.tasks
+        super().__init__(bundle, bundle.value("generation_config.json", "eos_token_id", token_list, []))
         self._features: tuple[bytes, np.ndarray] | None = None
         self.image_token_id = bundle.value(CONFIG, "image_token_id", int)
         self.settings = ImageSettings.read(bundle)
@@ -192,17 +191,6 @@ class SmolVLM:
         self.kv_heads = bundle.value(CONFIG, "text_config.num_key_value_heads", int, heads)
         self.head_dim = bundle.value(CONFIG, "text_config.head_dim", int,
                                      bundle.value(CONFIG, "text_config.hidden_size", int, 64) // max(heads, 1))
-        self._eos = bundle.value("generation_config.json", "eos_token_id", token_list, [])
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self.bundle.tokenizer
-
-    def limits(self) -> Limits:
-        return chat_limits(self.tokenizer, self.options.max_new_tokens, self._eos, "<end_of_utterance>")
-
-    def provider(self) -> str:
-        return onnx.main_provider(self.decoder().session)
 
     def warm_up(self) -> None:
         from PIL import Image as PILImage
@@ -212,9 +200,6 @@ class SmolVLM:
                                 lambda: False, Limits(max_new_tokens=1, repeat_span=0)):
             pass
         self._features = None
-
-    def stream(self, image: Image, request: Request, cancelled: Callable[[], bool]) -> Iterator[str]:
-        yield from stream_text(self.tokenizer, self.token_ids(image, request, cancelled))
 
     def tiles(self, image: Image) -> Tiles:
         return preprocess(image, self.settings, split=self.options.tiles == "default")
