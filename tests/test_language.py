@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from describe_screen import i18n, language
+from describe_screen import language
 from describe_screen.config import SpeechConfig
 from describe_screen.speech import Speaker
 
@@ -34,21 +34,6 @@ def test_a_line_is_told_only_when_long_enough_and_clear() -> None:
     assert language.text_language(ENGLISH) == "en"
     assert language.text_language("Datei speichern") == ""  # two words: any identifier guesses
     assert language.text_language("File Edit View Help") == ""
-
-
-@pytest.fixture
-def desktop(monkeypatch):
-    """A desktop locale (LANG alone, not the tests' LANGUAGE=en) that describe-screen reads afresh, as a daemon
-    started in it does; afterwards the tests' locale again."""
-    def use(lang: str) -> None:
-        monkeypatch.setenv("LANG", lang)
-        for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
-            monkeypatch.delenv(variable, raising=False)
-        i18n.use("auto")
-
-    yield use
-    monkeypatch.undo()
-    i18n.use("auto")
 
 
 def speak(tmp_path, desktop, lang: str, lines: list[str]) -> tuple[list[tuple[str, str]], str]:
