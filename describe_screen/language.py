@@ -42,8 +42,21 @@ def user_language(environ: Mapping[str, str] | None = None) -> str:
 
 
 def name(code: str) -> str:
-    """The language's English name, or its code where we have none."""
+    """The language's English name, or its code where we have none: for a vision model's instructions."""
     return NAMES.get(code, code)
+
+
+def spoken_name(code: str) -> str:
+    """The language's name in the language our sentences are in ("Deutsch" in German, "allemand" in
+    French), from Babel's CLDR data; its code where CLDR has none."""
+    from babel import Locale, UnknownLocaleError
+
+    from describe_screen import i18n
+
+    try:
+        return Locale.parse(code).get_display_name(i18n.language().code) or code
+    except (ValueError, UnknownLocaleError):
+        return code
 
 
 def text_language(text: str) -> str:

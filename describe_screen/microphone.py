@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from describe_screen.errors import UserError
-from describe_screen.i18n import N_, _
+from describe_screen.i18n import N_, _, number
 from describe_screen.paths import regular_file
 from describe_screen.sound import read_sound, resample
 
@@ -53,7 +53,7 @@ class Recorder(Protocol):
 
 def cut_note(max_seconds: float) -> str:
     """What the user hears when a recording ran past the limit and its start was kept."""
-    return f"Your question was long, so I only listened to the first {max_seconds:g} seconds."
+    return _("Your question was long, so I only listened to the first {seconds} seconds.", seconds=number(max_seconds))
 
 
 class MicrophoneRecorder:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from describe_screen.config import Config, config_path, server_url
 from describe_screen.errors import UserError
-from describe_screen.i18n import _
+from describe_screen.i18n import N_, _
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, user_texts
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ JPEG_ABOVE = 3_000_000  # PNG keeps text sharp; a photo-like screen this big in 
 CONNECT_SECONDS = 3.0
 POLL_SECONDS = 0.01  # how often a waiting stream checks for stop: well inside the 100 ms promise
 RETRY_SECONDS = 30.0  # after a failure, local models answer for this long before the server is tried again
-SETTINGS_FIX = "Check models.server in {path}, and that the server is running."
+SETTINGS_FIX = N_("Check models.server in {path}, and that the server is running.")
 
 
 def encode_image(image: Image) -> str:
@@ -218,7 +218,7 @@ class ServerModel:
             if isinstance(exc.__cause__, (httpx2.RemoteProtocolError, httpx2.ReadError)):
                 return self.cut()
             return UserError(_("The model server at {host} cannot be reached.", host=self.host),
-                             SETTINGS_FIX.format(path=config_path()))
+                             _(SETTINGS_FIX, path=config_path()))
         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
             return UserError(_("The model server at {host} refused the key ({message}).",
                                host=self.host, message=message),

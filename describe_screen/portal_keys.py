@@ -57,8 +57,8 @@ class PortalShortcuts:
     @property
     def note(self) -> str:
         """For the ready message: no key to name means the user has yet to choose them."""
-        return "" if self.bound else ("The desktop has given describe-screen no keys yet: choose them in its "
-                                      "keyboard settings, under global shortcuts.")
+        return "" if self.bound else _("The desktop has given describe-screen no keys yet: choose them in its "
+                                       "keyboard settings, under global shortcuts.")
 
     def start(self) -> None:
         from describe_screen.capture.portal import Bus

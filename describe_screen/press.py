@@ -25,16 +25,17 @@ if TYPE_CHECKING:
     from describe_screen.capture import Capture
     from describe_screen.reader import Box
 
-ROUTE_X11 = "X11 XTest"
-ROUTE_WLROOTS = "the wlroots virtual-pointer protocol"
-ROUTE_PORTAL = "the desktop's remote-desktop portal"
+# the routes, as doctor names them (translated where said)
+ROUTE_X11 = N_("X11 XTest")
+ROUTE_WLROOTS = N_("the wlroots virtual-pointer protocol")
+ROUTE_PORTAL = N_("the desktop's remote-desktop portal")
 # how each route is allowed, said by doctor after the route
-ALLOWED = {ROUTE_X11: "Every program of an X11 session may use it: there is nothing to allow.",
-           ROUTE_WLROOTS: "The compositor lets every program of your session use it: there is nothing to allow.",
-           ROUTE_PORTAL: "At the first press the desktop asks whether describe-screen may control the pointer and "
-                         "share the screen (only to aim the pointer; nothing is recorded): allow it (on GNOME, turn "
-                         "on Allow remote interaction, then choose Share). The answer is kept until you withdraw it "
-                         "in the desktop's privacy settings."}
+ALLOWED = {ROUTE_X11: N_("Every program of an X11 session may use it: there is nothing to allow."),
+           ROUTE_WLROOTS: N_("The compositor lets every program of your session use it: there is nothing to allow."),
+           ROUTE_PORTAL: N_("At the first press the desktop asks whether describe-screen may control the pointer and "
+                            "share the screen (only to aim the pointer; nothing is recorded): allow it (on GNOME, "
+                            "turn on Allow remote interaction, then choose Share). The answer is kept until you "
+                            "withdraw it in the desktop's privacy settings.")}
 CLICKS = {"click": (1, 1), "double": (1, 2), "right": (3, 1)}  # how -> (pointer button, presses)
 LINUX_BUTTONS = {1: 0x110, 2: 0x112, 3: 0x111}  # X11 pointer buttons -> Linux input codes (BTN_LEFT, ...) for Wayland
 CLICK_WORDS = {"click": N_("Pressing {name}."), "double": N_("Double-clicking {name}."),

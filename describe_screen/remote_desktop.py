@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import N_, _
 
 REMOTE = "org.freedesktop.portal.RemoteDesktop"
 SCREENCAST = "org.freedesktop.portal.ScreenCast"
@@ -30,15 +31,10 @@ POINTER = 2  # RemoteDesktop device type
 MONITOR = 1  # ScreenCast source type
 PERSIST_UNTIL_REVOKED = 2
 RELEASED, PRESSED = 0, 1
-FIRST_TIME = ("Your desktop is about to ask whether describe-screen may control the pointer. Please allow it: "
-              "turn on remote interaction, choose Share, and let it remember the answer if it offers to. That is "
-              "how I press the element you chose; the screen is shared only to aim the pointer, and nothing is "
-              "recorded. It asks only this once.")
-MISSING = UserError("This desktop offers no remote-desktop portal, so describe-screen cannot press anything here.",
-                    "Install xdg-desktop-portal and your desktop's portal (xdg-desktop-portal-gnome or -kde), log "
-                    "out and in again; exploring and reading work meanwhile.")
-REFUSED = UserError("The desktop did not allow describe-screen to control the pointer, so nothing was pressed.",
-                    "Press again, and choose Allow (and to remember it) when the desktop asks.")
+FIRST_TIME = N_("Your desktop is about to ask whether describe-screen may control the pointer. Please allow it: "
+                 "turn on remote interaction, choose Share, and let it remember the answer if it offers to. That is "
+                 "how I press the element you chose; the screen is shared only to aim the pointer, and nothing is "
+                 "recorded. It asks only this once.")
 Rect = tuple[float, float, float, float]
 
 
@@ -48,11 +44,21 @@ def check() -> None:
 
     with Bus() as bus:
         if not bus.version(REMOTE) or not bus.version(SCREENCAST):
-            raise MISSING
+            raise UserError(_("This desktop offers no remote-desktop portal, so describe-screen cannot press "
+                              "anything here."),
+                            _("Install xdg-desktop-portal and your desktop's portal (xdg-desktop-portal-gnome or "
+                              "-kde), log out and in again; exploring and reading work meanwhile."))
         if not _property(bus, REMOTE, "AvailableDeviceTypes") & POINTER:
-            raise UserError("This desktop's remote-desktop portal offers no pointer, so describe-screen cannot "
-                            "press anything here.", "Check that your desktop's portal (xdg-desktop-portal-gnome or "
-                            "-kde) is installed and log out and in again; exploring and reading work meanwhile.")
+            raise UserError(_("This desktop's remote-desktop portal offers no pointer, so describe-screen cannot "
+                              "press anything here."), _("Check that your desktop's portal (xdg-desktop-portal-gnome "
+                                                         "or -kde) is installed and log out and in again; exploring "
+                                                         "and reading work meanwhile."))
+
+
+def refused() -> UserError:
+    """The user (or the desktop's policy) said no to pointer control."""
+    return UserError(_("The desktop did not allow describe-screen to control the pointer, so nothing was pressed."),
+                     _("Press again, and choose Allow (and to remember it) when the desktop asks."))
 
 
 class Session:
@@ -74,7 +80,7 @@ class Session:
         code, results = self.bus.request(REMOTE, "CreateSession", "a{sv}",
                                          ({"session_handle_token": ("s", "describe_screen_press")},))
         if code != 0:
-            raise REFUSED
+            raise refused()
         handle = str(results["session_handle"])
         devices = {"types": ("u", POINTER), "persist_mode": ("u", PERSIST_UNTIL_REVOKED)}
         if token:
@@ -83,11 +89,11 @@ class Session:
         self._answer(self.bus.request(SCREENCAST, "SelectSources", "oa{sv}",
                                       (handle, {"types": ("u", MONITOR), "multiple": ("b", True)})))
         if not token and say is not None:
-            say(FIRST_TIME)
+            say(_(FIRST_TIME))
         code, results = self.bus.request(REMOTE, "Start", "osa{sv}", (handle, "", {}))
         if code != 0 or not int(results.get("devices", 0)) & POINTER:
             token_file.unlink(missing_ok=True)  # the next press asks again, and says so first
-            raise REFUSED
+            raise refused()
         if results.get("restore_token"):  # single use: the next session restores with the new one
             token_file.parent.mkdir(parents=True, exist_ok=True)
             token_file.touch(mode=0o600)
@@ -95,21 +101,21 @@ class Session:
         streams = [(int(node), (*props.get("position", ("ii", (0, 0)))[1], *props["size"][1]))
                    for node, props in results.get("streams", []) if "size" in props]
         if not streams:
-            raise UserError("The desktop shared no screen with describe-screen, so it cannot aim the pointer.",
-                            "Press again, and share the whole screen when the desktop asks.")
+            raise UserError(_("The desktop shared no screen with describe-screen, so it cannot aim the pointer."),
+                            _("Press again, and share the whole screen when the desktop asks."))
         return handle, streams
 
     @staticmethod
     def _answer(answered: tuple[int, dict[str, Any]]) -> None:
         if answered[0] != 0:
-            raise REFUSED
+            raise refused()
 
     def click(self, x: float, y: float, button: int, presses: int, gap: float) -> None:
         """Press at the logical point (x, y): absolute motion in the stream whose monitor holds it."""
-        node, (left, top, _, _) = next(((n, r) for n, r in self.streams if _inside(r, x, y)), (None, (0, 0, 0, 0)))
+        node, (left, top, *_size) = next(((n, r) for n, r in self.streams if _inside(r, x, y)), (None, (0, 0, 0, 0)))
         if node is None:
-            raise UserError("That point is on no screen the desktop shared, so nothing was pressed.",
-                            "Capture again and press; if it keeps happening, share every screen when asked.")
+            raise UserError(_("That point is on no screen the desktop shared, so nothing was pressed."),
+                            _("Capture again and press; if it keeps happening, share every screen when asked."))
         self._notify("NotifyPointerMotionAbsolute", "oa{sv}udd", node, float(x - left), float(y - top))
         for n in range(presses):
             if n:
@@ -174,8 +180,8 @@ def click(x: float, y: float, extent: Rect, button: int, presses: int, gap: floa
             _KEPT.clear()
             session.close()
             if attempt == 2:
-                raise UserError(f"The desktop refused to move the pointer ({exc}).",
-                                "Press again; if it keeps failing, restart describe-screen.") from exc
+                raise UserError(_("The desktop refused to move the pointer ({problem}).", problem=exc),
+                                _("Press again; if it keeps failing, restart describe-screen.")) from exc
 
 
 def _inside(rect: Rect, x: float, y: float) -> bool:

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from describe_screen.errors import UserError
-from describe_screen.i18n import _
+from describe_screen.i18n import N_, _, spoken_list
 
-BUNDLED = ("Latin letters with their accents (English, French, Spanish, Portuguese, Italian, German, Polish, "
-           "Czech, Turkish and other European languages), Chinese and Japanese")
+BUNDLED = N_("Latin letters with their accents (English, French, Spanish, Portuguese, Italian, German, Polish, "
+              "Czech, Turkish and other European languages), Chinese and Japanese")
 REPO = "RapidAI/RapidOCR"  # on ModelScope, where rapidocr itself downloads its models from
 REVISION = "v3.10.0"
 ENDPOINT = "https://www.modelscope.cn"
@@ -41,22 +41,22 @@ class ScriptModel:
     script: str  # the Unicode script name of its letters, as unicodedata names them ("GREEK")
     path: str  # in the repo at REVISION
     sha256: str
-    says: str  # the script and languages, for the user
+    says: str  # the script and languages, for the user (N_: translated where said)
     rtl: bool = False
 
 
 SCRIPT_MODELS = {
     "ocr-cyrillic": ScriptModel("CYRILLIC", "onnx/PP-OCRv5/rec/cyrillic_PP-OCRv5_rec_mobile.onnx",
                                 "90f761b4bfcce0c8c561c0cb5c887b0971d3ec01c32164bdf7374a35b0982711",
-                                "Cyrillic (Russian, Ukrainian, Bulgarian, Serbian and others)"),
+                                N_("Cyrillic (Russian, Ukrainian, Bulgarian, Serbian and others)")),
     "ocr-greek": ScriptModel("GREEK", "onnx/PP-OCRv5/rec/el_PP-OCRv5_rec_mobile.onnx",
-                             "b4368bccd557123c702b7549fee6cd1e94b581337d1c9b65310f109131542b7f", "Greek"),
+                             "b4368bccd557123c702b7549fee6cd1e94b581337d1c9b65310f109131542b7f", N_("Greek")),
     "ocr-arabic": ScriptModel("ARABIC", "onnx/PP-OCRv5/rec/arabic_PP-OCRv5_rec_mobile.onnx",
                               "c1192e632d0baa9146ae5b756a0e635e3dc63c1733737ebfd1629e87144e9295",
-                              "Arabic script (Arabic, Persian, Urdu)", rtl=True),
+                              N_("Arabic script (Arabic, Persian, Urdu)"), rtl=True),
     "ocr-latin": ScriptModel("LATIN", "onnx/PP-OCRv5/rec/latin_PP-OCRv5_rec_mobile.onnx",
                              "b20bd37c168a570f583afbc8cd7925603890efbcdc000a59e22c269d160b5f5a",
-                             "Latin letters, for Vietnamese tone marks the bundled reader lacks"),
+                             N_("Latin letters, for Vietnamese tone marks the bundled reader lacks")),
 }
 # The script model for a desktop language whose script the bundled recogniser cannot read.
 FOR_LANGUAGE = {"ru": "ocr-cyrillic", "uk": "ocr-cyrillic", "bg": "ocr-cyrillic", "sr": "ocr-cyrillic",
@@ -118,11 +118,11 @@ def hint(scripts: set[str], language: str, installed: list[str]) -> str:
     if not names:
         names = [name for name in ("ocr-cyrillic", "ocr-greek", "ocr-arabic") if name not in installed]
     if not names:
-        return "Some text on the screen could not be read in any script the text reader knows."
-    what = " or ".join(SCRIPT_MODELS[name].says for name in names)
-    commands = " or ".join(f"describe-screen models install {name}" for name in names)
-    return (f"Some text on the screen is in a script the text reader cannot read yet, so I left it out. "
-            f"If it is {what}, install its recogniser with: {commands}.")
+        return _("Some text on the screen could not be read in any script the text reader knows.")
+    what = spoken_list([_(SCRIPT_MODELS[name].says) for name in names], either=True)
+    commands = spoken_list([f"describe-screen models install {name}" for name in names], either=True)
+    return _("Some text on the screen is in a script the text reader cannot read yet, so I left it out. If it is "
+             "{scripts}, install its recogniser with: {commands}.", scripts=what, commands=commands)
 
 
 def folder(models_dir: Path) -> Path:
@@ -155,7 +155,7 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     target = staging / Path(model.path).name
-    tell(f"Downloading the recogniser for {model.says}.")
+    tell(_("Downloading the recogniser for {scripts}.", scripts=_(model.says)))
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as file:
@@ -164,16 +164,17 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
                 file.write(chunk)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise UserError(f"The recogniser {name} could not be downloaded ({exc}).",
-                        "Check the internet connection and run the install again.") from exc
+        raise UserError(_("The recogniser {name} could not be downloaded ({problem}).", name=name, problem=exc),
+                        _("Check the internet connection and run the install again.")) from exc
     if digest.hexdigest() != model.sha256:
         shutil.rmtree(staging, ignore_errors=True)
-        raise UserError(f"The downloaded file of {name} is not the published one (its checksum differs), so it "
-                        "was not installed.", "Run the install again.")
+        raise UserError(_("The downloaded file of {name} is not the published one (its checksum differs), so it "
+                          "was not installed.", name=name), _("Run the install again."))
     from describe_screen import asr_models
 
     asr_models.replace_folder(staging, out)
-    tell(f"{name} is installed. The text reader will use it for {model.says}.", installed=True)
+    tell(_("{name} is installed. The text reader will use it for {scripts}.", name=name, scripts=_(model.says)),
+         installed=True)
     return out
 
 

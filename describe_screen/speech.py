@@ -488,11 +488,12 @@ class _Voice:
     def describe(self) -> str:
         """Which voice speaks the user's language, in words (for `doctor`)."""
         if not self.voice:
-            return (f"No {self.name} voice for the desktop language, {language.name(self.language)}, is installed: "
-                    "the default voice speaks.")
+            return _("No {driver} voice for the desktop language, {language}, is installed: the default voice "
+                     "speaks.", driver=self.name, language=language.spoken_name(self.language))
         name = next((str(v.name) for v in self._installed if v.id == self.voice), self.voice)
-        return (f"The voice {name} ({self.voice}) speaks {language.name(self.language)}; screen text clearly in "
-                "another language is spoken with a voice for that language.")
+        return _("The voice {name} ({voice}) speaks {language}; screen text clearly in another language is spoken "
+                 "with a voice for that language.", name=name, voice=self.voice,
+                 language=language.spoken_name(self.language))
 
     def render(self, text: str) -> np.ndarray:
         """The whole utterance as samples, or SpeechLost: never a missing, half-written or cut sound."""

@@ -67,19 +67,20 @@ def install(bindings: dict[str, str], program: str) -> list[str]:
     mine.parent.mkdir(parents=True, exist_ok=True)
     lines = [sway_line(combo, command) for _, combo, command in commands(bindings, program)]
     mine.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
-    said = [f"Wrote describe-screen's keys to {mine}:", *lines]
+    said = [_("Wrote describe-screen's keys to {path}:", path=mine), *lines]
     include = f"include {shlex.quote(str(mine))}"
     if config is None:
         config = _config_home() / "sway/config"
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text("# Made by describe-screen keys install: sway's own default configuration first, "
                           f"then describe-screen's keys.\ninclude {system}\n{include}\n", encoding="utf-8")
-        said.append(f"You had no sway config, so {config} was made: it includes sway's default configuration "
-                    f"({system}), so every default key stays, and then describe-screen's keys.")
+        said.append(_("You had no sway config, so {config} was made: it includes sway's default configuration "
+                      "({system}), so every default key stays, and then describe-screen's keys.", config=config,
+                      system=system))
     elif mine not in set(_included(config.read_text(encoding="utf-8", errors="replace"), config.parent)):
         with config.open("a", encoding="utf-8") as out:
             out.write(f"\n# describe-screen's keys\n{include}\n")
-        said.append(f"Added one line to {config} that includes it.")
+        said.append(_("Added one line to {config} that includes it.", config=config))
     said.append(reload())
     return said
 
@@ -88,7 +89,7 @@ def remove() -> str:
     """Empty our file, which the user's config still includes; a sentence saying so."""
     if ours().is_file():
         ours().write_text(HEADER, encoding="utf-8")
-    return f"describe-screen's keys are out of {ours()}. {reload()}"
+    return _("describe-screen's keys are out of {path}.", path=ours()) + " " + reload()
 
 
 def _system() -> Path:
@@ -106,7 +107,7 @@ def _system() -> Path:
 def reload() -> str:
     """Ask a running sway to read its config again; a sentence saying whether the keys work now."""
     if not os.environ.get("SWAYSOCK"):
-        return "sway is not running here: the keys work from the next time sway starts."
+        return _("sway is not running here: the keys work from the next time sway starts.")
     try:
         done = subprocess.run(["swaymsg", "reload"], capture_output=True, text=True, timeout=30)
     except (FileNotFoundError, subprocess.TimeoutExpired):
@@ -115,7 +116,7 @@ def reload() -> str:
         detail = (done.stdout + done.stderr).strip() if done else "swaymsg did not answer"
         raise UserError(_("sway did not reload its config ({detail}).", detail=detail),
                         _("Fix what it names, then reload sway with Super Shift C."))
-    return "sway reloaded its config: the keys work now."
+    return _("sway reloaded its config: the keys work now.")
 
 
 def _included(text: str, folder: Path) -> Iterator[Path]:

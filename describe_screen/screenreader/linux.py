@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from describe_screen.i18n import N_, _
 from describe_screen.screenreader import POLL, Candidate, Unavailable, import_system, wait_while_spoken
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ DIALECTS = {
     "org.gnome.Orca.Service": [Dialect("Orca 50", _PRESENT_49, _execute_interrupt("SpeechManager")),
                                Dialect("Orca 49", _PRESENT_49, _execute_interrupt("SpeechAndVerbosityManager"))],
 }
-FALLBACK_NOTE = "Orca's remote control failed, so speech-dispatcher speaks instead."
+FALLBACK_NOTE = N_("Orca's remote control failed, so speech-dispatcher speaks instead.")
 
 
 class OrcaRemote:
@@ -224,7 +225,7 @@ class OrcaRemote:
                 self._fallback = SpeechDispatcher()  # Unavailable when it cannot be reached: Orca is tried again
                 log.warning("%s; speaking through speech-dispatcher from now on", problem)
                 self.name = f"speech-dispatcher: {problem}"
-                self._note = FALLBACK_NOTE
+                self._note = _(FALLBACK_NOTE)
             return self._fallback
 
     def speak(self, text: str, interrupted: Callable[[], bool]) -> bool:

@@ -76,8 +76,8 @@ def repair_fix(bundle: Path) -> str:
 
     command = fetch_command(bundle.name)
     if command:
-        return f"Replace it with: {command}."
-    return f"Remove it with: describe-screen models remove {bundle.name}."
+        return _("Replace it with: {command}.", command=command)
+    return _("Remove it with: describe-screen models remove {name}.", name=bundle.name)
 
 
 def variant_name(base: str, precision: str) -> str:
