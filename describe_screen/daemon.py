@@ -140,7 +140,9 @@ class Daemon:
             self.speaker.cue("start")
         with self.speaker.working(cancelled):
             pieces = self._pieces(request, cancelled)
-            text = self.speaker.say_stream(self._forward(pieces, send), cancelled)
+            # explored elements and presses are made at once, in parts: no clause to say early
+            text = self.speaker.say_stream(self._forward(pieces, send), cancelled,
+                                           early=cmd not in ("explore", "activate"))
         text = text.strip()
         if cancelled():
             return {"event": "done", "result": {"cancelled": True, "text": text}}

@@ -90,15 +90,16 @@ def _sentence_ends(text: str) -> Iterator[int]:
 def first_utterance(text: str) -> tuple[str, str]:
     """The first utterance of a stream once `text` holds it, and the rest (("", text) until then).
 
-    It ends at the first clause break with FIRST_CLAUSE_WORDS words before it, or at the end of the first
-    sentence, whichever comes first: a long first sentence would otherwise hold back the first words
-    until its last token is decoded. Later utterances are whole sentences (split_sentences)."""
+    It is the first sentence once that has arrived whole; until then, its first clause with
+    FIRST_CLAUSE_WORDS words before the break: a long first sentence would otherwise hold back the first
+    words until its last token is decoded. Later utterances are whole sentences (split_sentences)."""
     text = text.lstrip()
-    end = next(_sentence_ends(text), None)
-    for match in _CLAUSE.finditer(text, 0, len(text) if end is None else end):
+    if (end := next(_sentence_ends(text), None)) is not None:  # here whole: nothing to wait for
+        return text[:end].strip(), text[end:]
+    for match in _CLAUSE.finditer(text):
         if len(text[:match.end()].split()) >= FIRST_CLAUSE_WORDS:
             return text[:match.end()].strip(), text[match.end():]
-    return ("", text) if end is None else (text[:end].strip(), text[end:])
+    return "", text
 
 
 class Speaker:
@@ -156,13 +157,15 @@ class Speaker:
             if sentence:
                 self._enqueue("say", sentence)
 
-    def say_stream(self, pieces: Iterable[str], cancelled: Callable[[], bool] = lambda: False) -> str:
+    def say_stream(self, pieces: Iterable[str], cancelled: Callable[[], bool] = lambda: False,
+                   early: bool = True) -> str:
         """Speak text as it is produced: the first clause (first_utterance) the moment it is complete, so
-        the first words come early, then each sentence the moment it is complete.
+        the first words come early, then each sentence the moment it is complete. `early=False` for text
+        made at once in parts (an explored element): its first sentence is said whole.
 
         Returns all the text received (up to cancellation).
         """
-        received, buffer, started = [], "", False
+        received, buffer, started = [], "", not early
         for piece in pieces:
             if cancelled():
                 break

@@ -122,8 +122,7 @@ def test_an_animated_picture_is_said_to_be_described_from_its_first_frame(daemon
     final = daemon.handle({"cmd": "describe", "image": str(tmp_path / "quick.gif")})
     assert final["result"]["text"].startswith("This picture is animated; I describe its first frame.")
     daemon.speaker.wait_idle(20)
-    # the first utterance ends at the clause break, so the first words come sooner
-    assert daemon.speaker.spoken[:2] == ["This picture is animated;", "I describe its first frame."]
+    assert daemon.speaker.spoken[0] == "This picture is animated; I describe its first frame."
     assert daemon.handle({"cmd": "ask", "question": "and?"})  # a follow-up does not say it again
 
 

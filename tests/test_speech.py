@@ -147,6 +147,9 @@ def test_say_stream_keeps_a_short_clause_or_a_short_first_sentence_whole(speaker
     ("Two dialogs are open—one asks", "Two dialogs are open—"),
     ("Dr. Smith wrote to you: two new", "Dr. Smith wrote to you:"),
     ("A dialog asks: save", ""),  # not yet: three words, and the sentence goes on
+    # a first sentence that is here whole is said whole (an explored element, an answer sent at once)
+    ("Field, Name, March, 1 of 1, at the top of the dialog. Button",
+     "Field, Name, March, 1 of 1, at the top of the dialog."),
 ])
 def test_first_utterance_ends_at_a_clause_break_after_four_words(text: str, first: str) -> None:
     head, rest = first_utterance(text)
