@@ -69,6 +69,7 @@ class Daemon:
         self._order = threading.Lock()
         self._tickets = itertools.count(1)
         self._latest = 0  # requests with a smaller ticket are cancelled, running or waiting
+        self._closing = False  # set at shutdown: work arriving after it is answered as cancelled
         self._busy: str = ""
         self._explored: tuple[Scene, Exploration] | None = None  # the explore cursor, over the last capture
         self.voice = VoiceInput(config.voice, speaker, config.models_dir())
@@ -116,7 +117,7 @@ class Daemon:
         if request["cmd"] != "listen_stop":
             self.speaker.stop()
         with self._run:
-            if self._latest > ticket:  # a newer request or a stop came while this one waited
+            if self._latest > ticket or self._closing:  # a newer request or a stop came meanwhile
                 return {"event": "done", "result": {"cancelled": True, "text": ""}}
             self._busy = request["cmd"]
             try:
@@ -349,7 +350,9 @@ class Daemon:
     def close(self, timeout: float = SHUTDOWN_SECONDS) -> None:
         """At shutdown: cancel the running and waiting requests and the describer's background work, and
         wait for them (at most `timeout` seconds), so no thread is inside onnxruntime when the interpreter
-        exits: that aborts the process ("terminate called without an active exception")."""
+        exits: that aborts the process ("terminate called without an active exception"). Work arriving
+        during the stop is answered as cancelled instead of being started."""
+        self._closing = True
         self._stop({})
         deadline = time.monotonic() + timeout
         finished = self.describer.close(timeout)

@@ -41,6 +41,9 @@ class FakeDescriber:
     def read(self, scene, cancelled) -> Iterator[str]:
         return self.describe(scene, "full", cancelled)
 
+    def close(self, timeout: float) -> bool:
+        return True
+
 
 @pytest.fixture
 def images(tmp_path: Path) -> dict[str, str]:
@@ -103,6 +106,13 @@ def test_stop_cancels_the_running_and_every_waiting_request(daemon: Daemon, imag
     assert not any("waiting" in said or "All done" in said for said in daemon.speaker.spoken)
     # and the daemon serves the next request as usual
     assert daemon.handle({"cmd": "read", "image": images["quick"]})["result"]["text"].endswith("All done.")
+
+
+def test_work_arriving_while_the_daemon_stops_is_cancelled_not_started(daemon: Daemon, images: dict[str, str]) -> None:
+    daemon.close(timeout=5)
+    final = daemon.handle({"cmd": "describe", "image": images["quick"]})
+    assert final == {"event": "done", "result": {"cancelled": True, "text": ""}}
+    assert daemon.describer.started == []
 
 
 @pytest.mark.parametrize("request_", [

@@ -320,7 +320,9 @@ def test_stopping_the_daemon_while_it_reads_a_4k_page_exits_cleanly(daemon, tmp_
                 outcomes.append(exc)
 
         threading.Thread(target=send, daemon=True).start()
-        time.sleep(0.2)  # the request has arrived; its capture is being prepared
+        deadline = time.monotonic() + 60  # stop only once the read is running (a loaded machine is slow)
+        while d.client.request({"cmd": "status"})["result"]["busy"] != "read" and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     stops_cleanly(daemon, tmp_path, read)
     assert outcomes == [{"event": "done", "result": {"cancelled": True, "text": ""}}] * 5, outcomes
