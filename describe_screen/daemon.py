@@ -444,6 +444,7 @@ def run(config: Config, speech_file: Path | None = None, hotkeys: bool = True) -
             listener.stop()
         server.close()
         daemon.close()
+        server.finish(SHUTDOWN_SECONDS)  # the cancelled requests' clients are told so before the exit
         speaker.stop()
         speaker.close()
     return 0

@@ -107,6 +107,8 @@ class Server:
         self._listener: _Listener | None = None
         self._lock: BinaryIO | None = None
         self._token = ""
+        self._open = 0  # connections being served; a stop waits for their last event (finish)
+        self._idle = threading.Condition()
 
     def __enter__(self) -> Server:
         self.start()
@@ -147,6 +149,13 @@ class Server:
                 self.path.unlink()
         self._release()
 
+    def finish(self, timeout: float) -> bool:
+        """Wait until every connection being served has sent its last event, at most `timeout` seconds;
+        False if some had not. The process must not exit between a request's end and its reply: the
+        client would hear only that the connection broke, not that its request was cancelled."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._open == 0, timeout)
+
     def _release(self) -> None:
         if self._lock is not None:
             self._lock.close()
@@ -185,6 +194,16 @@ class Server:
 
     def serve_connection(self, conn: socket.socket) -> None:
         """Read one request from `conn`, run the handler, stream its events back."""
+        with self._idle:
+            self._open += 1
+        try:
+            self._serve(conn)
+        finally:
+            with self._idle:
+                self._open -= 1
+                self._idle.notify_all()
+
+    def _serve(self, conn: socket.socket) -> None:
         channel = _Channel(conn)
         try:
             request = self._read_request(conn)

@@ -98,6 +98,28 @@ def test_handler_may_return_its_final_event(sock: Path) -> None:
         assert ipc.Client(sock).request({"cmd": "x"})["problem"] == "First final wins."
 
 
+def test_a_stop_waits_for_the_running_request_to_send_its_last_event(sock: Path) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow(request: dict, send: Callable[[dict], None]) -> dict:
+        started.set()
+        release.wait(10)
+        return {"event": "done", "result": {"cancelled": True, "text": ""}}
+
+    replies: list[dict] = []
+    server = ipc.Server(slow, sock)
+    server.start()
+    client = threading.Thread(target=lambda: replies.append(ipc.Client(sock).request({"cmd": "read"})))
+    client.start()
+    assert started.wait(5)
+    assert not server.finish(0.5)  # the request is still running
+    server.close()  # no new connections; the open one goes on
+    release.set()
+    assert server.finish(5)
+    client.join(5)
+    assert replies == [{"event": "done", "result": {"cancelled": True, "text": ""}}]
+
+
 def test_socket_is_0600_and_folder_0700(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DESCRIBE_SCREEN_SOCKET", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
