@@ -337,7 +337,7 @@ class Daemon:
         if not fresh:
             return closed + _("The screen changed {place}, but its text did not.",
                               place=reader.where(where, after.image.size))
-        return closed + _("The screen changed: {text}", text=" ".join(reader._sentence(text)
+        return closed + _("The screen changed: {text}", text=" ".join(reader.as_sentence(text)
                                                                     for text in fresh[:MAX_NEWS_LINES]))
 
     # -- voice --------------------------------------------------------------------------------
