@@ -113,7 +113,7 @@ def reload() -> str:
     except (FileNotFoundError, subprocess.TimeoutExpired):
         done = None
     if done is None or done.returncode:
-        detail = (done.stdout + done.stderr).strip() if done else "swaymsg did not answer"
+        detail = (done.stdout + done.stderr).strip() if done else _("swaymsg did not answer")
         raise UserError(_("sway did not reload its config ({detail}).", detail=detail),
                         _("Fix what it names, then reload sway with Super Shift C."))
     return _("sway reloaded its config: the keys work now.")
