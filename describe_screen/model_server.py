@@ -246,7 +246,7 @@ class ServerModel:
                            "llama-server, Ollama or vLLM."))
 
     def unknown_model(self, known: list[str]) -> UserError:
-        listed = f" It has: {', '.join(known)}." if known else ""
+        listed = " " + _("It has: {models}.", models=", ".join(known)) if known else ""
         return UserError(_("The model server at {host} has no model named {model!r}.{listed}",
                            host=self.host, model=self.model, listed=listed),
                          _("Set models.server_model in {config_path} to one of its models.",
