@@ -13,15 +13,18 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from difflib import SequenceMatcher
 
 import pytest
 from babel.messages.pofile import read_po
 from catalogs import catalogs, messages
 from test_e2e import DaemonProcess
+from test_screenreader import OrcaStandIn, SpeechServer
 
 from describe_screen import i18n
 from describe_screen.config import HotkeyConfig
+from describe_screen.errors import UserError
 
 # language: (LANG, window title, window text, buttons, a question about the buttons)
 CASES = {
@@ -131,3 +134,111 @@ def test_doctor_prints_only_the_users_language(code, xvfb, english_doctor) -> No
     assert not leaked, f"not {code}: {sorted(set(leaked))}"
     name = i18n.NAMES[code]
     assert f"{name} ({code}), " in out
+
+
+GIVEN = ("<banana>", "sway", "xyzzy", "high", "tasks", "RuntimeError", "x")  # what formed_away gives them
+
+
+def formed_away(tmp_path) -> list[str]:
+    """Sentences formed one step away from where they are said (a helper's return, a name, an exception's
+    reason, a placeholder's value), as the user meets them: in a problem, a doctor line, a spoken error."""
+    from describe_screen import ipc, keys, models
+    from describe_screen.capture.session import Session
+    from describe_screen.screenreader import Unavailable, import_system
+    from describe_screen.vlm.bundle import _check_manifest
+
+    said = [models.needs({"cpu_cores": 8, "memory_gb": 8}), models.Machine(2, 7.6, False).says(),
+            Session("x11").describe(), Session("wayland", "sway").describe(), Session("wayland").describe()]
+    for combo in ("<ctrl>+", "<ctrl>+<banana>", "<ctrl>+<alt>+<ctrl>+d", "ctrl+d", "<ctrl>+<alt>", "d"):
+        with pytest.raises(UserError) as bad:
+            keys.parse_hotkey(combo, "hotkeys.describe_screen")
+        said.append(bad.value.problem)
+    with pytest.raises(Unavailable) as missing:
+        import_system("xyzzy", folders=[str(tmp_path)])
+    said.append(str(missing.value))
+    for data in ({"family": "smolvlm", "rank": "high"}, {"family": "smolvlm", "tasks": [1]},
+                 {"family": "smolvlm", "files": {"decoder.onnx": {}}}, {"family": "smolvlm", "speed": {"x": "a"}}):
+        with pytest.raises(UserError) as damaged:
+            _check_manifest(tmp_path / "manifest.json", data)
+        said.append(damaged.value.problem)
+    event = ipc._error_event(RuntimeError("x"))
+    return [*said, event["problem"], event["fix"]]
+
+
+def technical_words(text: str) -> str:
+    """`text` without paths, files and dotted names (D-Bus names, settings): no sentence's words."""
+    return re.sub(r"\S*\w[./]\w\S*", " ", text)
+
+
+def english_words_left(code: str, said: list[str], names: Iterable[str] = ()) -> list[str]:
+    """The words of `said` that are neither the catalog's nor one of `names` (what the sentences were
+    given: proper names, a setting's value): an English word left in a sentence is one of these."""
+    allowed = vocabulary(code) | {w for name in names for w in words(name)}
+    return [w for w in words(technical_words(" ".join(said))) if w not in allowed]
+
+
+@pytest.mark.parametrize("code", list(CASES))
+def test_sentences_formed_away_from_where_they_are_said_are_in_the_users_language(code, desktop, tmp_path) -> None:
+    """A key setting's problem, a damaged model file, a screen reader's missing module, the machine and a
+    model's needs, the session, the daemon's own failure: each in the user's language, word by word."""
+    english_said = formed_away(tmp_path)
+    desktop(CASES[code][0])
+    said = formed_away(tmp_path)
+    print("\n".join(said))
+    assert said != english_said
+    left = english_words_left(code, said, GIVEN)
+    assert not left, f"not {code}: {sorted(set(left))} in: {said}"
+
+
+SPEECH_NAMES = ("Orca", "espeak-ng", "speech-dispatcher", "pyttsx3")  # proper names, the same in every language
+
+
+@pytest.fixture
+def screen_readers(tmp_path, monkeypatch) -> Iterator[None]:
+    """speech-dispatcher and Orca 51's remote controller (tests/test_screenreader.py's stand-ins) running."""
+    server, orca = SpeechServer(tmp_path / "speechd"), OrcaStandIn(tmp_path, "51")
+    monkeypatch.setenv("SPEECHD_ADDRESS", server.address)
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", orca.address)
+    yield
+    orca.close()
+    server.close()
+
+
+@pytest.mark.parametrize("code", list(CASES))
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # speechd's client ends so
+def test_doctors_speech_line_is_in_the_users_language(code, desktop, screen_readers, monkeypatch, tmp_path) -> None:
+    """doctor's Speech line, whatever speaks: Orca's remote controller, speech-dispatcher when Orca's is
+    passed over (and why), or our own voice into a WAV file: the reason, what speaks and where to, and
+    the voice, in the user's language; only proper names, D-Bus names and paths are left as they are."""
+    from functools import partial
+
+    from describe_screen import speech
+    from describe_screen.commands.doctor import check_speech
+    from describe_screen.config import Config, SpeechConfig
+    from describe_screen.screenreader import linux
+
+    def lines() -> list[str]:
+        config = Config()
+        config.speech = SpeechConfig(output="screen-reader", cues=False)
+        with monkeypatch.context() as m:
+            m.setitem(linux.DIALECTS, "org.gnome.Orca1.Service", [linux.Dialect("Orca 51", present, old_stop)])
+            passed_over = check_speech(config).line()
+        own = SpeechConfig(output="pyttsx3")
+        config.speech = own
+        with monkeypatch.context() as m:
+            m.setattr(speech, "Speaker", partial(speech.Speaker, speech_file=tmp_path / "speech.wav"))
+            own_voice = check_speech(config).line()
+        config.speech = SpeechConfig(output="screen-reader", cues=False)
+        return [check_speech(config).line(), passed_over, own_voice]
+
+    present = linux.Call("/org/gnome/Orca1/Service", "org.gnome.Orca1.Service", "PresentMessage", "s")
+    old_stop = linux.Call("/org/gnome/Orca1/Service/SpeechAndVerbosityManager", "org.gnome.Orca1.Module",
+                          "ExecuteCommand", "sb", ("InterruptSpeech", False))
+    desktop(CASES[code][0])
+    said = lines()
+    print("\n".join(said))
+    voices = subprocess.run(["espeak-ng", f"--voices={code}"], capture_output=True, text=True).stdout
+    left = english_words_left(code, said, [*SPEECH_NAMES, voices])  # and the voice's own name
+    assert not left, f"not {code}: {sorted(set(left))} in: {said}"
+    assert all(name in " ".join(said) for name in ("Orca 51", "speech-dispatcher", "espeak-ng")), said
+    assert i18n.catalog(code).gettext("{reader}, no cues").format(reader="speech-dispatcher") in said[1]

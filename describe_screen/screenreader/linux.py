@@ -173,10 +173,11 @@ class OrcaRemote:
             if not gaps:
                 return dialect
             missing += gaps
-        raise Unavailable(_("{service} has {missing}", service=self._service, missing=spoken_list(missing)))
+        raise Unavailable(_("{service} has no {missing}", service=self._service, missing=spoken_list(missing)))
 
     def _missing(self, call: Call) -> str:
-        """"" when Orca's introspection data lists `call` with its documented arguments, else what is missing."""
+        """"" when Orca's introspection data lists `call` with its documented arguments, else what is missing
+        ("org.gnome.Orca1.SpeechManager.InterruptSpeech(b) at /org/gnome/Orca1/Service/SpeechManager")."""
         import xml.etree.ElementTree as ET
 
         from jeepney import DBusAddress, new_method_call
@@ -185,14 +186,14 @@ class OrcaRemote:
         address = DBusAddress(call.path, bus_name=self._service, interface="org.freedesktop.DBus.Introspectable")
         reply = self._connection.send_and_get_reply(new_method_call(address, "Introspect"), timeout=5)
         if error := self._error(reply):
-            return _("no {method} at {path} ({error})", method=method, path=call.path, error=error)
+            return _("{method} at {path} ({error})", method=method, path=call.path, error=error)
         for interface in ET.fromstring(reply.body[0]).iter("interface"):
             for method in interface.iter("method"):
                 if (interface.get("name"), method.get("name")) == (call.interface, call.method):
                     given = "".join(arg.get("type", "") for arg in method.iter("arg") if arg.get("direction") != "out")
                     if given == call.signature:
                         return ""
-        return _("no {method} at {path}", method=method + "(" + call.signature + ")", path=call.path)
+        return _("{method} at {path}", method=method + "(" + call.signature + ")", path=call.path)
 
     @staticmethod
     def _error(reply: Any) -> str:
