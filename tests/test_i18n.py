@@ -36,7 +36,6 @@ UNSAID = {
                          "Describe with a paragraph what is shown in the image."},  # Florence-2's task prompts
     "model_server.py": {"Describe this screenshot in one or two short sentences for someone who cannot see it.",
                         "Text recognised on the screen:\n{text}\n\n"},  # prompts (PROMPTS), sent to the model
-    "commands/demo.py": {"Save changes"},  # the demo window's own text: the screen read, not our sentence
     "capture/portal.py": {"gdbus call --session --dest  --object-path  --method .DeletePermission screenshot "
                           "screenshot ''"},  # a command the user types
     "asr_models.py": {"describe-screen models install "},  # commands
@@ -55,7 +54,6 @@ UNSAID = {
     "vlm/qwen35.py": {" image tokens for a xx grid"},
 }
 UNSAID_PREFIXES = {"model_server.py": ("Describe this screenshot in detail",),
-                   "commands/demo.py": ("Do you want to save",),
                    "sway_keys.py": ("# describe-screen's keys", "# Made by describe-screen")}
 # Whole tables of words that are matched against what the user asked, never said.
 UNSAID_TABLES = {"textqa.py": {"WHOLE", "QUESTION_FORMS"}}
