@@ -260,3 +260,36 @@ def test_doctors_speech_line_is_in_the_users_language(code, desktop, screen_read
     assert not left, f"not {code}: {sorted(set(left))} in: {said}"
     assert all(name in " ".join(said) for name in ("Orca 51", "speech-dispatcher", "espeak-ng")), said
     assert i18n.catalog(code).gettext("{reader}, no cues").format(reader="speech-dispatcher") in said[1]
+
+
+ARGPARSE_FRAME = "usage: positional arguments options show this help message and exit program's version number"
+
+
+def helps(env: dict[str, str]) -> str:
+    """`--help` of the program and of the commands with help of their own."""
+    return "\n".join(subprocess.run([sys.executable, "-m", "describe_screen", *command, "--help"], capture_output=True,
+                                    text=True, env=dict(os.environ, **env), timeout=60).stdout
+                     for command in ([], ["describe"], ["explore"], ["keys"], ["models"], ["models", "export"]))
+
+
+def typed_names(text: str) -> set[str]:
+    """The words a --help shows as typed, the same in every language: commands and options (the first
+    word of a line indented 2 or 4), option strings, {choices} and METAVARS."""
+    found = set()
+    for line in text.splitlines():
+        tokens = line.split()
+        if tokens and len(line) - len(line.lstrip()) in (2, 4):
+            found.add(tokens[0].rstrip(","))
+        found.update(t for t in tokens if t.startswith(("-", "{", "[")) or t.isupper())
+    return {w for token in found for w in words(token)}
+
+
+@pytest.mark.parametrize("code", list(CASES))
+def test_help_is_in_the_users_language(code) -> None:
+    """Each command's help in the user's language; only what is typed (commands, options, choices) and
+    argparse's own frame ("usage:", "options") are left as they are."""
+    english_help, said = helps({"LANGUAGE": "en"}), helps(environment(CASES[code][0]))
+    allowed = vocabulary(code) | set(words(ARGPARSE_FRAME)) | typed_names(english_help)
+    left = [w for w in words(technical_words(said)) if w not in allowed]
+    assert not left, f"not {code}: {sorted(set(left))}"
+    assert i18n.catalog(code).gettext("read all the text, in reading order") in " ".join(said.split())
