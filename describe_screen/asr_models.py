@@ -91,7 +91,7 @@ def install(name: str, models_dir: Path, tell: Callable[..., None]) -> Path:
     bad = [remote.path for remote in fetched if not download.check_file(staging / remote.path, remote)]
     if bad or not (staging / "model.bin").is_file():
         shutil.rmtree(staging, ignore_errors=True)
-        wrong = ", ".join(bad) or "model.bin is missing"
+        wrong = ", ".join(bad) or _("model.bin is missing")
         raise UserError(_("The files of {name} do not match what the model server lists ({wrong}), so it was not "
                           "installed.",
                           name=name, wrong=wrong), _("Run the install again."))

@@ -23,7 +23,7 @@ from describe_screen.config import Config
 from describe_screen.describer import Cancelled, Describer, Scene
 from describe_screen.errors import UserError
 from describe_screen.hotkeys import ready_words, start_hotkeys
-from describe_screen.i18n import _, spoken_list
+from describe_screen.i18n import _, number, spoken_list
 from describe_screen.options import DETAILS
 from describe_screen.voice import VoiceInput
 
@@ -337,7 +337,7 @@ class Daemon:
         if not fresh:
             return closed + _("The screen changed {place}, but its text did not.",
                               place=reader.where(where, after.image.size))
-        return closed + _("The screen changed: {text}", text=" ".join(reader._sentence(text)
+        return closed + _("The screen changed: {text}", text=" ".join(reader.as_sentence(text)
                                                                     for text in fresh[:MAX_NEWS_LINES]))
 
     # -- voice --------------------------------------------------------------------------------
@@ -361,8 +361,8 @@ class Daemon:
         else:
             finished = False
         if not finished:
-            print(f"describe-screen: work was still running {timeout:g} seconds after the stop.", file=sys.stderr,
-                  flush=True)
+            print(_("describe-screen: work was still running {seconds} seconds after the stop.",
+                    seconds=number(timeout)), file=sys.stderr, flush=True)
 
     # -- quick requests -----------------------------------------------------------------------
     def _stop(self, request: dict) -> dict:

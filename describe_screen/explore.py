@@ -201,7 +201,7 @@ class Exploration:
                      text=e.text, row=e.row + 1, rows=rows, column=e.column + 1, columns=cols)
         same = [x for x in self.items if x.kind == e.kind]
         words = f"{e.text}, {e.value or _('empty')}" if e.kind == "field" else e.text
-        words = reader._sentence(words)[:-1]
+        words = reader.as_clause(words)
         number = next(n for n, x in enumerate(same, start=1) if x is e)
         if e.kind in ("button", "field"):
             return _("{kind}, {words}, {number} of {count}, {place}.", kind=_(KIND_NAMES[e.kind]), words=words,
@@ -224,7 +224,7 @@ class Exploration:
         said = []
         for e in self.items[:limit]:
             if e.kind in ("heading", "text"):
-                said.append(reader._sentence(e.text))
+                said.append(reader.as_sentence(e.text))
             elif e.kind == "field":
                 said.append(_("Field {name}, {value}.", name=e.text, value=e.value or _("empty")))
         rows = {e.row for e in self.items if e.kind == "cell"}

@@ -8,14 +8,14 @@ import re
 import subprocess
 
 from describe_screen.errors import UserError
-from describe_screen.i18n import _
+from describe_screen.i18n import N_, _
 from describe_screen.wayland_keys import Bound, action_of, commands, split
 
 MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
 GNOME_PATH = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/describe-screen-{}/"
 NAMES = {"ctrl": "<Control>", "alt": "<Alt>", "alt_gr": "<Mod5>", "shift": "<Shift>", "cmd": "<Super>"}
-SAID = {"control": "Control", "primary": "Control", "ctrl": "Control", "alt": "Alt", "shift": "Shift",
-        "super": "Super", "mod5": "Alt Graph"}
+SAID = {"control": N_("Control"), "primary": N_("Control"), "ctrl": N_("Control"), "alt": N_("Alt"),
+        "shift": N_("Shift"), "super": N_("Super"), "mod5": N_("Alt Graph")}
 
 
 def accelerator(combo: str) -> str:
@@ -25,7 +25,7 @@ def accelerator(combo: str) -> str:
 
 def spoken(accel: str) -> str:
     """'<Control><Alt>d' -> 'Control Alt D'."""
-    mods = [SAID.get(m.lower(), m) for m in re.findall(r"<([^>]+)>", accel)]
+    mods = [_(SAID[m.lower()]) if m.lower() in SAID else m for m in re.findall(r"<([^>]+)>", accel)]
     key = re.sub(r"<[^>]+>", "", accel)
     return " ".join([*mods, key.upper() if len(key) == 1 else key])
 

@@ -324,8 +324,9 @@ def _encode(message: Event) -> bytes:
 def _error_event(exc: Exception) -> Event:
     if isinstance(exc, UserError):
         return {"event": "error", "problem": exc.problem, "fix": exc.fix}
-    return {"event": "error", "problem": f"describe-screen failed inside: {type(exc).__name__}: {exc}.",
-            "fix": "Try again. If it keeps happening, restart the daemon and report this message."}
+    return {"event": "error", "problem": _("describe-screen failed inside: {kind}: {exc}.", kind=type(exc).__name__,
+                                           exc=exc),
+            "fix": _("Try again. If it keeps happening, restart the daemon and report this message.")}
 
 
 def _read_line(conn: socket.socket, deadline: float) -> bytes | None:
@@ -419,8 +420,8 @@ def _connect(path: Path, timeout: float) -> tuple[socket.socket, str]:
             return _open(path, timeout)
         except BlockingIOError as exc:
             if time.monotonic() >= deadline:
-                raise Busy("describe-screen is running but too busy to take this request: "
-                           "many requests arrived at once.", "Wait a moment, then try again.") from exc
+                raise Busy(_("describe-screen is running but too busy to take this request: many requests arrived "
+                             "at once."), _("Wait a moment, then try again.")) from exc
             time.sleep(0.02)
         except (FileNotFoundError, ConnectionRefusedError, ValueError, KeyError, TypeError) as exc:
             # ValueError/KeyError/TypeError: a half-written or foreign endpoint file, i.e. no daemon.

@@ -38,7 +38,7 @@ def parse_hotkey(combo: str, key_name: str) -> str:
             parts.append(combo[start:i])
             start = i + 1
     if start == len(combo):
-        raise bad("it is empty or ends with +")
+        raise bad(_("it is empty or ends with +"))
     parts.append(combo[start:])
     mods, keys = set(), []
     for part in parts:
@@ -48,24 +48,26 @@ def parse_hotkey(combo: str, key_name: str) -> str:
             name = part[1:-1].strip().lower()
             name = SIDED.get(name, name)
             if name not in NAMED_KEYS and not name.isdigit():  # digits: a raw virtual key code
-                raise bad(f"{part} is not a key name")
+                raise bad(_("{part} is not a key name", part=part))
             if name in MODIFIERS:
                 if name in mods:
-                    raise bad(f"{part} appears twice")
+                    raise bad(_("{part} appears twice", part=part))
                 mods.add(name)
                 continue
             token = f"<{name}>"
         elif part.strip().isalnum():
-            raise bad(f"{part!r} is not a key; put key names in angle brackets, like <{part.strip().lower()}>")
+            bracketed = "<" + part.strip().lower() + ">"
+            raise bad(_("{part!r} is not a key; put key names in angle brackets, like {bracketed}", part=part,
+                        bracketed=bracketed))
         else:
-            raise bad(f"{part!r} is not a key")
+            raise bad(_("{part!r} is not a key", part=part))
         if token in keys:
-            raise bad(f"{part} appears twice")
+            raise bad(_("{part} appears twice", part=part))
         keys.append(token)
     if not keys:
-        raise bad("it has only modifier keys; add the key to press with them, such as d")
+        raise bad(_("it has only modifier keys; add the key to press with them, such as d"))
     if not mods and any(len(k) == 1 for k in keys):
-        raise bad("a letter or digit without <ctrl>, <alt> or <cmd> would fire while you type; add a modifier")
+        raise bad(_("a letter or digit without <ctrl>, <alt> or <cmd> would fire while you type; add a modifier"))
     return "+".join([f"<{m}>" for m in MODIFIERS if m in mods] + keys)
 
 

@@ -100,7 +100,7 @@ class ServerModel:
         self.key_file = key_file
         self.timeout = timeout
         self.max_tokens = max_tokens
-        self.name = f"{model or 'the model'} on the server at {self.host}"
+        self.name = _("{model} on the server at {host}", model=model or _("the model"), host=self.host)
         self._checked = ""  # the model name the server confirmed it has
         self._retry_at = 0.0
         self.reported = False  # the user has heard about the current failure
@@ -113,7 +113,7 @@ class ServerModel:
 
     # -- the model interface ------------------------------------------------------------------
     def provider(self) -> str:
-        return f"the model server at {self.host}"
+        return _("the model server at {host}", host=self.host)
 
     def warm_up(self) -> None:
         """Check that the server answers and has the model; the engine loads its model itself."""
@@ -246,7 +246,7 @@ class ServerModel:
                            "llama-server, Ollama or vLLM."))
 
     def unknown_model(self, known: list[str]) -> UserError:
-        listed = f" It has: {', '.join(known)}." if known else ""
+        listed = " " + _("It has: {models}.", models=", ".join(known)) if known else ""
         return UserError(_("The model server at {host} has no model named {model!r}.{listed}",
                            host=self.host, model=self.model, listed=listed),
                          _("Set models.server_model in {config_path} to one of its models.",

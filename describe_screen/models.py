@@ -104,14 +104,17 @@ class Machine:
         return self.cuda or (self.cores >= speed.get("cpu_cores", 0) and self.memory_gb >= speed.get("memory_gb", 0))
 
     def says(self) -> str:
-        memory = "" if self.memory_gb == float("inf") else f", {self.memory_gb:.0f} GB of memory"
-        return f"{self.cores} cores{memory} and {'CUDA' if self.cuda else 'no usable CUDA'}"
+        cuda = "CUDA" if self.cuda else _("no usable CUDA")
+        if self.memory_gb == float("inf"):
+            return _("{cores} cores and {cuda}", cores=self.cores, cuda=cuda)
+        return _("{cores} cores, {memory} GB of memory and {cuda}", cores=self.cores,
+                 memory=round(self.memory_gb), cuda=cuda)
 
 
 def needs(speed: dict[str, int]) -> str:
     """A model's `speed` needs in words."""
-    return (f"a GPU with CUDA, or {speed.get('cpu_cores', 1)} cores and {speed.get('memory_gb', 1)} GB of memory, "
-            "to answer at speed")
+    return _("a GPU with CUDA, or {cores} cores and {memory} GB of memory, to answer at speed",
+             cores=speed.get("cpu_cores", 1), memory=speed.get("memory_gb", 1))
 
 
 def _parse(path: Path) -> ModelManifest:

@@ -81,9 +81,15 @@ def kind(lines: list[TextLine], size: tuple[int, int], photo: bool = False) -> s
     return "screen"
 
 
-def _sentence(text: str) -> str:
+def as_sentence(text: str) -> str:
+    """The screen's text said as a sentence: it ends with a stop, so speech pauses after it."""
     text = text.strip()
     return text if text[-1:] in ".!?:" else text + "."
+
+
+def as_clause(text: str) -> str:
+    """The screen's text said inside a sentence: its own closing stop left out."""
+    return as_sentence(text)[:-1]
 
 
 def _summary(text: str, limit: int) -> str:
@@ -122,12 +128,12 @@ def narrate(stream: Iterable[TextLine], title: str, size: tuple[int, int], photo
         yield _("A photo of a page.")
     if title:
         said = title
-        yield _sentence(title)
+        yield as_sentence(title)
     lines: list[TextLine] = []
     for line in stream:
         if not lines and not said and _says_first(line):
             said = line.text
-            yield _sentence(line.text)
+            yield as_sentence(line.text)
         lines.append(line)
     if lines or not said:
         yield brief(lines, title, size, photo, said=said)
@@ -176,13 +182,13 @@ def brief(lines: list[TextLine], title: str, size: tuple[int, int], photo: bool 
     if what == "terminal":
         ordered = in_order(lines)
         return said + " " + _("The last lines say: {lines}", lines=" ".join(
-            _sentence(ln.text) for ln in rows_text(ordered)[-LAST_LINES:]))
+            as_sentence(ln.text) for ln in rows_text(ordered)[-LAST_LINES:]))
     skip = ({id(ln) for ln in labels + menu_bar(lines)} | bar_lines(lines) | {id(cell) for row in grid for cell in row}
             | {id(ln) for ln in headings(lines)} | {id(ln) for label, typed in form for ln in [label, *typed]}
             | {id(ln) for ln in lines if ln.mark})
     body = blocks([ln for ln in lines if id(ln) not in skip and wordy(ln)])
     if body:
-        said += " " + _("It says: {text}", text=_sentence(_summary(body[0].text, SUMMARY_WORDS)))
+        said += " " + _("It says: {text}", text=as_sentence(_summary(body[0].text, SUMMARY_WORDS)))
     return said
 
 
@@ -243,10 +249,10 @@ def full(lines: list[TextLine]) -> Iterator[str]:
     said_table = False
     for block in blocks([ln for ln in lines if id(ln) not in inside]):
         while id(block.lines[0]) in heads and len(block.lines) > 1:  # a title or heading is said on its own
-            yield _sentence(block.lines[0].text)
+            yield as_sentence(block.lines[0].text)
             block = Block(block.lines[1:])
         if len(block.lines) == 1 and id(block.lines[0]) in form:
-            yield _sentence(_pair(block.lines[0], form[id(block.lines[0])]))
+            yield as_sentence(_pair(block.lines[0], form[id(block.lines[0])]))
             continue
         if any(id(ln) in cells for ln in block.lines):
             if not said_table:
@@ -254,12 +260,12 @@ def full(lines: list[TextLine]) -> Iterator[str]:
                 said_table = True
             rest = [ln for ln in block.lines if id(ln) not in cells]
             if rest:
-                yield _sentence(" ".join(ln.text for ln in rest))
+                yield as_sentence(" ".join(ln.text for ln in rest))
             continue
         if len(block.lines) == 1 and block.lines[0].mark:
             yield _("{text}, {mark}.", text=block.text, mark=_(MARKS[block.lines[0].mark]))
             continue
-        yield _sentence(block.text)
+        yield as_sentence(block.text)
 
 
 MARKS = {"check box": N_("check box"), "radio button": N_("radio button")}

@@ -262,10 +262,12 @@ class Speaker:
     def driver(self) -> str:
         """What speaks and where to, for `doctor`, e.g. "espeak-ng via pyttsx3, playing on default"."""
         if self._reader is not None:
-            cues = f"cues {self._output.describe()}" if self._output and self.config.cues else "no cues"
-            return f"{self._reader.name}, {cues}"
+            if self._output and self.config.cues:
+                return _("{reader}, cues {output}", reader=self._reader.name, output=self._output.describe())
+            return _("{reader}, no cues", reader=self._reader.name)
         assert self._output is not None
-        return f"{self._driver} via pyttsx3, {self._output.describe()}. {self._voice_words}"
+        return _("{driver} via pyttsx3, {output}. {voice}", driver=self._driver, output=self._output.describe(),
+                 voice=self._voice_words)
 
     def _enqueue(self, kind: str, payload: str) -> None:
         with self._state:
@@ -677,7 +679,7 @@ class _FileOutput:
         _sleep_until(start + len(pcm) / RATE, interrupted)
 
     def describe(self) -> str:
-        return f"writing {self.path}"
+        return _("writing {path}", path=self.path)
 
     def close(self) -> None:
         if not self._file.closed:
@@ -717,7 +719,7 @@ class _DeviceOutput:
         self.sd.stop()
 
     def describe(self) -> str:
-        return f"playing on {self.device}"
+        return _("playing on {device}", device=self.device)
 
     def close(self) -> None:
         self.sd.stop()

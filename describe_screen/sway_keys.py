@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from describe_screen.errors import UserError
-from describe_screen.i18n import _
+from describe_screen.i18n import N_, _
 from describe_screen.wayland_keys import Bound, action_of, commands, split
 
 SYSTEMS = (Path("/etc/sway/config"), Path("/usr/local/etc/sway/config"))  # where distributions put it
 NAMES = {"ctrl": "Ctrl", "alt": "Mod1", "alt_gr": "Mod5", "shift": "Shift", "cmd": "Mod4"}
-SAID = {"ctrl": "Control", "control": "Control", "mod1": "Alt", "alt": "Alt", "shift": "Shift", "mod4": "Super",
-        "super": "Super", "mod5": "Alt Graph"}
+SAID = {"ctrl": N_("Control"), "control": N_("Control"), "mod1": N_("Alt"), "alt": N_("Alt"), "shift": N_("Shift"),
+        "mod4": N_("Super"), "super": N_("Super"), "mod5": N_("Alt Graph")}
 HEADER = "# describe-screen's keys, written by `describe-screen keys install` (it rewrites this file).\n"
 
 
@@ -36,8 +36,8 @@ def sway_line(combo: str, command: str) -> str:
 def spoken(keys: str) -> str:
     """'Ctrl+Mod1+d' -> 'Control Alt D'."""
     parts = keys.split("+")
-    return " ".join([*(SAID.get(p.lower(), p) for p in parts[:-1]), parts[-1].upper() if len(parts[-1]) == 1
-                     else parts[-1]])
+    return " ".join([*(_(SAID[p.lower()]) if p.lower() in SAID else p for p in parts[:-1]),
+                     parts[-1].upper() if len(parts[-1]) == 1 else parts[-1]])
 
 
 def _config_home() -> Path:
@@ -113,7 +113,7 @@ def reload() -> str:
     except (FileNotFoundError, subprocess.TimeoutExpired):
         done = None
     if done is None or done.returncode:
-        detail = (done.stdout + done.stderr).strip() if done else "swaymsg did not answer"
+        detail = (done.stdout + done.stderr).strip() if done else _("swaymsg did not answer")
         raise UserError(_("sway did not reload its config ({detail}).", detail=detail),
                         _("Fix what it names, then reload sway with Super Shift C."))
     return _("sway reloaded its config: the keys work now.")

@@ -171,4 +171,4 @@ class DesktopBindings:
 
 
 if __name__ == "__main__":  # what earlier instructions said to run
-    sys.exit("describe-screen: this moved. Run: describe-screen keys show (or install, or remove).")
+    sys.exit(_("describe-screen: this moved. Run: describe-screen keys show (or install, or remove)."))

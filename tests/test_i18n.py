@@ -19,11 +19,45 @@ from catalogs import PACKAGE, catalogs, fields, messages
 from describe_screen import i18n
 
 LANGUAGES = ("de", "fr", "es", "pt", "it")
-SPOKEN = {"UserError", "say", "speak", "Check", "tell"}  # calls whose text arguments reach the user
-NARRATION = {"reader.py", "explore.py", "textqa.py", "describer.py", "daemon.py", "blank.py", "press.py",
-             "hotkeys.py", "voice.py"}  # modules whose returned and yielded strings are said
-KEYS = {"reader.py": {"kind"}, "blank.py": {"colour_name"}}  # their results are looked up, not said
+KEYS = {"reader.py": {"kind"}, "blank.py": {"colour_name"}, "shapes.py": {"mark_before"}}  # their results are
+# looked up, not said
 ENGLISH_ONLY = {"a", "article", "n"}  # placeholders a translation may leave out (English articles, the count)
+CATALOG = {"_": 1, "N_": 1, "ngettext": 2}  # the calls whose first arguments are catalog messages
+UNSAID_CALLS = {"log", "logging", "warnings", "re"}  # their text goes to the log, warnings or a regex, not to a person
+# Text with words that no person hears or reads as describe-screen's own sentence, by module: what it is instead.
+# Everything else with two words in it must be a catalog message, wherever it is formed.
+UNSAID = {
+    "asr.py": {"A question about what is on the computer screen."},  # Whisper's prompt for English speech only
+    "atspi.py": {"file chooser", "page tab", "tool bar"},  # AT-SPI role names, looked up
+    "reader.py": {"check box", "radio button"},  # the marks shapes.py tells apart, looked up
+    "vlm/__init__.py": {" Answer in ."},  # the prompt a multilingual model gets (models are prompted in English)
+    "vlm/florence2.py": {"What is the text in the image?", "What is the text in the image, with regions?",
+                         "What does the image describe?", "Describe in detail what is shown in the image.",
+                         "Describe with a paragraph what is shown in the image."},  # Florence-2's task prompts
+    "model_server.py": {"Describe this screenshot in one or two short sentences for someone who cannot see it.",
+                        "Text recognised on the screen:\n{text}\n\n"},  # prompts (PROMPTS), sent to the model
+    "capture/portal.py": {"gdbus call --session --dest  --object-path  --method .DeletePermission screenshot "
+                          "screenshot ''"},  # a command the user types
+    "asr_models.py": {"describe-screen models install "},  # commands
+    "scripts.py": {"describe-screen models install "},
+    "wayland_keys.py": {"describe --target screen", "describe --target focus", "explore press", "bind = , , exec, ",
+                        " keys install", "describe --target window"},  # command lines, Hyprland's config syntax
+    "sway_keys.py": {"bindsym  exec "},  # sway's config syntax and the comments of the file it writes
+    "gnome_keys.py": {"Alt Graph"}, "vlm/onnx.py": {"physical id", "core id"},  # key names; /proc/cpuinfo fields
+    "sample_window.py": {"DejaVu Sans"},  # a font
+    "i18n.py": {"no locale set (LANGUAGE, LC_ALL, LC_MESSAGES and LANG are empty)"},  # then the language is English
+    "export/__init__.py": {"str | Path | None"},  # a type
+    "export/qwen35.py": {"Qwen3.5 exports the weight sets , not "},  # a programming error (the manifest's sets)
+    # programming errors: a caller passed what the code never passes
+    "explore.py": {"unknown move "}, "ipc.py": {'an event needs an "event" name, got '},
+    "speech.py": {"unknown cue ", "unknown error"},  # and what the synthesiser gave for no reason, logged
+    "vlm/qwen35.py": {" image tokens for a xx grid"},
+}
+UNSAID_PREFIXES = {"model_server.py": ("Describe this screenshot in detail",),
+                   "sway_keys.py": ("# describe-screen's keys", "# Made by describe-screen")}
+# Whole tables of words that are matched against what the user asked, or a model's chat template.
+UNSAID_TABLES = {"textqa.py": {"WHOLE", "QUESTION_FORMS"}, "export/qwen35.py": {"CHAT_TEMPLATE"}}
+UNSAID_EXCEPTIONS = {"SpeechLost"}  # speech.py's reasons for a lost sentence go to the log only
 
 
 def _words(node: ast.AST) -> str:
@@ -40,27 +74,55 @@ def _words(node: ast.AST) -> str:
 
 
 def _is_words(text: str) -> bool:
-    """Text in a human language: two or more words of letters (not a path, a key or a separator)."""
-    return sum(len(w) > 1 and w.isalpha() for w in text.replace(",", " ").replace(".", " ").split()) >= 2
+    """Text in a human language: two or more words of letters (not a path, a file, a D-Bus name or a key)."""
+    return sum(len(w) > 1 and w.isalpha() for w in (t.strip(",.;:!?()'\"") for t in text.split())) >= 2
 
 
 def bypasses(path: Path, root: Path = PACKAGE) -> list[str]:
-    """Sentences in `path` that reach the user without the catalog: text handed to UserError, say,
-    speak, doctor's Check, a progress callback or a command's print, or returned and yielded by the
-    narration modules."""
+    """Every sentence written in `path` that is not a catalog message, wherever it is formed: a sentence
+    is as often said one step away from where it is written (returned by a helper, kept in an attribute,
+    raised in an exception, handed to _() as a placeholder's value) as where it is said. Left out: the
+    catalog's own messages, docstrings, the log, regular expressions, dictionary keys and compared
+    values (looked up, not said) and what UNSAID names."""
+    where = path.relative_to(root).as_posix()
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    keys = {id(n) for fn in ast.walk(tree) if getattr(fn, "name", "") in KEYS.get(path.name, ())
-            for n in ast.walk(fn)}  # functions that return keys, translated where they are said
-    found = []
+    skip: set[int] = set()
+
+    def leave_out(*nodes: ast.AST | None) -> None:
+        skip.update(id(n) for node in nodes if node is not None for n in ast.walk(node))
+
     for node in ast.walk(tree):
-        said: list[ast.AST] = []
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value,
+                                                                                            ast.Constant):
+            leave_out(body[0])  # a docstring
         if isinstance(node, ast.Call):
             name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
-            if name in SPOKEN or (name == "print" and path.parent.name == "commands"):  # commands print to users
-                said = [*node.args, *(k.value for k in node.keywords)]
-        elif isinstance(node, (ast.Return, ast.Yield)) and path.name in NARRATION and node.value is not None:
-            said = [] if id(node) in keys else [node.value]
-        found += [f"{path.relative_to(root)}:{node.lineno}: {_words(a)!r}" for a in said if _is_words(_words(a))]
+            owner = getattr(getattr(node.func, "value", None), "id", "")
+            if name in CATALOG:
+                leave_out(*node.args[:CATALOG[name]])
+            elif owner in UNSAID_CALLS or name in UNSAID_EXCEPTIONS:
+                leave_out(node)
+        elif isinstance(node, ast.Dict):
+            leave_out(*node.keys)
+        elif isinstance(node, ast.Compare):
+            leave_out(node.left, *node.comparators)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in KEYS.get(where, ()):
+            leave_out(node)  # it returns keys, translated where they are said
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", "") in UNSAID_TABLES.get(where, ()) for t in
+                                                  node.targets):
+            leave_out(node.value)
+        elif isinstance(node, ast.JoinedStr):
+            skip.update(id(v) for v in node.values)  # its parts are read as the whole f-string
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skip or not (isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant)
+                                                                        and isinstance(node.value, str))):
+            continue
+        text = _words(node)
+        if _is_words(text) and text not in UNSAID.get(where, ()) and not text.startswith(
+                UNSAID_PREFIXES.get(where, ())):
+            found.append(f"{where}:{node.lineno}: {text[:100]!r}")
     return found
 
 
@@ -70,11 +132,33 @@ def test_no_sentence_the_program_forms_bypasses_the_catalog() -> None:
 
 
 def test_the_check_finds_a_bare_sentence(tmp_path) -> None:
-    """The scan can fail: an f-string problem, a bare fix, a yielded sentence are each found."""
-    reader = tmp_path / "reader.py"
-    reader.write_text('def f(x):\n    raise UserError(f"The file {x} is gone.", _("Fine."))\n\n'
-                      'def g():\n    yield "A dialog with buttons"\n    say(_("Ready now.") + " Press it now.")\n')
-    assert len(bypasses(reader, tmp_path)) == 3
+    """The scan can fail: an f-string problem, a yielded sentence, a sentence added to a translated one,
+    and the kinds doctor's Speech line was made of (a helper's return, an attribute, an exception's
+    reason, a placeholder's value) are each found; docstrings, logs, keys and messages are not."""
+    module = tmp_path / "speech.py"
+    module.write_text('''"""A module."""
+def f(x):
+    """Says nothing."""
+    raise UserError(f"The file {x} is gone.", _("Fine."))
+
+def g():
+    yield "A dialog with buttons"
+    say(_("Ready now.") + " Press it now.")
+
+class Output:
+    def describe(self):
+        return f"playing on {self.device}"
+
+class Reader:
+    def __init__(self, service):
+        self.name = f"Orca's remote controller ({service})"
+        if service == "two words":
+            raise Unavailable("speech-dispatcher cannot be reached")
+        log.warning("the reader went %s", "away for good")
+        self.kinds = {"check box": _("A check box")}
+        self.said = _("{reason} Speech works with {driver}.", reason="Orca is running", driver=self.name)
+''')
+    assert len(bypasses(module, tmp_path)) == 7, bypasses(module, tmp_path)
 
 
 def test_no_function_that_translates_binds_the_name_underscore() -> None:

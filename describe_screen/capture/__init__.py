@@ -251,7 +251,7 @@ def _clipboard_image() -> Image.Image:
     if not isinstance(content, Image.Image):
         raise UserError(_("The clipboard has no picture in it."),
                         _("Copy an image first, for example with the Print Screen key, then try again."))
-    return _decode(content, "The clipboard picture")
+    return _decode(content, _("The clipboard picture"))
 
 
 def _backend() -> ModuleType:

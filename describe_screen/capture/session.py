@@ -12,6 +12,8 @@ import shutil
 import sys
 from dataclasses import dataclass
 
+from describe_screen.i18n import _
+
 
 @dataclass(frozen=True)
 class Session:
@@ -26,8 +28,9 @@ class Session:
     def describe(self) -> str:
         """For doctor: the session in plain words."""
         if self.kind != "wayland":
-            return {"x11": "an X11 session", "windows": "Windows", "macos": "macOS"}[self.kind]
-        return f"a Wayland session ({self.compositor})" if self.compositor else "a Wayland session"
+            return {"x11": _("an X11 session"), "windows": "Windows", "macos": "macOS"}[self.kind]
+        return _("a Wayland session ({compositor})", compositor=self.compositor) if self.compositor else _(
+            "a Wayland session")
 
 
 SIGNS = ("WAYLAND_DISPLAY", "XDG_SESSION_TYPE", "XDG_CURRENT_DESKTOP", "SWAYSOCK", "HYPRLAND_INSTANCE_SIGNATURE")

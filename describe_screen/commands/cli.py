@@ -14,77 +14,80 @@ from typing import Any
 
 from describe_screen import __version__
 from describe_screen.errors import UserError
-from describe_screen.i18n import _
+from describe_screen.i18n import N_, _
 from describe_screen.options import COMMAND_TARGETS, DETAILS, PRECISIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="describe-screen",
-        description="Press a key, hear what is on the screen. Everything runs on this computer.",
+        description=_("Press a key, hear what is on the screen. Everything runs on this computer."),
     )
     parser.add_argument("--version", action="version", version=f"describe-screen {__version__}")
-    parser.add_argument("--config", type=Path, help="settings file to use instead of the usual one")
+    parser.add_argument("--config", type=Path, help=_("settings file to use instead of the usual one"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    daemon = sub.add_parser("daemon", help="run in the background: hotkeys, speech, the local socket")
-    daemon.add_argument("--speech-file", type=Path, help="record speech to this WAV instead of playing it")
-    daemon.add_argument("--no-hotkeys", action="store_true", help="serve only the command line")
+    daemon = sub.add_parser("daemon", help=_("run in the background: hotkeys, speech, the local socket"))
+    daemon.add_argument("--speech-file", type=Path, help=_("record speech to this WAV instead of playing it"))
+    daemon.add_argument("--no-hotkeys", action="store_true", help=_("serve only the command line"))
 
     def job(name: str, text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=_(text))
         p.add_argument("--target", choices=COMMAND_TARGETS,
-                       help="what to capture (default: the settings file's capture.target)")
-        p.add_argument("--image", type=Path, help="describe this image file instead of the screen")
-        p.add_argument("--json", action="store_true", help="print the result as JSON")
-        p.add_argument("--speech-file", type=Path, help="record speech to this WAV (runs without the daemon)")
+                       help=_("what to capture (default: the settings file's capture.target)"))
+        p.add_argument("--image", type=Path, help=_("describe this image file instead of the screen"))
+        p.add_argument("--json", action="store_true", help=_("print the result as JSON"))
+        p.add_argument("--speech-file", type=Path, help=_("record speech to this WAV (runs without the daemon)"))
         return p
 
-    job("describe", "describe the screen, a window, the area under the pointer, or an image").add_argument(
-        "--detail", choices=DETAILS, help="how much to say (default: describe.detail)")
-    job("read", "read all the text, in reading order")
-    ask = job("ask", "ask a question about the last capture (or a new one)")
-    ask.add_argument("question", nargs="?", default="", help="the question, in words")
-    ask.add_argument("--audio", type=Path, help="a WAV file holding the spoken question")
-    for name, text in (("repeat", "say the last result again"), ("stop", "stop speaking now"),
-                       ("status", "what the daemon is doing"), ("copy", "copy the last result to the clipboard"),
-                       ("listen", "start a spoken question; the next listen sends it (for desktop key bindings)")):
-        sub.add_parser(name, help=text).add_argument("--json", action="store_true", help="print JSON")
+    job("describe", N_("describe the screen, a window, the area under the pointer, or an image")).add_argument(
+        "--detail", choices=DETAILS, help=_("how much to say (default: describe.detail)"))
+    job("read", N_("read all the text, in reading order"))
+    ask = job("ask", N_("ask a question about the last capture (or a new one)"))
+    ask.add_argument("question", nargs="?", default="", help=_("the question, in words"))
+    ask.add_argument("--audio", type=Path, help=_("a WAV file holding the spoken question"))
+    for name, text in (("repeat", N_("say the last result again")), ("stop", N_("stop speaking now")),
+                       ("status", N_("what the daemon is doing")),
+                       ("copy", N_("copy the last result to the clipboard")),
+                       ("listen", N_("start a spoken question; the next listen sends it (for desktop key bindings)"))):
+        sub.add_parser(name, help=_(text)).add_argument("--json", action="store_true", help=_("print JSON"))
 
     from describe_screen.explore import MOVES
 
-    explore = sub.add_parser("explore", help="move through the last capture element by element, find one, press it")
+    explore = sub.add_parser("explore", help=_("move through the last capture element by element, find one, press it"))
     explore.add_argument("move", choices=(*MOVES, "find", *PRESSES),
-                         help="where to move (next, next-button, below, ...), find WORDS, or press the element")
-    explore.add_argument("words", nargs="*", help="for find: the words to look for")
-    explore.add_argument("--json", action="store_true", help="print JSON")
+                         help=_("where to move (next, next-button, below, ...), find WORDS, or press the element"))
+    explore.add_argument("words", nargs="*", help=_("for find: the words to look for"))
+    explore.add_argument("--json", action="store_true", help=_("print JSON"))
 
-    doctor = sub.add_parser("doctor", help="check display, capture, hotkeys, speech, GPU and models")
-    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
-    demo = sub.add_parser("demo", help="a first run: describe the screen, or a sample window when there is none")
-    demo.add_argument("--speech-file", type=Path, help="where to save the speech (default: demo-speech.wav)")
+    doctor = sub.add_parser("doctor", help=_("check display, capture, hotkeys, speech, GPU and models"))
+    doctor.add_argument("--json", action="store_true", help=_("print the checks as JSON"))
+    demo = sub.add_parser("demo", help=_("a first run: describe the screen, or a sample window when there is none"))
+    demo.add_argument("--speech-file", type=Path, help=_("where to save the speech (default: demo-speech.wav)"))
 
     from describe_screen.commands import keys
 
     keys.add_parser(sub)
-    models = sub.add_parser("models", help="list, install, export, verify or remove vision models")
+    models = sub.add_parser("models", help=_("list, install, export, verify or remove vision models"))
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    msub.add_parser("list", help="models you can export, and the ones installed")
-    export = msub.add_parser("export", help="download (or take a local folder) and export a model to ONNX")
-    export.add_argument("name", help="a model name from `describe-screen models list`")
+    msub.add_parser("list", help=_("models you can export, and the ones installed"))
+    export = msub.add_parser("export", help=_("download (or take a local folder) and export a model to ONNX"))
+    export.add_argument("name", help=_("a model name from `describe-screen models list`"))
     export.add_argument("--precision", choices=("auto", "all", "fp32", "fp16", "int8"), default="auto",
-                        help="auto: fp32 and int8 (the CPU runs int8); all: adds fp16 for a GPU")
-    export.add_argument("--source", type=Path, help="a local folder holding the checkpoint (no download)")
-    export.add_argument("--out", type=Path, help="where to write the bundle (default: the models folder)")
-    install = msub.add_parser("install", help="download a model's published ONNX files (no export needed)")
-    install.add_argument("name", help="a model name from `describe-screen models list`")
+                        help=_("auto: fp32 and int8 (the CPU runs int8); all: adds fp16 for a GPU"))
+    export.add_argument("--source", type=Path, help=_("a local folder holding the checkpoint (no download)"))
+    export.add_argument("--out", type=Path, help=_("where to write the bundle (default: the models folder)"))
+    install = msub.add_parser("install", help=_("download a model's published ONNX files (no export needed)"))
+    install.add_argument("name", help=_("a model name from `describe-screen models list`"))
     install.add_argument("--precision", choices=PRECISIONS, default="auto",
-                         help="auto: int8 on the CPU, fp16 when CUDA really works")
-    imported = msub.add_parser("import", help="install a folder exported elsewhere (e.g. an onnx-community download)")
+                         help=_("auto: int8 on the CPU, fp16 when CUDA really works"))
+    imported = msub.add_parser("import",
+                               help=_("install a folder exported elsewhere (e.g. an onnx-community download)"))
     imported.add_argument("folder", type=Path)
-    imported.add_argument("name", help="which known model it is, e.g. smolvlm-256m-instruct")
-    for name, text in (("verify", "check every file of an installed model"), ("remove", "delete an installed model")):
-        msub.add_parser(name, help=text).add_argument("name")
+    imported.add_argument("name", help=_("which known model it is, e.g. smolvlm-256m-instruct"))
+    for name, text in (("verify", N_("check every file of an installed model")),
+                       ("remove", N_("delete an installed model"))):
+        msub.add_parser(name, help=_(text)).add_argument("name")
     return parser
 
 

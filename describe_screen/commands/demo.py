@@ -15,12 +15,13 @@ from pathlib import Path
 from describe_screen.config import Config
 from describe_screen.daemon import Daemon
 from describe_screen.errors import UserError
-from describe_screen.i18n import _
+from describe_screen.i18n import N_, _
 
-SAMPLE_TITLE = "Save changes"
-SAMPLE_TEXT = ("Do you want to save the changes you made to report.txt?\n"
-               "Your changes will be lost if you don't save them.")
-SAMPLE_BUTTONS = ("Save", "Don't Save", "Cancel")
+# the sample window is in the user's language, as their own programs' windows are
+SAMPLE_TITLE = N_("Save changes")
+SAMPLE_TEXT = N_("Do you want to save the changes you made to report.txt?\n"
+                 "Your changes will be lost if you don't save them.")
+SAMPLE_BUTTONS = (N_("Save"), N_("Don't Save"), N_("Cancel"))
 
 
 def run(config: Config, speech_file: Path | None = None) -> int:
@@ -69,8 +70,8 @@ def _sample_desktop() -> tuple[subprocess.Popen, subprocess.Popen]:
     xvfb, display = start_xvfb()
     os.environ["DISPLAY"] = display
     window = subprocess.Popen(
-        [sys.executable, "-m", "describe_screen.sample_window", SAMPLE_TITLE, SAMPLE_TEXT, "18", "white", "black",
-         *SAMPLE_BUTTONS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "describe_screen.sample_window", _(SAMPLE_TITLE), _(SAMPLE_TEXT), "18", "white",
+         "black", *map(_, SAMPLE_BUTTONS)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = window.stdout.readline() if window.stdout else ""
     if not line.startswith("ready"):
         xvfb.terminate()

@@ -198,7 +198,7 @@ def check_speech(config: Config) -> Check:
         braille = speaker.braille()
         braille = " " + _("Answers are also shown on the {braille}.", braille=braille) if braille else ""
         return Check(_("Speech"), OK, _("{reason} Speech works with {driver}.{braille}",
-                                     reason=speaker.reason, driver=speaker.driver(), braille=braille))
+                                     reason=speaker.reason, driver=speaker.driver().rstrip("."), braille=braille))
     finally:
         speaker.close()
 

@@ -16,11 +16,11 @@ HYPRLAND = "~/.config/hypr/hyprland.conf"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    keys = sub.add_parser("keys", help="bind the keys in a Wayland desktop's settings (GNOME, sway, Hyprland)")
+    keys = sub.add_parser("keys", help=_("bind the keys in a Wayland desktop's settings (GNOME, sway, Hyprland)"))
     keys.add_argument("keys_command", metavar="ACTION", choices=("show", "install", "remove"),
-                      help="show: the bindings; install: add them; remove: take them out (GNOME)")
-    keys.add_argument("--desktop", choices=DESKTOPS, help="which desktop's settings (default: this session's)")
-    keys.add_argument("--program", help="the describe-screen the keys run (default: this one, by its full path)")
+                      help=_("show: the bindings; install: add them; remove: take them out (GNOME)"))
+    keys.add_argument("--desktop", choices=DESKTOPS, help=_("which desktop's settings (default: this session's)"))
+    keys.add_argument("--program", help=_("the describe-screen the keys run (default: this one, by its full path)"))
 
 
 def run(config: Config, args: argparse.Namespace) -> int:

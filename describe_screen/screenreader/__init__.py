@@ -124,14 +124,14 @@ def import_system(name: str, folders: Sequence[str] = SYSTEM_PACKAGES) -> Module
         pass
     spec = importlib.machinery.PathFinder.find_spec(name, list(folders))
     if spec is None or spec.loader is None:
-        raise Unavailable(f"its Python module {name} is not installed")
+        raise Unavailable(_("its Python module {name} is not installed", name=name))
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # built for another Python, or broken: as good as absent
         del sys.modules[name]
-        raise Unavailable(f"its Python module {name} cannot be loaded ({exc})") from exc
+        raise Unavailable(_("its Python module {name} cannot be loaded ({exc})", name=name, exc=exc)) from exc
     return module
 
 

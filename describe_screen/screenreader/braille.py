@@ -14,6 +14,7 @@ import queue
 import textwrap
 import threading
 
+from describe_screen.i18n import _, ngettext
 from describe_screen.screenreader import Unavailable, import_system
 
 log = logging.getLogger(__name__)
@@ -31,11 +32,12 @@ class BrailleDisplay:
             self._connection = self._brlapi.Connection(host.encode() if host else None)
             self.width, rows = self._connection.displaySize
         except Exception as exc:  # no BRLTTY, or no permission to its socket
-            raise Unavailable(f"BRLTTY cannot be reached ({exc})") from exc
+            raise Unavailable(_("BRLTTY cannot be reached ({exc})", exc=exc)) from exc
         if self.width * rows == 0:
             self._connection.closeConnection()
-            raise Unavailable("no braille display is connected")
-        self.name = f"{self._connection.driverName.decode(errors='replace')} braille display, {self.width} cells"
+            raise Unavailable(_("no braille display is connected"))
+        self.name = ngettext("{driver} braille display, {n} cell", "{driver} braille display, {n} cells", self.width,
+                             driver=self._connection.driverName.decode(errors="replace"))
         self.width *= rows
         self._events: queue.Queue[tuple[str, int, str]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="braille", daemon=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from describe_screen.i18n import N_, _
+from describe_screen.i18n import N_, _, spoken_list
 from describe_screen.screenreader import POLL, Candidate, Unavailable, import_system, wait_while_spoken
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class SpeechDispatcher:
             self._client = speechd.SSIPClient(CLIENT_NAME, address=address)
             self._client.set_priority(speechd.Priority.TEXT)
         except Exception as exc:  # SSIPCommunicationError, SpawnError, OSError: all mean "not reachable"
-            raise Unavailable(f"speech-dispatcher cannot be reached ({exc})") from exc
+            raise Unavailable(_("speech-dispatcher cannot be reached ({exc})", exc=exc)) from exc
 
     def speak(self, text: str, interrupted: Callable[[], bool]) -> bool:
         kinds = self._speechd.CallbackType
@@ -147,7 +147,7 @@ class OrcaRemote:
             self._connection = open_dbus_connection(bus="SESSION")
             self._lock = threading.Lock()  # stop() cancels from the request thread while the speech thread speaks
         except Exception as exc:  # no jeepney, no session bus
-            raise Unavailable(f"the session D-Bus cannot be reached ({exc})") from exc
+            raise Unavailable(_("the session D-Bus cannot be reached ({exc})", exc=exc)) from exc
         self._fallback: SpeechDispatcher | None = None
         self._note = ""
         try:
@@ -155,16 +155,16 @@ class OrcaRemote:
                 if self._connection.send_and_get_reply(message_bus.NameHasOwner(service), timeout=2).body[0]:
                     self._service = service
                     self._dialect = self._pick(dialects)
-                    self.name = f"{self._dialect.label}'s remote controller ({service})"
+                    self.name = _("{orca}'s remote controller ({service})", orca=self._dialect.label, service=service)
                     return
         except Unavailable:
             self._connection.close()
             raise
         except Exception as exc:  # a bus that does not answer in time, or answers with an error
             self._connection.close()
-            raise Unavailable(f"the session D-Bus did not answer ({exc})") from exc
+            raise Unavailable(_("the session D-Bus did not answer ({exc})", exc=exc)) from exc
         self._connection.close()
-        raise Unavailable("this Orca has no D-Bus remote controller (Orca 49 or later has one)")
+        raise Unavailable(_("this Orca has no D-Bus remote controller (Orca 49 or later has one)"))
 
     def _pick(self, dialects: list[Dialect]) -> Dialect:
         missing = []
@@ -173,25 +173,27 @@ class OrcaRemote:
             if not gaps:
                 return dialect
             missing += gaps
-        raise Unavailable(f"{self._service} has {' and '.join(missing)}")
+        raise Unavailable(_("{service} has no {missing}", service=self._service, missing=spoken_list(missing)))
 
     def _missing(self, call: Call) -> str:
-        """"" when Orca's introspection data lists `call` with its documented arguments, else what is missing."""
+        """"" when Orca's introspection data lists `call` with its documented arguments, else what is missing
+        ("org.gnome.Orca1.SpeechManager.InterruptSpeech(b) at /org/gnome/Orca1/Service/SpeechManager")."""
         import xml.etree.ElementTree as ET
 
         from jeepney import DBusAddress, new_method_call
 
+        method = f"{call.interface}.{call.method}"
         address = DBusAddress(call.path, bus_name=self._service, interface="org.freedesktop.DBus.Introspectable")
         reply = self._connection.send_and_get_reply(new_method_call(address, "Introspect"), timeout=5)
         if error := self._error(reply):
-            return f"no {call.interface}.{call.method} at {call.path} ({error})"
+            return _("{method} at {path} ({error})", method=method, path=call.path, error=error)
         for interface in ET.fromstring(reply.body[0]).iter("interface"):
             for method in interface.iter("method"):
                 if (interface.get("name"), method.get("name")) == (call.interface, call.method):
                     given = "".join(arg.get("type", "") for arg in method.iter("arg") if arg.get("direction") != "out")
                     if given == call.signature:
                         return ""
-        return f"no {call.interface}.{call.method}({call.signature}) at {call.path}"
+        return _("{method} at {path}", method=method + "(" + call.signature + ")", path=call.path)
 
     @staticmethod
     def _error(reply: Any) -> str:
@@ -212,11 +214,12 @@ class OrcaRemote:
                 reply = self._connection.send_and_get_reply(
                     new_method_call(address, call.method, call.signature, call.args + args), timeout=5)
         except Exception as exc:  # Orca quit, or hangs
-            return f"Orca did not answer {call.method} ({exc})"
+            return _("Orca did not answer {method} ({exc})", method=call.method, exc=exc)
         if error := self._error(reply):
-            return f"Orca answered an error to {call.method}: {error}"
+            return _("Orca answered an error to {method}: {error}", method=call.method, error=error)
         if reply.body != (True,):
-            return f"Orca answered {reply.body[0] if reply.body else 'nothing'} to {call.method}"
+            return _("Orca answered {answer} to {method}", answer=reply.body[0] if reply.body else _("nothing"),
+                     method=call.method)
         return ""
 
     def _fall_back(self, problem: str) -> SpeechDispatcher:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from describe_screen.i18n import _
 from describe_screen.screenreader import Candidate, Unavailable, wait_while_spoken
 
 
@@ -31,10 +32,10 @@ def candidates(load: Callable[[], ModuleType | Any] = _load_tolk) -> list[Candid
 
     def open_reader() -> TolkReader:
         if running is None:
-            raise Unavailable("no screen reader that programs can speak through is running")
+            raise Unavailable(_("no screen reader that programs can speak through is running"))
         return TolkReader(tolk, running)
 
-    return [Candidate(running or "A screen reader", lambda: running is not None, open_reader)]
+    return [Candidate(running or _("A screen reader"), lambda: running is not None, open_reader)]
 
 
 class TolkReader:

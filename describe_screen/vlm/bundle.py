@@ -143,7 +143,8 @@ def _check_manifest(path: Path, data: dict) -> None:
     for key, kind in (("name", str), ("family", str), ("tasks", list), ("prompts", dict), ("files", dict),
                       ("precisions", list), ("speed", dict), ("auto", dict)):
         if key in data and not isinstance(data[key], kind):
-            raise _bad(path, f"{key} should be a {kind.__name__}, not {type(data[key]).__name__}", fix)
+            raise _bad(path, _("{key} should be a {kind}, not {got}", key=key, kind=kind.__name__,
+                                     got=type(data[key]).__name__), fix)
     if data.get("family") not in FAMILIES:
         raise UserError(_("The model file {name} in {parent} names the family {get!r}, which this version cannot "
                           "run.",
@@ -151,20 +152,20 @@ def _check_manifest(path: Path, data: dict) -> None:
                         _("Update describe-screen, or remove the model with: describe-screen models remove {name}.",
                           name=path.parent.name))
     if "rank" in data and (isinstance(data["rank"], bool) or not isinstance(data["rank"], int)):
-        raise _bad(path, f"rank should be a whole number, not {data['rank']!r}", fix)
+        raise _bad(path, _("rank should be a whole number, not {rank!r}", rank=data["rank"]), fix)
     for key in ("tasks", "precisions"):
         if not all(isinstance(item, str) for item in data.get(key, ())):
-            raise _bad(path, f"{key} should be a list of words", fix)
+            raise _bad(path, _("{key} should be a list of words", key=key), fix)
     if not all(isinstance(v, str) for v in data.get("prompts", {}).values()):
-        raise _bad(path, "every prompt should be text", fix)
+        raise _bad(path, _("every prompt should be text"), fix)
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in data.get("speed", {}).values()):
-        raise _bad(path, "every speed need should be a whole number", fix)
+        raise _bad(path, _("every speed need should be a whole number"), fix)
     if not all(v in PRECISIONS for v in data.get("auto", {}).values()):
-        raise _bad(path, f"auto should name precisions among {', '.join(PRECISIONS)}", fix)
+        raise _bad(path, _("auto should name precisions among {precisions}", precisions=", ".join(PRECISIONS)), fix)
     for name, entry in data.get("files", {}).items():
         if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and not isinstance(entry["size"], bool)
                 and isinstance(entry.get("sha256"), str)):
-            raise _bad(path, f"the entry for {name} needs a size in bytes and a sha256", fix)
+            raise _bad(path, _("the entry for {name} needs a size in bytes and a sha256", name=name), fix)
 
 
 def read_manifest(bundle: Path) -> dict:
@@ -371,7 +372,7 @@ class Bundle:
         for key in keys.split("."):
             if not isinstance(data, dict) or key not in data or data[key] is None:
                 if default is ...:
-                    raise _bad(self.path / name, f"it has no setting {keys}", self.fix)
+                    raise _bad(self.path / name, _("it has no setting {keys}", keys=keys), self.fix)
                 return default
             data = data[key]
         try:
@@ -379,7 +380,8 @@ class Bundle:
                 raise TypeError(data)
             return kind(data)
         except (TypeError, ValueError) as exc:
-            raise _bad(self.path / name, f"the setting {keys} has the unusable value {data!r}", self.fix) from exc
+            unusable = _("the setting {keys} has the unusable value {value!r}", keys=keys, value=data)
+            raise _bad(self.path / name, unusable, self.fix) from exc
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -500,8 +502,8 @@ class Bundle:
                 if path.name.split(".")[-2] == sha256_of(*_derived_files(path, base))[:16]:
                     return path
                 _remove_derived(path)
-                raise ValueError(f"its optimised copy {path.name} was damaged (its checksum did not match); "
-                                 "it is made again at the next start")
+                raise ValueError(_("its optimised copy {name} was damaged (its checksum did not match); it is made "
+                                   "again at the next start", name=path.name))
         for folder in folders:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -530,10 +532,8 @@ class Bundle:
         name = path.name
         try:
             session = onnx.create_session(path, self.provider, self.options.threads)
-        except UserError as exc:
-            if "cannot be loaded" in exc.problem:
-                raise UserError(exc.problem, self.fix) from exc
-            raise
+        except onnx.Unloadable as exc:  # the bundle's fix names the command that installs it again
+            raise UserError(exc.problem, self.fix) from exc
         got = [i.name for i in session.get_inputs()]
         if missing := sorted(set(graph.inputs) - set(got)):
             raise UserError(_("The model file {name} in {path} has no input named {missing}, so it does not match "

@@ -190,7 +190,7 @@ class Florence2:
 
     def stream(self, image: Image, request: Request, cancelled: Callable[[], bool]) -> Iterator[str]:
         if request.task not in self.tasks:
-            wanted = "answer questions" if request.task == ASK else f"do the task {request.task}"
+            wanted = _("answer questions") if request.task == ASK else _("do the task {task}", task=request.task)
             raise UserError(_("The Florence-2 model can only describe the screen and read its text; it cannot "
                               "{wanted}.",
                               wanted=wanted), _("Use a model that answers questions for it: see describe-screen "

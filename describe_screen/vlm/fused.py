@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from describe_screen.i18n import _
+
 if TYPE_CHECKING:
     import numpy as np
     import onnx
@@ -70,15 +72,15 @@ def unsupported(config: dict[str, Any]) -> str:
     heads = max(int(text.get("num_attention_heads", 1)), 1)
     head_dim = int(text.get("head_dim") or int(text.get("hidden_size", 0)) // heads)
     if text.get("model_type") != "llama":
-        return f"its text model is {text.get('model_type')!r}, not a llama"
+        return _("its text model is {model!r}, not a llama", model=text.get("model_type"))
     if text.get("attention_bias") or text.get("mlp_bias"):
-        return "its text model has biases"
+        return _("its text model has biases")
     if text.get("hidden_act", "silu") != "silu":
-        return f"its text model's activation is {text.get('hidden_act')}, not SiLU"
+        return _("its text model's activation is {activation}, not SiLU", activation=text.get("hidden_act"))
     if rope_type != "default":
-        return f"its rotary embedding is scaled ({rope_type})"
+        return _("its rotary embedding is scaled ({kind})", kind=rope_type)
     if head_dim % 16:
-        return f"its attention heads are {head_dim} wide, not a multiple of 16"
+        return _("its attention heads are {width} wide, not a multiple of 16", width=head_dim)
     return ""
 
 
@@ -124,7 +126,7 @@ def packed(parts: list[Linear]) -> Linear:
 
     kinds = {p.kind for p in parts}
     if len(kinds) != 1:
-        raise ValueError(f"mixed projection forms {sorted(kinds)}")
+        raise ValueError(_("mixed projection forms {kinds}", kinds=sorted(kinds)))
     kind = kinds.pop()
     if kind == "float":
         return Linear(kind, [np.concatenate([p.arrays[0] for p in parts], axis=1)])
@@ -136,7 +138,7 @@ def packed(parts: list[Linear]) -> Linear:
     shared = {k: v for k, v in parts[0].attrs.items() if k != "N"}
     if any({k: v for k, v in p.attrs.items() if k != "N"} != shared or len(p.arrays) != len(parts[0].arrays)
            for p in parts):
-        raise ValueError("4-bit projections with different block layouts")
+        raise ValueError(_("4-bit projections with different block layouts"))
     # Every MatMulNBits array is laid out column by column (B: N x blocks x bytes; scales and zero
     # points N x blocks, or flat in that order), so the columns of several join along the first axis.
     arrays = [np.concatenate([p.arrays[i] for p in parts]) for i in range(len(parts[0].arrays))]
@@ -177,7 +179,7 @@ def read_weights(model: onnx.ModelProto, config: TextConfig) -> DecoderWeights:
             if (norm := normed[source]) and norm[1] == stream and len(members) == size:
                 norms[key] = norm[0]
                 return members
-        raise ValueError(f"{what} was not found")
+        raise ValueError(_("{what} was not found", what=what))
 
     def added(stream: str, key: str, what: str) -> tuple[_Projection, str]:
         """The projection whose output is added to `stream`, and the sum (the next residual stream)."""
@@ -185,25 +187,27 @@ def read_weights(model: onnx.ModelProto, config: TextConfig) -> DecoderWeights:
             if total := flow.sum_of(stream, projection.output):
                 linears[key] = projection.weights
                 return projection, total
-        raise ValueError(f"{what} was not found")
+        raise ValueError(_("{what} was not found", what=what))
 
     # the residual stream starts where the first norm (in the graph's order) that feeds projections reads
     stream = next((norm[1] for norm in normed.values() if norm), "")
     for i in range(config.layers):
         for name, projection in zip(("q_proj", "k_proj", "v_proj"), flow.by_attention_role(group(
-                stream, 3, f"{i}.input", f"layer {i}'s input norm with its q, k and v projections")), strict=True):
+                stream, 3, f"{i}.input", _("layer {i}'s input norm with its q, k and v projections", i=i))),
+                strict=True):
             linears[f"{i}.{name}"] = projection.weights
-        _, stream = added(stream, f"{i}.o_proj", f"layer {i}'s attention output projection")
-        gate_up = group(stream, 2, f"{i}.post", f"layer {i}'s second norm with its gate and up projections")
+        stream = added(stream, f"{i}.o_proj", _("layer {i}'s attention output projection", i=i))[1]
+        gate_up = group(stream, 2, f"{i}.post", _("layer {i}'s second norm with its gate and up projections", i=i))
         gates = [p for p in gate_up if flow.read_by(p.output, ("Sigmoid", "QuickGelu"))]
         if len(gates) != 1:
-            raise ValueError(f"layer {i}'s gate projection (the one SiLU reads) was not found")
+            raise ValueError(_("layer {i}'s gate projection (the one SiLU reads) was not found", i=i))
         gate, up = gates[0], next(p for p in gate_up if p is not gates[0])
         linears[f"{i}.gate_proj"], linears[f"{i}.up_proj"] = gate.weights, up.weights
-        down, stream = added(stream, f"{i}.down_proj", f"layer {i}'s down projection")
+        down, stream = added(stream, f"{i}.down_proj", _("layer {i}'s down projection", i=i))
         if not flow.product_of(down.input, up.output):
-            raise ValueError(f"layer {i}'s down projection does not read SiLU(gate) * up")
-    [head] = group(stream, 1, "final", f"the final norm with the output projection after {config.layers} layers")
+            raise ValueError(_("layer {i}'s down projection does not read SiLU(gate) * up", i=i))
+    [head] = group(stream, 1, "final", _("the final norm with the output projection after {layers} layers",
+                                         layers=config.layers))
     linears["lm_head"] = head.weights
     _check_shapes(linears, norms, config)
     return DecoderWeights(norms, linears)
@@ -218,10 +222,11 @@ def _check_shapes(linears: dict[str, Linear], norms: dict[str, np.ndarray], conf
                               ("o_proj", config.hidden), ("gate_proj", inner), ("up_proj", inner),
                               ("down_proj", config.hidden)):
             if linears[f"{i}.{name}"].columns != columns:
-                raise ValueError(f"layer {i}'s {name} has {linears[f'{i}.{name}'].columns} outputs where "
-                                 f"config.json implies {columns}")
+                raise ValueError(_("layer {i}'s {name} has {columns} outputs where config.json implies {implied}",
+                                   i=i, name=name, columns=linears[f"{i}.{name}"].columns, implied=columns))
     if bad := next((key for key, weight in norms.items() if weight.shape != (config.hidden,)), None):
-        raise ValueError(f"the norm {bad} has {norms[bad].shape} weights, not {config.hidden}")
+        raise ValueError(_("the norm {name} has {shape} weights, not {hidden}", name=bad, shape=norms[bad].shape,
+                           hidden=config.hidden))
 
 
 def _int8(weight: np.ndarray, scale: np.ndarray, zero: np.ndarray) -> Linear:
@@ -302,10 +307,10 @@ class _Flow:
             return _Projection(node.input[0], node.output[0], Linear("float", [weight.astype(np.float32)]))
         if op == "MatMulNBits":
             if len(node.input) > 4 and any(node.input[4:]):
-                raise ValueError("a 4-bit projection has group indices or a bias")
+                raise ValueError(_("a 4-bit projection has group indices or a bias"))
             arrays = [self.constant(name) for name in node.input[1:4] if name]
             if any(a is None for a in arrays):
-                raise ValueError("a 4-bit projection's weights are not constants")
+                raise ValueError(_("a 4-bit projection's weights are not constants"))
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             # the accuracy level is not carried over: the fused graph sets its own (see _Graph.linear)
             return _Projection(node.input[0], node.output[0],
@@ -322,13 +327,13 @@ class _Flow:
         if op == "MatMulIntegerToFloat":
             quantize = self.producer.get(x)
             if quantize is None or quantize.op_type != "DynamicQuantizeLinear":
-                raise ValueError("an int8 projection does not quantise its input dynamically")
+                raise ValueError(_("an int8 projection does not quantise its input dynamically"))
             x = quantize.input[0]
         inputs = [*node.input, "", "", "", ""]
         weight, scale = self.constant(inputs[1]), self.constant(inputs[scale_at])
         zero = self.constant(inputs[zero_at]) if inputs[zero_at] else np.zeros((), np.int8)
         if inputs[bias_at] or weight is None or scale is None or zero is None:
-            raise ValueError("an int8 projection has a bias or weights that are not constants")
+            raise ValueError(_("an int8 projection has a bias or weights that are not constants"))
         return _Projection(x, node.output[0], _int8(weight, scale, zero))
 
     def _integer_projection(self, node: onnx.NodeProto) -> _Projection:
@@ -339,7 +344,7 @@ class _Flow:
         quantize = self.producer.get(node.input[0])
         weight = self.constant(node.input[1])
         if quantize is None or quantize.op_type != "DynamicQuantizeLinear" or weight is None:
-            raise ValueError("an integer projection does not quantise its input dynamically")
+            raise ValueError(_("an integer projection does not quantise its input dynamically"))
         zero = self.constant(node.input[3]) if len(node.input) > 3 and node.input[3] else np.zeros((), weight.dtype)
         casts = [reader for reader, _ in self.readers.get(node.output[0], []) if reader.op_type == "Cast"]
         for cast in casts:
@@ -350,7 +355,7 @@ class _Flow:
                 scale = self.constant(next(n for n in factor.input if n != quantize.output[1]))
                 if scale is not None and zero is not None:
                     return _Projection(quantize.input[0], scaled.output[0], _int8(weight, scale, zero))
-        raise ValueError("an int8 projection's weight scale was not found")
+        raise ValueError(_("an int8 projection's weight scale was not found"))
 
     def norm(self, name: str) -> tuple[np.ndarray, str] | None:
         """(weight, x) when `name` is RMSNorm(x) * weight (a Slice of it too: lm_head may read only the
@@ -418,7 +423,7 @@ class _Flow:
 
     def read_by(self, name: str, ops: tuple[str, ...]) -> bool:
         """Whether a node of one of `ops` reads `name` (or a Cast of it)."""
-        for node, _ in self.readers.get(name, []):
+        for node, _slot in self.readers.get(name, []):
             if node.op_type in ops or (node.op_type in ("Cast", "Identity") and self.read_by(node.output[0], ops)):
                 return True
         return False
@@ -436,10 +441,10 @@ class _Flow:
         for projection in projections:
             found = self.attention_entries(projection.output)
             if len(found) != 1:
-                raise ValueError("the q, k and v projections do not each enter attention in one place")
+                raise ValueError(_("the q, k and v projections do not each enter attention in one place"))
             roles[found.pop()] = projection
         if sorted(roles) != [0, 1, 2]:
-            raise ValueError("the q, k and v projections could not be told apart")
+            raise ValueError(_("the q, k and v projections could not be told apart"))
         return [roles[0], roles[1], roles[2]]
 
     def attention_entries(self, name: str) -> set[int]:

@@ -210,6 +210,10 @@ def cuda_works() -> bool:
     return CUDA in session.get_providers()
 
 
+class Unloadable(UserError):
+    """A model file onnxruntime cannot load (damaged or incomplete): a bundle replaces the fix with its own."""
+
+
 def create_session(path: Path, provider: str = "auto", threads: int = 0) -> ort.InferenceSession:
     """Open one .onnx file on the best usable provider; "cuda" fails loudly if CUDA cannot really run.
 
@@ -227,10 +231,10 @@ def create_session(path: Path, provider: str = "auto", threads: int = 0) -> ort.
         if CUDA in wanted and provider == "auto" and _looks_like_cuda_failure(exc):
             _cuda_unusable.append(True)
             return create_session(path, "cpu", threads)
-        raise UserError(_("The model file {name} in {parent} cannot be loaded: it is damaged or incomplete "
-                          "({kind}).",
-                          name=path.name, parent=path.parent, kind=type(exc).__name__),
-                        _("Install or export the model again.")) from exc  # a bundle names the command
+        raise Unloadable(_("The model file {name} in {parent} cannot be loaded: it is damaged or incomplete "
+                           "({kind}).",
+                           name=path.name, parent=path.parent, kind=type(exc).__name__),
+                         _("Install or export the model again.")) from exc  # a bundle names the command
     got = session.get_providers()
     if CUDA in wanted and CUDA not in got:
         _cuda_unusable.append(True)

@@ -275,11 +275,11 @@ class SmolVLM(ChatModel):
     def _not_fused_here(self) -> str:
         """Why these options do not run a fused decoder at all ("" when they do)."""
         if not self.options.fused:
-            return "the settings turn the fast decoder off"
+            return _("the settings turn the fast decoder off")
         if self.bundle.provider != "cpu":
-            return "the fast decoder is made for the processor, not the GPU"
+            return _("the fast decoder is made for the processor, not the GPU")
         if self.bundle.precision not in fused.PRECISIONS:
-            return f"the fast decoder is not made for {self.bundle.precision} weights"
+            return _("the fast decoder is not made for {precision} weights", precision=self.bundle.precision)
         return ""
 
     def fused_failure(self) -> str:
@@ -287,14 +287,15 @@ class SmolVLM(ChatModel):
         not meant to (the GPU, fp16 weights). `models install` and `doctor` say it."""
         if self._not_fused_here() or self.fused_decoder():
             return ""
-        return self.bundle.not_derived.get(FUSED.file, "the fast copy was not made")
+        return self.bundle.not_derived.get(FUSED.file, _("the fast copy was not made"))
 
     def decoder_in_use(self) -> str:
         """Which decoder requests run, and why when it is not the fused one, in words for `doctor`."""
         if self.fused_decoder():
-            return "the fast decoder (its decoder graph rebuilt from fused operators)"
-        why = self._not_fused_here() or f"its decoder could not be rewritten for speed: {self.fused_failure()}"
-        return f"its original decoder graph, because {why}"
+            return _("the fast decoder (its decoder graph rebuilt from fused operators)")
+        why = self._not_fused_here() or _("its decoder could not be rewritten for speed: {problem}",
+                                          problem=self.fused_failure())
+        return _("its original decoder graph, because {why}", why=why)
 
     def decoder(self) -> onnx.BoundRunner:
         """The decoder session requests run: the fused copy where one can be made, else the exported graph."""
