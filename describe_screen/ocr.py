@@ -124,9 +124,13 @@ class TextRecognizer:
         return "", 0.0
 
     def warm_up(self) -> None:
-        """Load the models and run them once on a tiny image, so the first real request is quick."""
+        """Load the models and run them once on a tiny image, so the first real request is quick; the language
+        identifier too, which tells lines the recogniser cannot read right (scripts.Alphabets, scripts.carons)."""
         from PIL import Image, ImageDraw
 
+        from describe_screen import language
+
+        language.warm_up()
         image = Image.new("RGB", (160, 48), "white")
         ImageDraw.Draw(image).text((10, 15), "Ready", fill="black")
         self.read(image)
