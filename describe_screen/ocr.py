@@ -54,6 +54,7 @@ class TextRecognizer:
         self._min_score = min_score
         self._models_dir = models_dir  # where `models install` puts recognisers for other scripts
         self._engine: Any = None
+        self._characters: list[str] = []
         self._script_engines: dict[Path, Any] = {}
         self._lock = threading.Lock()
 
@@ -62,6 +63,7 @@ class TextRecognizer:
         with self._lock:
             if self._engine is None:
                 self._engine = self._rapidocr({}, detector=True)
+                self._characters = list(self._engine.text_rec.postprocess_op.character)
         return self._engine
 
     def _rapidocr(self, params: dict[str, Any], detector: bool = False) -> Any:
@@ -137,7 +139,8 @@ class TextRecognizer:
 
     def characters(self) -> list[str]:
         """Every character the bundled recogniser can output (its character list, from the model file)."""
-        return list(self._load().text_rec.postprocess_op.character)
+        self._load()
+        return self._characters
 
     def provider(self) -> str:
         """The onnxruntime provider the models really run on (CUDA can be listed yet unusable)."""
