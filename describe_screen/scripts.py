@@ -3,7 +3,7 @@ published recognisers for other scripts that `describe-screen models install` fe
 
 The recogniser inside rapidocr's wheel (PP-OCRv6 small) knows Latin letters with their accents, Chinese and
 Japanese. Its character list has no Cyrillic or Arabic letters, Greek only without accents, and lacks 89 of
-Vietnamese's 134 letters (those with a dot below or a hook above, and most with two marks: ạ ả ắ ố ...). On a
+Vietnamese's 146 letters, both cases (those with a dot below or a hook above, most with two marks: ạ ả ắ ố). On a
 screen in another script it returns a few Latin look-alikes, or nothing, for a whole line: such a line is told
 by its script (letters of a script the recogniser cannot read) or by being far shorter than its box, and is
 never spoken; the user hears once which model would read it.
@@ -14,8 +14,9 @@ lines that look like text and score high. No published recogniser reads Vietname
 one (latin_PP-OCRv5_rec_mobile, whose character list is PaddleOCR's ppocrv5_latin_dict.txt) has even fewer
 of its letters (no ă ơ ư ĩ ũ). So `Alphabets` tells such lines, and they are left out and named, never read.
 
-Czech and Slovak ď ť ľ are drawn by common fonts (DejaVu, Noto) with the caron as an apostrophe-like stroke
-after the letter, and are recognised as d’ t’ l’ (or d t l); `carons` puts the caron back (see there).
+Czech and Slovak ď ť ľ are drawn by fonts such as DejaVu Sans with the caron as an apostrophe-like stroke after
+the letter, and are recognised as d’ t’ l’ (or d t l), though the character list has them; `carons` puts the
+caron back (see there).
 
 RapidOCR publishes PP-OCRv5 recognisers per script as ONNX files with their character list inside (model
 metadata "character"); rapidocr's own model table (default_models.yaml, release v3.10.0) gives each file's
