@@ -54,6 +54,7 @@ class TextRecognizer:
         self._min_score = min_score
         self._models_dir = models_dir  # where `models install` puts recognisers for other scripts
         self._engine: Any = None
+        self._characters: list[str] = []
         self._script_engines: dict[Path, Any] = {}
         self._lock = threading.Lock()
 
@@ -62,6 +63,7 @@ class TextRecognizer:
         with self._lock:
             if self._engine is None:
                 self._engine = self._rapidocr({}, detector=True)
+                self._characters = list(self._engine.text_rec.postprocess_op.character)
         return self._engine
 
     def _rapidocr(self, params: dict[str, Any], detector: bool = False) -> Any:
@@ -124,12 +126,21 @@ class TextRecognizer:
         return "", 0.0
 
     def warm_up(self) -> None:
-        """Load the models and run them once on a tiny image, so the first real request is quick."""
+        """Load the models and run them once on a tiny image, so the first real request is quick; the language
+        identifier too, which tells lines the recogniser cannot read right (scripts.Alphabets, scripts.carons)."""
         from PIL import Image, ImageDraw
 
+        from describe_screen import language
+
+        language.warm_up()
         image = Image.new("RGB", (160, 48), "white")
         ImageDraw.Draw(image).text((10, 15), "Ready", fill="black")
         self.read(image)
+
+    def characters(self) -> list[str]:
+        """Every character the bundled recogniser can output (its character list, from the model file)."""
+        self._load()
+        return self._characters
 
     def provider(self) -> str:
         """The onnxruntime provider the models really run on (CUDA can be listed yet unusable)."""
@@ -144,7 +155,8 @@ class TextRecognizer:
         """Lines in reading order, each batch yielded as soon as it is recognised.
 
         A line in a script no installed recogniser reads is left out, never spoken as look-alike letters:
-        its script (a Unicode script name, "" when unknown) is added to `unread`.
+        its script (a Unicode script name, "" when unknown) is added to `unread`; so is a line in a language
+        whose letters the recogniser lacks (scripts.Alphabets), by its language code ("vi").
 
         Detection runs once on the whole image, tile by tile; recognition then follows reading order
         in small batches. `cancelled` is checked after every tile and every batch, so a stopped (or
@@ -154,7 +166,7 @@ class TextRecognizer:
         import numpy as np
         from rapidocr.ch_ppocr_rec import TextRecInput
 
-        from describe_screen import shapes
+        from describe_screen import language, shapes
 
         engine = self._load()
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
@@ -181,7 +193,7 @@ class TextRecognizer:
         found = [found[i] for i in reading_order([bars.get(box, box) for box, _ in found])]
         start = 0
         strange = False
-        latin = scripts.latin_first(self._models_dir)  # every line to the installed Latin recogniser first
+        alphabets = scripts.Alphabets(self.characters(), language.user_language())
         while start < len(found):
             size = FIRST_BATCH if start == 0 else BATCH
             chunk = found[start:start + size]
@@ -197,16 +209,16 @@ class TextRecognizer:
                 # a screen in a script the bundled recogniser cannot read: its doubtful lines are look-alikes too
                 flagged = bool(script) or scripts.unreadable(text, box) or (strange and score < scripts.DOUBTFUL)
                 strange = strange or flagged
-                other, other_score = self._other_scripts(crop, script or "LATIN") if flagged or latin else ("", 0)
+                other, other_score = self._other_scripts(crop, script) if flagged else ("", 0)
                 if other:
                     text, score = other, other_score
-                elif flagged:
+                elif flagged or (garbled := alphabets.garbled(text)):
                     if unread is not None:
-                        unread.add(script)
+                        unread.add(script if flagged else garbled)
                     continue
                 elif quad is None:
                     text = _bitmap_letters(grey, box, text, places)
-                text = text.strip()
+                text = scripts.carons(text.strip())
                 if text and score >= self._min_score:
                     line = TextLine(text, box, float(score))
                     if len(text) <= shapes.MAX_LABEL_CHARS:  # what is drawn around it: button or form evidence

@@ -2,11 +2,21 @@
 published recognisers for other scripts that `describe-screen models install` fetches.
 
 The recogniser inside rapidocr's wheel (PP-OCRv6 small) knows Latin letters with their accents, Chinese and
-Japanese. Its character list has no Cyrillic or Arabic letters, Greek only without accents, and lacks the
-Vietnamese letters that carry two marks (ạ ắ ố ...). On a screen in another script it returns a few Latin
-look-alikes, or nothing, for a whole line: such a line is told by its script (letters of a script the
-recogniser cannot read) or by being far shorter than its box, and is never spoken; the user hears once
-which model would read it.
+Japanese. Its character list has no Cyrillic or Arabic letters, Greek only without accents, and lacks 89 of
+Vietnamese's 146 letters, both cases (those with a dot below or a hook above, most with two marks: ạ ả ắ ố). On a
+screen in another script it returns a few Latin look-alikes, or nothing, for a whole line: such a line is told
+by its script (letters of a script the recogniser cannot read) or by being far shorter than its box, and is
+never spoken; the user hears once which model would read it.
+
+A Latin-script language whose letters the recogniser lacks (`ALPHABETS`, checked against the recogniser's own
+character list) comes out with those letters dropped or changed ("Bạn" read "Bn", "Lưu" "Luu", ơ as α), in
+lines that look like text and score high. No published recogniser reads Vietnamese: RapidOCR's PP-OCRv5 Latin
+one (latin_PP-OCRv5_rec_mobile, whose character list is PaddleOCR's ppocrv5_latin_dict.txt) has even fewer
+of its letters (no ă ơ ư ĩ ũ). So `Alphabets` tells such lines, and they are left out and named, never read.
+
+Czech and Slovak ď ť ľ are drawn by fonts such as DejaVu Sans with the caron as an apostrophe-like stroke after
+the letter, and are recognised as d’ t’ l’ (or d t l), though the character list has them; `carons` puts the
+caron back (see there).
 
 RapidOCR publishes PP-OCRv5 recognisers per script as ONNX files with their character list inside (model
 metadata "character"); rapidocr's own model table (default_models.yaml, release v3.10.0) gives each file's
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import unicodedata
 import urllib.request
@@ -54,19 +65,37 @@ SCRIPT_MODELS = {
     "ocr-arabic": ScriptModel("ARABIC", "onnx/PP-OCRv5/rec/arabic_PP-OCRv5_rec_mobile.onnx",
                               "c1192e632d0baa9146ae5b756a0e635e3dc63c1733737ebfd1629e87144e9295",
                               N_("Arabic script (Arabic, Persian, Urdu)"), rtl=True),
-    "ocr-latin": ScriptModel("LATIN", "onnx/PP-OCRv5/rec/latin_PP-OCRv5_rec_mobile.onnx",
-                             "b20bd37c168a570f583afbc8cd7925603890efbcdc000a59e22c269d160b5f5a",
-                             N_("Latin letters, for Vietnamese tone marks the bundled reader lacks")),
 }
 # The script model for a desktop language whose script the bundled recogniser cannot read.
 FOR_LANGUAGE = {"ru": "ocr-cyrillic", "uk": "ocr-cyrillic", "bg": "ocr-cyrillic", "sr": "ocr-cyrillic",
                 "be": "ocr-cyrillic", "mk": "ocr-cyrillic", "kk": "ocr-cyrillic", "el": "ocr-greek",
-                "ar": "ocr-arabic", "fa": "ocr-arabic", "ur": "ocr-arabic", "vi": "ocr-latin"}
+                "ar": "ocr-arabic", "fa": "ocr-arabic", "ur": "ocr-arabic"}
 FOREIGN_SHARE = 0.3  # a line whose letters are this much of one unread script is that script's
 WIDE = 3.0  # a box this many times wider than high holds a run of text, not an icon
 THIN = 0.8  # characters per box height: screen text in any script has well over one (measured 1.8 to 3.2)
 DOUBTFUL = 0.95  # on a screen with unread script, a line recognised with less confidence is a look-alike too
 # (screen text the recogniser knows scores 0.96 to 1.0 on the pages in tests/test_scripts.py)
+
+
+def _vietnamese() -> str:
+    """Vietnamese's letters: its twelve vowels bare and with each of the five tone marks, and đ; both cases."""
+    vowels = "aăâeêioôơuưy"
+    tones = ("", "\u0301", "\u0300", "\u0309", "\u0303", "\u0323")  # sắc huyền hỏi ngã nặng
+    small = "".join(unicodedata.normalize("NFC", v + t) for v in vowels for t in tones) + "đ"
+    return small + small.upper()
+
+
+# Latin-script languages with letters beyond the Latin-1 and Latin Extended-A ones every European language
+# uses; a recogniser whose character list lacks any of them reads the language garbled.
+ALPHABETS = {"vi": _vietnamese()}
+# Letters the bundled recogniser does output that, in Latin text, only that language uses (ă is Romanian too,
+# đ Croatian too): a line with one is in the language even when it is too short to be told.
+TELLTALES = {"vi": "ơưĩũƠƯĨŨ"}
+# Czech and Slovak letters whose caron fonts draw as an apostrophe-like stroke after the letter.
+CARONS = {"d": "ď", "t": "ť", "l": "ľ", "L": "Ľ"}
+_CARON_INSIDE = re.compile(r"([dtlL])['’](?=[^\W\d_])")  # ďábel, žluťoučký
+_CARON_END = re.compile(r"(?<=[^\W\d_])([dtlL])['’](?![^\W\d_])")  # teď, chuť
+_OPENING_QUOTE = re.compile(r"(?<![^\W\d_])['‘‚](?=[^\W\d_])")  # a single quote before a word opens a quotation
 
 
 def script_of(char: str) -> str:
@@ -110,8 +139,78 @@ def _ltr(run: str) -> bool:
     return unicodedata.bidirectional(run[0]) in ("L", "EN", "AN")
 
 
+def carons(text: str) -> str:
+    """A Czech or Slovak line with the carons of ď ť ľ Ľ put back where they were read as an apostrophe.
+
+    Czech and Slovak write no apostrophe inside a word or at its end (they elide nothing and quote with „“ and
+    ‚‘), so in a line identified as one of them (py3langid; never otherwise), d t l L followed by ' or ’ inside
+    a word are the letters with a caron; so are they at a word's end, unless the line opens a quotation with a
+    single quote. A ť read as a plain t (its stroke lost) cannot be told, and stays t.
+    """
+    if not (_CARON_INSIDE.search(text) or _CARON_END.search(text)):
+        return text
+    from describe_screen import language
+
+    if language.text_language(text) not in ("cs", "sk"):
+        return text
+    text = _CARON_INSIDE.sub(lambda m: CARONS[m[1]], text)
+    return text if _OPENING_QUOTE.search(text) else _CARON_END.sub(lambda m: CARONS[m[1]], text)
+
+
+class Alphabets:
+    """Tells, screen by screen, the lines in a Latin-script language whose letters the recogniser lacks.
+
+    Such a line is read with those letters dropped or changed and looks like text, so it cannot be told by its
+    look: it is told by its language (py3langid, on lines long enough or with accented letters), or by a
+    letter only that language uses (`TELLTALES`). Once the screen has shown such a language (or the desktop
+    is in it: its own labels are, until the screen shows another language), a line of plain letters that
+    cannot be told is taken to be in it too: short Vietnamese labels come out as plain words ("Lưu" read
+    "Luu", "Hủy" "Hy"), so an English "Settings" there is left out with them.
+    Still read: lines without Latin letters (numbers, times, other scripts), lines identified as another
+    language (an English sentence, a French title), and short accented lines not told to be in the language
+    (a "Xóa" read whole; a garbled "Cài đăt" is told Vietnamese by its accents).
+    """
+
+    def __init__(self, characters: list[str], desktop: str) -> None:
+        known = set(characters)
+        self.lacking = {code for code, letters in ALPHABETS.items() if not set(letters) <= known}
+        self.seen = desktop if desktop in self.lacking else ""
+        self.presumed = bool(self.seen)  # from the desktop only: the screen's own evidence overrules it
+
+    def garbled(self, text: str) -> str:
+        """The language (ISO 639-1) of `text` whose letters the recogniser lacks, or "" for a line to read."""
+        if not self.lacking or not any(script_of(c) == "LATIN" for c in text):
+            return ""
+        from describe_screen import language
+
+        told = language.text_language(text) or language.accented_language(text)
+        code = told if told in self.lacking else next(
+            (code for code in sorted(self.lacking) if any(c in TELLTALES.get(code, "") for c in text)), "")
+        if code:
+            self.seen, self.presumed = code, False
+            return code
+        if told and self.presumed:  # a screen in another language on such a desktop (a French page)
+            self.seen = ""
+        plain = all(c.isascii() for c in text if c.isalpha())
+        return self.seen if self.seen and plain and not told else ""
+
+
 def hint(scripts: set[str], language: str, installed: list[str]) -> str:
-    """The sentence said once for a screen with text the recognisers could not read."""
+    """What is said once for a screen with text the recognisers could not read: `scripts` holds the Unicode
+    scripts of the lines left out ("" unknown) and the languages (ISO 639-1) from `ALPHABETS` whose lines were."""
+    from describe_screen.language import spoken_name
+
+    said = []
+    if languages := sorted(scripts & set(ALPHABETS)):
+        said.append(_("Some text on the screen is in {language}, and the text reader cannot read all its letters, "
+                      "so I left that text out rather than read it wrongly. No recogniser that reads them can be "
+                      "installed yet.", language=spoken_list([spoken_name(code) for code in languages])))
+        if not scripts - set(ALPHABETS):
+            return said[0]
+    return " ".join([*said, _script_hint(scripts - set(ALPHABETS), language, installed)])
+
+
+def _script_hint(scripts: set[str], language: str, installed: list[str]) -> str:
     names = [name for name, model in SCRIPT_MODELS.items() if model.script in scripts and name not in installed]
     if not names and (wanted := FOR_LANGUAGE.get(language)) and wanted not in installed:
         names = [wanted]
@@ -128,14 +227,6 @@ def hint(scripts: set[str], language: str, installed: list[str]) -> str:
 def folder(models_dir: Path) -> Path:
     """Installed script recognisers live apart from the vision bundles (no manifest.json: never a bundle)."""
     return models_dir / "ocr"
-
-
-def latin_first(models_dir: Path | None) -> bool:
-    """The desktop's language needs Latin letters the bundled recogniser lacks (Vietnamese), and the
-    recogniser that has them is installed: it reads every line first."""
-    from describe_screen import language
-
-    return FOR_LANGUAGE.get(language.user_language()) == "ocr-latin" and "ocr-latin" in installed(models_dir)
 
 
 def installed(models_dir: Path | None) -> dict[str, Path]:

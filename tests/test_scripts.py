@@ -56,11 +56,12 @@ PAGES = {
     "ar": ["إعدادات الحساب", "هل أنت متأكد أنك تريد حذف هذا الملف؟",
            "يجب أن تحتوي كلمة المرور على ثمانية أحرف على الأقل.", "حفظ", "إلغاء"],
 }
-# Word recall with accents kept, measured on these pages; the issue's target is 0.98. Czech loses the
-# caron of ť (read as t) and ď (read as d’) as DejaVu Sans draws them; Turkish capital İ is read as i (so
-# case is compared the Turkish way); Vietnamese letters with two marks (ạ ắ ố ...) are not in the bundled
-# recogniser's character list at all.
-RECALL = {"fr": 0.98, "es": 0.98, "pl": 0.98, "cs": 0.93, "tr": 0.98, "vi": 0.35}
+# Word recall with accents kept, measured on these pages; the issue's target is 0.98. Czech: DejaVu Sans draws
+# the caron of ď and ť as an apostrophe-like stroke; ď is read d’ and given its caron back (scripts.carons:
+# 0.935 -> 0.968), ť is read as a plain t and stays so. Turkish capital İ is read as i (so case is compared
+# the Turkish way). Vietnamese is not read at all (its recall was 0.40, of garbled words): see
+# test_vietnamese_text_is_named_as_unreadable_never_read_garbled.
+RECALL = {"fr": 0.98, "es": 0.98, "pl": 0.98, "cs": 0.96, "tr": 0.98}
 
 
 def page(lang: str) -> str:
@@ -113,15 +114,19 @@ def test_a_page_in_another_script_is_named_with_its_install_command_never_read(s
     assert not re.search(r"[^\W\d_]{2,}", heard), f"look-alike letters were read: {heard!r}"
 
 
+@pytest.mark.parametrize(("lang", "hint"), [
+    ("el", "Some text on the screen is in a script the text reader cannot read yet"),
+    ("vi", "Some text on the screen is in Vietnamese, and the text reader cannot read all its letters")])
 def test_a_description_of_such_a_page_names_the_script_instead_of_saying_there_is_no_text(shots, tmp_path,
-                                                                                          monkeypatch, desktop) -> None:
-    desktop("el_GR.UTF-8")
+                                                                                          monkeypatch, desktop,
+                                                                                          lang, hint) -> None:
+    desktop(f"{lang}_XX.UTF-8")
     config = Config()
     config.describe.engine = "text"
     monkeypatch.setattr(config, "models_dir", lambda: tmp_path)
-    said = "".join(Describer(config).describe(Scene(Capture(shots["el"], "screen")), "brief", lambda: False))
-    assert said.startswith("Some text on the screen is in a script the text reader cannot read yet")
-    assert "describe-screen models install ocr-greek" in said
+    said = "".join(Describer(config).describe(Scene(Capture(shots[lang], "screen")), "brief", lambda: False))
+    assert said.startswith(hint) and said.count(hint) == 1
+    assert lang == "vi" or "describe-screen models install ocr-greek" in said
 
 
 def test_the_bundled_recogniser_reads_no_line_of_an_english_page_as_unreadable(shots, tmp_path, monkeypatch) -> None:
@@ -213,11 +218,12 @@ def test_a_file_that_is_not_the_published_one_is_refused(tmp_path) -> None:
            "licence; not installed." in listed.stdout
 
 
-@pytest.mark.parametrize(("lang", "fix"), [("ru", "Install it with: describe-screen models install ocr-cyrillic"),
-                                           ("vi", "Install it with: describe-screen models install ocr-latin"),
-                                           ("fr", "")])
+@pytest.mark.parametrize(("lang", "fix", "status"), [
+    ("ru", "Install it with: describe-screen models install ocr-cyrillic", "note"),
+    ("vi", "", "note"),
+    ("fr", "", "ok")])
 def test_doctor_says_which_scripts_are_read_and_what_a_language_needs(tmp_path, monkeypatch, desktop, lang,
-                                                                      fix) -> None:
+                                                                      fix, status) -> None:
     from describe_screen.commands.doctor import check_text_reader
 
     desktop(f"{lang}_XX.UTF-8")
@@ -225,14 +231,54 @@ def test_doctor_says_which_scripts_are_read_and_what_a_language_needs(tmp_path, 
     monkeypatch.setattr(config, "models_dir", lambda: tmp_path)
     check = check_text_reader(config)
     assert _(scripts.BUNDLED) in check.says  # in the desktop's language where it has a catalog (French)
-    assert check.fix == fix and check.status == ("note" if fix else "ok")
+    assert check.fix == fix and check.status == status
+    if lang == "vi":
+        assert check.says.endswith("It cannot read all the letters of Vietnamese: text in Vietnamese is left out, "
+                                   "never read wrongly.")
 
 
-def test_on_a_vietnamese_desktop_an_installed_latin_recogniser_reads_every_line(shots, tmp_path, monkeypatch,
-                                                                                desktop) -> None:
-    line = "Bạn có chắc chắn muốn xóa vĩnh viễn tệp này không? Mật khẩu phải có"
-    install_stand_in("ocr-latin", stand_in(line), tmp_path, monkeypatch)
-    said = read_aloud(shots["vi"], tmp_path, monkeypatch, desktop, "vi")
-    assert said.count(line) == len(PAGES["vi"])
-    said = read_aloud(shots["fr"], tmp_path, monkeypatch, desktop, "fr")  # another desktop: the bundled reader
-    assert line not in said and "Paramètres du compte" in said
+VIETNAMESE = ("Some text on the screen is in Vietnamese, and the text reader cannot read all its letters, so I "
+              "left that text out rather than read it wrongly. No recogniser that reads them can be installed yet.")
+
+
+def test_the_bundled_recogniser_lacks_vietnamese_letters_and_has_the_czech_ones() -> None:
+    known = set(TextRecognizer().characters())
+    assert {"ạ", "ả", "ắ", "ố", "ự"}.isdisjoint(known) and set("ăơưđĩũ") <= known
+    assert set("ďťľĺŕěřůĎŤĽ") <= known  # Czech and Slovak: drawn, not missing, is what loses a caron
+    assert scripts.Alphabets(sorted(known), "en").lacking == {"vi"}
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_vietnamese_text_is_named_as_unreadable_never_read_garbled(shots, tmp_path, monkeypatch, desktop,
+                                                                   lang) -> None:
+    said = read_aloud(shots["vi"], tmp_path, monkeypatch, desktop, lang)
+    assert said.endswith(VIETNAMESE + " ") and said.count("Vietnamese") == 1
+    heard = said[:said.index(VIETNAMESE)]
+    assert not re.search(r"[^\W\d_]", heard), f"garbled Vietnamese was read: {heard!r}"
+    assert "I found no text" not in said
+
+
+def test_on_a_vietnamese_desktop_a_page_in_another_language_is_read_whole(shots, tmp_path, monkeypatch,
+                                                                         desktop) -> None:
+    said = read_aloud(shots["fr"], tmp_path, monkeypatch, desktop, "vi")
+    assert said.split("\n")[:-1] == PAGES["fr"] and "Vietnamese" not in said
+
+
+@pytest.mark.parametrize(("read", "meant"), [
+    ("Příliš žlutoučký kůň úpěl d’ábelské ódy", "Příliš žlutoučký kůň úpěl ďábelské ódy"),
+    ("Teď už vím, že ted’ jdu domů a chut' k jídlu mám", "Teď už vím, že teď jdu domů a chuť k jídlu mám"),
+    ("Ľudia sa chcú naučiť l’ahko a rýchlo po slovensky", "Ľudia sa chcú naučiť ľahko a rýchlo po slovensky"),
+    ("Řekl mi: 'Přijdu zítra ráno, počkej na mě' a odešel", "Řekl mi: 'Přijdu zítra ráno, počkej na mě' a odešel"),
+    ("L’homme est venu hier soir avec d’autres amis de la ville", None),
+    ("Don't stop me now, I'll be there at eight o'clock, it'll do", None),
+    ("Nastavení d’", None),  # too short to be told Czech: never changed
+])
+def test_a_caron_read_as_an_apostrophe_is_put_back_only_in_czech_and_slovak(read, meant) -> None:
+    assert scripts.carons(read) == (meant or read)
+
+
+def test_the_hint_names_vietnamese_and_an_unread_script_each_once(desktop) -> None:
+    desktop("fr_FR.UTF-8")
+    said = scripts.hint({"vi", "GREEK"}, "fr", [])
+    assert said.count("vietnamien") == 1 and "describe-screen models install ocr-greek" in said
+    assert "ocr-cyrillic" not in said

@@ -285,11 +285,16 @@ def check_text_reader(config: Config) -> Check:
              scripts=_(scripts.BUNDLED))
     said += "".join(" " + _("With {name} it also reads {scripts}.", name=name,
                             scripts=_(scripts.SCRIPT_MODELS[name].says)) for name in found)
-    wanted = scripts.FOR_LANGUAGE.get(language.user_language())
+    desktop = language.user_language()
+    wanted = scripts.FOR_LANGUAGE.get(desktop)
     if wanted and wanted not in found:
         return Check(_("Text reader"), NOTE, said + " " + _("Text in {language} needs another recogniser.",
-                                                             language=language.spoken_name(language.user_language())),
+                                                             language=language.spoken_name(desktop)),
                      _("Install it with: describe-screen models install {name}", name=wanted))
+    if desktop in scripts.Alphabets(reader.characters(), "").lacking:  # no recogniser to install reads it
+        return Check(_("Text reader"), NOTE, said + " " + _(
+            "It cannot read all the letters of {language}: text in {language} is left out, never read wrongly.",
+            language=language.spoken_name(desktop)))
     return Check(_("Text reader"), OK, said)
 
 
