@@ -4,9 +4,9 @@ The published graphs are written for every provider; on the CPU three of their o
 the work they do (onnxruntime 1.31's kernels, measured in the profiler on the real 0.8B's shapes):
 - MatMulNBits with accuracy level 0 multiplies 4-bit blocks in float: level 4 multiplies them in int8
   (onnx.set_int8_products);
-- GatedRMSNorm is a scalar loop that calls the logistic function once per element: for a prompt, the
-  same steps as whole-tensor operators (the gate's SiLU as QuickGelu, MLAS's vectorised logistic)
-  compute the same values bit for bit in a fraction of the time;
+- GatedRMSNorm is a scalar loop that calls the logistic function once per element: the same steps as
+  whole-tensor operators (the gate's SiLU as QuickGelu, MLAS's vectorised logistic) compute the same
+  values bit for bit in a fraction of the time;
 - CausalConvWithState takes channels first, so the graph transposes the whole prompt into it and out
   of it: its channels-last form reads the projection's [batch, time, channels] as it is, and only the
   small state ([batch, channels, kernel-1] in the published contract) is transposed; the arithmetic is
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 
 RECIPE = 2  # raise when derive() changes: copies made by an older version are then made again
 MS = "com.microsoft"
-# Rows (heads x positions) from which a GatedRMSNorm runs as whole-tensor operators: a prompt's; a decode
-# step (16 heads of one position in Qwen3.5) keeps the kernel, cheaper than fourteen small nodes there.
-PREFILL_ROWS = 64
 
 
 def derive(source: Path, target: Path) -> bool:
@@ -65,8 +62,7 @@ def vectorised_gated_norms(model: onnx.ModelProto) -> int:
     column: the kernel's loop), 1 / sqrt(sum / n + epsilon), x times that times scale, times SiLU(gate)
     (QuickGelu, alpha 1: the same MLAS logistic) or sigmoid(gate). SimplifiedLayerNormalization would be
     fewer nodes, but it sums in another order and divides where the kernel multiplies: a last-bit
-    difference that the int8 products downstream can turn into another token. Only for more than
-    PREFILL_ROWS rows (an If on the size): a decode step keeps the kernel. The number rewritten."""
+    difference that the int8 products downstream can turn into another token. The number rewritten."""
     import numpy as np
     from onnx import helper, numpy_helper
 
@@ -106,20 +102,8 @@ def vectorised_gated_norms(model: onnx.ModelProto) -> int:
                   op("Reshape", [f"{name}/scaled", f"{name}/shape"], f"{name}/norm"),
                   op("QuickGelu", [gate], f"{name}/gate", alpha=1.0) if activation in ("silu", "swish")
                   else op("Sigmoid", [gate], f"{name}/gate"),
-                  op("Mul", [f"{name}/norm", f"{name}/gate"], f"{name}/out")]
-        # a decode step's few rows run faster through the kernel than through fourteen small nodes
-        kernel = helper.make_node("GatedRMSNorm", list(node.input), [f"{name}/kernel"], domain=MS)
-        kernel.attribute.extend(node.attribute)
-
-        def branch(label: str, nodes: list[onnx.NodeProto], out: str) -> onnx.GraphProto:
-            return helper.make_graph(nodes, label, [], [helper.make_tensor_value_info(out, 1, None)])
-
-        big = const("big", np.array(width * PREFILL_ROWS, np.int64))
-        _replace(model, node, [
-            op("Size", [x], f"{name}/size"), op("Greater", [f"{name}/size", big], f"{name}/prompt"),
-            helper.make_node("If", [f"{name}/prompt"], [node.output[0]],
-                             then_branch=branch(f"{name}/prompt", steps, f"{name}/out"),
-                             else_branch=branch(f"{name}/step", [kernel], f"{name}/kernel"))])
+                  op("Mul", [f"{name}/norm", f"{name}/gate"], node.output[0])]
+        _replace(model, node, steps)
         count += 1
     return count
 
