@@ -50,7 +50,7 @@ EMBED = Graph("embed_tokens.onnx", ("input_ids",), ("inputs_embeds",))
 DECODER = Graph("decoder_model_merged.onnx", ("inputs_embeds", "attention_mask", "position_ids"), ("logits",),
                 cache=STATES, optional=("num_logits_to_keep",))
 # Derived on the CPU from q4 files: copies whose 4-bit weights multiply in int8 (onnx.int8_products); the
-# decoder's also runs its linear-attention layers' norms and convolutions in their faster forms (cpu_graph).
+# decoder's also runs its gated norms as whole-tensor operators, bit for bit the same (cpu_graph).
 INT8_VISION = Graph("int8_products.onnx", VISION.inputs, VISION.outputs)
 INT8_DECODER = Graph("int8_decoder.onnx", DECODER.inputs, DECODER.outputs, cache=STATES, optional=DECODER.optional)
 CONFIG = "config.json"
@@ -296,8 +296,8 @@ class Qwen35(ChatModel):
         return self._cpu_copy(INT8_VISION, VISION, onnx.int8_products) or self.bundle.runner(VISION)
 
     def decoder(self) -> onnx.BoundRunner:
-        """The decoder: on the CPU, a q4 file's copy with int8 products and vectorised linear-attention
-        layers (cpu_graph) when one can be made."""
+        """The decoder: on the CPU, a q4 file's copy with int8 products and whole-tensor gated norms
+        (cpu_graph) when one can be made."""
         return self._cpu_copy(INT8_DECODER, DECODER, cpu_graph.derive, cpu_graph.RECIPE) or self.bundle.runner(DECODER)
 
     def _cpu_copy(self, derived: Graph, source: Graph, make: Callable[[Path, Path], bool],
