@@ -9,7 +9,9 @@ the work they do (onnxruntime 1.31's kernels, measured in its profiler on the re
   values bit for bit, a 123-token prompt's 18 norms in about 25 ms instead of 70 (a decode step's few
   rows cost a little more through those small nodes; an If sending them to the kernel cost more still).
 CausalConvWithState's channels-last form would spare the two transposes around it, but its strided
-reads cost more than they do (80 ms against 46 + 23 for a prompt), so it stays as published.
+reads cost more than they do (80 ms against 46 + 23 for a prompt), so it stays as published; and the
+packed q/k/v/gate and gate/up products cut into one MatMulNBits per part (no Split copies, the same
+values) made a prompt slower (0.91x end to end, interleaved), so they stay packed.
 
 `derive(source, target)` writes that copy; Bundle.derived keeps it beside the bundle under the source's
 checksum and RECIPE, so the downloaded files are never changed.
