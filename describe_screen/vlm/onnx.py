@@ -17,6 +17,7 @@ from describe_screen.i18n import _
 
 if TYPE_CHECKING:
     import numpy as np
+    import onnx
     import onnxruntime as ort
 
 CPU = "CPUExecutionProvider"
@@ -265,22 +266,29 @@ def trim_heap() -> None:
 
 
 def int8_products(source: Path, target: Path) -> bool:
-    """Write a copy of graph `source` whose 4-bit MatMulNBits weights multiply in int8 (accuracy level 4,
-    what onnxruntime-genai uses on the CPU; the published q4 files say 0, float products, 2 to 3 times
-    slower here). False, and nothing written, when the graph has no such node."""
+    """Write a copy of graph `source` whose 4-bit MatMulNBits weights multiply in int8 (see set_int8_products).
+    False, and nothing written, when the graph has no such node."""
     import onnx
-    from onnx import helper
 
     model = onnx.load(str(source))
+    if changed := set_int8_products(model):
+        onnx.save_model(model, str(target))
+    return bool(changed)
+
+
+def set_int8_products(model: onnx.ModelProto) -> int:
+    """Make `model`'s 4-bit MatMulNBits weights multiply in int8 (accuracy level 4, what onnxruntime-genai uses
+    on the CPU; the published q4 files say 0, float products, 2 to 3 times slower here). The number of
+    nodes changed."""
+    from onnx import helper
+
     nodes = [n for n in model.graph.node if n.op_type == "MatMulNBits"
              and next((a.i for a in n.attribute if a.name == "accuracy_level"), 0) != 4]
     for node in nodes:
         kept = [a for a in node.attribute if a.name != "accuracy_level"]
         del node.attribute[:]
         node.attribute.extend([*kept, helper.make_attribute("accuracy_level", 4)])
-    if nodes:
-        onnx.save_model(model, str(target))
-    return bool(nodes)
+    return len(nodes)
 
 
 def main_provider(session: ort.InferenceSession) -> str:
