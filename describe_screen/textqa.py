@@ -39,8 +39,8 @@ QUESTION_FORMS = [(re.compile(form), english) for form, english in (
     (r"(?:gibt es|ist da|siehst du) (?:hier |da )?(?:eine |einen |ein |die )?(?:schaltfläche|knopf) (.+?)",
      r"is there a \1 button"),
     (r"wo (?:ist|sind|finde ich) (?:der |die |das |den )?(?:schaltfläche |knopf )?(.+?)", r"where is \1"),
-    (r"was steht (?:da|dort|hier|auf dem bildschirm)|lies (?:vor|alles)|was sagt (?:der bildschirm|es)",
-     "what does it say"),
+    (r"was steht (?:da|dort|hier|auf dem bildschirm|im fenster|im dialog)|lies (?:vor|alles)|"
+     r"was sagt (?:der bildschirm|es)", "what does it say"),
     # French
     (r"quels (?:sont les )?boutons.*", "what buttons"),
     (r"quel est le titre.*", "title"),

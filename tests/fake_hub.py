@@ -60,7 +60,8 @@ class Repo:
         return revision == self.commit or revision in self.revisions
 
     def lfs(self, path: str) -> bool:
-        return path.endswith((".onnx", ".onnx_data")) or ".onnx_data_" in path  # weights, sharded or not
+        # weights, sharded or not; .bin as the hub's default .gitattributes has it (CTranslate2's model.bin)
+        return path.endswith((".onnx", ".onnx_data", ".bin")) or ".onnx_data_" in path
 
 
 @dataclass

@@ -28,12 +28,13 @@ from describe_screen.microphone import (
 from describe_screen.sound import resample
 
 
-def speak(folder: Path, text: str, name: str = "q.wav") -> Path:
-    """A spoken question from espeak-ng (22050 Hz mono 16-bit), US voice at a calm 140 words a minute."""
+def speak(folder: Path, text: str, name: str = "q.wav", voice: str = "en-us", rate: int = 140) -> Path:
+    """A spoken question from espeak-ng (22050 Hz mono 16-bit), in `voice` (US English unless told) at `rate`
+    words a minute (a calm 140 unless told)."""
     if not shutil.which("espeak-ng"):
         pytest.fail("espeak-ng is missing: install it (Debian: apt install espeak-ng).")
     path = folder / name
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "140", "-w", str(path), text], check=True, timeout=30)
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", str(path), text], check=True, timeout=30)
     return path
 
 

@@ -137,3 +137,4 @@ def test_a_german_question_about_a_german_dialog_is_answered_in_german(german_di
         "Ja, eine Schaltfläche Verwerfen unten im Dialog.")
     assert ask("Wo ist Abbrechen?", german_dialog) == "Die Schaltfläche Abbrechen ist unten rechts im Dialog."
     assert ask("Was steht da?", german_dialog).startswith("Änderungen speichern. Möchten Sie die Änderungen")
+    assert ask("Was steht im Fenster?", german_dialog).startswith("Änderungen speichern. Möchten Sie die Änderungen")
