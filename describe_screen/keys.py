@@ -78,3 +78,26 @@ def spoken_hotkey(combo: str) -> str:
              "backspace": N_("Backspace"), "delete": N_("Delete")}
     parts = [p.strip("<>") for p in combo.split("+")]
     return " ".join(_(names[p]) if p in names else p.upper() if len(p) == 1 else p.capitalize() for p in parts)
+
+
+# Each action by its name for people, in the English msgid the setting's own words (hotkeys.<action>), so an
+# English line says what the settings file writes; tests hold it to HotkeyConfig's fields.
+ACTIONS = {
+    "describe_screen": N_("describe screen"), "describe_window": N_("describe window"),
+    "describe_pointer": N_("describe pointer"), "read_text": N_("read text"), "ask": N_("ask"),
+    "repeat": N_("repeat"), "stop": N_("stop"), "copy": N_("copy"), "describe_focus": N_("describe focus"),
+    "explore_next": N_("explore next"), "explore_previous": N_("explore previous"),
+    "explore_next_button": N_("explore next button"), "explore_previous_button": N_("explore previous button"),
+    "explore_next_field": N_("explore next field"), "explore_previous_field": N_("explore previous field"),
+    "explore_next_heading": N_("explore next heading"), "explore_previous_heading": N_("explore previous heading"),
+    "explore_next_row": N_("explore next row"), "explore_previous_row": N_("explore previous row"),
+    "explore_below": N_("explore below"), "explore_above": N_("explore above"), "explore_where": N_("explore where"),
+    "press": N_("press"), "double_click": N_("double click"), "right_click": N_("right click"),
+}
+
+
+def spoken_action(action: str) -> str:
+    """'describe_screen' -> 'Bildschirm beschreiben (hotkeys.describe_screen)': the action in the user's
+    language, then the setting that changes its key, which a translated name no longer spells."""
+    said = _(ACTIONS[action])
+    return said if said == action.replace("_", " ") else f"{said} (hotkeys.{action})"

@@ -141,17 +141,27 @@ def doctor(env: dict[str, str], display: str) -> str:
 def test_doctor_prints_only_the_users_language(code, xvfb, english_doctor) -> None:
     """Every word doctor prints is the catalog's, or one the English report prints that is no English
     message's word and no word of a phrase written in the package (a path, a version, a provider's or a
-    setting's name): an English phrase that bypassed the catalog ("writing", "no cues") is neither."""
+    setting's dotted name): an English phrase that bypassed the catalog ("writing", "no cues") is neither.
+    Each hotkey is said by its name in the language, with the setting that changes it."""
     out = doctor(environment(CASES[code][0]), xvfb)
     print(out)
     models = {w for m in available() for w in words(m.name)}  # model names, as "models install" takes them
     technical = set(words(english_doctor)) - english() - phrase_words() | models
-    setting_names = {w for f in dataclasses.fields(HotkeyConfig) for w in words(f.name.replace("_", " "))}
     names = {w for name in [*i18n.NAMES.values(), *i18n.ENVIRONMENT, CASES[code][0]] for w in words(name)}
-    leaked = [w for w in words(out) if w not in vocabulary(code) | technical | setting_names | names]
+    leaked = [w for w in words(technical_words(out)) if w not in vocabulary(code) | technical | names]
     assert not leaked, f"not {code}: {sorted(set(leaked))}"
     name = i18n.NAMES[code]
     assert f"{name} ({code}), " in out
+    said = i18n.catalog(code).gettext
+    assert f"{said('describe screen')} (hotkeys.describe_screen): {said('Control')} {said('Alt')} D, " in out, out
+    assert f"{said('ask')} (hotkeys.ask): " in out, out
+
+
+def test_every_hotkey_action_has_a_name_to_be_said_by():
+    from describe_screen.keys import ACTIONS
+
+    assert set(ACTIONS) == {f.name for f in dataclasses.fields(HotkeyConfig)}
+    assert all(said == action.replace("_", " ") for action, said in ACTIONS.items())  # English: the setting's words
 
 
 GIVEN = ("<banana>", "sway", "xyzzy", "high", "tasks", "RuntimeError", "x")  # what formed_away gives them

@@ -130,7 +130,7 @@ def check_capture(config: Config) -> Check:
 def check_hotkeys(config: Config) -> Check:
     from describe_screen.capture import session
     from describe_screen.hotkeys import HotkeyListener
-    from describe_screen.keys import spoken_hotkey
+    from describe_screen.keys import spoken_action, spoken_hotkey
 
     bindings = {action: combo for action, combo in asdict(config.hotkeys).items() if combo}
     if session.current().kind == "wayland":
@@ -138,7 +138,7 @@ def check_hotkeys(config: Config) -> Check:
     listener = HotkeyListener(bindings, lambda action: None)
     listener.start()
     listener.stop()
-    keys = ", ".join(f"{action.replace('_', ' ')}: {spoken_hotkey(combo)}" for action, combo in bindings.items())
+    keys = ", ".join(f"{spoken_action(action)}: {spoken_hotkey(combo)}" for action, combo in bindings.items())
     return Check(_("Hotkeys"), OK, _("Hotkeys can be heard. {keys}.", keys=keys))
 
 
@@ -158,6 +158,7 @@ def check_pressing(config: Config) -> Check:
 def check_wayland_keys(bindings: dict[str, str], compositor: str) -> Check:
     """The keys this Wayland desktop really has: its shortcuts portal, or what its own settings bind."""
     from describe_screen import portal_keys, wayland_keys
+    from describe_screen.keys import spoken_action
 
     if portal_keys.portal_version():
         return Check(_("Hotkeys"), OK, _("Hotkeys come from the desktop's global shortcuts portal, with press and "
@@ -174,8 +175,8 @@ def check_wayland_keys(bindings: dict[str, str], compositor: str) -> Check:
         return Check(_("Hotkeys"), NOTE, _("{head} describe-screen cannot ask this desktop which keys are bound.",
                                         head=head), fix)
     wanted = [action for action in bindings if action in wayland_keys.COMMANDS]
-    missing = [action.replace("_", " ") for action in wanted if action not in found]
-    said = "; ".join(f"{action.replace('_', ' ')}: {key.keys}" for action, key in found.items())
+    missing = [spoken_action(action) for action in wanted if action not in found]
+    said = "; ".join(f"{spoken_action(action)}: {key.keys}" for action, key in found.items())
     lost = sorted({key.program for key in found.values() if not key.runnable})
     if lost:
         return Check(_("Hotkeys"), PROBLEM, _("{head} The bound keys run {items}, which the desktop may not find, so "
