@@ -19,6 +19,7 @@ from typing import Any
 
 from describe_screen.errors import UserError
 from describe_screen.i18n import _
+from describe_screen.keys import ACTIONS
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class PortalShortcuts:
             raise UserError(_("The desktop refused to give describe-screen its shortcuts."),
                             _("Allow them when the desktop asks, then restart describe-screen."))
         self._session = str(results["session_handle"])
-        shortcuts = [(action, {"description": ("s", action.replace("_", " ")),
+        shortcuts = [(action, {"description": ("s", _(ACTIONS[action])),  # the desktop lists it to the user
                                "preferred_trigger": ("s", portal_trigger(combo))})
                      for action, combo in self.bindings.items()]
         rule = MatchRule(type="signal", interface=GLOBAL_SHORTCUTS)

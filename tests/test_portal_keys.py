@@ -58,6 +58,20 @@ def test_a_shortcut_change_leaves_every_hotkey_working(portal):
     assert (session, "org.freedesktop.portal.Session", "Close") in portal.calls  # stop ends the session
 
 
+def test_the_desktop_lists_each_shortcut_by_its_name_in_the_users_language(portal, desktop):
+    """The portal's description is what the desktop's shortcut settings show and its screen reader reads."""
+    desktop("de_DE.UTF-8")
+    reports: list[UserError] = []
+    listener = start_hotkeys(Config(), lambda request: None, reports.append)
+    try:
+        assert listener is not None, reports
+        bound = dict(portal.shortcuts[next(iter(portal.sessions))])
+    finally:
+        listener.stop()
+    assert bound["describe_screen"]["description"] == ("s", "Bildschirm beschreiben")
+    assert bound["ask"]["description"] == ("s", "Frage stellen")
+
+
 def test_a_listener_that_dies_says_so(portal, caplog):
     """Whatever ends the listening thread is said (spoken through `report`) and logged, never silent."""
     from describe_screen import portal_keys
