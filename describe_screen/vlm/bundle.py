@@ -300,10 +300,16 @@ def publish(staging: Path, out_dir: Path, info: dict[str, Any], wanted: list[str
     return out_dir
 
 
-def _derived_files(graph: Path, base: str) -> list[Path]:
-    """A derived graph and, when it has one, the side file of its weights (named when it was made)."""
+def _derived_files(graph: Path, base: str, bundle: Path) -> list[Path]:
+    """The files a derived graph's checksum covers: the graph, the side file of its own weights when it has
+    one (named when it was made), and every copy of a bundle weights file it reads (onnx.save_copy). A hard
+    link to the bundle's file is left out: check_bundle checks that file, and once the bundle's file is
+    replaced (a new install) the link is another file, counted, and the copy no longer matches its name."""
     data = graph.with_name(f"{base}.onnx.data")
-    return [graph, data] if data.is_file() else [graph]
+    copies = [p for p in sorted(graph.parent.glob(f"{base}.*.onnx_data*"))
+              if not (bundle / p.name.removeprefix(f"{base}.")).is_file()
+              or not p.samefile(bundle / p.name.removeprefix(f"{base}."))]
+    return [graph, *([data] if data.is_file() else []), *copies]
 
 
 def _refuse(folder: Path, base: str, reason: str) -> None:
@@ -320,8 +326,9 @@ def _refuse(folder: Path, base: str, reason: str) -> None:
 
 
 def _remove_derived(graph: Path) -> None:
+    """A derived graph and every file beside it that was made with it (its weights, or their links)."""
     base = ".".join(graph.name.split(".")[:-2])
-    for path in _derived_files(graph, base):
+    for path in [graph, *graph.parent.glob(f"{base}.*")]:
         path.unlink(missing_ok=True)
 
 
@@ -490,7 +497,9 @@ class Bundle:
 
         name = self.graph_file(source)
         check_bundle(self.path, self.manifest, only=self.with_data(name))
-        digest = hashlib.sha256(f"{self.manifest['files'][name]['sha256']} {recipe}".encode()).hexdigest()[:16]
+        # the weights files count: a copy reads them, so another one (a new install) needs another copy
+        sources = " ".join(self.manifest["files"][file]["sha256"] for file in self.with_data(name))
+        digest = hashlib.sha256(f"{sources} {recipe}".encode()).hexdigest()[:16]
         base = f"{name.removesuffix('.onnx')}.{kind}.{digest}"
         folders = [self.path / DERIVED, derived_cache() / self.name]
         for folder in folders:
@@ -499,7 +508,7 @@ class Bundle:
                     raise ValueError(reason)
                 return None
             for path in sorted(folder.glob(f"{base}.*.onnx")) if folder.is_dir() else ():
-                if path.name.split(".")[-2] == sha256_of(*_derived_files(path, base))[:16]:
+                if path.name.split(".")[-2] == sha256_of(*_derived_files(path, base, self.path))[:16]:
                     return path
                 _remove_derived(path)
                 raise ValueError(_("its optimised copy {name} was damaged (its checksum did not match); it is made "
@@ -517,7 +526,7 @@ class Bundle:
                     if not made_one:
                         _refuse(folder, base, "")
                         return None
-                    made = Path(work) / f"{base}.{sha256_of(*_derived_files(target, base))[:16]}.onnx"
+                    made = Path(work) / f"{base}.{sha256_of(*_derived_files(target, base, self.path))[:16]}.onnx"
                     target.rename(made)
                     for stale in folder.glob(f"{name.removesuffix('.onnx')}.{kind}.*"):
                         stale.unlink()
