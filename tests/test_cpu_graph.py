@@ -5,6 +5,7 @@ runtime feeds it as it feeds the downloaded file."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -100,3 +101,80 @@ def test_the_cpu_copy_says_what_the_int8_product_copy_says(bundle, tmp_path, mon
     monkeypatch.setattr(cpu_graph, "derive", lambda source, target: sessions.int8_products(source, target))
     assert words(plain) == ours
     assert all(len(tokens) == TOKENS for tokens in ours)
+
+
+def external(tensor: onnx.TensorProto) -> dict[str, str]:
+    return {e.key: e.value for e in tensor.external_data} if tensor.data_location == onnx.TensorProto.EXTERNAL else {}
+
+
+def copy_of(bundle) -> Path:
+    [copy] = (bundle / ".derived").glob("decoder_model_merged_q4.int8_decoder.*.onnx")
+    return copy
+
+
+def test_the_cpu_copy_reads_the_published_weights_file_and_holds_none_of_its_own(bundle):
+    words(bundle)
+    copy = copy_of(bundle)
+    source = {i.name: i for i in onnx.load(str(bundle / DECODER), load_external_data=False).graph.initializer}
+    mine = {i.name: i for i in onnx.load(str(copy), load_external_data=False).graph.initializer}
+    weights = {name for name, tensor in source.items() if external(tensor)}
+    assert weights and weights <= set(mine)
+    for name in weights:  # the same bytes of the same file: a hard link beside the copy, one file on disk
+        theirs, ours = external(source[name]), external(mine[name])
+        assert (ours["offset"], ours["length"]) == (theirs["offset"], theirs["length"]), name
+        assert (copy.parent / ours["location"]).samefile(bundle / theirs["location"]), name
+    added = {name: tensor for name, tensor in mine.items() if name not in source}
+    assert added and all(name.endswith(("axis", "rows", "end", "width", "epsilon")) and len(t.raw_data) <= 16
+                         for name, t in added.items())
+    base = copy.name.rsplit(".", 2)[0]
+    beside = [p for p in copy.parent.glob(f"{base}.*") if p != copy]
+    assert beside and all(p.samefile(bundle / p.name.removeprefix(f"{base}.")) for p in beside)
+    assert copy.stat().st_size < 2 * (bundle / DECODER).stat().st_size  # the graph and small constants
+
+
+def reinstalled(bundle, folder, change) -> Path:
+    """A copy of `bundle` (its CPU copy made) whose decoder weights file was then installed again: replaced
+    by a new file holding `change(bytes)`, the manifest giving its checksum, as `models install` leaves it."""
+    import hashlib
+    import json
+    import os
+
+    copy = shutil.copytree(bundle, folder / bundle.name)
+    data = copy / f"{DECODER}_data"
+    new = data.with_suffix(".new")
+    new.write_bytes(change(data.read_bytes()))
+    os.replace(new, data)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    blob = data.read_bytes()
+    manifest["files"][data.name] = {"sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (copy / ".verified.json").unlink(missing_ok=True)
+    return copy
+
+
+def flipped_weights(blob: bytes, graph) -> bytes:
+    """`blob` with every 4-bit weight block of the decoder's products changed (other valid 4-bit values)."""
+    changed = bytearray(blob)
+    weights = {n.input[1] for n in graph.node if n.op_type == "MatMulNBits"}
+    for tensor in graph.initializer:
+        if tensor.name in weights and (where := external(tensor)):
+            start, length = int(where["offset"]), int(where["length"])
+            changed[start:start + length] = bytes(b ^ 0x11 for b in changed[start:start + length])
+    return bytes(changed)
+
+
+def test_a_reinstalled_weights_file_is_never_read_through_the_old_copy(bundle, tmp_path):
+    before = words(bundle)
+    graph = onnx.load(str(bundle / DECODER), load_external_data=False).graph
+    changed = reinstalled(bundle, tmp_path / "changed", lambda blob: flipped_weights(blob, graph))
+    old = copy_of(changed).name
+    after = words(changed)
+    assert copy_of(changed).name != old and not list((changed / ".derived").glob(f"{old.rsplit('.', 2)[0]}.*"))
+    fresh = shutil.copytree(changed, tmp_path / "fresh" / bundle.name, ignore=shutil.ignore_patterns(".derived"))
+    assert after == words(fresh) != before
+
+    same = reinstalled(bundle, tmp_path / "same", lambda blob: blob)  # the same bytes in a new file
+    link = copy_of(same).with_name(f"{copy_of(same).name.rsplit('.', 2)[0]}.{DECODER}_data")
+    assert not link.samefile(same / f"{DECODER}_data")
+    assert words(same) == before
+    assert link.samefile(same / f"{DECODER}_data")  # made again at once, from the installed file

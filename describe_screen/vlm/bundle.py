@@ -300,16 +300,24 @@ def publish(staging: Path, out_dir: Path, info: dict[str, Any], wanted: list[str
     return out_dir
 
 
-def _derived_files(graph: Path, base: str, bundle: Path) -> list[Path]:
+def _derived_files(graph: Path, base: str) -> list[Path]:
     """The files a derived graph's checksum covers: the graph, the side file of its own weights when it has
-    one (named when it was made), and every copy of a bundle weights file it reads (onnx.save_copy). A hard
-    link to the bundle's file is left out: check_bundle checks that file, and once the bundle's file is
-    replaced (a new install) the link is another file, counted, and the copy no longer matches its name."""
+    one (named when it was made), and its copies of bundle weights files (onnx.save_copy). Its hard links to
+    the bundle's weights files are not counted: check_bundle checks those files, and _unlinked sees when a
+    link no longer leads to them."""
     data = graph.with_name(f"{base}.onnx.data")
-    copies = [p for p in sorted(graph.parent.glob(f"{base}.*.onnx_data*"))
-              if not (bundle / p.name.removeprefix(f"{base}.")).is_file()
-              or not p.samefile(bundle / p.name.removeprefix(f"{base}."))]
-    return [graph, *([data] if data.is_file() else []), *copies]
+    return [graph, *([data] if data.is_file() else []), *sorted(graph.parent.glob(f"{base}.copy.*"))]
+
+
+def _unlinked(graph: Path, base: str, bundle: Path) -> bool:
+    """A derived graph's link to a bundle weights file is another file now: the bundle's file was installed
+    again, or the folder copied. Reading through it would read weights the bundle no longer has."""
+    links = [p for p in graph.parent.glob(f"{base}.*.onnx_data*") if not p.name.startswith(f"{base}.copy.")]
+    for link in links:
+        published = bundle / link.name.removeprefix(f"{base}.")
+        if not published.is_file() or not link.samefile(published):
+            return True
+    return False
 
 
 def _refuse(folder: Path, base: str, reason: str) -> None:
@@ -508,7 +516,10 @@ class Bundle:
                     raise ValueError(reason)
                 return None
             for path in sorted(folder.glob(f"{base}.*.onnx")) if folder.is_dir() else ():
-                if path.name.split(".")[-2] == sha256_of(*_derived_files(path, base, self.path))[:16]:
+                if _unlinked(path, base, self.path):  # made from weights files no longer installed: made again
+                    _remove_derived(path)
+                    continue
+                if path.name.split(".")[-2] == sha256_of(*_derived_files(path, base))[:16]:
                     return path
                 _remove_derived(path)
                 raise ValueError(_("its optimised copy {name} was damaged (its checksum did not match); it is made "
@@ -526,7 +537,7 @@ class Bundle:
                     if not made_one:
                         _refuse(folder, base, "")
                         return None
-                    made = Path(work) / f"{base}.{sha256_of(*_derived_files(target, base, self.path))[:16]}.onnx"
+                    made = Path(work) / f"{base}.{sha256_of(*_derived_files(target, base))[:16]}.onnx"
                     target.rename(made)
                     for stale in folder.glob(f"{name.removesuffix('.onnx')}.{kind}.*"):
                         stale.unlink()

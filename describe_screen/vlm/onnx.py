@@ -281,9 +281,10 @@ def save_copy(model: onnx.ModelProto, source: Path, target: Path) -> list[Path]:
     its weights still read from source's weight files: only the graph is new, so neither memory nor the disk
     holds the weights twice. onnxruntime 1.31 reads external weights only from the model's own folder (a
     relative location, no "..", no absolute path, no symbolic link leading out), so each weights file is
-    hard-linked beside `target` under target's name (one file on disk; a re-installed source file is a new
-    file, never read through the old copy's link); where no hard link can be made (another file system, a
-    file of another user), it is copied. The weights files placed beside `target`."""
+    hard-linked beside `target` as "<target stem>.<its name>" (one file on disk; a re-installed source file
+    is a new file, and Bundle.derived then makes the copy again); where no hard link can be made (another
+    file system, a file of another user) it is copied, as "<target stem>.copy.<its name>". The weights
+    files placed beside `target`."""
     import shutil
 
     import onnx
@@ -297,11 +298,12 @@ def save_copy(model: onnx.ModelProto, source: Path, target: Path) -> list[Path]:
             relative = Path(entry.value)
             if relative.is_absolute() or ".." in relative.parts:
                 raise ValueError(_("its weights file {location} lies outside its folder", location=entry.value))
-            beside = placed[entry.value] = target.with_name(f"{target.stem}.{relative.name}")
+            published, beside = source.parent / relative, target.with_name(f"{target.stem}.{relative.name}")
             try:
-                os.link(source.parent / relative, beside)
+                os.link(published, beside)
             except OSError:
-                shutil.copyfile(source.parent / relative, beside)
+                shutil.copyfile(published, beside := target.with_name(f"{target.stem}.copy.{relative.name}"))
+            placed[entry.value] = beside
         entry.value = placed[entry.value].name
     onnx.save_model(model, str(target))
     return list(placed.values())
