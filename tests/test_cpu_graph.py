@@ -178,3 +178,48 @@ def test_a_reinstalled_weights_file_is_never_read_through_the_old_copy(bundle, t
     assert not link.samefile(same / f"{DECODER}_data")
     assert words(same) == before
     assert link.samefile(same / f"{DECODER}_data")  # made again at once, from the installed file
+
+
+def matmul(folder: Path, external_data: bool) -> Path:
+    """A one-product graph whose weights are inside it or in a weights file beside it."""
+    from onnx import helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.arange(64 * 64, dtype=np.float32).reshape(64, 64) / 4096, "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", 1, [1, 64])],
+                              [helper.make_tensor_value_info("y", 1, [1, 64])], [weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    folder.mkdir()
+    onnx.save_model(model, str(folder / "m.onnx"), save_as_external_data=external_data, location="m.onnx_data",
+                    size_threshold=0)
+    return folder / "m.onnx"
+
+
+def product(path: Path) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": np.ones((1, 64), np.float32)})[0]
+
+
+def test_a_graph_holding_its_own_weights_gets_a_copy_holding_them_too(tmp_path):
+    source = matmul(tmp_path / "inside", external_data=False)
+    target = tmp_path / "copy" / "m.cpu.onnx"
+    target.parent.mkdir()
+    assert sessions.save_copy(onnx.load(str(source), load_external_data=False), source, target) == []
+    assert list(target.parent.iterdir()) == [target]
+    assert np.array_equal(product(target), product(source))
+
+
+def test_weights_that_cannot_be_linked_are_copied_beside_the_copy(tmp_path, monkeypatch):
+    source = matmul(tmp_path / "beside", external_data=True)
+    target = tmp_path / "copy" / "m.cpu.onnx"
+    target.parent.mkdir()
+
+    def no_links(*_):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("os.link", no_links)
+    [beside] = sessions.save_copy(onnx.load(str(source), load_external_data=False), source, target)
+    assert beside.name == "m.cpu.copy.m.onnx_data" and not beside.samefile(source.with_name("m.onnx_data"))
+    assert np.array_equal(product(target), product(source))
