@@ -59,10 +59,11 @@ def run(path, prompt: int = 9, steps: int = 3) -> list[dict[str, np.ndarray]]:
 
 
 def rewritten(bundle, folder, *rewrites) -> str:
-    """The bundle's q4 decoder with only `rewrites` applied, saved in `folder`."""
-    model = onnx.load(str(bundle / DECODER))
+    """The bundle's q4 decoder with only `rewrites` applied, saved in `folder` (its weights read from the
+    bundle's file: onnx.load refuses a weights file that a CPU copy has hard-linked)."""
+    model = onnx.load(str(bundle / DECODER), load_external_data=False)
     assert all(rewrite(model) for rewrite in rewrites)
-    onnx.save_model(model, str(folder / "decoder.onnx"))
+    sessions.save_copy(model, bundle / DECODER, folder / "decoder.onnx")
     return str(folder / "decoder.onnx")
 
 

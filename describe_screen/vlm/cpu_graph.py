@@ -13,8 +13,9 @@ reads cost more than they do (80 ms against 46 + 23 for a prompt), so it stays a
 packed q/k/v/gate and gate/up products cut into one MatMulNBits per part (no Split copies, the same
 values) made a prompt slower (0.91x end to end, interleaved), so they stay packed.
 
-`derive(source, target)` writes that copy; Bundle.derived keeps it beside the bundle under the source's
-checksum and RECIPE, so the downloaded files are never changed.
+`derive(source, target)` writes that copy from the graph alone (its weights stay in the published weights
+files: onnx.save_copy); Bundle.derived keeps it beside the bundle under the source's checksums and RECIPE,
+so the downloaded files are never changed.
 """
 
 from __future__ import annotations
