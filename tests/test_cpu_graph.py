@@ -224,3 +224,12 @@ def test_weights_that_cannot_be_linked_are_copied_beside_the_copy(tmp_path, monk
     [beside] = sessions.save_copy(onnx.load(str(source), load_external_data=False), source, target)
     assert beside.name == "m.cpu.copy.m.onnx_data" and not beside.samefile(source.with_name("m.onnx_data"))
     assert np.array_equal(product(target), product(source))
+
+
+def test_a_weights_file_not_beside_its_graph_gets_no_copy(tmp_path):
+    source = matmul(tmp_path / "beside", external_data=True)
+    model = onnx.load(str(source), load_external_data=False)
+    next(e for e in model.graph.initializer[0].external_data if e.key == "location").value = "../m.onnx_data"
+    with pytest.raises(ValueError, match="not beside it"):
+        sessions.save_copy(model, source, tmp_path / "m.cpu.onnx")
+    assert not (tmp_path / "m.cpu.onnx").exists()

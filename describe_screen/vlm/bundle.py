@@ -312,8 +312,10 @@ def _derived_files(graph: Path, base: str) -> list[Path]:
 def _unlinked(graph: Path, base: str, bundle: Path) -> bool:
     """A derived graph's link to a bundle weights file is another file now: the bundle's file was installed
     again, or the folder copied. Reading through it would read weights the bundle no longer has."""
-    links = [p for p in graph.parent.glob(f"{base}.*.onnx_data*") if not p.name.startswith(f"{base}.copy.")]
-    for link in links:
+    own = {graph.name, f"{base}.onnx.data", f"{base}.none"}
+    for link in graph.parent.glob(f"{base}.*"):
+        if link.name in own or link.name.startswith(f"{base}.copy.") or link.suffix == ".onnx":
+            continue
         published = bundle / link.name.removeprefix(f"{base}.")
         if not published.is_file() or not link.samefile(published):
             return True

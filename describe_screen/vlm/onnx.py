@@ -296,8 +296,8 @@ def save_copy(model: onnx.ModelProto, source: Path, target: Path) -> list[Path]:
         entry = next(e for e in tensor.external_data if e.key == "location")
         if entry.value not in placed:
             relative = Path(entry.value)
-            if relative.is_absolute() or ".." in relative.parts:
-                raise ValueError(_("its weights file {location} lies outside its folder", location=entry.value))
+            if relative.is_absolute() or len(relative.parts) != 1:  # the published layout: beside the graph
+                raise ValueError(_("its weights file {location} is not beside it", location=entry.value))
             published, beside = source.parent / relative, target.with_name(f"{target.stem}.{relative.name}")
             try:
                 os.link(published, beside)
