@@ -5,6 +5,7 @@ runtime feeds it as it feeds the downloaded file."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -58,10 +59,11 @@ def run(path, prompt: int = 9, steps: int = 3) -> list[dict[str, np.ndarray]]:
 
 
 def rewritten(bundle, folder, *rewrites) -> str:
-    """The bundle's q4 decoder with only `rewrites` applied, saved in `folder`."""
-    model = onnx.load(str(bundle / DECODER))
+    """The bundle's q4 decoder with only `rewrites` applied, saved in `folder` (its weights read from the
+    bundle's file: onnx.load refuses a weights file that a CPU copy has hard-linked)."""
+    model = onnx.load(str(bundle / DECODER), load_external_data=False)
     assert all(rewrite(model) for rewrite in rewrites)
-    onnx.save_model(model, str(folder / "decoder.onnx"))
+    sessions.save_copy(model, bundle / DECODER, folder / "decoder.onnx")
     return str(folder / "decoder.onnx")
 
 
@@ -76,7 +78,7 @@ def test_vectorised_gated_norms_compute_the_published_values_bit_for_bit(bundle,
 def test_the_cpu_copy_keeps_the_published_contract_without_the_slow_forms(bundle, tmp_path):
     assert cpu_graph.derive(bundle / DECODER, tmp_path / "copy.onnx")
     source = onnx.load(str(bundle / DECODER), load_external_data=False).graph
-    copy = onnx.load(str(tmp_path / "copy.onnx")).graph
+    copy = onnx.load(str(tmp_path / "copy.onnx"), load_external_data=False).graph
     assert [(v.name, v.type) for v in copy.input] == [(v.name, v.type) for v in source.input]
     assert [v.name for v in copy.output] == [v.name for v in source.output]
     ops = [n.op_type for n in copy.node]
@@ -100,3 +102,134 @@ def test_the_cpu_copy_says_what_the_int8_product_copy_says(bundle, tmp_path, mon
     monkeypatch.setattr(cpu_graph, "derive", lambda source, target: sessions.int8_products(source, target))
     assert words(plain) == ours
     assert all(len(tokens) == TOKENS for tokens in ours)
+
+
+def external(tensor: onnx.TensorProto) -> dict[str, str]:
+    return {e.key: e.value for e in tensor.external_data} if tensor.data_location == onnx.TensorProto.EXTERNAL else {}
+
+
+def copy_of(bundle) -> Path:
+    [copy] = (bundle / ".derived").glob("decoder_model_merged_q4.int8_decoder.*.onnx")
+    return copy
+
+
+def test_the_cpu_copy_reads_the_published_weights_file_and_holds_none_of_its_own(bundle):
+    words(bundle)
+    copy = copy_of(bundle)
+    source = {i.name: i for i in onnx.load(str(bundle / DECODER), load_external_data=False).graph.initializer}
+    mine = {i.name: i for i in onnx.load(str(copy), load_external_data=False).graph.initializer}
+    weights = {name for name, tensor in source.items() if external(tensor)}
+    assert weights and weights <= set(mine)
+    for name in weights:  # the same bytes of the same file: a hard link beside the copy, one file on disk
+        theirs, ours = external(source[name]), external(mine[name])
+        assert (ours["offset"], ours["length"]) == (theirs["offset"], theirs["length"]), name
+        assert (copy.parent / ours["location"]).samefile(bundle / theirs["location"]), name
+    added = {name: tensor for name, tensor in mine.items() if name not in source}
+    assert added and all(name.endswith(("axis", "rows", "end", "width", "epsilon")) and len(t.raw_data) <= 16
+                         for name, t in added.items())
+    base = copy.name.rsplit(".", 2)[0]
+    beside = [p for p in copy.parent.glob(f"{base}.*") if p != copy]
+    assert beside and all(p.samefile(bundle / p.name.removeprefix(f"{base}.")) for p in beside)
+    assert copy.stat().st_size < 2 * (bundle / DECODER).stat().st_size  # the graph and small constants
+
+
+def reinstalled(bundle, folder, change) -> Path:
+    """A copy of `bundle` (its CPU copy made) whose decoder weights file was then installed again: replaced
+    by a new file holding `change(bytes)`, the manifest giving its checksum, as `models install` leaves it."""
+    import hashlib
+    import json
+    import os
+
+    copy = shutil.copytree(bundle, folder / bundle.name)
+    data = copy / f"{DECODER}_data"
+    new = data.with_suffix(".new")
+    new.write_bytes(change(data.read_bytes()))
+    os.replace(new, data)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    blob = data.read_bytes()
+    manifest["files"][data.name] = {"sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (copy / ".verified.json").unlink(missing_ok=True)
+    return copy
+
+
+def flipped_weights(blob: bytes, graph) -> bytes:
+    """`blob` with every 4-bit weight block of the decoder's products changed (other valid 4-bit values)."""
+    changed = bytearray(blob)
+    weights = {n.input[1] for n in graph.node if n.op_type == "MatMulNBits"}
+    for tensor in graph.initializer:
+        if tensor.name in weights and (where := external(tensor)):
+            start, length = int(where["offset"]), int(where["length"])
+            changed[start:start + length] = bytes(b ^ 0x11 for b in changed[start:start + length])
+    return bytes(changed)
+
+
+def test_a_reinstalled_weights_file_is_never_read_through_the_old_copy(bundle, tmp_path):
+    before = words(bundle)
+    graph = onnx.load(str(bundle / DECODER), load_external_data=False).graph
+    changed = reinstalled(bundle, tmp_path / "changed", lambda blob: flipped_weights(blob, graph))
+    old = copy_of(changed).name
+    after = words(changed)
+    assert copy_of(changed).name != old and not list((changed / ".derived").glob(f"{old.rsplit('.', 2)[0]}.*"))
+    fresh = shutil.copytree(changed, tmp_path / "fresh" / bundle.name, ignore=shutil.ignore_patterns(".derived"))
+    assert after == words(fresh) != before
+
+    same = reinstalled(bundle, tmp_path / "same", lambda blob: blob)  # the same bytes in a new file
+    link = copy_of(same).with_name(f"{copy_of(same).name.rsplit('.', 2)[0]}.{DECODER}_data")
+    assert not link.samefile(same / f"{DECODER}_data")
+    assert words(same) == before
+    assert link.samefile(same / f"{DECODER}_data")  # made again at once, from the installed file
+
+
+def matmul(folder: Path, external_data: bool) -> Path:
+    """A one-product graph whose weights are inside it or in a weights file beside it."""
+    from onnx import helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.arange(64 * 64, dtype=np.float32).reshape(64, 64) / 4096, "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", 1, [1, 64])],
+                              [helper.make_tensor_value_info("y", 1, [1, 64])], [weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    folder.mkdir()
+    onnx.save_model(model, str(folder / "m.onnx"), save_as_external_data=external_data, location="m.onnx_data",
+                    size_threshold=0)
+    return folder / "m.onnx"
+
+
+def product(path: Path) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": np.ones((1, 64), np.float32)})[0]
+
+
+def test_a_graph_holding_its_own_weights_gets_a_copy_holding_them_too(tmp_path):
+    source = matmul(tmp_path / "inside", external_data=False)
+    target = tmp_path / "copy" / "m.cpu.onnx"
+    target.parent.mkdir()
+    assert sessions.save_copy(onnx.load(str(source), load_external_data=False), source, target) == []
+    assert list(target.parent.iterdir()) == [target]
+    assert np.array_equal(product(target), product(source))
+
+
+def test_weights_that_cannot_be_linked_are_copied_beside_the_copy(tmp_path, monkeypatch):
+    source = matmul(tmp_path / "beside", external_data=True)
+    target = tmp_path / "copy" / "m.cpu.onnx"
+    target.parent.mkdir()
+
+    def no_links(*_):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("os.link", no_links)
+    [beside] = sessions.save_copy(onnx.load(str(source), load_external_data=False), source, target)
+    assert beside.name == "m.cpu.copy.m.onnx_data" and not beside.samefile(source.with_name("m.onnx_data"))
+    assert np.array_equal(product(target), product(source))
+
+
+def test_a_weights_file_not_beside_its_graph_gets_no_copy(tmp_path):
+    source = matmul(tmp_path / "beside", external_data=True)
+    model = onnx.load(str(source), load_external_data=False)
+    next(e for e in model.graph.initializer[0].external_data if e.key == "location").value = "../m.onnx_data"
+    with pytest.raises(ValueError, match="not beside it"):
+        sessions.save_copy(model, source, tmp_path / "m.cpu.onnx")
+    assert not (tmp_path / "m.cpu.onnx").exists()

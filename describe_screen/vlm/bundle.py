@@ -301,9 +301,25 @@ def publish(staging: Path, out_dir: Path, info: dict[str, Any], wanted: list[str
 
 
 def _derived_files(graph: Path, base: str) -> list[Path]:
-    """A derived graph and, when it has one, the side file of its weights (named when it was made)."""
+    """The files a derived graph's checksum covers: the graph, the side file of its own weights when it has
+    one (named when it was made), and its copies of bundle weights files (onnx.save_copy). Its hard links to
+    the bundle's weights files are not counted: check_bundle checks those files, and _unlinked sees when a
+    link no longer leads to them."""
     data = graph.with_name(f"{base}.onnx.data")
-    return [graph, data] if data.is_file() else [graph]
+    return [graph, *([data] if data.is_file() else []), *sorted(graph.parent.glob(f"{base}.copy.*"))]
+
+
+def _unlinked(graph: Path, base: str, bundle: Path) -> bool:
+    """A derived graph's link to a bundle weights file is another file now: the bundle's file was installed
+    again, or the folder copied. Reading through it would read weights the bundle no longer has."""
+    own = {graph.name, f"{base}.onnx.data", f"{base}.none"}
+    for link in graph.parent.glob(f"{base}.*"):
+        if link.name in own or link.name.startswith(f"{base}.copy.") or link.suffix == ".onnx":
+            continue
+        published = bundle / link.name.removeprefix(f"{base}.")
+        if not published.is_file() or not link.samefile(published):
+            return True
+    return False
 
 
 def _refuse(folder: Path, base: str, reason: str) -> None:
@@ -320,8 +336,9 @@ def _refuse(folder: Path, base: str, reason: str) -> None:
 
 
 def _remove_derived(graph: Path) -> None:
+    """A derived graph and every file beside it that was made with it (its weights, or their links)."""
     base = ".".join(graph.name.split(".")[:-2])
-    for path in _derived_files(graph, base):
+    for path in [graph, *graph.parent.glob(f"{base}.*")]:
         path.unlink(missing_ok=True)
 
 
@@ -490,7 +507,9 @@ class Bundle:
 
         name = self.graph_file(source)
         check_bundle(self.path, self.manifest, only=self.with_data(name))
-        digest = hashlib.sha256(f"{self.manifest['files'][name]['sha256']} {recipe}".encode()).hexdigest()[:16]
+        # the weights files count: a copy reads them, so another one (a new install) needs another copy
+        sources = " ".join(self.manifest["files"][file]["sha256"] for file in self.with_data(name))
+        digest = hashlib.sha256(f"{sources} {recipe}".encode()).hexdigest()[:16]
         base = f"{name.removesuffix('.onnx')}.{kind}.{digest}"
         folders = [self.path / DERIVED, derived_cache() / self.name]
         for folder in folders:
@@ -499,6 +518,9 @@ class Bundle:
                     raise ValueError(reason)
                 return None
             for path in sorted(folder.glob(f"{base}.*.onnx")) if folder.is_dir() else ():
+                if _unlinked(path, base, self.path):  # made from weights files no longer installed: made again
+                    _remove_derived(path)
+                    continue
                 if path.name.split(".")[-2] == sha256_of(*_derived_files(path, base))[:16]:
                     return path
                 _remove_derived(path)

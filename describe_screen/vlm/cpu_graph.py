@@ -13,8 +13,9 @@ reads cost more than they do (80 ms against 46 + 23 for a prompt), so it stays a
 packed q/k/v/gate and gate/up products cut into one MatMulNBits per part (no Split copies, the same
 values) made a prompt slower (0.91x end to end, interleaved), so they stay packed.
 
-`derive(source, target)` writes that copy; Bundle.derived keeps it beside the bundle under the source's
-checksum and RECIPE, so the downloaded files are never changed.
+`derive(source, target)` writes that copy from the graph alone (its weights stay in the published weights
+files: onnx.save_copy); Bundle.derived keeps it beside the bundle under the source's checksums and RECIPE,
+so the downloaded files are never changed.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ def derive(source: Path, target: Path) -> bool:
     """Write the CPU copy of graph `source` to `target`; False, and nothing written, when nothing changes."""
     import onnx
 
-    model = onnx.load(str(source))
+    model = onnx.load(str(source), load_external_data=False)  # the graph: the weights stay where they are
     changed = sessions.set_int8_products(model) + vectorised_gated_norms(model)
     if changed:
-        onnx.save_model(model, str(target))
+        sessions.save_copy(model, source, target)
     return bool(changed)
 
 

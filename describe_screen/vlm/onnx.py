@@ -270,10 +270,55 @@ def int8_products(source: Path, target: Path) -> bool:
     False, and nothing written, when the graph has no such node."""
     import onnx
 
-    model = onnx.load(str(source))
+    model = onnx.load(str(source), load_external_data=False)
     if changed := set_int8_products(model):
-        onnx.save_model(model, str(target))
+        save_copy(model, source, target)
     return bool(changed)
+
+
+def save_copy(model: onnx.ModelProto, source: Path, target: Path) -> list[Path]:
+    """Save `model`, graph `source` rewritten after loading it without its external weights, as `target`,
+    its weights still read from source's weight files: only the graph is new, so neither memory nor the disk
+    holds the weights twice. onnxruntime 1.31 reads external weights only from the model's own folder (a
+    relative location, no "..", no absolute path, no symbolic link leading out), so each weights file is
+    hard-linked beside `target` as "<target stem>.<its name>" (one file on disk; a re-installed source file
+    is a new file, and Bundle.derived then makes the copy again); where no hard link can be made (another
+    file system, a file of another user) it is copied, as "<target stem>.copy.<its name>". The weights
+    files placed beside `target`."""
+    import shutil
+
+    import onnx
+
+    placed: dict[str, Path] = {}
+    for tensor in _tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        entry = next(e for e in tensor.external_data if e.key == "location")
+        if entry.value not in placed:
+            relative = Path(entry.value)
+            if relative.is_absolute() or len(relative.parts) != 1:  # the published layout: beside the graph
+                raise ValueError(_("its weights file {location} is not beside it", location=entry.value))
+            published, beside = source.parent / relative, target.with_name(f"{target.stem}.{relative.name}")
+            try:
+                os.link(published, beside)
+            except OSError:
+                shutil.copyfile(published, beside := target.with_name(f"{target.stem}.copy.{relative.name}"))
+            placed[entry.value] = beside
+        entry.value = placed[entry.value].name
+    onnx.save_model(model, str(target))
+    return list(placed.values())
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterable[onnx.TensorProto]:
+    """Every tensor stored in `graph` and its subgraphs: initializers and tensor attributes."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for sub in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                yield from _tensors(sub)
 
 
 def set_int8_products(model: onnx.ModelProto) -> int:
