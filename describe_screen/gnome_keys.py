@@ -9,6 +9,7 @@ import subprocess
 
 from describe_screen.errors import UserError
 from describe_screen.i18n import N_, _
+from describe_screen.keys import ACTIONS
 from describe_screen.wayland_keys import Bound, action_of, commands, split
 
 MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
@@ -57,7 +58,7 @@ def install(bindings: dict[str, str], program: str) -> list[str]:
     done = []
     for action, combo, command in commands(bindings, program):
         path = GNOME_PATH.format(action.replace("_", "-"))
-        _gsettings("set", _schema(path), "name", f"describe-screen: {action.replace('_', ' ')}")
+        _gsettings("set", _schema(path), "name", f"describe-screen: {_(ACTIONS[action])}")  # as Settings reads it
         _gsettings("set", _schema(path), "command", command)
         _gsettings("set", _schema(path), "binding", accelerator(combo))
         if path not in paths:

@@ -78,6 +78,11 @@ def test_gnome_shortcuts_are_added_beside_the_users_own_and_removed_again(tmp_pa
     focus = f"{MEDIA_KEYS}.custom-keybinding:{gnome_keys.GNOME_PATH.format('describe-focus')}"
     assert gsettings("get", focus, "binding") == "'<Control><Alt>f'"
     assert gsettings("get", focus, "command") == "'/opt/ds/describe-screen describe --target focus'"
+    assert gsettings("get", focus, "name") == "'describe-screen: describe focus'"
+    env.update(LANGUAGE="de", LANG="de_DE.UTF-8")  # GNOME's Settings (and the screen reader) read it in German
+    assert keys("install").returncode == 0
+    assert gsettings("get", focus, "name") == "'describe-screen: Fokus beschreiben'"
+    env.update(LANGUAGE="en", LANG="C.UTF-8")
     read_back = subprocess.run([sys.executable, "-c", "from describe_screen import gnome_keys\n"
                                 "for a, b in gnome_keys.bound().items(): print(a, '|', b.keys, '|', b.program)"],
                                env=env, capture_output=True, text=True, timeout=60)
