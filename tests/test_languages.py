@@ -272,9 +272,6 @@ def test_doctors_speech_line_is_in_the_users_language(code, desktop, screen_read
     assert i18n.catalog(code).gettext("{reader}, no cues").format(reader="speech-dispatcher") in said[1]
 
 
-ARGPARSE_FRAME = "usage: positional arguments options show this help message and exit program's version number"
-
-
 def helps(env: dict[str, str]) -> str:
     """`--help` of the program and of the commands with help of their own."""
     return "\n".join(subprocess.run([sys.executable, "-m", "describe_screen", *command, "--help"], capture_output=True,
@@ -296,10 +293,22 @@ def typed_names(text: str) -> set[str]:
 
 @pytest.mark.parametrize("code", list(CASES))
 def test_help_is_in_the_users_language(code) -> None:
-    """Each command's help in the user's language; only what is typed (commands, options, choices) and
-    argparse's own frame ("usage:", "options") are left as they are."""
+    """Each command's help in the user's language, argparse's own words ("usage:", "options") too; only what
+    is typed (commands, options, choices) is left as it is."""
     english_help, said = helps({"LANGUAGE": "en"}), helps(environment(CASES[code][0]))
-    allowed = vocabulary(code) | set(words(ARGPARSE_FRAME)) | typed_names(english_help)
+    allowed = vocabulary(code) | typed_names(english_help)
     left = [w for w in words(technical_words(said)) if w not in allowed]
     assert not left, f"not {code}: {sorted(set(left))}"
     assert i18n.catalog(code).gettext("read all the text, in reading order") in " ".join(said.split())
+
+
+@pytest.mark.parametrize("code", ["en", *CASES])
+def test_a_command_line_not_understood_is_said_in_the_users_language_with_what_to_do(code) -> None:
+    env = {"LANGUAGE": "en"} if code == "en" else environment(CASES[code][0])
+    done = subprocess.run([sys.executable, "-m", "describe_screen", "models", "install"], capture_output=True,
+                          text=True, env=dict(os.environ, **env), timeout=60)
+    catalog = i18n.catalog(code)
+    problem = catalog.gettext("This command line was not understood ({message}).").split("{")[0]
+    fix = catalog.gettext("{prog} --help says what it takes.").format(prog="describe-screen models install")
+    assert done.returncode == 2 and done.stderr.startswith(f"describe-screen: {problem}") and fix in done.stderr, done
+    assert "Traceback" not in done.stderr

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from describe_screen import __version__
 from describe_screen.errors import UserError
@@ -18,12 +18,39 @@ from describe_screen.i18n import N_, _
 from describe_screen.options import COMMAND_TARGETS, DETAILS, PRECISIONS
 
 
+class UsageError(UserError):
+    """A command line argparse could not read: exit code 2, as argparse's own."""
+
+
+class _Help(argparse.HelpFormatter):
+    """argparse's help, its "usage:" in the user's language too."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its own words in the user's language: the section titles, -h's help, and a command line it
+    cannot read said as a plain error with what to do (its detail, argparse's, is quoted as it gives it)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(formatter_class=_Help, add_help=False, **kwargs)
+        self._positionals.title = _("positional arguments")
+        self._optionals.title = _("options")
+        self.add_argument("-h", "--help", action="help", help=_("show this help and exit"))
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(_("This command line was not understood ({message}).", message=message),
+                         _("{prog} --help says what it takes.", prog=self.prog))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="describe-screen",
         description=_("Press a key, hear what is on the screen. Everything runs on this computer."),
     )
-    parser.add_argument("--version", action="version", version=f"describe-screen {__version__}")
+    parser.add_argument("--version", action="version", version=f"describe-screen {__version__}",
+                        help=_("say the version and exit"))
     parser.add_argument("--config", type=Path, help=_("settings file to use instead of the usual one"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -93,16 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 0
     try:
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 0
         return run(args)
     except UserError as exc:
         print(f"describe-screen: {exc}", file=sys.stderr)
         _say_error(exc)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         return 130
 
