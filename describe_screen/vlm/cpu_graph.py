@@ -34,13 +34,7 @@ MS = "com.microsoft"
 
 def derive(source: Path, target: Path) -> bool:
     """Write the CPU copy of graph `source` to `target`; False, and nothing written, when nothing changes."""
-    import onnx
-
-    model = onnx.load(str(source), load_external_data=False)  # the graph: the weights stay where they are
-    changed = sessions.set_int8_products(model) + vectorised_gated_norms(model)
-    if changed:
-        sessions.save_copy(model, source, target)
-    return bool(changed)
+    return sessions.rewritten_copy(source, target, sessions.set_int8_products, vectorised_gated_norms)
 
 
 def _attributes(node: onnx.NodeProto) -> dict:

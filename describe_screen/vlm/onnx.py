@@ -7,7 +7,7 @@ once a real session has been created with it and `session.get_providers()` still
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -268,10 +268,16 @@ def trim_heap() -> None:
 def int8_products(source: Path, target: Path) -> bool:
     """Write a copy of graph `source` whose 4-bit MatMulNBits weights multiply in int8 (see set_int8_products).
     False, and nothing written, when the graph has no such node."""
+    return rewritten_copy(source, target, set_int8_products)
+
+
+def rewritten_copy(source: Path, target: Path, *rewrites: Callable[[onnx.ModelProto], int]) -> bool:
+    """Load graph `source` without its weights, apply every rewrite (each returns how many nodes it changed)
+    and save the result as `target` (save_copy). False, and nothing written, when no rewrite changed a node."""
     import onnx
 
     model = onnx.load(str(source), load_external_data=False)
-    if changed := set_int8_products(model):
+    if changed := sum(rewrite(model) for rewrite in rewrites):  # every rewrite runs, as in a sum of calls
         save_copy(model, source, target)
     return bool(changed)
 
