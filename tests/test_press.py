@@ -267,9 +267,12 @@ def test_the_explore_keys_and_command_reach_the_running_daemon(app, daemon_proce
     assert key("ctrl+alt+g") == "No more table rows after this."
     assert key("ctrl+alt+shift+g") == "Row 4 of 4: Item Plums, Price 7 euros."
     assert key("ctrl+alt+k") == "Item, Pears, row 3 of 4, column 1 of 2."
+    before = len(d.status()["spoken"])
     command = subprocess.run([sys.executable, "-m", "describe_screen", "explore", "find", "save"], env=d.env,
                              capture_output=True, text=True, timeout=60)
     assert command.stdout.strip() == "Button, Save, 1 of 2, at the bottom of the dialog.", command.stderr
+    # the command returns with its words; the daemon may still be saying them when the next key comes
+    assert d.wait_idle(before)["spoken"][before:] == ["Button, Save, 1 of 2, at the bottom of the dialog."]
     assert key("ctrl+alt+Return").startswith("Pressing Button Save.")
     assert reports.said() == ["Save pressed"]
 
