@@ -122,6 +122,12 @@ def _(message: str, /, **values: Any) -> str:
     return text.format(**values) if values else text
 
 
+def unformatted(message: str, /) -> str:
+    """`message` in the user's language, its placeholders left as they are: for a library that looks its
+    messages up through gettext and fills in its own %-placeholders (argparse)."""
+    return _state()[1].gettext(message)
+
+
 def ngettext(singular: str, plural: str, n: int, /, **values: Any) -> str:
     """The form of a message for the count `n` (the language's plural rule); {n} is the count as a number."""
     text = _state()[1].ngettext(singular, plural, n)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import gettext
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ LANGUAGES = ("de", "fr", "es", "pt", "it")
 KEYS = {"reader.py": {"kind"}, "blank.py": {"colour_name"}, "shapes.py": {"mark_before"}}  # their results are
 # looked up, not said
 ENGLISH_ONLY = {"a", "article", "n"}  # placeholders a translation may leave out (English articles, the count)
+PERCENT = re.compile(r"%(?:\(\w+\))?[sr]")  # argparse's placeholders: %s, %r, %(name)s
 CATALOG = {"_": 1, "N_": 1, "ngettext": 2}  # the calls whose first arguments are catalog messages
 UNSAID_CALLS = {"log", "logging", "warnings", "re"}  # their text goes to the log, warnings or a regex, not to a person
 # Text with words that no person hears or reads as describe-screen's own sentence, by module: what it is instead.
@@ -203,6 +205,8 @@ def test_each_catalog_translates_every_message_with_the_same_placeholders(code) 
             assert allowed - fields(string) <= ENGLISH_ONLY, f"{code}: {string!r} drops a placeholder of {msgid!r}"
             if allowed:
                 string.format(**dict.fromkeys(allowed, 1))  # a template that formats (1 fits {n}, {x:g}, {x!r})
+            assert sorted(PERCENT.findall(string)) == sorted(PERCENT.findall(ids[0])), (
+                f"{code}: {string!r} changes the %-placeholders of {msgid!r}")  # argparse's messages fill these
 
 
 @pytest.mark.parametrize(("environ", "setting", "code", "source"), [
@@ -269,3 +273,13 @@ def test_the_settings_language_wins_over_the_desktops(tmp_path) -> None:
                          env=env, capture_output=True, text=True, timeout=60)
     assert run.stdout.strip() == i18n.catalog("fr").gettext(
         "No describe-screen daemon is running. Start it with: describe-screen daemon")
+
+
+def test_the_argparse_messages_marked_for_the_catalogs_are_argparses_own() -> None:
+    """The catalogs translate what this Python's argparse really says (its words changed between versions)."""
+    import argparse
+
+    from describe_screen.commands import cli
+
+    source = Path(argparse.__file__).read_text()
+    assert [m for m in cli.ARGPARSE if f"_('{m}')" not in source] == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import gettext
 import os
 import re
 import subprocess
@@ -27,6 +28,7 @@ from describe_screen import i18n
 from describe_screen.config import HotkeyConfig
 from describe_screen.errors import UserError
 from describe_screen.models import available
+from describe_screen.options import COMMAND_TARGETS
 
 # language: (LANG, window title, window text, buttons, a question about the buttons)
 CASES = {
@@ -302,13 +304,29 @@ def test_help_is_in_the_users_language(code) -> None:
     assert i18n.catalog(code).gettext("read all the text, in reading order") in " ".join(said.split())
 
 
+def missing(c: gettext.NullTranslations) -> str:
+    return c.gettext("the following arguments are required: %s") % "name"
+
+
+def not_a_choice(c: gettext.NullTranslations) -> str:
+    said = c.gettext("invalid choice: %(value)r (choose from %(choices)s)") % {
+        "value": "nowhere", "choices": ", ".join(map(repr, COMMAND_TARGETS))}
+    return c.gettext("argument %(argument_name)s: %(message)s") % {"argument_name": "--target", "message": said}
+
+
 @pytest.mark.parametrize("code", ["en", *CASES])
-def test_a_command_line_not_understood_is_said_in_the_users_language_with_what_to_do(code) -> None:
+@pytest.mark.parametrize(("line", "prog", "detail"), [
+    (["models", "install"], "describe-screen models install", missing),
+    (["describe", "--target", "nowhere"], "describe-screen describe", not_a_choice),
+])
+def test_a_command_line_not_understood_is_said_in_the_users_language_with_what_to_do(code, line, prog, detail):
+    """The plain error, what to do, and argparse's own detail inside it, all in the user's language."""
     env = {"LANGUAGE": "en"} if code == "en" else environment(CASES[code][0])
-    done = subprocess.run([sys.executable, "-m", "describe_screen", "models", "install"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "describe_screen", *line], capture_output=True,
                           text=True, env=dict(os.environ, **env), timeout=60)
     catalog = i18n.catalog(code)
     problem = catalog.gettext("This command line was not understood ({message}).").split("{")[0]
-    fix = catalog.gettext("{prog} --help says what it takes.").format(prog="describe-screen models install")
+    fix = catalog.gettext("{prog} --help says what it takes.").format(prog=prog)
     assert done.returncode == 2 and done.stderr.startswith(f"describe-screen: {problem}") and fix in done.stderr, done
+    assert f"({detail(catalog)})." in done.stderr, done.stderr
     assert "Traceback" not in done.stderr

@@ -12,10 +12,19 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from describe_screen import __version__
+from describe_screen import __version__, i18n
 from describe_screen.errors import UserError
 from describe_screen.i18n import N_, _
 from describe_screen.options import COMMAND_TARGETS, DETAILS, PRECISIONS
+
+# argparse's own messages (Python 3.11's argparse.py) that a command line can bring out, quoted inside ours: marked
+# here so that every catalog translates them; argparse looks each one up and fills in its %-placeholders itself.
+ARGPARSE = (N_("argument %(argument_name)s: %(message)s"), N_("unrecognized arguments: %s"),
+            N_("not allowed with argument %s"), N_("ignored explicit argument %r"),
+            N_("the following arguments are required: %s"), N_("one of the arguments %s is required"),
+            N_("expected one argument"), N_("expected at most one argument"), N_("expected at least one argument"),
+            N_("ambiguous option: %(option)s could match %(matches)s"), N_("unexpected option string: %s"),
+            N_("invalid %(type)s value: %(value)r"), N_("invalid choice: %(value)r (choose from %(choices)s)"))
 
 
 class UsageError(UserError):
@@ -31,13 +40,22 @@ class _Help(argparse.HelpFormatter):
 
 class _Parser(argparse.ArgumentParser):
     """argparse with its own words in the user's language: the section titles, -h's help, and a command line it
-    cannot read said as a plain error with what to do (its detail, argparse's, is quoted as it gives it)."""
+    cannot read said as a plain error with what to do, argparse's detail quoted inside it."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(formatter_class=_Help, add_help=False, **kwargs)
         self._positionals.title = _("positional arguments")
         self._optionals.title = _("options")
         self.add_argument("-h", "--help", action="help", help=_("show this help and exit"))
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """What argparse says of a command line it cannot read in the user's language too: it looks its messages
+        up through its module's `_` (gettext's global domain, which is not ours) while it parses."""
+        looked_up, argparse._ = argparse._, i18n.unformatted  # type: ignore[attr-defined]
+        try:
+            return super().parse_known_args(args, namespace)
+        finally:
+            argparse._ = looked_up  # type: ignore[attr-defined]
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(_("This command line was not understood ({message}).", message=message),
