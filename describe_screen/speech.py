@@ -495,10 +495,12 @@ class _Voice:
         if not self.voice:
             return _("No {driver} voice for the desktop language, {language}, is installed: the default voice "
                      "speaks.", driver=self.name, language=language.spoken_name(self.language))
-        name = next((str(v.name) for v in self._installed if v.id == self.voice), self.voice)
-        return _("The voice {name} ({voice}) speaks {language}; screen text clearly in another language is spoken "
-                 "with a voice for that language.", name=name, voice=self.voice,
-                 language=language.spoken_name(self.language))
+        # espeak-ng names its voices by their language in English ("German"): its id ("gmw/de") is said instead,
+        # a name the settings' speech.voice takes as well; other synthesisers' names are their own ("Microsoft Hedda")
+        name = self.voice if self.engine.driver_name == "espeak" else next(
+            (str(v.name) for v in self._installed if v.id == self.voice), self.voice)
+        return _("The voice {name} speaks {language}; screen text clearly in another language is spoken with a "
+                 "voice for that language.", name=name, language=language.spoken_name(self.language))
 
     def render(self, text: str) -> np.ndarray:
         """The whole utterance as samples, or SpeechLost: never a missing, half-written or cut sound."""
