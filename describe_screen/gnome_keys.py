@@ -8,15 +8,14 @@ import re
 import subprocess
 
 from describe_screen.errors import UserError
-from describe_screen.i18n import N_, _
-from describe_screen.keys import ACTIONS
+from describe_screen.i18n import _
+from describe_screen.keys import ACTIONS, spoken_key
 from describe_screen.wayland_keys import Bound, action_of, commands, split
 
 MEDIA_KEYS = "org.gnome.settings-daemon.plugins.media-keys"
 GNOME_PATH = "/org/gnome/settings-daemon/plugins/media-keys/custom-keybindings/describe-screen-{}/"
 NAMES = {"ctrl": "<Control>", "alt": "<Alt>", "alt_gr": "<Mod5>", "shift": "<Shift>", "cmd": "<Super>"}
-SAID = {"control": N_("Control"), "primary": N_("Control"), "ctrl": N_("Control"), "alt": N_("Alt"),
-        "shift": N_("Shift"), "super": N_("Super"), "mod5": N_("Alt Graph")}
+ALIASES = {"control": "ctrl", "primary": "ctrl", "mod5": "alt_gr"}  # GNOME's modifier names that are not ours
 
 
 def accelerator(combo: str) -> str:
@@ -26,9 +25,8 @@ def accelerator(combo: str) -> str:
 
 def spoken(accel: str) -> str:
     """'<Control><Alt>d' -> 'Control Alt D'."""
-    mods = [_(SAID[m.lower()]) if m.lower() in SAID else m for m in re.findall(r"<([^>]+)>", accel)]
-    key = re.sub(r"<[^>]+>", "", accel)
-    return " ".join([*mods, key.upper() if len(key) == 1 else key])
+    mods = [spoken_key(m, ALIASES) for m in re.findall(r"<([^>]+)>", accel)]
+    return " ".join([*mods, spoken_key(re.sub(r"<[^>]+>", "", accel), ALIASES)])
 
 
 def _gsettings(*args: str) -> str:

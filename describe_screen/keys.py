@@ -6,6 +6,9 @@ X11, Windows and macOS; the desktop's own bindings on Wayland) share it without 
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
+
 from describe_screen.errors import UserError
 from describe_screen.i18n import N_, _
 
@@ -71,13 +74,28 @@ def parse_hotkey(combo: str, key_name: str) -> str:
     return "+".join([f"<{m}>" for m in MODIFIERS if m in mods] + keys)
 
 
+# Keys as a person says them, by the settings' names; each desktop's own spellings ("Mod1", "<Primary>") map
+# onto these names through its aliases. The cmd key is the one with the system's logo: Super on Linux desktops.
+SPOKEN_KEYS = {
+    "ctrl": N_("Control"), "alt": N_("Alt"), "alt_gr": N_("Alt Graph"), "shift": N_("Shift"), "super": N_("Super"),
+    "cmd": {"darwin": N_("Command"), "win32": N_("Windows")}.get(sys.platform, N_("Super")),
+    "enter": N_("Enter"), "space": N_("Space"), "tab": N_("Tab"), "esc": N_("Escape"),
+    "backspace": N_("Backspace"), "delete": N_("Delete")}
+
+
+def spoken_key(name: str, aliases: Mapping[str, str] | None = None) -> str:
+    """A key as a person says it, in the user's language: 'ctrl' -> 'Control'; with a desktop's `aliases`,
+    its own spelling too ('Mod1' -> 'Alt'); a letter as its capital, other names as written."""
+    ours = (aliases or {}).get(name.lower(), name.lower())
+    if ours in SPOKEN_KEYS:
+        return _(SPOKEN_KEYS[ours])
+    return name.upper() if len(name) == 1 else name
+
+
 def spoken_hotkey(combo: str) -> str:
     """'<ctrl>+<alt>+d' -> 'Control Alt D', the way a person says it."""
-    names = {"ctrl": N_("Control"), "alt": N_("Alt"), "shift": N_("Shift"), "cmd": N_("Command"), "super": N_("Super"),
-             "enter": N_("Enter"), "space": N_("Space"), "tab": N_("Tab"), "esc": N_("Escape"),
-             "backspace": N_("Backspace"), "delete": N_("Delete")}
-    parts = [p.strip("<>") for p in combo.split("+")]
-    return " ".join(_(names[p]) if p in names else p.upper() if len(p) == 1 else p.capitalize() for p in parts)
+    return " ".join(spoken_key(p) if len(p) == 1 or p in SPOKEN_KEYS else p.capitalize()
+                    for p in (p.strip("<>") for p in combo.split("+")))
 
 
 # Each action by its name for people, in the English msgid the setting's own words (hotkeys.<action>), so an

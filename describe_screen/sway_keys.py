@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from describe_screen.errors import UserError
-from describe_screen.i18n import N_, _
+from describe_screen.i18n import _
+from describe_screen.keys import spoken_key
 from describe_screen.wayland_keys import Bound, action_of, commands, split
 
 SYSTEMS = (Path("/etc/sway/config"), Path("/usr/local/etc/sway/config"))  # where distributions put it
 NAMES = {"ctrl": "Ctrl", "alt": "Mod1", "alt_gr": "Mod5", "shift": "Shift", "cmd": "Mod4"}
-SAID = {"ctrl": N_("Control"), "control": N_("Control"), "mod1": N_("Alt"), "alt": N_("Alt"), "shift": N_("Shift"),
-        "mod4": N_("Super"), "super": N_("Super"), "mod5": N_("Alt Graph")}
+ALIASES = {"control": "ctrl", "mod1": "alt", "mod4": "super", "mod5": "alt_gr"}  # sway's modifier names not ours
 HEADER = "# describe-screen's keys, written by `describe-screen keys install` (it rewrites this file).\n"
 
 
@@ -35,9 +35,7 @@ def sway_line(combo: str, command: str) -> str:
 
 def spoken(keys: str) -> str:
     """'Ctrl+Mod1+d' -> 'Control Alt D'."""
-    parts = keys.split("+")
-    return " ".join([*(_(SAID[p.lower()]) if p.lower() in SAID else p for p in parts[:-1]),
-                     parts[-1].upper() if len(parts[-1]) == 1 else parts[-1]])
+    return " ".join(spoken_key(part, ALIASES) for part in keys.split("+"))
 
 
 def _config_home() -> Path:

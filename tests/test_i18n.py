@@ -45,7 +45,7 @@ UNSAID = {
     "wayland_keys.py": {"describe --target screen", "describe --target focus", "explore press", "bind = , , exec, ",
                         " keys install", "describe --target window"},  # command lines, Hyprland's config syntax
     "sway_keys.py": {"bindsym  exec "},  # sway's config syntax and the comments of the file it writes
-    "gnome_keys.py": {"Alt Graph"}, "vlm/onnx.py": {"physical id", "core id"},  # key names; /proc/cpuinfo fields
+    "vlm/onnx.py": {"physical id", "core id"},  # /proc/cpuinfo fields
     "sample_window.py": {"DejaVu Sans"},  # a font
     "i18n.py": {"no locale set (LANGUAGE, LC_ALL, LC_MESSAGES and LANG are empty)"},  # then the language is English
     "export/__init__.py": {"str | Path | None"},  # a type

@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 import pytest
 
-from describe_screen import gnome_keys, sway_keys, wayland_keys
+from describe_screen import gnome_keys, keys, sway_keys, wayland_keys
 from describe_screen.config import HotkeyConfig
 
 MEDIA_KEYS = gnome_keys.MEDIA_KEYS
@@ -37,6 +37,18 @@ def test_a_bound_command_is_known_by_its_words_and_its_key_said():
     assert wayland_keys.action_of("foot read") is None
     assert sway_keys.spoken("Ctrl+Mod1+d") == "Control Alt D"
     assert gnome_keys.spoken("<Control><Alt>f") == "Control Alt F"
+
+
+@pytest.mark.parametrize("combo", ["<ctrl>+<alt_gr>+<shift>+<cmd>+d", "<ctrl>+<alt>+<space>", "<alt>+<f5>"])
+def test_a_key_is_said_alike_by_the_settings_sway_and_gnome(combo, desktop):
+    """Each desktop's spelling of the same keys ('Mod4', '<Super>', '<cmd>') is said with the same words, in the
+    user's language; the AltGr and logo keys by their names, never as 'Alt_gr' or 'Command' on Linux."""
+    desktop("de_DE.UTF-8")
+    said = keys.spoken_hotkey(combo)
+    assert sway_keys.spoken(sway_keys.sway_line(combo, "x").split()[1]) == said
+    assert gnome_keys.spoken(gnome_keys.accelerator(combo)) == said
+    assert said == {"<ctrl>+<alt_gr>+<shift>+<cmd>+d": "Steuerung Alt Gr Umschalt Super D",
+                    "<ctrl>+<alt>+<space>": "Steuerung Alt Leertaste", "<alt>+<f5>": "Alt F5"}[combo]
 
 
 def test_sway_accepts_the_printed_lines_which_run_the_program_by_its_full_path(tmp_path):
