@@ -1,6 +1,6 @@
 """Sound files and sample rates: the one WAV/AIFF reader and the one resampler.
 
-Both the synthesiser's output (speech.py) and recorded questions (microphone.py) come through here, so
+Both the synthesiser's output (synthesis.py) and recorded questions (microphone.py) come through here, so
 every file format quirk (8/16/24/32-bit and float WAV, WAVE_FORMAT_EXTENSIBLE, big-endian AIFF from
 macOS voices, pipes that leave the data size unknown) is handled once. numpy is imported inside
 functions so that `describe-screen --help` stays instant.
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
+
+RATE = 22050  # the rate our speech is played at: every utterance and tone is converted to it
 
 
 def read_sound(path: Path, max_seconds: float = float("inf")) -> tuple[np.ndarray, int, float]:

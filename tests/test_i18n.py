@@ -52,14 +52,14 @@ UNSAID = {
     "export/qwen35.py": {"Qwen3.5 exports the weight sets , not "},  # a programming error (the manifest's sets)
     # programming errors: a caller passed what the code never passes
     "explore.py": {"unknown move "}, "ipc.py": {'an event needs an "event" name, got '},
-    "speech.py": {"unknown cue ", "unknown error"},  # and what the synthesiser gave for no reason, logged
+    "speech.py": {"unknown cue "}, "synthesis.py": {"unknown error"},  # what the synthesiser gave for no reason, logged
     "vlm/qwen35.py": {" image tokens for a xx grid"},
 }
 UNSAID_PREFIXES = {"model_server.py": ("Describe this screenshot in detail",),
                    "sway_keys.py": ("# describe-screen's keys", "# Made by describe-screen")}
 # Whole tables of words that are matched against what the user asked, or a model's chat template.
 UNSAID_TABLES = {"textqa.py": {"WHOLE", "QUESTION_FORMS"}, "export/qwen35.py": {"CHAT_TEMPLATE"}}
-UNSAID_EXCEPTIONS = {"SpeechLost"}  # speech.py's reasons for a lost sentence go to the log only
+UNSAID_EXCEPTIONS = {"SpeechLost"}  # synthesis.py's reasons for a lost sentence go to the log only
 
 
 def _words(node: ast.AST) -> str:

@@ -75,10 +75,10 @@ def test_a_desktop_language_without_a_catalog_is_spoken_to_in_english(tmp_path, 
 
 
 def test_a_language_without_a_voice_is_named_and_the_default_voice_speaks(tmp_path, desktop, monkeypatch) -> None:
-    from describe_screen import speech
+    from describe_screen import synthesis
 
-    found = speech.voice_for
-    monkeypatch.setattr(speech, "voice_for", lambda voices, code: "" if code == "de" else found(voices, code))
+    found = synthesis.voice_for
+    monkeypatch.setattr(synthesis, "voice_for", lambda voices, code: "" if code == "de" else found(voices, code))
     voices, driver = speak(tmp_path, desktop, "de_DE.UTF-8", ["OK."])
     assert voices == [("OK.", "gmw/en")]
     assert ("Für die Sprache des Desktops, Deutsch, ist keine espeak-ng-Stimme installiert: Es spricht die "

@@ -18,7 +18,10 @@ import pytest
 
 from describe_screen.config import SpeechConfig
 from describe_screen.errors import UserError
-from describe_screen.speech import RATE, Speaker, _Voice, first_utterance, read_audio, split_sentences
+from describe_screen.sound import RATE
+from describe_screen.speech import Speaker
+from describe_screen.synthesis import Voice, read_audio
+from describe_screen.utterances import first_utterance, split_sentences
 
 FAST = SpeechConfig(rate=400)
 READING = " ".join(f"This is sentence number {n} of a long reading about the screen." for n in range(1, 11))
@@ -87,7 +90,7 @@ def test_stop_cuts_a_long_reading_at_once(tmp_path) -> None:
     assert speaker.spoken[0] == reading[0]
     assert speaker.spoken[-1] == "After the stop."
     assert len(speaker.spoken) <= 3  # one or two sentences of the reading, then the new one
-    voice = _Voice(FAST, tmp_path)  # the whole reading, rendered without playing it
+    voice = Voice(FAST, tmp_path)  # the whole reading, rendered without playing it
     full = sum(len(voice.render(sentence)) for sentence in reading) / RATE
     assert full > 10
     assert heard < full / 3
@@ -250,7 +253,7 @@ def test_spoken_text_is_rendered_in_memory_not_on_disk(monkeypatch, tmp_path):
 
 def test_every_sentence_is_rendered_whole_however_many_in_a_row(tmp_path) -> None:
     """The espeak driver writes its file on a thread of its own: render waits for the real end."""
-    voice = _Voice(FAST, tmp_path)
+    voice = Voice(FAST, tmp_path)
     try:
         sounds = [voice.render("Every sentence must arrive whole, however busy the machine is.") for _ in range(25)]
     finally:
@@ -291,7 +294,7 @@ def test_a_sentence_that_fails_twice_is_reported_and_the_rest_still_spoken(tmp_p
 
 
 def _render_once(tmp_path: Path, text: str) -> np.ndarray:
-    voice = _Voice(SpeechConfig(rate=400), tmp_path)
+    voice = Voice(SpeechConfig(rate=400), tmp_path)
     try:
         return voice.render(text)
     finally:
@@ -376,7 +379,7 @@ def test_a_forced_synthesis_failure_is_spoken_printed_and_exits_non_zero(tmp_pat
 
 
 def test_the_pyttsx3_internals_speech_uses_exist_and_the_version_is_bounded_both_ways():
-    """speech.py uses pyttsx3's private espeak binding and driver: the dependency must name a version range
+    """synthesis.py uses pyttsx3's private espeak binding and driver: the dependency must name a version range
     whose internals are these, and the installed one must be in it."""
     import importlib.metadata
 
