@@ -31,6 +31,7 @@ VOWEL_SOUND_LETTERS = "AEFHILMNORSX"  # spelt-out letters that start with a vowe
 MATCH = 0.8  # similarity a recognised phrase needs to count as the asked-for words (OCR slips a letter)
 # The same questions asked in the catalogs' other languages, each rewritten to the English form answer()
 # reads (on the plain text: lower case, hyphens as spaces); the answer is then said in the user's language.
+# Accents on question words are optional where people (and Whisper: "que está escrito") leave them out.
 QUESTION_FORMS = [(re.compile(form), english) for form, english in (
     # German
     (r"(?:welche|was für) (?:schaltflächen|knöpfe|buttons)(?: .*)?|(?:nenne|lies) (?:die |alle )?schaltflächen.*",
@@ -46,25 +47,33 @@ QUESTION_FORMS = [(re.compile(form), english) for form, english in (
     (r"quel est le titre.*", "title"),
     (r"(?:y a t il|est ce qu'il y a|il y a) (?:un |le )?bouton (.+?)", r"is there a \1 button"),
     (r"où (?:est|sont|se trouve) (?:le |la |les |l')?(?:bouton )?(.+?)", r"where is \1"),
-    (r"qu'est ce qui est écrit|que dit (?:l'écran|il)|lis (?:tout|le texte)", "what does it say"),
+    (r"qu'est ce qui est écrit(?: (?:à|sur|dans) (?:l'écran|la fenêtre|le message))?|qu'est ce que ça dit|"
+     r"(?:que dit|qu'est ce que dit) (?:l'écran|la fenêtre|le message|il)|"
+     r"quel est le texte(?: (?:de l'écran|de la fenêtre|du message))?|lis (?:tout|le texte)", "what does it say"),
     # Spanish
-    (r"(?:qué|cuáles son los) botones.*", "what buttons"),
-    (r"cuál es el título.*", "title"),
-    (r"(?:hay|existe) (?:un |el )?botón (.+?)", r"is there a \1 button"),
-    (r"dónde (?:está|están) (?:el |la |los |las )?(?:botón )?(.+?)", r"where is \1"),
-    (r"qué dice(?: la pantalla)?|lee (?:todo|el texto)", "what does it say"),
+    (r"(?:qu[eé]|cu[aá]les son los) botones.*", "what buttons"),
+    (r"cu[aá]l es el t[ií]tulo.*", "title"),
+    (r"(?:hay|existe) (?:un |el )?bot[oó]n (.+?)", r"is there a \1 button"),
+    (r"d[oó]nde est[aá]n? (?:el |la |los |las )?(?:bot[oó]n )?(.+?)", r"where is \1"),
+    (r"qu[eé] (?:dice|pone|(?:est[aá]|hay) escrito)(?: (?:en )?(?:la pantalla|la ventana|el mensaje))?|"
+     r"lee (?:todo|el texto)", "what does it say"),
     # Portuguese
     (r"(?:quais|que) (?:são os )?botões.*", "what buttons"),
     (r"qual é o título.*", "title"),
     (r"(?:há|existe|tem) (?:um |o )?botão (.+?)", r"is there a \1 button"),
     (r"onde (?:está|estão|fica) (?:o |a |os |as )?(?:botão )?(.+?)", r"where is \1"),
-    (r"o que diz(?: a tela| o ecrã)?|o que está escrito|leia (?:tudo|o texto)", "what does it say"),
+    (r"o que diz(?: (?:a tela|o ecrã|a janela|a mensagem))?|"
+     r"o que (?:est[aá]|tem) escrito(?: (?:aqui|(?:na|nesta) (?:tela|janela|mensagem)|no ecrã))?|"
+     r"leia (?:tudo|o texto)", "what does it say"),
     # Italian
     (r"(?:quali|che) (?:sono i )?pulsanti.*", "what buttons"),
-    (r"qual è il titolo.*", "title"),
+    (r"qual(?: |')è il titolo.*", "title"),
     (r"(?:c'è|esiste) (?:un |il )?pulsante (.+?)", r"is there a \1 button"),
     (r"(?:dov'è|dove sono|dove si trova) (?:il |la |lo |i |le |l')?(?:pulsante )?(.+?)", r"where is \1"),
-    (r"cosa dice(?: lo schermo)?|cosa c'è scritto|leggi (?:tutto|il testo)", "what does it say"),
+    (r"(?:che )?cosa dice(?: (?:lo schermo|la finestra|il messaggio))?|"
+     r"(?:che )?cosa c'è scritto(?: (?:sullo schermo|nella finestra|sulla finestra|nel messaggio))?|"
+     r"qual(?: |')è il testo(?: (?:dello schermo|della finestra|del messaggio))?|leggi (?:tutto|il testo)",
+     "what does it say"),
 )]
 
 

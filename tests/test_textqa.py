@@ -138,3 +138,35 @@ def test_a_german_question_about_a_german_dialog_is_answered_in_german(german_di
     assert ask("Wo ist Abbrechen?", german_dialog) == "Die Schaltfläche Abbrechen ist unten rechts im Dialog."
     assert ask("Was steht da?", german_dialog).startswith("Änderungen speichern. Möchten Sie die Änderungen")
     assert ask("Was steht im Fenster?", german_dialog).startswith("Änderungen speichern. Möchten Sie die Änderungen")
+
+
+# "What does it say?" as speakers of each language ask it; some as Whisper writes them down ("que" for "qué",
+# no "¿"): each is answered with the window's words, in reading order.
+SAYS = {
+    "fr": ["Quel est le texte de la fenêtre ?", "Qu'est-ce qui est écrit à l'écran ?", "Qu'est-ce que ça dit ?",
+           "Que dit la fenêtre ?"],
+    "es": ["¿Qué está escrito en la pantalla?", "que está escrito en la pantalla.", "¿Qué pone en la ventana?",
+           "¿Qué dice el mensaje?"],
+    "pt": ["O que está escrito aqui?", "O que está escrito na tela?", "O que tem escrito na janela?",
+           "O que diz a mensagem?"],
+    "it": ["Qual è il testo dello schermo?", "Qual è il testo della finestra?", "Che cosa dice lo schermo?",
+           "Cosa c'è scritto sullo schermo?"],
+}
+
+
+@pytest.mark.parametrize("code", list(SAYS))
+def test_what_the_window_says_asked_in_the_users_language(code) -> None:
+    from test_languages import CASES
+
+    from describe_screen import i18n
+
+    _, title, text, buttons, _ = CASES[code]
+    lines = TextRecognizer(provider="cpu").read(dialog(title, [text], list(buttons)).image)
+    i18n.use(code)
+    try:
+        for question in SAYS[code]:
+            assert ask(question, lines) == f"{title}. {text} {'. '.join(buttons)}.", question
+        if code == "es":  # the question word without its accent, as Whisper writes it
+            assert ask("que botones hay", lines) == "Los botones son Guardar, Descartar y Cancelar."
+    finally:
+        i18n.use("auto")
