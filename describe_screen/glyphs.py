@@ -24,7 +24,7 @@ SQUARE = 1.2  # widest glyph, for its height, taken for one letter (m and w are 
 DOUBLES = {"n": "m", "u": "w"}  # read as the key, drawn as the value when its middle stroke is there
 STROKE_GAP = 3  # px: the caron stroke of a ť starts within this of its stem (an accent on the next letter further)
 NEAR = 0.6  # x-heights: the recogniser places a t (read) this near its stem at most (3.4 px of 7 measured)
-QUOTES = "'’‘“”\"`"  # read after a t: the stroke there is the quote mark, and scripts.carons judges it
+QUOTES = frozenset("'’‘“”\"`")  # read after a t: the stroke there is the quote mark, and scripts.carons judges it
 
 
 def aliased(grey: np.ndarray) -> bool:
@@ -88,7 +88,7 @@ def carons(grey: np.ndarray, text: str, xs: list[float]) -> str:
     recogniser placed them. The stroke is a mark above the x-height starting within STROKE_GAP of the t's stem
     and reaching down to just above its crossbar, over no letter (a tall letter's stem, or the body of the next
     letter whose accent or caron it is, as in tí tř tů, has ink halfway down the x-height below it). A plain t
-    has no such mark; a quote mark after a t is read as one, and left to scripts.carons. Measured at 13-20 px
+    has no such mark; a quote mark after a t is read as one, and left to scripts.carons. Measured at 12-24 px
     in DejaVu Sans and Liberation Sans, regular and bold, dark on light and light on dark: no t made a ť.
     """
     import cv2

@@ -305,6 +305,7 @@ CARON_LINES = [
     "Řekl „Musím odejít“ a odešel, to je fakt",
     "Řekl mi: 'Přijdu zítra, musím odejít' a odešel",
     "Tuto zprávu Petr dostal, protože ji Tomáš poslal zítra",
+    "Zavřel dveře a odešel, nechal tu jen svou paměť",
 ]
 ENGLISH_LINES = ["The little kitten sat at the table with the other cats",
                  "Let's test that: bottles, thistle, \"it\" and 'at' at last",
