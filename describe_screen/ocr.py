@@ -13,6 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -218,7 +219,9 @@ class TextRecognizer:
                     continue
                 elif quad is None:
                     text = _bitmap_letters(grey, box, text, places)
-                text = scripts.carons(text.strip())
+                # the caron of a ť is looked for in a level line's own pixels, where the bundled recogniser read it
+                level = quad is None and not other
+                text = scripts.carons(text.strip(), partial(_caron_strokes, grey, box, places=places) if level else str)
                 if text and score >= self._min_score:
                     line = TextLine(text, box, float(score))
                     if len(text) <= shapes.MAX_LABEL_CHARS:  # what is drawn around it: button or form evidence
@@ -371,19 +374,30 @@ def _for_detection(bgr: np.ndarray) -> np.ndarray:
 
 
 def _bitmap_letters(grey: np.ndarray, box: Box, text: str, places: Any) -> str:
-    """The recognised text of a line in a small bitmap font with its m and w put back (see glyphs).
-
-    `places` is rapidocr's record of where each character was read, in columns of its input; the
-    crop was scaled whole, so a column's share of the input width is its share of the box width.
-    """
+    """The recognised text of a line in a small bitmap font with its m and w put back (see glyphs)."""
     from describe_screen import glyphs
 
     x0, y0, x1, y1 = box
     crop = grey[y0:y1, x0:x1]
     if y1 - y0 >= SMALL_TEXT or not places.line_txt_len or not glyphs.aliased(crop):
         return text
-    step = (x1 - x0) / places.line_txt_len
-    return glyphs.doubled(crop, text, [col * step for cols in places.word_cols for col in cols])
+    return glyphs.doubled(crop, text, _columns(box, places))
+
+
+def _caron_strokes(grey: np.ndarray, box: Box, text: str, places: Any) -> str:
+    """The recognised text of a Czech or Slovak line with each ť read as a plain t put back (see glyphs)."""
+    from describe_screen import glyphs
+
+    x0, y0, x1, y1 = box
+    return glyphs.carons(grey[y0:y1, x0:x1], text, _columns(box, places)) if places.line_txt_len else text
+
+
+def _columns(box: Box, places: Any) -> list[float]:
+    """The x in the box of each non-space character read. `places` is rapidocr's record of where each was read,
+    in columns of its input; the crop was scaled whole, so a column's share of the input width is its share of
+    the box width."""
+    step = (box[2] - box[0]) / places.line_txt_len
+    return [col * step for cols in places.word_cols for col in cols]
 
 
 def _failed(exc: Exception) -> UserError:

@@ -16,7 +16,7 @@ of its letters (no ă ơ ư ĩ ũ). So `Alphabets` tells such lines, and they ar
 
 Czech and Slovak ď ť ľ are drawn by fonts such as DejaVu Sans with the caron as an apostrophe-like stroke after
 the letter, and are recognised as d’ t’ l’ (or d t l), though the character list has them; `carons` puts the
-caron back (see there).
+caron back (see there), and finds the stroke of a ť read as a plain t in the line's pixels (glyphs.carons).
 
 RapidOCR publishes PP-OCRv5 recognisers per script as ONNX files with their character list inside (model
 metadata "character"); rapidocr's own model table (default_models.yaml, release v3.10.0) gives each file's
@@ -93,6 +93,8 @@ ALPHABETS = {"vi": _vietnamese()}
 TELLTALES = {"vi": "ơưĩũƠƯĨŨ"}
 # Czech and Slovak letters whose caron fonts draw as an apostrophe-like stroke after the letter.
 CARONS = {"d": "ď", "t": "ť", "l": "ľ", "L": "Ľ"}
+# Letters of Czech and Slovak that French, German, Spanish, Portuguese, Italian, Polish and Turkish lack.
+CZECH_SLOVAK = frozenset("čďěňřšťůžľĺŕČĎĚŇŘŠŤŮŽĽĹŔ")
 _CARON_INSIDE = re.compile(r"([dtlL])['’](?=[^\W\d_])")  # ďábel, žluťoučký
 _CARON_END = re.compile(r"(?<=[^\W\d_])([dtlL])['’](?![^\W\d_])")  # teď, chuť
 _OPENING_QUOTE = re.compile(r"(?<![^\W\d_])['‘‚](?=[^\W\d_])")  # a single quote before a word opens a quotation
@@ -139,20 +141,24 @@ def _ltr(run: str) -> bool:
     return unicodedata.bidirectional(run[0]) in ("L", "EN", "AN")
 
 
-def carons(text: str) -> str:
-    """A Czech or Slovak line with the carons of ď ť ľ Ľ put back where they were read as an apostrophe.
+def carons(text: str, drawn: Callable[[str], str] = lambda text: text) -> str:
+    """A Czech or Slovak line with the carons of ď ť ľ Ľ put back where they were read as an apostrophe, and
+    those of ť read as a plain t where `drawn` finds the stroke in the line's pixels (glyphs.carons).
 
     Czech and Slovak write no apostrophe inside a word or at its end (they elide nothing and quote with „“ and
     ‚‘), so in a line identified as one of them (py3langid; never otherwise), d t l L followed by ' or ’ inside
     a word are the letters with a caron; so are they at a word's end, unless the line opens a quotation with a
-    single quote. A ť read as a plain t (its stroke lost) cannot be told, and stays t.
+    single quote. Only lines with a t and a letter of these two languages' own (`CZECH_SLOVAK`) are looked at
+    for a lost ť, so the other lines' reading costs nothing more.
     """
-    if not (_CARON_INSIDE.search(text) or _CARON_END.search(text)):
+    plain_t = "t" in text and not CZECH_SLOVAK.isdisjoint(text)
+    if not (plain_t or _CARON_INSIDE.search(text) or _CARON_END.search(text)):
         return text
     from describe_screen import language
 
     if language.text_language(text) not in ("cs", "sk"):
         return text
+    text = drawn(text) if plain_t else text
     text = _CARON_INSIDE.sub(lambda m: CARONS[m[1]], text)
     return text if _OPENING_QUOTE.search(text) else _CARON_END.sub(lambda m: CARONS[m[1]], text)
 
