@@ -147,20 +147,26 @@ def carons(text: str, drawn: Callable[[str], str] = lambda text: text) -> str:
     Czech and Slovak write no apostrophe inside a word or at its end (they elide nothing and quote with „“ and
     ‚‘), so in a line identified as one of them (py3langid; never otherwise), d t l L followed by ' or ’ inside
     a word are the letters with a caron; so are they at a word's end, unless the line opens a quotation with a
-    single quote. Only lines with a t d l or L and an accented letter are looked at for a lost caron (a Czech or
-    Slovak line with its only carons lost, "Loďka pluje, ďábel spí" read "Lodka pluje, dábel spí", still has
-    its á í é ý ú), so English lines cost nothing more.
+    single quote. A line the identifier cannot tell is told as it reads with those carons put back. Only lines
+    with a t d l or L and an accented letter are looked at for a lost caron (a Czech or Slovak line with its
+    only carons lost, "Loďka pluje, ďábel spí" read "Lodka pluje, dábel spí", still has its á í é ý ú), so
+    English lines cost nothing more.
     """
     plain = not text.isascii() and any(letter in text for letter in CARONS)
     if not (plain or _CARON_INSIDE.search(text) or _CARON_END.search(text)):
         return text
     from describe_screen import language
 
-    if language.text_language(text) not in ("cs", "sk"):
+    inside = _CARON_INSIDE.sub(_with_caron, text)
+    # a line whose carons were all read as apostrophes is told by the identifier once they are carons again
+    if (language.text_language(text) or language.text_language(inside)) not in ("cs", "sk"):
         return text
-    text = drawn(text) if plain else text
-    text = _CARON_INSIDE.sub(lambda m: CARONS.get(m[1], m[1]), text)
-    return text if _OPENING_QUOTE.search(text) else _CARON_END.sub(lambda m: CARONS.get(m[1], m[1]), text)
+    text = _CARON_INSIDE.sub(_with_caron, drawn(text)) if plain else inside
+    return text if _OPENING_QUOTE.search(text) else _CARON_END.sub(_with_caron, text)
+
+
+def _with_caron(match: re.Match[str]) -> str:
+    return CARONS.get(match[1], match[1])  # d t l L, or a letter that already has its caron (its stroke read twice)
 
 
 class Alphabets:

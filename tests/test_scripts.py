@@ -275,6 +275,8 @@ def test_on_a_vietnamese_desktop_a_page_in_another_language_is_read_whole(shots,
     ("Don't stop me now, I'll be there at eight o'clock, it'll do", None),
     ("Nastavení d’", None),  # too short to be told Czech: never changed
     ("Veľ'ký stôl, rád l'’ad a kúpeľ' v Piešťanoch", "Veľký stôl, rád ľad a kúpeľ v Piešťanoch"),  # read twice
+    ("Hodil loptu d’aleko, vel'ká radost, l'utoval len málo", "Hodil loptu ďaleko, veľká radost, ľutoval len málo"),
+    ("L’uomo dell’anno, l’amica e quell’altra sull’isola", None),
 ])
 def test_a_caron_read_as_an_apostrophe_is_put_back_only_in_czech_and_slovak(read, meant) -> None:
     assert scripts.carons(read) == (meant or read)
