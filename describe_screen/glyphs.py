@@ -93,9 +93,8 @@ def carons(grey: np.ndarray, text: str, xs: list[float]) -> str:
     tí tř dá lú, has ink halfway down the x-height below it). After a t it reaches down to just above the
     crossbar; after the tall stem of d l L it starts at the stem's top, where a t's stroke rises above its stem.
     A plain letter has no such mark; a quote mark after one is read as one, and left to scripts.carons (drawn
-    alike, they are told apart by the reading only). Measured in DejaVu Sans and Liberation Sans at 12-24 px,
-    regular and bold, dark on light and light on dark (ť), and at 13-20 px, regular, dark on light (ď ľ Ľ): no
-    plain letter given a caron.
+    alike, they are told apart by the reading only). Measured in DejaVu Sans and Liberation Sans at 12-24 px (ť)
+    and 13-20 px (ď ľ Ľ), regular and bold, dark on light and light on dark: no plain letter given a caron.
     """
     import cv2
     import numpy as np
