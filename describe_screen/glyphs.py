@@ -8,8 +8,9 @@ middle column is ink, where an n is open (in regular and bold bitmap fonts alike
 just over their bottom. So each n or u read on such a line is looked at once more, in its glyph.
 
 Czech and Slovak ť is drawn by DejaVu Sans and Liberation Sans as a t with an apostrophe-like stroke after its
-stem, and the recogniser mostly reads it as a plain t (ť scores 0.05 against t's 0.92 in its output). The
-stroke is in the pixels, so each t of a Czech or Slovak line is looked at once more too (carons).
+stem, and the recogniser mostly reads it as a plain t (ť scores 0.05 against t's 0.92 in its output); ď ľ Ľ,
+drawn alike beside a tall stem, are read as a plain d l L at times ("dábelské", "lúbi"). The stroke is in the
+pixels, so each t d l L of a Czech or Slovak line is looked at once more too (carons).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ if TYPE_CHECKING:
 ALIASED = 0.97  # share of pixels in a crop's two commonest grey levels: text drawn without anti-aliasing
 SQUARE = 1.2  # widest glyph, for its height, taken for one letter (m and w are about square)
 DOUBLES = {"n": "m", "u": "w"}  # read as the key, drawn as the value when its middle stroke is there
-STROKE_GAP = 3  # px: the caron stroke of a ť starts within this of its stem (an accent on the next letter further)
-NEAR = 0.6  # x-heights: the recogniser places a t (read) this near its stem at most (3.4 px of 7 measured)
-QUOTES = frozenset("'’‘“”\"`")  # read after a t: the stroke there is the quote mark, and scripts.carons judges it
+STROKE_GAP = 3  # px: the caron stroke of a ť ď ľ starts within this of its stem (an accent on the next letter further)
+NEAR = 0.6  # x-heights: the recogniser places a t d l (read) this near its stem at most (3.4 px of 7 measured)
+QUOTES = frozenset("'’‘“”\"`")  # read after a t d l L: the stroke there is the quote mark, and scripts.carons judges it
+TALL = frozenset("dlL")  # their stem rises to the ascender, and the caron's stroke starts at its top
 
 
 def aliased(grey: np.ndarray) -> bool:
@@ -82,23 +84,29 @@ def doubled(grey: np.ndarray, text: str, xs: list[float]) -> str:
 
 
 def carons(grey: np.ndarray, text: str, xs: list[float]) -> str:
-    """`text` with each t that is drawn as a ť (its caron an apostrophe-like stroke after the stem) corrected.
+    """`text` with each t, d, l and L that is drawn as ť, ď, ľ, Ľ (its caron an apostrophe-like stroke after the
+    stem) corrected.
 
     `grey` is the line's crop (anti-aliased or not), `xs` the x of each non-space character in it, as the
-    recogniser placed them. The stroke is a mark above the x-height starting within STROKE_GAP of the t's stem
-    and reaching down to just above its crossbar, over no letter (a tall letter's stem, or the body of the next
-    letter whose accent or caron it is, as in tí tř tů, has ink halfway down the x-height below it). A plain t
-    has no such mark; a quote mark after a t is read as one, and left to scripts.carons. Measured at 12-24 px
-    in DejaVu Sans and Liberation Sans, regular and bold, dark on light and light on dark: no t made a ť.
+    recogniser placed them. The stroke is a mark above the x-height starting within STROKE_GAP of the letter's
+    stem, over no letter (a tall letter's stem, or the body of the next letter whose accent or caron it is, as in
+    tí tř dá lú, has ink halfway down the x-height below it). After a t it reaches down to just above the
+    crossbar; after the tall stem of d l L it starts at the stem's top, where a t's stroke rises above its stem.
+    A plain letter has no such mark; a quote mark after one is read as one, and left to scripts.carons (drawn
+    alike, they are told apart by the reading only). Measured in DejaVu Sans and Liberation Sans at 12-24 px (ť)
+    and 13-20 px (ď ľ Ľ), regular and bold, dark on light and light on dark: no plain letter given a caron.
     """
     import cv2
     import numpy as np
 
+    from describe_screen.scripts import CARONS
+
     spots = [i for i, c in enumerate(text) if not c.isspace()]
-    ts = [(i, x) for i, x in zip(spots, xs, strict=False) if text[i] == "t" and text[i + 1:i + 2] not in QUOTES]
+    letters = [(i, x) for i, x in zip(spots, xs, strict=False)
+               if text[i] in CARONS and text[i + 1:i + 2] not in QUOTES]
     mask = ink(grey)
     rows = mask.sum(axis=1)
-    if not ts or not rows.any():
+    if not letters or not rows.any():
         return text
     dense = np.flatnonzero(rows >= rows.max() / 2)  # the x-height band: most letters have ink there
     top, base = int(dense[0]), int(dense[-1])
@@ -110,12 +118,12 @@ def carons(grey: np.ndarray, text: str, xs: list[float]) -> str:
     stems = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1) if columns.size else []
     if not stems:
         return text
-    nearest = {i: min(range(len(stems)), key=lambda s: abs(stems[s].mean() - x)) for i, x in ts}
+    nearest = {i: min(range(len(stems)), key=lambda s: abs(stems[s].mean() - x)) for i, x in letters}
     out = list(text)
-    for i, x in ts:
+    for i, x in letters:
         stem = stems[nearest[i]]
         if abs(stem.mean() - x) > NEAR * (base - top + 1) or list(nearest.values()).count(nearest[i]) > 1:
-            continue  # no stem of its own where the t was read
+            continue  # no stem of its own where the letter was read
         # the marks above the x-height right of the stem; the stroke is the one nearest to it
         after = slice(int(stem[-1]) + 1, int(stem[-1]) + 2 * (base - top + 1))
         marks = cv2.connectedComponents(mask[:top - 1, after].astype(np.uint8), connectivity=8)[1]
@@ -123,7 +131,14 @@ def carons(grey: np.ndarray, text: str, xs: list[float]) -> str:
         if not cols.size or cols.min() >= STROKE_GAP:
             continue
         ys, cols = np.nonzero(marks == marks[ys[cols.argmin()], cols.min()])
+        if text[i] in TALL and nearest[i] + 1 < len(stems):  # ďk: the stroke touches the next letter's stem
+            own = cols < stems[nearest[i] + 1][0] - after.start
+            ys, cols = ys[own], cols[own]
+            if not cols.size:
+                continue
         over_letter = mask[middle, after][np.unique(cols)].any()  # a tall letter's stem, or the next letter's accent
-        if not over_letter and ys.max() >= top - 2 - (base - top) // 10:
-            out[i] = "ť"
+        stem_top = int(np.flatnonzero(mask[:, stem].any(axis=1))[0])
+        placed = ys.min() <= stem_top + 1 if text[i] in TALL else ys.max() >= top - 2 - (base - top) // 10
+        if not over_letter and placed:
+            out[i] = CARONS[text[i]]
     return "".join(out)

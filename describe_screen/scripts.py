@@ -93,10 +93,9 @@ ALPHABETS = {"vi": _vietnamese()}
 TELLTALES = {"vi": "ơưĩũƠƯĨŨ"}
 # Czech and Slovak letters whose caron fonts draw as an apostrophe-like stroke after the letter.
 CARONS = {"d": "ď", "t": "ť", "l": "ľ", "L": "Ľ"}
-# Letters of Czech and Slovak that French, German, Spanish, Portuguese, Italian, Polish and Turkish lack.
-CZECH_SLOVAK = frozenset("čďěňřšťůžľĺŕČĎĚŇŘŠŤŮŽĽĹŔ")
-_CARON_INSIDE = re.compile(r"([dtlL])['’](?=[^\W\d_])")  # ďábel, žluťoučký
-_CARON_END = re.compile(r"(?<=[^\W\d_])([dtlL])['’](?![^\W\d_])")  # teď, chuť
+# ďábel, žluťoučký; and the stroke read twice, as a letter with its caron and an apostrophe (veľ'ký, l'’ad)
+_CARON_INSIDE = re.compile(r"([dtlLďťľĽ])['’]{1,2}(?=[^\W\d_])")
+_CARON_END = re.compile(r"(?<=[^\W\d_])([dtlLďťľĽ])['’]{1,2}(?![^\W\d_])")  # teď, chuť, kúpeľ
 _OPENING_QUOTE = re.compile(r"(?<![^\W\d_])['‘‚](?=[^\W\d_])")  # a single quote before a word opens a quotation
 
 
@@ -143,24 +142,31 @@ def _ltr(run: str) -> bool:
 
 def carons(text: str, drawn: Callable[[str], str] = lambda text: text) -> str:
     """A Czech or Slovak line with the carons of ď ť ľ Ľ put back where they were read as an apostrophe, and
-    those of ť read as a plain t where `drawn` finds the stroke in the line's pixels (glyphs.carons).
+    those of ť ď ľ Ľ read as a plain t d l L where `drawn` finds the stroke in the line's pixels (glyphs.carons).
 
     Czech and Slovak write no apostrophe inside a word or at its end (they elide nothing and quote with „“ and
     ‚‘), so in a line identified as one of them (py3langid; never otherwise), d t l L followed by ' or ’ inside
     a word are the letters with a caron; so are they at a word's end, unless the line opens a quotation with a
-    single quote. Only lines with a t and a letter of these two languages' own (`CZECH_SLOVAK`) are looked at
-    for a lost ť, so the other lines' reading costs nothing more.
+    single quote. A line the identifier cannot tell is told as it reads with those carons put back. Only lines
+    with a t d l or L and an accented letter are looked at for a lost caron (a Czech or Slovak line with its
+    only carons lost, "Loďka pluje, ďábel spí" read "Lodka pluje, dábel spí", still has its á í é ý ú), so
+    English lines cost nothing more.
     """
-    plain_t = "t" in text and not CZECH_SLOVAK.isdisjoint(text)
-    if not (plain_t or _CARON_INSIDE.search(text) or _CARON_END.search(text)):
+    plain = not text.isascii() and any(letter in text for letter in CARONS)
+    if not (plain or _CARON_INSIDE.search(text) or _CARON_END.search(text)):
         return text
     from describe_screen import language
 
-    if language.text_language(text) not in ("cs", "sk"):
+    inside = _CARON_INSIDE.sub(_with_caron, text)
+    # a line whose carons were all read as apostrophes is told by the identifier once they are carons again
+    if (language.text_language(text) or language.text_language(inside)) not in ("cs", "sk"):
         return text
-    text = drawn(text) if plain_t else text
-    text = _CARON_INSIDE.sub(lambda m: CARONS[m[1]], text)
-    return text if _OPENING_QUOTE.search(text) else _CARON_END.sub(lambda m: CARONS[m[1]], text)
+    text = _CARON_INSIDE.sub(_with_caron, drawn(text)) if plain else inside
+    return text if _OPENING_QUOTE.search(text) else _CARON_END.sub(_with_caron, text)
+
+
+def _with_caron(match: re.Match[str]) -> str:
+    return CARONS.get(match[1], match[1])  # d t l L, or a letter that already has its caron (its stroke read twice)
 
 
 class Alphabets:
