@@ -183,7 +183,8 @@ def prepare(work: Path) -> tuple[Path, Path]:
 def add_weight_sets(bundle: Path, wanted: list[str]) -> None:
     """Write the missing weight sets (published recipes, export.common) into the bundle and re-hash it."""
     from describe_screen.export.common import make_variants
-    from describe_screen.vlm.bundle import MANIFEST, variant_name, write_manifest
+    from describe_screen.vlm.bundle import variant_name
+    from describe_screen.vlm.manifest import MANIFEST, write_manifest
     from describe_screen.vlm.smolvlm import DECODER, VISION
 
     missing = [p for p in wanted if not (bundle / variant_name(DECODER.file, p)).is_file()]

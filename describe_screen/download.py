@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 from describe_screen.errors import UserError
 from describe_screen.i18n import _
 from describe_screen.vlm import bundle
+from describe_screen.vlm.manifest import PRECISIONS, SUPPORT_FILES, publish, sha256_of, staging_dir
 
 if TYPE_CHECKING:
     from describe_screen.models import InstalledModel, ModelManifest
 
-PRECISION_CHOICES = ("auto", *bundle.PRECISIONS)  # onnx/<graph>[_<precision>].onnx; uint8, bnb4 are left out
+PRECISION_CHOICES = ("auto", *PRECISIONS)  # onnx/<graph>[_<precision>].onnx; uint8, bnb4 are left out
 # Room left free besides the files: the manifest, the hub client's metadata, and the rest of the system.
 SPARE_BYTES = 64 * 1024 * 1024
 DOWNLOAD_SUFFIX = ".download"
@@ -53,7 +54,7 @@ def choose_precision(precision: str, provider: str = "auto", configured: str = "
     if precision == "auto":
         precision = configured
     if precision != "auto":
-        if precision not in bundle.PRECISIONS:
+        if precision not in PRECISIONS:
             raise UserError(_("The precision {precision!r} is unknown.", precision=precision), _("Use one of: {items}.",
                                                                           items=', '.join(PRECISION_CHOICES)))
         return precision
@@ -78,7 +79,7 @@ def wanted_files(spec: ModelManifest, precision: str, listing: dict[str, RemoteF
                                            name=spec.name, other=other))
         chosen.append(listing[path])
         chosen += [f for p, f in sorted(listing.items()) if p.startswith(path + "_data")]
-    chosen += [listing[name] for name in bundle.SUPPORT_FILES if name in listing]
+    chosen += [listing[name] for name in SUPPORT_FILES if name in listing]
     return chosen
 
 
@@ -109,7 +110,7 @@ def check_file(path: Path, remote: RemoteFile) -> bool:
     if path.stat().st_size != remote.size:
         return False
     if remote.sha256:
-        return bundle.sha256_of(path) == remote.sha256
+        return sha256_of(path) == remote.sha256
     return _git_blob_sha1(path) == remote.git_sha1
 
 
@@ -266,11 +267,11 @@ def _fetch(repo: str, commit: str, files: list[RemoteFile], download: Path) -> N
 def _publish(download: Path, out: Path, files: list[RemoteFile], info: dict[str, Any], precision: str) -> Path:
     """Move the checked files flat into a staging folder and publish it (manifest.json written last, then
     a rename); the download folder, with the hub client's bookkeeping, goes away."""
-    staging = bundle.staging_dir(out)
+    staging = staging_dir(out)
     try:
         for remote in files:
             (download / remote.path).rename(staging / remote.bundle_name)
-        bundle.publish(staging, out, info, [precision])
+        publish(staging, out, info, [precision])
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -4,7 +4,7 @@ models folder).
 A manifest pins everything an export needs (repo, revision, family, prompts); an installed bundle is a
 folder named after the model holding the ONNX files and a manifest.json written by the exporter. The
 ranks decide which model serves which task, so no other module names a model. Reading and writing
-bundle files is describe_screen.vlm.bundle's job.
+bundle files is describe_screen.vlm.manifest's job.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from typing import Any
 
 from describe_screen.errors import UserError
 from describe_screen.i18n import _
-from describe_screen.vlm import bundle
-from describe_screen.vlm.bundle import MANIFEST, check_bundle, read_manifest
+from describe_screen.vlm.manifest import MANIFEST, check_bundle, copy_support_files, publish, read_manifest, staging_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -166,7 +165,7 @@ def install_hint(task: str, directory: Path = MANIFEST_DIR, machine: Machine | N
 
 
 def _installed_model(path: Path, check: bool = False) -> InstalledModel:
-    """The bundle in `path`; `check` also looks for missing, cut or replaced files (bundle.check_bundle)."""
+    """The bundle in `path`; `check` also looks for missing, cut or replaced files (manifest.check_bundle)."""
     data = read_manifest(path)
     if check:
         check_bundle(path, data)
@@ -199,7 +198,7 @@ def installed(models_dir: Path) -> list[InstalledModel]:
 
 def broken(models_dir: Path) -> dict[str, UserError]:
     """{folder name: what is wrong} for each bundle in `models_dir` that cannot be used; each error's fix
-    is a command that works as written (bundle.repair_fix)."""
+    is a command that works as written (manifest.repair_fix)."""
     return _scan(models_dir)[1]
 
 
@@ -247,7 +246,7 @@ def import_bundle(folder: Path, name: str, models_dir: Path) -> InstalledModel:
     supplies family, tasks and prompts. fp32, int8 and fp16 graphs are kept; q4/bnb4/uint8 are skipped."""
     spec = manifest(name)
     graphs = folder / "onnx" if (folder / "onnx").is_dir() else folder
-    staging = bundle.staging_dir(models_dir / name)
+    staging = staging_dir(models_dir / name)
     found: set[str] = set()
     for path in sorted(graphs.glob("*.onnx*")):
         precision = _graph_precision(path.name)
@@ -261,8 +260,8 @@ def import_bundle(folder: Path, name: str, models_dir: Path) -> InstalledModel:
                         _("Pick the folder that holds the onnx subfolder, or export with: describe-screen models "
                           "export {name}.",
                           name=name))
-    bundle.copy_support_files(folder, staging)
-    return _installed_model(bundle.publish(staging, models_dir / name, spec.bundle_info(),
+    copy_support_files(folder, staging)
+    return _installed_model(publish(staging, models_dir / name, spec.bundle_info(),
                                            [p for p in IMPORTED if p in found]))
 
 

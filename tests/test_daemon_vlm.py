@@ -169,7 +169,7 @@ def test_auto_picks_the_strongest_model_the_machine_runs_at_speed(tmp_path):
     speed (CUDA, or 8 cores and 8 GB), else the 0.8B; Florence-2 reads text. Without Qwen3.5, describe
     and read use Florence-2 and questions SmolVLM (issue 4's defaults)."""
     from describe_screen import models
-    from describe_screen.vlm.bundle import write_manifest
+    from describe_screen.vlm.manifest import write_manifest
 
     def install(folder, specs):
         for spec in specs:
@@ -210,7 +210,7 @@ def _damage(bundle: Path, kind: str) -> str:
     """Damage `bundle` one way; returns the file name the user must hear."""
     import json
 
-    from describe_screen.vlm.bundle import MANIFEST, write_manifest
+    from describe_screen.vlm.manifest import MANIFEST, write_manifest
 
     manifest = json.loads((bundle / MANIFEST).read_text())
     if kind == "list manifest":

@@ -260,7 +260,7 @@ def test_truncated_file_is_named(bundle: Path, tmp_path: Path) -> None:
 
 
 def test_truncated_file_with_matching_manifest_cannot_load(bundle: Path, tmp_path: Path) -> None:
-    from describe_screen.vlm.bundle import describe_files
+    from describe_screen.vlm.manifest import describe_files
 
     broken = _copy(bundle, tmp_path)
     path = broken / "vision_encoder.onnx"

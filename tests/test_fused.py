@@ -16,8 +16,8 @@ from PIL import Image
 from tiny import export_decoder_dynamo, published_bundle, tiny_smolvlm_bundle
 
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, RuntimeOptions, Turn, fused, load_model
-from describe_screen.vlm.bundle import write_manifest
 from describe_screen.vlm.decoding import Limits
+from describe_screen.vlm.manifest import write_manifest
 
 TOKENS = 24
 FORCED = Limits(max_new_tokens=TOKENS, repeat_span=0)  # exactly TOKENS, no EOS or loop stop

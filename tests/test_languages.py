@@ -175,7 +175,7 @@ def formed_away(tmp_path) -> list[str]:
     from describe_screen import ipc, keys, models
     from describe_screen.capture.session import Session
     from describe_screen.screenreader import Unavailable, import_system
-    from describe_screen.vlm.bundle import _check_manifest
+    from describe_screen.vlm.manifest import _check_manifest
 
     said = [models.needs({"cpu_cores": 8, "memory_gb": 8}), models.Machine(2, 7.6, False).says(),
             Session("x11").describe(), Session("wayland", "sway").describe(), Session("wayland").describe()]

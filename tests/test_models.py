@@ -120,7 +120,7 @@ def test_installed_find_verify_remove(models_dir):
 def test_export_writes_manifest_with_hashes_and_prompts(tiny):
     _, bundle = tiny
     from describe_screen.vlm import read_manifest
-    from describe_screen.vlm.bundle import sha256_of
+    from describe_screen.vlm.manifest import sha256_of
 
     manifest = read_manifest(bundle)
     assert manifest["family"] == "smolvlm" and manifest["precisions"] == ["fp32", "int8"]

@@ -231,7 +231,7 @@ def test_fp16_variant_runs_with_float32_inputs_and_agrees(tiny, tmp_path):
     import shutil
 
     from describe_screen.export.common import make_variants
-    from describe_screen.vlm.bundle import MANIFEST, write_manifest
+    from describe_screen.vlm.manifest import MANIFEST, write_manifest
 
     bundle = Path(shutil.copytree(tiny[1], tmp_path / "tiny-smolvlm"))
     make_variants(bundle, ("vision_encoder.onnx", "decoder_model_merged.onnx"), ["fp32", "fp16"])

@@ -14,7 +14,7 @@ from tiny import tiny_smolvlm_bundle
 
 from describe_screen.errors import UserError
 from describe_screen.vlm import CAPTION_BRIEF, Request, RuntimeOptions, load_model
-from describe_screen.vlm.bundle import MANIFEST, STAMP, check_bundle, write_manifest
+from describe_screen.vlm.manifest import MANIFEST, STAMP, check_bundle, write_manifest
 from describe_screen.vlm.onnx import BoundRunner, create_session
 
 FIX = "Remove it with: describe-screen models remove tiny-smolvlm."  # not a catalogued model: no install

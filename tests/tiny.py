@@ -136,7 +136,7 @@ def published_bundle(exported: Path, out: Path, float32_inputs: dict[str, list[s
     import shutil
 
     from describe_screen.export.common import make_variants
-    from describe_screen.vlm.bundle import MANIFEST, PRECISIONS, write_manifest
+    from describe_screen.vlm.manifest import MANIFEST, PRECISIONS, write_manifest
 
     out.mkdir(parents=True)
     manifest = json.loads((exported / MANIFEST).read_text())

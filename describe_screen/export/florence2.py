@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_screen.export import common
-from describe_screen.vlm import bundle
 from describe_screen.vlm.florence2 import DECODER, EMBED, ENCODER, GRAPHS, VISION, Preprocess
+from describe_screen.vlm.manifest import copy_support_files, publish, read_json, staging_dir
 
 if TYPE_CHECKING:
     import onnx
@@ -44,15 +44,15 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
 
     src = common.resolve_source(manifest, source)
     model = Florence2ForConditionalGeneration.from_pretrained(src, dtype=torch.float32, attn_implementation="eager")
-    staging = bundle.staging_dir(out_dir)
-    size = Preprocess.read(lambda name, required: bundle.read_json(src / name, required), src).height
+    staging = staging_dir(out_dir)
+    size = Preprocess.read(lambda name, required: read_json(src / name, required), src).height
     paths = export_graphs(model, staging, int(manifest.export.get("opset", OPSET)), size)
     for path in paths:
         common.check_onnx(path)
-    bundle.copy_support_files(src, staging)
+    copy_support_files(src, staging)
     # The token embedding is a Gather, which int8/fp16 MatMul rewriting would not change: one file serves all.
     common.make_variants(staging, [graph.file for graph in GRAPHS if graph != EMBED], precisions)
-    return bundle.publish(staging, out_dir, {**manifest.bundle_info(),
+    return publish(staging, out_dir, {**manifest.bundle_info(),
                                              "num_layers": model.config.text_config.decoder_layers}, precisions)
 
 

@@ -626,15 +626,15 @@ def write_repo(source: Path, out_dir: Path, precisions: list[str]) -> Path:
 def install_repo(repo: Path, out_dir: Path, info: dict[str, Any], precisions: list[str]) -> Path:
     """A bundle of `precisions` from a repo folder, stored as `models install` stores the published files:
     flat, the graphs and their data files next to the settings files, with manifest.json."""
-    from describe_screen.vlm import bundle
+    from describe_screen.vlm.manifest import copy_support_files, publish, staging_dir
 
-    staging = bundle.staging_dir(out_dir)
+    staging = staging_dir(out_dir)
     for precision in precisions:
         for graph in GRAPHS:
             for path in (repo / "onnx").glob(file_name(graph, precision) + "*"):
                 shutil.copyfile(path, staging / path.name)
-    bundle.copy_support_files(repo, staging, ROOT_FILES)
-    return bundle.publish(staging, out_dir, info, precisions)
+    copy_support_files(repo, staging, ROOT_FILES)
+    return publish(staging, out_dir, info, precisions)
 
 
 def weight_sets(precisions: list[str]) -> list[str]:

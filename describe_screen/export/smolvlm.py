@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from describe_screen.export import common
 from describe_screen.vlm import bundle
+from describe_screen.vlm.manifest import copy_support_files, publish, staging_dir
 from describe_screen.vlm.smolvlm import DECODER, EMBED, VISION, cache_names
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
     src = common.resolve_source(manifest, source)
     model = AutoModelForImageTextToText.from_pretrained(src, dtype=torch.float32, attn_implementation="eager")
     model.eval()
-    staging = bundle.staging_dir(out_dir)
+    staging = staging_dir(out_dir)
     opset = int(manifest.export.get("opset", OPSET))
     with torch.no_grad():
         export_vision(model, staging / VISION.file, opset)
@@ -44,14 +45,14 @@ def export(manifest: ModelManifest, out_dir: Path, precisions: list[str], source
         export_decoder(model, staging / DECODER.file, opset)
     for graph in (VISION, EMBED, DECODER):
         common.check_onnx(staging / graph.file)
-    bundle.copy_support_files(src, staging)
+    copy_support_files(src, staging)
     common.make_variants(staging, (VISION.file, DECODER.file), precisions, {DECODER.file: ["inputs_embeds"]})
     # The token embedding is a lookup table, which MatMul rewriting leaves alone: the fp32 file serves the
     # float weight sets, and the integer ones get the table in int8 as the published int8 files have it
     # (114 -> 28 MB for SmolVLM-256M, the largest saving of memory in a bundle).
     for precision in {"int8", "q4"} & set(precisions):
         common.quantize_int8(staging / EMBED.file, staging / bundle.variant_name(EMBED.file, precision), ("Gather",))
-    return bundle.publish(staging, out_dir, manifest.bundle_info(), precisions)
+    return publish(staging, out_dir, manifest.bundle_info(), precisions)
 
 
 def _vision_wrapper(model):

@@ -148,8 +148,8 @@ FAMILIES: dict[str, Callable[[Bundle], VisionLanguageModel]] = {"smolvlm": _smol
 
 
 def read_manifest(bundle: Path) -> dict:
-    """manifest.json of a bundle folder, checked (see bundle.read_manifest)."""
-    from describe_screen.vlm.bundle import read_manifest
+    """manifest.json of a bundle folder, checked (see manifest.read_manifest)."""
+    from describe_screen.vlm.manifest import read_manifest
 
     return read_manifest(bundle)
 

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 from describe_screen.errors import UserError
 from describe_screen.i18n import _
 from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, OCR, Request, onnx
-from describe_screen.vlm.bundle import Graph, repair_fix
+from describe_screen.vlm.bundle import Graph
 from describe_screen.vlm.decoding import Limits, Rules, Step, greedy, stream_text, teacher_forced
+from describe_screen.vlm.manifest import repair_fix
 
 if TYPE_CHECKING:
     from pathlib import Path
