@@ -219,7 +219,8 @@ class TextRecognizer:
                     continue
                 elif quad is None:
                     text = _bitmap_letters(grey, box, text, places)
-                # the caron of a ť is looked for in a level line's own pixels, where the bundled recogniser read it
+                # a lost caron (ť ď ľ Ľ read plain) is looked for in a level line's own pixels, where the bundled
+                # recogniser read it
                 level = quad is None and not other
                 text = scripts.carons(text.strip(), partial(_caron_strokes, grey, box, places=places) if level else str)
                 if text and score >= self._min_score:
@@ -385,7 +386,7 @@ def _bitmap_letters(grey: np.ndarray, box: Box, text: str, places: Any) -> str:
 
 
 def _caron_strokes(grey: np.ndarray, box: Box, text: str, places: Any) -> str:
-    """The recognised text of a Czech or Slovak line with each ť read as a plain t put back (see glyphs)."""
+    """The recognised text of a Czech or Slovak line with each ť ď ľ Ľ read as a plain letter put back (see glyphs)."""
     from describe_screen import glyphs
 
     x0, y0, x1, y1 = box

@@ -16,7 +16,7 @@ of its letters (no ă ơ ư ĩ ũ). So `Alphabets` tells such lines, and they ar
 
 Czech and Slovak ď ť ľ are drawn by fonts such as DejaVu Sans with the caron as an apostrophe-like stroke after
 the letter, and are recognised as d’ t’ l’ (or d t l), though the character list has them; `carons` puts the
-caron back (see there), and finds the stroke of a ť read as a plain t in the line's pixels (glyphs.carons).
+caron back (see there), and finds the stroke of one read as a plain t d l L in the line's pixels (glyphs.carons).
 
 RapidOCR publishes PP-OCRv5 recognisers per script as ONNX files with their character list inside (model
 metadata "character"); rapidocr's own model table (default_models.yaml, release v3.10.0) gives each file's
