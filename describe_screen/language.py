@@ -60,8 +60,10 @@ def spoken_name(code: str) -> str:
         return code
 
 
+@functools.lru_cache(maxsize=1024)
 def text_language(text: str) -> str:
-    """The language `text` is written in, as an ISO 639-1 code, or "" where it cannot be told."""
+    """The language `text` is written in, as an ISO 639-1 code, or "" where it cannot be told. Remembered per
+    text: the text reader asks it of a line twice (scripts.Alphabets.garbled, then scripts.carons)."""
     letters = sum(c.isalpha() for c in text)
     if letters < MIN_LETTERS or len(text.split()) < MIN_WORDS:
         return ""
