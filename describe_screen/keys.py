@@ -94,8 +94,7 @@ def spoken_key(name: str, aliases: Mapping[str, str] | None = None) -> str:
 
 def spoken_hotkey(combo: str) -> str:
     """'<ctrl>+<alt>+d' -> 'Control Alt D', the way a person says it."""
-    return " ".join(spoken_key(p) if len(p) == 1 or p in SPOKEN_KEYS else p.capitalize()
-                    for p in (p.strip("<>") for p in combo.split("+")))
+    return " ".join(spoken_key(part.strip("<>").capitalize()) for part in combo.split("+"))
 
 
 # Each action by its name for people, in the English msgid the setting's own words (hotkeys.<action>), so an
