@@ -13,7 +13,8 @@
  * onnxruntime from 1.17 on loads us; our OrtCustomOp says version 17 as well, and fills the fields ORT reads
  * for it: up to GetStartVersion/GetEndVersion (NULL: since opset 1 of our domain).
  */
-#define _POSIX_C_SOURCE 200809L
+#define _POSIX_C_SOURCE 200809L  /* sysconf */
+#define _DARWIN_C_SOURCE          /* macOS hides _SC_NPROCESSORS_ONLN under strict POSIX */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
