@@ -33,6 +33,8 @@ def test_wheel_installed_in_a_fresh_venv_lists_every_manifest(tmp_path: Path) ->
     expected = {f"describe_screen/manifests/{p.name}" for p in (ROOT / "models").glob("*.toml")}
     assert expected and expected <= set(names)
     assert "describe_screen/data/probe.onnx" in names
+    native = {f"describe_screen/vlm/native/{p.name}" for p in (ROOT / "describe_screen/vlm/native").iterdir()}
+    assert {"describe_screen/vlm/native/ort_op.c", "describe_screen/vlm/native/q4.h"} <= native <= set(names)
     catalog = "describe_screen/locale/{}/LC_MESSAGES/describe_screen.po"  # the messages, read from it at run time
     assert {catalog.format(code) for code in ("de", "fr", "es", "pt", "it")} <= set(names)
 
