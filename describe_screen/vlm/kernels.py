@@ -7,6 +7,7 @@ platform. Without a compiler describe-screen still works (onnxruntime's own oper
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -32,35 +33,54 @@ def unavailable() -> str | None:
     return _reason[0] if _reason else None
 
 
-def library() -> Path | None:
+def library(build: bool = True) -> Path | None:
     """The compiled kernel library for `SessionOptions.register_custom_ops_library`, building it when this
-    source and compiler have none yet; None when it cannot be had (no compiler, a failed build)."""
+    source and compiler have none yet (unless not `build`); None when it cannot be had (no compiler, a failed
+    build, or not built yet)."""
     _reason.clear()
     compiler = next(filter(None, map(shutil.which, COMPILERS)), None)
     if compiler is None:
         _reason.append(_("No C compiler (cc or gcc) is installed, so the fast 4-bit kernel cannot be built."))
         return None
     try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60,
-                                 check=True).stdout
-        return _build(compiler, version)
+        target = _target(compiler, _version(compiler))
+        if target.is_file() or not build:
+            return target if target.is_file() else None
+        return _build(compiler, target)
     except (OSError, subprocess.SubprocessError) as error:
         _reason.append(_("The fast 4-bit kernel could not be built: {error}", error=_said(error)))
         return None
 
 
-def _build(compiler: str, version: str) -> Path:
-    """The library for these sources, flags and compiler version: reused when the cache has it, else compiled
-    to a temporary name and renamed into place, so no process ever loads half a file."""
+def isa(path: Path) -> str:
+    """The instruction set the library's kernel uses on this CPU ("avx512vnni", or "scalar": too slow to use)."""
+    import ctypes
+
+    function = ctypes.CDLL(str(path)).ds_q4_isa
+    function.restype = ctypes.c_char_p
+    return function().decode()
+
+
+@functools.cache
+def _version(compiler: str) -> str:
+    """The compiler's --version text (asked once a process: sessions are opened several times a load)."""
+    return subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def _target(compiler: str, version: str) -> Path:
+    """Where the library for these sources, flags and compiler version is kept."""
     from platformdirs import user_cache_path
 
     digest = hashlib.sha256("\0".join([version, *FLAGS, *LIBRARIES]).encode())
     for name in (*SOURCES, *HEADERS):
         digest.update(name.encode() + b"\0" + (NATIVE / name).read_bytes())
     folder = user_cache_path("describe-screen") / "kernels"
-    target = folder / f"describe_screen_kernels-{digest.hexdigest()[:20]}{'.dll' if os.name == 'nt' else '.so'}"
-    if target.is_file():
-        return target
+    return folder / f"describe_screen_kernels-{digest.hexdigest()[:20]}{'.dll' if os.name == 'nt' else '.so'}"
+
+
+def _build(compiler: str, target: Path) -> Path:
+    """Compile the library to a temporary name and rename it into place, so no process ever loads half a file."""
+    folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=folder)
     os.close(handle)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
 from describe_screen.i18n import _
+from describe_screen.vlm import kernels
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,6 +57,8 @@ def session_options(threads: int = 0) -> ort.SessionOptions:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # warnings about unused CUDA libraries would only confuse users
+    if library := kernels.library(build=False):  # our operators, for the copies made with them (cpu_graph)
+        options.register_custom_ops_library(str(library))
     return options
 
 
@@ -300,6 +303,8 @@ def save_copy(model: onnx.ModelProto, source: Path, target: Path) -> list[Path]:
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         entry = next(e for e in tensor.external_data if e.key == "location")
+        if entry.value == f"{target.name}.data":  # the copy's own weights, written beside it by a rewrite
+            continue
         if entry.value not in placed:
             relative = Path(entry.value)
             if relative.is_absolute() or len(relative.parts) != 1:  # the published layout: beside the graph

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+    import onnx
 
 BLOCK = 32
 GROUP = 16  # columns per group: one 512-bit register of int32 sums
@@ -31,3 +33,81 @@ def pack(b: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, n: int, k:
         nibbles = np.stack([row & 15, row >> 4], axis=-1).reshape(n, -1)[:, :blocks]
         z = np.ascontiguousarray(nibbles.reshape(groups, GROUP, blocks).transpose(0, 2, 1), np.uint8)
     return w, s, z
+
+
+DOMAIN = "describe_screen"  # our custom operators' domain (native/ort_op.c registers Q4MatMul in it)
+ALIGN = 64
+
+
+def own_products(model: onnx.ModelProto, folder: Path, side: Path) -> int:
+    """Make each 4-bit block-32 MatMulNBits of `model` (loaded without its weights from `folder`) our Q4MatMul,
+    its weights packed into `side` (a new file beside the copy; the published ones are read, never changed).
+    Nodes our kernel cannot take (other bits or block sizes, a bias or g_idx, widths off its grid, weights
+    computed in the graph) stay as they are. The number of nodes changed."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    initializers = {i.name: i for i in model.graph.initializer}
+    changed, offset = [], 0
+    with side.open("wb") as out:
+        for node in [n for n in model.graph.node if n.op_type == "MatMulNBits" and n.domain == "com.microsoft"]:
+            attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            k, n = attributes["K"], attributes["N"]
+            inputs = [name for name in node.input]
+            if (attributes.get("bits", 4) != 4 or attributes.get("block_size") != BLOCK or k % BLOCK or n % GROUP
+                    or any(inputs[4:]) or not all(name in initializers for name in inputs[1:])
+                    or initializers[inputs[1]].data_type != onnx.TensorProto.UINT8
+                    or initializers[inputs[2]].data_type != onnx.TensorProto.FLOAT
+                    or (len(inputs) > 3 and inputs[3] and initializers[inputs[3]].data_type != onnx.TensorProto.UINT8)):
+                continue
+            arrays = [_values(initializers[name], folder) for name in inputs[1:4] if name]
+            packed = pack(arrays[0], arrays[1], arrays[2] if len(arrays) > 2 else None, n, k)
+            names = []
+            for suffix, array in zip(("w", "s", "z"), packed, strict=True):
+                tensor = onnx.TensorProto(name=f"{node.name or node.output[0]}/q4.{suffix}", dims=array.shape,
+                                          data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
+                out.write(bytes(-offset % ALIGN))
+                offset += -offset % ALIGN
+                out.write(np.ascontiguousarray(array).tobytes())
+                for key, value in (("location", side.name), ("offset", offset), ("length", array.nbytes)):
+                    tensor.external_data.add(key=key, value=str(value))
+                tensor.data_location = onnx.TensorProto.EXTERNAL
+                offset += array.nbytes
+                model.graph.initializer.append(tensor)
+                names.append(tensor.name)
+            own = helper.make_node("Q4MatMul", [inputs[0], *names], list(node.output), name=node.name, domain=DOMAIN,
+                                   K=k, N=n)
+            node.CopyFrom(own)
+            changed.append(node)
+    if not changed:
+        side.unlink()
+        return 0
+    used = {name for node in model.graph.node for name in node.input}
+    kept = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    if DOMAIN not in {o.domain for o in model.opset_import}:
+        model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
+    return len(changed)
+
+
+def _values(tensor: onnx.TensorProto, folder: Path) -> np.ndarray:
+    """A weight's values, read from its file in `folder` when it is stored outside the graph (onnx's own reader
+    refuses a weights file with two hard links, as the bundle's copies have: onnx.save_copy)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    if tensor.data_location != onnx.TensorProto.EXTERNAL:
+        return numpy_helper.to_array(tensor)
+    where = {entry.key: entry.value for entry in tensor.external_data}
+    location = Path(where["location"])
+    if location.is_absolute() or ".." in location.parts:
+        raise ValueError(f"{tensor.name}'s weights are outside the model's folder: {location}")
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
+    count = int(np.prod(tensor.dims, dtype=np.int64))
+    values = np.fromfile(folder / location, dtype, count, offset=int(where.get("offset", 0)))
+    if values.size != count:
+        raise ValueError(f"{tensor.name}'s weights file {location} is shorter than the graph says")
+    return values.reshape(tuple(tensor.dims))

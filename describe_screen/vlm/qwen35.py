@@ -37,7 +37,6 @@ from describe_screen.vlm.bundle import ChatModel, Graph
 from describe_screen.vlm.decoding import Limits, greedy, token_list
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
     import numpy as np
     from PIL.Image import Image
@@ -49,8 +48,8 @@ VISION = Graph("vision_encoder.onnx", ("pixel_values", "image_grid_thw"), ("imag
 EMBED = Graph("embed_tokens.onnx", ("input_ids",), ("inputs_embeds",))
 DECODER = Graph("decoder_model_merged.onnx", ("inputs_embeds", "attention_mask", "position_ids"), ("logits",),
                 cache=STATES, optional=("num_logits_to_keep",))
-# Derived on the CPU from q4 files: copies whose 4-bit weights multiply in int8 (onnx.int8_products); the
-# decoder's also runs its gated norms as whole-tensor operators, bit for bit the same (cpu_graph).
+# Derived on the CPU from q4 files (cpu_graph): copies whose 4-bit weights multiply in int8, in our own kernel
+# where this computer can build it; the decoder's also runs its gated norms as whole-tensor operators.
 INT8_VISION = Graph("int8_products.onnx", VISION.inputs, VISION.outputs)
 INT8_DECODER = Graph("int8_decoder.onnx", DECODER.inputs, DECODER.outputs, cache=STATES, optional=DECODER.optional)
 CONFIG = "config.json"
@@ -292,18 +291,18 @@ class Qwen35(ChatModel):
 
     # -- sessions
     def vision(self) -> onnx.BoundRunner:
-        """The vision encoder: on the CPU, a q4 file's copy with int8 products when one can be made."""
-        return self._cpu_copy(INT8_VISION, VISION, onnx.int8_products) or self.bundle.runner(VISION)
+        """The vision encoder: on the CPU, a q4 file's copy with int8 products (ours where we have them: cpu_graph)
+        when one can be made."""
+        return self._cpu_copy(INT8_VISION, VISION) or self.bundle.runner(VISION)
 
     def decoder(self) -> onnx.BoundRunner:
         """The decoder: on the CPU, a q4 file's copy with int8 products and whole-tensor gated norms
         (cpu_graph) when one can be made."""
-        return self._cpu_copy(INT8_DECODER, DECODER, cpu_graph.derive, cpu_graph.RECIPE) or self.bundle.runner(DECODER)
+        return self._cpu_copy(INT8_DECODER, DECODER) or self.bundle.runner(DECODER)
 
-    def _cpu_copy(self, derived: Graph, source: Graph, make: Callable[[Path, Path], bool],
-                  recipe: int = 1) -> onnx.BoundRunner | None:
+    def _cpu_copy(self, derived: Graph, source: Graph) -> onnx.BoundRunner | None:
         if self.options.fused and self.bundle.provider == "cpu" and self.bundle.precision == "q4":
-            return self.bundle.derived_runner(derived, source, make, recipe)
+            return self.bundle.derived_runner(derived, source, cpu_graph.derive, cpu_graph.recipe())
         return None
 
     def empty_state(self) -> State:
