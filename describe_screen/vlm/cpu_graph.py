@@ -34,7 +34,7 @@ from describe_screen.vlm import onnx as sessions
 if TYPE_CHECKING:
     import onnx
 
-RECIPE = 3  # raise when derive() changes: copies made by an older version are then made again
+RECIPE = 4  # raise when derive() changes: copies made by an older version are then made again
 OWN_KERNEL = 1000  # added to the recipe when our kernel is used, so gaining or losing it makes the copy again
 MS = "com.microsoft"
 

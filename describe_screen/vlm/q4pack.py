@@ -42,22 +42,25 @@ ALIGN = 64
 def own_products(model: onnx.ModelProto, folder: Path, side: Path) -> int:
     """Make each 4-bit block-32 MatMulNBits of `model` (loaded without its weights from `folder`) our Q4MatMul,
     its weights packed into `side` (a new file beside the copy; the published ones are read, never changed).
-    Nodes our kernel cannot take (other bits or block sizes, a bias or g_idx, widths off its grid, weights
-    computed in the graph) stay as they are. The number of nodes changed."""
+    A bias becomes an Add after it. Nodes our kernel cannot take (other bits or block sizes, g_idx, widths off
+    its grid, weights computed in the graph) stay as they are. The number of nodes changed."""
     import numpy as np
     import onnx
     from onnx import helper
 
     initializers = {i.name: i for i in model.graph.initializer}
-    changed, offset = [], 0
+    changed, offset, added = [], 0, {}
     with side.open("wb") as out:
-        for node in [n for n in model.graph.node if n.op_type == "MatMulNBits" and n.domain == "com.microsoft"]:
+        for index, node in enumerate(model.graph.node):
+            if node.op_type != "MatMulNBits" or node.domain != "com.microsoft":
+                continue
             attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             k, n = attributes["K"], attributes["N"]
-            inputs = [name for name in node.input]
+            inputs = list(node.input)
             if (attributes.get("bits", 4) != 4 or attributes.get("block_size") != BLOCK or k % BLOCK or n % GROUP
-                    or any(inputs[4:]) or not all(name in initializers for name in inputs[1:])
+                    or any(inputs[4:5]) or not all(name in initializers for name in inputs[1:4] if name)
                     or initializers[inputs[1]].data_type != onnx.TensorProto.UINT8
+                    or tuple(initializers[inputs[1]].dims) != (n, k // BLOCK, BLOCK // 2)
                     or initializers[inputs[2]].data_type != onnx.TensorProto.FLOAT
                     or (len(inputs) > 3 and inputs[3] and initializers[inputs[3]].data_type != onnx.TensorProto.UINT8)):
                 continue
@@ -76,13 +79,21 @@ def own_products(model: onnx.ModelProto, folder: Path, side: Path) -> int:
                 offset += array.nbytes
                 model.graph.initializer.append(tensor)
                 names.append(tensor.name)
-            own = helper.make_node("Q4MatMul", [inputs[0], *names], list(node.output), name=node.name, domain=DOMAIN,
-                                   K=k, N=n)
+            bias = inputs[5] if len(inputs) > 5 and inputs[5] else None
+            product = f"{node.output[0]}/unbiased" if bias else node.output[0]
+            own = helper.make_node("Q4MatMul", [inputs[0], *names], [product], name=node.name, domain=DOMAIN, K=k, N=n)
+            if bias:  # the bias as an Add after it (the vision encoder's products have one)
+                added[index] = helper.make_node("Add", [product, bias], [node.output[0]], name=f"{node.name}/bias")
             node.CopyFrom(own)
             changed.append(node)
     if not changed:
         side.unlink()
         return 0
+    if added:
+        nodes = [step for index, node in enumerate(model.graph.node) for step in (node, added.get(index))
+                 if step is not None]
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
     used = {name for node in model.graph.node for name in node.input}
     kept = [i for i in model.graph.initializer if i.name in used]
     del model.graph.initializer[:]
