@@ -5,8 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-void ds_q4_quantize(const float *a, int64_t rows, int64_t k, int8_t *qa, float *sa, int32_t *suma) {
-    for (int64_t block = 0; block < rows * k / 32; block++) {
+static void quantize_scalar(const float *a, int64_t blocks, int8_t *qa, float *sa, int32_t *suma) {
+    for (int64_t block = 0; block < blocks; block++) {
         const float *x = a + 32 * block;
         float amax = 0.0f;
         for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
@@ -133,6 +133,21 @@ AVX512VNNI static void columns_avx512vnni(const int8_t *qa, const float *sa, con
     }
 }
 
+/* The same numbers as quantize_scalar: the same products, rounded to nearest even as nearbyintf does. */
+AVX512VNNI static void quantize_avx512(const float *a, int64_t blocks, int8_t *qa, float *sa, int32_t *suma) {
+    for (int64_t block = 0; block < blocks; block++) {
+        const __m512 x0 = _mm512_loadu_ps(a + 32 * block), x1 = _mm512_loadu_ps(a + 32 * block + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        const float scale = amax / 127.0f, inverse = amax != 0.0f ? 127.0f / amax : 0.0f;
+        const __m512 by = _mm512_set1_ps(inverse);
+        const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, by)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, by));
+        _mm_storeu_si128((__m128i *)(qa + 32 * block), _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(qa + 32 * block + 16), _mm512_cvtsepi32_epi8(q1));
+        sa[block] = scale;
+        suma[block] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
 static int has_avx512vnni(void) {
     static int known = -1;  /* asked once: the CPU does not change */
     if (known < 0) {
@@ -141,6 +156,13 @@ static int has_avx512vnni(void) {
                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
     }
     return known;
+}
+
+void ds_q4_quantize(const float *a, int64_t rows, int64_t k, int8_t *qa, float *sa, int32_t *suma) {
+    if (has_avx512vnni())
+        quantize_avx512(a, rows * k / 32, qa, sa, suma);
+    else
+        quantize_scalar(a, rows * k / 32, qa, sa, suma);
 }
 
 void ds_q4_columns(const int8_t *qa, const float *sa, const int32_t *suma, int64_t rows, int64_t k,
