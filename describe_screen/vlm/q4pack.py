@@ -49,7 +49,7 @@ def own_products(model: onnx.ModelProto, folder: Path, side: Path) -> int:
     from onnx import helper
 
     initializers = {i.name: i for i in model.graph.initializer}
-    changed, offset, added = [], 0, {}
+    changed, offset, added, replaced = [], 0, {}, set()
     with side.open("wb") as out:
         for index, node in enumerate(model.graph.node):
             if node.op_type != "MatMulNBits" or node.domain != "com.microsoft":
@@ -84,6 +84,7 @@ def own_products(model: onnx.ModelProto, folder: Path, side: Path) -> int:
             own = helper.make_node("Q4MatMul", [inputs[0], *names], [product], name=node.name, domain=DOMAIN, K=k, N=n)
             if bias:  # the bias as an Add after it (the vision encoder's products have one)
                 added[index] = helper.make_node("Add", [product, bias], [node.output[0]], name=f"{node.name}/bias")
+            replaced.update(inputs[1:4])
             node.CopyFrom(own)
             changed.append(node)
     if not changed:
@@ -94,13 +95,24 @@ def own_products(model: onnx.ModelProto, folder: Path, side: Path) -> int:
                  if step is not None]
         del model.graph.node[:]
         model.graph.node.extend(nodes)
-    used = {name for node in model.graph.node for name in node.input}
-    kept = [i for i in model.graph.initializer if i.name in used]
+    used = _inputs(model.graph)
+    kept = [i for i in model.graph.initializer if i.name in used or i.name not in replaced]
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
     if DOMAIN not in {o.domain for o in model.opset_import}:
         model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
     return len(changed)
+
+
+def _inputs(graph: onnx.GraphProto) -> set[str]:
+    """Every name the nodes of `graph` and of its subgraphs (an If's branches) read."""
+    names = set()
+    for node in graph.node:
+        names.update(node.input)
+        for attribute in node.attribute:
+            for sub in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                names |= _inputs(sub)
+    return names
 
 
 def _values(tensor: onnx.TensorProto, folder: Path) -> np.ndarray:
