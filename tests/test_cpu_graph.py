@@ -294,3 +294,18 @@ def test_a_weights_file_not_beside_its_graph_gets_no_copy(tmp_path):
     with pytest.raises(ValueError, match="not beside it"):
         sessions.save_copy(model, source, tmp_path / "m.cpu.onnx")
     assert not (tmp_path / "m.cpu.onnx").exists()
+
+
+def test_doctor_says_whose_4_bit_products_the_decoder_runs(bundle, tmp_path, monkeypatch):
+    options = RuntimeOptions(provider="cpu", precision="q4")
+    assert load_model(bundle, options).decoder_in_use() == (
+        "its copy for the processor, with describe-screen's own 4-bit kernel" if cpu_graph.own_kernel() else
+        "its copy for the processor, with onnxruntime's 4-bit products, not describe-screen's faster own kernel "
+        "(This processor lacks AVX-512 VNNI, which that kernel needs)")
+    plain = shutil.copytree(bundle, tmp_path / bundle.name, ignore=shutil.ignore_patterns(".derived"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no C compiler
+    assert load_model(plain, options).decoder_in_use() == (
+        "its copy for the processor, with onnxruntime's 4-bit products, not describe-screen's faster own kernel "
+        "(No C compiler (cc or gcc) is installed, so the fast 4-bit kernel cannot be built)")
+    assert load_model(plain, RuntimeOptions(provider="cpu", precision="q4", fused=False)).decoder_in_use() == \
+        "its published decoder graph"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from describe_screen.i18n import _
+
 if TYPE_CHECKING:
     import numpy as np
     import onnx
@@ -127,10 +129,11 @@ def _values(tensor: onnx.TensorProto, folder: Path) -> np.ndarray:
     where = {entry.key: entry.value for entry in tensor.external_data}
     location = Path(where["location"])
     if location.is_absolute() or ".." in location.parts:
-        raise ValueError(f"{tensor.name}'s weights are outside the model's folder: {location}")
+        raise ValueError(_("the weights of {name} are outside the model's folder: {location}", name=tensor.name,
+                           location=location))
     dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
     count = int(np.prod(tensor.dims, dtype=np.int64))
     values = np.fromfile(folder / location, dtype, count, offset=int(where.get("offset", 0)))
     if values.size != count:
-        raise ValueError(f"{tensor.name}'s weights file {location} is shorter than the graph says")
+        raise ValueError(_("the weights file {location} is shorter than its graph says", location=location))
     return values.reshape(tuple(tensor.dims))

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from describe_screen.errors import UserError
 from describe_screen.i18n import _
-from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, cpu_graph, images, onnx, user_texts
+from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, cpu_graph, images, kernels, onnx, user_texts
 from describe_screen.vlm.bundle import ChatModel, Graph
 from describe_screen.vlm.decoding import Limits, greedy, token_list
 
@@ -299,6 +299,19 @@ class Qwen35(ChatModel):
         """The decoder: on the CPU, a q4 file's copy with int8 products and whole-tensor gated norms
         (cpu_graph) when one can be made."""
         return self._cpu_copy(INT8_DECODER, DECODER) or self.bundle.runner(DECODER)
+
+    def decoder_in_use(self) -> str:
+        """Which decoder requests run and with whose 4-bit products, and why not the fastest, for `doctor`."""
+        if not (self.options.fused and self.bundle.provider == "cpu" and self.bundle.precision == "q4"):
+            return _("its published decoder graph")
+        if self._cpu_copy(INT8_DECODER, DECODER) is None:
+            return _("its published decoder graph, because its copy for the processor could not be made: {problem}",
+                     problem=self.bundle.not_derived.get(INT8_DECODER.file, ""))
+        if cpu_graph.own_kernel():
+            return _("its copy for the processor, with describe-screen's own 4-bit kernel")
+        why = kernels.unavailable() or _("This processor lacks AVX-512 VNNI, which that kernel needs")
+        return _("its copy for the processor, with onnxruntime's 4-bit products, not describe-screen's faster own "
+                 "kernel ({why})", why=why.rstrip("."))
 
     def _cpu_copy(self, derived: Graph, source: Graph) -> onnx.BoundRunner | None:
         if self.options.fused and self.bundle.provider == "cpu" and self.bundle.precision == "q4":
