@@ -14,6 +14,8 @@ import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from describe_screen.vlm import onnx as sessions
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -75,7 +77,6 @@ class GraphWriter:
         """An initializer; large ones are appended to the external data file right away. Float weights take
         the activations' type unless `float32` (inputs an operator wants in float32 whatever it computes in)."""
         import numpy as np
-        import onnx
         from onnx import numpy_helper
 
         if self.half and array.dtype == np.float32 and not float32:
@@ -84,16 +85,7 @@ class GraphWriter:
         if array.nbytes <= INLINE_BYTES:
             self.initializers.append(numpy_helper.from_array(array, name))
             return name
-        offset = -self._data.tell() % ALIGN
-        self._data.write(b"\0" * offset)
-        start = self._data.tell()
-        self._data.write(memoryview(array).cast("B"))  # no copy of a weight that may be gigabytes
-        tensor = onnx.TensorProto(name=name, data_type=onnx.helper.np_dtype_to_tensor_dtype(array.dtype),
-                                  dims=array.shape, data_location=onnx.TensorProto.EXTERNAL)
-        for key, value in (("location", self.data_name), ("offset", str(start)), ("length", str(array.nbytes))):
-            entry = tensor.external_data.add()
-            entry.key, entry.value = key, value
-        self.initializers.append(tensor)
+        self.initializers.append(sessions.append_weight(self._data, self.data_name, name, array, ALIGN))
         return name
 
     def const(self, values: Any, dtype: str = "int64") -> str:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from describe_screen.errors import UserError
 from describe_screen.i18n import _
@@ -318,6 +318,24 @@ def save_copy(model: onnx.ModelProto, source: Path, target: Path) -> list[Path]:
         entry.value = placed[entry.value].name
     onnx.save_model(model, str(target))
     return list(placed.values())
+
+
+def append_weight(data: BinaryIO, location: str, name: str, array: np.ndarray, align: int) -> onnx.TensorProto:
+    """Write `array` at the end of the open weights file `data` (`location`, beside the graph), starting on a
+    multiple of `align` bytes, and return the initializer that reads it from there."""
+    import numpy as np
+    import onnx
+
+    array = np.ascontiguousarray(array)
+    data.write(b"\0" * (-data.tell() % align))
+    start = data.tell()
+    data.write(memoryview(array).cast("B"))  # no copy of a weight that may be gigabytes
+    tensor = onnx.TensorProto(name=name, data_type=onnx.helper.np_dtype_to_tensor_dtype(array.dtype),
+                              dims=array.shape, data_location=onnx.TensorProto.EXTERNAL)
+    for key, value in (("location", location), ("offset", str(start)), ("length", str(array.nbytes))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
 
 
 def _tensors(graph: onnx.GraphProto) -> Iterable[onnx.TensorProto]:

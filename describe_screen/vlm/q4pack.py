@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from describe_screen.i18n import _
+from describe_screen.vlm import onnx as sessions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,12 +47,11 @@ def own_products(model: onnx.ModelProto, folder: Path, side: Path) -> int:
     its weights packed into `side` (a new file beside the copy; the published ones are read, never changed).
     A bias becomes an Add after it. Nodes our kernel cannot take (other bits or block sizes, g_idx, widths off
     its grid, weights computed in the graph) stay as they are. The number of nodes changed."""
-    import numpy as np
     import onnx
     from onnx import helper
 
     initializers = {i.name: i for i in model.graph.initializer}
-    changed, offset, added, replaced = [], 0, {}, set()
+    changed, added, replaced = [], {}, set()
     with side.open("wb") as out:
         for index, node in enumerate(model.graph.node):
             if node.op_type != "MatMulNBits" or node.domain != "com.microsoft":
@@ -68,19 +68,9 @@ def own_products(model: onnx.ModelProto, folder: Path, side: Path) -> int:
                 continue
             arrays = [_values(initializers[name], folder) for name in inputs[1:4] if name]
             packed = pack(arrays[0], arrays[1], arrays[2] if len(arrays) > 2 else None, n, k)
-            names = []
-            for suffix, array in zip(("w", "s", "z"), packed, strict=True):
-                tensor = onnx.TensorProto(name=f"{node.name or node.output[0]}/q4.{suffix}", dims=array.shape,
-                                          data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
-                out.write(bytes(-offset % ALIGN))
-                offset += -offset % ALIGN
-                out.write(np.ascontiguousarray(array).tobytes())
-                for key, value in (("location", side.name), ("offset", offset), ("length", array.nbytes)):
-                    tensor.external_data.add(key=key, value=str(value))
-                tensor.data_location = onnx.TensorProto.EXTERNAL
-                offset += array.nbytes
-                model.graph.initializer.append(tensor)
-                names.append(tensor.name)
+            names = [f"{node.name or node.output[0]}/q4.{suffix}" for suffix in ("w", "s", "z")]
+            model.graph.initializer.extend(sessions.append_weight(out, side.name, name, array, ALIGN)
+                                           for name, array in zip(names, packed, strict=True))
             bias = inputs[5] if len(inputs) > 5 and inputs[5] else None
             product = f"{node.output[0]}/unbiased" if bias else node.output[0]
             own = helper.make_node("Q4MatMul", [inputs[0], *names], [product], name=node.name, domain=DOMAIN, K=k, N=n)
