@@ -51,15 +51,11 @@ def own_kernel() -> bool:
 
 def derive(source: Path, target: Path) -> bool:
     """Write the CPU copy of graph `source` to `target`; False, and nothing written, when nothing changes."""
-    import onnx
-
-    model = onnx.load(str(source), load_external_data=False)
-    changed = sessions.set_int8_products(model) + vectorised_gated_norms(model)
-    if own_kernel():
-        changed += q4pack.own_products(model, source.parent, target.with_name(f"{target.name}.data"))
-    if changed:
-        sessions.save_copy(model, source, target)
-    return bool(changed)
+    rewrites = [sessions.set_int8_products, vectorised_gated_norms]
+    if own_kernel():  # after set_int8_products: the products it cannot take keep int8 products
+        side = target.with_name(f"{target.name}.data")
+        rewrites.append(lambda model: q4pack.own_products(model, source.parent, side))
+    return sessions.rewritten_copy(source, target, *rewrites)
 
 
 def _attributes(node: onnx.NodeProto) -> dict:
