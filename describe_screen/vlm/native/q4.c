@@ -3,7 +3,6 @@
 
 #include <immintrin.h>
 #include <math.h>
-#include <stdlib.h>
 
 static void quantize_scalar(const float *a, int64_t blocks, int8_t *qa, float *sa, int32_t *suma) {
     for (int64_t block = 0; block < blocks; block++) {

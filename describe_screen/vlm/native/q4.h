@@ -21,6 +21,6 @@ void ds_q4_columns(const int8_t *qa, const float *sa, const int32_t *suma, int64
                    const uint8_t *w, const float *s, const uint8_t *z, int64_t n, int64_t g0, int64_t g1,
                    float *y);
 
-/* The instruction set ds_q4_columns uses on this CPU: "avx512vnni", "avxvnni", "avx2" or "scalar". */
+/* The instruction set ds_q4_columns uses on this CPU: "avx512vnni", or "scalar" (too slow to be chosen). */
 const char *ds_q4_isa(void);
 #endif
