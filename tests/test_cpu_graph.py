@@ -13,7 +13,17 @@ import pytest
 from PIL import Image
 from tiny_qwen import tiny_qwen_bundle
 
-from describe_screen.vlm import ASK, CAPTION_BRIEF, CAPTION_FULL, Request, RuntimeOptions, Turn, cpu_graph, load_model
+from describe_screen.vlm import (
+    ASK,
+    CAPTION_BRIEF,
+    CAPTION_FULL,
+    Request,
+    RuntimeOptions,
+    Turn,
+    cpu_graph,
+    kernels,
+    load_model,
+)
 from describe_screen.vlm import onnx as sessions
 from describe_screen.vlm.decoding import Limits, teacher_forced
 
@@ -75,9 +85,19 @@ def test_vectorised_gated_norms_compute_the_published_values_bit_for_bit(bundle,
             assert np.array_equal(mine[name], value), name
 
 
+def with_our_kernel(monkeypatch) -> None:
+    """Our products in the copies made from here on, on any processor (the scalar loop where there is no
+    AVX-512 VNNI), the library built first as own_kernel() builds it: the sessions then register it."""
+    monkeypatch.setattr(cpu_graph, "own_kernel", lambda: kernels.library() is not None)
+    assert cpu_graph.own_kernel()
+
+
 @pytest.mark.parametrize("own", [True, False], ids=["our kernel", "onnxruntime's"])
 def test_the_cpu_copy_keeps_the_published_contract_without_the_slow_forms(bundle, tmp_path, monkeypatch, own):
-    monkeypatch.setattr(cpu_graph, "own_kernel", lambda: own)
+    if own:
+        with_our_kernel(monkeypatch)
+    else:
+        monkeypatch.setattr(cpu_graph, "own_kernel", lambda: False)
     assert cpu_graph.derive(bundle / DECODER, tmp_path / "copy.onnx")
     source = onnx.load(str(bundle / DECODER), load_external_data=False).graph
     copy = onnx.load(str(tmp_path / "copy.onnx"), load_external_data=False).graph
@@ -132,7 +152,7 @@ def test_our_kernel_picks_the_tokens_onnxruntimes_picks(bundle, tmp_path, monkey
     (measured 115 of 120); a wrong layout or scale picks random tokens (about 1 in 400)."""
     monkeypatch.setattr(cpu_graph, "own_kernel", lambda: False)
     theirs = words(bundle)
-    monkeypatch.setattr(cpu_graph, "own_kernel", lambda: True)
+    with_our_kernel(monkeypatch)
     mine = shutil.copytree(bundle, tmp_path / bundle.name, ignore=shutil.ignore_patterns(".derived"))
     choices = forced_choices(mine, theirs)
     assert any(p.name.endswith(".onnx.data") for p in (mine / ".derived").iterdir())  # it ran our products
@@ -174,7 +194,7 @@ def test_the_cpu_copy_reads_the_published_weights_file_and_holds_none_of_its_own
 def test_with_our_kernel_the_copy_holds_only_the_packed_products_of_its_own(bundle, monkeypatch):
     """Our products' weights, packed, in the copy's own file; every other weight still read through the link
     to the published file; the published 4-bit weights no longer read at all."""
-    monkeypatch.setattr(cpu_graph, "own_kernel", lambda: True)
+    with_our_kernel(monkeypatch)
     words(bundle)
     copy = copy_of(bundle)
     base = copy.name.rsplit(".", 2)[0]
